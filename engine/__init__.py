@@ -1,0 +1,1 @@
+"""bl931 engine: the declarative reconciler. Never imports a UI toolkit."""

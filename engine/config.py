@@ -1,0 +1,363 @@
+"""TOML configuration → a validated, typed `Config`.
+
+Every error names the file, the key path and what was expected. Beyond types, validation
+checks the policy itself: endpoint names resolve, copies form no cycle, and no retention
+policy can ever delete a scan's last copy.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from engine.errors import ConfigError
+from engine.model import ActionKind, Level
+
+DEFAULT_LOCATIONS = (Path("bl931.toml"), Path("~/.config/bl931/config.toml"))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BeamlineConfig(_Section):
+    name: str = "9.3.1"
+
+
+class StateConfig(_Section):
+    path: Path = Path("~/.local/state/bl931/state.sqlite")
+
+
+class InventoryConfig(_Section):
+    endpoint: str = "dtn"
+    scan: Literal["file", "directory"] = "file"
+    depth: int = Field(default=1, ge=1, le=16)
+    include: tuple[str, ...] = ("**/*",)
+    exclude: tuple[str, ...] = ("**/.*", "**/*.tmp", "**/*.part")
+    quiet_seconds: float = Field(default=30, ge=0)
+    checksum: Literal["md5", "sha1", "sha256", "sha512", "blake2b"] = "md5"
+    watch: Literal["inotify", "poll", "off"] = "inotify"
+    done_marker: str | None = None
+    rescan_minutes: float = Field(default=10, gt=0)
+
+
+class EndpointConfig(_Section):
+    kind: Literal["local", "globus"]
+    path: Path | None = None
+    collection: str | None = None
+    root: str | None = None
+    tape: bool = False
+    list_timeout_seconds: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _needs_location(self) -> EndpointConfig:
+        if self.kind == "local" and self.path is None:
+            raise ValueError("a local endpoint needs `path` (the directory that holds its tree)")
+        if self.kind == "globus" and (not self.collection or not self.root):
+            raise ValueError("a globus endpoint needs `collection` (its UUID) and `root`")
+        return self
+
+
+class CopyConfig(_Section):
+    from_: str = Field(alias="from")
+    to: str
+
+
+class RetentionConfig(_Section):
+    keep_days: float = Field(ge=0)
+    delete_requires: tuple[str, ...] = ()
+    verify: Literal["size", "checksum"] = "checksum"
+
+    @property
+    def verify_level(self) -> Level:
+        return Level.parse(self.verify)
+
+
+class ApprovalConfig(_Section):
+    required_for: tuple[ActionKind, ...] = (ActionKind.DELETE,)
+
+
+class SafetyConfig(_Section):
+    max_missing_fraction: float = Field(default=0.1, gt=0, le=1)
+    max_deletes_per_pass: int = Field(default=1000, ge=0)
+    max_observation_age: float = Field(default=3600, gt=0)
+
+
+class RetryConfig(_Section):
+    base_seconds: float = Field(default=30, gt=0)
+    max_seconds: float = Field(default=3600, gt=0)
+
+
+class GlobusConfig(_Section):
+    max_items_per_task: int = Field(default=1000, ge=1)
+    max_active_tasks: int = Field(default=3, ge=1)
+    deadline_hours: float = Field(default=24, gt=0)
+    secrets_file: Path | None = None
+
+
+class CatalogConfig(_Section):
+    kind: Literal["local", "scicat", "none"] = "local"
+    path: Path = Path("~/.local/state/bl931/catalog.json")
+    required_for_delete: bool = True
+    secrets_file: Path | None = None
+    owner: str = "bl931"
+    owner_group: str = "als-9.3.1"
+    access_groups: tuple[str, ...] = ()
+    contact_email: str = "bl931@als.lbl.gov"
+    principal_investigator: str = ""
+    instrument: str = "ALS 9.3.1"
+    creation_location: str = "/ALS/9.3.1"
+    data_format: str = ""
+    keywords: tuple[str, ...] = ("ALS", "9.3.1", "tender X-ray spectroscopy")
+    path_template: str | None = None
+    source_endpoint: str | None = None
+
+
+class ServiceConfig(_Section):
+    interval_seconds: float = Field(default=60, gt=0)
+    log_format: Literal["text", "json"] = "text"
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+
+
+class Config(_Section):
+    beamline: BeamlineConfig = BeamlineConfig()
+    state: StateConfig = StateConfig()
+    inventory: InventoryConfig = InventoryConfig()
+    endpoints: dict[str, EndpointConfig]
+    copy_: tuple[CopyConfig, ...] = Field(default=(), alias="copy")
+    retention: dict[str, RetentionConfig] = {}
+    approval: ApprovalConfig = ApprovalConfig()
+    safety: SafetyConfig = SafetyConfig()
+    retry: RetryConfig = RetryConfig()
+    globus: GlobusConfig = GlobusConfig()
+    catalog: CatalogConfig = CatalogConfig()
+    service: ServiceConfig = ServiceConfig()
+    source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoint_names(cls, endpoints: dict[str, EndpointConfig]) -> dict[str, EndpointConfig]:
+        if not endpoints:
+            raise ValueError("at least one endpoint is needed")
+        return endpoints
+
+    @property
+    def copies(self) -> tuple[CopyConfig, ...]:
+        return self.copy_
+
+    @property
+    def inventory_endpoint(self) -> str:
+        return self.inventory.endpoint
+
+    def endpoint_order(self) -> list[str]:
+        """Endpoints in make-before-break order: inventory first, then copy targets in order."""
+        order = [self.inventory.endpoint]
+        for edge in self.copy_:
+            if edge.to not in order:
+                order.append(edge.to)
+        order.extend(name for name in self.endpoints if name not in order)
+        return order
+
+    def requires_approval(self, kind: ActionKind) -> bool:
+        return kind in self.approval.required_for
+
+
+def _validate_policy(config: Config) -> list[tuple[str, str]]:
+    """Cross-key checks pydantic cannot express. Returns (key path, message) pairs."""
+    problems: list[tuple[str, str]] = []
+    names = set(config.endpoints)
+
+    def known(key: str, name: str) -> bool:
+        if name not in names:
+            problems.append(
+                (key, f"unknown endpoint {name!r} (defined: {', '.join(sorted(names))})")
+            )
+            return False
+        return True
+
+    known("inventory.endpoint", config.inventory.endpoint)
+
+    sources_of: dict[str, str] = {}
+    for i, edge in enumerate(config.copy_):
+        key = f"copy[{i}]"
+        ok = known(f"{key}.from", edge.from_) & known(f"{key}.to", edge.to)
+        if not ok:
+            continue
+        if edge.from_ == edge.to:
+            problems.append((key, f"copies {edge.to!r} onto itself"))
+        elif edge.to == config.inventory.endpoint:
+            problems.append(
+                (
+                    f"{key}.to",
+                    f"{edge.to!r} is the inventory endpoint; scans are never copied into it",
+                )
+            )
+        elif edge.to in sources_of:
+            problems.append(
+                (f"{key}.to", f"{edge.to!r} already receives copies from {sources_of[edge.to]!r}")
+            )
+        else:
+            sources_of[edge.to] = edge.from_
+
+    # Every copy must be reachable from the inventory endpoint, and the copy graph acyclic.
+    for target in sources_of:
+        seen = {target}
+        node = target
+        while node in sources_of:
+            node = sources_of[node]
+            if node in seen:
+                problems.append(("copy", f"copies form a cycle through {target!r}"))
+                break
+            seen.add(node)
+        else:
+            if node != config.inventory.endpoint:
+                problems.append(
+                    (
+                        "copy",
+                        f"copies into {target!r} start at {node!r}, which never receives scans",
+                    )
+                )
+
+    holders = {config.inventory.endpoint, *sources_of}
+    for name, rule in config.retention.items():
+        key = f"retention.{name}"
+        if not known(key, name):
+            continue
+        if name not in holders:
+            problems.append((key, f"{name!r} never holds scans (no [[copy]] writes to it)"))
+        if not rule.delete_requires:
+            problems.append(
+                (
+                    f"{key}.delete_requires",
+                    "is empty: a delete here could remove a scan's last copy; name the endpoints "
+                    "that must hold a verified copy first",
+                )
+            )
+        for required in rule.delete_requires:
+            if not known(f"{key}.delete_requires", required):
+                continue
+            if required == name:
+                problems.append((f"{key}.delete_requires", f"{name!r} cannot require itself"))
+            elif required not in holders:
+                problems.append(
+                    (
+                        f"{key}.delete_requires",
+                        f"{required!r} never receives copies, so this delete could never be safe",
+                    )
+                )
+
+    # A cycle in "delete X requires a copy at Y" lets every copy go: X waits on Y, Y on X.
+    requires = {n: set(r.delete_requires) for n, r in config.retention.items()}
+    for start in requires:
+        stack, seen = [start], set()
+        while stack:
+            node = stack.pop()
+            for nxt in requires.get(node, ()):
+                if nxt == start:
+                    problems.append(
+                        (
+                            f"retention.{start}.delete_requires",
+                            f"retention rules form a cycle through {start!r}: every copy of a scan "
+                            "could be deleted",
+                        )
+                    )
+                    stack = []
+                    break
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+
+    for name, endpoint in config.endpoints.items():
+        if endpoint.kind == "globus" and endpoint.tape and name == config.inventory.endpoint:
+            problems.append((f"endpoints.{name}.tape", "the inventory endpoint cannot be tape"))
+    if config.catalog.source_endpoint is not None:
+        known("catalog.source_endpoint", config.catalog.source_endpoint)
+    return problems
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            text = str(item).rstrip("_")
+            parts.append(("." if parts else "") + text)
+    return "".join(parts)
+
+
+def _resolve(path: Path, base: Path) -> Path:
+    path = path.expanduser()
+    return path if path.is_absolute() else (base / path)
+
+
+def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
+    """Validate a config already read from TOML; relative paths are taken from `source`'s folder."""
+    where = str(source) if source is not None else "<config>"
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = _format_loc(tuple(err["loc"])) or "(top level)"
+            message = err["msg"]
+            if err["type"] == "extra_forbidden":
+                message = "unknown key (a typo? see config.example.toml)"
+            elif (
+                "input" in err
+                and err["type"] not in ("missing",)
+                and not isinstance(err["input"], dict)
+            ):
+                message += f" (got {err['input']!r})"
+            lines.append(f"{where}: {key}: {message}")
+        raise ConfigError("\n".join(lines)) from None
+    problems = _validate_policy(config)
+    if problems:
+        raise ConfigError("\n".join(f"{where}: {key}: {msg}" for key, msg in problems))
+    base = source.parent if source is not None else Path.cwd()
+    endpoints = {
+        name: ep.model_copy(update={"path": _resolve(ep.path, base)}) if ep.path else ep
+        for name, ep in config.endpoints.items()
+    }
+    return config.model_copy(
+        update={
+            "endpoints": endpoints,
+            "state": config.state.model_copy(update={"path": _resolve(config.state.path, base)}),
+            "catalog": config.catalog.model_copy(
+                update={"path": _resolve(config.catalog.path, base)}
+            ),
+            "source": source,
+        }
+    )
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Read and validate a config file (default: ./bl931.toml, then ~/.config/bl931/config.toml)."""
+    if path is None:
+        for candidate in DEFAULT_LOCATIONS:
+            if candidate.expanduser().is_file():
+                path = candidate.expanduser()
+                break
+        else:
+            raise ConfigError(
+                "no configuration found (looked for ./bl931.toml and ~/.config/bl931/config.toml); "
+                "pass --config PATH"
+            )
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError("file not found", path=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot be read: {exc.strerror}", path=str(path)) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"is not UTF-8 text (byte {exc.start})", path=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"is not valid TOML: {exc}", path=str(path)) from None
+    return parse_config(data, source=path.resolve())

@@ -1,0 +1,332 @@
+"""The values the reconciler reasons about.
+
+Everything here is a frozen dataclass or an enum: the planner takes these values and returns a
+`Plan`, with no I/O and no clock. Scan ids are POSIX paths relative to the inventory endpoint's
+root; the same relative path locates the scan's copy on every other endpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum, StrEnum
+from typing import Any
+
+
+class Level(IntEnum):
+    """How well a replica is known to match the acquisition (the verification ladder)."""
+
+    ABSENT = 0
+    PRESENT = 1  # listed, but the size differs or some files are missing
+    SIZE = 2  # every file listed with the inventory's size
+    CHECKSUM = 3  # checksums matching the acquisition were computed or verified by a transfer
+
+    @classmethod
+    def parse(cls, word: str) -> Level:
+        return cls[word.upper()]
+
+    @property
+    def word(self) -> str:
+        return self.name.lower()
+
+
+class ActionKind(StrEnum):
+    COPY = "copy"
+    DELETE = "delete"
+    REGISTER = "register"
+    UPDATE_CATALOG = "update_catalog"
+
+
+class ErrorClass(StrEnum):
+    """How a failure should be handled: retried, shown to a person, or given up on."""
+
+    TRANSIENT = "transient"
+    NEEDS_HUMAN = "needs_human"
+    TERMINAL = "terminal"
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    """One file as an endpoint lists it. `path` is relative to the endpoint root."""
+
+    path: str
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScanFile:
+    """One file of a scan as the inventory recorded it (path relative to the endpoint root)."""
+
+    path: str
+    size: int
+    mtime: float
+    checksum: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """A unit of acquisition: one file, or one directory of files.
+
+    `checksum` is the file's checksum for a file scan, and a digest over the sorted
+    (path, checksum) pairs of its files for a directory scan, so that any change to any file
+    gives the scan a new checksum (and a new version).
+    """
+
+    id: str
+    files: tuple[ScanFile, ...]
+    acquired_at: datetime
+    checksum_algorithm: str
+    checksum: str
+    version: int = 1
+    is_directory: bool = False
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @property
+    def file_count(self) -> int:
+        return len(self.files)
+
+
+def scan_digest(algorithm: str, files: tuple[ScanFile, ...] | list[ScanFile]) -> str:
+    """The checksum of a directory scan: one digest over its files' own checksums."""
+    digest = hashlib.new(algorithm)
+    for f in sorted(files, key=lambda f: f.path):
+        digest.update(f.path.encode("utf-8", "surrogateescape"))
+        digest.update(b"\0")
+        digest.update(f.checksum.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Why a replica is believed to hold the acquisition's bytes.
+
+    `signature` fingerprints the replica's listing (paths, sizes, whole-second mtimes) when the
+    evidence was taken; evidence only counts while the listing still has that signature.
+    """
+
+    level: Level
+    algorithm: str | None
+    value: str | None
+    task_id: str | None
+    verified_at: datetime
+    signature: str
+    how: str = ""  # "transfer", "copy", "rehash", "inventory"
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """A scan as observed at one endpoint in this pass."""
+
+    scan: str
+    endpoint: str
+    level: Level
+    size: int
+    files: int
+    evidence: Evidence | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointObservation:
+    """What one endpoint answered in this pass.
+
+    `ok` is False when its listing failed: every replica there is then *unknown* (not absent).
+    `previously_present` are the scans the store last saw there; `expected_absent` are those the
+    engine itself deleted, so their absence is not counted as missing.
+    """
+
+    endpoint: str
+    ok: bool
+    replicas: Mapping[str, Replica] = field(default_factory=dict)
+    error: str | None = None
+    previously_present: frozenset[str] = frozenset()
+    expected_absent: frozenset[str] = frozenset()
+
+    def level(self, scan: str) -> Level:
+        replica = self.replicas.get(scan)
+        return replica.level if replica is not None else Level.ABSENT
+
+    def missing(self) -> frozenset[str]:
+        """Scans seen here before, not deleted by the engine, and not listed now."""
+        if not self.ok:
+            return frozenset()
+        return frozenset(
+            s for s in self.previously_present - self.expected_absent if s not in self.replicas
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogView:
+    """The catalog's state for a pass: registered scans and the locations recorded for each."""
+
+    enabled: bool
+    ok: bool = True
+    error: str | None = None
+    locations: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def registered(self, scan: str) -> bool:
+        return scan in self.locations
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """An action submitted and not finished (copy tasks read from `source`)."""
+
+    action_id: str
+    kind: ActionKind
+    scan: str
+    source: str | None
+    target: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """The last failure of an action and when it may be tried again (None: not until a person acts)."""
+
+    action_id: str
+    error_class: ErrorClass
+    message: str
+    retry_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    scan: str
+    reason: str
+    placed_by: str
+    placed_at: datetime
+    expires_at: datetime | None = None
+
+
+def action_id(
+    kind: ActionKind, scan: str, checksum: str, source: str | None, target: str | None
+) -> str:
+    """A deterministic id: the same action on the same scan content has the same id in every pass."""
+    key = "\x1f".join([kind.value, scan, checksum, source or "", target or ""])
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    id: str
+    kind: ActionKind
+    scan: str
+    source: str | None
+    target: str | None
+    bytes: int
+    requires_approval: bool
+    reason: str
+    approved: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind.value,
+            "scan": self.scan,
+            "source": self.source,
+            "target": self.target,
+            "bytes": self.bytes,
+            "requires_approval": self.requires_approval,
+            "approved": self.approved,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    scan: str
+    kind: ActionKind
+    endpoint: str | None
+    reason_code: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scan": self.scan,
+            "kind": self.kind.value,
+            "endpoint": self.endpoint,
+            "reason_code": self.reason_code,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointError:
+    endpoint: str
+    message: str
+    error_class: ErrorClass = ErrorClass.TRANSIENT
+
+    def to_json(self) -> dict[str, Any]:
+        return {"endpoint": self.endpoint, "message": self.message, "class": self.error_class.value}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The difference between desired and actual placement: a value, like a Terraform plan."""
+
+    as_of: datetime
+    actions: tuple[Action, ...]
+    blocked: tuple[Blocked, ...]
+    errors: tuple[EndpointError, ...] = ()
+    in_flight: tuple[InFlight, ...] = ()
+    alerts: tuple[str, ...] = ()
+
+    FORMAT_VERSION = 1
+
+    def summary(self) -> dict[str, int]:
+        counts = {kind.value: 0 for kind in ActionKind}
+        for action in self.actions:
+            counts[action.kind.value] += 1
+        counts["blocked"] = len(self.blocked)
+        counts["awaiting_approval"] = sum(
+            1 for a in self.actions if a.requires_approval and not a.approved
+        )
+        counts["in_flight"] = len(self.in_flight)
+        return counts
+
+    @property
+    def digest(self) -> str:
+        """A digest of what the plan would do; independent of `as_of` and of errors' wording."""
+        body = json.dumps(
+            {
+                "actions": [a.to_json() for a in self.actions],
+                "blocked": [b.to_json() for b in self.blocked],
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+        return "sha256:" + hashlib.sha256(body.encode("utf-8", "surrogateescape")).hexdigest()
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.actions and not self.in_flight
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": self.FORMAT_VERSION,
+            "as_of": self.as_of.isoformat(),
+            "plan_digest": self.digest,
+            "summary": self.summary(),
+            "actions": [a.to_json() for a in self.actions],
+            "blocked": [b.to_json() for b in self.blocked],
+            "errors": [e.to_json() for e in self.errors],
+            "in_flight": [
+                {
+                    "id": f.action_id,
+                    "kind": f.kind.value,
+                    "scan": f.scan,
+                    "source": f.source,
+                    "target": f.target,
+                }
+                for f in self.in_flight
+            ],
+            "alerts": list(self.alerts),
+        }

@@ -1,0 +1,148 @@
+"""The two protocols behind which every endpoint's side effects live.
+
+`Storage` lists and stats scans on one endpoint. A failed or partial listing raises
+`EndpointUnavailable`; it never returns an empty answer for a failure (an unmounted filesystem
+and an empty one must never look alike).
+
+`Mover` submits batches of copies or deletes between endpoints and reports their progress. A
+submission id is obtained first, persisted by the caller, and then passed to `submit`; submitting
+twice with the same id must not start a second task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
+
+from engine.layout import ScanLayout
+from engine.model import ErrorClass, Evidence, FileStat, ScanFile
+
+
+def listing_signature(files: Sequence[FileStat] | Sequence[ScanFile]) -> str:
+    """Fingerprint of a replica's listing: relative paths, sizes and whole-second mtimes."""
+    digest = hashlib.sha256()
+    for f in sorted(files, key=lambda f: f.path):
+        digest.update(f"{f.path}\0{f.size}\0{int(f.mtime)}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanListing:
+    """The files of one scan as one endpoint lists them (paths relative to the endpoint root)."""
+
+    scan: str
+    files: tuple[FileStat, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @property
+    def signature(self) -> str:
+        return listing_signature(self.files)
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """Read access to one endpoint's tree."""
+
+    name: str
+
+    def list_scans(
+        self, layout: ScanLayout, wanted: Collection[str] | None = None
+    ) -> dict[str, ScanListing]:
+        """List the scans present. `wanted` (if given) are the scan ids the caller cares about;
+        a backend may list only what is needed to answer for them, and may return more.
+
+        Raises:
+            EndpointUnavailable: the tree could not be listed completely.
+        """
+        ...
+
+    def stat_scan(self, layout: ScanLayout, scan: str) -> ScanListing | None:
+        """A fresh listing of one scan (None if absent), for re-checks right before a delete."""
+        ...
+
+    def checksum_files(self, listing: ScanListing, algorithm: str) -> dict[str, str] | None:
+        """Checksums of a scan's files computed at the endpoint, or None if this backend cannot."""
+        ...
+
+
+TaskKind = Literal["copy", "delete"]
+TaskState = Literal["queued", "active", "succeeded", "failed", "lost"]
+
+
+@dataclass(frozen=True, slots=True)
+class TransferItem:
+    """One scan in a batch: its action, its files (with acquisition checksums)."""
+
+    action_id: str
+    scan: str
+    files: tuple[ScanFile, ...]
+    checksum_algorithm: str
+    recursive: bool = False  # a directory scan
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRequest:
+    kind: TaskKind
+    source: str | None  # None for deletes
+    target: str
+    items: tuple[TransferItem, ...]
+    submission_id: str
+    label: str
+    deadline: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    action_id: str
+    ok: bool
+    error: str | None = None
+    error_class: ErrorClass = ErrorClass.TRANSIENT
+    evidence: Evidence | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStatus:
+    task_id: str
+    state: TaskState
+    bytes_done: int = 0
+    bytes_total: int = 0
+    files_done: int = 0
+    files_total: int = 0
+    bytes_per_second: float = 0.0
+    error: str | None = None
+    error_class: ErrorClass = ErrorClass.TRANSIENT
+    results: tuple[ItemResult, ...] = field(default_factory=tuple)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("succeeded", "failed", "lost")
+
+
+@runtime_checkable
+class Mover(Protocol):
+    """Runs batches of copies or deletes."""
+
+    name: str
+    max_items_per_task: int
+    max_active_tasks: int
+    finishes_locally: bool  # True: the work happens in this process (drained by --once)
+
+    def new_submission_id(self) -> str:
+        """A fresh id to persist before `submit` (Globus: `get_submission_id`)."""
+        ...
+
+    def submit(self, request: TaskRequest) -> str:
+        """Start the task; idempotent on `request.submission_id`. Returns the task id."""
+        ...
+
+    def poll(self, task_id: str) -> TaskStatus:
+        """Status and progress; a task this mover no longer knows is `lost`."""
+        ...
+
+    def cancel(self, task_id: str) -> None: ...
