@@ -114,6 +114,8 @@ class CatalogConfig(_Section):
     keywords: tuple[str, ...] = ("ALS", "9.3.1", "tender X-ray spectroscopy")
     path_template: str | None = None
     source_endpoint: str | None = None
+    pid_prefix: str = "bl931"
+    timeout_seconds: float = Field(default=30, gt=0)
 
 
 class ServiceConfig(_Section):
