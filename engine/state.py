@@ -1,0 +1,1007 @@
+"""The SQLite state store: what the engine knows, did and was told.
+
+WAL journal, a busy timeout on every connection and `BEGIN IMMEDIATE` for writes, so the service
+(the one writer of engine tables) and the TUI (readers, and writer of operator decisions only)
+share the file safely. The schema is versioned with `PRAGMA user_version` and migrated forward
+on open; a store written by a newer bl931 is refused rather than misread.
+
+Tables:
+- scans, replicas (last observation), evidence (why a replica is believed verified);
+- actions (each planned action's lifecycle), tasks + task_items (batches submitted to a mover,
+  keyed by the submission id that is persisted *before* the remote call), events (the audit log);
+- approvals, holds, retries (operator decisions, written by the TUI or CLI);
+- deletions (receipts; also the absences the engine caused itself), endpoints (health),
+  heartbeat (the service's liveness, read by the TUI).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError
+from engine.model import ActionKind, ErrorClass, Evidence, Failure, Hold, Level, Scan, ScanFile
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: initial schema
+    """
+    CREATE TABLE scans(
+        id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        checksum_algorithm TEXT NOT NULL,
+        checksum TEXT NOT NULL,
+        is_directory INTEGER NOT NULL,
+        acquired_at TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        file_count INTEGER NOT NULL,
+        files TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE replicas(
+        scan TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        level INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        files INTEGER NOT NULL,
+        signature TEXT NOT NULL,
+        observed_at TEXT NOT NULL,
+        PRIMARY KEY(scan, endpoint)
+    ) WITHOUT ROWID;
+    CREATE INDEX replicas_endpoint ON replicas(endpoint);
+    CREATE TABLE evidence(
+        scan TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        level INTEGER NOT NULL,
+        algorithm TEXT,
+        value TEXT,
+        task_id TEXT,
+        signature TEXT NOT NULL,
+        how TEXT NOT NULL,
+        verified_at TEXT NOT NULL,
+        PRIMARY KEY(scan, endpoint)
+    ) WITHOUT ROWID;
+    CREATE TABLE actions(
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        scan TEXT NOT NULL,
+        source TEXT,
+        target TEXT,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        requires_approval INTEGER NOT NULL DEFAULT 0,
+        reason TEXT NOT NULL DEFAULT '',
+        submission_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error_class TEXT,
+        error TEXT,
+        retry_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX actions_status ON actions(status);
+    CREATE INDEX actions_scan ON actions(scan);
+    CREATE TABLE tasks(
+        submission_id TEXT PRIMARY KEY,
+        task_id TEXT,
+        mover TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        source TEXT,
+        target TEXT NOT NULL,
+        label TEXT NOT NULL,
+        status TEXT NOT NULL,
+        bytes_total INTEGER NOT NULL DEFAULT 0,
+        bytes_done INTEGER NOT NULL DEFAULT 0,
+        files_total INTEGER NOT NULL DEFAULT 0,
+        files_done INTEGER NOT NULL DEFAULT 0,
+        rate REAL NOT NULL DEFAULT 0,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX tasks_status ON tasks(status);
+    CREATE TABLE task_items(
+        submission_id TEXT NOT NULL,
+        action_id TEXT NOT NULL,
+        scan TEXT NOT NULL,
+        PRIMARY KEY(submission_id, action_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX task_items_action ON task_items(action_id);
+    CREATE TABLE events(
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        level TEXT NOT NULL DEFAULT 'info',
+        kind TEXT NOT NULL,
+        scan TEXT,
+        action_id TEXT,
+        message TEXT NOT NULL,
+        data TEXT
+    );
+    CREATE INDEX events_scan ON events(scan);
+    CREATE INDEX events_action ON events(action_id);
+    CREATE TABLE approvals(
+        action_id TEXT PRIMARY KEY,
+        decision TEXT NOT NULL CHECK (decision IN ('approve', 'reject')),
+        decided_by TEXT NOT NULL,
+        decided_at TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE holds(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        scan TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        placed_by TEXT NOT NULL,
+        placed_at TEXT NOT NULL,
+        expires_at TEXT,
+        lifted_by TEXT,
+        lifted_at TEXT
+    );
+    CREATE INDEX holds_scan ON holds(scan);
+    CREATE TABLE retries(
+        action_id TEXT PRIMARY KEY,
+        requested_by TEXT NOT NULL,
+        requested_at TEXT NOT NULL
+    );
+    CREATE TABLE deletions(
+        scan TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        action_id TEXT NOT NULL,
+        task_id TEXT,
+        deleted_at TEXT NOT NULL,
+        receipt TEXT NOT NULL,
+        PRIMARY KEY(scan, endpoint, action_id)
+    );
+    CREATE TABLE endpoints(
+        name TEXT PRIMARY KEY,
+        last_ok_at TEXT,
+        last_error TEXT,
+        last_error_at TEXT,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE heartbeat(
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        pid INTEGER,
+        host TEXT,
+        mode TEXT,
+        beat_at TEXT,
+        pass_started_at TEXT,
+        pass_finished_at TEXT,
+        last_ok_pass_at TEXT,
+        summary TEXT
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# Action statuses. `planned` rows are the current plan's actions (rewritten each pass);
+# `submitted` are in flight; `succeeded`/`failed` are history; `failed` with a retry_at is retried.
+PLANNED, SUBMITTED, SUCCEEDED, FAILED = "planned", "submitted", "succeeded", "failed"
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def parse_time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _scan_from_row(row: sqlite3.Row) -> Scan:
+    files = tuple(ScanFile(p, s, m, c) for p, s, m, c in json.loads(row["files"]))
+    return Scan(
+        id=row["id"],
+        files=files,
+        acquired_at=datetime.fromisoformat(row["acquired_at"]),
+        checksum_algorithm=row["checksum_algorithm"],
+        checksum=row["checksum"],
+        version=row["version"],
+        is_directory=bool(row["is_directory"]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaRow:
+    level: Level
+    size: int
+    files: int
+    signature: str
+    observed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    submission_id: str
+    task_id: str | None
+    mover: str
+    kind: str
+    source: str | None
+    target: str
+    label: str
+    status: str
+    action_ids: tuple[str, ...]
+    bytes_total: int = 0
+    bytes_done: int = 0
+    files_total: int = 0
+    files_done: int = 0
+    rate: float = 0.0
+    error: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRow:
+    id: str
+    kind: ActionKind
+    scan: str
+    source: str | None
+    target: str | None
+    bytes: int
+    status: str
+    requires_approval: bool
+    reason: str
+    submission_id: str | None
+    attempts: int
+    error_class: ErrorClass | None
+    error: str | None
+    retry_at: datetime | None
+    updated_at: datetime
+
+
+def _action_from_row(row: sqlite3.Row) -> ActionRow:
+    return ActionRow(
+        id=row["id"],
+        kind=ActionKind(row["kind"]),
+        scan=row["scan"],
+        source=row["source"],
+        target=row["target"],
+        bytes=row["bytes"],
+        status=row["status"],
+        requires_approval=bool(row["requires_approval"]),
+        reason=row["reason"],
+        submission_id=row["submission_id"],
+        attempts=row["attempts"],
+        error_class=ErrorClass(row["error_class"]) if row["error_class"] else None,
+        error=row["error"],
+        retry_at=parse_time(row["retry_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+    )
+
+
+class StateStore:
+    """One SQLite file; a connection per thread."""
+
+    def __init__(self, path: Path, *, readonly: bool = False, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self.timeout = timeout
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        if readonly:
+            if not self.path.exists():
+                raise ConfigError("state store does not exist yet", path=str(self.path))
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    # ---- connections ---------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self.readonly:
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                conn = sqlite3.connect(
+                    uri,
+                    uri=True,
+                    timeout=self.timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            else:
+                conn = sqlite3.connect(
+                    self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+                )
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            if not self.readonly:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (`BEGIN IMMEDIATE`: takes the write lock up front)."""
+        conn = self._conn()
+        if conn.in_transaction:
+            yield conn
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        conn = self._conn()
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        if current > SCHEMA_VERSION:
+            raise ConfigError(
+                f"state store has schema {current}, newer than this bl931 understands "
+                f"({SCHEMA_VERSION}); upgrade bl931",
+                path=str(self.path),
+            )
+        if current == SCHEMA_VERSION or self.readonly:
+            return
+        for version in range(current, SCHEMA_VERSION):
+            try:
+                conn.executescript(
+                    "BEGIN IMMEDIATE;"
+                    + MIGRATIONS[version]
+                    + f";PRAGMA user_version = {version + 1}; COMMIT;"
+                )
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            log.info("state store migrated to schema %d", version + 1)
+
+    def integrity_check(self) -> str:
+        return str(self._conn().execute("PRAGMA integrity_check").fetchone()[0])
+
+    # ---- scans ---------------------------------------------------------------------------
+    def load_scans(self) -> dict[str, Scan]:
+        rows = self._conn().execute("SELECT * FROM scans").fetchall()
+        return {row["id"]: _scan_from_row(row) for row in rows}
+
+    def get_scan(self, scan_id: str) -> Scan | None:
+        row = self._conn().execute("SELECT * FROM scans WHERE id = ?", (scan_id,)).fetchone()
+        return _scan_from_row(row) if row else None
+
+    def count_scans(self) -> int:
+        return int(self._conn().execute("SELECT count(*) FROM scans").fetchone()[0])
+
+    def upsert_scans(self, scans: Iterable[Scan], now: datetime) -> int:
+        rows = [
+            (
+                s.id,
+                s.version,
+                s.checksum_algorithm,
+                s.checksum,
+                int(s.is_directory),
+                iso(s.acquired_at),
+                s.size,
+                s.file_count,
+                json.dumps(
+                    [[f.path, f.size, f.mtime, f.checksum] for f in s.files], ensure_ascii=False
+                ),
+                iso(now),
+                iso(now),
+            )
+            for s in scans
+        ]
+        if not rows:
+            return 0
+        with self.transaction() as conn:
+            conn.executemany(
+                """INSERT INTO scans VALUES (?,?,?,?,?,?,?,?,?,?,?)
+                   ON CONFLICT(id) DO UPDATE SET version=excluded.version,
+                     checksum_algorithm=excluded.checksum_algorithm, checksum=excluded.checksum,
+                     is_directory=excluded.is_directory, acquired_at=excluded.acquired_at,
+                     size=excluded.size, file_count=excluded.file_count, files=excluded.files,
+                     updated_at=excluded.updated_at""",
+                rows,
+            )
+        return len(rows)
+
+    # ---- replicas and evidence -----------------------------------------------------------
+    def load_replicas(self) -> dict[str, dict[str, ReplicaRow]]:
+        """endpoint → scan → last observed replica."""
+        out: dict[str, dict[str, ReplicaRow]] = {}
+        for row in self._conn().execute("SELECT * FROM replicas"):
+            out.setdefault(row["endpoint"], {})[row["scan"]] = ReplicaRow(
+                Level(row["level"]),
+                row["size"],
+                row["files"],
+                row["signature"],
+                datetime.fromisoformat(row["observed_at"]),
+            )
+        return out
+
+    def replace_replicas(
+        self,
+        endpoint: str,
+        upserts: Mapping[str, ReplicaRow],
+        removed: Iterable[str],
+    ) -> None:
+        """Record one endpoint's observation: changed rows written, vanished rows dropped."""
+        with self.transaction() as conn:
+            conn.executemany(
+                """INSERT INTO replicas VALUES (?,?,?,?,?,?,?)
+                   ON CONFLICT(scan, endpoint) DO UPDATE SET level=excluded.level,
+                     size=excluded.size, files=excluded.files, signature=excluded.signature,
+                     observed_at=excluded.observed_at""",
+                [
+                    (scan, endpoint, int(r.level), r.size, r.files, r.signature, iso(r.observed_at))
+                    for scan, r in upserts.items()
+                ],
+            )
+            conn.executemany(
+                "DELETE FROM replicas WHERE scan = ? AND endpoint = ?",
+                [(scan, endpoint) for scan in removed],
+            )
+
+    def load_evidence(self) -> dict[str, dict[str, Evidence]]:
+        """endpoint → scan → evidence."""
+        out: dict[str, dict[str, Evidence]] = {}
+        for row in self._conn().execute("SELECT * FROM evidence"):
+            out.setdefault(row["endpoint"], {})[row["scan"]] = Evidence(
+                level=Level(row["level"]),
+                algorithm=row["algorithm"],
+                value=row["value"],
+                task_id=row["task_id"],
+                verified_at=datetime.fromisoformat(row["verified_at"]),
+                signature=row["signature"],
+                how=row["how"],
+            )
+        return out
+
+    def record_evidence(self, scan: str, endpoint: str, evidence: Evidence) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                """INSERT INTO evidence VALUES (?,?,?,?,?,?,?,?,?)
+                   ON CONFLICT(scan, endpoint) DO UPDATE SET level=excluded.level,
+                     algorithm=excluded.algorithm, value=excluded.value, task_id=excluded.task_id,
+                     signature=excluded.signature, how=excluded.how,
+                     verified_at=excluded.verified_at""",
+                (
+                    scan,
+                    endpoint,
+                    int(evidence.level),
+                    evidence.algorithm,
+                    evidence.value,
+                    evidence.task_id,
+                    evidence.signature,
+                    evidence.how,
+                    iso(evidence.verified_at),
+                ),
+            )
+
+    def drop_evidence(self, scan: str, endpoint: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM evidence WHERE scan = ? AND endpoint = ?", (scan, endpoint))
+
+    # ---- actions -------------------------------------------------------------------------
+    def actions(self, statuses: Iterable[str] | None = None) -> list[ActionRow]:
+        if statuses is None:
+            rows = self._conn().execute("SELECT * FROM actions").fetchall()
+        else:
+            wanted = list(statuses)
+            marks = ",".join("?" * len(wanted))
+            rows = (
+                self._conn()
+                .execute(f"SELECT * FROM actions WHERE status IN ({marks})", wanted)
+                .fetchall()
+            )
+        return [_action_from_row(r) for r in rows]
+
+    def get_action(self, action_id: str) -> ActionRow | None:
+        row = self._conn().execute("SELECT * FROM actions WHERE id = ?", (action_id,)).fetchone()
+        return _action_from_row(row) if row else None
+
+    def actions_for_scan(self, scan: str) -> list[ActionRow]:
+        rows = self._conn().execute(
+            "SELECT * FROM actions WHERE scan = ? ORDER BY updated_at", (scan,)
+        )
+        return [_action_from_row(r) for r in rows]
+
+    def save_plan(self, actions: Iterable[Any], now: datetime) -> None:
+        """Make `planned` rows mirror the current plan: new ones inserted, stale ones dropped.
+
+        Rows in flight or in history keep their status; a failed action planned again keeps
+        its attempt count (so backoff grows) and becomes `planned` once its retry time is due.
+        """
+        current = {a.id: a for a in actions}
+        stamp = iso(now)
+        with self.transaction() as conn:
+            existing = {
+                row["id"]: row["status"]
+                for row in conn.execute(
+                    "SELECT id, status FROM actions WHERE status IN (?, ?)", (PLANNED, FAILED)
+                )
+            }
+            stale = [
+                aid for aid, status in existing.items() if status == PLANNED and aid not in current
+            ]
+            conn.executemany("DELETE FROM actions WHERE id = ?", [(aid,) for aid in stale])
+            conn.executemany(
+                """INSERT INTO actions(id, kind, scan, source, target, bytes, status,
+                       requires_approval, reason, created_at, updated_at)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?)
+                   ON CONFLICT(id) DO UPDATE SET reason=excluded.reason, bytes=excluded.bytes,
+                     requires_approval=excluded.requires_approval,
+                     status=CASE WHEN actions.status IN ('failed', 'succeeded')
+                                 THEN 'planned' ELSE actions.status END,
+                     updated_at=CASE WHEN actions.status = 'planned'
+                                 THEN actions.updated_at ELSE excluded.updated_at END""",
+                [
+                    (
+                        a.id,
+                        a.kind.value,
+                        a.scan,
+                        a.source,
+                        a.target,
+                        a.bytes,
+                        PLANNED,
+                        int(a.requires_approval),
+                        a.reason,
+                        stamp,
+                        stamp,
+                    )
+                    for a in current.values()
+                ],
+            )
+
+    def set_action_status(
+        self,
+        action_ids: Iterable[str],
+        status: str,
+        now: datetime,
+        *,
+        submission_id: str | None = None,
+    ) -> None:
+        with self.transaction() as conn:
+            conn.executemany(
+                """UPDATE actions SET status = ?, updated_at = ?,
+                     submission_id = COALESCE(?, submission_id) WHERE id = ?""",
+                [(status, iso(now), submission_id, aid) for aid in action_ids],
+            )
+
+    def record_failure(
+        self,
+        action_id: str,
+        error_class: ErrorClass,
+        message: str,
+        now: datetime,
+        retry_at: datetime | None,
+    ) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                """UPDATE actions SET status = 'failed', attempts = attempts + 1, error_class = ?,
+                     error = ?, retry_at = ?, updated_at = ? WHERE id = ?""",
+                (error_class.value, message, iso(retry_at), iso(now), action_id),
+            )
+
+    def record_success(self, action_id: str, now: datetime) -> None:
+        """Success resets the backoff (attempts) of the action."""
+        with self.transaction() as conn:
+            conn.execute(
+                """UPDATE actions SET status = 'succeeded', attempts = 0, error_class = NULL,
+                     error = NULL, retry_at = NULL, updated_at = ? WHERE id = ?""",
+                (iso(now), action_id),
+            )
+
+    def failures(self) -> dict[str, Failure]:
+        """Failed actions not yet cleared by success or an operator retry."""
+        out: dict[str, Failure] = {}
+        for row in self._conn().execute(
+            "SELECT id, error_class, error, retry_at FROM actions WHERE status = 'failed'"
+        ):
+            out[row["id"]] = Failure(
+                action_id=row["id"],
+                error_class=ErrorClass(row["error_class"] or "transient"),
+                message=row["error"] or "",
+                retry_at=parse_time(row["retry_at"]),
+            )
+        return out
+
+    def attempts(self, action_id: str) -> int:
+        row = (
+            self._conn()
+            .execute("SELECT attempts FROM actions WHERE id = ?", (action_id,))
+            .fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    # ---- tasks ---------------------------------------------------------------------------
+    def create_task(self, task: TaskRow, scans: Mapping[str, str], now: datetime) -> None:
+        """Persist a batch and its submission id *before* the mover is called."""
+        with self.transaction() as conn:
+            conn.execute(
+                """INSERT INTO tasks(submission_id, task_id, mover, kind, source, target, label,
+                       status, bytes_total, files_total, created_at, updated_at)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
+                (
+                    task.submission_id,
+                    task.task_id,
+                    task.mover,
+                    task.kind,
+                    task.source,
+                    task.target,
+                    task.label,
+                    task.status,
+                    task.bytes_total,
+                    task.files_total,
+                    iso(now),
+                    iso(now),
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO task_items VALUES (?,?,?)",
+                [(task.submission_id, aid, scans[aid]) for aid in task.action_ids],
+            )
+            conn.executemany(
+                """UPDATE actions SET status = 'submitted', submission_id = ?, updated_at = ?
+                   WHERE id = ?""",
+                [(task.submission_id, iso(now), aid) for aid in task.action_ids],
+            )
+
+    def update_task(self, submission_id: str, now: datetime, **fields: Any) -> None:
+        allowed = {
+            "task_id",
+            "status",
+            "bytes_total",
+            "bytes_done",
+            "files_total",
+            "files_done",
+            "rate",
+            "error",
+        }
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown task fields: {sorted(unknown)}")
+        sets = ", ".join(f"{name} = ?" for name in fields)
+        with self.transaction() as conn:
+            conn.execute(
+                f"UPDATE tasks SET {sets}, updated_at = ? WHERE submission_id = ?",
+                (*fields.values(), iso(now), submission_id),
+            )
+
+    def tasks(self, statuses: Iterable[str] | None = None) -> list[TaskRow]:
+        conn = self._conn()
+        if statuses is None:
+            rows = conn.execute("SELECT * FROM tasks ORDER BY created_at").fetchall()
+        else:
+            wanted = list(statuses)
+            marks = ",".join("?" * len(wanted))
+            rows = conn.execute(
+                f"SELECT * FROM tasks WHERE status IN ({marks}) ORDER BY created_at", wanted
+            ).fetchall()
+        items: dict[str, list[str]] = {}
+        for row in conn.execute("SELECT submission_id, action_id FROM task_items"):
+            items.setdefault(row[0], []).append(row[1])
+        return [
+            TaskRow(
+                submission_id=r["submission_id"],
+                task_id=r["task_id"],
+                mover=r["mover"],
+                kind=r["kind"],
+                source=r["source"],
+                target=r["target"],
+                label=r["label"],
+                status=r["status"],
+                action_ids=tuple(items.get(r["submission_id"], ())),
+                bytes_total=r["bytes_total"],
+                bytes_done=r["bytes_done"],
+                files_total=r["files_total"],
+                files_done=r["files_done"],
+                rate=r["rate"],
+                error=r["error"],
+                created_at=parse_time(r["created_at"]),
+            )
+            for r in rows
+        ]
+
+    def count_submissions(self, action_id: str) -> int:
+        """How many tasks were ever created for one action (the chaos test's duplicate check)."""
+        row = (
+            self._conn()
+            .execute("SELECT count(*) FROM task_items WHERE action_id = ?", (action_id,))
+            .fetchone()
+        )
+        return int(row[0])
+
+    # ---- events --------------------------------------------------------------------------
+    def add_events(
+        self,
+        events: Iterable[
+            tuple[datetime, str, str, str | None, str | None, str, dict[str, Any] | None]
+        ],
+    ) -> None:
+        """Append (at, level, kind, scan, action_id, message, data) rows to the audit log."""
+        rows = [
+            (iso(at), level, kind, scan, aid, message, json.dumps(data) if data else None)
+            for at, level, kind, scan, aid, message, data in events
+        ]
+        if rows:
+            with self.transaction() as conn:
+                conn.executemany(
+                    """INSERT INTO events(at, level, kind, scan, action_id, message, data)
+                       VALUES (?,?,?,?,?,?,?)""",
+                    rows,
+                )
+
+    def event(
+        self,
+        at: datetime,
+        kind: str,
+        message: str,
+        *,
+        scan: str | None = None,
+        action_id: str | None = None,
+        level: str = "info",
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self.add_events([(at, level, kind, scan, action_id, message, data)])
+
+    def events(
+        self,
+        *,
+        scan: str | None = None,
+        action_id: str | None = None,
+        after_seq: int = 0,
+        limit: int = 500,
+    ) -> list[dict[str, Any]]:
+        clauses, params = ["seq > ?"], [after_seq]
+        if scan is not None:
+            clauses.append("scan = ?")
+            params.append(scan)  # type: ignore[arg-type]
+        if action_id is not None:
+            clauses.append("action_id = ?")
+            params.append(action_id)  # type: ignore[arg-type]
+        rows = self._conn().execute(
+            f"SELECT * FROM events WHERE {' AND '.join(clauses)} ORDER BY seq DESC LIMIT ?",
+            (*params, limit),
+        )
+        out = []
+        for row in rows:
+            item = dict(row)
+            item["data"] = json.loads(item["data"]) if item["data"] else None
+            out.append(item)
+        out.reverse()
+        return out
+
+    # ---- operator decisions --------------------------------------------------------------
+    def approve(self, action_ids: Iterable[str], by: str, now: datetime, note: str = "") -> None:
+        self._decide(action_ids, "approve", by, now, note)
+
+    def reject(self, action_ids: Iterable[str], by: str, now: datetime, note: str = "") -> None:
+        self._decide(action_ids, "reject", by, now, note)
+
+    def _decide(
+        self, action_ids: Iterable[str], decision: str, by: str, now: datetime, note: str
+    ) -> None:
+        ids = list(action_ids)
+        past = {"approve": "approved", "reject": "rejected"}[decision]
+        with self.transaction() as conn:
+            conn.executemany(
+                """INSERT INTO approvals VALUES (?,?,?,?,?)
+                   ON CONFLICT(action_id) DO UPDATE SET decision=excluded.decision,
+                     decided_by=excluded.decided_by, decided_at=excluded.decided_at,
+                     note=excluded.note""",
+                [(aid, decision, by, iso(now), note) for aid in ids],
+            )
+            conn.executemany(
+                """INSERT INTO events(at, level, kind, scan, action_id, message, data)
+                   SELECT ?, 'info', ?, scan, id, ?, NULL FROM actions WHERE id = ?""",
+                [
+                    (
+                        iso(now),
+                        f"action.{past}",
+                        f"{past} by {by}" + (f": {note}" if note else ""),
+                        aid,
+                    )
+                    for aid in ids
+                ],
+            )
+
+    def decisions(self) -> dict[str, tuple[str, str, datetime]]:
+        """action id → (decision, by, when)."""
+        return {
+            row["action_id"]: (
+                row["decision"],
+                row["decided_by"],
+                datetime.fromisoformat(row["decided_at"]),
+            )
+            for row in self._conn().execute("SELECT * FROM approvals")
+        }
+
+    def place_hold(
+        self, scan: str, reason: str, by: str, now: datetime, expires_at: datetime | None = None
+    ) -> int:
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO holds(scan, reason, placed_by, placed_at, expires_at) VALUES (?,?,?,?,?)",
+                (scan, reason, by, iso(now), iso(expires_at)),
+            )
+            conn.execute(
+                """INSERT INTO events(at, level, kind, scan, message) VALUES (?, 'info',
+                   'hold.placed', ?, ?)""",
+                (iso(now), scan, f"hold placed by {by}: {reason}"),
+            )
+            return int(cur.lastrowid or 0)
+
+    def lift_hold(self, scan: str, by: str, now: datetime) -> int:
+        with self.transaction() as conn:
+            cur = conn.execute(
+                """UPDATE holds SET lifted_by = ?, lifted_at = ?
+                   WHERE scan = ? AND lifted_at IS NULL""",
+                (by, iso(now), scan),
+            )
+            if cur.rowcount:
+                conn.execute(
+                    """INSERT INTO events(at, level, kind, scan, message) VALUES (?, 'info',
+                       'hold.lifted', ?, ?)""",
+                    (iso(now), scan, f"hold lifted by {by}"),
+                )
+            return int(cur.rowcount)
+
+    def active_holds(self, now: datetime) -> dict[str, Hold]:
+        out: dict[str, Hold] = {}
+        for row in self._conn().execute("SELECT * FROM holds WHERE lifted_at IS NULL"):
+            expires = parse_time(row["expires_at"])
+            if expires is not None and expires <= now:
+                continue
+            out[row["scan"]] = Hold(
+                scan=row["scan"],
+                reason=row["reason"],
+                placed_by=row["placed_by"],
+                placed_at=datetime.fromisoformat(row["placed_at"]),
+                expires_at=expires,
+            )
+        return out
+
+    def request_retry(self, action_ids: Iterable[str], by: str, now: datetime) -> None:
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO retries VALUES (?,?,?)",
+                [(aid, by, iso(now)) for aid in action_ids],
+            )
+
+    def consume_retries(self, now: datetime) -> list[str]:
+        """Operator retries: failed actions become due now (the reconciler calls this)."""
+        with self.transaction() as conn:
+            ids = [row[0] for row in conn.execute("SELECT action_id FROM retries")]
+            conn.executemany(
+                """UPDATE actions SET retry_at = ?, attempts = 0 WHERE id = ? AND status = 'failed'""",
+                [(iso(now), aid) for aid in ids],
+            )
+            conn.execute("DELETE FROM retries")
+        return ids
+
+    # ---- deletions (receipts) ------------------------------------------------------------
+    def record_deletion(
+        self,
+        scan: str,
+        endpoint: str,
+        action_id: str,
+        task_id: str | None,
+        now: datetime,
+        receipt: dict[str, Any],
+    ) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO deletions VALUES (?,?,?,?,?,?)",
+                (scan, endpoint, action_id, task_id, iso(now), json.dumps(receipt)),
+            )
+            conn.execute("DELETE FROM replicas WHERE scan = ? AND endpoint = ?", (scan, endpoint))
+            conn.execute("DELETE FROM evidence WHERE scan = ? AND endpoint = ?", (scan, endpoint))
+
+    def deleted(self) -> dict[str, set[str]]:
+        """endpoint → scans the engine deleted there (expected absences)."""
+        out: dict[str, set[str]] = {}
+        for row in self._conn().execute("SELECT scan, endpoint FROM deletions"):
+            out.setdefault(row[1], set()).add(row[0])
+        return out
+
+    def receipts(self, scan: str) -> list[dict[str, Any]]:
+        rows = self._conn().execute(
+            "SELECT * FROM deletions WHERE scan = ? ORDER BY deleted_at", (scan,)
+        )
+        return [
+            {
+                "scan": r["scan"],
+                "endpoint": r["endpoint"],
+                "action_id": r["action_id"],
+                "task_id": r["task_id"],
+                "deleted_at": r["deleted_at"],
+                **json.loads(r["receipt"]),
+            }
+            for r in rows
+        ]
+
+    # ---- endpoints and heartbeat ---------------------------------------------------------
+    def endpoint_ok(self, name: str, now: datetime) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                """INSERT INTO endpoints(name, last_ok_at, consecutive_failures) VALUES (?,?,0)
+                   ON CONFLICT(name) DO UPDATE SET last_ok_at=excluded.last_ok_at,
+                     consecutive_failures=0""",
+                (name, iso(now)),
+            )
+
+    def endpoint_failed(self, name: str, message: str, now: datetime) -> int:
+        with self.transaction() as conn:
+            conn.execute(
+                """INSERT INTO endpoints(name, last_error, last_error_at, consecutive_failures)
+                   VALUES (?,?,?,1)
+                   ON CONFLICT(name) DO UPDATE SET last_error=excluded.last_error,
+                     last_error_at=excluded.last_error_at,
+                     consecutive_failures=endpoints.consecutive_failures + 1""",
+                (name, message, iso(now)),
+            )
+            row = conn.execute(
+                "SELECT consecutive_failures FROM endpoints WHERE name = ?", (name,)
+            ).fetchone()
+        return int(row[0])
+
+    def endpoint_health(self) -> dict[str, dict[str, Any]]:
+        return {
+            row["name"]: {
+                "last_ok_at": parse_time(row["last_ok_at"]),
+                "last_error": row["last_error"],
+                "last_error_at": parse_time(row["last_error_at"]),
+                "consecutive_failures": row["consecutive_failures"],
+            }
+            for row in self._conn().execute("SELECT * FROM endpoints")
+        }
+
+    def beat(self, now: datetime, **fields: Any) -> None:
+        allowed = {
+            "pid",
+            "host",
+            "mode",
+            "pass_started_at",
+            "pass_finished_at",
+            "last_ok_pass_at",
+            "summary",
+        }
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown heartbeat fields: {sorted(unknown)}")
+        values = {
+            k: (iso(v) if isinstance(v, datetime) else json.dumps(v) if k == "summary" else v)
+            for k, v in fields.items()
+        }
+        cols = ["beat_at", *values]
+        with self.transaction() as conn:
+            conn.execute(
+                f"""INSERT INTO heartbeat(id, {", ".join(cols)}) VALUES (1, {", ".join("?" * len(cols))})
+                    ON CONFLICT(id) DO UPDATE SET {", ".join(f"{c}=excluded.{c}" for c in cols)}""",
+                (iso(now), *values.values()),
+            )
+
+    def heartbeat(self) -> dict[str, Any] | None:
+        row = self._conn().execute("SELECT * FROM heartbeat WHERE id = 1").fetchone()
+        if row is None:
+            return None
+        out = dict(row)
+        for key in ("beat_at", "pass_started_at", "pass_finished_at", "last_ok_pass_at"):
+            out[key] = parse_time(out[key])
+        out["summary"] = json.loads(out["summary"]) if out["summary"] else None
+        return out
