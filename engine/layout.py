@@ -11,6 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.config import InventoryConfig
 
 # Temporary names the engine writes while copying; never part of any scan.
 ENGINE_TEMP_PREFIX = ".bl931-"
@@ -98,7 +102,7 @@ class ScanLayout:
         return bool(reldir) and self.excluded(reldir)
 
     @classmethod
-    def from_config(cls, inventory: object) -> ScanLayout:
+    def from_config(cls, inventory: InventoryConfig) -> ScanLayout:
         return cls(
             unit=inventory.scan,
             depth=inventory.depth,

@@ -149,6 +149,7 @@ class EndpointObservation:
     error: str | None = None
     previously_present: frozenset[str] = frozenset()
     expected_absent: frozenset[str] = frozenset()
+    observed_at: datetime | None = None  # None: listed in this pass; else an older, reused listing
 
     def level(self, scan: str) -> Level:
         replica = self.replicas.get(scan)

@@ -24,7 +24,8 @@ from engine.model import ErrorClass, Evidence, FileStat, ScanFile
 def listing_signature(files: Sequence[FileStat] | Sequence[ScanFile]) -> str:
     """Fingerprint of a replica's listing: relative paths, sizes and whole-second mtimes."""
     digest = hashlib.sha256()
-    for f in sorted(files, key=lambda f: f.path):
+    ordered: list[FileStat | ScanFile] = sorted(files, key=lambda f: f.path)
+    for f in ordered:
         digest.update(f"{f.path}\0{f.size}\0{int(f.mtime)}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:32]
 

@@ -1,0 +1,498 @@
+"""Desired × observed × in-flight → `Plan`, with the safety rules. Pure: no I/O, no clock.
+
+The rules (DESIGN §3) as enforced here:
+1. A delete of scan S at endpoint E is planned only if E's retention has passed, every endpoint in
+   E's `delete_requires` holds a copy of S verified at the required level in this pass's
+   observation, no in-flight task reads S from E, S has no active hold, and the catalog holds S
+   when the policy asks for it. Deletes of one plan are checked together: after all of them, every
+   endpoint any of them required still holds its copy, and at least one verified copy remains.
+2. An endpoint that failed to list is unknown: nothing that depends on it is planned, and if more
+   than `max_missing_fraction` of the replicas previously seen at an endpoint vanished, no delete
+   is planned anywhere.
+Whatever is wanted but not allowed appears in `blocked` with a `reason_code`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from engine.model import (
+    Action,
+    ActionKind,
+    Blocked,
+    CatalogView,
+    EndpointError,
+    EndpointObservation,
+    Failure,
+    Hold,
+    InFlight,
+    Level,
+    Plan,
+    Scan,
+    action_id,
+)
+from engine.policy import Policy, wanted_holders
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    policy: Policy
+    scans: Mapping[str, Scan]
+    observations: Mapping[str, EndpointObservation]
+    now: datetime
+    catalog: CatalogView = field(default_factory=lambda: CatalogView(enabled=False))
+    in_flight: tuple[InFlight, ...] = ()
+    holds: Mapping[str, Hold] = field(default_factory=dict)
+    decisions: Mapping[str, str] = field(default_factory=dict)  # action id → approve | reject
+    failures: Mapping[str, Failure] = field(default_factory=dict)
+    errors: tuple[EndpointError, ...] = ()
+
+
+def _fmt_day(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d")
+
+
+class _Planner:
+    """One planning run. Holds the per-run indexes; `run()` returns the Plan."""
+
+    def __init__(self, inp: PlanInput) -> None:
+        self.inp = inp
+        self.policy = inp.policy
+        self.now = inp.now
+        self.actions: list[Action] = []
+        self.blocked: list[Blocked] = []
+        self.alerts: list[str] = []
+        self.flight_by_scan: dict[str, list[InFlight]] = defaultdict(list)
+        for flight in inp.in_flight:
+            self.flight_by_scan[flight.scan].append(flight)
+        self.known = {
+            name: obs.ok and not self._stale(obs) for name, obs in inp.observations.items()
+        }
+        self.deletes_frozen = self._missing_fraction_alerts()
+
+    # ---- helpers -----------------------------------------------------------------------
+    def _stale(self, obs: EndpointObservation) -> bool:
+        if obs.observed_at is None:
+            return False
+        age = (self.now - obs.observed_at).total_seconds()
+        return age > self.policy.max_observation_age_seconds
+
+    def _missing_fraction_alerts(self) -> bool:
+        frozen = False
+        for name in self.policy.endpoints:
+            obs = self.inp.observations.get(name)
+            if obs is None or not obs.ok:
+                continue
+            baseline = len(obs.previously_present - obs.expected_absent)
+            missing = len(obs.missing())
+            if baseline and missing / baseline > self.policy.max_missing_fraction:
+                frozen = True
+                self.alerts.append(
+                    f"{name}: {missing} of {baseline} previously seen replicas are missing "
+                    f"({missing / baseline:.0%} > {self.policy.max_missing_fraction:.0%}); "
+                    "no deletes are planned anywhere until this is understood"
+                )
+        return frozen
+
+    def level(self, endpoint: str, scan: str) -> Level | None:
+        """The replica's level, or None if the endpoint is unknown this pass."""
+        if not self.known.get(endpoint, False):
+            return None
+        return self.inp.observations[endpoint].level(scan)
+
+    def block(
+        self, scan: str, kind: ActionKind, endpoint: str | None, code: str, reason: str
+    ) -> None:
+        self.blocked.append(Blocked(scan, kind, endpoint, code, reason))
+
+    def _gate(
+        self, scan: Scan, kind: ActionKind, aid: str, endpoint: str | None
+    ) -> tuple[bool, bool]:
+        """Failures and operator decisions. Returns (allowed, approved)."""
+        decision = self.inp.decisions.get(aid)
+        if decision == "reject":
+            self.block(scan.id, kind, endpoint, "rejected", "rejected by an operator")
+            return False, False
+        failure = self.inp.failures.get(aid)
+        if failure is not None:
+            if failure.retry_at is None:
+                code = "needs_attention" if failure.error_class.value == "needs_human" else "failed"
+                self.block(
+                    scan.id, kind, endpoint, code, f"{failure.message} (retry it to try again)"
+                )
+                return False, False
+            if self.now < failure.retry_at:
+                self.block(
+                    scan.id,
+                    kind,
+                    endpoint,
+                    "backing_off",
+                    f"retrying after {failure.retry_at.isoformat(timespec='seconds')}: "
+                    f"{failure.message}",
+                )
+                return False, False
+        return True, decision == "approve"
+
+    # ---- the run -----------------------------------------------------------------------
+    def run(self) -> Plan:
+        errors = list(self.inp.errors)
+        for name in self.policy.endpoints:
+            obs = self.inp.observations.get(name)
+            if obs is not None and obs.ok and self._stale(obs):
+                errors.append(
+                    EndpointError(name, "last listing is older than the allowed observation age")
+                )
+        delete_candidates: list[tuple[Scan, str, str, bool]] = []
+        for scan_id in sorted(self.inp.scans):
+            scan = self.inp.scans[scan_id]
+            flights = self.flight_by_scan.get(scan_id, [])
+            self._plan_copies(scan, flights)
+            self._plan_catalog(scan)
+            delete_candidates.extend(self._delete_candidates(scan, flights))
+        self._admit_deletes(delete_candidates)
+        return Plan(
+            as_of=self.now,
+            actions=tuple(sorted(self.actions, key=self._action_order)),
+            blocked=tuple(self.blocked),
+            errors=tuple(errors),
+            in_flight=tuple(sorted(self.inp.in_flight, key=lambda f: (f.scan, f.action_id))),
+            alerts=tuple(self.alerts),
+        )
+
+    def _action_order(self, action: Action) -> tuple[int, int, str]:
+        """Make before break: copies (upstream edges first), catalog actions, then deletes."""
+        rank = {
+            ActionKind.COPY: 0,
+            ActionKind.REGISTER: 1,
+            ActionKind.UPDATE_CATALOG: 2,
+            ActionKind.DELETE: 3,
+        }[action.kind]
+        position = self.policy.endpoints.index(action.target) if action.target else 0
+        return rank, position, action.scan
+
+    # ---- copies ------------------------------------------------------------------------
+    def _plan_copies(self, scan: Scan, flights: list[InFlight]) -> None:
+        levels = {name: self.level(name, scan.id) for name in self.policy.endpoints}
+        verified: dict[str, bool | None] = {
+            name: (None if lvl is None else lvl >= Level.CHECKSUM) for name, lvl in levels.items()
+        }
+        wanted = wanted_holders(self.policy, scan, self.now, verified)
+        incoming = {f.target for f in flights if f.kind is ActionKind.COPY and f.target}
+        coming: set[str] = set(incoming)  # targets that will be filled by this plan or in flight
+        for configured_source, target in self.policy.copies:
+            if target not in wanted or target in incoming:
+                continue
+            level = levels.get(target)
+            if level is None:
+                self.block(
+                    scan.id,
+                    ActionKind.COPY,
+                    target,
+                    "endpoint_unknown",
+                    f"{target} could not be listed this pass",
+                )
+                continue
+            if level >= Level.CHECKSUM:
+                continue
+            source = self._copy_source(scan, configured_source, target, levels, coming)
+            if source is None:
+                continue
+            aid = action_id(ActionKind.COPY, scan.id, scan.checksum, source, target)
+            allowed, approved = self._gate(scan, ActionKind.COPY, aid, target)
+            if not allowed:
+                continue
+            recall = source in self.policy.tape
+            needs_approval = recall or ActionKind.COPY in self.policy.approval_for
+            state = "absent" if level is Level.ABSENT else f"verified by {level.word} only"
+            reason = f"{target} copy is {state}"
+            if source != configured_source:
+                reason += f"; restoring from {source}" + (" (tape recall)" if recall else "")
+            self.actions.append(
+                Action(
+                    aid,
+                    ActionKind.COPY,
+                    scan.id,
+                    source,
+                    target,
+                    scan.size,
+                    needs_approval,
+                    reason,
+                    approved if needs_approval else False,
+                )
+            )
+            coming.add(target)
+
+    def _copy_source(
+        self,
+        scan: Scan,
+        configured: str,
+        target: str,
+        levels: Mapping[str, Level | None],
+        coming: set[str],
+    ) -> str | None:
+        """The configured source if it holds a verified copy; else any verified holder."""
+        level = levels.get(configured)
+        if level is not None and level >= Level.CHECKSUM:
+            return configured
+        if configured in coming:
+            self.block(
+                scan.id,
+                ActionKind.COPY,
+                target,
+                "waiting_for_source",
+                f"waits for the {configured} copy to be verified first",
+            )
+            return None
+        holders = [
+            name
+            for name in self.policy.endpoints
+            if name != target and (levels.get(name) or Level.ABSENT) >= Level.CHECKSUM
+        ]
+        holders.sort(key=lambda name: name in self.policy.tape)  # disk before tape
+        if holders:
+            return holders[0]
+        if level is None:
+            self.block(
+                scan.id,
+                ActionKind.COPY,
+                target,
+                "endpoint_unknown",
+                f"source {configured} could not be listed this pass",
+            )
+        else:
+            self.block(
+                scan.id,
+                ActionKind.COPY,
+                target,
+                "source_missing",
+                f"no endpoint holds a verified copy to copy from ({configured}: {level.word})",
+            )
+        return None
+
+    # ---- catalog -----------------------------------------------------------------------
+    def _verified_locations(self, scan: Scan) -> frozenset[str] | None:
+        """Endpoints holding a verified copy, or None if any endpoint is unknown this pass."""
+        out = set()
+        for name in self.policy.endpoints:
+            level = self.level(name, scan.id)
+            if level is None:
+                return None
+            if level >= Level.CHECKSUM:
+                out.add(name)
+        return frozenset(out)
+
+    def _plan_catalog(self, scan: Scan) -> None:
+        catalog = self.inp.catalog
+        if not (self.policy.catalog_enabled and catalog.enabled):
+            return
+        first = self.policy.registration_endpoint
+        registered = catalog.registered(scan.id)
+        if not registered:
+            if first is None or (self.level(first, scan.id) or Level.ABSENT) < Level.CHECKSUM:
+                return  # registering waits for the first verified copy
+            kind = ActionKind.REGISTER
+            reason = f"{first} copy verified; not yet in the catalog"
+        else:
+            locations = self._verified_locations(scan)
+            if locations is None or locations == catalog.locations.get(scan.id):
+                return
+            kind = ActionKind.UPDATE_CATALOG
+            recorded = ", ".join(sorted(catalog.locations.get(scan.id, ()))) or "none"
+            reason = f"locations changed: catalog has {recorded}; now {', '.join(sorted(locations)) or 'none'}"
+        if not catalog.ok:
+            self.block(
+                scan.id,
+                kind,
+                None,
+                "catalog_unavailable",
+                f"catalog unavailable: {catalog.error or 'no answer'}",
+            )
+            return
+        aid = action_id(kind, scan.id, scan.checksum, None, None)
+        allowed, approved = self._gate(scan, kind, aid, None)
+        if not allowed:
+            return
+        needs_approval = kind in self.policy.approval_for
+        self.actions.append(
+            Action(
+                aid,
+                kind,
+                scan.id,
+                None,
+                None,
+                0,
+                needs_approval,
+                reason,
+                approved if needs_approval else False,
+            )
+        )
+
+    # ---- deletes -----------------------------------------------------------------------
+    def _delete_candidates(
+        self, scan: Scan, flights: list[InFlight]
+    ) -> list[tuple[Scan, str, str, bool]]:
+        out: list[tuple[Scan, str, str, bool]] = []
+        for endpoint in self.policy.endpoints:
+            rule = self.policy.retention.get(endpoint)
+            if rule is None:
+                continue
+            obs = self.inp.observations.get(endpoint)
+            level = self.level(endpoint, scan.id)
+            if level is None:
+                if obs is not None and scan.id in obs.previously_present:
+                    self.block(
+                        scan.id,
+                        ActionKind.DELETE,
+                        endpoint,
+                        "endpoint_unknown",
+                        f"{endpoint} could not be listed this pass",
+                    )
+                continue
+            if level is Level.ABSENT:
+                continue
+            if any(f.kind is ActionKind.DELETE and f.target == endpoint for f in flights):
+                continue
+            reason = self._delete_blocker(scan, endpoint, flights)
+            if reason is not None:
+                self.block(scan.id, ActionKind.DELETE, endpoint, *reason)
+                continue
+            aid = action_id(ActionKind.DELETE, scan.id, scan.checksum, None, endpoint)
+            allowed, approved = self._gate(scan, ActionKind.DELETE, aid, endpoint)
+            if allowed:
+                out.append((scan, endpoint, aid, approved))
+        return out
+
+    def _delete_blocker(
+        self, scan: Scan, endpoint: str, flights: list[InFlight]
+    ) -> tuple[str, str] | None:
+        """Why the copy at `endpoint` may not be deleted now (code, reason), or None."""
+        rule = self.policy.retention[endpoint]
+        due = self.policy.delete_due_at(scan, endpoint)
+        if due is not None and self.now < due:
+            return (
+                "retention_not_reached",
+                f"kept at {endpoint} until {_fmt_day(due)} ({rule.keep_days:g} days)",
+            )
+        if endpoint == self.policy.inventory_endpoint and (
+            (self.level(endpoint, scan.id) or Level.ABSENT) < Level.CHECKSUM
+        ):
+            return (
+                "changed_since_inventory",
+                f"the files at {endpoint} differ from the inventoried version",
+            )
+        hold = self.inp.holds.get(scan.id)
+        if hold is not None:
+            return "on_hold", f"held by {hold.placed_by}: {hold.reason}"
+        if self.deletes_frozen:
+            return "missing_fraction_exceeded", "too many replicas vanished; deletes are frozen"
+        if any(f.source == endpoint or f.target == endpoint for f in flights):
+            return "source_in_use", f"a task in flight reads or writes this scan at {endpoint}"
+        for required in rule.delete_requires:
+            obs = self.inp.observations.get(required)
+            if obs is not None and obs.ok and self._stale(obs):
+                return "observation_stale", f"{required} was last listed too long ago"
+            level = self.level(required, scan.id)
+            if level is None:
+                return "endpoint_unknown", f"{required} could not be listed this pass"
+            if level < rule.verify:
+                state = "absent" if level is Level.ABSENT else f"verified by {level.word} only"
+                return (
+                    "copy_unverified",
+                    f"{required} copy is {state}; policy requires {rule.verify.word}",
+                )
+        if self.policy.catalog_enabled and self.policy.catalog_required_for_delete:
+            catalog = self.inp.catalog
+            if not catalog.ok:
+                return "catalog_unavailable", f"catalog unavailable: {catalog.error or 'no answer'}"
+            if catalog.enabled and not catalog.registered(scan.id):
+                return "not_catalogued", "the scan is not yet registered in the catalog"
+        return None
+
+    def _admit_deletes(self, candidates: list[tuple[Scan, str, str, bool]]) -> None:
+        """Check a plan's deletes together, per scan, then apply the per-pass cap."""
+        admitted = 0
+        by_scan: dict[str, list[tuple[Scan, str, str, bool]]] = defaultdict(list)
+        for candidate in candidates:
+            by_scan[candidate[0].id].append(candidate)
+        for scan_id in sorted(by_scan):
+            deleting: set[str] = set()
+            pinned: set[str] = set()
+            for scan, endpoint, aid, approved in by_scan[scan_id]:
+                rule = self.policy.retention[endpoint]
+                if endpoint in pinned:
+                    self.block(
+                        scan_id,
+                        ActionKind.DELETE,
+                        endpoint,
+                        "required_by_other_delete",
+                        "another delete in this plan relies on this copy; next pass",
+                    )
+                    continue
+                if deleting & set(rule.delete_requires):
+                    self.block(
+                        scan_id,
+                        ActionKind.DELETE,
+                        endpoint,
+                        "required_by_other_delete",
+                        "a copy this delete relies on is being deleted in this plan",
+                    )
+                    continue
+                survivors = [
+                    name
+                    for name in self.policy.endpoints
+                    if name != endpoint
+                    and name not in deleting
+                    and (self.level(name, scan_id) or Level.ABSENT) >= rule.verify
+                ]
+                if not survivors:
+                    self.block(
+                        scan_id,
+                        ActionKind.DELETE,
+                        endpoint,
+                        "last_copy",
+                        "this is the last verified copy; it is never deleted",
+                    )
+                    continue
+                if admitted >= self.policy.max_deletes_per_pass:
+                    self.block(
+                        scan_id,
+                        ActionKind.DELETE,
+                        endpoint,
+                        "delete_cap_reached",
+                        f"at most {self.policy.max_deletes_per_pass} deletes per pass",
+                    )
+                    continue
+                deleting.add(endpoint)
+                pinned.update(rule.delete_requires)
+                admitted += 1
+                needs_approval = ActionKind.DELETE in self.policy.approval_for
+                required = ", ".join(rule.delete_requires)
+                self.actions.append(
+                    Action(
+                        aid,
+                        ActionKind.DELETE,
+                        scan_id,
+                        None,
+                        endpoint,
+                        scan.size,
+                        needs_approval,
+                        f"retention passed; {required} verified by {rule.verify.word}",
+                        approved if needs_approval else False,
+                    )
+                )
+
+
+def plan(inp: PlanInput) -> Plan:
+    """Compute the plan for one pass.
+
+    Args:
+        inp: everything the planner may look at; it reads nothing else.
+
+    Returns:
+        The Plan: allowed actions (copies in make-before-break order, catalog actions, deletes),
+        what is blocked and why, errors and alerts.
+    """
+    return _Planner(inp).run()

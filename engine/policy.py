@@ -1,0 +1,102 @@
+"""Retention policy → desired placement per scan. Pure: values in, values out.
+
+The `Policy` is the part of the configuration the planner needs, flattened into plain values so
+the planner never touches pydantic models or the filesystem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from engine.config import Config
+from engine.model import ActionKind, Level, Scan
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionRule:
+    keep_days: float
+    delete_requires: tuple[str, ...]
+    verify: Level = Level.CHECKSUM
+
+
+@dataclass(frozen=True)
+class Policy:
+    inventory_endpoint: str
+    endpoints: tuple[str, ...]  # make-before-break order: inventory first, then copy targets
+    copies: tuple[tuple[str, str], ...]  # (from, to) in configured order
+    retention: Mapping[str, RetentionRule] = field(default_factory=dict)
+    tape: frozenset[str] = frozenset()
+    approval_for: frozenset[ActionKind] = frozenset({ActionKind.DELETE})
+    max_missing_fraction: float = 0.1
+    max_deletes_per_pass: int = 1000
+    max_observation_age_seconds: float = 3600.0
+    catalog_enabled: bool = True
+    catalog_required_for_delete: bool = True
+
+    @classmethod
+    def from_config(cls, config: Config) -> Policy:
+        return cls(
+            inventory_endpoint=config.inventory.endpoint,
+            endpoints=tuple(config.endpoint_order()),
+            copies=tuple((c.from_, c.to) for c in config.copies),
+            retention={
+                name: RetentionRule(r.keep_days, tuple(r.delete_requires), r.verify_level)
+                for name, r in config.retention.items()
+            },
+            tape=frozenset(n for n, e in config.endpoints.items() if e.tape),
+            approval_for=frozenset(config.approval.required_for),
+            max_missing_fraction=config.safety.max_missing_fraction,
+            max_deletes_per_pass=config.safety.max_deletes_per_pass,
+            max_observation_age_seconds=config.safety.max_observation_age,
+            catalog_enabled=config.catalog.kind != "none",
+            catalog_required_for_delete=config.catalog.required_for_delete,
+        )
+
+    @property
+    def registration_endpoint(self) -> str | None:
+        """The first copy target after the inventory endpoint: registering waits for it."""
+        for source, target in self.copies:
+            if source == self.inventory_endpoint:
+                return target
+        return None
+
+    def children(self, endpoint: str) -> tuple[str, ...]:
+        return tuple(target for source, target in self.copies if source == endpoint)
+
+    def delete_due_at(self, scan: Scan, endpoint: str) -> datetime | None:
+        """When retention lets the copy at `endpoint` go (None: kept forever)."""
+        rule = self.retention.get(endpoint)
+        if rule is None:
+            return None
+        return scan.acquired_at + timedelta(days=rule.keep_days)
+
+    def retained(self, scan: Scan, endpoint: str, now: datetime) -> bool:
+        due = self.delete_due_at(scan, endpoint)
+        return due is None or now < due
+
+
+def wanted_holders(
+    policy: Policy, scan: Scan, now: datetime, verified: Mapping[str, bool | None]
+) -> frozenset[str]:
+    """Copy targets that should hold the scan now.
+
+    A target should hold a copy while its retention lasts, or while a copy downstream of it still
+    has to be made from it (a scan older than CFS retention still passes through CFS on its way to
+    HPSS). `verified[e]` is True/False, or None when `e` is unknown this pass; unknown endpoints
+    never create demand upstream.
+    """
+    memo: dict[str, bool] = {}
+
+    def wants(endpoint: str) -> bool:
+        if endpoint in memo:
+            return memo[endpoint]
+        memo[endpoint] = False  # guards against cycles (config validation forbids them)
+        result = policy.retained(scan, endpoint, now) or any(
+            wants(child) and verified.get(child) is False for child in policy.children(endpoint)
+        )
+        memo[endpoint] = result
+        return result
+
+    return frozenset(target for _, target in policy.copies if wants(target))
