@@ -1,0 +1,278 @@
+"""`GlobusStorage`: observing a Globus collection with `operation_ls`, one call per directory.
+
+Listing cost is what makes a pass cheap or expensive on Globus, so a pass lists only the
+directories that can answer for the scans it cares about (the parents of the `wanted` scan ids,
+plus recursion into directory scans), never one call per scan, and caches each directory for
+the rest of the pass (`begin_pass()` resets the cache).
+
+A listing either answers completely or raises `EndpointUnavailable`: a directory with more
+entries than one call returns is paged with `offset` until the service's `total` is reached,
+and an answer that stops short is an error, never a silently shorter list. A missing
+subdirectory means "no scans there" only once the endpoint root itself has been listed.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import threading
+from collections.abc import Collection, Iterator
+from datetime import datetime
+from typing import Any
+
+import globus_sdk
+
+from engine.errors import Bl931Error, EndpointUnavailable
+from engine.layout import ScanLayout
+from engine.model import FileStat
+from engine.storage.base import ScanListing
+from engine.storage.globus_auth import GlobusSession, translate_error
+
+log = logging.getLogger(__name__)
+
+LS_LIMIT = 100_000  # Transfer's maximum entries per operation_ls call
+DEFAULT_LIST_TIMEOUT = 60.0
+TAPE_LIST_TIMEOUT = 600.0  # HPSS listings wait on the tape system's metadata server
+
+Entry = dict[str, Any]
+
+
+class _NotFound(Exception):
+    """A directory that does not exist (distinct from one that failed to list)."""
+
+
+def parse_mtime(text: str) -> float:
+    """`last_modified` ("YYYY-MM-DD HH:MM:SS+00:00") as a POSIX timestamp."""
+    return datetime.fromisoformat(text).timestamp()
+
+
+def join(root: str, relpath: str) -> str:
+    """The collection path of `relpath` below the endpoint `root`."""
+    return posixpath.join(root.rstrip("/") or "/", relpath) if relpath else (root or "/")
+
+
+class GlobusStorage:
+    """Read access to one endpoint on a Globus collection (implements `Storage`).
+
+    Args:
+        name: the endpoint's name in the config.
+        collection: the collection UUID.
+        root: the tree's root path on the collection; a scan id is appended to it.
+        session: the shared authenticated session.
+        tape: an HPSS collection (longer timeouts).
+        timeout: seconds per listing call (default 60, 600 on tape).
+        page_limit: entries requested per `operation_ls` call (at most 100,000).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        collection: str,
+        root: str,
+        session: GlobusSession,
+        *,
+        tape: bool = False,
+        timeout: float | None = None,
+        page_limit: int = LS_LIMIT,
+    ) -> None:
+        self.name = name
+        self.collection = collection
+        self.root = root
+        self.tape = tape
+        self.timeout = timeout or (TAPE_LIST_TIMEOUT if tape else DEFAULT_LIST_TIMEOUT)
+        self.page_limit = min(page_limit, LS_LIMIT)
+        self._session = session
+        self._client = session.transfer_client(self.timeout)
+        self._cache: dict[str, list[Entry]] = {}
+        self._lock = threading.Lock()
+        self.ls_calls = 0
+
+    def begin_pass(self) -> None:
+        """Forget cached listings: each pass observes the endpoint afresh."""
+        with self._lock:
+            self._cache.clear()
+
+    # ------------------------------------------------------------------ Storage protocol
+
+    def list_scans(
+        self, layout: ScanLayout, wanted: Collection[str] | None = None
+    ) -> dict[str, ScanListing]:
+        """List scans: everything below the root, or just what answers for `wanted`.
+
+        With `wanted`, the parent directory of each wanted scan is listed once; for directory
+        scans, only the wanted scan directories found there are walked. Other scans found in
+        the same directories are returned too (the protocol allows more).
+
+        Raises:
+            EndpointUnavailable: some directory could not be listed completely.
+        """
+        try:
+            return _group(layout, self._collect(layout, wanted))
+        except _NotFound as gone:
+            raise EndpointUnavailable(
+                self.name, f"{gone} on {self._where} vanished while it was being listed"
+            ) from None
+
+    def _collect(self, layout: ScanLayout, wanted: Collection[str] | None) -> list[FileStat]:
+        files: list[FileStat] = []
+        if wanted is None:
+            try:
+                self._ls("", cached=True)
+            except _NotFound:
+                raise EndpointUnavailable(
+                    self.name, f"root {self.root} does not exist on {self._where}"
+                ) from None
+            files.extend(self._walk(layout, "", cached=True))
+        else:
+            wanted_set = set(wanted)
+            parents = sorted({posixpath.dirname(s) for s in wanted_set})
+            for parent in parents:
+                entries = self._ls_or_absent(parent, cached=True)
+                for entry in entries:
+                    relpath = posixpath.join(parent, entry["name"]) if parent else entry["name"]
+                    if entry.get("type") == "file" and layout.unit == "file":
+                        files.append(_stat(relpath, entry))
+                    elif (
+                        entry.get("type") == "dir"
+                        and layout.unit == "directory"
+                        and relpath in wanted_set
+                        and not layout.walk_prunes(relpath)
+                    ):
+                        files.extend(self._walk(layout, relpath, cached=True))
+        return files
+
+    def stat_scan(self, layout: ScanLayout, scan: str) -> ScanListing | None:
+        """A fresh, uncached listing of one scan (None if absent), for re-checks before deletes."""
+        if layout.unit == "file":
+            parent = posixpath.dirname(scan)
+            entries = self._ls_or_absent(parent, cached=False)
+            files = [
+                _stat(scan, e)
+                for e in entries
+                if e.get("type") == "file" and posixpath.join(parent, e["name"]) == scan
+            ]
+        else:
+            try:
+                files = list(self._walk(layout, scan, cached=False))
+            except _NotFound:
+                self._require_root()
+                files = []
+        listing = _group(layout, files).get(scan)
+        return listing
+
+    def checksum_files(self, listing: ScanListing, algorithm: str) -> dict[str, str] | None:
+        """Transfer has no checksum-at-rest call: evidence comes from verified transfers."""
+        return None
+
+    # ------------------------------------------------------------------ listing
+
+    def _walk(self, layout: ScanLayout, reldir: str, *, cached: bool) -> Iterator[FileStat]:
+        """Every accepted file below `reldir`, skipping excluded folders."""
+        stack = [reldir]
+        while stack:
+            current = stack.pop()
+            for entry in self._ls(current, cached=cached):
+                relpath = posixpath.join(current, entry["name"]) if current else entry["name"]
+                kind = entry.get("type")
+                if kind == "dir":
+                    if not layout.walk_prunes(relpath):
+                        stack.append(relpath)
+                elif kind == "file":
+                    yield _stat(relpath, entry)
+
+    def _ls_or_absent(self, reldir: str, *, cached: bool) -> list[Entry]:
+        """A directory's entries, or [] if it is missing below a root that does exist."""
+        try:
+            return self._ls(reldir, cached=cached)
+        except _NotFound:
+            if reldir:
+                self._require_root(cached=cached)
+                return []
+            raise EndpointUnavailable(
+                self.name, f"root {self.root} does not exist on {self._where}"
+            ) from None
+
+    def _require_root(self, *, cached: bool = True) -> None:
+        try:
+            self._ls("", cached=cached)
+        except _NotFound:
+            raise EndpointUnavailable(
+                self.name, f"root {self.root} does not exist on {self._where}"
+            ) from None
+
+    @property
+    def _where(self) -> str:
+        return self._session.name_of(self.collection)
+
+    def _ls(self, reldir: str, *, cached: bool) -> list[Entry]:
+        if cached:
+            with self._lock:
+                hit = self._cache.get(reldir)
+            if hit is not None:
+                return hit
+        entries = self._ls_remote(reldir)
+        if cached:
+            with self._lock:
+                self._cache[reldir] = entries
+        return entries
+
+    def _ls_remote(self, reldir: str) -> list[Entry]:
+        """Every entry of one directory, paging with `offset`; never a partial answer."""
+        path = join(self.root, reldir)
+        self._session.ensure_scopes(self._client)
+        entries: list[Entry] = []
+        while True:
+            try:
+                self.ls_calls += 1
+                page = self._client.operation_ls(
+                    self.collection, path=path, limit=self.page_limit, offset=len(entries)
+                )
+            except globus_sdk.GlobusAPIError as exc:
+                if exc.http_status == 404 and exc.code in (
+                    "ClientError.NotFound",
+                    "NotFound",
+                    "ClientError.NotFound.PathNotFound",
+                ):
+                    raise _NotFound(path) from None
+                raise self._unavailable(exc, path) from exc
+            except Exception as exc:
+                raise self._unavailable(exc, path) from exc
+            data = list(page.get("DATA") or [])
+            entries.extend(data)
+            total = page.get("total")
+            if total is None:
+                # Without a total, only a page shorter than requested proves the end.
+                if len(data) < self.page_limit:
+                    return entries
+            elif len(entries) >= int(total):
+                return entries
+            if not data:
+                raise EndpointUnavailable(
+                    self.name,
+                    f"listing {path} on {self._where} stopped at {len(entries)} of "
+                    f"{total} entries (partial answer)",
+                )
+
+    def _unavailable(self, exc: BaseException, path: str) -> EndpointUnavailable:
+        error: Bl931Error = translate_error(exc, f"listing {path}", self._session)
+        return EndpointUnavailable(
+            self.name, f"{self._where}: {error.message}", error_class=error.error_class
+        )
+
+
+def _stat(relpath: str, entry: Entry) -> FileStat:
+    return FileStat(
+        path=relpath, size=int(entry.get("size") or 0), mtime=parse_mtime(entry["last_modified"])
+    )
+
+
+def _group(layout: ScanLayout, files: list[FileStat]) -> dict[str, ScanListing]:
+    by_scan: dict[str, list[FileStat]] = {}
+    for stat in files:
+        scan = layout.scan_of(stat.path)
+        if scan is not None:
+            by_scan.setdefault(scan, []).append(stat)
+    return {
+        scan: ScanListing(scan, tuple(sorted(stats, key=lambda f: f.path)))
+        for scan, stats in by_scan.items()
+    }

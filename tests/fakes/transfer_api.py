@@ -1,0 +1,720 @@
+"""A fake Globus Transfer API (and token endpoint) served on 127.0.0.1, for the real globus-sdk.
+
+The real `globus_sdk.TransferClient` and `globus_sdk.ClientApp` talk HTTP to this server, so
+tests exercise the SDK's own request building, pagination, retries and error parsing. Each
+collection maps to a temporary directory: a transfer task really copies files (checking
+`external_checksum`s when `verify_checksum` is set, preserving mtimes) and a delete task
+really removes them. Tasks advance when polled (`get_task`), never on a timer, so tests are
+deterministic and need no sleeps.
+
+It reproduces the parts of Transfer's behaviour that bl931 relies on:
+- `submission_id` de-duplication: the same id returns the same task with code "Duplicate";
+- `operation/ls` with `limit`/`offset` paging, capped at `max_ls_entries` per call, and a
+  `total` so a client can tell a partial answer from a complete one;
+- ConsentRequired (403 with `required_scopes`) for a GCSv5 mapped collection when the token
+  was issued without that collection's `data_access` dependency;
+- `skip_source_errors`: per-file faults land in `task/<id>/skipped_errors` and the task still
+  succeeds; without it, the first fault fails the task.
+
+Fault knobs: `fail_next(route, n, status)`, `deny_consent(collection)`,
+`unmap_identity(collection)`, `ls_partial`, `fail_next_task(...)`, `stall_next_task(...)`,
+`corrupt_next_copy`, and `calls` counts requests per route.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+TRANSFER_SCOPE = "urn:globus:auth:scope:transfer.api.globus.org:all"
+LS_MAX = 100_000  # the real service's ceiling per listing call
+_ALGORITHMS = {"MD5": "md5", "SHA1": "sha1", "SHA256": "sha256", "SHA512": "sha512"}
+
+
+def data_access_scope(collection: str) -> str:
+    return f"https://auth.globus.org/scopes/{collection}/data_access"
+
+
+@dataclass
+class FakeCollection:
+    """One collection: its id, the directory behind its path `/`, and its kind."""
+
+    id: str
+    root: Path
+    display_name: str
+    entity_type: str = "GCSv5_mapped_collection"
+    high_assurance: bool = False
+
+    @property
+    def needs_data_access(self) -> bool:
+        return self.entity_type == "GCSv5_mapped_collection" and not self.high_assurance
+
+
+@dataclass
+class FakeTask:
+    """A submitted transfer or delete task and how far it has got."""
+
+    task_id: str
+    kind: str  # "TRANSFER" | "DELETE"
+    body: dict[str, Any]
+    pending: list[dict[str, Any]]
+    files: int
+    label: str | None
+    request_time: str
+    deadline: str | None
+    status: str = "ACTIVE"
+    nice_status: str | None = "Queued"
+    fatal_error: dict[str, str] | None = None
+    completion_time: str | None = None
+    files_transferred: int = 0
+    files_skipped: int = 0
+    bytes_transferred: int = 0
+    bytes_checksummed: int = 0
+    successful: list[dict[str, Any]] = field(default_factory=list)
+    skipped_errors: list[dict[str, Any]] = field(default_factory=list)
+    forced_outcome: dict[str, Any] | None = None
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.doc = {"code": code, "message": message, "request_id": uuid.uuid4().hex[:9], **extra}
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def _mtime_text(mtime: float) -> str:
+    return datetime.fromtimestamp(int(mtime), UTC).strftime("%Y-%m-%d %H:%M:%S+00:00")
+
+
+def _file_checksum(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class FakeTransferAPI:
+    """The fake service: state, knobs and the HTTP server. Use as a context manager.
+
+    Args:
+        client_id: the only client the token endpoint accepts.
+        client_secret: its secret (the fake never echoes it).
+        files_per_poll: how many files a task processes per `get_task` (None: all at once).
+        page_size: entries per page of `successful_transfers` / `skipped_errors`.
+    """
+
+    def __init__(
+        self,
+        *,
+        client_id: str = "11111111-2222-3333-4444-555555555555",
+        client_secret: str = "fake-client-secret",
+        files_per_poll: int | None = None,
+        page_size: int = 100,
+    ) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.files_per_poll = files_per_poll
+        self.page_size = page_size
+        self.max_ls_entries = LS_MAX
+        self.ls_partial = False  # ls answers short of its `total` (a truncated answer)
+        self.corrupt_next_copy = False  # the next copied file's bytes differ from the source
+        self.collections: dict[str, FakeCollection] = {}
+        self.tasks: dict[str, FakeTask] = {}
+        self.submissions: dict[str, str] = {}
+        self.tokens: dict[str, str] = {}  # access token -> scope string requested
+        self.token_requests: list[str] = []
+        self.calls: Counter[str] = Counter()
+        self._faults: dict[str, list[tuple[int, str]]] = {}
+        self._consent_denied: set[str] = set()
+        self._unmapped: set[str] = set()
+        self._next_task_outcomes: list[dict[str, Any]] = []
+        self._lock = threading.RLock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() the fake first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def environ(self) -> dict[str, str]:
+        """Environment for `build_globus`: credentials and base URLs pointing here."""
+        return {
+            "GLOBUS_CLIENT_ID": self.client_id,
+            "GLOBUS_CLIENT_SECRET": self.client_secret,
+            "GLOBUS_SDK_SERVICE_URL_TRANSFER": self.url + "/",
+            "GLOBUS_SDK_SERVICE_URL_AUTH": self.url + "/",
+        }
+
+    def start(self) -> FakeTransferAPI:
+        api = self
+
+        class Handler(_Handler):
+            fake = api
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeTransferAPI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- setup and knobs
+
+    def add_collection(
+        self,
+        root: Path,
+        *,
+        collection_id: str | None = None,
+        display_name: str = "fake collection",
+        entity_type: str = "GCSv5_mapped_collection",
+        high_assurance: bool = False,
+    ) -> str:
+        """Serve `root` as a collection; returns its id."""
+        cid = collection_id or str(uuid.uuid4())
+        root.mkdir(parents=True, exist_ok=True)
+        self.collections[cid] = FakeCollection(cid, root, display_name, entity_type, high_assurance)
+        return cid
+
+    def fail_next(self, route: str, n: int = 1, status: int = 503) -> None:
+        """The next `n` requests to `route` answer `status` (429 carries Retry-After: 0)."""
+        code = {429: "RequestThrottled", 503: "ServiceUnavailable"}.get(status, "ServerError")
+        with self._lock:
+            self._faults.setdefault(route, []).extend([(status, code)] * n)
+
+    def deny_consent(self, collection: str) -> None:
+        """Every operation on `collection` answers 403 ConsentRequired, whatever the token."""
+        self._consent_denied.add(collection)
+
+    def unmap_identity(self, collection: str) -> None:
+        """The collection has no identity mapping for the client (403 PermissionDenied)."""
+        self._unmapped.add(collection)
+
+    def fail_next_task(
+        self, nice_status: str = "PERMISSION_DENIED", description: str = "permission denied"
+    ) -> None:
+        """The next submitted task ends FAILED on its first poll, having copied nothing."""
+        self._next_task_outcomes.append(
+            {"status": "FAILED", "nice_status": nice_status, "description": description}
+        )
+
+    def stall_next_task(self, nice_status: str = "ENDPOINT_ERROR") -> None:
+        """The next submitted task sits INACTIVE (e.g. an endpoint down or expired credentials)."""
+        self._next_task_outcomes.append({"status": "INACTIVE", "nice_status": nice_status})
+
+    def expire_tokens(self) -> None:
+        """Invalidate every issued token (the SDK must fetch a new one)."""
+        with self._lock:
+            self.tokens.clear()
+
+    def path_of(self, collection: str, path: str) -> Path:
+        """The local file behind a collection path (refuses anything escaping the root)."""
+        coll = self.collections[collection]
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise _ApiError(400, "ClientError.BadRequest", f"bad path {path!r}")
+        return coll.root.joinpath(*parts)
+
+    # ---------------------------------------------------------------- request handling
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        body: dict[str, Any] | None,
+        headers: dict[str, str],
+        form: dict[str, str],
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        route, args = _route(method, path)
+        with self._lock:
+            self.calls[route] += 1
+            pending = self._faults.get(route)
+            if pending:
+                status, code = pending.pop(0)
+                extra = {"Retry-After": "0"} if status in (429, 503) else {}
+                return status, {"code": code, "message": f"fake {status}"}, extra
+        if route == "token":
+            return 200, self._token(headers, form), {}
+        if route == "unknown":
+            raise _ApiError(404, "ClientError.NotFound", f"no route {method} {path}")
+        token = headers.get("authorization", "").removeprefix("Bearer ").strip()
+        with self._lock:
+            scope = self.tokens.get(token)
+        if scope is None:
+            raise _ApiError(401, "AuthenticationFailed", "Token is not active")
+        handler = getattr(self, f"_route_{route}")
+        return 200, handler(scope, query, body, *args), {}
+
+    def _token(self, headers: dict[str, str], form: dict[str, str]) -> dict[str, Any]:
+        basic = headers.get("authorization", "").removeprefix("Basic ").strip()
+        try:
+            cid, _, secret = base64.b64decode(basic).decode().partition(":")
+        except ValueError:
+            cid, secret = "", ""
+        if cid != self.client_id or secret != self.client_secret:
+            raise _ApiError(401, "UNAUTHORIZED", "invalid_client", error="invalid_client")
+        requested = form.get("scope", "")
+        token = "fake-token-" + uuid.uuid4().hex
+        with self._lock:
+            self.tokens[token] = requested
+            self.token_requests.append(requested)
+        return {
+            "access_token": token,
+            "expires_in": 172800,
+            "resource_server": "transfer.api.globus.org",
+            "scope": TRANSFER_SCOPE,
+            "token_type": "Bearer",
+            "other_tokens": [],
+        }
+
+    def _check_access(self, scope: str, collection: str) -> FakeCollection:
+        coll = self.collections.get(collection)
+        if coll is None:
+            raise _ApiError(404, "EndpointNotFound", f"No such collection {collection}")
+        if collection in self._unmapped:
+            raise _ApiError(
+                403,
+                "PermissionDenied",
+                f"No identity mapping for {self.client_id}@clients.auth.globus.org on "
+                f"collection {collection}",
+            )
+        if collection in self._consent_denied or (
+            coll.needs_data_access and data_access_scope(collection) not in scope
+        ):
+            raise _ApiError(
+                403,
+                "ConsentRequired",
+                "Missing required data_access consent",
+                required_scopes=[f"{TRANSFER_SCOPE}[*{data_access_scope(collection)}]"],
+                authorization_parameters={
+                    "session_message": "Missing required data_access consent",
+                    "required_scopes": [f"{TRANSFER_SCOPE}[*{data_access_scope(collection)}]"],
+                },
+            )
+        return coll
+
+    # ---------------------------------------------------------------- routes
+
+    def _route_submission_id(self, scope: str, query: dict[str, str], body: Any) -> dict[str, Any]:
+        return {"DATA_TYPE": "submission_id", "value": str(uuid.uuid4())}
+
+    def _route_endpoint(
+        self, scope: str, query: dict[str, str], body: Any, cid: str
+    ) -> dict[str, Any]:
+        coll = self.collections.get(cid)
+        if coll is None:
+            raise _ApiError(404, "EndpointNotFound", f"No such collection {cid}")
+        return {
+            "DATA_TYPE": "endpoint",
+            "id": cid,
+            "display_name": coll.display_name,
+            "entity_type": coll.entity_type,
+            "high_assurance": coll.high_assurance,
+            "gcs_version": "5.4.80",
+        }
+
+    def _route_ls(self, scope: str, query: dict[str, str], body: Any, cid: str) -> dict[str, Any]:
+        coll = self._check_access(scope, cid)
+        path = query.get("path", "/")
+        target = self.path_of(coll.id, path)
+        if not target.is_dir():
+            raise _ApiError(
+                404, "ClientError.NotFound", f"Path not found, Error (list) {path}: No such file"
+            )
+        limit = min(int(query.get("limit", LS_MAX)), self.max_ls_entries)
+        offset = int(query.get("offset", 0))
+        names = sorted(os.listdir(target))
+        show_hidden = query.get("show_hidden", "1") != "0"
+        if not show_hidden:
+            names = [n for n in names if not n.startswith(".")]
+        page = names[offset : offset + limit]
+        if self.ls_partial:
+            page = page[: len(page) // 2]
+        return {
+            "DATA_TYPE": "file_list",
+            "DATA": [_entry(target / name) for name in page],
+            "path": path if path.endswith("/") else path + "/",
+            "absolute_path": path,
+            "endpoint": cid,
+            "length": len(page),
+            "total": len(names),
+            "offset": offset,
+            "limit": limit,
+            "rename_supported": True,
+            "symlink_supported": False,
+        }
+
+    def _route_stat(self, scope: str, query: dict[str, str], body: Any, cid: str) -> dict[str, Any]:
+        coll = self._check_access(scope, cid)
+        path = query.get("path", "/")
+        target = self.path_of(coll.id, path)
+        if not target.exists():
+            raise _ApiError(404, "NotFound", f"Path not found {path}: No such file or directory")
+        return _entry(target)
+
+    def _route_transfer(self, scope: str, query: dict[str, str], body: Any) -> dict[str, Any]:
+        src, dst = body["source_endpoint"], body["destination_endpoint"]
+        self._check_access(scope, src)
+        self._check_access(scope, dst)
+        items = [i for i in body.get("DATA", []) if i.get("DATA_TYPE") == "transfer_item"]
+        return self._accept("TRANSFER", body, items)
+
+    def _route_delete(self, scope: str, query: dict[str, str], body: Any) -> dict[str, Any]:
+        self._check_access(scope, body["endpoint"])
+        items = [i for i in body.get("DATA", []) if i.get("DATA_TYPE") == "delete_item"]
+        return self._accept("DELETE", body, items)
+
+    def _accept(
+        self, kind: str, body: dict[str, Any], items: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        sid = body.get("submission_id")
+        if not sid:
+            raise _ApiError(400, "ClientError.BadRequest", "submission_id is required")
+        if not items:
+            raise _ApiError(400, "ClientError.BadRequest", "A task needs at least one item")
+        with self._lock:
+            if sid in self.submissions:
+                return {
+                    "DATA_TYPE": f"{kind.lower()}_result",
+                    "code": "Duplicate",
+                    "message": "A task with that submission id was already accepted",
+                    "task_id": self.submissions[sid],
+                    "submission_id": sid,
+                    "request_id": uuid.uuid4().hex[:9],
+                    "resource": f"/{kind.lower()}",
+                }
+            task_id = str(uuid.uuid4())
+            task = FakeTask(
+                task_id=task_id,
+                kind=kind,
+                body=body,
+                pending=list(items),
+                files=len(items),
+                label=body.get("label"),
+                request_time=_now_iso(),
+                deadline=body.get("deadline"),
+            )
+            if self._next_task_outcomes:
+                task.forced_outcome = self._next_task_outcomes.pop(0)
+            self.tasks[task_id] = task
+            self.submissions[sid] = task_id
+        return {
+            "DATA_TYPE": f"{kind.lower()}_result",
+            "code": "Accepted",
+            "message": "The transfer has been accepted and a task has been created and queued "
+            "for execution",
+            "task_id": task_id,
+            "submission_id": sid,
+            "request_id": uuid.uuid4().hex[:9],
+            "resource": f"/{kind.lower()}",
+        }
+
+    def _route_task(self, scope: str, query: dict[str, str], body: Any, tid: str) -> dict[str, Any]:
+        task = self._task(tid)
+        with self._lock:
+            self._advance(task)
+            return _task_doc(task)
+
+    def _route_cancel(
+        self, scope: str, query: dict[str, str], body: Any, tid: str
+    ) -> dict[str, Any]:
+        task = self._task(tid)
+        with self._lock:
+            if task.status in ("SUCCEEDED", "FAILED"):
+                return {"DATA_TYPE": "result", "code": "TaskComplete", "message": "done already"}
+            task.status, task.nice_status = "FAILED", None
+            task.fatal_error = {"code": "CANCELED", "description": "canceled"}
+            task.completion_time = _now_iso()
+            task.pending.clear()
+        return {"DATA_TYPE": "result", "code": "Canceled", "message": "The task has been canceled"}
+
+    def _route_successful_transfers(
+        self, scope: str, query: dict[str, str], body: Any, tid: str
+    ) -> dict[str, Any]:
+        return self._page("successful_transfers", self._task(tid).successful, query)
+
+    def _route_skipped_errors(
+        self, scope: str, query: dict[str, str], body: Any, tid: str
+    ) -> dict[str, Any]:
+        return self._page("skipped_errors", self._task(tid).skipped_errors, query)
+
+    def _task(self, tid: str) -> FakeTask:
+        task = self.tasks.get(tid)
+        if task is None:
+            raise _ApiError(404, "TaskNotFound", f"Task {tid} not found")
+        return task
+
+    def _page(self, kind: str, rows: list[dict[str, Any]], query: dict[str, str]) -> dict[str, Any]:
+        start = int(query.get("marker") or 0)
+        end = start + self.page_size
+        return {
+            "DATA_TYPE": kind,
+            "marker": start,
+            "next_marker": end if end < len(rows) else None,
+            "DATA": rows[start:end],
+        }
+
+    # ---------------------------------------------------------------- task execution
+
+    def _advance(self, task: FakeTask) -> None:
+        """Run some of the task's pending items (called on each poll)."""
+        if task.status not in ("ACTIVE", "INACTIVE"):
+            return
+        outcome = task.forced_outcome
+        if outcome is not None:
+            task.status, task.nice_status = outcome["status"], outcome["nice_status"]
+            if outcome["status"] == "FAILED":
+                task.fatal_error = {
+                    "code": outcome["nice_status"],
+                    "description": outcome["description"],
+                }
+                task.completion_time = _now_iso()
+            return
+        task.nice_status = "OK"
+        budget = self.files_per_poll if self.files_per_poll is not None else len(task.pending)
+        while task.pending and budget > 0:
+            item = task.pending.pop(0)
+            budget -= 1
+            run = self._copy if task.kind == "TRANSFER" else self._delete
+            fault = run(task, item)
+            if fault is None:
+                continue
+            code, details = fault
+            if task.kind == "TRANSFER" and task.body.get("skip_source_errors"):
+                task.skipped_errors.append(
+                    {
+                        "DATA_TYPE": "skipped_error",
+                        "error_code": code,
+                        "error_details": details,
+                        "error_time": _now_iso(),
+                        "source_path": item["source_path"],
+                        "destination_path": item["destination_path"],
+                        "is_directory": False,
+                        "is_delete_destination_extra": False,
+                        "checksum_algorithm": item.get("checksum_algorithm"),
+                        "external_checksum": item.get("external_checksum"),
+                    }
+                )
+                continue
+            task.status, task.nice_status = "FAILED", None
+            task.fatal_error = {"code": code, "description": details}
+            task.completion_time = _now_iso()
+            task.pending.clear()
+            return
+        if not task.pending:
+            task.status, task.nice_status = "SUCCEEDED", None
+            task.completion_time = _now_iso()
+
+    def _copy(self, task: FakeTask, item: dict[str, Any]) -> tuple[str, str] | None:
+        body = task.body
+        src = self.path_of(body["source_endpoint"], item["source_path"])
+        dst = self.path_of(body["destination_endpoint"], item["destination_path"])
+        if not src.is_file():
+            return "FILE_NOT_FOUND", f"No such file or directory: {item['source_path']}"
+        algorithm = _ALGORITHMS.get(str(item.get("checksum_algorithm") or "MD5").upper(), "md5")
+        source_sum = _file_checksum(src, algorithm)
+        expected = item.get("external_checksum")
+        if body.get("verify_checksum") and expected and expected.lower() != source_sum:
+            return (
+                "CHECKSUM_MISMATCH",
+                f"source checksum {source_sum} does not match external checksum {expected}",
+            )
+        stat = src.stat()
+        if (
+            body.get("sync_level") in (3, "checksum")
+            and dst.is_file()
+            and _file_checksum(dst, algorithm) == source_sum
+        ):
+            task.files_skipped += 1
+            return None
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        partial = dst.with_name(f".{dst.name}.fake-partial")
+        shutil.copyfile(src, partial)
+        if self.corrupt_next_copy:
+            self.corrupt_next_copy = False
+            with partial.open("ab") as handle:
+                handle.write(b"\0corrupt")
+        if body.get("verify_checksum") and _file_checksum(partial, algorithm) != source_sum:
+            partial.unlink()
+            return "VERIFY_CHECKSUM", "checksum verification failed at the destination"
+        os.replace(partial, dst)
+        if body.get("preserve_timestamp"):
+            os.utime(dst, (stat.st_atime, stat.st_mtime))
+        task.files_transferred += 1
+        task.bytes_transferred += stat.st_size
+        task.bytes_checksummed += stat.st_size if body.get("verify_checksum") else 0
+        task.successful.append(
+            {
+                "DATA_TYPE": "successful_transfer",
+                "source_path": item["source_path"],
+                "destination_path": item["destination_path"],
+            }
+        )
+        return None
+
+    def _delete(self, task: FakeTask, item: dict[str, Any]) -> tuple[str, str] | None:
+        target = self.path_of(task.body["endpoint"], item["path"])
+        if not target.exists():
+            if task.body.get("ignore_missing"):
+                return None
+            return "FILE_NOT_FOUND", f"No such file or directory: {item['path']}"
+        if target.is_dir():
+            if not task.body.get("recursive"):
+                return "NOT_A_FILE", f"{item['path']} is a directory; recursive is not set"
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+        task.files_transferred += 1
+        return None
+
+
+def _entry(path: Path) -> dict[str, Any]:
+    info = path.lstat()
+    kind = "dir" if path.is_dir() else "file"
+    return {
+        "DATA_TYPE": "file",
+        "name": path.name,
+        "type": kind,
+        "size": info.st_size if kind == "file" else 4096,
+        "last_modified": _mtime_text(info.st_mtime),
+        "permissions": "0644",
+        "user": "alsdev",
+        "group": "als",
+        "link_target": None,
+    }
+
+
+def _task_doc(task: FakeTask) -> dict[str, Any]:
+    elapsed = max(time.time() - _parse_iso(task.request_time), 1.0)
+    return {
+        "DATA_TYPE": "task",
+        "task_id": task.task_id,
+        "type": task.kind,
+        "status": task.status,
+        "nice_status": task.nice_status,
+        "label": task.label,
+        "source_endpoint_id": task.body.get("source_endpoint"),
+        "destination_endpoint_id": task.body.get("destination_endpoint", task.body.get("endpoint")),
+        "request_time": task.request_time,
+        "completion_time": task.completion_time,
+        "deadline": task.deadline,
+        "files": task.files,
+        "files_transferred": task.files_transferred,
+        "files_skipped": task.files_skipped,
+        "directories": 0,
+        "bytes_transferred": task.bytes_transferred,
+        "bytes_checksummed": task.bytes_checksummed,
+        "effective_bytes_per_second": int(task.bytes_transferred / elapsed),
+        "fatal_error": task.fatal_error,
+        "faults": len(task.skipped_errors),
+        "subtasks_skipped_errors": len(task.skipped_errors),
+        "subtasks_succeeded": task.files_transferred,
+        "verify_checksum": bool(task.body.get("verify_checksum")),
+        "sync_level": task.body.get("sync_level"),
+        "preserve_timestamp": bool(task.body.get("preserve_timestamp")),
+        "skip_source_errors": bool(task.body.get("skip_source_errors")),
+        "is_paused": False,
+    }
+
+
+def _parse_iso(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    ("POST", re.compile(r"/v2/oauth2/token"), "token"),
+    ("GET", re.compile(r"/v0\.10/submission_id"), "submission_id"),
+    ("POST", re.compile(r"/v0\.10/transfer"), "transfer"),
+    ("POST", re.compile(r"/v0\.10/delete"), "delete"),
+    ("GET", re.compile(r"/v0\.10/task/([^/]+)/successful_transfers"), "successful_transfers"),
+    ("GET", re.compile(r"/v0\.10/task/([^/]+)/skipped_errors"), "skipped_errors"),
+    ("POST", re.compile(r"/v0\.10/task/([^/]+)/cancel"), "cancel"),
+    ("GET", re.compile(r"/v0\.10/task/([^/]+)"), "task"),
+    ("GET", re.compile(r"/v0\.10/operation/endpoint/([^/]+)/ls"), "ls"),
+    ("GET", re.compile(r"/v0\.10/operation/endpoint/([^/]+)/stat"), "stat"),
+    ("GET", re.compile(r"/v0\.10/endpoint/([^/]+)"), "endpoint"),
+]
+
+
+def _route(method: str, path: str) -> tuple[str, tuple[str, ...]]:
+    for verb, pattern, name in _ROUTES:
+        match = pattern.fullmatch(path.rstrip("/"))
+        if verb == method and match:
+            return name, match.groups()
+    return "unknown", ()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeTransferAPI
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the default stderr access log."""
+
+    def _serve(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        body: dict[str, Any] | None = None
+        form: dict[str, str] = {}
+        content_type = self.headers.get("Content-Type", "")
+        if raw and "json" in content_type:
+            body = json.loads(raw)
+        elif raw:
+            form = {k: v[-1] for k, v in parse_qs(raw.decode()).items()}
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        extra: dict[str, str] = {}
+        try:
+            status, doc, extra = self.fake.handle(method, parts.path, query, body, headers, form)
+        except _ApiError as exc:
+            status, doc = exc.status, exc.doc
+        payload = json.dumps(doc).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
