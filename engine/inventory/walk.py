@@ -1,0 +1,214 @@
+"""The inventory by full walk: which complete scans the beamline has produced, with checksums.
+
+A walk lists the inventory endpoint, decides which scans are complete (quiet long enough, or
+marked done by the producer) and gives each complete scan its acquisition checksum. Checksums
+are the expensive part, so a file whose (path, size, mtime) is unchanged since the last walk
+keeps the checksum recorded then: a steady-state walk over 100k scans reads no file contents.
+
+A file that vanishes or cannot be read does not fail the walk: its scan is skipped this pass
+and named in `problems`, and the next walk tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from engine.errors import UnsafePath
+from engine.inventory.checksum import file_checksum
+from engine.layout import ScanLayout, glob_to_regex
+from engine.model import FileStat, Scan, ScanFile, scan_digest
+from engine.storage.base import ScanListing
+from engine.storage.local import LocalStorage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryResult:
+    """What one walk found.
+
+    Attributes:
+        scans: complete scans by id, with checksums and versions.
+        incomplete: ids of scans still being written (not checksummed yet).
+        problems: human-readable messages about files that could not be read this pass.
+        checksummed_bytes: bytes actually read to compute checksums (0 in a steady state).
+    """
+
+    scans: dict[str, Scan]
+    incomplete: tuple[str, ...]
+    problems: tuple[str, ...]
+    checksummed_bytes: int
+
+
+class _SkipScan(Exception):
+    """A file of the scan could not be checksummed; the message says why."""
+
+
+def walk_inventory(
+    storage: LocalStorage,
+    layout: ScanLayout,
+    *,
+    algorithm: str,
+    quiet_seconds: float,
+    now: datetime,
+    known: Mapping[str, Scan],
+    done_marker: str | None = None,
+) -> InventoryResult:
+    """List the inventory endpoint and describe every complete scan.
+
+    Args:
+        storage: the inventory endpoint (it must be local: checksums are computed here).
+        layout: how files group into scans.
+        algorithm: the hashlib name of the acquisition checksum.
+        quiet_seconds: a scan whose newest file is at least this old is complete.
+        now: the current time (aware); passed in so that tests and audits are reproducible.
+        known: the scans recorded by earlier walks; their checksums are reused for unchanged
+            files and their versions carried on.
+        done_marker: a glob matched against a directory scan's file paths relative to the scan
+            folder (e.g. `"*.done"`); a scan holding a matching file is complete at once. It must
+            name a file the layout includes, or the walk never sees it.
+
+    Returns:
+        The complete scans, the incomplete ones, and problems met on the way.
+
+    Raises:
+        EndpointUnavailable: the endpoint could not be listed (never reported as "no scans").
+    """
+    listings = storage.list_scans(layout)
+    marker = _Marker(done_marker) if done_marker and layout.unit == "directory" else None
+    scans: dict[str, Scan] = {}
+    incomplete: list[str] = []
+    problems: list[str] = []
+    hashed = 0
+    for scan_id in sorted(listings):
+        listing = listings[scan_id]
+        if not _is_complete(listing, now, quiet_seconds, marker):
+            incomplete.append(scan_id)
+            continue
+        previous = known.get(scan_id)
+        if previous is not None and _unchanged(previous, listing, algorithm):
+            scans[scan_id] = previous  # the steady state: nothing to read, nothing to rebuild
+            continue
+        try:
+            files, read = _scan_files(storage, listing, algorithm, previous)
+        except _SkipScan as skip:
+            problems.append(str(skip))
+            continue
+        hashed += read
+        scans[scan_id] = _describe(layout, listing, files, algorithm, previous)
+    if problems:
+        log.warning(
+            "%s: %d scan(s) skipped this pass: %s", storage.name, len(problems), problems[0]
+        )
+    return InventoryResult(scans, tuple(incomplete), tuple(problems), hashed)
+
+
+class _Marker:
+    """A done-marker glob, matched against paths relative to the scan folder."""
+
+    def __init__(self, pattern: str) -> None:
+        self._regex = glob_to_regex(pattern)
+
+    def found_in(self, listing: ScanListing) -> bool:
+        prefix = listing.scan + "/"
+        return any(
+            f.path.startswith(prefix) and self._regex.match(f.path[len(prefix) :])
+            for f in listing.files
+        )
+
+
+def _is_complete(
+    listing: ScanListing, now: datetime, quiet_seconds: float, marker: _Marker | None
+) -> bool:
+    newest = max(f.mtime for f in listing.files)
+    if now.timestamp() - newest >= quiet_seconds:
+        return True
+    return marker is not None and marker.found_in(listing)
+
+
+def _unchanged(previous: Scan, listing: ScanListing, algorithm: str) -> bool:
+    """Does the listing show exactly the files (path, size, mtime) recorded last time?"""
+    if previous.checksum_algorithm != algorithm or len(previous.files) != len(listing.files):
+        return False
+    return all(
+        (old.path, old.size, old.mtime) == (new.path, new.size, new.mtime)
+        for old, new in zip(previous.files, listing.files, strict=True)
+    )
+
+
+def _scan_files(
+    storage: LocalStorage, listing: ScanListing, algorithm: str, known: Scan | None
+) -> tuple[tuple[ScanFile, ...], int]:
+    """The scan's files with checksums, reusing known ones; returns them and the bytes read."""
+    reusable = _reusable_checksums(known, algorithm)
+    files: list[ScanFile] = []
+    read = 0
+    for stat in listing.files:
+        checksum = reusable.get((stat.path, stat.size, stat.mtime))
+        if checksum is None:
+            checksum = _checksum(storage, listing.scan, stat, algorithm)
+            read += stat.size
+        files.append(ScanFile(stat.path, stat.size, stat.mtime, checksum))
+    return tuple(files), read
+
+
+def _reusable_checksums(known: Scan | None, algorithm: str) -> dict[tuple[str, int, float], str]:
+    if known is None or known.checksum_algorithm != algorithm:
+        return {}
+    return {(f.path, f.size, f.mtime): f.checksum for f in known.files}
+
+
+def _checksum(storage: LocalStorage, scan: str, stat: FileStat, algorithm: str) -> str:
+    """Checksum one file, and make sure it did not change while it was being read."""
+    try:
+        path = storage.resolve(stat.path)
+        checksum = file_checksum(path, algorithm)
+        after = os.stat(path)
+    except FileNotFoundError:
+        raise _SkipScan(
+            f"scan {scan!r}: {stat.path!r} vanished before it was checksummed"
+        ) from None
+    except (OSError, UnsafePath) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise _SkipScan(f"scan {scan!r}: cannot read {stat.path!r}: {reason}") from exc
+    if (after.st_size, after.st_mtime) != (stat.size, stat.mtime):
+        raise _SkipScan(f"scan {scan!r}: {stat.path!r} changed while it was being checksummed")
+    return checksum
+
+
+def _describe(
+    layout: ScanLayout,
+    listing: ScanListing,
+    files: tuple[ScanFile, ...],
+    algorithm: str,
+    known: Scan | None,
+) -> Scan:
+    is_directory = layout.unit == "directory"
+    checksum = scan_digest(algorithm, files) if is_directory else files[0].checksum
+    newest = max(f.mtime for f in files)
+    return Scan(
+        id=listing.scan,
+        files=files,
+        acquired_at=datetime.fromtimestamp(newest, tz=UTC),
+        checksum_algorithm=algorithm,
+        checksum=checksum,
+        version=_version(known, files, algorithm, checksum),
+        is_directory=is_directory,
+    )
+
+
+def _version(known: Scan | None, files: tuple[ScanFile, ...], algorithm: str, checksum: str) -> int:
+    """The known version, or the next one if the scan's content changed since it was recorded."""
+    if known is None:
+        return 1
+    if known.checksum_algorithm == algorithm:
+        unchanged = known.checksum == checksum
+    else:  # the algorithm changed in the config: compare what the listing can tell
+        unchanged = {(f.path, f.size, f.mtime) for f in known.files} == {
+            (f.path, f.size, f.mtime) for f in files
+        }
+    return known.version if unchanged else known.version + 1
