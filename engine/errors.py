@@ -82,3 +82,12 @@ class StateLocked(NeedsHumanError):
 
 class UsageError(Bl931Error):
     """The command line is wrong (exit 64)."""
+
+
+def classify(exc: BaseException) -> ErrorClass:
+    """The handling class of any exception: ours carry one; OS and network errors are transient."""
+    if isinstance(exc, Bl931Error):
+        return exc.error_class
+    if isinstance(exc, OSError | TimeoutError | ConnectionError):
+        return ErrorClass.TRANSIENT
+    return ErrorClass.TERMINAL

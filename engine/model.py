@@ -306,6 +306,9 @@ class Plan:
         )
         return "sha256:" + hashlib.sha256(body.encode("utf-8", "surrogateescape")).hexdigest()
 
+    def plan_digest_short(self) -> str:
+        return self.digest[:19] + "…"
+
     @property
     def in_sync(self) -> bool:
         return not self.actions and not self.in_flight

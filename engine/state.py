@@ -369,7 +369,7 @@ class StateStore:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            log.info("state store migrated to schema %d", version + 1)
+            log.debug("state store migrated to schema %d", version + 1)
 
     def integrity_check(self) -> str:
         return str(self._conn().execute("PRAGMA integrity_check").fetchone()[0])

@@ -1,0 +1,253 @@
+"""`bl931tui`: the entry point for the TUI, the service, the audit and the demo.
+
+Exit codes (DESIGN §7): 0 in sync · 2 actions pending · 1 runtime error · 64 usage · 78 config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import NoReturn
+
+from engine.config import Config, load_config
+from engine.errors import Bl931Error, ConfigError, StateLocked, UsageError
+
+EXIT_OK, EXIT_ERROR, EXIT_DRIFT, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 64, 78
+
+log = logging.getLogger("bl931")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="bl931tui",
+        description="Data-lifecycle manager for ALS Beamline 9.3.1: copies, archives, catalog "
+        "and retention, reconciled declaratively.",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="config file (default: ./bl931.toml, then ~/.config/bl931/config.toml)",
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--reconcile", action="store_true", help="run the reconciler (service)")
+    mode.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    mode.add_argument("--approve", nargs="+", metavar="ACTION_ID", help="approve gated actions")
+    mode.add_argument("--approve-all", action="store_true", help="approve every gated action")
+    mode.add_argument("--demo", action="store_true", help="the whole lifecycle on local endpoints")
+    mode.add_argument("--receipt", metavar="SCAN", help="print the deletion receipts of a scan")
+    p.add_argument("--once", action="store_true", help="with --reconcile: one pass, then exit")
+    p.add_argument(
+        "--interval", type=float, metavar="SECONDS", help="with --reconcile: pass period"
+    )
+    p.add_argument("--json", action="store_true", help="with --dry-run/--receipt: JSON on stdout")
+    p.add_argument("--as-of", metavar="ISO8601", help="with --dry-run: plan as if it were then")
+    p.add_argument("--yes", action="store_true", help="with --approve-all: do not ask")
+    p.add_argument("--headless", action="store_true", help="with --demo: no screen, print events")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=75.0,
+        metavar="SECONDS",
+        help="with --demo --headless: how long to run (default 75)",
+    )
+    p.add_argument(
+        "--workspace", type=Path, help="with --demo: where to build it (default ./bl931-demo)"
+    )
+    p.add_argument("--read-only", action="store_true", help="TUI: make no decisions")
+    p.add_argument("--no-mouse", action="store_true", help="TUI: keyboard only")
+    p.add_argument("--log-format", choices=("text", "json"), help="log line format (stderr)")
+    p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics")
+    p.add_argument("-v", "--verbose", action="store_true", help="more detail")
+    return p
+
+
+def _check_combinations(args: argparse.Namespace) -> None:
+    if args.once and not args.reconcile:
+        raise UsageError("--once goes with --reconcile")
+    if args.interval is not None and not args.reconcile:
+        raise UsageError("--interval goes with --reconcile")
+    if args.interval is not None and args.interval <= 0:
+        raise UsageError("--interval must be a positive number of seconds")
+    if args.as_of and not args.dry_run:
+        raise UsageError("--as-of goes with --dry-run")
+    if args.json and not (args.dry_run or args.receipt):
+        raise UsageError("--json goes with --dry-run or --receipt")
+    if args.yes and not args.approve_all:
+        raise UsageError("--yes goes with --approve-all")
+    if args.headless and not args.demo:
+        raise UsageError("--headless goes with --demo")
+
+
+def parse_as_of(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--as-of {text!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise UsageError(f"--as-of {text!r} needs a UTC offset, e.g. {text}+00:00")
+    return moment
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from engine.logs import setup_logging
+
+    try:
+        _check_combinations(args)
+    except UsageError as exc:
+        print(f"bl931tui: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    setup_logging(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        fmt=args.log_format or "text",
+    )
+    try:
+        return _dispatch(args)
+    except UsageError as exc:
+        print(f"bl931tui: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        print(f"bl931tui: configuration error:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StateLocked as exc:
+        print(f"bl931tui: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Bl931Error as exc:
+        print(f"bl931tui: {exc.error_class.value} error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.demo:
+        from bl931tui.demo import run_demo
+
+        return run_demo(args)
+    config = load_config(args.config)
+    if args.log_format is None and config.service.log_format == "json":
+        from engine.logs import setup_logging
+
+        setup_logging(level=logging.DEBUG if args.verbose else logging.INFO, fmt="json")
+    if args.dry_run:
+        return dry_run(config, args)
+    if args.reconcile:
+        from bl931tui.service import run_service
+
+        return run_service(config, args)
+    if args.approve or args.approve_all:
+        return approve(config, args)
+    if args.receipt:
+        return receipt(config, args)
+    from bl931tui.launch import run_tui
+
+    return run_tui(config, args)
+
+
+def dry_run(config: Config, args: argparse.Namespace) -> int:
+    from bl931tui.render import render_plan
+    from bl931tui.session import readonly_reconciler
+
+    now = parse_as_of(args.as_of) if args.as_of else None
+    with readonly_reconciler(config) as reconciler:
+        plan = reconciler.dry_run(now)
+    if args.json:
+        json.dump(plan.to_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(render_plan(plan, verbose=args.verbose))
+    if plan.errors:
+        return EXIT_ERROR
+    return EXIT_OK if plan.in_sync else EXIT_DRIFT
+
+
+def approve(config: Config, args: argparse.Namespace) -> int:
+    from bl931tui.render import render_ids, size
+    from bl931tui.session import readonly_reconciler, writable_store
+    from engine.reconciler import os_user
+
+    with readonly_reconciler(config) as reconciler:
+        plan = reconciler.dry_run()
+        now = reconciler.clock()
+    gated = {a.id: a for a in plan.actions if a.requires_approval and not a.approved}
+    approved_already = {a.id for a in plan.actions if a.requires_approval and a.approved}
+    if args.approve_all:
+        chosen = list(gated.values())
+        if not chosen:
+            print("Nothing awaits approval.")
+            return EXIT_OK
+        print(render_ids(chosen))
+        total = sum(a.bytes for a in chosen)
+        question = f"Approve these {len(chosen)} actions ({size(total)})? [y/N] "
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise UsageError("--approve-all without a terminal needs --yes")
+            if input(question).strip().lower() not in ("y", "yes"):
+                print("Nothing approved.")
+                return EXIT_OK
+    else:
+        unknown = [aid for aid in args.approve if aid not in gated and aid not in approved_already]
+        if unknown:
+            listed = ", ".join(unknown)
+            raise UsageError(
+                f"not awaiting approval in the current plan: {listed} "
+                "(run --dry-run to see the current ids; ids change when a scan changes)"
+            )
+        chosen = [gated[aid] for aid in args.approve if aid in gated]
+    user = os_user()
+    with writable_store(config) as store:
+        store.approve([a.id for a in chosen], user, now)
+    for action in chosen:
+        print(f"approved {action.id} ({action.kind.value} {action.scan}) as {user}")
+    return EXIT_OK
+
+
+def receipt(config: Config, args: argparse.Namespace) -> int:
+    from bl931tui.session import readonly_store
+
+    with readonly_store(config) as store:
+        receipts = store.receipts(args.receipt)
+    if args.json:
+        json.dump(receipts, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif not receipts:
+        print(f"No deletion receipts for {args.receipt!r}.")
+    else:
+        for r in receipts:
+            acq = r["acquisition"]
+            print(
+                f"Deleted {r['scan']} from {r['endpoint']} at {r['deleted_at']} "
+                f"(action {r['action_id']}, task {r['delete_task_id']})"
+            )
+            print(
+                f"  acquisition {acq['algorithm']} {acq['checksum']} "
+                f"(version {acq['version']}, {acq['files']} files, {acq['bytes']} bytes)"
+            )
+            for copy in r["verified_copies"]:
+                print(
+                    f"  verified copy at {copy['endpoint']}: {copy['level']} "
+                    f"{copy['algorithm']} {copy['checksum']} by {copy['how']} "
+                    f"(task {copy['task_id']}, {copy['verified_at']})"
+                )
+            approval = r.get("approval")
+            print(
+                f"  approval: {approval['by']} at {approval['at']}"
+                if approval
+                else "  approval: not required by policy"
+            )
+    return EXIT_OK if receipts else EXIT_ERROR
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""Build the storages, movers and catalog a configuration names.
+
+Local endpoints share one `LocalMover`; Globus endpoints share one `GlobusMover` (imported only
+when a Globus endpoint is configured, so a local setup needs no credentials). A copy between
+two endpoints runs on Globus as soon as either side is a Globus collection.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from engine.catalog.base import Catalog
+from engine.config import Config
+from engine.storage.base import Mover, Storage
+from engine.storage.local import LocalMover, LocalStorage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Backends:
+    storages: dict[str, Storage]
+    movers: dict[str, Mover]
+    kinds: dict[str, str]  # endpoint → "local" | "globus"
+    catalog: Catalog | None = None
+    local_roots: dict[str, Path] = field(default_factory=dict)
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def mover_for(self, source: str | None, target: str) -> Mover:
+        """Which mover runs a copy source → target (or a delete at target when source is None)."""
+        sides = [target] if source is None else [source, target]
+        if any(self.kinds[name] == "globus" for name in sides):
+            return self.movers["globus"]
+        return self.movers["local"]
+
+    def close(self) -> None:
+        for closer in self.closers:
+            try:
+                closer()
+            except Exception:  # closing must never mask the error that led here
+                log.exception("closing a backend failed")
+
+
+def build_backends(
+    config: Config,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    environ: Mapping[str, str] | None = None,
+    with_catalog: bool = True,
+) -> Backends:
+    """Construct every backend the config names. Globus and SciCat read secrets from `environ`."""
+    storages: dict[str, Storage] = {}
+    kinds: dict[str, str] = {}
+    local_roots: dict[str, Path] = {}
+    for name, endpoint in config.endpoints.items():
+        kinds[name] = endpoint.kind
+        if endpoint.path is not None:
+            local_roots[name] = endpoint.path
+        if endpoint.kind == "local":
+            assert endpoint.path is not None  # validated by config
+            storages[name] = LocalStorage(name, endpoint.path)
+    mover_kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
+    local_mover = LocalMover(
+        {n: p for n, p in local_roots.items() if kinds[n] == "local"}, **mover_kwargs
+    )
+    movers: dict[str, Mover] = {"local": local_mover}
+    backends = Backends(storages, movers, kinds, local_roots=local_roots)
+    backends.closers.append(local_mover.close)
+    if any(kind == "globus" for kind in kinds.values()):
+        from engine.storage.globus import build_globus
+
+        globus = build_globus(config, environ=environ)
+        storages.update(globus.storages)
+        movers["globus"] = globus.mover
+        backends.closers.append(globus.close)
+    if with_catalog:
+        from engine.catalog.factory import build_catalog
+
+        backends.catalog = build_catalog(config, environ=environ)
+    return backends

@@ -1,0 +1,565 @@
+"""Run a plan's allowed actions through the movers and the catalog, and record every outcome.
+
+Idempotency: a batch's submission id is persisted (with its actions, now `submitted`) *before* the
+mover is called. If the process dies before the answer is recorded, the next pass finds the task
+still `preparing` and submits again with the same id, which the mover de-duplicates. Tasks already
+`active` are polled, never resubmitted.
+
+Deletes are re-checked against a fresh listing of every endpoint they rely on right before they
+are submitted; local copies are re-hashed. A failed re-check skips the delete (the next pass plans
+it again from a new observation) and is recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+from engine.backends import Backends
+from engine.catalog.base import Location
+from engine.config import Config
+from engine.errors import classify
+from engine.layout import ScanLayout
+from engine.model import Action, ActionKind, ErrorClass, Level, Plan, Scan
+from engine.observe import assess, inventory_signature
+from engine.policy import Policy
+from engine.state import ActionRow, StateStore, TaskRow, iso
+from engine.storage.base import (
+    ItemResult,
+    Mover,
+    TaskKind,
+    TaskRequest,
+    TaskStatus,
+    TransferItem,
+)
+
+if TYPE_CHECKING:
+    from engine.reconciler import Observation
+
+log = logging.getLogger(__name__)
+
+OPEN_TASK_STATES = ("preparing", "active")
+
+
+@dataclass
+class Outcome:
+    submitted: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+    def __add__(self, other: Outcome) -> Outcome:
+        return Outcome(
+            self.submitted + other.submitted,
+            self.succeeded + other.succeeded,
+            self.failed + other.failed,
+        )
+
+
+def _chunks(items: Sequence[Action], size: int) -> Iterable[Sequence[Action]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Executor:
+    def __init__(
+        self,
+        config: Config,
+        store: StateStore,
+        backends: Backends,
+        layout: ScanLayout,
+        *,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.backends = backends
+        self.layout = layout
+        self.policy = Policy.from_config(config)
+        self.clock = clock
+
+    # ---- recording helpers -------------------------------------------------------------
+    def _event(
+        self,
+        now: datetime,
+        kind: str,
+        message: str,
+        *,
+        scan: str | None = None,
+        action_id: str | None = None,
+        level: str = "info",
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        getattr(log, "error" if level == "error" else "warning" if level == "warning" else "info")(
+            "%s%s%s: %s",
+            kind,
+            f" [{action_id}]" if action_id else "",
+            f" {scan!r}" if scan else "",
+            message,
+        )
+        self.store.event(now, kind, message, scan=scan, action_id=action_id, level=level, data=data)
+
+    def _retry_at(self, action_id: str, error_class: ErrorClass, now: datetime) -> datetime | None:
+        if error_class is not ErrorClass.TRANSIENT:
+            return None  # needs a person (or never works): held until an operator retries
+        attempts = self.store.attempts(action_id) if self.store.get_action(action_id) else 0
+        delay = min(self.config.retry.max_seconds, self.config.retry.base_seconds * 2**attempts)
+        return now + timedelta(seconds=delay)
+
+    def _fail(
+        self,
+        action_id: str,
+        scan: str,
+        error_class: ErrorClass,
+        message: str,
+        now: datetime,
+        *,
+        retry_now: bool = False,
+    ) -> None:
+        retry_at = now if retry_now else self._retry_at(action_id, error_class, now)
+        self.store.record_failure(action_id, error_class, message, now, retry_at)
+        self._event(
+            now,
+            "action.failed",
+            f"{error_class.value}: {message}",
+            scan=scan,
+            action_id=action_id,
+            level="error",
+            data={"class": error_class.value, "retry_at": iso(retry_at)},
+        )
+
+    # ---- polling -----------------------------------------------------------------------
+    def poll_tasks(self, now: datetime, *, local_only: bool = False) -> Outcome:
+        """Resubmit tasks whose submission was interrupted; poll the active ones."""
+        outcome = Outcome()
+        for task in self.store.tasks(OPEN_TASK_STATES):
+            mover = self.backends.movers.get(task.mover)
+            if mover is None:
+                log.error("task %s uses mover %r, which is not configured", task.label, task.mover)
+                continue
+            if local_only and not mover.finishes_locally:
+                continue
+            if task.status == "preparing":
+                request = self._rebuild_request(task)
+                if request is not None:
+                    self._send(mover, task, request, now)
+                continue
+            assert task.task_id is not None
+            try:
+                status = mover.poll(task.task_id)
+            except Exception as exc:
+                log.warning(
+                    "polling task %s failed (%s): %s", task.task_id, classify(exc).value, exc
+                )
+                continue
+            self.store.update_task(
+                task.submission_id,
+                now,
+                bytes_total=status.bytes_total,
+                bytes_done=status.bytes_done,
+                files_total=status.files_total,
+                files_done=status.files_done,
+                rate=status.bytes_per_second,
+            )
+            if status.finished:
+                outcome += self._finish(task, status, now)
+        return outcome
+
+    def drain(self, clock: Callable[[], datetime], timeout_seconds: float = 3600) -> Outcome:
+        """Wait for every task run by an in-process mover to finish, recording each outcome."""
+        outcome = Outcome()
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            open_local = [
+                t
+                for t in self.store.tasks(OPEN_TASK_STATES)
+                if (m := self.backends.movers.get(t.mover)) is not None and m.finishes_locally
+            ]
+            if not open_local:
+                break
+            outcome += self.poll_tasks(clock(), local_only=True)
+            time.sleep(0.02)
+        return outcome
+
+    def _rebuild_request(self, task: TaskRow) -> TaskRequest | None:
+        items = []
+        for aid in task.action_ids:
+            action = self.store.get_action(aid)
+            scan = self.store.get_scan(action.scan) if action else None
+            if action is None or scan is None:
+                log.error("task %s refers to a vanished action %s", task.submission_id, aid)
+                return None
+            items.append(self._item(action.id, scan))
+        return TaskRequest(
+            cast(TaskKind, task.kind),
+            task.source,
+            task.target,
+            tuple(items),
+            task.submission_id,
+            task.label,
+            self._deadline(task.created_at),
+        )
+
+    def _finish(self, task: TaskRow, status: TaskStatus, now: datetime) -> Outcome:
+        outcome = Outcome()
+        results: dict[str, ItemResult] = {r.action_id: r for r in status.results}
+        for aid in task.action_ids:
+            action = self.store.get_action(aid)
+            if action is None:
+                continue
+            result = results.get(aid)
+            if status.state == "lost":
+                self._fail(
+                    aid,
+                    action.scan,
+                    ErrorClass.TRANSIENT,
+                    f"task {task.task_id} is unknown to its mover (interrupted); planning again",
+                    now,
+                    retry_now=True,
+                )
+                outcome.failed += 1
+            elif result is None or not result.ok:
+                message = (result.error if result else None) or status.error or "task failed"
+                error_class = result.error_class if result else status.error_class
+                self._fail(aid, action.scan, error_class, message, now)
+                outcome.failed += 1
+            elif self._record_success(task, action, result, now):
+                outcome.succeeded += 1
+            else:
+                outcome.failed += 1
+        self.store.update_task(task.submission_id, now, status=status.state, error=status.error)
+        return outcome
+
+    def _record_success(
+        self, task: TaskRow, action: ActionRow, result: ItemResult, now: datetime
+    ) -> bool:
+        if action.kind is ActionKind.COPY:
+            evidence = result.evidence
+            if evidence is None or evidence.level < Level.CHECKSUM:
+                self._fail(
+                    action.id,
+                    action.scan,
+                    ErrorClass.NEEDS_HUMAN,
+                    "the transfer finished without checksum verification; not counted",
+                    now,
+                )
+                return False
+            assert action.target is not None
+            self.store.record_evidence(action.scan, action.target, evidence)
+            self.store.record_success(action.id, now)
+            self._event(
+                now,
+                "copy.verified",
+                f"copied {action.source} → {action.target}, {evidence.algorithm} "
+                f"{evidence.value} verified ({evidence.how}, task {evidence.task_id})",
+                scan=action.scan,
+                action_id=action.id,
+            )
+            return True
+        assert action.target is not None
+        receipt = self._receipt(action, task, now)
+        self.store.record_deletion(
+            action.scan, action.target, action.id, task.task_id, now, receipt
+        )
+        self.store.record_success(action.id, now)
+        self._event(
+            now,
+            "delete.done",
+            f"deleted from {action.target} (task {task.task_id})",
+            scan=action.scan,
+            action_id=action.id,
+            data=receipt,
+        )
+        return True
+
+    def _receipt(self, action: ActionRow, task: TaskRow, now: datetime) -> dict[str, Any]:
+        scan = self.store.get_scan(action.scan)
+        evidence = self.store.load_evidence()
+        rule = self.policy.retention.get(action.target or "")
+        required = rule.delete_requires if rule else ()
+        decision = self.store.decisions().get(action.id)
+        copies = []
+        for endpoint in required:
+            ev = evidence.get(endpoint, {}).get(action.scan)
+            copies.append(
+                {
+                    "endpoint": endpoint,
+                    "level": ev.level.word if ev else None,
+                    "algorithm": ev.algorithm if ev else None,
+                    "checksum": ev.value if ev else None,
+                    "task_id": ev.task_id if ev else None,
+                    "verified_at": iso(ev.verified_at) if ev else None,
+                    "how": ev.how if ev else None,
+                }
+            )
+        return {
+            "acquisition": {
+                "algorithm": scan.checksum_algorithm if scan else None,
+                "checksum": scan.checksum if scan else None,
+                "version": scan.version if scan else None,
+                "bytes": scan.size if scan else None,
+                "files": scan.file_count if scan else None,
+            },
+            "verified_copies": copies,
+            "approval": (
+                {"decision": decision[0], "by": decision[1], "at": iso(decision[2])}
+                if decision
+                else None
+            ),
+            "delete_task_id": task.task_id,
+            "recorded_at": iso(now),
+        }
+
+    # ---- execution ---------------------------------------------------------------------
+    def execute(self, plan: Plan, seen: Observation, now: datetime) -> Outcome:
+        runnable = [a for a in plan.actions if not a.requires_approval or a.approved]
+        outcome = Outcome()
+        copies = [a for a in runnable if a.kind is ActionKind.COPY]
+        outcome += self._submit_batches("copy", copies, seen, now)
+        for action in runnable:
+            if action.kind in (ActionKind.REGISTER, ActionKind.UPDATE_CATALOG):
+                outcome += self._catalog_action(action, seen, now)
+        deletes = [
+            a
+            for a in runnable
+            if a.kind is ActionKind.DELETE and self._recheck_delete(a, seen, now)
+        ]
+        outcome += self._submit_batches("delete", deletes, seen, now)
+        return outcome
+
+    def _submit_batches(
+        self, kind: str, actions: list[Action], seen: Observation, now: datetime
+    ) -> Outcome:
+        outcome = Outcome()
+        groups: dict[tuple[str | None, str], list[Action]] = defaultdict(list)
+        for action in actions:
+            assert action.target is not None
+            groups[(action.source, action.target)].append(action)
+        open_tasks: dict[str, int] = defaultdict(int)
+        for task in self.store.tasks(OPEN_TASK_STATES):
+            open_tasks[task.mover] += 1
+        for (source, target), group in groups.items():
+            mover = self.backends.mover_for(source, target)
+            for chunk in _chunks(group, mover.max_items_per_task):
+                if open_tasks[mover.name] >= mover.max_active_tasks:
+                    log.info(
+                        "%s: %d tasks in flight (limit %d); %d %s actions wait",
+                        mover.name,
+                        open_tasks[mover.name],
+                        mover.max_active_tasks,
+                        len(chunk),
+                        kind,
+                    )
+                    continue
+                if self._submit(mover, kind, source, target, chunk, seen.scans, now):
+                    open_tasks[mover.name] += 1
+                    outcome.submitted += len(chunk)
+        return outcome
+
+    def _item(self, action_id: str, scan: Scan) -> TransferItem:
+        return TransferItem(
+            action_id, scan.id, scan.files, scan.checksum_algorithm, recursive=scan.is_directory
+        )
+
+    def _deadline(self, created: datetime | None) -> datetime:
+        return (created or self.clock()) + timedelta(hours=self.config.globus.deadline_hours)
+
+    def _submit(
+        self,
+        mover: Mover,
+        kind: str,
+        source: str | None,
+        target: str,
+        actions: Sequence[Action],
+        scans: dict[str, Scan],
+        now: datetime,
+    ) -> bool:
+        try:
+            submission_id = mover.new_submission_id()
+        except Exception as exc:
+            for action in actions:
+                self._fail(
+                    action.id,
+                    action.scan,
+                    classify(exc),
+                    f"could not get a submission id: {exc}",
+                    now,
+                )
+            return False
+        arrow = f"{source} → {target}" if source else f"at {target}"
+        label = f"bl931 {kind} {arrow}: {len(actions)} scans {now:%Y-%m-%d %H:%M}"
+        task = TaskRow(
+            submission_id=submission_id,
+            task_id=None,
+            mover=mover.name,
+            kind=kind,
+            source=source,
+            target=target,
+            label=label,
+            status="preparing",
+            action_ids=tuple(a.id for a in actions),
+            bytes_total=sum(a.bytes for a in actions),
+            files_total=sum(scans[a.scan].file_count for a in actions),
+        )
+        self.store.create_task(task, {a.id: a.scan for a in actions}, now)
+        request = TaskRequest(
+            cast(TaskKind, kind),
+            source,
+            target,
+            tuple(self._item(a.id, scans[a.scan]) for a in actions),
+            submission_id,
+            label,
+            self._deadline(now),
+        )
+        return self._send(mover, task, request, now)
+
+    def _send(self, mover: Mover, task: TaskRow, request: TaskRequest, now: datetime) -> bool:
+        try:
+            task_id = mover.submit(request)
+        except Exception as exc:
+            error_class = classify(exc)
+            if error_class is ErrorClass.TRANSIENT:
+                # Same submission id next pass: if the first call did reach the service, the
+                # retry is recognised as a duplicate instead of starting a second task.
+                self.store.update_task(task.submission_id, now, error=str(exc))
+                log.warning(
+                    "submitting %s failed (transient, will resubmit with the same id): %s",
+                    task.label,
+                    exc,
+                )
+                return False
+            self.store.update_task(task.submission_id, now, status="failed", error=str(exc))
+            for item in request.items:
+                self._fail(
+                    item.action_id, item.scan, error_class, f"submission refused: {exc}", now
+                )
+            return False
+        self.store.update_task(
+            task.submission_id, now, task_id=task_id, status="active", error=None
+        )
+        for item in request.items:
+            self._event(
+                now,
+                f"{request.kind}.submitted",
+                f"{task.label} (task {task_id})",
+                scan=item.scan,
+                action_id=item.action_id,
+            )
+        return True
+
+    # ---- catalog -----------------------------------------------------------------------
+    def _path_on(self, endpoint: str, scan: Scan) -> str:
+        spec = self.config.endpoints[endpoint]
+        if spec.kind == "globus" and spec.root:
+            return f"{spec.root.rstrip('/')}/{scan.id}"
+        assert spec.path is not None
+        return str(spec.path / scan.id)
+
+    def locations(self, scan: Scan, seen: Observation) -> list[Location]:
+        out = []
+        for name in self.policy.endpoints:
+            obs = seen.observations.get(name)
+            if obs is None or not obs.ok or obs.level(scan.id) < Level.CHECKSUM:
+                continue
+            out.append(
+                Location(
+                    name,
+                    self._path_on(name, scan),
+                    obs.level(scan.id),
+                    tape=name in self.policy.tape,
+                    delete_after=self.policy.delete_due_at(scan, name),
+                )
+            )
+        return out
+
+    def _catalog_action(self, action: Action, seen: Observation, now: datetime) -> Outcome:
+        catalog = self.backends.catalog
+        scan = seen.scans[action.scan]
+        if catalog is None:
+            return Outcome()
+        locations = self.locations(scan, seen)
+        try:
+            if action.kind is ActionKind.REGISTER:
+                pid = catalog.register(scan, locations)
+                message = f"registered as {pid} at {', '.join(loc.endpoint for loc in locations)}"
+            else:
+                catalog.update_locations(scan, locations)
+                message = f"locations now {', '.join(loc.endpoint for loc in locations)}"
+        except Exception as exc:
+            self._fail(action.id, action.scan, classify(exc), str(exc), now)
+            return Outcome(failed=1)
+        self.store.record_success(action.id, now)
+        self._event(
+            now, f"catalog.{action.kind.value}", message, scan=action.scan, action_id=action.id
+        )
+        return Outcome(succeeded=1)
+
+    # ---- deletes: the last look ----------------------------------------------------------
+    def _recheck_delete(self, action: Action, seen: Observation, now: datetime) -> bool:
+        """Re-verify, on fresh listings, everything this delete relies on."""
+        assert action.target is not None
+        scan = seen.scans[action.scan]
+        rule = self.policy.retention[action.target]
+        if action.scan in self.store.active_holds(now):
+            return self._recheck_failed(action, now, "a hold was placed")
+        evidence = self.store.load_evidence()
+        for required in rule.delete_requires:
+            storage = self.backends.storages.get(required)
+            if storage is None:
+                return self._recheck_failed(action, now, f"{required} has no storage backend")
+            try:
+                listing = storage.stat_scan(self.layout, scan.id)
+            except Exception as exc:
+                return self._recheck_failed(action, now, f"{required} could not be listed: {exc}")
+            if listing is None:
+                return self._recheck_failed(action, now, f"the {required} copy is gone")
+            level = assess(
+                scan,
+                required,
+                listing,
+                evidence.get(required, {}).get(scan.id),
+                is_inventory=required == self.policy.inventory_endpoint,
+            ).replica.level
+            if level < rule.verify:
+                return self._recheck_failed(
+                    action, now, f"the {required} copy is now verified by {level.word} only"
+                )
+            if rule.verify >= Level.CHECKSUM:
+                try:
+                    sums = storage.checksum_files(listing, scan.checksum_algorithm)
+                except Exception as exc:
+                    return self._recheck_failed(action, now, f"re-hashing {required} failed: {exc}")
+                if sums is not None:
+                    bad = [f.path for f in scan.files if sums.get(f.path) != f.checksum]
+                    if bad:
+                        self.store.drop_evidence(scan.id, required)
+                        return self._recheck_failed(
+                            action,
+                            now,
+                            f"the {required} copy no longer matches the acquisition checksum "
+                            f"({len(bad)} files, e.g. {bad[0]!r}); evidence dropped",
+                            level="error",
+                        )
+        if action.target == self.policy.inventory_endpoint:
+            storage = self.backends.storages.get(action.target)
+            listing = storage.stat_scan(self.layout, scan.id) if storage else None
+            if listing is not None and listing.signature != inventory_signature(scan):
+                return self._recheck_failed(action, now, "the scan changed since inventory")
+        return True
+
+    def _recheck_failed(
+        self, action: Action, now: datetime, why: str, *, level: str = "warning"
+    ) -> bool:
+        self._event(
+            now,
+            "delete.recheck_failed",
+            f"delete from {action.target} skipped: {why}",
+            scan=action.scan,
+            action_id=action.id,
+            level=level,
+        )
+        return False

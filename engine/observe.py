@@ -1,0 +1,103 @@
+"""Turn endpoint listings and stored evidence into this pass's replica levels.
+
+Listings say what is there (paths, sizes, mtimes); evidence says why a replica was once believed
+to hold the acquisition's bytes. Evidence counts only while the replica's listing still has the
+fingerprint it had when the evidence was taken, and only for the scan's current checksum: a
+rewritten scan (new version) or a touched copy drops back to `size` or `present`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from engine.model import Evidence, Level, Replica, Scan
+from engine.storage.base import ScanListing, listing_signature
+
+
+@dataclass(frozen=True, slots=True)
+class Assessed:
+    replica: Replica
+    signature: str
+
+
+def size_level(scan: Scan, listing: ScanListing) -> Level:
+    """SIZE if every file of the scan is listed with the inventory's size, else PRESENT."""
+    listed = {f.path: f.size for f in listing.files}
+    for f in scan.files:
+        if listed.get(f.path) != f.size:
+            return Level.PRESENT
+    return Level.SIZE
+
+
+def inventory_signature(scan: Scan) -> str:
+    return listing_signature(scan.files)
+
+
+def assess(
+    scan: Scan,
+    endpoint: str,
+    listing: ScanListing,
+    evidence: Evidence | None,
+    *,
+    is_inventory: bool,
+    inventory_signature_of_scan: str | None = None,
+) -> Assessed:
+    """The verification level of one listed replica."""
+    signature = listing.signature
+    level = size_level(scan, listing)
+    used: Evidence | None = None
+    note = ""
+    if level is Level.SIZE:
+        if is_inventory:
+            expected = inventory_signature_of_scan or inventory_signature(scan)
+            if signature == expected:
+                level = Level.CHECKSUM
+            else:
+                note = "changed since it was inventoried"
+        elif evidence is not None and evidence.level >= Level.CHECKSUM:
+            if evidence.value != scan.checksum:
+                note = "verified for an older version of the scan"
+            elif evidence.signature != signature:
+                note = "changed since it was verified"
+            else:
+                level = Level.CHECKSUM
+                used = evidence
+    elif level is Level.PRESENT:
+        note = "incomplete or different size"
+    replica = Replica(
+        scan=scan.id,
+        endpoint=endpoint,
+        level=level,
+        size=listing.size,
+        files=len(listing.files),
+        evidence=used,
+        note=note,
+    )
+    return Assessed(replica, signature)
+
+
+def assess_endpoint(
+    endpoint: str,
+    scans: Mapping[str, Scan],
+    listings: Mapping[str, ScanListing],
+    evidence: Mapping[str, Evidence],
+    *,
+    is_inventory: bool,
+    inventory_signatures: Mapping[str, str] | None = None,
+) -> dict[str, Assessed]:
+    """Levels for every known scan listed at one endpoint (unknown extra paths are ignored)."""
+    out: dict[str, Assessed] = {}
+    for scan_id, listing in listings.items():
+        scan = scans.get(scan_id)
+        if scan is None:
+            continue
+        out[scan_id] = assess(
+            scan,
+            endpoint,
+            listing,
+            evidence.get(scan_id),
+            is_inventory=is_inventory,
+            inventory_signature_of_scan=(inventory_signatures or {}).get(scan_id),
+        )
+    return out

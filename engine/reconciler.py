@@ -1,0 +1,348 @@
+"""`reconcile_once()`: observe → plan → gate → act → record.
+
+The only way work happens. It can be called any number of times and converges: each pass reads
+the inventory, every endpoint and the catalog afresh, plans from what it sees (never from what it
+remembers doing), runs what is allowed, and records everything in the state store. The dry run
+is the same observation and planning with every write switched off.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from engine.backends import Backends
+from engine.config import Config
+from engine.errors import Bl931Error, CatalogUnavailable, EndpointUnavailable
+from engine.executor import Executor
+from engine.inventory.walk import InventoryResult, walk_inventory
+from engine.layout import ScanLayout
+from engine.model import (
+    CatalogView,
+    EndpointError,
+    EndpointObservation,
+    InFlight,
+    Plan,
+    Scan,
+)
+from engine.observe import assess_endpoint
+from engine.planner import PlanInput, plan
+from engine.policy import Policy
+from engine.state import SUBMITTED, ReplicaRow, StateStore
+from engine.storage.base import ScanListing
+from engine.storage.local import LocalStorage, sweep_temp_files
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
+
+
+@dataclass
+class Observation:
+    """Everything one pass saw, before planning."""
+
+    scans: dict[str, Scan]
+    observations: dict[str, EndpointObservation]
+    listings: dict[str, dict[str, ScanListing]]
+    assessed_rows: dict[str, dict[str, ReplicaRow]]
+    catalog: CatalogView
+    errors: list[EndpointError] = field(default_factory=list)
+    inventory: InventoryResult | None = None
+    new_scans: list[Scan] = field(default_factory=list)
+
+
+@dataclass
+class PassReport:
+    plan: Plan
+    started_at: datetime
+    finished_at: datetime
+    submitted: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    new_scans: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.plan.errors
+
+    def summary(self) -> dict[str, int]:
+        out = dict(self.plan.summary())
+        out.update(
+            submitted=self.submitted,
+            succeeded=self.succeeded,
+            failed=self.failed,
+            new_scans=self.new_scans,
+            errors=len(self.plan.errors),
+        )
+        return out
+
+
+class Reconciler:
+    """Owns one pass at a time over one state store and a set of backends."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: StateStore,
+        backends: Backends,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        user: str | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.backends = backends
+        self.clock = clock
+        self.user = user or os_user()
+        self.layout = ScanLayout.from_config(config.inventory)
+        self.policy = Policy.from_config(config)
+        self.executor = Executor(config, store, backends, self.layout, clock=clock)
+        self._swept = False
+
+    # ---- observation -------------------------------------------------------------------
+    def _inventory(self, now: datetime, known: Mapping[str, Scan]) -> InventoryResult | None:
+        name = self.config.inventory.endpoint
+        root = self.backends.local_roots.get(name)
+        if root is None:
+            return None  # an inventory endpoint seen only through Globus is listed, not walked
+        storage = self.backends.storages.get(name)
+        local = storage if isinstance(storage, LocalStorage) else LocalStorage(name, root)
+        return walk_inventory(
+            local,
+            self.layout,
+            algorithm=self.config.inventory.checksum,
+            quiet_seconds=self.config.inventory.quiet_seconds,
+            now=now,
+            known=known,
+            done_marker=self.config.inventory.done_marker,
+        )
+
+    def observe(self, now: datetime) -> Observation:
+        """Read the inventory, every endpoint and the catalog. Writes nothing."""
+        errors: list[EndpointError] = []
+        scans = self.store.load_scans()
+        inventory: InventoryResult | None = None
+        new_scans: list[Scan] = []
+        try:
+            inventory = self._inventory(now, scans)
+        except EndpointUnavailable as exc:
+            errors.append(EndpointError(exc.endpoint, exc.reason, exc.error_class))
+        if inventory is not None:
+            for scan in inventory.scans.values():
+                old = scans.get(scan.id)
+                if old is None or old.checksum != scan.checksum or old.files != scan.files:
+                    new_scans.append(scan)
+                    scans[scan.id] = scan
+        stored = self.store.load_replicas()
+        evidence = self.store.load_evidence()
+        deleted = self.store.deleted()
+        health = self.store.endpoint_health()
+        observations: dict[str, EndpointObservation] = {}
+        listings: dict[str, dict[str, ScanListing]] = {}
+        assessed_rows: dict[str, dict[str, ReplicaRow]] = {}
+        for name in self.policy.endpoints:
+            previously = frozenset(stored.get(name, {}))
+            expected_absent = frozenset(deleted.get(name, ()))
+            storage = self.backends.storages.get(name)
+            try:
+                if storage is None:
+                    raise EndpointUnavailable(name, "no storage backend can list this endpoint")
+                listing = storage.list_scans(self.layout, wanted=scans.keys())
+            except EndpointUnavailable as exc:
+                errors.append(EndpointError(name, exc.reason, exc.error_class))
+                observations[name] = EndpointObservation(
+                    name,
+                    ok=False,
+                    error=exc.reason,
+                    previously_present=previously,
+                    expected_absent=expected_absent,
+                    observed_at=(health.get(name) or {}).get("last_ok_at"),
+                )
+                continue
+            except Bl931Error as exc:
+                errors.append(EndpointError(name, exc.message, exc.error_class))
+                observations[name] = EndpointObservation(
+                    name,
+                    ok=False,
+                    error=exc.message,
+                    previously_present=previously,
+                    expected_absent=expected_absent,
+                )
+                continue
+            listings[name] = listing
+            assessed = assess_endpoint(
+                name,
+                scans,
+                listing,
+                evidence.get(name, {}),
+                is_inventory=name == self.policy.inventory_endpoint,
+            )
+            assessed_rows[name] = {
+                scan_id: ReplicaRow(
+                    a.replica.level, a.replica.size, a.replica.files, a.signature, now
+                )
+                for scan_id, a in assessed.items()
+            }
+            observations[name] = EndpointObservation(
+                name,
+                ok=True,
+                replicas={scan_id: a.replica for scan_id, a in assessed.items()},
+                previously_present=previously,
+                expected_absent=expected_absent,
+            )
+        catalog = self._observe_catalog(scans)
+        if catalog.enabled and not catalog.ok:
+            errors.append(EndpointError("catalog", catalog.error or "unavailable"))
+        return Observation(
+            scans, observations, listings, assessed_rows, catalog, errors, inventory, new_scans
+        )
+
+    def _observe_catalog(self, scans: Mapping[str, Scan]) -> CatalogView:
+        catalog = self.backends.catalog
+        if catalog is None:
+            return CatalogView(enabled=False)
+        try:
+            return catalog.observe(scans.keys())
+        except CatalogUnavailable as exc:
+            return CatalogView(enabled=True, ok=False, error=exc.message)
+        except Bl931Error as exc:
+            return CatalogView(enabled=True, ok=False, error=exc.message)
+
+    def in_flight(self) -> tuple[InFlight, ...]:
+        return tuple(
+            InFlight(a.id, a.kind, a.scan, a.source, a.target)
+            for a in self.store.actions([SUBMITTED])
+        )
+
+    def make_plan(self, seen: Observation, now: datetime) -> Plan:
+        return plan(
+            PlanInput(
+                policy=self.policy,
+                scans=seen.scans,
+                observations=seen.observations,
+                now=now,
+                catalog=seen.catalog,
+                in_flight=self.in_flight(),
+                holds=self.store.active_holds(now),
+                decisions={aid: d[0] for aid, d in self.store.decisions().items()},
+                failures=self.store.failures(),
+                errors=tuple(seen.errors),
+            )
+        )
+
+    # ---- the pass ----------------------------------------------------------------------
+    def dry_run(self, now: datetime | None = None) -> Plan:
+        """Observe and plan; change nothing anywhere."""
+        now = now or self.clock()
+        return self.make_plan(self.observe(now), now)
+
+    def reconcile_once(self, now: datetime | None = None, *, drain: bool = False) -> PassReport:
+        """One pass. With `drain`, tasks run in this process are finished before returning."""
+        started = now or self.clock()
+        self.store.beat(
+            started, pid=os.getpid(), host=socket.gethostname(), pass_started_at=started
+        )
+        if not self._swept:
+            self._sweep_temp_files()
+            self._swept = True
+        self.store.consume_retries(started)
+        outcome = self.executor.poll_tasks(started)
+        seen = self.observe(started)
+        self._record_observation(seen, started)
+        the_plan = self.make_plan(seen, started)
+        for alert in the_plan.alerts:
+            log.error("ALERT %s", alert)
+            self.store.event(started, "alert", alert, level="error")
+        self.store.save_plan(the_plan.actions, started)
+        outcome += self.executor.execute(the_plan, seen, started)
+        if drain:
+            outcome += self.executor.drain(self.clock)
+        if self.backends.catalog is not None:
+            try:
+                self.backends.catalog.flush()
+            except Bl931Error as exc:
+                log.error("catalog flush failed: %s", exc)
+        finished = self.clock()
+        report = PassReport(
+            plan=the_plan,
+            started_at=started,
+            finished_at=finished,
+            submitted=outcome.submitted,
+            succeeded=outcome.succeeded,
+            failed=outcome.failed,
+            new_scans=len(seen.new_scans),
+        )
+        beat: dict[str, object] = {"pass_finished_at": finished, "summary": report.summary()}
+        if report.ok:
+            beat["last_ok_pass_at"] = finished
+        self.store.beat(finished, **beat)
+        log.info(
+            "pass done in %.2fs: %s",
+            (finished - started).total_seconds(),
+            ", ".join(f"{k}={v}" for k, v in report.summary().items() if v),
+        )
+        return report
+
+    def _sweep_temp_files(self) -> None:
+        for name, root in self.backends.local_roots.items():
+            if self.backends.kinds.get(name) != "local" or not root.is_dir():
+                continue
+            try:
+                removed = sweep_temp_files(root, older_than_seconds=0)
+            except OSError as exc:
+                log.warning("%s: could not sweep temporary files: %s", name, exc)
+                continue
+            if removed:
+                log.warning(
+                    "%s: removed %d temporary files left by an interrupted copy", name, removed
+                )
+
+    def _record_observation(self, seen: Observation, now: datetime) -> None:
+        """Persist new scans and what each endpoint showed (keeping the baseline on alerts)."""
+        if seen.new_scans:
+            self.store.upsert_scans(seen.new_scans, now)
+            for scan in seen.new_scans:
+                self.store.event(
+                    now,
+                    "scan.inventoried",
+                    f"inventoried version {scan.version}, {scan.file_count} files, "
+                    f"{scan.size} bytes",
+                    scan=scan.id,
+                )
+        if seen.inventory is not None:
+            for problem in seen.inventory.problems:
+                log.warning("inventory: %s", problem)
+        stored = self.store.load_replicas()
+        for name, obs in seen.observations.items():
+            if not obs.ok:
+                failures = self.store.endpoint_failed(name, obs.error or "unavailable", now)
+                log.error("%s: listing failed (%d in a row): %s", name, failures, obs.error)
+                continue
+            self.store.endpoint_ok(name, now)
+            baseline = len(obs.previously_present - obs.expected_absent)
+            if baseline and len(obs.missing()) / baseline > self.policy.max_missing_fraction:
+                continue  # keep the last good baseline so the alert stays until resolved
+            before = stored.get(name, {})
+            rows = seen.assessed_rows.get(name, {})
+            changed = {
+                scan: row
+                for scan, row in rows.items()
+                if (old := before.get(scan)) is None
+                or (old.level, old.signature, old.size) != (row.level, row.signature, row.size)
+            }
+            removed = [scan for scan in before if scan not in rows]
+            self.store.replace_replicas(name, changed, removed)
