@@ -177,7 +177,9 @@ class FakeTransferAPI:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -682,6 +684,7 @@ def _route(method: str, path: str) -> tuple[str, tuple[str, ...]]:
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeTransferAPI
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: avoid 40 ms stalls
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the default stderr access log."""
