@@ -149,6 +149,13 @@ class Executor:
                     self._send(mover, task, request, now)
                 continue
             assert task.task_id is not None
+            # A mover that answers per scan only for tasks it knows (Globus, in a new process)
+            # is told which scans the task carries.
+            knows, track = getattr(mover, "knows", None), getattr(mover, "track", None)
+            if knows is not None and track is not None and not knows(task.task_id):
+                request = self._rebuild_request(task)
+                if request is not None:
+                    track(task.task_id, request)
             try:
                 status = mover.poll(task.task_id)
             except Exception as exc:

@@ -186,11 +186,17 @@ class GlobusMover:
     def track(self, task_id: str, request: TaskRequest) -> None:
         """Remember which scans a task carries, so `poll` can answer per scan.
 
-        `submit` does this itself; after a restart the reconciler calls it with the request it
-        persisted (or passes `request=` to `poll`).
+        `submit` does this itself; in a new process (after a restart, or each `--once` pass)
+        the reconciler rebuilds the request from its store and calls this when `knows` is False
+        (or passes `request=` to `poll`).
         """
         with self._lock:
             self._requests[task_id] = request
+
+    def knows(self, task_id: str) -> bool:
+        """Has this mover been told which scans `task_id` carries (by `submit` or `track`)?"""
+        with self._lock:
+            return task_id in self._requests
 
     def poll(self, task_id: str, request: TaskRequest | None = None) -> TaskStatus:
         """Status, progress and, once finished, one `ItemResult` per scan.

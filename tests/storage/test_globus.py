@@ -481,8 +481,11 @@ def test_crash_between_submission_id_and_submit_gives_exactly_one_task(site: Sit
     status = poll_until_finished(again.mover, task_id)[-1]
     again.close()
     fresh = site.backend()
+    assert not fresh.mover.knows(task_id)
     assert fresh.mover.poll(task_id).results == ()  # request unknown: state only
-    status = fresh.mover.poll(task_id, request)
+    fresh.mover.track(task_id, request)  # what the executor does with its persisted request
+    assert fresh.mover.knows(task_id)
+    status = fresh.mover.poll(task_id)
     fresh.close()
     assert status.state == "succeeded" and status.results[0].ok
 
