@@ -1,0 +1,205 @@
+"""Globus API calls per pass and tasks per 10,000 new scans, against the fake Transfer API.
+
+Runs the real globus-sdk `TransferClient` (through `build_globus`) against
+`tests/fakes/transfer_api.py` on 127.0.0.1 and counts requests per route:
+
+1. 10,000 new scans (one file each, in 100 directories) are copied DTN → CFS in batches of
+   `[globus] max_items_per_task`; we count tasks submitted and API calls.
+2. A steady-state pass: every scan present on both endpoints, `max_active_tasks` tasks in flight
+   (new scans arriving). The pass lists both endpoints for all 10,000 scans and polls each
+   active task once. Target: API calls ≤ directories listed + active tasks.
+3. The baseline, the system bl931 replaces: one task per file (`submit_transfer` fetching its
+   own submission id, `task_wait`, then `get_task` for metrics) and a name-only `operation_ls`
+   of the parent directory on both endpoints before each prune. It is measured on a sample of
+   files and scaled to 10,000 (its cost is strictly per file).
+
+Usage: `python bench/globus_calls.py [--scans 10000] [--dirs 100] [--sample 300]`
+The last line is machine-readable:
+`api_calls_per_pass=N dirs=D active_tasks=T tasks_for_10000_new=K`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import globus_sdk
+
+from engine.config import parse_config
+from engine.layout import ScanLayout
+from engine.model import ScanFile
+from engine.storage.base import TaskRequest, TransferItem
+from engine.storage.globus import GlobusMover, build_globus
+from tests.fakes.transfer_api import FakeTransferAPI
+
+ROOT = "/data/bl931/raw"
+LAYOUT = ScanLayout(unit="file", include=("**/*",), exclude=("**/.*",))
+
+
+def make_scans(root: Path, count: int, dirs: int, prefix: str = "") -> list[ScanFile]:
+    """`count` one-file scans spread over `dirs` directories below `root`."""
+    scans = []
+    for i in range(count):
+        rel = f"{prefix}2026/d{i % dirs:03}/scan_{i:06}.h5"
+        payload = f"scan {prefix}{i}\n".encode()
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(payload)
+        os.utime(path, (1_700_000_000 + i, 1_700_000_000 + i))
+        scans.append(
+            ScanFile(rel, len(payload), 1_700_000_000 + i, hashlib.md5(payload).hexdigest())
+        )
+    return scans
+
+
+def batches(scans: list[ScanFile], size: int) -> list[list[ScanFile]]:
+    return [scans[i : i + size] for i in range(0, len(scans), size)]
+
+
+def submit(mover: GlobusMover, batch: list[ScanFile], n: int) -> str:
+    items = tuple(TransferItem(f"a-{f.path}", f.path, (f,), "md5") for f in batch)
+    request = TaskRequest(
+        "copy", "dtn", "cfs", items, mover.new_submission_id(), f"bl931 copy dtn-cfs batch {n}"
+    )
+    return mover.submit(request)
+
+
+def baseline_per_file(fake: FakeTransferAPI, ids: dict[str, str], sample: list[ScanFile]) -> float:
+    """API calls per file of the replaced system: one task per file, polled, name-checked."""
+    app = globus_sdk.ClientApp(
+        "baseline",
+        login_client=globus_sdk.ConfidentialAppAuthClient(
+            client_id=fake.client_id, client_secret=fake.client_secret, base_url=fake.url + "/"
+        ),
+        config=globus_sdk.GlobusAppConfig(token_storage="memory"),
+    )
+    tc = globus_sdk.TransferClient(app=app, base_url=fake.url + "/")
+    tc.add_app_data_access_scope(list(ids.values()))
+    tc.get_submission_id()  # token in place before counting
+    before = sum(fake.calls.values())
+    for f in sample:
+        data = globus_sdk.TransferData(
+            ids["dtn"], ids["cfs"], label=Path(f.path).stem, sync_level="checksum"
+        )
+        data.add_item(f"{ROOT}/{f.path}", f"{ROOT}/{f.path}")
+        task_id = tc.submit_transfer(data)["task_id"]  # fetches its own submission id
+        tc.task_wait(task_id, timeout=5, polling_interval=1)
+        tc.get_task(task_id)  # bytes and rate for metrics
+        parent = f"{ROOT}/{os.path.dirname(f.path)}"
+        for endpoint in ("dtn", "cfs"):  # prune_one_safe: the name exists at source and check
+            names = {e["name"] for e in tc.operation_ls(ids[endpoint], path=parent)}
+            assert os.path.basename(f.path) in names
+    calls = sum(fake.calls.values()) - before
+    tc.close()
+    app.close()
+    return calls / len(sample)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scans", type=int, default=10_000)
+    parser.add_argument("--dirs", type=int, default=100)
+    parser.add_argument("--sample", type=int, default=300, help="files for the baseline")
+    parser.add_argument("--max-items-per-task", type=int, default=1000)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, FakeTransferAPI() as fake:
+        base = Path(tmp)
+        ids = {name: fake.add_collection(base / name) for name in ("dtn", "cfs")}
+        (base / "cfs" / ROOT.lstrip("/")).mkdir(parents=True)
+        config = parse_config(
+            {
+                "endpoints": {
+                    name: {"kind": "globus", "collection": cid, "root": ROOT}
+                    for name, cid in ids.items()
+                },
+                "copy": [{"from": "dtn", "to": "cfs"}],
+                "globus": {"max_items_per_task": args.max_items_per_task},
+            }
+        )
+        backend = build_globus(config, fake.environ)
+        mover = backend.mover
+        started = time.perf_counter()
+        scans = make_scans(base / "dtn" / ROOT.lstrip("/"), args.scans, args.dirs)
+        print(f"wrote {len(scans)} scans in {args.dirs} directories", file=sys.stderr)
+
+        # 1. New scans: one task per batch.
+        mover.new_submission_id()  # token and data_access scopes, once per process
+        fake.calls.clear()
+        task_ids = [
+            submit(mover, b, n) for n, b in enumerate(batches(scans, mover.max_items_per_task))
+        ]
+        polls = 0
+        for task_id in task_ids:
+            while True:
+                polls += 1
+                status = mover.poll(task_id)
+                if status.finished:
+                    assert status.state == "succeeded", status
+                    assert all(r.ok and r.evidence for r in status.results)
+                    break
+        copy_calls = sum(fake.calls.values())
+        tasks_new = fake.calls["transfer"]
+        print(
+            f"copy of {len(scans)} new scans: {tasks_new} tasks, {copy_calls} API calls "
+            f"({dict(fake.calls)}), {time.perf_counter() - started:.1f} s",
+            file=sys.stderr,
+        )
+
+        # 2. Steady state: everything copied, `max_active_tasks` tasks in flight.
+        arriving = make_scans(
+            base / "dtn" / ROOT.lstrip("/"), 3 * mover.max_active_tasks, 3, "new/"
+        )
+        fake.files_per_poll = 1  # keep them active through the pass
+        active = [submit(mover, b, n) for n, b in enumerate(batches(arriving, 3))]
+        backend.begin_pass()
+        fake.calls.clear()
+        wanted = [f.path for f in scans]
+        listings = {name: backend.storages[name].list_scans(LAYOUT, wanted) for name in ids}
+        for task_id in active:
+            assert not mover.poll(task_id).finished
+        pass_calls = sum(fake.calls.values())
+        dirs_listed = fake.calls["ls"]
+        assert all(len(listings[name]) >= len(scans) for name in ids)
+        print(
+            f"steady-state pass: {pass_calls} API calls ({dict(fake.calls)}) for "
+            f"{len(scans)} scans x {len(ids)} endpoints",
+            file=sys.stderr,
+        )
+        backend.close()
+
+        # 3. Baseline: one task per file, measured on a sample.
+        per_file = baseline_per_file(fake, ids, scans[: args.sample])
+        print(
+            f"baseline (one task per file, measured on {args.sample} files): {per_file:.1f} "
+            f"API calls per file -> {per_file * len(scans):,.0f} calls and {len(scans):,} tasks "
+            f"for {len(scans):,} scans",
+            file=sys.stderr,
+        )
+        expected_tasks = math.ceil(len(scans) / mover.max_items_per_task)
+        verdict = (
+            "OK"
+            if pass_calls <= dirs_listed + len(active) and tasks_new == expected_tasks
+            else "MISSED"
+        )
+        print(
+            f"targets: pass calls <= dirs + active ({dirs_listed} + {len(active)}); "
+            f"tasks == ceil({len(scans)}/{mover.max_items_per_task}) = {expected_tasks}: {verdict}",
+            file=sys.stderr,
+        )
+        print(
+            f"api_calls_per_pass={pass_calls} dirs={dirs_listed} active_tasks={len(active)} "
+            f"tasks_for_10000_new={tasks_new}"
+        )
+
+
+if __name__ == "__main__":
+    main()
