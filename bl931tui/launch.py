@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from engine.config import Config
+from engine.service import ServiceLoop
 
 
 def run_tui(config: Config, args: argparse.Namespace) -> int:
@@ -18,3 +19,12 @@ def run_tui(config: Config, args: argparse.Namespace) -> int:
         )
         return 1
     return run_app(config, args)
+
+
+def run_tui_with_engine(config: Config, args: argparse.Namespace, loop: ServiceLoop) -> int | None:
+    """The TUI with the engine loop in a background worker (the demo); None if no TUI."""
+    try:
+        from bl931tui.app import run_app
+    except ImportError:
+        return None
+    return run_app(config, args, engine_loop=loop)
