@@ -300,9 +300,15 @@ class ScicatCatalog:
                 page = self._query(where, skip=skip, limit=self.page_size)
                 for doc in page:
                     scan_id = scan_id_of(doc)
-                    if scan_id is not None and scan_id in wanted:
-                        locations[scan_id] = recorded_endpoints(doc)
-                        self._pids[scan_id] = str(doc.get("pid"))
+                    if scan_id is None or scan_id not in wanted:
+                        continue
+                    self._pids[scan_id] = str(doc.get("pid"))
+                    if not doc.get("numberOfFiles"):
+                        # Created, but its datablock never arrived (a crash between the two):
+                        # reported as unregistered, so the next `register` completes it.
+                        log.info("SciCat: %s has no datablock yet; not registered", scan_id)
+                        continue
+                    locations[scan_id] = recorded_endpoints(doc)
                 if len(page) < self.page_size:
                     break
                 skip += self.page_size

@@ -105,6 +105,7 @@ def test_crash_between_create_and_datablock_is_completed_not_duplicated(
     with pytest.raises(TransientError):
         scicat_with_password().register(scan, [cfs(scan)])
     assert only_dataset(fake_scicat)["size"] == 0  # created, no datablock yet
+    assert not scicat_with_password().observe([scan.id]).registered(scan.id)  # so it is retried
 
     pid = scicat_with_password().register(scan, [cfs(scan)])
 
