@@ -491,6 +491,11 @@ class GlobusBackend:
         for storage in self.storages.values():
             storage.begin_pass()
 
+    def end_pass(self) -> None:
+        """Close the pass: later listings are fetched afresh."""
+        for storage in self.storages.values():
+            storage.end_pass()
+
     def close(self) -> None:
         self.session.close()
 

@@ -3,7 +3,8 @@
 Listing cost is what makes a pass cheap or expensive on Globus, so a pass lists only the
 directories that can answer for the scans it cares about (the parents of the `wanted` scan ids,
 plus recursion into directory scans), never one call per scan, and caches each directory for
-the rest of the pass (`begin_pass()` resets the cache).
+the rest of the pass (`begin_pass()` opens a pass with a fresh cache, `end_pass()` closes it;
+outside a pass each call lists afresh).
 
 A listing either answers completely or raises `EndpointUnavailable`: a directory with more
 entries than one call returns is paged with `offset` until the service's `total` is reached,
@@ -84,13 +85,25 @@ class GlobusStorage:
         self._session = session
         self._client = session.transfer_client(self.timeout)
         self._cache: dict[str, list[Entry]] = {}
+        self._pass_open = False
         self._lock = threading.Lock()
         self.ls_calls = 0
 
     def begin_pass(self) -> None:
-        """Forget cached listings: each pass observes the endpoint afresh."""
+        """Start a pass: forget cached listings, then keep each one until `end_pass`.
+
+        Without an open pass, every `list_scans` call lists afresh (the cache then only spares
+        repeats within that call), so a caller that never calls this never sees stale data.
+        """
         with self._lock:
             self._cache.clear()
+            self._pass_open = True
+
+    def end_pass(self) -> None:
+        """Close the pass: later calls list afresh."""
+        with self._lock:
+            self._cache.clear()
+            self._pass_open = False
 
     # ------------------------------------------------------------------ Storage protocol
 
@@ -106,6 +119,9 @@ class GlobusStorage:
         Raises:
             EndpointUnavailable: some directory could not be listed completely.
         """
+        with self._lock:
+            if not self._pass_open:
+                self._cache.clear()
         try:
             return _group(layout, self._collect(layout, wanted))
         except _NotFound as gone:

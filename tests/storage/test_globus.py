@@ -304,6 +304,7 @@ def test_listing_lists_each_parent_directory_once_per_pass(
         for i in range(4):
             wanted.append(write_scan(site, f"2026/d{d}/s{i}.h5", b"x" * (i + 1)).path)
     storage = backend.storages["dtn"]
+    backend.begin_pass()
     listing = storage.list_scans(FILES, wanted)
     assert set(listing) == set(wanted)
     assert storage.ls_calls == 3
@@ -312,6 +313,10 @@ def test_listing_lists_each_parent_directory_once_per_pass(
     backend.begin_pass()
     storage.list_scans(FILES, wanted[:2])
     assert storage.ls_calls == 4  # one directory, listed afresh
+    backend.end_pass()
+    (site.dir("dtn") / wanted[0]).unlink()
+    assert wanted[0] not in storage.list_scans(FILES, wanted[:2])  # outside a pass: afresh
+    assert storage.ls_calls == 5
 
 
 def test_listing_parses_sizes_and_mtimes(site: Site, backend: GlobusBackend) -> None:
@@ -392,6 +397,7 @@ def test_tape_endpoint_gets_longer_timeouts(backend: GlobusBackend) -> None:
 def test_stat_scan_is_a_fresh_listing(site: Site, backend: GlobusBackend) -> None:
     f = write_scan(site, "2026/a.h5", b"abc")
     storage = backend.storages["dtn"]
+    backend.begin_pass()
     assert "2026/a.h5" in storage.list_scans(FILES, [f.path])
     (site.dir("dtn") / f.path).unlink()
     assert "2026/a.h5" in storage.list_scans(FILES, [f.path])  # this pass's cache
