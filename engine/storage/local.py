@@ -131,8 +131,9 @@ class LocalStorage:
         sees it as unverified rather than as a read error.
 
         Raises:
-            EndpointUnavailable: a file exists but cannot be read.
+            EndpointUnavailable: the root is missing, or a file exists but cannot be read.
         """
+        self._check_root()
         checksums: dict[str, str] = {}
         for file in listing.files:
             try:
@@ -230,6 +231,10 @@ def _listing(scan: str, files: list[FileStat]) -> ScanListing:
     if len(files) > 1:
         files.sort(key=lambda f: f.path)
     return ScanListing(scan, tuple(files))
+
+
+# A finished task's results stay pollable this long; the reconciler records them within a pass.
+FINISHED_TASKS_KEPT_SECONDS = 24 * 3600
 
 
 def _utc_now() -> datetime:
@@ -350,6 +355,7 @@ class LocalMover:
             if known is not None:
                 return known
             self._check_endpoints(request)
+            self._forget_old_tasks()
             task = _Task(
                 task_id=f"local-{uuid.uuid4().hex}",
                 request=request,
@@ -409,6 +415,13 @@ class LocalMover:
                     task.stop.set()
         self._executor.shutdown(wait=wait)
 
+    def _forget_old_tasks(self) -> None:
+        """Drop tasks finished long ago (the caller holds `_lock`); they poll as `lost` after."""
+        horizon = time.monotonic() - FINISHED_TASKS_KEPT_SECONDS
+        for task in [t for t in self._tasks.values() if t.ended is not None and t.ended < horizon]:
+            del self._tasks[task.task_id]
+            self._task_of_submission.pop(task.request.submission_id, None)
+
     def _check_endpoints(self, request: TaskRequest) -> None:
         needed = [request.target] + ([request.source] if request.kind == "copy" else [])
         for endpoint in needed:
@@ -418,18 +431,34 @@ class LocalMover:
                     f"(known: {', '.join(sorted(self._roots)) or 'none'})"
                 )
 
+    def _mounted_root(self, endpoint: str) -> Path:
+        """The endpoint's root, if it is there: never copy into or "delete" from an unmounted one.
+
+        Copying would create the tree on the disk below the mount point, and a delete would find
+        nothing and report success while the scan is still on the unmounted filesystem.
+        """
+        root = self._roots[endpoint]
+        if not root.is_dir():
+            raise TransientError(f"{endpoint}: root {root} is missing (unmounted?)")
+        return root
+
     def _run(self, task: _Task) -> None:
         with task.lock:
             task.state = "active"
             task.started = time.monotonic()
-        for item in task.request.items:
-            result = self._run_item(task, item)
+        try:
+            for item in task.request.items:
+                result = self._run_item(task, item)
+                with task.lock:
+                    task.results.append(result)
+        finally:  # whatever happens, the task ends and says so; it never stays "active"
             with task.lock:
-                task.results.append(result)
-        with task.lock:
-            task.ended = time.monotonic()
-            task.state = "succeeded" if all(r.ok for r in task.results) else "failed"
-        log.info("local task %s %s", task.task_id, task.state)
+                task.ended = time.monotonic()
+                complete = len(task.results) == len(task.request.items)
+                task.state = (
+                    "succeeded" if complete and all(r.ok for r in task.results) else "failed"
+                )
+            log.info("local task %s %s", task.task_id, task.state)
 
     def _run_item(self, task: _Task, item: TransferItem) -> ItemResult:
         """One scan; every failure becomes a classified result, never an escaped exception."""
@@ -439,7 +468,6 @@ class LocalMover:
             if request.deadline is not None and self._clock() >= request.deadline:
                 raise TransientError(f"the task deadline {request.deadline.isoformat()} passed")
             if request.kind == "copy":
-                assert request.source is not None
                 return self._copy_item(task, item)
             return self._delete_item(task, item)
         except _Cancelled:
@@ -457,7 +485,8 @@ class LocalMover:
     def _copy_item(self, task: _Task, item: TransferItem) -> ItemResult:
         request = task.request
         assert request.source is not None
-        source_root, target_root = self._roots[request.source], self._roots[request.target]
+        source_root = self._mounted_root(request.source)
+        target_root = self._mounted_root(request.target)
         scan_checksum = _scan_checksum(item)
         placed: list[FileStat] = []
         for expected in item.files:
@@ -495,7 +524,7 @@ class LocalMover:
         return ItemResult(item.action_id, ok=True, evidence=evidence)
 
     def _delete_item(self, task: _Task, item: TransferItem) -> ItemResult:
-        root = self._roots[task.request.target]
+        root = self._mounted_root(task.request.target)
         files = [f.path for f in item.files]
         for path in files:
             _check_belongs(item, path)

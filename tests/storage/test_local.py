@@ -410,6 +410,21 @@ def test_missing_source_fails_transient(dtn: Path, mover: LocalMover) -> None:
     assert result.error is not None and "No such file" in result.error
 
 
+def test_copy_into_an_unmounted_root_fails_without_creating_it(dtn: Path, tmp_path: Path) -> None:
+    put(dtn, "scan.h5", b"x")
+    unmounted = tmp_path / "mnt" / "cfs"
+    mover = LocalMover({"dtn": dtn, "cfs": unmounted})
+    try:
+        status = run(mover, "copy", [file_item(recorded("scan.h5", b"x"))])
+    finally:
+        mover.close()
+
+    (result,) = status.results
+    assert not result.ok and result.error_class is ErrorClass.TRANSIENT
+    assert result.error is not None and "missing (unmounted?)" in result.error
+    assert not unmounted.exists()
+
+
 def test_one_failed_item_does_not_stop_the_others(dtn: Path, cfs: Path, mover: LocalMover) -> None:
     put(dtn, "ok.h5", b"fine")
     put(dtn, "bad.h5", b"changed")
@@ -492,10 +507,11 @@ def test_cancel_stops_between_files(
 ) -> None:
     put(dtn, "first.h5", b"1")
     put(dtn, "second.h5", b"2")
-    release = threading.Event()
+    entered, release = threading.Event(), threading.Event()
     real_place = local_module.place_file
 
     def blocking_place(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
         assert release.wait(timeout=30)
         return real_place(*args, **kwargs)
 
@@ -505,6 +521,7 @@ def test_cancel_stops_between_files(
         file_item(recorded("second.h5", b"2"), "a2"),
     )
     task_id = mover.submit(TaskRequest("copy", "dtn", "cfs", items, "sub-c", "test"))
+    assert entered.wait(timeout=30)  # the first file is being copied
     mover.cancel(task_id)
     release.set()
     status = mover.wait(task_id, timeout=30)
@@ -548,6 +565,17 @@ def test_delete_removes_a_directory_scan_and_ignores_missing_ones(
     assert all(r.ok for r in status.results)
     assert not (cfs / "2026/scan_a").exists()
     assert (cfs / "2026/scan_b/frame_1.tif").read_bytes() == b"keep"
+
+
+def test_delete_on_an_unmounted_root_fails_instead_of_reporting_success(tmp_path: Path) -> None:
+    mover = LocalMover({"cfs": tmp_path / "not-mounted"})
+    try:
+        status = run(mover, "delete", [file_item(recorded("scan.h5", b"x"))])
+    finally:
+        mover.close()
+
+    (result,) = status.results
+    assert not result.ok and result.error_class is ErrorClass.TRANSIENT
 
 
 def test_delete_never_touches_anything_outside_the_root(
