@@ -52,7 +52,13 @@ from engine.catalog.scicat_http import (
     permission_error,
 )
 from engine.config import CatalogConfig
-from engine.errors import Bl931Error, CatalogUnavailable, ConfigError, TerminalError
+from engine.errors import (
+    Bl931Error,
+    CatalogUnavailable,
+    ConfigError,
+    NeedsHumanError,
+    TerminalError,
+)
 from engine.model import CatalogView, Scan
 from engine.secrets import Secret, lookup
 
@@ -189,8 +195,9 @@ class ScicatCatalog:
             try:
                 client.login()
             except AuthRejected as rejected:
-                raise permission_error(
-                    "the login", f"user {self._username.reveal()!r}", rejected, relogged=True
+                raise NeedsHumanError(
+                    f"SciCat refused the login of user {self._username.reveal()!r} "
+                    f"({self._redact(str(rejected))}); check SCICAT_USERNAME and SCICAT_PASSWORD"
                 ) from None
             except requests.RequestException as exc:
                 raise classify_network_error(exc, self.url, "log in") from None

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from fakes.scans import make_scan
-from fakes.scicat_api import FakeScicat
 
 from engine.catalog.scicat import ScicatCatalog
 from engine.config import CatalogConfig
 from engine.model import Scan
 from engine.secrets import Secret
+from tests.fakes.scans import make_scan
+from tests.fakes.scicat_api import FakeScicat
 
 
 @pytest.fixture

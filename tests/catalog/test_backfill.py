@@ -6,8 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fakes.scans import cfs, hpss, make_scan
-from fakes.scicat_api import FakeScicat
 
 from engine.catalog.backfill import MAX_CONSECUTIVE_TRANSIENT, backfill
 from engine.catalog.local import LocalCatalog
@@ -15,6 +13,8 @@ from engine.catalog.scicat import ScicatCatalog
 from engine.config import CatalogConfig
 from engine.errors import CatalogUnavailable
 from engine.model import ErrorClass
+from tests.fakes.scans import cfs, hpss, make_scan
+from tests.fakes.scicat_api import FakeScicat
 
 Build = Callable[..., ScicatCatalog]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fakes.scans import cfs, hpss, make_scan
 
 from engine.catalog.base import Location
 from engine.catalog.dataset import (
@@ -20,6 +19,7 @@ from engine.catalog.dataset import (
 from engine.config import CatalogConfig
 from engine.errors import ConfigError
 from engine.model import Level
+from tests.fakes.scans import cfs, hpss, make_scan
 
 
 def test_pid_is_deterministic_prefixed_and_distinct_per_scan_and_beamline() -> None:

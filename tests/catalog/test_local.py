@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from fakes.scans import cfs, hpss, make_scan
 from tinydb import TinyDB
 
 from engine.catalog.base import Catalog
@@ -17,6 +16,7 @@ from engine.catalog.local import LocalCatalog
 from engine.config import CatalogConfig
 from engine.errors import CatalogUnavailable, TerminalError
 from engine.model import ErrorClass
+from tests.fakes.scans import cfs, hpss, make_scan
 
 FIXED = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

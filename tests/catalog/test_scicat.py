@@ -8,8 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fakes.scans import cfs, hpss, make_scan
-from fakes.scicat_api import FakeScicat
 
 from engine.catalog.base import Catalog
 from engine.catalog.dataset import dataset_pid
@@ -26,6 +24,8 @@ from engine.errors import (
 )
 from engine.model import ErrorClass
 from engine.secrets import Secret
+from tests.fakes.scans import cfs, hpss, make_scan
+from tests.fakes.scicat_api import FakeScicat
 
 Build = Callable[..., ScicatCatalog]
 PASSWORD = "ingestor-password"
