@@ -41,19 +41,20 @@ def safe_path(root: Path, relpath: str) -> Path:
     Scan ids and file paths arrive from the state store, the catalog and other endpoints'
     listings; a deletion driven by a path like `../../home` or through a symlinked folder that
     points elsewhere would destroy data the engine does not own. So the path must be relative,
-    made of plain components (no `..`, `.`, empty parts or NUL), and its resolution (following
-    any symlinks on the way) must stay inside the resolved root.
+    made of plain components (no `..`, `.`, empty parts or NUL), and must resolve to itself below
+    the resolved root: no symlink anywhere below the root. Listings never follow symlinks either,
+    so a path through one names nothing the engine ever listed (and a link pointing inside the
+    root would let a delete of one scan remove another). The root itself may be a symlink.
 
     Args:
         root: the endpoint root.
         relpath: a POSIX path relative to the root.
 
     Returns:
-        `root / relpath`, unresolved, so operations act on the entry itself (a delete removes a
-        link, not its target).
+        `root / relpath` (not resolved).
 
     Raises:
-        UnsafePath: the path is malformed or resolves outside the root.
+        UnsafePath: the path is malformed, resolves outside the root or passes a symlink.
     """
     if not relpath or "\0" in relpath:
         raise UnsafePath(f"{relpath!r} is not a usable relative path")
@@ -64,9 +65,11 @@ def safe_path(root: Path, relpath: str) -> Path:
     candidate = root / relpath
     real_root = os.path.realpath(root)
     real = os.path.realpath(candidate)
-    if not is_within(real, real_root):
+    if real != os.path.join(real_root, relpath):
+        where = "inside" if is_within(real, real_root) else "outside"
         raise UnsafePath(
-            f"{relpath!r} resolves to {real!r}, outside the endpoint root {real_root!r}"
+            f"{relpath!r} goes through a symlink to {real!r}, {where} the endpoint root "
+            f"{real_root!r}; symlinks are never followed"
         )
     return candidate
 

@@ -251,6 +251,26 @@ def test_safe_path_rejects_a_symlinked_parent_pointing_outside(dtn: Path, tmp_pa
     assert safe_path(dtn, "2027/new.h5") == dtn / "2027" / "new.h5"
 
 
+def test_safe_path_rejects_symlinks_inside_the_root_too(dtn: Path) -> None:
+    """Through `2026 -> 2025`, deleting scan 2026/x.h5 would remove scan 2025/x.h5."""
+    put(dtn, "2025/x.h5", b"another scan")
+    (dtn / "2026").symlink_to(dtn / "2025", target_is_directory=True)
+    (dtn / "link.h5").symlink_to(dtn / "2025" / "x.h5")
+    for relpath in ("2026/x.h5", "link.h5"):
+        with pytest.raises(UnsafePath, match="inside the endpoint root"):
+            safe_path(dtn, relpath)
+    assert safe_path(dtn, "2025/x.h5") == dtn / "2025" / "x.h5"
+
+
+def test_a_symlinked_root_is_fine(dtn: Path, tmp_path: Path) -> None:
+    put(dtn, "2026/scan.h5", b"x")
+    mount = tmp_path / "mount"
+    mount.symlink_to(dtn, target_is_directory=True)
+    storage = LocalStorage("dtn", mount)
+    assert sorted(storage.list_scans(FILES)) == ["2026/scan.h5"]
+    assert storage.resolve("2026/scan.h5") == mount / "2026" / "scan.h5"
+
+
 def test_stat_scan_gives_a_fresh_listing_or_none(dtn: Path) -> None:
     put(dtn, "2026/scan_a/f.tif", b"1234")
     put(dtn, "2026/one.h5", b"12")
