@@ -443,12 +443,18 @@ class GlobusMover:
                 for error in page:
                     path = str(error.get("source_path") or "")
                     action = owner.get(path)
-                    if action is None:
-                        log.warning("task %s: skipped error on unknown path %s", task_id, path)
-                        continue
-                    faults.setdefault(action, []).append(
-                        (str(error.get("error_code")), path, str(error.get("error_details") or ""))
+                    fault = (
+                        str(error.get("error_code")),
+                        path,
+                        str(error.get("error_details") or ""),
                     )
+                    if action is None:
+                        # A fault we cannot place could be any scan's: none of them counts.
+                        log.warning("task %s: skipped error on unknown path %s", task_id, path)
+                        for item in request.items:
+                            faults.setdefault(item.action_id, []).append(fault)
+                        continue
+                    faults.setdefault(action, []).append(fault)
         except Exception as exc:
             raise translate_error(
                 exc, f"reading skipped errors of task {task_id}", self._session

@@ -634,3 +634,19 @@ def test_delete_batch_is_one_task(site: Site, backend: GlobusBackend) -> None:
     assert status.state == "succeeded" and all(r.ok for r in status.results)
     assert not (site.dir("dtn") / "2026/a.h5").exists()
     assert not (site.dir("dtn") / "2026/d").exists()
+
+
+def test_a_fault_on_an_unrecognised_path_fails_every_scan_of_the_task(
+    site: Site, backend: GlobusBackend
+) -> None:
+    a, b = write_scan(site, "2026/a.h5", b"a"), write_scan(site, "2026/b.h5", b"b")
+    mover = backend.mover
+    task_id = mover.submit(copy_request(mover, [file_item("a", a), file_item("b", b)]))
+    task = site.fake.tasks[task_id]
+    task.pending = [
+        *task.pending[:1],
+        {**task.pending[1], "source_path": f"{ROOT}/2026/elsewhere.h5"},
+    ]
+    status = poll_until_finished(mover, task_id)[-1]
+    assert status.state == "succeeded"
+    assert not any(r.ok for r in status.results)
