@@ -104,10 +104,11 @@ def place_file(
             checksum the bytes must match.
         algorithm: the hashlib name `expected.checksum` was computed with.
         endpoint: the target endpoint's name, for log messages.
-        progress: called with byte counts as they are read or written.
+        progress: called with byte counts as they are copied (an adopted file counts whole).
 
     Returns:
-        The destination's stat after the copy (size and preserved mtime).
+        The destination's stat after the copy (size and preserved mtime; the permission bits
+        are the source's too).
 
     Raises:
         VerificationFailed: the source's bytes do not match the acquisition checksum (needs a
@@ -117,22 +118,26 @@ def place_file(
         OSError: reading or writing failed (ENOSPC, EIO, a vanished source …).
     """
     source_stat = os.stat(source)
-    if _holds_expected(target, expected, algorithm, endpoint, progress):
+    if _holds_expected(target, expected, algorithm, endpoint):
         _preserve_times(target, source_stat)
+        if progress is not None:
+            progress(expected.size)
         return _file_stat(target, expected.path)
     target.parent.mkdir(parents=True, exist_ok=True)
     with _TempFile(target) as temp:
+        assert temp.fd is not None
+        os.fchmod(temp.fd, stat.S_IMODE(source_stat.st_mode))  # not mkstemp's private 0600
         read_digest = _copy_into(source, temp, algorithm, progress)
         if not checksums_equal(read_digest, expected.checksum):
             raise VerificationFailed(
                 f"{expected.path!r}: source bytes differ from the acquisition checksum "
-                f"({algorithm} {read_digest} ≠ {expected.checksum}); the source changed or is corrupt"
+                f"({algorithm} {read_digest} != {expected.checksum}); the source changed or is corrupt"
             )
         written_digest = file_checksum(temp.path, algorithm)
         if not checksums_equal(written_digest, read_digest):
             raise TransientError(
                 f"{expected.path!r}: bytes read back at {endpoint} differ from the bytes written "
-                f"({algorithm} {written_digest} ≠ {read_digest})"
+                f"({algorithm} {written_digest} != {read_digest})"
             )
         _preserve_times(temp.path, source_stat)
         temp.commit()
@@ -140,9 +145,7 @@ def place_file(
     return _file_stat(target, expected.path)
 
 
-def _holds_expected(
-    target: Path, expected: ScanFile, algorithm: str, endpoint: str, progress: Progress | None
-) -> bool:
+def _holds_expected(target: Path, expected: ScanFile, algorithm: str, endpoint: str) -> bool:
     try:
         target_stat = os.lstat(target)
     except FileNotFoundError:
@@ -152,7 +155,7 @@ def _holds_expected(
             f"{expected.path!r} at {endpoint} exists and is not a regular file; not replacing it"
         )
     if target_stat.st_size == expected.size and checksums_equal(
-        file_checksum(target, algorithm, progress=progress), expected.checksum
+        file_checksum(target, algorithm), expected.checksum
     ):
         log.debug("%s: %r already holds the acquisition's bytes; adopted", endpoint, expected.path)
         return True

@@ -304,7 +304,7 @@ def test_copy_writes_verified_bytes_preserves_mtime_and_returns_evidence(
     dtn: Path, cfs: Path, mover: LocalMover
 ) -> None:
     data = os.urandom(3 * 1024 * 1024 + 17)
-    put(dtn, "2026/11/scan_0001.h5", data, mtime=ACQUIRED)
+    put(dtn, "2026/11/scan_0001.h5", data, mtime=ACQUIRED).chmod(0o640)
     record = recorded("2026/11/scan_0001.h5", data)
 
     status = run(mover, "copy", [file_item(record)])
@@ -315,6 +315,7 @@ def test_copy_writes_verified_bytes_preserves_mtime_and_returns_evidence(
     copy = cfs / "2026/11/scan_0001.h5"
     assert copy.read_bytes() == data
     assert copy.stat().st_mtime == ACQUIRED
+    assert copy.stat().st_mode & 0o777 == 0o640
     (result,) = status.results
     assert result.ok and result.evidence is not None
     evidence = result.evidence
@@ -378,6 +379,7 @@ def test_destination_already_holding_the_bytes_is_adopted_without_rewrite(
     status = run(mover, "copy", [file_item(recorded("scan.h5", data))])
 
     assert status.state == "succeeded"
+    assert (status.bytes_done, status.bytes_total) == (len(data), len(data))
     assert existing.stat().st_ino == inode
     assert existing.stat().st_mtime == ACQUIRED  # the source's mtime, as a fresh copy would have
     assert status.results[0].evidence is not None
