@@ -65,7 +65,9 @@ def run_md5sum(paths: list[Path]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Checksum throughput of the inventory walk against md5sum.")
+    parser = argparse.ArgumentParser(
+        description="Checksum throughput of the inventory walk against md5sum."
+    )
     parser.add_argument("--files", type=int, default=16)
     parser.add_argument("--file-mib", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)

@@ -19,7 +19,7 @@ import pytest
 from engine.errors import EndpointUnavailable, TerminalError, UnsafePath
 from engine.layout import ENGINE_TEMP_PREFIX, ScanLayout
 from engine.model import ErrorClass, Level, ScanFile, scan_digest
-from engine.storage import local as local_module
+from engine.storage import local_mover
 from engine.storage.base import (
     Mover,
     Storage,
@@ -489,13 +489,13 @@ def test_submit_is_idempotent_on_the_submission_id(
 ) -> None:
     put(dtn, "scan.h5", b"once")
     placed: list[str] = []
-    real_place = local_module.place_file
+    real_place = local_mover.place_file
 
     def counting_place(*args: Any, **kwargs: Any) -> Any:
         placed.append(args[2].path)
         return real_place(*args, **kwargs)
 
-    monkeypatch.setattr(local_module, "place_file", counting_place)
+    monkeypatch.setattr(local_mover, "place_file", counting_place)
     request = TaskRequest(
         "copy", "dtn", "cfs", (file_item(recorded("scan.h5", b"once")),), "sub-1", "test"
     )
@@ -530,14 +530,14 @@ def test_cancel_stops_between_files(
     put(dtn, "first.h5", b"1")
     put(dtn, "second.h5", b"2")
     entered, release = threading.Event(), threading.Event()
-    real_place = local_module.place_file
+    real_place = local_mover.place_file
 
     def blocking_place(*args: Any, **kwargs: Any) -> Any:
         entered.set()
         assert release.wait(timeout=30)
         return real_place(*args, **kwargs)
 
-    monkeypatch.setattr(local_module, "place_file", blocking_place)
+    monkeypatch.setattr(local_mover, "place_file", blocking_place)
     items = (
         file_item(recorded("first.h5", b"1"), "a1"),
         file_item(recorded("second.h5", b"2"), "a2"),

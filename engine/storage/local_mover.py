@@ -1,0 +1,369 @@
+"""The local mover: copies and deletes scans between local roots, in worker threads.
+
+A copy writes each file to a temporary name beside its destination, checks the bytes against the
+acquisition checksum and only then renames onto the final name (`localfs.place_file`), so a
+reader or a crash never sees a half-written file under a scan's name. Tasks, their progress and
+their results live in this process: `finishes_locally` tells `--reconcile --once` to wait for them.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from engine.errors import Bl931Error, TerminalError, TransientError
+from engine.model import ErrorClass, Evidence, FileStat, Level, scan_digest
+from engine.storage.base import (
+    ItemResult,
+    TaskRequest,
+    TaskState,
+    TaskStatus,
+    TransferItem,
+    listing_signature,
+)
+from engine.storage.localfs import place_file, remove_scan, safe_path
+
+log = logging.getLogger(__name__)
+
+# A finished task's results stay pollable this long; the reconciler records them within a pass.
+FINISHED_TASKS_KEPT_SECONDS = 24 * 3600
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Cancelled(Exception):
+    """Raised between files once a task has been asked to stop."""
+
+
+@dataclass
+class _Task:
+    """One submitted batch and its live progress (mutated by one worker, read by pollers)."""
+
+    task_id: str
+    request: TaskRequest
+    bytes_total: int
+    files_total: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: threading.Event = field(default_factory=threading.Event)
+    state: TaskState = "queued"
+    bytes_done: int = 0
+    files_done: int = 0
+    started: float | None = None
+    ended: float | None = None
+    results: list[ItemResult] = field(default_factory=list)
+    future: Future[None] | None = None
+
+    def add_bytes(self, count: int) -> None:
+        with self.lock:
+            self.bytes_done += count
+
+    def add_files(self, count: int) -> None:
+        with self.lock:
+            self.files_done += count
+
+    def check_stop(self) -> None:
+        if self.stop.is_set():
+            raise _Cancelled
+
+    def status(self) -> TaskStatus:
+        with self.lock:
+            elapsed = (self.ended or time.monotonic()) - self.started if self.started else 0.0
+            finished = self.state in ("succeeded", "failed")
+            failures = [r for r in self.results if not r.ok] if finished else []
+            return TaskStatus(
+                task_id=self.task_id,
+                state=self.state,
+                bytes_done=self.bytes_done,
+                bytes_total=self.bytes_total,
+                files_done=self.files_done,
+                files_total=self.files_total,
+                bytes_per_second=self.bytes_done / elapsed if elapsed > 0 else 0.0,
+                error=_summarise(failures, len(self.results)),
+                error_class=_worst_class(failures),
+                results=tuple(self.results) if finished else (),
+            )
+
+
+def _summarise(failures: list[ItemResult], total: int) -> str | None:
+    if not failures:
+        return None
+    return f"{len(failures)} of {total} item(s) failed; first: {failures[0].error}"
+
+
+_SEVERITY = (ErrorClass.NEEDS_HUMAN, ErrorClass.TERMINAL, ErrorClass.TRANSIENT)
+
+
+def _worst_class(failures: list[ItemResult]) -> ErrorClass:
+    """The class that decides what happens to the task as a whole: a person beats a retry."""
+    classes = {f.error_class for f in failures}
+    return next((c for c in _SEVERITY if c in classes), ErrorClass.TRANSIENT)
+
+
+class LocalMover:
+    """Copies and deletes scans between local roots in a thread pool (implements `Mover`).
+
+    Tasks live in this process only: after a restart every old task id polls as `lost`, and the
+    reconciler plans the work again (a copy then adopts the files already in place).
+
+    Args:
+        roots: endpoint name → local root folder, for every endpoint this mover serves.
+        workers: threads running tasks (each runs one task at a time).
+        clock: the time source stamped on evidence (tests pass a fixed clock).
+    """
+
+    name = "local"
+    finishes_locally = True
+    max_items_per_task = 1000
+    max_active_tasks = 4
+
+    def __init__(
+        self,
+        roots: Mapping[str, Path],
+        *,
+        workers: int = 2,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._roots = {name: Path(root) for name, root in roots.items()}
+        self._clock = clock
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bl931-local")
+        self._lock = threading.Lock()
+        self._tasks: dict[str, _Task] = {}
+        self._task_of_submission: dict[str, str] = {}
+
+    def new_submission_id(self) -> str:
+        """A fresh random id; the caller persists it before calling `submit`."""
+        return str(uuid.uuid4())
+
+    def submit(self, request: TaskRequest) -> str:
+        """Queue a batch; the same `submission_id` always answers with the same task id.
+
+        Raises:
+            TerminalError: an endpoint of the request is not one of this mover's roots.
+        """
+        with self._lock:
+            known = self._task_of_submission.get(request.submission_id)
+            if known is not None:
+                return known
+            self._check_endpoints(request)
+            self._forget_old_tasks()
+            task = _Task(
+                task_id=f"local-{uuid.uuid4().hex}",
+                request=request,
+                bytes_total=sum(f.size for i in request.items for f in i.files)
+                if request.kind == "copy"
+                else 0,
+                files_total=sum(len(i.files) for i in request.items),
+            )
+            self._tasks[task.task_id] = task
+            self._task_of_submission[request.submission_id] = task.task_id
+            task.future = self._executor.submit(self._run, task)
+        log.info(
+            "local %s task %s: %d scan(s) %s→%s",
+            request.kind,
+            task.task_id,
+            len(request.items),
+            request.source or "-",
+            request.target,
+        )
+        return task.task_id
+
+    def poll(self, task_id: str) -> TaskStatus:
+        """Live progress; once finished, one `ItemResult` per item. Unknown ids are `lost`."""
+        with self._lock:
+            task = self._tasks.get(task_id)
+        if task is None:
+            return TaskStatus(
+                task_id,
+                "lost",
+                error="no such task in this process (it ran before a restart?)",
+            )
+        return task.status()
+
+    def cancel(self, task_id: str) -> None:
+        """Ask a task to stop; it stops before its next file and fails the items not done."""
+        with self._lock:
+            task = self._tasks.get(task_id)
+        if task is not None:
+            task.stop.set()
+
+    def wait(self, task_id: str, timeout: float | None = None) -> TaskStatus:
+        """Block until a task finishes (or `timeout` seconds pass), then poll it.
+
+        `--reconcile --once` uses this to drain its local work without polling in a loop.
+        """
+        with self._lock:
+            task = self._tasks.get(task_id)
+        if task is not None and task.future is not None:
+            futures_wait([task.future], timeout=timeout)
+        return self.poll(task_id)
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop accepting work; with `wait=False`, running tasks stop before their next file."""
+        if not wait:
+            with self._lock:
+                for task in self._tasks.values():
+                    task.stop.set()
+        self._executor.shutdown(wait=wait)
+
+    def _forget_old_tasks(self) -> None:
+        """Drop tasks finished long ago (the caller holds `_lock`); they poll as `lost` after."""
+        horizon = time.monotonic() - FINISHED_TASKS_KEPT_SECONDS
+        for task in [t for t in self._tasks.values() if t.ended is not None and t.ended < horizon]:
+            del self._tasks[task.task_id]
+            self._task_of_submission.pop(task.request.submission_id, None)
+
+    def _check_endpoints(self, request: TaskRequest) -> None:
+        needed = [request.target] + ([request.source] if request.kind == "copy" else [])
+        for endpoint in needed:
+            if endpoint is None or endpoint not in self._roots:
+                raise TerminalError(
+                    f"the local mover has no root for endpoint {endpoint!r} "
+                    f"(known: {', '.join(sorted(self._roots)) or 'none'})"
+                )
+
+    def _mounted_root(self, endpoint: str) -> Path:
+        """The endpoint's root, if it is there: never copy into or "delete" from an unmounted one.
+
+        Copying would create the tree on the disk below the mount point, and a delete would find
+        nothing and report success while the scan is still on the unmounted filesystem.
+        """
+        root = self._roots[endpoint]
+        if not root.is_dir():
+            raise TransientError(f"{endpoint}: root {root} is missing (unmounted?)")
+        return root
+
+    def _run(self, task: _Task) -> None:
+        with task.lock:
+            task.state = "active"
+            task.started = time.monotonic()
+        try:
+            for item in task.request.items:
+                result = self._run_item(task, item)
+                with task.lock:
+                    task.results.append(result)
+        finally:  # whatever happens, the task ends and says so; it never stays "active"
+            with task.lock:
+                task.ended = time.monotonic()
+                complete = len(task.results) == len(task.request.items)
+                task.state = (
+                    "succeeded" if complete and all(r.ok for r in task.results) else "failed"
+                )
+            log.info("local task %s %s", task.task_id, task.state)
+
+    def _run_item(self, task: _Task, item: TransferItem) -> ItemResult:
+        """One scan; every failure becomes a classified result, never an escaped exception."""
+        request = task.request
+        try:
+            task.check_stop()
+            if request.deadline is not None and self._clock() >= request.deadline:
+                raise TransientError(f"the task deadline {request.deadline.isoformat()} passed")
+            if request.kind == "copy":
+                return self._copy_item(task, item)
+            return self._delete_item(task, item)
+        except _Cancelled:
+            return _failed(item, "cancelled before this scan finished", ErrorClass.TRANSIENT)
+        except Bl931Error as exc:
+            return _failed(item, f"scan {item.scan!r}: {exc}", exc.error_class)
+        except OSError as exc:
+            return _failed(item, _os_error_message(exc, item.scan, request), ErrorClass.TRANSIENT)
+        except Exception as exc:
+            log.exception("local task %s: unexpected error on scan %r", task.task_id, item.scan)
+            return _failed(
+                item, f"scan {item.scan!r}: internal error: {exc!r}", ErrorClass.NEEDS_HUMAN
+            )
+
+    def _copy_item(self, task: _Task, item: TransferItem) -> ItemResult:
+        request = task.request
+        assert request.source is not None
+        source_root = self._mounted_root(request.source)
+        target_root = self._mounted_root(request.target)
+        scan_checksum = _scan_checksum(item)
+        placed: list[FileStat] = []
+        for expected in item.files:
+            task.check_stop()
+            _check_belongs(item, expected.path)
+            source, target = (
+                safe_path(source_root, expected.path),
+                safe_path(target_root, expected.path),
+            )
+            try:
+                placed.append(
+                    place_file(
+                        source,
+                        target,
+                        expected,
+                        item.checksum_algorithm,
+                        endpoint=request.target,
+                        progress=task.add_bytes,
+                    )
+                )
+            except OSError as exc:
+                raise TransientError(
+                    _os_error_message(exc, item.scan, request, expected.path)
+                ) from exc
+            task.add_files(1)
+        evidence = Evidence(
+            level=Level.CHECKSUM,
+            algorithm=item.checksum_algorithm,
+            value=scan_checksum,
+            task_id=task.task_id,
+            verified_at=self._clock(),
+            signature=listing_signature(placed),
+            how="copy",
+        )
+        return ItemResult(item.action_id, ok=True, evidence=evidence)
+
+    def _delete_item(self, task: _Task, item: TransferItem) -> ItemResult:
+        root = self._mounted_root(task.request.target)
+        files = [f.path for f in item.files]
+        for path in files:
+            _check_belongs(item, path)
+        removed = remove_scan(root, item.scan, files, recursive=item.recursive)
+        task.add_files(len(item.files))
+        log.info("%s: deleted scan %r (%d file(s))", task.request.target, item.scan, removed)
+        return ItemResult(item.action_id, ok=True)
+
+
+def _failed(item: TransferItem, message: str, error_class: ErrorClass) -> ItemResult:
+    return ItemResult(item.action_id, ok=False, error=message, error_class=error_class)
+
+
+def _scan_checksum(item: TransferItem) -> str:
+    """The acquisition checksum of the whole scan, as `walk_inventory` computes it."""
+    if item.recursive:
+        return scan_digest(item.checksum_algorithm, item.files)
+    if len(item.files) != 1:
+        raise TerminalError(f"a file scan needs exactly one file, got {len(item.files)}")
+    return item.files[0].checksum
+
+
+def _check_belongs(item: TransferItem, path: str) -> None:
+    """A file of a scan lies at the scan's path (file scan) or below its folder (directory)."""
+    inside = path.startswith(item.scan + "/") if item.recursive else path == item.scan
+    if not inside:
+        raise TerminalError(f"file {path!r} does not belong to scan {item.scan!r}")
+
+
+def _os_error_message(
+    exc: OSError, scan: str, request: TaskRequest, path: str | None = None
+) -> str:
+    where = f"{path!r} of scan {scan!r}" if path else f"scan {scan!r}"
+    doing = (
+        f"copying {where} from {request.source} to {request.target}"
+        if request.kind == "copy"
+        else f"deleting {where} at {request.target}"
+    )
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on {request.target} while {doing}"
+    return f"{doing} failed: {exc.strerror or exc}"
