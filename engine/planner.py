@@ -197,7 +197,7 @@ class _Planner:
                 continue
             if level >= Level.CHECKSUM:
                 continue
-            source = self._copy_source(scan, configured_source, target, levels, coming)
+            source = self._copy_source(scan, configured_source, target, levels, coming, wanted)
             if source is None:
                 continue
             aid = action_id(ActionKind.COPY, scan.id, scan.checksum, source, target)
@@ -232,19 +232,31 @@ class _Planner:
         target: str,
         levels: Mapping[str, Level | None],
         coming: set[str],
+        wanted: frozenset[str],
     ) -> str | None:
-        """The configured source if it holds a verified copy; else any verified holder."""
+        """The configured source if it holds a verified copy.
+
+        While the configured source should still get its own copy, the copy waits for it (make
+        before break, and no detour around the configured route). Only a copy the configured
+        source can no longer provide (pruned, or lost after its retention) is restored from
+        another endpoint holding a verified copy, disk before tape.
+        """
         level = levels.get(configured)
         if level is not None and level >= Level.CHECKSUM:
             return configured
-        if configured in coming:
-            self.block(
-                scan.id,
-                ActionKind.COPY,
-                target,
-                "waiting_for_source",
-                f"waits for the {configured} copy to be verified first",
+        still_expected = (
+            configured in coming
+            or configured in wanted
+            or (configured == self.policy.inventory_endpoint and level is not Level.ABSENT)
+        )
+        if level is None or still_expected:
+            code = "endpoint_unknown" if level is None else "waiting_for_source"
+            why = (
+                f"source {configured} could not be listed this pass"
+                if level is None
+                else f"waits for the {configured} copy to be verified first"
             )
+            self.block(scan.id, ActionKind.COPY, target, code, why)
             return None
         holders = [
             name
@@ -254,22 +266,13 @@ class _Planner:
         holders.sort(key=lambda name: name in self.policy.tape)  # disk before tape
         if holders:
             return holders[0]
-        if level is None:
-            self.block(
-                scan.id,
-                ActionKind.COPY,
-                target,
-                "endpoint_unknown",
-                f"source {configured} could not be listed this pass",
-            )
-        else:
-            self.block(
-                scan.id,
-                ActionKind.COPY,
-                target,
-                "source_missing",
-                f"no endpoint holds a verified copy to copy from ({configured}: {level.word})",
-            )
+        self.block(
+            scan.id,
+            ActionKind.COPY,
+            target,
+            "source_missing",
+            f"no endpoint holds a verified copy to copy from ({configured}: {level.word})",
+        )
         return None
 
     # ---- catalog -----------------------------------------------------------------------

@@ -1,0 +1,3 @@
+from bl931tui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""Shared fixtures: local workspaces and the real CLI run as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from engine.workspace import LocalWorkspace, create_workspace
+
+CLI = [sys.executable, "-m", "bl931tui"]
+
+
+@pytest.fixture(autouse=True)
+def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Never read the developer's own ~/.config/bl931 or ./bl931.toml."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+RunCli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def run_cli() -> RunCli:
+    """Run `bl931tui` for real, in a child process, and return its completed process."""
+
+    def run(
+        *args: str, config: Path | None = None, timeout: float = 120, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [*CLI, *(["--config", str(config)] if config else []), *args]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        return subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+
+    return run
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> LocalWorkspace:
+    """A local beamline whose retention has already passed for any scan written now."""
+    return create_workspace(tmp_path / "ws", dtn_keep_days=0, cfs_keep_days=0)

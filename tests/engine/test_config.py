@@ -1,0 +1,172 @@
+"""Config validation: every bad config names the file, the key and what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.config import load_config
+from engine.errors import ConfigError
+
+GOOD = """
+[inventory]
+endpoint = "dtn"
+[endpoints.dtn]
+kind = "local"
+path = "dtn"
+[endpoints.cfs]
+kind = "local"
+path = "cfs"
+[endpoints.hpss]
+kind = "local"
+path = "hpss"
+tape = true
+[[copy]]
+from = "dtn"
+to = "cfs"
+[[copy]]
+from = "cfs"
+to = "hpss"
+[retention.dtn]
+keep_days = 180
+delete_requires = ["cfs"]
+[retention.cfs]
+keep_days = 730
+delete_requires = ["hpss"]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bl931.toml"
+    path.write_text(text, "utf-8")
+    return path
+
+
+def test_good_config_loads_with_paths_resolved_beside_the_file(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD))
+    assert config.endpoints["dtn"].path == tmp_path / "dtn"
+    assert config.endpoint_order() == ["dtn", "cfs", "hpss"]
+    assert config.retention["cfs"].delete_requires == ("hpss",)
+    assert config.safety.max_missing_fraction == 0.1
+
+
+def test_example_config_is_valid() -> None:
+    config = load_config(Path(__file__).parents[2] / "config.example.toml")
+    assert config.inventory.endpoint == "dtn"
+
+
+BAD = [
+    pytest.param(GOOD + "\n[endpoints.dtn2\n", "is not valid TOML", id="toml-syntax"),
+    pytest.param(
+        GOOD.replace('kind = "local"\npath = "cfs"', 'kind = "ftp"\npath = "cfs"'),
+        "endpoints.cfs.kind: Input should be 'local' or 'globus' (got 'ftp')",
+        id="endpoint-kind",
+    ),
+    pytest.param(
+        GOOD.replace('path = "cfs"', ""),
+        "endpoints.cfs: Value error, a local endpoint needs `path`",
+        id="local-no-path",
+    ),
+    pytest.param(
+        GOOD.replace('to = "cfs"', 'to = "cfz"'),
+        "copy[0].to: unknown endpoint 'cfz'",
+        id="copy-unknown-endpoint",
+    ),
+    pytest.param(
+        GOOD.replace('delete_requires = ["cfs"]', 'delete_requires = ["nersc"]'),
+        "retention.dtn.delete_requires: unknown endpoint 'nersc'",
+        id="requires-unknown-endpoint",
+    ),
+    pytest.param(
+        GOOD.replace('delete_requires = ["hpss"]', 'delete_requires = ["dtn"]'),
+        "retention rules form a cycle",
+        id="requires-cycle",
+    ),
+    pytest.param(
+        GOOD.replace('delete_requires = ["hpss"]', "delete_requires = []"),
+        "retention.cfs.delete_requires: is empty",
+        id="requires-empty",
+    ),
+    pytest.param(
+        GOOD + '[[copy]]\nfrom = "hpss"\nto = "cfs"\n',
+        "copy[2].to: 'cfs' already receives copies from 'dtn'",
+        id="two-sources",
+    ),
+    pytest.param(
+        GOOD.replace('from = "dtn"\nto = "cfs"', 'from = "hpss"\nto = "cfs"'),
+        "copies form a cycle",
+        id="copy-cycle",
+    ),
+    pytest.param(
+        GOOD.replace("keep_days = 180", "keep_days = -1"),
+        "retention.dtn.keep_days: Input should be greater than or equal to 0",
+        id="negative-retention",
+    ),
+    pytest.param(
+        GOOD + "[safety]\nmax_missing_fraction = 1.5\n",
+        "safety.max_missing_fraction: Input should be less than or equal to 1",
+        id="fraction-range",
+    ),
+    pytest.param(
+        GOOD + "[inventory2]\nendpoint = 'x'\n", "inventory2: unknown key", id="unknown-section"
+    ),
+    pytest.param(
+        GOOD.replace('endpoint = "dtn"', 'endpoint = "dtn"\nquiet_secs = 3'),
+        "inventory.quiet_secs: unknown key",
+        id="typo-key",
+    ),
+    pytest.param(
+        GOOD.replace('verify = "checksum"', "") + "[retention.hpss]\nkeep_days = 1\n"
+        'delete_requires = ["cfs"]\nverify = "md5"\n',
+        "retention.hpss.verify: Input should be 'size' or 'checksum'",
+        id="verify-level",
+    ),
+    pytest.param(
+        GOOD + '[approval]\nrequired_for = ["prune"]\n',
+        "approval.required_for[0]: Input should be 'copy', 'delete', 'register' or "
+        "'update_catalog'",
+        id="approval-kind",
+    ),
+    pytest.param(
+        GOOD.replace('[[copy]]\nfrom = "cfs"\nto = "hpss"\n', ""),
+        "retention.cfs.delete_requires: 'hpss' never receives copies",
+        id="requires-never-copied",
+    ),
+    pytest.param(
+        GOOD.replace('to = "cfs"', 'to = "dtn"', 1),
+        "copy[0]: copies 'dtn' onto itself",
+        id="self-copy",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD)
+def test_bad_config_is_rejected_with_file_key_and_expectation(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert str(path) in message
+    assert expected in message
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nope.toml: file not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [BAD[1].values, BAD[5].values, BAD[11].values],
+    ids=["kind", "cycle", "unknown"],
+)
+def test_cli_exits_78_on_a_bad_config(tmp_path: Path, run_cli, text: str, expected: str) -> None:  # type: ignore[no-untyped-def]
+    path = write(tmp_path, text)
+    for mode in (["--dry-run"], ["--reconcile", "--once"]):
+        done = run_cli(*mode, config=path)
+        assert done.returncode == 78, done.stderr
+        assert expected in done.stderr
+        assert done.stdout == ""
