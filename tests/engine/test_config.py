@@ -154,7 +154,7 @@ def test_bad_config_is_rejected_with_file_key_and_expectation(
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="nope.toml: file not found"):
+    with pytest.raises(ConfigError, match=r"nope\.toml: file not found"):
         load_config(tmp_path / "nope.toml")
 
 
