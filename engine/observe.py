@@ -43,8 +43,16 @@ def assess(
     is_inventory: bool,
     inventory_signature_of_scan: str | None = None,
 ) -> Assessed:
-    """The verification level of one listed replica."""
-    signature = listing.signature
+    """The verification level of one listed replica.
+
+    The fingerprint covers the scan's own files only, so stray extra files in a copied scan
+    folder (an older version's leftovers) neither verify nor unverify it.
+    """
+    if len(listing.files) == len(scan.files):
+        signature = listing.signature
+    else:
+        own = {f.path for f in scan.files}
+        signature = listing_signature([f for f in listing.files if f.path in own])
     level = size_level(scan, listing)
     used: Evidence | None = None
     note = ""

@@ -149,9 +149,11 @@ class _Planner:
         for scan_id in sorted(self.inp.scans):
             scan = self.inp.scans[scan_id]
             flights = self.flight_by_scan.get(scan_id, [])
-            self._plan_copies(scan, flights)
+            levels = {name: self.level(name, scan_id) for name in self.policy.endpoints}
+            wanted = self._wanted(scan, levels)
+            self._plan_copies(scan, flights, levels, wanted)
             self._plan_catalog(scan)
-            delete_candidates.extend(self._delete_candidates(scan, flights))
+            delete_candidates.extend(self._delete_candidates(scan, flights, wanted))
         self._admit_deletes(delete_candidates)
         return Plan(
             as_of=self.now,
@@ -174,12 +176,22 @@ class _Planner:
         return rank, position, action.scan
 
     # ---- copies ------------------------------------------------------------------------
-    def _plan_copies(self, scan: Scan, flights: list[InFlight]) -> None:
-        levels = {name: self.level(name, scan.id) for name in self.policy.endpoints}
+    def _wanted(self, scan: Scan, levels: Mapping[str, Level | None]) -> frozenset[str]:
         verified: dict[str, bool | None] = {
             name: (None if lvl is None else lvl >= Level.CHECKSUM) for name, lvl in levels.items()
         }
-        wanted = wanted_holders(self.policy, scan, self.now, verified)
+        holding = frozenset(
+            name for name, lvl in levels.items() if lvl is not None and lvl > Level.ABSENT
+        )
+        return wanted_holders(self.policy, scan, self.now, verified, holding)
+
+    def _plan_copies(
+        self,
+        scan: Scan,
+        flights: list[InFlight],
+        levels: Mapping[str, Level | None],
+        wanted: frozenset[str],
+    ) -> None:
         incoming = {f.target for f in flights if f.kind is ActionKind.COPY and f.target}
         coming: set[str] = set(incoming)  # targets that will be filled by this plan or in flight
         for configured_source, target in self.policy.copies:
@@ -335,7 +347,7 @@ class _Planner:
 
     # ---- deletes -----------------------------------------------------------------------
     def _delete_candidates(
-        self, scan: Scan, flights: list[InFlight]
+        self, scan: Scan, flights: list[InFlight], wanted: frozenset[str]
     ) -> list[tuple[Scan, str, str, bool]]:
         out: list[tuple[Scan, str, str, bool]] = []
         for endpoint in self.policy.endpoints:
@@ -359,6 +371,11 @@ class _Planner:
             if any(f.kind is ActionKind.DELETE and f.target == endpoint for f in flights):
                 continue
             reason = self._delete_blocker(scan, endpoint, flights)
+            if reason is None and endpoint in wanted:
+                reason = (
+                    "still_needed",
+                    "another copy's delete or a copy downstream still relies on this one",
+                )
             if reason is not None:
                 self.block(scan.id, ActionKind.DELETE, endpoint, *reason)
                 continue

@@ -78,23 +78,38 @@ class Policy:
 
 
 def wanted_holders(
-    policy: Policy, scan: Scan, now: datetime, verified: Mapping[str, bool | None]
+    policy: Policy,
+    scan: Scan,
+    now: datetime,
+    verified: Mapping[str, bool | None],
+    holding: frozenset[str] = frozenset(),
 ) -> frozenset[str]:
     """Copy targets that should hold the scan now.
 
-    A target should hold a copy while its retention lasts, or while a copy downstream of it still
+    A target should hold a copy while its retention lasts; while a copy downstream of it still
     has to be made from it (a scan older than CFS retention still passes through CFS on its way to
-    HPSS). `verified[e]` is True/False, or None when `e` is unknown this pass; unknown endpoints
-    never create demand upstream.
+    HPSS); and while an endpoint still `holding` the scan needs it before its own delete (the DTN
+    copy waits on CFS). `verified[e]` is True/False, or None when `e` is unknown this pass;
+    unknown endpoints never create demand upstream.
     """
+    required_by_holders = {
+        required
+        for holder in holding
+        if holder in policy.retention
+        for required in policy.retention[holder].delete_requires
+    }
     memo: dict[str, bool] = {}
 
     def wants(endpoint: str) -> bool:
         if endpoint in memo:
             return memo[endpoint]
         memo[endpoint] = False  # guards against cycles (config validation forbids them)
-        result = policy.retained(scan, endpoint, now) or any(
-            wants(child) and verified.get(child) is False for child in policy.children(endpoint)
+        result = (
+            policy.retained(scan, endpoint, now)
+            or endpoint in required_by_holders
+            or any(
+                wants(child) and verified.get(child) is False for child in policy.children(endpoint)
+            )
         )
         memo[endpoint] = result
         return result

@@ -102,7 +102,8 @@ def test_new_scan_is_copied_to_cfs_first_and_hpss_waits() -> None:
 def test_deletes_due_together_are_split_across_passes() -> None:
     result = plan(inp([scan()], EVERYWHERE))
     assert kinds(result) == [("delete", "dtn")]
-    assert ("delete", "cfs", "required_by_other_delete") in codes(result)
+    # The cfs copy is what the dtn delete relies on: it stays until dtn is gone.
+    assert ("delete", "cfs", "still_needed") in codes(result)
     assert result.actions[0].requires_approval and not result.actions[0].approved
 
 
@@ -246,8 +247,8 @@ def test_approved_and_rejected_decisions() -> None:
     assert approved.actions[0].approved and approved.summary()["awaiting_approval"] == 0
     rejected = plan(inp([scan()], EVERYWHERE, decisions={aid: "reject"}))
     assert ("delete", "dtn", "rejected") in codes(rejected)
-    # With the dtn delete rejected, nothing relies on the cfs copy any more: it may go.
-    assert kinds(rejected) == [("delete", "cfs")]
+    # dtn keeps its copy, so the cfs copy its delete would rely on is kept too.
+    assert kinds(rejected) == [] and ("delete", "cfs", "still_needed") in codes(rejected)
 
 
 def test_stale_observation_pauses_deletes() -> None:
