@@ -88,6 +88,7 @@ def test_corrupted_cfs_copy_is_never_trusted(run_cli, workspace: LocalWorkspace)
     # A copy of the same size and mtime, different bytes, already sits on cfs.
     bad = ws.write_scan(SCAN, bytes(4096), mtime=1_700_000_000, endpoint="cfs")
     code, doc = audit(run_cli, ws)
+    assert code == 2
     assert [(a["kind"], a["target"]) for a in doc["actions"]] == [("copy", "cfs")]
     assert not any(a["kind"] == "delete" for a in doc["actions"])
     reconcile(run_cli, ws)
@@ -172,6 +173,7 @@ def test_kill_9_mid_copy_leaves_no_partial_files_and_no_duplicates(tmp_path: Pat
     succeeded = [a for a in store.actions(["succeeded"]) if a.kind.value == "copy"]
     assert len(succeeded) == 12  # each scan copied once to cfs and once to hpss
     code, doc = audit(run_cli, ws)
+    assert code == 0, doc  # converged: copied, archived, catalogued
     assert doc["summary"]["copy"] == 0 and doc["in_flight"] == []
 
 
