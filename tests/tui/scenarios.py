@@ -1,0 +1,245 @@
+"""Deterministic beamline states for the TUI: built once, used by pilot tests, snapshots and bench.
+
+Each scenario writes a local workspace config and fills its state store directly (no engine pass,
+no real time), so what the TUI shows depends only on the data and the fixed clock `NOW`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from engine.config import Config
+from engine.model import Action, ActionKind, ErrorClass, Evidence, Level, Scan, ScanFile, action_id
+from engine.state import ReplicaRow, StateStore, TaskRow
+from engine.workspace import create_workspace
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+USER = "operator"
+NAMES = (
+    "S{n:04d}_sulfur_K_edge.h5",
+    "S{n:04d}_phosphorus_XANES.h5",
+    "S{n:04d}_chlorine K edge.h5",
+    "S{n:04d}_Ångström_calibration.h5",
+    "S{n:04d}_argon_EXAFS.h5",
+)
+
+
+def fixed_clock() -> datetime:
+    return NOW
+
+
+@dataclass
+class Scenario:
+    name: str
+    config: Config
+    store_path: Path
+    scans: list[Scan]
+
+    def store(self) -> StateStore:
+        return StateStore(self.store_path)
+
+    def app(self, **kwargs: object):  # type: ignore[no-untyped-def]
+        """The app over this scenario: fixed clock and user, no timed refresh."""
+        from bl931tui.app import Bl931App
+
+        options: dict[str, object] = {"clock": fixed_clock, "user": USER, "refresh_seconds": None}
+        options.update(kwargs)
+        return Bl931App(self.config, **options)  # type: ignore[arg-type]
+
+
+def make_scan(n: int, *, age_days: float, size: int = 1_500_000) -> Scan:
+    acquired = NOW - timedelta(days=age_days)
+    path = f"{acquired:%Y}/{acquired:%m}/ALS-11234/{NAMES[n % len(NAMES)].format(n=n)}"
+    checksum = hashlib.md5(path.encode()).hexdigest()
+    files = (ScanFile(path, size, acquired.timestamp(), checksum),)
+    return Scan(path, files, acquired, "md5", checksum)
+
+
+def copy_action(scan: Scan, source: str, target: str) -> Action:
+    return Action(
+        action_id(ActionKind.COPY, scan.id, scan.checksum, source, target),
+        ActionKind.COPY,
+        scan.id,
+        source,
+        target,
+        scan.size,
+        False,
+        f"{target} copy is absent",
+    )
+
+
+def delete_action(scan: Scan, target: str, *, gated: bool = True) -> Action:
+    return Action(
+        action_id(ActionKind.DELETE, scan.id, scan.checksum, None, target),
+        ActionKind.DELETE,
+        scan.id,
+        None,
+        target,
+        scan.size,
+        gated,
+        "retention passed; cfs verified by checksum",
+    )
+
+
+def register_action(scan: Scan) -> Action:
+    return Action(
+        action_id(ActionKind.REGISTER, scan.id, scan.checksum, None, None),
+        ActionKind.REGISTER,
+        scan.id,
+        None,
+        None,
+        0,
+        False,
+        "cfs copy verified; not yet in the catalog",
+    )
+
+
+def put_replicas(
+    store: StateStore, endpoint: str, scans: Iterable[Scan], *, evidence: bool = True
+) -> None:
+    rows = {
+        s.id: ReplicaRow(Level.CHECKSUM, s.size, 1, f"sig-{s.checksum[:8]}", NOW) for s in scans
+    }
+    store.replace_replicas(endpoint, rows, [])
+    if evidence:
+        for scan_id, row in rows.items():
+            store.record_evidence(
+                scan_id,
+                endpoint,
+                Evidence(
+                    Level.CHECKSUM,
+                    "md5",
+                    scan_id_checksum(scan_id),
+                    f"task-{endpoint}-1",
+                    NOW - timedelta(hours=1),
+                    row.signature,
+                    "copy" if endpoint != "dtn" else "inventory",
+                ),
+            )
+
+
+def scan_id_checksum(scan_id: str) -> str:
+    return hashlib.md5(scan_id.encode()).hexdigest()
+
+
+def beat(store: StateStore, *, age: timedelta = timedelta(seconds=20)) -> None:
+    finished = NOW - age
+    store.beat(
+        finished - timedelta(seconds=3),
+        pid=4242,
+        host="flow-vm",
+        mode="service",
+        pass_started_at=finished - timedelta(seconds=3),
+    )
+    store.beat(finished, pass_finished_at=finished, last_ok_pass_at=finished, summary={})
+
+
+def _succeed(store: StateStore, actions: Iterable[Action]) -> None:
+    actions = list(actions)
+    store.save_plan(actions, NOW - timedelta(hours=2))
+    for a in actions:
+        store.record_success(a.id, NOW - timedelta(hours=1))
+
+
+def _settled(store: StateStore, scans: list[Scan]) -> None:
+    """Every scan copied to cfs and hpss and registered."""
+    put_replicas(store, "dtn", scans)
+    put_replicas(store, "cfs", scans)
+    put_replicas(store, "hpss", scans)
+    _succeed(
+        store,
+        [copy_action(s, "dtn", "cfs") for s in scans]
+        + [copy_action(s, "cfs", "hpss") for s in scans]
+        + [register_action(s) for s in scans],
+    )
+
+
+def fresh(store: StateStore, scans: list[Scan]) -> None:
+    put_replicas(store, "dtn", scans)
+    store.save_plan([copy_action(s, "dtn", "cfs") for s in scans], NOW)
+    beat(store)
+
+
+def in_flight(store: StateStore, scans: list[Scan]) -> None:
+    done, moving, queued = scans[:2], scans[2:5], scans[5:]
+    _settled(store, done)
+    put_replicas(store, "dtn", moving + queued)
+    copies = [copy_action(s, "dtn", "cfs") for s in moving]
+    store.save_plan(copies + [copy_action(s, "dtn", "cfs") for s in queued], NOW)
+    task = TaskRow(
+        "sub-0001",
+        "task-7f3a",
+        "local",
+        "copy",
+        "dtn",
+        "cfs",
+        "bl931 copy dtn → cfs: 3 scans",
+        "active",
+        tuple(a.id for a in copies),
+        bytes_total=sum(s.size for s in moving),
+        files_total=3,
+    )
+    store.create_task(task, {a.id: a.scan for a in copies}, NOW - timedelta(minutes=2))
+    total = sum(s.size for s in moving)
+    store.update_task(
+        "sub-0001",
+        NOW,
+        bytes_done=int(total * 0.43),
+        files_done=1,
+        rate=25_000.0,
+        status="active",
+    )
+    beat(store, age=timedelta(seconds=5))
+
+
+def awaiting_approval(store: StateStore, scans: list[Scan]) -> None:
+    _settled(store, scans)
+    store.save_plan([delete_action(s, "dtn") for s in scans[1:]], NOW)
+    store.place_hold(scans[0].id, "user asked to keep raw data", USER, NOW - timedelta(days=1))
+    beat(store)
+
+
+def failures(store: StateStore, scans: list[Scan]) -> None:
+    _settled(store, scans[:3])
+    put_replicas(store, "dtn", scans[3:])
+    bad = [copy_action(s, "dtn", "cfs") for s in scans[3:5]]
+    store.save_plan(bad + [copy_action(s, "dtn", "cfs") for s in scans[5:]], NOW)
+    for a in bad:
+        store.record_failure(a.id, ErrorClass.NEEDS_HUMAN, "permission denied on cfs", NOW, None)
+    store.endpoint_failed("hpss", "listing timed out after 60 s", NOW - timedelta(minutes=1))
+    store.event(NOW, "alert", "hpss: listing failed 1 time(s)", level="error")
+    beat(store)
+
+
+def stale(store: StateStore, scans: list[Scan]) -> None:
+    _settled(store, scans)
+    beat(store, age=timedelta(hours=2, minutes=5))
+
+
+SCENARIOS: dict[str, Callable[[StateStore, list[Scan]], None]] = {
+    "fresh": fresh,
+    "in_flight": in_flight,
+    "awaiting_approval": awaiting_approval,
+    "failures": failures,
+    "stale": stale,
+}
+
+
+def build(root: Path, name: str, *, count: int = 8) -> Scenario:
+    """Write a workspace under `root` and fill its store with scenario `name`."""
+    workspace = create_workspace(root, dtn_keep_days=30, cfs_keep_days=730)
+    config = workspace.config()
+    scans = [make_scan(n, age_days=45 + n * 3, size=1_500_000 + n * 250_000) for n in range(count)]
+    store = StateStore(config.state.path)
+    try:
+        store.upsert_scans(scans, NOW - timedelta(days=1))
+        for scan in scans:
+            store.event(NOW - timedelta(days=1), "scan.inventoried", "inventoried", scan=scan.id)
+        SCENARIOS[name](store, scans)
+    finally:
+        store.close()
+    return Scenario(name, config, config.state.path, scans)
