@@ -57,6 +57,7 @@ def walk_inventory(
     now: datetime,
     known: Mapping[str, Scan],
     done_marker: str | None = None,
+    declared_complete: Mapping[str, str] | None = None,
 ) -> InventoryResult:
     """List the inventory endpoint and describe every complete scan.
 
@@ -71,6 +72,10 @@ def walk_inventory(
         done_marker: a glob matched against a directory scan's file paths relative to the scan
             folder (e.g. `"*.done"`); a scan holding a matching file is complete at once. It must
             name a file the layout includes, or the walk never sees it.
+        declared_complete: scan id → listing signature of scans the live watcher declared
+            complete (a producer's marker, a rename into place, a close after writing). Such a
+            scan is complete before `quiet_seconds` have passed, but only while its listing still
+            has that signature: a scan that changed since is judged afresh.
 
     Returns:
         The complete scans, the incomplete ones, and problems met on the way.
@@ -86,7 +91,8 @@ def walk_inventory(
     hashed = 0
     for scan_id in sorted(listings):
         listing = listings[scan_id]
-        if not _is_complete(listing, now, quiet_seconds, marker):
+        declared = declared_complete.get(scan_id) if declared_complete else None
+        if declared != listing.signature and not _is_complete(listing, now, quiet_seconds, marker):
             incomplete.append(scan_id)
             continue
         previous = known.get(scan_id)

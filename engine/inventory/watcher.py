@@ -45,7 +45,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from engine.errors import Bl931Error
+from engine.errors import Bl931Error, UnsafePath
 from engine.inventory.completion import Completion, CompletionTracker, Signal
 from engine.layout import ScanLayout, glob_to_regex
 from engine.storage.local import LocalStorage
@@ -390,6 +390,9 @@ class ScanWatcher:
         """(signature or None if absent, True) or (None, False) when the stat failed."""
         try:
             listing = self._storage.stat_scan(self.layout, scan)
+        except UnsafePath as exc:  # a symlink, or a name leading out of the root: never a scan
+            log.info("%s watcher: ignoring %r: %s", self.name, scan, exc)
+            return None, True
         except (Bl931Error, OSError, ValueError) as exc:
             if scan not in self._reported_failures:
                 self._reported_failures.add(scan)
