@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -10,6 +11,7 @@ from types import FrameType
 
 from engine.backends import build_backends
 from engine.config import Config
+from engine.inventory.watcher import watcher_for
 from engine.lock import OwnerLock
 from engine.reconciler import Reconciler
 from engine.service import ServiceLoop
@@ -41,8 +43,13 @@ def run_service(config: Config, args: argparse.Namespace) -> int:
 
             signal.signal(signal.SIGTERM, stop)
             signal.signal(signal.SIGINT, stop)
+            # The live watcher wakes the loop when a scan completes; the walk stays the truth.
+            watcher = watcher_for(config, backends, on_complete=lambda scans: loop.wake())
+            if watcher is not None:
+                reconciler.completion_hint = watcher.completed
             log.info("reconciling every %gs (state %s)", loop.interval_seconds, config.state.path)
-            loop.run()
+            with watcher if watcher is not None else contextlib.nullcontext():
+                loop.run()
             return 0
         finally:
             backends.close()

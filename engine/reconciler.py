@@ -20,6 +20,7 @@ from engine.backends import Backends
 from engine.config import Config
 from engine.errors import Bl931Error, CatalogUnavailable, EndpointUnavailable
 from engine.executor import Executor
+from engine.inventory.listing import ListingInventory
 from engine.inventory.walk import InventoryResult, walk_inventory
 from engine.layout import ScanLayout
 from engine.model import (
@@ -112,14 +113,27 @@ class Reconciler:
         self.policy = Policy.from_config(config)
         self.executor = Executor(config, store, backends, self.layout, clock=clock)
         self._swept = False
+        # Scan id → listing signature of scans the live watcher declared complete (the service
+        # sets it when it runs a watcher); the walk accepts those before `quiet_seconds`.
+        self.completion_hint: Callable[[], Mapping[str, str]] | None = None
+        self._listing_inventory = ListingInventory()
 
     # ---- observation -------------------------------------------------------------------
     def _inventory(self, now: datetime, known: Mapping[str, Scan]) -> InventoryResult | None:
         name = self.config.inventory.endpoint
         root = self.backends.local_roots.get(name)
-        if root is None:
-            return None  # an inventory endpoint seen only through Globus is listed, not walked
         storage = self.backends.storages.get(name)
+        if root is None:
+            if storage is None:
+                return None
+            # Seen only through Globus: listed, with the two-snapshot stability rule.
+            return self._listing_inventory.inventory(
+                storage,
+                self.layout,
+                quiet_seconds=self.config.inventory.quiet_seconds,
+                now=now,
+                known=known,
+            )
         local = storage if isinstance(storage, LocalStorage) else LocalStorage(name, root)
         return walk_inventory(
             local,
@@ -129,6 +143,7 @@ class Reconciler:
             now=now,
             known=known,
             done_marker=self.config.inventory.done_marker,
+            declared_complete=self.completion_hint() if self.completion_hint else None,
         )
 
     def observe(self, now: datetime) -> Observation:

@@ -1,0 +1,142 @@
+"""The watcher feeding the real `Reconciler` and `ServiceLoop` on local endpoints."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.backends import build_backends
+from engine.inventory.watcher import watcher_for
+from engine.model import ActionKind, Level
+from engine.reconciler import Reconciler
+from engine.service import ServiceLoop
+from engine.state import StateStore
+from engine.workspace import LocalWorkspace, create_workspace
+from tests.inventory.watcher_helpers import wait_until
+
+# In the watched root itself: a file renamed into a folder created the same instant may reach
+# the watcher only as "created" (its folder's watch comes a moment late) and then completes by
+# quiescence, which these tests with 30 s of quiet do not wait for.
+SCAN = "scan_0001.h5"
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> LocalWorkspace:
+    # quiet_seconds = 30: only the watcher can make a fresh scan complete within the test.
+    return create_workspace(tmp_path / "ws", dtn_keep_days=0, quiet_seconds=30, watch="inotify")
+
+
+@pytest.fixture
+def reconciler(ws: LocalWorkspace) -> Iterator[Reconciler]:
+    config = ws.config()
+    store = StateStore(config.state.path)
+    backends = build_backends(config)
+    try:
+        yield Reconciler(config, store, backends)
+    finally:
+        backends.close()
+        store.close()
+
+
+def test_watcher_declared_scan_is_inventoried_before_quiet_seconds(
+    ws: LocalWorkspace, reconciler: Reconciler
+) -> None:
+    watcher = watcher_for(reconciler.config, reconciler.backends)
+    assert watcher is not None
+    with watcher:
+        ws.write_scan(SCAN, b"frame data")  # temporary name, then a rename into place
+        assert SCAN not in reconciler.observe(reconciler.clock()).scans  # 30 s of quiet not up
+        reconciler.completion_hint = watcher.completed
+        assert wait_until(lambda: SCAN in watcher.completed())
+        assert SCAN in reconciler.observe(reconciler.clock()).scans
+
+
+def test_rewritten_scan_gets_a_new_version_and_old_evidence_stops_counting(
+    ws: LocalWorkspace, reconciler: Reconciler
+) -> None:
+    watcher = watcher_for(reconciler.config, reconciler.backends)
+    assert watcher is not None
+    with watcher:
+        reconciler.completion_hint = watcher.completed
+        ws.write_scan(SCAN, b"version one")
+        assert wait_until(lambda: SCAN in watcher.completed())
+        reconciler.reconcile_once(drain=True)  # inventory v1, copy to cfs with evidence
+        reconciler.reconcile_once(drain=True)  # register it in the catalog
+        seen = reconciler.observe(reconciler.clock())
+        v1 = seen.scans[SCAN]
+        assert v1.version == 1
+        assert seen.observations["cfs"].replicas[SCAN].level is Level.CHECKSUM
+        plan = reconciler.make_plan(seen, reconciler.clock())
+        assert any(a.kind is ActionKind.DELETE and a.scan == SCAN for a in plan.actions)
+
+        first = watcher.completed()[SCAN]
+        with (ws.dtn / SCAN).open("ab") as f:  # the scan grows after it was seen complete
+            f.write(b" and a late frame")
+        assert wait_until(lambda: watcher.completed().get(SCAN) not in (None, first))
+
+        seen = reconciler.observe(reconciler.clock())
+        v2 = seen.scans[SCAN]
+        assert (v2.version, v2.checksum != v1.checksum) == (2, True)
+        cfs_copy = seen.observations["cfs"].replicas[SCAN]
+        assert cfs_copy.level < Level.CHECKSUM  # the old checksum no longer verifies the copy
+        plan = reconciler.make_plan(seen, reconciler.clock())
+        assert not any(
+            a.kind is ActionKind.DELETE and a.scan == SCAN and a.target == "dtn"
+            for a in plan.actions
+        )
+        assert any(a.kind is ActionKind.COPY and a.scan == SCAN for a in plan.actions)
+
+        reconciler.reconcile_once(drain=True)  # records v2 and copies it again
+        reconciler.reconcile_once(drain=True)
+        seen = reconciler.observe(reconciler.clock())
+        assert seen.scans[SCAN].version == 2
+        assert seen.observations["cfs"].replicas[SCAN].level is Level.CHECKSUM
+        assert (ws.cfs / SCAN).read_bytes() == b"version one and a late frame"
+
+
+def test_service_loop_is_woken_by_a_completed_scan(
+    ws: LocalWorkspace, reconciler: Reconciler
+) -> None:
+    loop = ServiceLoop(reconciler, interval_seconds=3600)  # only a wake can start pass two
+    watcher = watcher_for(reconciler.config, reconciler.backends, on_complete=lambda s: loop.wake())
+    assert watcher is not None
+    reconciler.completion_hint = watcher.completed
+    thread = threading.Thread(target=loop.run, daemon=True)
+    with watcher:
+        thread.start()
+        try:
+            assert wait_until(lambda: loop.passes >= 1)
+            ws.write_scan(SCAN, b"fresh")
+            assert wait_until(lambda: SCAN in reconciler.store.load_scans(), timeout=20)
+            assert loop.passes >= 2
+        finally:
+            loop.stop()
+            thread.join(30)
+
+
+def test_watch_off_or_unmounted_endpoint_gives_no_watcher(tmp_path: Path) -> None:
+    ws = create_workspace(tmp_path / "off", watch="off")
+    config = ws.config()
+    backends = build_backends(config, with_catalog=False)
+    try:
+        assert watcher_for(config, backends) is None
+    finally:
+        backends.close()
+
+
+@pytest.mark.parametrize("mode", [["--dry-run"], ["--reconcile", "--once"]])
+def test_dry_run_and_once_never_start_a_watcher(
+    ws: LocalWorkspace, monkeypatch: pytest.MonkeyPatch, mode: list[str]
+) -> None:
+    from bl931tui.cli import main
+    from engine.inventory import watcher as watcher_module
+
+    started: list[object] = []
+    monkeypatch.setattr(watcher_module.ScanWatcher, "start", lambda self: started.append(self))
+    ws.write_scan(SCAN, b"data")
+    main(["--config", str(ws.config_path), *mode])
+    assert started == []
+    assert not any(t.name == "bl931-watcher" for t in threading.enumerate())
