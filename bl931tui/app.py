@@ -48,6 +48,8 @@ from engine.state import StateStore
 log = logging.getLogger("bl931.tui")
 
 Clock = Callable[[], datetime]
+FIRST_PAGE = 500
+"""Scans read for the first paint, before the full read of a large store completes."""
 
 
 class Bl931App(App[int]):
@@ -159,7 +161,7 @@ class Bl931App(App[int]):
     def refresh_data(self, *, force: bool = False) -> None:
         self._refresh(force, self.snapshot.fingerprint if self.snapshot else None)
 
-    @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="refresh", exit_on_error=False, description="refresh")
     def _refresh(self, force: bool, last: tuple[object, ...] | None) -> None:
         store = self.reader()
         if store is None:
@@ -168,6 +170,13 @@ class Bl931App(App[int]):
         if not force and last is not None and fingerprint(connection(store)) == last:
             self.call_from_thread(self.scans_screen.update_status)
             return
+        if last is None:
+            # First paint: the newest page now, everything a moment later.
+            page = load_snapshot(
+                store, self.policy, self.clock(), catalog=self.catalog_enabled, first=FIRST_PAGE
+            )
+            if page.partial:
+                self.post_message(self.SnapshotReady(page))
         snapshot = load_snapshot(store, self.policy, self.clock(), catalog=self.catalog_enabled)
         self.post_message(self.SnapshotReady(snapshot))
 
@@ -314,7 +323,7 @@ class Bl931App(App[int]):
             return
         self._decide("retry", [scan_id], None)
 
-    @work(thread=True, group="decide", exit_on_error=False)
+    @work(thread=True, group="decide", exit_on_error=False, description="decision")
     def _decide(
         self,
         what: str,

@@ -116,7 +116,7 @@ class ScansScreen(Screen[None]):
         if self.snapshot is not None:
             self._compute_view(self.snapshot, self.query_state)
 
-    @work(thread=True, exclusive=True, group="view", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="view", exit_on_error=False, description="scans view")
     def _compute_view(self, snapshot: Snapshot, query: ViewQuery) -> None:
         try:
             rows = apply_view(snapshot.rows, query)
@@ -155,6 +155,8 @@ class ScansScreen(Screen[None]):
         total = self.snapshot.total if self.snapshot else 0
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"showing {self.shown:,} of {total:,} scans", "bold")
+        if self.snapshot is not None and self.snapshot.partial:
+            text.append(" (reading all…)", "italic")
         if q.text:
             text.append(f" · filter: {q.text}")
         if q.faults_only:

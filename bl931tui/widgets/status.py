@@ -112,6 +112,8 @@ class PulseLine(Static):
             for tone, glyph in TONE_GLYPH.items():
                 if counts.get(tone):
                     text.append(f" {glyph}{counts[tone]}", TONE_STYLE[tone])
+        if snapshot.partial:
+            text.append(f" │ newest {len(snapshot.rows):,} only; reading all…", "italic")
         text.append(" │ ", "dim")
         text.append(
             f"◷ {snapshot.awaiting_approval} awaiting approval",

@@ -243,3 +243,74 @@ def build(root: Path, name: str, *, count: int = 8) -> Scenario:
     finally:
         store.close()
     return Scenario(name, config, config.state.path, scans)
+
+
+def populate_large(store: StateStore, count: int) -> list[Scan]:
+    """`count` scans in a realistic mix (the `hundred_thousand_scans` fixture of STYLE.md).
+
+    Most are settled everywhere; a tenth are in flight, a tenth await a gated delete, a few
+    failed, and the newest wait for their first copy.
+    """
+    scans = [
+        make_scan(n, age_days=count / 1000 - n / 1000, size=1_000_000 + n % 977)
+        for n in range(count)
+    ]
+    store.upsert_scans(scans, NOW - timedelta(days=1))
+    settled = scans[: int(count * 0.75)]
+    moving = scans[int(count * 0.75) : int(count * 0.85)]
+    gated = scans[: int(count * 0.10)]
+    failed = scans[int(count * 0.85) : int(count * 0.88)]
+    fresh_ = scans[int(count * 0.88) :]
+    put_replicas(store, "dtn", scans, evidence=False)
+    put_replicas(store, "cfs", settled, evidence=False)
+    put_replicas(store, "hpss", settled, evidence=False)
+    done = [copy_action(s, "dtn", "cfs") for s in settled] + [register_action(s) for s in settled]
+    store.save_plan(done, NOW - timedelta(hours=2))
+    with store.transaction() as conn:
+        conn.executemany(
+            "UPDATE actions SET status = 'succeeded' WHERE id = ?", [(a.id,) for a in done]
+        )
+    copies = [copy_action(s, "dtn", "cfs") for s in moving]
+    bad = [copy_action(s, "dtn", "cfs") for s in failed]
+    waiting = [copy_action(s, "dtn", "cfs") for s in fresh_]
+    deletes = [delete_action(s, "dtn") for s in gated]
+    store.save_plan(copies + bad + waiting + deletes, NOW)
+    for start in range(0, len(copies), 1000):
+        batch = copies[start : start + 1000]
+        sub = f"sub-{start:06d}"
+        store.create_task(
+            TaskRow(
+                sub,
+                f"task-{start}",
+                "local",
+                "copy",
+                "dtn",
+                "cfs",
+                sub,
+                "active",
+                tuple(a.id for a in batch),
+                bytes_total=sum(a.bytes for a in batch),
+            ),
+            {a.id: a.scan for a in batch},
+            NOW,
+        )
+        store.update_task(sub, NOW, bytes_done=sum(a.bytes for a in batch) // 3, rate=1e8)
+    with store.transaction() as conn:
+        conn.executemany(
+            """UPDATE actions SET status = 'failed', error_class = 'needs_human',
+               error = 'permission denied on cfs' WHERE id = ?""",
+            [(a.id,) for a in bad],
+        )
+    beat(store)
+    return scans
+
+
+def build_large(root: Path, count: int) -> Scenario:
+    workspace = create_workspace(root, dtn_keep_days=30, cfs_keep_days=730)
+    config = workspace.config()
+    store = StateStore(config.state.path)
+    try:
+        scans = populate_large(store, count)
+    finally:
+        store.close()
+    return Scenario(f"large_{count}", config, config.state.path, scans)
