@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from engine.config import Config
 from engine.model import ActionKind, Level, Scan
@@ -62,15 +63,40 @@ class Policy:
                 return target
         return None
 
+    @cached_property
+    def children_of(self) -> dict[str, tuple[str, ...]]:
+        return {
+            name: tuple(target for source, target in self.copies if source == name)
+            for name in self.endpoints
+        }
+
     def children(self, endpoint: str) -> tuple[str, ...]:
-        return tuple(target for source, target in self.copies if source == endpoint)
+        return self.children_of.get(endpoint, ())
+
+    @cached_property
+    def targets_bottom_up(self) -> tuple[str, ...]:
+        """Copy targets, every one after all the targets downstream of it."""
+        order: list[str] = []
+
+        def visit(name: str, path: frozenset[str]) -> None:
+            for child in self.children(name):
+                if child not in order and child not in path:
+                    visit(child, path | {child})
+            if name not in order:
+                order.append(name)
+
+        for _, target in self.copies:
+            visit(target, frozenset({target}))
+        return tuple(order)
+
+    @cached_property
+    def keep(self) -> dict[str, timedelta]:
+        return {name: timedelta(days=rule.keep_days) for name, rule in self.retention.items()}
 
     def delete_due_at(self, scan: Scan, endpoint: str) -> datetime | None:
         """When retention lets the copy at `endpoint` go (None: kept forever)."""
-        rule = self.retention.get(endpoint)
-        if rule is None:
-            return None
-        return scan.acquired_at + timedelta(days=rule.keep_days)
+        keep = self.keep.get(endpoint)
+        return None if keep is None else scan.acquired_at + keep
 
     def retained(self, scan: Scan, endpoint: str, now: datetime) -> bool:
         due = self.delete_due_at(scan, endpoint)
@@ -98,20 +124,13 @@ def wanted_holders(
         if holder in policy.retention
         for required in policy.retention[holder].delete_requires
     }
-    memo: dict[str, bool] = {}
-
-    def wants(endpoint: str) -> bool:
-        if endpoint in memo:
-            return memo[endpoint]
-        memo[endpoint] = False  # guards against cycles (config validation forbids them)
-        result = (
-            policy.retained(scan, endpoint, now)
-            or endpoint in required_by_holders
-            or any(
-                wants(child) and verified.get(child) is False for child in policy.children(endpoint)
-            )
-        )
-        memo[endpoint] = result
-        return result
-
-    return frozenset(target for _, target in policy.copies if wants(target))
+    wants: dict[str, bool] = {}
+    for target in policy.targets_bottom_up:  # children are decided before their parents
+        wanted = target in required_by_holders or policy.retained(scan, target, now)
+        if not wanted:
+            for child in policy.children(target):
+                if wants.get(child, False) and verified.get(child) is False:
+                    wanted = True
+                    break
+        wants[target] = wanted
+    return frozenset(name for name, wanted in wants.items() if wanted)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -235,7 +236,7 @@ def test_rewritten_scan_at_dtn_is_never_pruned() -> None:
 def test_delete_cap_limits_blast_radius() -> None:
     scans = [scan(f"2026/{i}.h5") for i in range(5)]
     levels = {"dtn": {s.id: C for s in scans}, "cfs": {s.id: C for s in scans}, "hpss": {}}
-    capped = Policy(**{**POLICY.__dict__, "max_deletes_per_pass": 2})
+    capped = dataclasses.replace(POLICY, max_deletes_per_pass=2)
     result = plan(inp(scans, levels, policy=capped))
     assert len([a for a in result.actions if a.kind is ActionKind.DELETE]) == 2
     assert sum(1 for b in result.blocked if b.reason_code == "delete_cap_reached") == 3
