@@ -36,7 +36,9 @@ def stamp(moment: datetime | str | None) -> str:
 
 
 def _table(title: str, *columns: str) -> Table:
-    table = Table(title=title, title_justify="left", title_style="bold", expand=True, box=None)
+    table = Table(
+        title=title, title_justify="left", title_style="bold", box=None, padding=(0, 2, 0, 0)
+    )
     for column in columns:
         table.add_column(column, overflow="fold")
     return table

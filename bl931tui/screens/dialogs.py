@@ -57,7 +57,7 @@ class ConfirmDialog(ModalScreen[bool]):
             yield Static(self.body, markup=False)
             if self.typed is not None:
                 yield Label(f"Type  {self.typed}  to confirm (Tab to the box):")
-                box = Input(placeholder=self.typed, id="typed")
+                box = Input(placeholder="type here", id="typed")
                 box.cursor_blink = False
                 yield box
             with Horizontal():

@@ -29,7 +29,7 @@ def scan_columns(stages: tuple[str, ...]) -> list[Column]:
     columns = [
         Column("scan", 0, keep_end=True),
         Column("size", 8, right=True),
-        Column("age", 9, right=True),
+        Column("age", 9, right=True, hide_below=100),
     ]
     columns += [Column(stage, 12 if stage == CATALOG else 10) for stage in stages]
     columns.append(Column("next action · reason", 0, hide_below=110))
