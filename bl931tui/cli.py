@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--approve-all", action="store_true", help="approve every gated action")
     mode.add_argument("--demo", action="store_true", help="the whole lifecycle on local endpoints")
     mode.add_argument("--receipt", metavar="SCAN", help="print the deletion receipts of a scan")
+    mode.add_argument(
+        "--backfill-catalog",
+        action="store_true",
+        help="register every locally catalogued scan in the configured SciCat",
+    )
     p.add_argument("--once", action="store_true", help="with --reconcile: one pass, then exit")
     p.add_argument(
         "--interval", type=float, metavar="SECONDS", help="with --reconcile: pass period"
@@ -150,6 +155,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return approve(config, args)
     if args.receipt:
         return receipt(config, args)
+    if args.backfill_catalog:
+        return backfill_catalog(config)
     from bl931tui.launch import run_tui
 
     return run_tui(config, args)
@@ -247,6 +254,39 @@ def receipt(config: Config, args: argparse.Namespace) -> int:
                 else "  approval: not required by policy"
             )
     return EXIT_OK if receipts else EXIT_ERROR
+
+
+def backfill_catalog(config: Config) -> int:
+    """Catch SciCat up with what the local catalog recorded while SciCat was not configured."""
+    from engine.catalog.backfill import backfill
+    from engine.catalog.factory import build_catalog, local_catalog
+
+    if config.catalog.kind != "scicat":
+        raise UsageError('--backfill-catalog needs [catalog] kind = "scicat"')
+    source = local_catalog(config)
+    if source is None:
+        print(f"No local catalog at {config.catalog.path}; nothing to back-fill.")
+        return EXIT_OK
+    target = build_catalog(config)
+    assert target is not None
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 100 == 0:
+            print(f"back-fill: {done}/{total}", file=sys.stderr, flush=True)
+
+    try:
+        result = backfill(source, target, progress)
+    finally:
+        close = getattr(target, "close", None)
+        if close is not None:
+            close()
+    print(f"back-fill: {result.summary()}")
+    for failure in result.failed:
+        print(
+            f"  failed: {failure.scan}: {failure.reason} ({failure.error_class.value})",
+            file=sys.stderr,
+        )
+    return EXIT_OK if result.ok else EXIT_ERROR
 
 
 if __name__ == "__main__":

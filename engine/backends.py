@@ -82,4 +82,7 @@ def build_backends(
         from engine.catalog.factory import build_catalog
 
         backends.catalog = build_catalog(config, environ=environ)
+        close_catalog = getattr(backends.catalog, "close", None)
+        if close_catalog is not None:
+            backends.closers.append(close_catalog)
     return backends

@@ -1,0 +1,81 @@
+"""The real CLI with SciCat: a beamline that ran on the local catalog switches and catches up."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from engine.workspace import LocalWorkspace
+from tests.fakes.scicat_api import FakeScicat
+
+SECRET = "ingestor-password"
+
+
+def cli(ws: LocalWorkspace, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bl931tui", "--config", str(ws.config_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def switch_to_scicat(config_path: Path) -> None:
+    text = config_path.read_text("utf-8").replace(
+        'kind = "local"\npath = "state/catalog.json"',
+        'kind = "scicat"\npath = "state/catalog.json"',
+    )
+    assert 'kind = "scicat"' in text
+    config_path.write_text(text, "utf-8")
+
+
+def test_backfill_then_reconcile_against_scicat(workspace: LocalWorkspace) -> None:
+    ws = workspace
+    for i in range(3):
+        ws.write_scan(f"2026/11/ALS-7/s{i}.h5", os.urandom(200))
+    for _ in range(2):
+        assert cli(ws, {}, "--reconcile", "--once").returncode == 0
+    with FakeScicat() as fake:
+        fake.users["ingestor"] = SECRET
+        switch_to_scicat(ws.config_path)
+        env = {
+            "SCICAT_URL": fake.base_url,
+            "SCICAT_USERNAME": "ingestor",
+            "SCICAT_PASSWORD": SECRET,
+        }
+        missing = cli(ws, {"SCICAT_URL": fake.base_url}, "--dry-run")
+        assert missing.returncode == 78 and "SCICAT_USERNAME" in missing.stderr
+
+        done = cli(ws, env, "--backfill-catalog")
+        assert done.returncode == 0, done.stderr
+        assert "3 registered" in done.stdout
+        assert len(fake.datasets) == 3
+        assert all(d["numberOfFiles"] == 1 and d["size"] == 200 for d in fake.datasets.values())
+        again = cli(ws, env, "--backfill-catalog")
+        assert "3 already present" in again.stdout and len(fake.datasets) == 3
+
+        # The service now reads SciCat: the catalog is in step (hpss is recorded), so the only
+        # work left is the gated dtn prune; nothing is registered twice.
+        audit = cli(ws, env, "--dry-run", "--json")
+        doc = json.loads(audit.stdout)
+        assert doc["errors"] == [] and doc["summary"]["register"] == 0
+        assert cli(ws, env, "--reconcile", "--once").returncode == 0
+        assert len(fake.datasets) == 3
+        for stream in (done.stderr, again.stderr, audit.stderr):
+            assert SECRET not in stream
+
+        fake.stop()  # SciCat goes down: copies continue, deletes that need the catalog wait
+        ws.write_scan("2026/11/ALS-7/late.h5", b"late")
+        down = cli(ws, env, "--dry-run", "--json")
+        doc = json.loads(down.stdout)
+        assert down.returncode == 1
+        assert [e["endpoint"] for e in doc["errors"]] == ["catalog"]
+        assert [a["kind"] for a in doc["actions"]] == ["copy"]
+        assert {b["reason_code"] for b in doc["blocked"] if b["kind"] == "delete"} >= {
+            "catalog_unavailable"
+        }
