@@ -70,6 +70,12 @@ class ContextHeader(Static):
     ) -> None:
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"bl931 · beamline {beamline}", "bold")
+        text.append(" │ ")
+        # The mode comes first so a narrow terminal never truncates it away.
+        text.append(
+            "READ-ONLY" if read_only else f"read-write as {user}",
+            "bold yellow" if read_only else "",
+        )
         beat = snapshot.heartbeat if snapshot else None
         words, tone = engine_status(beat, now, interval)
         text.append(" │ engine ")
@@ -78,11 +84,6 @@ class ContextHeader(Static):
             ok = beat.last_ok_pass_at is not None and beat.last_ok_pass_at >= beat.pass_finished_at
             text.append(f" │ last pass {ago(beat.pass_finished_at, now)} ")
             text.append("ok" if ok else "with errors", "green" if ok else "red")
-        text.append(" │ ")
-        text.append(
-            "READ-ONLY" if read_only else f"read-write as {user}",
-            "bold yellow" if read_only else "",
-        )
         if paused:
             text.append(" │ ")
             text.append("PAUSED", "bold reverse")

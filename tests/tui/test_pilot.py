@@ -287,3 +287,40 @@ async def test_hold_placed_in_the_tui_blocks_a_planned_delete(tmp_path: object) 
     finally:
         backends.close()
         store.close()
+
+
+async def test_engine_loop_runs_in_a_worker_and_stops_with_the_app(tmp_path: object) -> None:
+    """The demo's arrangement: the reconciler loop in a thread worker, stopped on exit."""
+    import random
+    from pathlib import Path
+
+    from bl931tui.app import Bl931App
+    from engine.backends import build_backends
+    from engine.reconciler import Reconciler
+    from engine.service import ServiceLoop
+    from engine.state import StateStore
+    from engine.workspace import create_workspace, scan_path, synthetic_scan_bytes
+
+    workspace = create_workspace(Path(str(tmp_path)) / "ws")
+    workspace.write_scan(scan_path(1), synthetic_scan_bytes(random.Random(1), 2_000))
+    config = workspace.config()
+    store = StateStore(config.state.path)
+    backends = build_backends(config)
+    loop = ServiceLoop(Reconciler(config, store, backends), interval_seconds=0.1)
+    app = Bl931App(config, user=USER, refresh_seconds=0.1, engine_loop=loop)
+    try:
+        async with app.run_test(size=(160, 40)) as pilot:
+            table = scans_table(app)
+            for _ in range(400):  # a condition with a generous bound, not a sleep
+                rows = table.rows
+                if rows and rows[0].cells[1].text == "✓ verified":
+                    break
+                await pilot.pause(0.05)
+            assert rows
+            assert rows[0].cells[1].text == "✓ verified"
+            assert loop.passes >= 1
+        assert loop.stopping
+    finally:
+        loop.stop()
+        backends.close()
+        store.close()
