@@ -1,59 +1,211 @@
-"""`bl931tui --reconcile`: the headless service (one pass with `--once`)."""
+"""`bl931tui --reconcile`: the headless service (one pass with `--once`).
+
+Under systemd (deploy/bl931.service) the service is the one owner of the state store:
+- SIGTERM / SIGINT end the loop after the current pass; copies this process runs get a bounded
+  grace period to finish, then stop before their next file (a restart re-plans them and adopts
+  what is in place). Exit 0.
+- SIGHUP re-reads the config file before the next pass. An invalid new config is logged and the
+  running one kept; so is a change of `[state] path`, which needs a restart (the lock is on it).
+- `--metrics-port` (or `[service] metrics_port`) serves Prometheus metrics on `metrics_host`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import sys
 from types import FrameType
+from typing import Any
 
-from engine.backends import build_backends
-from engine.config import Config
-from engine.inventory.watcher import watcher_for
+from engine.backends import Backends, build_backends
+from engine.config import Config, load_config
+from engine.errors import Bl931Error, ConfigError
+from engine.inventory.watcher import ScanWatcher, watcher_for
 from engine.lock import OwnerLock
+from engine.metrics import ServiceMetrics
 from engine.reconciler import Reconciler
 from engine.service import ServiceLoop
 from engine.state import StateStore
 
 log = logging.getLogger("bl931.service")
 
+# How long in-process copies may run on after a stop signal; systemd's TimeoutStopSec (60 s in
+# deploy/bl931.service) must exceed it plus one pass.
+SHUTDOWN_GRACE_SECONDS = 20.0
+
 
 def run_service(config: Config, args: argparse.Namespace) -> int:
     with OwnerLock(config.state.path):
-        store = StateStore(config.state.path)
-        backends = build_backends(config)
+        if args.once:
+            return _run_once(config)
+        return Service(config, args).run()
+
+
+def _run_once(config: Config) -> int:
+    store = StateStore(config.state.path)
+    backends = build_backends(config)
+    try:
+        reconciler = Reconciler(config, store, backends)
+        report = reconciler.reconcile_once(drain=True)
+        print(_one_line(report.summary()), file=sys.stderr)
+        return 0 if report.ok else 1
+    finally:
+        backends.close()
+        store.close()
+
+
+class Service:
+    """The long-running loop with its signals, config reloads, watcher and metrics."""
+
+    def __init__(self, config: Config, args: argparse.Namespace) -> None:
+        self.config = config
+        self.interval_override: float | None = args.interval
+        self.metrics_port: int | None = args.metrics_port
+        self.store = StateStore(config.state.path)
+        self.backends = build_backends(config)
+        self.reconciler = Reconciler(config, self.store, self.backends)
+        self.metrics = ServiceMetrics()
+        self.loop = ServiceLoop(
+            self.reconciler,
+            interval_seconds=self._interval(config),
+            on_pass=self.metrics.observe_pass,
+            on_crash=self.metrics.observe_crash,
+            before_pass=self._apply_reload,
+        )
+        self.watcher: ScanWatcher | None = None
+        self._reload_requested = False
+        self._signals = 0
+
+    def _interval(self, config: Config) -> float:
+        return self.interval_override or config.service.interval_seconds
+
+    # ---- signals ------------------------------------------------------------------------
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        name = signal.Signals(signum).name
+        if self._signals == 1:
+            log.info("%s: finishing the current pass, then exiting", name, extra={"signal": name})
+        else:
+            log.warning("%s again: stopping in-process copies now", name, extra={"signal": name})
+            self._stop_local_tasks()
+        self.loop.stop()
+
+    def _on_hup(self, signum: int, frame: FrameType | None) -> None:
+        log.info("SIGHUP: reloading the config before the next pass", extra={"signal": "SIGHUP"})
+        self._reload_requested = True
+        self.loop.wake()
+
+    # ---- reload -------------------------------------------------------------------------
+    def _apply_reload(self) -> None:
+        if not self._reload_requested:
+            return
+        self._reload_requested = False
+        source = self.config.source
         try:
-            reconciler = Reconciler(config, store, backends)
-            if args.once:
-                report = reconciler.reconcile_once(drain=True)
-                print(_one_line(report.summary()), file=sys.stderr)
-                return 0 if report.ok else 1
-            loop = ServiceLoop(
-                reconciler, interval_seconds=args.interval or config.service.interval_seconds
+            new = load_config(source)
+        except ConfigError as exc:
+            log.error(
+                "config reload failed; keeping the running config:\n%s",
+                exc,
+                extra={"error_class": "config"},
             )
+            return
+        if new.state.path != self.config.state.path:
+            log.error(
+                "config reload: [state] path changed (%s → %s); restart the service to move "
+                "the state store; keeping the running config",
+                self.config.state.path,
+                new.state.path,
+                extra={"error_class": "config"},
+            )
+            return
+        try:
+            backends = build_backends(new)
+        except Bl931Error as exc:
+            log.error(
+                "config reload: building the backends failed (%s); keeping the running config",
+                exc,
+                extra={"error_class": exc.error_class.value},
+            )
+            return
+        old_backends = self.backends
+        # Tasks the old movers run in this process finish (bounded) and are recorded by the old
+        # executor, so the new one never sees them as lost.
+        self.reconciler.executor.drain(self.reconciler.clock, SHUTDOWN_GRACE_SECONDS)
+        self._stop_watcher()
+        self.config, self.backends = new, backends
+        self.reconciler = Reconciler(new, self.store, backends)
+        self.loop.reconciler = self.reconciler
+        self.loop.interval_seconds = self._interval(new)
+        self._start_watcher()
+        _close_backends(old_backends)
+        log.info("config reloaded from %s", source)
 
-            def stop(signum: int, frame: FrameType | None) -> None:
-                log.info(
-                    "signal %s: finishing the current step, then exiting",
-                    signal.Signals(signum).name,
-                )
-                loop.stop()
+    # ---- watcher --------------------------------------------------------------------------
+    def _start_watcher(self) -> None:
+        # The live watcher wakes the loop when a scan completes; the walk stays the truth.
+        self.watcher = watcher_for(
+            self.config, self.backends, on_complete=lambda scans: self.loop.wake()
+        )
+        if self.watcher is not None:
+            self.reconciler.completion_hint = self.watcher.completed
+            self.watcher.start()
 
-            signal.signal(signal.SIGTERM, stop)
-            signal.signal(signal.SIGINT, stop)
-            # The live watcher wakes the loop when a scan completes; the walk stays the truth.
-            watcher = watcher_for(config, backends, on_complete=lambda scans: loop.wake())
-            if watcher is not None:
-                reconciler.completion_hint = watcher.completed
-            log.info("reconciling every %gs (state %s)", loop.interval_seconds, config.state.path)
-            with watcher if watcher is not None else contextlib.nullcontext():
-                loop.run()
+    def _stop_watcher(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+
+    def _stop_local_tasks(self) -> None:
+        for mover in self.backends.movers.values():
+            close: Any = getattr(mover, "close", None)
+            if mover.finishes_locally and close is not None:
+                with contextlib.suppress(TypeError):
+                    close(wait=False)
+
+    # ---- run ----------------------------------------------------------------------------
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_hup)
+        try:
+            port = self.metrics_port
+            if port is None and self.config.service.metrics_port:
+                port = self.config.service.metrics_port
+            if port is not None:
+                self.metrics.serve(port, self.config.service.metrics_host)
+            self._start_watcher()
+            log.info(
+                "reconciling every %gs (state %s, pid %d)",
+                self.loop.interval_seconds,
+                self.config.state.path,
+                os.getpid(),
+            )
+            self.loop.run()
+            self._finish_in_flight()
+            log.info("stopped")
             return 0
         finally:
-            backends.close()
-            store.close()
+            self._stop_watcher()
+            self.metrics.close()
+            _close_backends(self.backends)
+            self.store.close()
+
+    def _finish_in_flight(self) -> None:
+        """Give in-process copies a bounded time to finish and record them; stop the rest."""
+        if self._signals < 2:
+            try:
+                self.reconciler.executor.drain(self.reconciler.clock, SHUTDOWN_GRACE_SECONDS)
+            except Exception:
+                log.exception("recording the last tasks failed; the next start polls them")
+        self._stop_local_tasks()
+
+
+def _close_backends(backends: Backends) -> None:
+    backends.close()
 
 
 def _one_line(summary: dict[str, int]) -> str:

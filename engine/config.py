@@ -84,6 +84,11 @@ class SafetyConfig(_Section):
     max_missing_fraction: float = Field(default=0.1, gt=0, le=1)
     max_deletes_per_pass: int = Field(default=1000, ge=0)
     max_observation_age: float = Field(default=3600, gt=0)
+    # Circuit breaker: after this many consecutive listing failures an endpoint is not listed
+    # again for `endpoint_backoff_seconds`, doubling per further failure up to the maximum.
+    endpoint_backoff_after: int = Field(default=3, ge=1)
+    endpoint_backoff_seconds: float = Field(default=60, gt=0)
+    endpoint_backoff_max_seconds: float = Field(default=1800, gt=0)
 
 
 class RetryConfig(_Section):

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from engine.backends import Backends
 from engine.catalog.base import Location
+from engine.catalog.dataset import dataset_pid
+from engine.catalog.factory import resolved_catalog_config
 from engine.config import Config
 from engine.errors import classify
 from engine.layout import ScanLayout
@@ -94,12 +96,22 @@ class Executor:
         level: str = "info",
         data: dict[str, Any] | None = None,
     ) -> None:
+        # One log line per lifecycle event, carrying the same identifiers as the audit row, so
+        # journald (JSON lines) can be filtered by scan or action without parsing prose.
+        extra: dict[str, Any] = {"event": kind}
+        if scan is not None:
+            extra["scan"] = scan
+        if action_id is not None:
+            extra["action_id"] = action_id
+        if data and "class" in data:
+            extra["error_class"] = data["class"]
         getattr(log, "error" if level == "error" else "warning" if level == "warning" else "info")(
             "%s%s%s: %s",
             kind,
             f" [{action_id}]" if action_id else "",
             f" {scan!r}" if scan else "",
             message,
+            extra=extra,
         )
         self.store.event(now, kind, message, scan=scan, action_id=action_id, level=level, data=data)
 
@@ -304,6 +316,7 @@ class Executor:
                 }
             )
         return {
+            "catalog_pid": self._catalog_pid(action.scan),
             "acquisition": {
                 "algorithm": scan.checksum_algorithm if scan else None,
                 "checksum": scan.checksum if scan else None,
@@ -320,6 +333,22 @@ class Executor:
             "delete_task_id": task.task_id,
             "recorded_at": iso(now),
         }
+
+    def _catalog_pid(self, scan_id: str) -> str | None:
+        """The scan's dataset pid: as the catalog answered at registration, else derived.
+
+        Catalogs derive pids deterministically (`dataset_pid`), so a scan registered before
+        pids were recorded in events still gets the right one; an adopted SciCat dataset with
+        another pid is what the recorded answer is for.
+        """
+        if self.config.catalog.kind == "none":
+            return None
+        for event in reversed(self.store.events(scan=scan_id, limit=10_000)):
+            data = event.get("data")
+            if event["kind"] == "catalog.register" and isinstance(data, dict) and data.get("pid"):
+                return str(data["pid"])
+        catalog = resolved_catalog_config(self.config)
+        return dataset_pid(scan_id, prefix=catalog.pid_prefix, beamline=self.config.beamline.name)
 
     # ---- execution ---------------------------------------------------------------------
     def execute(self, plan: Plan, seen: Observation, now: datetime) -> Outcome:
@@ -490,6 +519,7 @@ class Executor:
             return Outcome()
         locations = self.locations(scan, seen)
         try:
+            pid: str | None = None
             if action.kind is ActionKind.REGISTER:
                 pid = catalog.register(scan, locations)
                 message = f"registered as {pid} at {', '.join(loc.endpoint for loc in locations)}"
@@ -501,7 +531,12 @@ class Executor:
             return Outcome(failed=1)
         self.store.record_success(action.id, now)
         self._event(
-            now, f"catalog.{action.kind.value}", message, scan=action.scan, action_id=action.id
+            now,
+            f"catalog.{action.kind.value}",
+            message,
+            scan=action.scan,
+            action_id=action.id,
+            data={"pid": pid} if action.kind is ActionKind.REGISTER else None,
         )
         return Outcome(succeeded=1)
 

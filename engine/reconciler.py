@@ -14,7 +14,8 @@ import os
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from engine.backends import Backends
 from engine.config import Config
@@ -27,7 +28,9 @@ from engine.model import (
     CatalogView,
     EndpointError,
     EndpointObservation,
+    ErrorClass,
     InFlight,
+    Level,
     Plan,
     Scan,
 )
@@ -64,6 +67,8 @@ class Observation:
     errors: list[EndpointError] = field(default_factory=list)
     inventory: InventoryResult | None = None
     new_scans: list[Scan] = field(default_factory=list)
+    # Endpoints not listed this pass because their circuit breaker is open (not a new failure).
+    backed_off: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -75,6 +80,12 @@ class PassReport:
     succeeded: int = 0
     failed: int = 0
     new_scans: int = 0
+    # For metrics: the pass's scale and outcomes, so a front end needs no second look at the store.
+    scans: int = 0
+    endpoints: tuple[str, ...] = ()
+    replica_levels: dict[tuple[str, str], int] = field(default_factory=dict)
+    action_outcomes: dict[tuple[str, str], int] = field(default_factory=dict)
+    action_errors: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -146,9 +157,36 @@ class Reconciler:
             declared_complete=self.completion_hint() if self.completion_hint else None,
         )
 
-    def observe(self, now: datetime) -> Observation:
-        """Read the inventory, every endpoint and the catalog. Writes nothing."""
+    def _backoff_until(self, health: Mapping[str, Any] | None) -> datetime | None:
+        """When an endpoint that keeps failing may be listed again (None: list it now).
+
+        After `endpoint_backoff_after` consecutive failures the endpoint is skipped for
+        `endpoint_backoff_seconds`, doubling with each further failure: a dead endpoint costs
+        one timeout per interval instead of one per pass, and the others keep working.
+        """
+        safety = self.config.safety
+        if not health:
+            return None
+        failures = int(health.get("consecutive_failures") or 0)
+        last_error_at = health.get("last_error_at")
+        if failures < safety.endpoint_backoff_after or last_error_at is None:
+            return None
+        exponent = min(failures - safety.endpoint_backoff_after, 30)
+        delay = min(
+            safety.endpoint_backoff_max_seconds, safety.endpoint_backoff_seconds * 2**exponent
+        )
+        until: datetime = last_error_at + timedelta(seconds=delay)
+        return until
+
+    def observe(self, now: datetime, *, circuit_breaker: bool = False) -> Observation:
+        """Read the inventory, every endpoint and the catalog. Writes nothing.
+
+        With `circuit_breaker` (the service's passes; never the audit, which an operator runs
+        to see the truth right now), an endpoint in back-off is not listed: it is reported
+        unknown with its last error.
+        """
         errors: list[EndpointError] = []
+        backed_off: set[str] = set()
         scans = self.store.load_scans()
         inventory: InventoryResult | None = None
         new_scans: list[Scan] = []
@@ -173,6 +211,25 @@ class Reconciler:
             previously = frozenset(stored.get(name, {}))
             expected_absent = frozenset(deleted.get(name, ()))
             storage = self.backends.storages.get(name)
+            until = self._backoff_until(health.get(name)) if circuit_breaker else None
+            if until is not None and now < until:
+                entry = health[name]
+                reason = (
+                    f"not listed until {until.isoformat(timespec='seconds')} after "
+                    f"{entry['consecutive_failures']} consecutive failures; "
+                    f"last error: {entry['last_error']}"
+                )
+                errors.append(EndpointError(name, reason, ErrorClass.TRANSIENT))
+                backed_off.add(name)
+                observations[name] = EndpointObservation(
+                    name,
+                    ok=False,
+                    error=reason,
+                    previously_present=previously,
+                    expected_absent=expected_absent,
+                    observed_at=entry.get("last_ok_at"),
+                )
+                continue
             try:
                 if storage is None:
                     raise EndpointUnavailable(name, "no storage backend can list this endpoint")
@@ -223,7 +280,15 @@ class Reconciler:
         if catalog.enabled and not catalog.ok:
             errors.append(EndpointError("catalog", catalog.error or "unavailable"))
         return Observation(
-            scans, observations, listings, assessed_rows, catalog, errors, inventory, new_scans
+            scans,
+            observations,
+            listings,
+            assessed_rows,
+            catalog,
+            errors,
+            inventory,
+            new_scans,
+            backed_off,
         )
 
     def _observe_catalog(self, scans: Mapping[str, Scan]) -> CatalogView:
@@ -275,8 +340,9 @@ class Reconciler:
             self._sweep_temp_files()
             self._swept = True
         self.store.consume_retries(started)
+        mark = self.store.last_event_seq()
         outcome = self.executor.poll_tasks(started)
-        seen = self.observe(started)
+        seen = self.observe(started, circuit_breaker=True)
         self._record_observation(seen, started)
         the_plan = self.make_plan(seen, started)
         for alert in the_plan.alerts:
@@ -300,7 +366,11 @@ class Reconciler:
             succeeded=outcome.succeeded,
             failed=outcome.failed,
             new_scans=len(seen.new_scans),
+            scans=len(seen.scans),
+            endpoints=tuple(self.policy.endpoints),
+            replica_levels=_replica_levels(seen),
         )
+        report.action_outcomes, report.action_errors = self._action_tallies(mark)
         beat: dict[str, object] = {"pass_finished_at": finished, "summary": report.summary()}
         if report.ok:
             beat["last_ok_pass_at"] = finished
@@ -311,6 +381,25 @@ class Reconciler:
             ", ".join(f"{k}={v}" for k, v in report.summary().items() if v),
         )
         return report
+
+    def _action_tallies(
+        self, mark: int
+    ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+        """(action kind, outcome) and (error class, endpoint) counts from this pass's events."""
+        outcomes: dict[tuple[str, str], int] = {}
+        errors: dict[tuple[str, str], int] = {}
+        for event_kind, action_kind, target, error_class in self.store.action_events_since(mark):
+            outcome = _OUTCOME_OF_EVENT.get(event_kind) or (
+                "succeeded" if event_kind.startswith("catalog.") else None
+            )
+            if outcome is None:
+                continue
+            outcomes[(action_kind, outcome)] = outcomes.get((action_kind, outcome), 0) + 1
+            if outcome == "failed":
+                where = "catalog" if action_kind in ("register", "update_catalog") else target
+                key = (error_class or "transient", where or "unknown")
+                errors[key] = errors.get(key, 0) + 1
+        return outcomes, errors
 
     def _sweep_temp_files(self) -> None:
         for name, root in self.backends.local_roots.items():
@@ -343,9 +432,23 @@ class Reconciler:
                 log.warning("inventory: %s", problem)
         stored = self.store.load_replicas()
         for name, obs in seen.observations.items():
+            if name in seen.backed_off:
+                log.warning(
+                    "%s: %s",
+                    name,
+                    obs.error,
+                    extra={"endpoint": name, "error_class": "transient", "backed_off": True},
+                )
+                continue
             if not obs.ok:
                 failures = self.store.endpoint_failed(name, obs.error or "unavailable", now)
-                log.error("%s: listing failed (%d in a row): %s", name, failures, obs.error)
+                log.error(
+                    "%s: listing failed (%d in a row): %s",
+                    name,
+                    failures,
+                    obs.error,
+                    extra={"endpoint": name, "consecutive_failures": failures},
+                )
                 continue
             self.store.endpoint_ok(name, now)
             baseline = len(obs.previously_present - obs.expected_absent)
@@ -361,3 +464,26 @@ class Reconciler:
             }
             removed = [scan for scan in before if scan not in rows]
             self.store.replace_replicas(name, changed, removed)
+
+
+_OUTCOME_OF_EVENT = {
+    "copy.submitted": "submitted",
+    "delete.submitted": "submitted",
+    "copy.verified": "succeeded",
+    "delete.done": "succeeded",
+    "action.failed": "failed",
+    "delete.recheck_failed": "skipped",
+}
+
+
+def _replica_levels(seen: Observation) -> dict[tuple[str, str], int]:
+    """(endpoint, level word) → replicas at that level, for the endpoints listed this pass."""
+    out: dict[tuple[str, str], int] = {}
+    for name, obs in seen.observations.items():
+        if not obs.ok:
+            continue
+        for replica in obs.replicas.values():
+            if replica.level > Level.ABSENT:
+                key = (name, replica.level.word)
+                out[key] = out.get(key, 0) + 1
+    return out

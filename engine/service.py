@@ -18,16 +18,31 @@ log = logging.getLogger(__name__)
 
 
 class ServiceLoop:
+    """Runs passes until stopped.
+
+    Args:
+        reconciler: does the passes; a front end may replace it between passes (config reload).
+        interval_seconds: pause between passes (a `wake()` cuts it short).
+        on_pass: called with each finished pass's report (metrics).
+        on_crash: called when a pass raised instead of reporting (metrics).
+        before_pass: called before each pass, in the loop's thread: where a reload requested by
+            a signal handler is applied, so the running pass never sees its config change.
+    """
+
     def __init__(
         self,
         reconciler: Reconciler,
         *,
         interval_seconds: float,
         on_pass: Callable[[PassReport], None] | None = None,
+        on_crash: Callable[[], None] | None = None,
+        before_pass: Callable[[], None] | None = None,
     ) -> None:
         self.reconciler = reconciler
         self.interval_seconds = interval_seconds
         self.on_pass = on_pass
+        self.on_crash = on_crash
+        self.before_pass = before_pass
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.passes = 0
@@ -51,11 +66,23 @@ class ServiceLoop:
             raise
         except Bl931Error as exc:
             self.failed_passes += 1
-            log.error("pass failed (%s): %s", exc.error_class.value, exc)
+            log.error(
+                "pass failed (%s): %s",
+                exc.error_class.value,
+                exc,
+                extra={"error_class": exc.error_class.value},
+            )
+            if self.on_crash is not None:
+                self.on_crash()
             return None
         except Exception:
             self.failed_passes += 1
-            log.exception("pass failed unexpectedly; retrying at the next interval")
+            log.exception(
+                "pass failed unexpectedly; retrying at the next interval",
+                extra={"error_class": "unexpected"},
+            )
+            if self.on_crash is not None:
+                self.on_crash()
             return None
         self.passes += 1
         if self.on_pass is not None:
@@ -64,6 +91,8 @@ class ServiceLoop:
 
     def run(self) -> None:
         while not self._stop.is_set():
+            if self.before_pass is not None:
+                self.before_pass()
             self.run_pass()
             self._wake.wait(self.interval_seconds)
             self._wake.clear()
