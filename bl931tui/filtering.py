@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bl931tui.readmodel import ScanRow
 
@@ -84,7 +85,7 @@ def is_fault(row: ScanRow) -> bool:
     return not FAULT_STATES.isdisjoint(row.states)
 
 
-def _sort_key(name: str) -> Callable[[ScanRow], object]:
+def _sort_key(name: str) -> Callable[[ScanRow], Any]:
     if name == "name":
         return lambda row: row.label
     if name == "size":

@@ -124,7 +124,7 @@ class ApprovalsScreen(Screen[None]):
         self._show_items()
 
     def _current_group(self) -> ApprovalGroup | None:
-        return self.query_one("#groups", VirtualTable).cursor_row  # type: ignore[no-any-return]
+        return self.query_one("#groups", VirtualTable).cursor_row
 
     def _show_items(self) -> None:
         group = self._current_group()
