@@ -241,6 +241,8 @@ def receipt(config: Config, args: argparse.Namespace) -> int:
                 f"  acquisition {acq['algorithm']} {acq['checksum']} "
                 f"(version {acq['version']}, {acq['files']} files, {acq['bytes']} bytes)"
             )
+            if r.get("catalog_pid"):
+                print(f"  catalog pid {r['catalog_pid']}")
             for copy in r["verified_copies"]:
                 print(
                     f"  verified copy at {copy['endpoint']}: {copy['level']} "
