@@ -91,6 +91,12 @@ def walk_inventory(
     hashed = 0
     for scan_id in sorted(listings):
         listing = listings[scan_id]
+        if not _is_utf8(scan_id):
+            # The state store, the catalog and Globus all need text; reject clearly, never crash.
+            problems.append(
+                f"scan {scan_id!r}: its name is not valid UTF-8; rename it to include it"
+            )
+            continue
         declared = declared_complete.get(scan_id) if declared_complete else None
         if declared != listing.signature and not _is_complete(listing, now, quiet_seconds, marker):
             incomplete.append(scan_id)
@@ -111,6 +117,15 @@ def walk_inventory(
             "%s: %d scan(s) skipped this pass: %s", storage.name, len(problems), problems[0]
         )
     return InventoryResult(scans, tuple(incomplete), tuple(problems), hashed)
+
+
+def _is_utf8(name: str) -> bool:
+    """False for a name holding undecodable bytes (carried as surrogate escapes by os.fsdecode)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _Marker:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,3 +141,17 @@ def test_dry_run_and_once_never_start_a_watcher(
     main(["--config", str(ws.config_path), *mode])
     assert started == []
     assert not any(t.name == "bl931-watcher" for t in threading.enumerate())
+
+
+def test_a_name_that_is_not_utf8_is_reported_and_the_pass_goes_on(
+    ws: LocalWorkspace, reconciler: Reconciler
+) -> None:
+    with open(os.path.join(os.fsencode(ws.dtn), b"latin1-\xe9.h5"), "wb") as f:
+        f.write(b"x")
+    ws.write_scan("fine.h5", b"y", mtime=1_000_000_000)
+    report = reconciler.reconcile_once(drain=True)
+    assert report.ok
+    assert set(reconciler.store.load_scans()) == {"fine.h5"}
+    seen = reconciler.observe(reconciler.clock())
+    assert seen.inventory is not None
+    assert any("not valid UTF-8" in p for p in seen.inventory.problems)
