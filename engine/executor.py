@@ -398,7 +398,12 @@ class Executor:
 
     def _item(self, action_id: str, scan: Scan) -> TransferItem:
         return TransferItem(
-            action_id, scan.id, scan.files, scan.checksum_algorithm, recursive=scan.is_directory
+            action_id,
+            scan.id,
+            scan.files,
+            scan.checksum_algorithm,
+            recursive=scan.is_directory,
+            scan_checksum=scan.checksum,
         )
 
     def _deadline(self, created: datetime | None) -> datetime:

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
 from engine.layout import ScanLayout
-from engine.model import ErrorClass, Evidence, FileStat, ScanFile
+from engine.model import ErrorClass, Evidence, FileStat, ScanFile, scan_digest
 
 
 def listing_signature(files: Sequence[FileStat] | Sequence[ScanFile]) -> str:
@@ -85,6 +85,17 @@ class TransferItem:
     files: tuple[ScanFile, ...]
     checksum_algorithm: str
     recursive: bool = False  # a directory scan
+    scan_checksum: str | None = None  # the inventory's checksum of the whole scan
+
+    def whole_checksum(self) -> str | None:
+        """The scan's acquisition checksum: as the inventory recorded it, else derived from the
+        files the way `walk_inventory` derives it (a file scan's own checksum, or
+        `scan_digest` over a directory's files)."""
+        if self.scan_checksum is not None:
+            return self.scan_checksum
+        if self.recursive:
+            return scan_digest(self.checksum_algorithm, self.files)
+        return self.files[0].checksum if len(self.files) == 1 else None
 
 
 @dataclass(frozen=True, slots=True)

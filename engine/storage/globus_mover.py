@@ -21,7 +21,7 @@ from typing import Any
 
 import globus_sdk
 
-from engine.model import ErrorClass, Evidence, FileStat, Level, scan_digest
+from engine.model import ErrorClass, Evidence, FileStat, Level
 from engine.storage.base import (
     ItemResult,
     TaskRequest,
@@ -415,7 +415,7 @@ class GlobusMover:
         signature = listing_signature(
             [FileStat(path=f.path, size=f.size, mtime=f.mtime) for f in item.files]
         )
-        scan_checksum = _scan_checksum(item)
+        scan_checksum = item.whole_checksum()
         return Evidence(
             level=Level.CHECKSUM if verified else Level.SIZE,
             algorithm=item.checksum_algorithm,
@@ -460,10 +460,3 @@ class GlobusMover:
                 exc, f"reading skipped errors of task {task_id}", self._session
             ) from exc
         return faults
-
-
-def _scan_checksum(item: TransferItem) -> str | None:
-    """The scan's acquisition checksum as the inventory defines it (see `model.scan_digest`)."""
-    if item.recursive:
-        return scan_digest(item.checksum_algorithm, item.files)
-    return item.files[0].checksum if item.files else None

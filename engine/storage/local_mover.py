@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.errors import Bl931Error, TerminalError, TransientError
-from engine.model import ErrorClass, Evidence, FileStat, Level, scan_digest
+from engine.model import ErrorClass, Evidence, FileStat, Level
 from engine.storage.base import (
     ItemResult,
     TaskRequest,
@@ -288,7 +288,9 @@ class LocalMover:
         assert request.source is not None
         source_root = self._mounted_root(request.source)
         target_root = self._mounted_root(request.target)
-        scan_checksum = _scan_checksum(item)
+        scan_checksum = item.whole_checksum()
+        if scan_checksum is None:
+            raise TerminalError(f"a file scan needs exactly one file, got {len(item.files)}")
         placed: list[FileStat] = []
         for expected in item.files:
             task.check_stop()
@@ -337,15 +339,6 @@ class LocalMover:
 
 def _failed(item: TransferItem, message: str, error_class: ErrorClass) -> ItemResult:
     return ItemResult(item.action_id, ok=False, error=message, error_class=error_class)
-
-
-def _scan_checksum(item: TransferItem) -> str:
-    """The acquisition checksum of the whole scan, as `walk_inventory` computes it."""
-    if item.recursive:
-        return scan_digest(item.checksum_algorithm, item.files)
-    if len(item.files) != 1:
-        raise TerminalError(f"a file scan needs exactly one file, got {len(item.files)}")
-    return item.files[0].checksum
 
 
 def _check_belongs(item: TransferItem, path: str) -> None:
