@@ -1,0 +1,119 @@
+"""Blast radius: an endpoint that keeps failing is backed off; the rest keep working."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import generate_latest
+
+from engine.backends import build_backends
+from engine.layout import ScanLayout
+from engine.metrics import ServiceMetrics
+from engine.reconciler import Reconciler
+from engine.state import StateStore
+from engine.storage.base import ScanListing, Storage
+from engine.workspace import create_workspace
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+class CountingStorage:
+    """A storage that counts its listings (everything else passes through)."""
+
+    def __init__(self, inner: Storage, calls: Counter[str]) -> None:
+        self._inner = inner
+        self._calls = calls
+
+    def list_scans(
+        self, layout: ScanLayout, wanted: Collection[str] | None = None
+    ) -> dict[str, ScanListing]:
+        self._calls[self._inner.name] += 1
+        return self._inner.list_scans(layout, wanted=wanted)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def test_repeated_listing_failures_open_the_breaker_with_a_growing_interval(
+    tmp_path: Path,
+) -> None:
+    ws = create_workspace(tmp_path / "ws", dtn_keep_days=0, cfs_keep_days=0)
+    for i in range(3):
+        ws.write_scan(f"2026/s{i}.h5", os.urandom(100), mtime=T0 - timedelta(days=1))
+    config = ws.config()
+    assert config.safety.endpoint_backoff_after == 3
+    store = StateStore(config.state.path)
+    backends = build_backends(config)
+    calls: Counter[str] = Counter()
+    for name in ("cfs", "hpss"):
+        backends.storages[name] = CountingStorage(backends.storages[name], calls)  # type: ignore[assignment]
+    reconciler = Reconciler(config, store, backends)
+    try:
+        reconciler.reconcile_once(T0, drain=True)
+        os.rename(ws.hpss, ws.root / "hpss-unmounted")
+        for minute in (1, 2, 3):  # three failures in a row: the breaker opens
+            report = reconciler.reconcile_once(T0 + timedelta(minutes=minute), drain=True)
+            assert [e.endpoint for e in report.plan.errors] == ["hpss"]
+        assert calls["hpss"] == 4
+        health = store.endpoint_health()["hpss"]
+        assert health["consecutive_failures"] == 3
+
+        # Within the back-off: hpss is not listed, reported unknown with its last error; cfs is
+        # still listed and its copies still run.
+        cfs_before = calls["cfs"]
+        report = reconciler.reconcile_once(T0 + timedelta(minutes=3, seconds=30), drain=True)
+        assert calls["hpss"] == 4 and calls["cfs"] == cfs_before + 1
+        (error,) = report.plan.errors
+        assert error.endpoint == "hpss" and "not listed until" in error.message
+        assert "missing" in error.message  # the last real error travels with it
+        assert not any(a.kind.value == "delete" and a.target == "cfs" for a in report.plan.actions)
+        assert store.endpoint_health()["hpss"]["consecutive_failures"] == 3  # a skip is no failure
+
+        # The audit, run by a person, always looks for real.
+        reconciler.dry_run(T0 + timedelta(minutes=3, seconds=40))
+        assert calls["hpss"] == 5
+
+        # After 60 s it is tried again; failing once more doubles the interval to 120 s.
+        reconciler.reconcile_once(T0 + timedelta(minutes=4, seconds=1), drain=True)
+        assert calls["hpss"] == 6 and store.endpoint_health()["hpss"]["consecutive_failures"] == 4
+        reconciler.reconcile_once(T0 + timedelta(minutes=5, seconds=30), drain=True)
+        assert calls["hpss"] == 6
+
+        # Mounted again: the next try succeeds, the breaker closes and the work resumes.
+        os.rename(ws.root / "hpss-unmounted", ws.hpss)
+        report = reconciler.reconcile_once(T0 + timedelta(minutes=6, seconds=2), drain=True)
+        assert calls["hpss"] == 7 and report.ok
+        assert store.endpoint_health()["hpss"]["consecutive_failures"] == 0
+        assert sorted(p.name for p in (ws.hpss / "2026").iterdir()) == [
+            f"s{i}.h5" for i in range(3)
+        ]
+    finally:
+        backends.close()
+        store.close()
+
+
+def test_metrics_registries_are_isolated_and_follow_the_report(tmp_path: Path) -> None:
+    ws = create_workspace(tmp_path / "ws")
+    for i in range(2):
+        ws.write_scan(f"2026/s{i}.h5", b"z" * 10)
+    config = ws.config()
+    store = StateStore(config.state.path)
+    backends = build_backends(config)
+    try:
+        report = Reconciler(config, store, backends).reconcile_once()
+    finally:
+        backends.close()
+        store.close()
+    one, other = ServiceMetrics(), ServiceMetrics()
+    one.observe_pass(report)
+    text = generate_latest(one.registry).decode()
+    assert 'bl931_bytes_pending{endpoint="cfs"} 20.0' in text  # two copies wanted at cfs
+    assert 'bl931_actions_total{kind="copy",outcome="submitted"} 2.0' in text
+    assert 'bl931_scans{state="pending"} 2.0' in text  # as planned, before submission
+    assert 'bl931_passes_total{result="ok"} 1.0' in text
+    assert 'bl931_passes_total{result="ok"} 0.0' in generate_latest(other.registry).decode()
