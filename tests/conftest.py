@@ -15,6 +15,15 @@ from engine.workspace import LocalWorkspace, create_workspace
 CLI = [sys.executable, "-m", "bl931tui"]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--chaos-passes",
+        type=int,
+        default=None,
+        help="passes of the service chaos run (default 30, or $BL931_CHAOS_PASSES; full: 200)",
+    )
+
+
 @pytest.fixture(autouse=True)
 def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Never read the developer's own ~/.config/bl931 or ./bl931.toml."""

@@ -253,9 +253,15 @@ class GlobusStorage:
                 raise self._unavailable(exc, path) from exc
             except Exception as exc:
                 raise self._unavailable(exc, path) from exc
-            data = list(page.get("DATA") or [])
+            try:
+                data, total = _checked_page(page)
+            except ValueError as exc:
+                # A garbled answer (a proxy's page, a changed API) is a failed listing: its
+                # scans become unknown, never absent.
+                raise EndpointUnavailable(
+                    self.name, f"listing {path} on {self._where}: malformed answer: {exc}"
+                ) from None
             entries.extend(data)
-            total = page.get("total")
             if total is None:
                 # Without a total, only a page shorter than requested proves the end.
                 if len(data) < self.page_limit:
@@ -274,6 +280,40 @@ class GlobusStorage:
         return EndpointUnavailable(
             self.name, f"{self._where}: {error.message}", error_class=error.error_class
         )
+
+
+def _checked_page(page: Any) -> tuple[list[Entry], int | None]:
+    """The entries and `total` of one `operation_ls` page, after checking their shape.
+
+    Raises:
+        ValueError: the page is not the documented `file_list` shape (says what is wrong).
+    """
+    try:
+        data = page.get("DATA", [])
+        total = page.get("total")
+    except (AttributeError, TypeError):  # a response whose body is not a JSON object
+        raise ValueError("the answer is not a JSON object") from None
+    if not isinstance(data, list):
+        raise ValueError(f"DATA is {type(data).__name__}, not a list")
+    for entry in data:
+        if not isinstance(entry, dict):
+            raise ValueError(f"an entry is {type(entry).__name__}, not an object")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+            raise ValueError(f"entry name {name!r} is not a plain file name")
+        if entry.get("type") == "file":
+            size = entry.get("size")
+            if size is not None and (not isinstance(size, int) or size < 0):
+                raise ValueError(f"{name!r}: size {size!r} is not a byte count")
+            try:
+                parse_mtime(entry["last_modified"])
+            except (KeyError, TypeError, ValueError):
+                raise ValueError(
+                    f"{name!r}: last_modified {entry.get('last_modified')!r} is not a time"
+                ) from None
+    if total is not None and (not isinstance(total, int) or isinstance(total, bool)):
+        raise ValueError(f"total {total!r} is not a count")
+    return data, total
 
 
 def _stat(relpath: str, entry: Entry) -> FileStat:

@@ -1,0 +1,116 @@
+"""Chaos: the service converges, never loses a scan and never duplicates work, whatever happens.
+
+The default run is short enough for CI; the full run is
+`pytest tests/service/test_chaos.py --chaos-passes=200` (or `BL931_CHAOS_PASSES=200`), and
+`BL931_CHAOS_SEED` replays another seed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from engine.layout import ENGINE_TEMP_PREFIX
+from engine.state import StateStore, TaskRow
+from tests.service.chaos import ENDPOINTS, Chaos
+
+DEFAULT_PASSES = 30
+
+
+@pytest.fixture
+def chaos_passes(request: pytest.FixtureRequest) -> int:
+    option = request.config.getoption("--chaos-passes")
+    if option is not None:
+        return int(option)
+    return int(os.environ.get("BL931_CHAOS_PASSES", DEFAULT_PASSES))
+
+
+def test_chaos_converges_without_loss_or_duplicates(tmp_path: Path, chaos_passes: int) -> None:
+    seed = int(os.environ.get("BL931_CHAOS_SEED", "931"))
+    chaos = Chaos(tmp_path, seed)
+    for number in range(chaos_passes):
+        chaos.run_pass(number)
+        chaos.check_no_scan_lost()
+    chaos.settle(chaos_passes)
+    chaos.check_no_scan_lost()
+
+    faults = " ".join(" ".join(r.faults) for r in chaos.journal)
+    for kind in ("unmount", "disk faults", "corrupt", "SIGKILL"):
+        assert kind in faults, chaos.report(f"the run never injected {kind!r}; pick another seed")
+    assert any(r.killed for r in chaos.journal)
+
+    _converged_placement(chaos)
+    store = StateStore(chaos.ws.state_path, readonly=True)
+    try:
+        assert store.integrity_check() == "ok"
+        _no_overlapping_submissions(chaos, store)
+        _deletes_had_verified_copies(chaos, store)
+    finally:
+        store.close()
+
+
+def _converged_placement(chaos: Chaos) -> None:
+    """Desired placement (retention passed everywhere but tape): only hpss, with the right bytes."""
+    for scan, _digest in chaos.originals.items():
+        assert chaos.good_copies(scan) == ["hpss"], chaos.report(f"{scan!r} not converged", scan)
+        for endpoint in ("dtn", "cfs"):
+            assert not (chaos.ws.root / endpoint / scan).exists(), chaos.report(
+                f"{scan!r} still at {endpoint}"
+            )
+    partial = [p for p in chaos.ws.root.rglob(f"{ENGINE_TEMP_PREFIX}*")]
+    assert partial == [], chaos.report(f"partial files left: {partial}")
+    for endpoint in ENDPOINTS:
+        assert not chaos.away(endpoint).exists()
+
+
+def _no_overlapping_submissions(chaos: Chaos, store: StateStore) -> None:
+    """An action was only ever resubmitted once its earlier task had ended (or was lost)."""
+    tasks_of: dict[str, list[TaskRow]] = defaultdict(list)
+    tasks = store.tasks()
+    for task in tasks:
+        assert task.status not in ("preparing", "active"), chaos.report(f"task left open: {task}")
+        for action_id in task.action_ids:
+            tasks_of[action_id].append(task)
+    rows = {t.submission_id: t for t in tasks}
+    updated = {
+        row["submission_id"]: row["updated_at"]
+        for row in store._conn().execute("SELECT submission_id, updated_at FROM tasks")
+    }
+    for action_id, action_tasks in tasks_of.items():
+        assert store.count_submissions(action_id) == len(action_tasks)
+        ordered = sorted(action_tasks, key=lambda t: (t.created_at, t.submission_id))
+        for earlier, later in itertools.pairwise(ordered):
+            assert earlier.created_at is not None and later.created_at is not None
+            assert updated[earlier.submission_id] <= later.created_at.isoformat(), chaos.report(
+                f"action {action_id} submitted again while task "
+                f"{rows[earlier.submission_id]} was still open"
+            )
+
+
+def _deletes_had_verified_copies(chaos: Chaos, store: StateStore) -> None:
+    """Every delete's receipt names checksum-verified copies that really survived it."""
+    deleted_at: dict[tuple[str, str], str] = {}
+    receipts = {scan: store.receipts(scan) for scan in chaos.originals}
+    for scan, scan_receipts in receipts.items():
+        endpoints = sorted(r["endpoint"] for r in scan_receipts)
+        assert endpoints == ["cfs", "dtn"], chaos.report(f"{scan!r} receipts: {endpoints}")
+        for receipt in scan_receipts:
+            deleted_at[(scan, receipt["endpoint"])] = receipt["deleted_at"]
+    for scan, scan_receipts in receipts.items():
+        for receipt in scan_receipts:
+            acquisition = receipt["acquisition"]["checksum"]
+            assert receipt["verified_copies"], chaos.report(f"{scan!r}: a delete with no copy")
+            for copy in receipt["verified_copies"]:
+                assert copy["level"] == "checksum" and copy["checksum"] == acquisition, (
+                    chaos.report(f"{scan!r}: delete at {receipt['endpoint']} relied on {copy}")
+                )
+                # The copy it relied on outlived it: still good now, or deleted later in turn.
+                later = deleted_at.get((scan, copy["endpoint"]))
+                if later is None:
+                    assert copy["endpoint"] in chaos.good_copies(scan), chaos.report(scan)
+                else:
+                    assert later > receipt["deleted_at"], chaos.report(scan)
