@@ -231,7 +231,9 @@ class Executor:
             if action is None:
                 continue
             result = results.get(aid)
-            if status.state == "lost":
+            if status.state == "lost" and self._confirm_lost_delete(task, action, now):
+                outcome.succeeded += 1
+            elif status.state == "lost":
                 self._fail(
                     aid,
                     action.scan,
@@ -252,6 +254,48 @@ class Executor:
                 outcome.failed += 1
         self.store.update_task(task.submission_id, now, status=status.state, error=status.error)
         return outcome
+
+    def _confirm_lost_delete(self, task: TaskRow, action: ActionRow, now: datetime) -> bool:
+        """Record a delete whose task was lost (the process died) if its scan is really gone.
+
+        The delete was submitted only after its last look passed, so an absence found now is
+        the engine's own doing: recorded with its receipt, it is an *expected* absence. Left
+        unrecorded, a crash in the middle of a large delete batch would look like replicas
+        vanishing on their own, freeze every delete (`max_missing_fraction`) and need a person.
+        """
+        if action.kind is not ActionKind.DELETE or action.target is None:
+            return False
+        storage = self.backends.storages.get(action.target)
+        if storage is None:
+            return False
+        try:
+            listing = storage.stat_scan(self.layout, action.scan)
+        except Exception as exc:
+            log.warning(
+                "could not confirm the interrupted delete of %r at %s: %s",
+                action.scan,
+                action.target,
+                exc,
+                extra={"scan": action.scan, "action_id": action.id},
+            )
+            return False
+        if listing is not None:
+            return False
+        receipt = self._receipt(action, task, now)
+        receipt["note"] = "task interrupted; the scan was confirmed absent by a fresh listing"
+        self.store.record_deletion(
+            action.scan, action.target, action.id, task.task_id, now, receipt
+        )
+        self.store.record_success(action.id, now)
+        self._event(
+            now,
+            "delete.done",
+            f"deleted from {action.target} (task {task.task_id} interrupted; confirmed absent)",
+            scan=action.scan,
+            action_id=action.id,
+            data=receipt,
+        )
+        return True
 
     def _record_success(
         self, task: TaskRow, action: ActionRow, result: ItemResult, now: datetime

@@ -12,9 +12,10 @@ import getpass
 import logging
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from engine.backends import Backends
@@ -34,7 +35,7 @@ from engine.model import (
     Plan,
     Scan,
 )
-from engine.observe import assess_endpoint
+from engine.observe import Assessed, assess_endpoint
 from engine.planner import PlanInput, plan
 from engine.policy import Policy
 from engine.state import SUBMITTED, ReplicaRow, StateStore
@@ -62,13 +63,15 @@ class Observation:
     scans: dict[str, Scan]
     observations: dict[str, EndpointObservation]
     listings: dict[str, dict[str, ScanListing]]
-    assessed_rows: dict[str, dict[str, ReplicaRow]]
+    assessed: dict[str, dict[str, Assessed]]
     catalog: CatalogView
     errors: list[EndpointError] = field(default_factory=list)
     inventory: InventoryResult | None = None
     new_scans: list[Scan] = field(default_factory=list)
     # Endpoints not listed this pass because their circuit breaker is open (not a new failure).
     backed_off: set[str] = field(default_factory=set)
+    # The replicas the store held before this pass (read once, used again when recording).
+    stored_replicas: dict[str, dict[str, ReplicaRow]] = field(default_factory=dict)
 
 
 @dataclass
@@ -128,6 +131,12 @@ class Reconciler:
         # sets it when it runs a watcher); the walk accepts those before `quiet_seconds`.
         self.completion_hint: Callable[[], Mapping[str, str]] | None = None
         self._listing_inventory = ListingInventory()
+        # The walk's listing of the inventory endpoint, reused as that endpoint's observation
+        # in the same pass (a 100k-file tree is then walked once per pass, not twice).
+        self._inventory_listing: dict[str, ScanListing] | None = None
+        # Scans as stored: only this reconciler writes them, so they are read from the store
+        # once and kept in step with every upsert (re-read if the row count disagrees).
+        self._scans: dict[str, Scan] | None = None
 
     # ---- observation -------------------------------------------------------------------
     def _inventory(self, now: datetime, known: Mapping[str, Scan]) -> InventoryResult | None:
@@ -145,8 +154,8 @@ class Reconciler:
                 now=now,
                 known=known,
             )
-        local = storage if isinstance(storage, LocalStorage) else LocalStorage(name, root)
-        return walk_inventory(
+        local = _ListedOnce(name, storage.root if isinstance(storage, LocalStorage) else root)
+        result = walk_inventory(
             local,
             self.layout,
             algorithm=self.config.inventory.checksum,
@@ -156,6 +165,14 @@ class Reconciler:
             done_marker=self.config.inventory.done_marker,
             declared_complete=self.completion_hint() if self.completion_hint else None,
         )
+        self._inventory_listing = local.listing
+        return result
+
+    def _stored_scans(self) -> dict[str, Scan]:
+        """The stored scans (a copy the caller may extend), from memory when still current."""
+        if self._scans is None or len(self._scans) != self.store.count_scans():
+            self._scans = self.store.load_scans()
+        return dict(self._scans)
 
     def _backoff_until(self, health: Mapping[str, Any] | None) -> datetime | None:
         """When an endpoint that keeps failing may be listed again (None: list it now).
@@ -187,7 +204,8 @@ class Reconciler:
         """
         errors: list[EndpointError] = []
         backed_off: set[str] = set()
-        scans = self.store.load_scans()
+        scans = self._stored_scans()
+        self._inventory_listing = None
         inventory: InventoryResult | None = None
         new_scans: list[Scan] = []
         try:
@@ -206,7 +224,7 @@ class Reconciler:
         health = self.store.endpoint_health()
         observations: dict[str, EndpointObservation] = {}
         listings: dict[str, dict[str, ScanListing]] = {}
-        assessed_rows: dict[str, dict[str, ReplicaRow]] = {}
+        assessed_by_endpoint: dict[str, dict[str, Assessed]] = {}
         for name in self.policy.endpoints:
             previously = frozenset(stored.get(name, {}))
             expected_absent = frozenset(deleted.get(name, ()))
@@ -233,7 +251,10 @@ class Reconciler:
             try:
                 if storage is None:
                     raise EndpointUnavailable(name, "no storage backend can list this endpoint")
-                listing = storage.list_scans(self.layout, wanted=scans.keys())
+                if name == self.config.inventory.endpoint and self._inventory_listing is not None:
+                    listing = self._inventory_listing
+                else:
+                    listing = storage.list_scans(self.layout, wanted=scans.keys())
             except EndpointUnavailable as exc:
                 errors.append(EndpointError(name, exc.reason, exc.error_class))
                 observations[name] = EndpointObservation(
@@ -263,12 +284,7 @@ class Reconciler:
                 evidence.get(name, {}),
                 is_inventory=name == self.policy.inventory_endpoint,
             )
-            assessed_rows[name] = {
-                scan_id: ReplicaRow(
-                    a.replica.level, a.replica.size, a.replica.files, a.signature, now
-                )
-                for scan_id, a in assessed.items()
-            }
+            assessed_by_endpoint[name] = assessed
             observations[name] = EndpointObservation(
                 name,
                 ok=True,
@@ -283,12 +299,13 @@ class Reconciler:
             scans,
             observations,
             listings,
-            assessed_rows,
+            assessed_by_endpoint,
             catalog,
             errors,
             inventory,
             new_scans,
             backed_off,
+            stored,
         )
 
     def _observe_catalog(self, scans: Mapping[str, Scan]) -> CatalogView:
@@ -419,6 +436,8 @@ class Reconciler:
         """Persist new scans and what each endpoint showed (keeping the baseline on alerts)."""
         if seen.new_scans:
             self.store.upsert_scans(seen.new_scans, now)
+            if self._scans is not None:
+                self._scans.update((scan.id, scan) for scan in seen.new_scans)
             for scan in seen.new_scans:
                 self.store.event(
                     now,
@@ -430,7 +449,7 @@ class Reconciler:
         if seen.inventory is not None:
             for problem in seen.inventory.problems:
                 log.warning("inventory: %s", problem)
-        stored = self.store.load_replicas()
+        stored = seen.stored_replicas
         for name, obs in seen.observations.items():
             if name in seen.backed_off:
                 log.warning(
@@ -455,14 +474,21 @@ class Reconciler:
             if baseline and len(obs.missing()) / baseline > self.policy.max_missing_fraction:
                 continue  # keep the last good baseline so the alert stays until resolved
             before = stored.get(name, {})
-            rows = seen.assessed_rows.get(name, {})
-            changed = {
-                scan: row
-                for scan, row in rows.items()
-                if (old := before.get(scan)) is None
-                or (old.level, old.signature, old.size) != (row.level, row.signature, row.size)
-            }
-            removed = [scan for scan in before if scan not in rows]
+            current = seen.assessed.get(name, {})
+            # Only rows that changed are written: a steady pass writes nothing here.
+            changed: dict[str, ReplicaRow] = {}
+            for scan_id, assessed in current.items():
+                replica, old = assessed.replica, before.get(scan_id)
+                if (
+                    old is None
+                    or old.level != replica.level
+                    or old.signature != assessed.signature
+                    or old.size != replica.size
+                ):
+                    changed[scan_id] = ReplicaRow(
+                        replica.level, replica.size, replica.files, assessed.signature, now
+                    )
+            removed = [scan_id for scan_id in before if scan_id not in current]
             self.store.replace_replicas(name, changed, removed)
 
 
@@ -487,3 +513,18 @@ def _replica_levels(seen: Observation) -> dict[tuple[str, str], int]:
                 key = (name, replica.level.word)
                 out[key] = out.get(key, 0) + 1
     return out
+
+
+class _ListedOnce(LocalStorage):
+    """The inventory endpoint for one walk, remembering the full listing the walk made."""
+
+    def __init__(self, name: str, root: Path) -> None:
+        super().__init__(name, root)
+        self.listing: dict[str, ScanListing] | None = None
+
+    def list_scans(
+        self, layout: ScanLayout, wanted: Collection[str] | None = None
+    ) -> dict[str, ScanListing]:
+        if self.listing is None:
+            self.listing = super().list_scans(layout, wanted)
+        return self.listing

@@ -185,6 +185,8 @@ MIGRATIONS: tuple[str, ...] = (
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
+_LEVELS = tuple(Level)  # index = stored integer; cheaper than calling the enum per row
+
 # Action statuses. `planned` rows are the current plan's actions (rewritten each pass);
 # `submitted` are in flight; `succeeded`/`failed` are history; `failed` with a retry_at is retried.
 PLANNED, SUBMITTED, SUCCEEDED, FAILED = "planned", "submitted", "succeeded", "failed"
@@ -423,14 +425,18 @@ class StateStore:
     def load_replicas(self) -> dict[str, dict[str, ReplicaRow]]:
         """endpoint → scan → last observed replica."""
         out: dict[str, dict[str, ReplicaRow]] = {}
-        for row in self._conn().execute("SELECT * FROM replicas"):
-            out.setdefault(row["endpoint"], {})[row["scan"]] = ReplicaRow(
-                Level(row["level"]),
-                row["size"],
-                row["files"],
-                row["signature"],
-                datetime.fromisoformat(row["observed_at"]),
-            )
+        levels = _LEVELS
+        parse = datetime.fromisoformat
+        cursor = self._conn().cursor()
+        cursor.row_factory = None  # plain tuples: this runs over every replica in every pass
+        cursor.execute(
+            "SELECT endpoint, scan, level, size, files, signature, observed_at FROM replicas"
+        )
+        for endpoint, scan, level, size, files, signature, observed_at in cursor:
+            rows = out.get(endpoint)
+            if rows is None:
+                rows = out[endpoint] = {}
+            rows[scan] = ReplicaRow(levels[level], size, files, signature, parse(observed_at))
         return out
 
     def replace_replicas(
@@ -459,15 +465,26 @@ class StateStore:
     def load_evidence(self) -> dict[str, dict[str, Evidence]]:
         """endpoint → scan → evidence."""
         out: dict[str, dict[str, Evidence]] = {}
-        for row in self._conn().execute("SELECT * FROM evidence"):
-            out.setdefault(row["endpoint"], {})[row["scan"]] = Evidence(
-                level=Level(row["level"]),
-                algorithm=row["algorithm"],
-                value=row["value"],
-                task_id=row["task_id"],
-                verified_at=datetime.fromisoformat(row["verified_at"]),
-                signature=row["signature"],
-                how=row["how"],
+        levels = _LEVELS
+        parse = datetime.fromisoformat
+        cursor = self._conn().cursor()
+        cursor.row_factory = None
+        cursor.execute(
+            """SELECT endpoint, scan, level, algorithm, value, task_id, verified_at, signature,
+                      how FROM evidence"""
+        )
+        for endpoint, scan, level, algorithm, value, task_id, verified, signature, how in cursor:
+            rows = out.get(endpoint)
+            if rows is None:
+                rows = out[endpoint] = {}
+            rows[scan] = Evidence(
+                level=levels[level],
+                algorithm=algorithm,
+                value=value,
+                task_id=task_id,
+                verified_at=parse(verified),
+                signature=signature,
+                how=how,
             )
         return out
 

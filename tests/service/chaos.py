@@ -57,6 +57,8 @@ class Chaos:
     originals: dict[str, str] = field(default_factory=dict)  # scan → md5 of its bytes
     journal: list[PassRecord] = field(default_factory=list)
     scans_written: int = 0
+    # With BL931_CHAOS_TRACE=1, the audit after every pass (for reading a failure's history).
+    trace: list[tuple[int, dict[str, object]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -182,6 +184,8 @@ class Chaos:
         if not killed:
             assert proc.returncode in (0, 1), self.report(f"{record}: unexpected exit\n{text}")
             assert "Traceback" not in text, self.report(f"{record}: a crash\n{text}")
+        if os.environ.get("BL931_CHAOS_TRACE"):
+            self.trace.append((number, self.audit()[1]))
         return record
 
     def check_no_scan_lost(self) -> None:
@@ -237,6 +241,18 @@ class Chaos:
             store.close()
         _, doc = self.audit()
         lines += [f"  audit: {b}" for b in doc.get("blocked", []) if b["scan"] == scan]  # type: ignore[union-attr, index]
+        for number, traced in self.trace[-40:]:
+            wanted = [
+                f"{a['kind']}:{a['source']}->{a['target']}"
+                for a in traced["actions"]  # type: ignore[attr-defined]
+                if a["scan"] == scan
+            ]
+            blocked = [
+                f"{b['kind']}@{b['endpoint']}:{b['reason_code']}"
+                for b in traced["blocked"]  # type: ignore[attr-defined]
+                if b["scan"] == scan
+            ]
+            lines.append(f"  after pass {number}: actions {wanted} blocked {blocked}")
         return "\n".join(lines)
 
     def report(self, message: str, scan: str | None = None) -> str:
