@@ -159,9 +159,7 @@ class EndpointObservation:
         """Scans seen here before, not deleted by the engine, and not listed now."""
         if not self.ok:
             return frozenset()
-        return frozenset(
-            s for s in self.previously_present - self.expected_absent if s not in self.replicas
-        )
+        return self.previously_present.difference(self.replicas) - self.expected_absent
 
 
 @dataclass(frozen=True, slots=True)

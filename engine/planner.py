@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import gc
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
+from typing import NamedTuple
 
 from engine.model import (
     Action,
@@ -64,14 +66,123 @@ def _fmt_day(moment: datetime) -> str:
     return moment.date().isoformat()
 
 
+class _NotRegistered:
+    """The catalog has no entry for the scan (distinct from any recorded set of locations)."""
+
+    __slots__ = ()
+
+
+_NOT_REGISTERED = _NotRegistered()
+
+
+class _ScanFacts(NamedTuple):
+    """What the rules read about one scan, apart from its identity, flights, hold and decisions.
+
+    Scans with equal facts get equal decisions; only their ids, checksums, sizes and due dates
+    differ, so the facts are the key of the planner's shape cache.
+    """
+
+    levels: tuple[Level | None, ...]  # per policy endpoint; None: unknown this pass
+    retained: tuple[bool, ...]  # per endpoint with retention: `now < acquired_at + keep`
+    recorded: frozenset[str] | _NotRegistered  # the catalog's locations for the scan
+    seen_before: tuple[bool, ...]  # per unknown retention endpoint: previously present there
+
+
+class _BlockPlan(NamedTuple):
+    kind: ActionKind
+    endpoint: str | None
+    code: str
+    reason: str | None  # None: "kept at <endpoint> until <the scan's due date>", filled per scan
+
+
+class _ActionPlan(NamedTuple):
+    """An action without the scan's fields: id, scan and bytes are filled in per scan."""
+
+    kind: ActionKind
+    source: str | None
+    target: str | None
+    requires_approval: bool
+    reason: str
+    approved: bool
+    order: tuple[int, int]  # (kind rank, target position): see `_Planner._order`
+
+
+class _DeletePlan(NamedTuple):
+    """A delete that passed every rule for its own copy, and the verdict of checking the scan's
+    deletes together (None: admit). Only the per-pass cap is left for `_admit_deletes`."""
+
+    action: _ActionPlan
+    together: tuple[str, str] | None  # (code, reason) when another delete of the scan forbids it
+
+
+class _Shape(NamedTuple):
+    """Everything the rules decide for one scan, in the order the planner reports it."""
+
+    blocked: tuple[_BlockPlan, ...]
+    actions: tuple[_ActionPlan, ...]  # copies, then the catalog action
+    deletes: tuple[_DeletePlan, ...]
+    gated: tuple[_ActionPlan, ...]  # actions then deletes: the order of the scan's action ids
+    copies: bool  # whether any action carries the scan's bytes
+
+
+_Gate = Callable[[ActionKind, str | None, str | None], tuple[bool, bool]]
+
+
+def _allow_all(kind: ActionKind, source: str | None, target: str | None) -> tuple[bool, bool]:
+    """The gate of a scan no decision or failure names: allowed, not approved."""
+    return True, False
+
+
+class _Case:
+    """One scan's facts as the rules read them, and what the rules decided so far."""
+
+    def __init__(
+        self,
+        planner: _Planner,
+        facts: _ScanFacts,
+        flights: Sequence[InFlight],
+        hold: Hold | None,
+    ) -> None:
+        self.levels: dict[str, Level | None] = dict(
+            zip(planner._replicas, facts.levels, strict=True)
+        )
+        self.retained: dict[str, bool] = dict(zip(planner.keep, facts.retained, strict=True))
+        recorded = facts.recorded
+        self.registered = not isinstance(recorded, _NotRegistered)
+        self.recorded: frozenset[str] | None = (
+            None if isinstance(recorded, _NotRegistered) else recorded
+        )
+        self.seen_before: dict[str, bool] = dict(
+            zip(planner.unknown_retention, facts.seen_before, strict=True)
+        )
+        self.flights = flights
+        self.hold = hold
+        self.blocked: list[_BlockPlan] = []
+        self.actions: list[_ActionPlan] = []
+        self.candidates: list[_ActionPlan] = []
+
+    def block(self, kind: ActionKind, endpoint: str | None, code: str, reason: str | None) -> None:
+        self.blocked.append(_BlockPlan(kind, endpoint, code, reason))
+
+
 class _Planner:
-    """One planning run. Holds the per-run indexes; `run()` returns the Plan."""
+    """One planning run. Holds the per-run indexes; `run()` returns the Plan.
+
+    The rules are decided per scan as a `_Shape` (`_decide`), then instantiated with the scan's
+    own id, action ids, bytes and due dates (`_emit`). The rules read nothing else about a scan
+    than its `_ScanFacts`, its tasks in flight, its hold, and the decisions and failures recorded
+    for its action ids. Most scans have none of the last three; for them the shape is a function
+    of the facts alone, so it is decided once per distinct facts and reused (`_shapes`). A scan
+    with a task in flight or a hold, or one of whose action ids a decision or failure names, is
+    decided on its own by the same code.
+    """
 
     def __init__(self, inp: PlanInput) -> None:
         self.inp = inp
         self.policy = inp.policy
         self.now = inp.now
-        self.actions: list[Action] = []
+        # actions by `_order` slot, each in scan order (see `run`)
+        self.actions: dict[tuple[int, int], list[Action]] = defaultdict(list)
         self.blocked: list[Blocked] = []
         self.alerts: list[str] = []
         self.flight_by_scan: dict[str, list[InFlight]] = defaultdict(list)
@@ -90,15 +201,22 @@ class _Planner:
             name for name, obs in inp.observations.items() if obs.ok and self._stale(obs)
         )
         self.retention_order = tuple(n for n in self.policy.endpoints if n in self.policy.retention)
-        self._reason_cache: dict[tuple[str, int, int, int], str] = {}
+        # unknown retention endpoints that were observed: a delete there is reported as blocked
+        # for the scans they held before
+        self.unknown_retention = tuple(
+            name
+            for name in self.retention_order
+            if self._replicas[name] is None and name in inp.observations
+        )
+        self._reason_cache: dict[tuple[str, int], str] = {}
+        self._shapes: dict[tuple[object, ...], _Shape] = {}
         self.keep = self.policy.keep
         self.position = {name: i for i, name in enumerate(self.policy.endpoints)}
         self.registration_endpoint = self.policy.registration_endpoint
         self.catalog_active = self.policy.catalog_enabled and inp.catalog.enabled
         self.requires_of = {n: r.delete_requires for n, r in self.policy.retention.items()}
         self.target_plan = tuple(
-            (t, self.policy.keep.get(t), self.policy.children(t))
-            for t in self.policy.targets_bottom_up
+            (t, self.policy.children(t)) for t in self.policy.targets_bottom_up
         )
 
     # ---- helpers -----------------------------------------------------------------------
@@ -114,7 +232,8 @@ class _Planner:
             obs = self.inp.observations.get(name)
             if obs is None or not obs.ok:
                 continue
-            baseline = len(obs.previously_present - obs.expected_absent)
+            previously = obs.previously_present
+            baseline = len(previously) - len(previously & obs.expected_absent)
             missing = len(obs.missing())
             if baseline and missing / baseline > self.policy.max_missing_fraction:
                 frozen = True
@@ -133,32 +252,25 @@ class _Planner:
         replica = replicas.get(scan)
         return Level.ABSENT if replica is None else replica.level
 
-    def block(
-        self, scan: str, kind: ActionKind, endpoint: str | None, code: str, reason: str
-    ) -> None:
-        self.blocked.append(Blocked(scan, kind, endpoint, code, reason))
-
     def _gate(
-        self, scan: Scan, kind: ActionKind, aid: str, endpoint: str | None
+        self, scan: Scan, case: _Case, kind: ActionKind, source: str | None, target: str | None
     ) -> tuple[bool, bool]:
         """Failures and operator decisions. Returns (allowed, approved)."""
+        aid = action_id(kind, scan.id, scan.checksum, source, target)
         decision = self.inp.decisions.get(aid)
         if decision == "reject":
-            self.block(scan.id, kind, endpoint, "rejected", "rejected by an operator")
+            case.block(kind, target, "rejected", "rejected by an operator")
             return False, False
         failure = self.inp.failures.get(aid)
         if failure is not None:
             if failure.retry_at is None:
                 code = "needs_attention" if failure.error_class.value == "needs_human" else "failed"
-                self.block(
-                    scan.id, kind, endpoint, code, f"{failure.message} (retry it to try again)"
-                )
+                case.block(kind, target, code, f"{failure.message} (retry it to try again)")
                 return False, False
             if self.now < failure.retry_at:
-                self.block(
-                    scan.id,
+                case.block(
                     kind,
-                    endpoint,
+                    target,
                     "backing_off",
                     f"retrying after {failure.retry_at.isoformat(timespec='seconds')}: "
                     f"{failure.message}",
@@ -166,10 +278,11 @@ class _Planner:
                 return False, False
         return True, decision == "approve"
 
-    def _kept_until(self, endpoint: str, due: datetime, keep_days: float) -> str:
-        key = (endpoint, due.year, due.month, due.day)
+    def _kept_until(self, endpoint: str, due: datetime) -> str:
+        key = (endpoint, due.toordinal())  # the day `_fmt_day` prints
         text = self._reason_cache.get(key)
         if text is None:
+            keep_days = self.policy.retention[endpoint].keep_days
             text = f"kept at {endpoint} until {_fmt_day(due)} ({keep_days:g} days)"
             self._reason_cache[key] = text
         return text
@@ -183,51 +296,161 @@ class _Planner:
                 errors.append(
                     EndpointError(name, "last listing is older than the allowed observation age")
                 )
-        delete_candidates: list[tuple[Scan, str, str, bool, Mapping[str, Level | None]]] = []
-        replicas = tuple(self._replicas.items())
+        pending_deletes: list[tuple[Scan, tuple[_DeletePlan, ...], list[str]]] = []
+        replicas = tuple(self._replicas.values())
         absent = Level.ABSENT
-        no_flights: list[InFlight] = []
+        now, keeps = self.now, tuple(self.keep.values())
+        locations = self.inp.catalog.locations
+        seen_at = tuple(self.inp.observations[n].previously_present for n in self.unknown_retention)
+        holds, flight_by_scan = self.inp.holds, self.flight_by_scan
+        # action ids some decision or failure names: a scan with one of them is decided alone
+        named = set(self.inp.decisions).union(self.inp.failures)
+        shapes = self._shapes
         for scan_id in sorted(self.inp.scans):
             scan = self.inp.scans[scan_id]
-            flights = self.flight_by_scan.get(scan_id, no_flights)
-            levels: dict[str, Level | None] = {}
-            for name, reps in replicas:  # self.level(), inlined: this loop runs per scan
-                if reps is None:
-                    levels[name] = None
+            acquired = scan.acquired_at
+            facts = (  # the scan's `_ScanFacts`, as a plain tuple: the key of `shapes`
+                tuple(  # self.level(), inlined: this loop runs per scan
+                    [
+                        None
+                        if reps is None
+                        else absent
+                        if (r := reps.get(scan_id)) is None
+                        else r.level
+                        for reps in replicas
+                    ]
+                ),
+                tuple([now < acquired + keep for keep in keeps]),
+                locations.get(scan_id, _NOT_REGISTERED),
+                tuple([scan_id in seen for seen in seen_at]) if seen_at else (),
+            )
+            if scan_id in flight_by_scan or scan_id in holds:
+                shape = self._decide(_ScanFacts(*facts), alone=scan)
+                ids = self._action_ids(scan, shape.gated)
+            else:
+                cached = shapes.get(facts)
+                if cached is None:
+                    cached = shapes[facts] = self._decide(_ScanFacts(*facts), alone=None)
+                shape = cached
+                if not named:
+                    # deletes' ids are only needed for the ones admitted: `_admit_deletes`
+                    ids = self._action_ids(scan, shape.actions)
                 else:
-                    replica = reps.get(scan_id)
-                    levels[name] = absent if replica is None else replica.level
-            wanted = self._wanted(scan, levels)
-            self._plan_copies(scan, flights, levels, wanted)
-            self._plan_catalog(scan, levels)
-            delete_candidates.extend(self._delete_candidates(scan, flights, levels, wanted))
-        self._admit_deletes(delete_candidates)
+                    # The shared shape assumed every gate open; if a decision or failure names
+                    # any action it has, the scan is decided on its own instead.
+                    ids = self._action_ids(scan, shape.gated)
+                    if not named.isdisjoint(ids):
+                        shape = self._decide(_ScanFacts(*facts), alone=scan)
+                        ids = self._action_ids(scan, shape.gated)
+            self._emit(scan, shape, ids, pending_deletes)
+        self._admit_deletes(pending_deletes)
+        # Every slot's list is in scan order (scans are planned in id order, and a scan adds
+        # at most one action per slot except copies to one target from two sources, which keep
+        # their configured order): the concatenation is the stable sort by (slot, scan).
+        actions = tuple(chain.from_iterable(self.actions[slot] for slot in sorted(self.actions)))
         return Plan(
             as_of=self.now,
-            actions=tuple(sorted(self.actions, key=self._action_order)),
+            actions=actions,
             blocked=tuple(self.blocked),
             errors=tuple(errors),
             in_flight=tuple(sorted(self.inp.in_flight, key=lambda f: (f.scan, f.action_id))),
             alerts=tuple(self.alerts),
         )
 
-    def _action_order(self, action: Action) -> tuple[int, int, str]:
-        """Make before break: copies (upstream edges first), catalog actions, then deletes."""
-        position = self.position[action.target] if action.target else 0
-        return _KIND_RANK[action.kind], position, action.scan
+    def _order(self, kind: ActionKind, target: str | None) -> tuple[int, int]:
+        """Make before break: copies (upstream edges first), catalog actions, then deletes.
+
+        Within a slot, actions are ordered by scan id.
+        """
+        return _KIND_RANK[kind], self.position[target] if target else 0
+
+    @staticmethod
+    def _action_ids(scan: Scan, actions: tuple[_ActionPlan, ...]) -> list[str]:
+        if not actions:
+            return []
+        sid, checksum = scan.id, scan.checksum
+        return [action_id(a.kind, sid, checksum, a.source, a.target) for a in actions]
+
+    def _decide(self, facts: _ScanFacts, *, alone: Scan | None) -> _Shape:
+        """What the rules decide for a scan with these facts.
+
+        Args:
+            facts: the scan's facts.
+            alone: the scan, to decide it with its own tasks in flight, hold, decisions and
+                failures; or None for the shape shared by every scan with these facts that has
+                no task in flight, no hold, and no decision or failure naming one of its
+                actions (for those, every gate allows without approval).
+        """
+        if alone is not None:
+            scan = alone
+            case = _Case(
+                self, facts, self.flight_by_scan.get(scan.id, ()), self.inp.holds.get(scan.id)
+            )
+
+            def gate(kind: ActionKind, source: str | None, target: str | None) -> tuple[bool, bool]:
+                return self._gate(scan, case, kind, source, target)
+        else:
+            case = _Case(self, facts, (), None)
+            gate = _allow_all
+        wanted = self._wanted(case)
+        self._plan_copies(case, gate, wanted)
+        self._plan_catalog(case, gate)
+        self._delete_candidates(case, gate, wanted)
+        deletes = self._deletes_together(case)
+        return _Shape(
+            tuple(case.blocked),
+            tuple(case.actions),
+            deletes,
+            (*case.actions, *(d.action for d in deletes)),
+            any(a.kind is ActionKind.COPY for a in case.actions),
+        )
+
+    def _emit(
+        self,
+        scan: Scan,
+        shape: _Shape,
+        ids: list[str],
+        pending_deletes: list[tuple[Scan, tuple[_DeletePlan, ...], list[str]]],
+    ) -> None:
+        """Instantiate a shape for one scan: its id, action ids, bytes and due dates."""
+        sid = scan.id
+        blocked = self.blocked
+        for kind, endpoint, code, reason in shape.blocked:
+            if reason is None:
+                assert endpoint is not None
+                reason = self._kept_until(endpoint, scan.acquired_at + self.keep[endpoint])
+            blocked.append(Blocked(sid, kind, endpoint, code, reason))
+        size = scan.size if shape.copies else 0
+        # `ids` may go on with the deletes' ids (see `run`)
+        for action, aid in zip(shape.actions, ids, strict=False):
+            self.actions[action.order].append(
+                Action(
+                    aid,
+                    action.kind,
+                    sid,
+                    action.source,
+                    action.target,
+                    size if action.kind is ActionKind.COPY else 0,
+                    action.requires_approval,
+                    action.reason,
+                    action.approved,
+                )
+            )
+        if shape.deletes:
+            pending_deletes.append((scan, shape.deletes, ids[len(shape.actions) :]))
 
     # ---- copies ------------------------------------------------------------------------
-    def _wanted(self, scan: Scan, levels: Mapping[str, Level | None]) -> frozenset[str]:
+    def _wanted(self, case: _Case) -> frozenset[str]:
         """`engine.policy.wanted_holders`, specialised for speed (same answers)."""
+        levels = case.levels
         required: set[str] = set()
         for name, needs in self.requires_of.items():
             level = levels[name]
             if level is not None and level > Level.ABSENT:
                 required.update(needs)
         wants: dict[str, bool] = {}
-        acquired, now = scan.acquired_at, self.now
-        for target, keep, children in self.target_plan:
-            wanted = target in required or keep is None or now < acquired + keep
+        for target, children in self.target_plan:
+            wanted = target in required or case.retained.get(target, True)
             if not wanted:
                 for child in children:
                     level = levels[child]
@@ -237,26 +460,16 @@ class _Planner:
             wants[target] = wanted
         return frozenset(name for name, wanted in wants.items() if wanted)
 
-    def _plan_copies(
-        self,
-        scan: Scan,
-        flights: list[InFlight],
-        levels: Mapping[str, Level | None],
-        wanted: frozenset[str],
-    ) -> None:
-        incoming = (
-            {f.target for f in flights if f.kind is ActionKind.COPY and f.target}
-            if flights
-            else set()
-        )
+    def _plan_copies(self, case: _Case, gate: _Gate, wanted: frozenset[str]) -> None:
+        levels = case.levels
+        incoming = {f.target for f in case.flights if f.kind is ActionKind.COPY and f.target}
         coming: set[str] = set(incoming)  # targets that will be filled by this plan or in flight
         for configured_source, target in self.policy.copies:
             if target not in wanted or target in incoming:
                 continue
             level = levels.get(target)
             if level is None:
-                self.block(
-                    scan.id,
+                case.block(
                     ActionKind.COPY,
                     target,
                     "endpoint_unknown",
@@ -265,11 +478,10 @@ class _Planner:
                 continue
             if level >= Level.CHECKSUM:
                 continue
-            source = self._copy_source(scan, configured_source, target, levels, coming, wanted)
+            source = self._copy_source(case, configured_source, target, coming, wanted)
             if source is None:
                 continue
-            aid = action_id(ActionKind.COPY, scan.id, scan.checksum, source, target)
-            allowed, approved = self._gate(scan, ActionKind.COPY, aid, target)
+            allowed, approved = gate(ActionKind.COPY, source, target)
             if not allowed:
                 continue
             recall = source in self.policy.tape
@@ -278,27 +490,24 @@ class _Planner:
             reason = f"{target} copy is {state}"
             if source != configured_source:
                 reason += f"; restoring from {source}" + (" (tape recall)" if recall else "")
-            self.actions.append(
-                Action(
-                    aid,
+            case.actions.append(
+                _ActionPlan(
                     ActionKind.COPY,
-                    scan.id,
                     source,
                     target,
-                    scan.size,
                     needs_approval,
                     reason,
                     approved if needs_approval else False,
+                    self._order(ActionKind.COPY, target),
                 )
             )
             coming.add(target)
 
     def _copy_source(
         self,
-        scan: Scan,
+        case: _Case,
         configured: str,
         target: str,
-        levels: Mapping[str, Level | None],
         coming: set[str],
         wanted: frozenset[str],
     ) -> str | None:
@@ -309,6 +518,7 @@ class _Planner:
         source can no longer provide (pruned, or lost after its retention) is restored from
         another endpoint holding a verified copy, disk before tape.
         """
+        levels = case.levels
         level = levels.get(configured)
         if level is not None and level >= Level.CHECKSUM:
             return configured
@@ -324,7 +534,7 @@ class _Planner:
                 if level is None
                 else f"waits for the {configured} copy to be verified first"
             )
-            self.block(scan.id, ActionKind.COPY, target, code, why)
+            case.block(ActionKind.COPY, target, code, why)
             return None
         holders = [
             name
@@ -334,8 +544,7 @@ class _Planner:
         holders.sort(key=lambda name: name in self.policy.tape)  # disk before tape
         if holders:
             return holders[0]
-        self.block(
-            scan.id,
+        case.block(
             ActionKind.COPY,
             target,
             "source_missing",
@@ -355,68 +564,56 @@ class _Planner:
                 out.add(name)
         return frozenset(out)
 
-    def _plan_catalog(self, scan: Scan, levels: Mapping[str, Level | None]) -> None:
+    def _plan_catalog(self, case: _Case, gate: _Gate) -> None:
         catalog = self.inp.catalog
         if not self.catalog_active:
             return
         first = self.registration_endpoint
-        recorded_locations = catalog.locations.get(scan.id)
+        recorded_locations = case.recorded
         if recorded_locations is None:
-            if first is None or (levels.get(first) or Level.ABSENT) < Level.CHECKSUM:
+            if first is None or (case.levels.get(first) or Level.ABSENT) < Level.CHECKSUM:
                 return  # registering waits for the first verified copy
             kind = ActionKind.REGISTER
             reason = f"{first} copy verified; not yet in the catalog"
         else:
-            locations = self._verified_locations(levels)
+            locations = self._verified_locations(case.levels)
             if locations is None or locations == recorded_locations:
                 return
             kind = ActionKind.UPDATE_CATALOG
             recorded = ", ".join(sorted(recorded_locations)) or "none"
             reason = f"locations changed: catalog has {recorded}; now {', '.join(sorted(locations)) or 'none'}"
         if not catalog.ok:
-            self.block(
-                scan.id,
+            case.block(
                 kind,
                 None,
                 "catalog_unavailable",
                 f"catalog unavailable: {catalog.error or 'no answer'}",
             )
             return
-        aid = action_id(kind, scan.id, scan.checksum, None, None)
-        allowed, approved = self._gate(scan, kind, aid, None)
+        allowed, approved = gate(kind, None, None)
         if not allowed:
             return
         needs_approval = kind in self.policy.approval_for
-        self.actions.append(
-            Action(
-                aid,
+        case.actions.append(
+            _ActionPlan(
                 kind,
-                scan.id,
                 None,
                 None,
-                0,
                 needs_approval,
                 reason,
                 approved if needs_approval else False,
+                self._order(kind, None),
             )
         )
 
     # ---- deletes -----------------------------------------------------------------------
-    def _delete_candidates(
-        self,
-        scan: Scan,
-        flights: list[InFlight],
-        levels: Mapping[str, Level | None],
-        wanted: frozenset[str],
-    ) -> list[tuple[Scan, str, str, bool, Mapping[str, Level | None]]]:
-        out: list[tuple[Scan, str, str, bool, Mapping[str, Level | None]]] = []
+    def _delete_candidates(self, case: _Case, gate: _Gate, wanted: frozenset[str]) -> None:
+        levels, flights = case.levels, case.flights
         for endpoint in self.retention_order:
             level = levels[endpoint]
             if level is None:
-                obs = self.inp.observations.get(endpoint)
-                if obs is not None and scan.id in obs.previously_present:
-                    self.block(
-                        scan.id,
+                if case.seen_before.get(endpoint, False):
+                    case.block(
                         ActionKind.DELETE,
                         endpoint,
                         "endpoint_unknown",
@@ -425,37 +622,44 @@ class _Planner:
                 continue
             if level is Level.ABSENT:
                 continue
-            if flights and any(
-                f.kind is ActionKind.DELETE and f.target == endpoint for f in flights
-            ):
+            if any(f.kind is ActionKind.DELETE and f.target == endpoint for f in flights):
                 continue
-            reason = self._delete_blocker(scan, endpoint, flights, levels)
+            reason = self._delete_blocker(case, endpoint)
             if reason is None and endpoint in wanted:
                 reason = (
                     "still_needed",
                     "another copy's delete or a copy downstream still relies on this one",
                 )
             if reason is not None:
-                self.block(scan.id, ActionKind.DELETE, endpoint, *reason)
+                case.block(ActionKind.DELETE, endpoint, *reason)
                 continue
-            aid = action_id(ActionKind.DELETE, scan.id, scan.checksum, None, endpoint)
-            allowed, approved = self._gate(scan, ActionKind.DELETE, aid, endpoint)
+            allowed, approved = gate(ActionKind.DELETE, None, endpoint)
             if allowed:
-                out.append((scan, endpoint, aid, approved, levels))
-        return out
+                rule = self.policy.retention[endpoint]
+                needs_approval = ActionKind.DELETE in self.policy.approval_for
+                required = ", ".join(rule.delete_requires)
+                case.candidates.append(
+                    _ActionPlan(
+                        ActionKind.DELETE,
+                        None,
+                        endpoint,
+                        needs_approval,
+                        f"retention passed; {required} verified by {rule.verify.word}",
+                        approved if needs_approval else False,
+                        self._order(ActionKind.DELETE, endpoint),
+                    )
+                )
 
-    def _delete_blocker(
-        self,
-        scan: Scan,
-        endpoint: str,
-        flights: list[InFlight],
-        levels: Mapping[str, Level | None],
-    ) -> tuple[str, str] | None:
-        """Why the copy at `endpoint` may not be deleted now (code, reason), or None."""
+    def _delete_blocker(self, case: _Case, endpoint: str) -> tuple[str, str | None] | None:
+        """Why the copy at `endpoint` may not be deleted now (code, reason), or None.
+
+        A reason of None stands for "kept at … until <due date>": the only reason that names the
+        scan's own date, filled in by `_emit`.
+        """
+        levels = case.levels
         rule = self.policy.retention[endpoint]
-        due = scan.acquired_at + self.keep[endpoint]
-        if self.now < due:
-            return "retention_not_reached", self._kept_until(endpoint, due, rule.keep_days)
+        if case.retained[endpoint]:  # now < acquired_at + keep
+            return "retention_not_reached", None
         if endpoint == self.policy.inventory_endpoint and (
             (levels[endpoint] or Level.ABSENT) < Level.CHECKSUM
         ):
@@ -463,12 +667,12 @@ class _Planner:
                 "changed_since_inventory",
                 f"the files at {endpoint} differ from the inventoried version",
             )
-        hold = self.inp.holds.get(scan.id)
+        hold = case.hold
         if hold is not None:
             return "on_hold", f"held by {hold.placed_by}: {hold.reason}"
         if self.deletes_frozen:
             return "missing_fraction_exceeded", "too many replicas vanished; deletes are frozen"
-        if flights and any(f.source == endpoint or f.target == endpoint for f in flights):
+        if any(f.source == endpoint or f.target == endpoint for f in case.flights):
             return "source_in_use", f"a task in flight reads or writes this scan at {endpoint}"
         for required in rule.delete_requires:
             if required in self.stale:
@@ -486,83 +690,91 @@ class _Planner:
             catalog = self.inp.catalog
             if not catalog.ok:
                 return "catalog_unavailable", f"catalog unavailable: {catalog.error or 'no answer'}"
-            if catalog.enabled and scan.id not in catalog.locations:
+            if catalog.enabled and not case.registered:
                 return "not_catalogued", "the scan is not yet registered in the catalog"
         return None
 
-    def _admit_deletes(
-        self, candidates: list[tuple[Scan, str, str, bool, Mapping[str, Level | None]]]
-    ) -> None:
-        """Check a plan's deletes together, per scan, then apply the per-pass cap."""
-        admitted = 0
-        by_scan: dict[str, list[tuple[Scan, str, str, bool, Mapping[str, Level | None]]]]
-        by_scan = defaultdict(list)
-        for candidate in candidates:
-            by_scan[candidate[0].id].append(candidate)
-        for scan_id in sorted(by_scan):
-            deleting: set[str] = set()
-            pinned: set[str] = set()
-            for scan, endpoint, aid, approved, levels in by_scan[scan_id]:
-                rule = self.policy.retention[endpoint]
-                if admitted >= self.policy.max_deletes_per_pass:
-                    self.block(
-                        scan_id,
-                        ActionKind.DELETE,
-                        endpoint,
-                        "delete_cap_reached",
-                        f"at most {self.policy.max_deletes_per_pass} deletes per pass",
-                    )
-                    continue
-                if endpoint in pinned:
-                    self.block(
-                        scan_id,
-                        ActionKind.DELETE,
-                        endpoint,
-                        "required_by_other_delete",
-                        "another delete in this plan relies on this copy; next pass",
-                    )
-                    continue
-                if deleting & set(rule.delete_requires):
-                    self.block(
-                        scan_id,
-                        ActionKind.DELETE,
-                        endpoint,
-                        "required_by_other_delete",
-                        "a copy this delete relies on is being deleted in this plan",
-                    )
-                    continue
-                survivors = [
-                    name
-                    for name in self.policy.endpoints
-                    if name != endpoint
-                    and name not in deleting
-                    and (levels.get(name) or Level.ABSENT) >= rule.verify
-                ]
-                if not survivors:
-                    self.block(
-                        scan_id,
-                        ActionKind.DELETE,
-                        endpoint,
-                        "last_copy",
-                        "this is the last verified copy; it is never deleted",
-                    )
-                    continue
+    def _deletes_together(self, case: _Case) -> tuple[_DeletePlan, ...]:
+        """Check a scan's delete candidates together, in order: a delete may not remove a copy
+        an earlier admitted delete relies on, nor rely on a copy being deleted, nor leave no
+        verified copy. The per-pass cap is applied afterwards by `_admit_deletes`."""
+        out: list[_DeletePlan] = []
+        deleting: set[str] = set()
+        pinned: set[str] = set()
+        for action in case.candidates:
+            endpoint = action.target
+            assert endpoint is not None
+            rule = self.policy.retention[endpoint]
+            if endpoint in pinned:
+                verdict: tuple[str, str] | None = (
+                    "required_by_other_delete",
+                    "another delete in this plan relies on this copy; next pass",
+                )
+            elif deleting & set(rule.delete_requires):
+                verdict = (
+                    "required_by_other_delete",
+                    "a copy this delete relies on is being deleted in this plan",
+                )
+            elif not [
+                name
+                for name in self.policy.endpoints
+                if name != endpoint
+                and name not in deleting
+                and (case.levels.get(name) or Level.ABSENT) >= rule.verify
+            ]:
+                verdict = ("last_copy", "this is the last verified copy; it is never deleted")
+            else:
+                verdict = None
                 deleting.add(endpoint)
                 pinned.update(rule.delete_requires)
+            out.append(_DeletePlan(action, verdict))
+        return tuple(out)
+
+    def _admit_deletes(
+        self, pending: list[tuple[Scan, tuple[_DeletePlan, ...], list[str]]]
+    ) -> None:
+        """Apply the per-pass cap to the deletes checked together, scan by scan in id order.
+
+        The cap check comes first: once reached, every further delete is blocked by it. Before
+        that, each delete meets the verdict `_deletes_together` gave it, which depends only on
+        the deletes of its scan admitted before it — the same ones admitted here.
+
+        `ids` holds the deletes' action ids when `run` needed them already, else it is empty and
+        the id of an admitted delete is computed here.
+        """
+        admitted = 0
+        cap = self.policy.max_deletes_per_pass
+        capped = f"at most {cap} deletes per pass"
+        delete = ActionKind.DELETE
+        for scan, deletes, ids in pending:
+            for index, (action, together) in enumerate(deletes):
+                if admitted >= cap:
+                    self.blocked.append(
+                        Blocked(scan.id, delete, action.target, "delete_cap_reached", capped)
+                    )
+                    continue
+                if together is not None:
+                    self.blocked.append(
+                        Blocked(scan.id, ActionKind.DELETE, action.target, *together)
+                    )
+                    continue
                 admitted += 1
-                needs_approval = ActionKind.DELETE in self.policy.approval_for
-                required = ", ".join(rule.delete_requires)
-                self.actions.append(
+                aid = (
+                    ids[index]
+                    if ids
+                    else action_id(ActionKind.DELETE, scan.id, scan.checksum, None, action.target)
+                )
+                self.actions[action.order].append(
                     Action(
                         aid,
                         ActionKind.DELETE,
-                        scan_id,
+                        scan.id,
                         None,
-                        endpoint,
+                        action.target,
                         scan.size,
-                        needs_approval,
-                        f"retention passed; {required} verified by {rule.verify.word}",
-                        approved if needs_approval else False,
+                        action.requires_approval,
+                        action.reason,
+                        action.approved,
                     )
                 )
 
