@@ -45,16 +45,39 @@ def run_service(config: Config, args: argparse.Namespace) -> int:
 
 
 def _run_once(config: Config) -> int:
+    """One pass. SIGTERM, like SIGINT, interrupts it: every step is checkpointed in the store
+    (submission ids before submits, results as they come), so in-process copies stop before
+    their next file and the next pass carries on from what was recorded. Exit 0."""
     store = StateStore(config.state.path)
     backends = build_backends(config)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         reconciler = Reconciler(config, store, backends)
         report = reconciler.reconcile_once(drain=True)
         print(_one_line(report.summary()), file=sys.stderr)
         return 0 if report.ok else 1
+    except KeyboardInterrupt:
+        log.info(
+            "interrupted: in-process copies stop before their next file; the next pass resumes"
+        )
+        _stop_local_tasks(backends)
+        return 0
     finally:
+        signal.signal(signal.SIGTERM, previous)
         backends.close()
         store.close()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_local_tasks(backends: Backends) -> None:
+    for mover in backends.movers.values():
+        close: Any = getattr(mover, "close", None)
+        if mover.finishes_locally and close is not None:
+            with contextlib.suppress(TypeError):
+                close(wait=False)
 
 
 class Service:
@@ -160,11 +183,7 @@ class Service:
             self.watcher = None
 
     def _stop_local_tasks(self) -> None:
-        for mover in self.backends.movers.values():
-            close: Any = getattr(mover, "close", None)
-            if mover.finishes_locally and close is not None:
-                with contextlib.suppress(TypeError):
-                    close(wait=False)
+        _stop_local_tasks(self.backends)
 
     # ---- run ----------------------------------------------------------------------------
     def run(self) -> int:

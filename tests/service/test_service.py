@@ -180,3 +180,28 @@ def test_receipt_names_the_catalog_pid(run_cli: RunCli, workspace: LocalWorkspac
     assert f"catalog pid {pid}" in printed.stdout
     (receipt,) = json.loads(run_cli("--receipt", scan, "--json", config=ws.config_path).stdout)
     assert receipt["catalog_pid"] == pid
+
+
+def test_sigterm_interrupts_a_single_pass_cleanly(run_cli: RunCli, tmp_path: Path) -> None:
+    ws = create_workspace(tmp_path / "ws", dtn_keep_days=0, cfs_keep_days=0)
+    block = os.urandom(1 << 20)
+    for i in range(6):
+        ws.write_scan(f"2026/big{i}.h5", block * 24 + bytes([i]))
+    once = ServiceProcess(ws.config_path, "--once", log_path=tmp_path / "once.log")
+    try:
+        wait_for(
+            lambda: (ws.cfs / "2026").is_dir() and any((ws.cfs / "2026").glob(".bl931-*")),
+            what="a copy in progress",
+        )
+        once.signal(signal.SIGTERM)
+        assert once.wait(30) == 0, once.log()
+        assert "interrupted: in-process copies stop before their next file" in once.log()
+    finally:
+        once.close()
+    for _ in range(3):  # the next passes finish the job from what was recorded
+        assert run_cli("--reconcile", "--once", config=ws.config_path).returncode == 0
+    assert not list(ws.root.rglob(".bl931-*"))
+    assert sorted(p.name for p in (ws.hpss / "2026").iterdir()) == [f"big{i}.h5" for i in range(6)]
+    store = StateStore(ws.state_path, readonly=True)
+    assert store.integrity_check() == "ok"
+    store.close()
