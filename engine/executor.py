@@ -30,7 +30,7 @@ from engine.layout import ScanLayout
 from engine.model import Action, ActionKind, ErrorClass, Level, Plan, Scan
 from engine.observe import assess, inventory_signature
 from engine.policy import Policy
-from engine.state import ActionRow, StateStore, TaskRow, iso
+from engine.state import SUBMITTED, ActionRow, StateStore, TaskRow, iso
 from engine.storage.base import (
     ItemResult,
     Mover,
@@ -403,13 +403,48 @@ class Executor:
         for action in runnable:
             if action.kind in (ActionKind.REGISTER, ActionKind.UPDATE_CATALOG):
                 outcome += self._catalog_action(action, seen, now)
+        planned_deletes = [a for a in runnable if a.kind is ActionKind.DELETE]
+        relied_on = self._copies_relied_on(planned_deletes)
         deletes = [
             a
-            for a in runnable
-            if a.kind is ActionKind.DELETE and self._recheck_delete(a, seen, now)
+            for a in planned_deletes
+            if self._not_relied_on(a, relied_on, now) and self._recheck_delete(a, seen, now)
         ]
         outcome += self._submit_batches("delete", deletes, seen, now)
         return outcome
+
+    def _copies_relied_on(self, planned: Sequence[Action]) -> dict[tuple[str, str], str]:
+        """(scan, endpoint) → the endpoint whose delete, planned or in flight, relies on it.
+
+        A delete is re-checked against its required copies once, before it is submitted; the
+        copies must then stay until it is done. The planner keeps them wanted while the delete
+        is planned; this also covers a delete still in flight (e.g. resubmitted after a crash).
+        """
+        relied: dict[tuple[str, str], str] = {}
+        pending = [(a.scan, a.target) for a in planned]
+        pending += [
+            (a.scan, a.target)
+            for a in self.store.actions([SUBMITTED])
+            if a.kind is ActionKind.DELETE
+        ]
+        for scan, target in pending:
+            rule = self.policy.retention.get(target or "")
+            if rule is None or target is None:
+                continue
+            for required in rule.delete_requires:
+                relied.setdefault((scan, required), target)
+        return relied
+
+    def _not_relied_on(
+        self, action: Action, relied_on: dict[tuple[str, str], str], now: datetime
+    ) -> bool:
+        assert action.target is not None
+        holder = relied_on.get((action.scan, action.target))
+        if holder is None or holder == action.target:
+            return True
+        return self._recheck_failed(
+            action, now, f"a delete at {holder} that relies on this copy is not finished yet"
+        )
 
     def _submit_batches(
         self, kind: str, actions: list[Action], seen: Observation, now: datetime

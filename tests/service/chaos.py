@@ -236,7 +236,17 @@ class Chaos:
                 f"  {e['at']} {e['kind']} {e['action_id']} {e['message'][:160]}"
                 for e in store.events(scan=scan)
             ]
-            lines += [f"  receipt {r['endpoint']} {r['deleted_at']}" for r in store.receipts(scan)]
+            lines += [
+                f"  receipt {r['endpoint']} {r['deleted_at']} {r['action_id']} task "
+                f"{r['task_id']} {r.get('note', '')}"
+                for r in store.receipts(scan)
+            ]
+            lines += [
+                f"  task {t.submission_id} {t.kind} {t.source}->{t.target} {t.status} "
+                f"created {t.created_at}"
+                for t in store.tasks()
+                if any(aid in {a.id for a in store.actions_for_scan(scan)} for aid in t.action_ids)
+            ]
         finally:
             store.close()
         _, doc = self.audit()

@@ -111,6 +111,10 @@ def _deletes_had_verified_copies(chaos: Chaos, store: StateStore) -> None:
                 # The copy it relied on outlived it: still good now, or deleted later in turn.
                 later = deleted_at.get((scan, copy["endpoint"]))
                 if later is None:
-                    assert copy["endpoint"] in chaos.good_copies(scan), chaos.report(scan)
+                    assert copy["endpoint"] in chaos.good_copies(scan), chaos.report(
+                        f"{scan!r}: {copy['endpoint']} gone without a receipt", scan
+                    )
                 else:
-                    assert later > receipt["deleted_at"], chaos.report(scan)
+                    assert later >= receipt["deleted_at"], chaos.report(
+                        f"{scan!r}: {copy['endpoint']} deleted before {receipt['endpoint']}", scan
+                    )
