@@ -437,7 +437,10 @@ class Reconciler:
         if seen.new_scans:
             self.store.upsert_scans(seen.new_scans, now)
             if self._scans is not None:
+                added = any(scan.id not in self._scans for scan in seen.new_scans)
                 self._scans.update((scan.id, scan) for scan in seen.new_scans)
+                if added:  # same order as a fresh read of the store (by id)
+                    self._scans = dict(sorted(self._scans.items()))
             for scan in seen.new_scans:
                 self.store.event(
                     now,
