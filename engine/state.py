@@ -378,7 +378,7 @@ class StateStore:
 
     # ---- scans ---------------------------------------------------------------------------
     def load_scans(self) -> dict[str, Scan]:
-        rows = self._conn().execute("SELECT * FROM scans").fetchall()
+        rows = self._conn().execute("SELECT * FROM scans ORDER BY id").fetchall()
         return {row["id"]: _scan_from_row(row) for row in rows}
 
     def get_scan(self, scan_id: str) -> Scan | None:
