@@ -291,6 +291,13 @@ class StateStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        # The writable store is the one writer of replicas and evidence (the owner lock), so it
+        # keeps what it last read and drops it on its own writes: a steady pass over 100k scans
+        # then parses nothing. A read-only store (the TUI, an audit) always reads afresh.
+        self._cache_lock = threading.Lock()
+        self._replicas_cache: dict[str, dict[str, ReplicaRow]] | None = None
+        self._evidence_cache: dict[str, dict[str, Evidence]] | None = None
+        self._generation = 0  # bumped by every write: a read that raced one is not kept
         if readonly:
             if not self.path.exists():
                 raise ConfigError("state store does not exist yet", path=str(self.path))
@@ -422,8 +429,27 @@ class StateStore:
         return len(rows)
 
     # ---- replicas and evidence -----------------------------------------------------------
+    def _forget(self, *, replicas: bool = False, evidence: bool = False) -> None:
+        with self._cache_lock:
+            self._generation += 1
+            if replicas:
+                self._replicas_cache = None
+            if evidence:
+                self._evidence_cache = None
+
     def load_replicas(self) -> dict[str, dict[str, ReplicaRow]]:
-        """endpoint → scan → last observed replica."""
+        """endpoint → scan → last observed replica (a copy the caller may change)."""
+        with self._cache_lock:
+            cached, generation = self._replicas_cache, self._generation
+        if cached is None:
+            cached = self._read_replicas()
+            if not self.readonly:
+                with self._cache_lock:
+                    if generation == self._generation:
+                        self._replicas_cache = cached
+        return {endpoint: dict(rows) for endpoint, rows in cached.items()}
+
+    def _read_replicas(self) -> dict[str, dict[str, ReplicaRow]]:
         out: dict[str, dict[str, ReplicaRow]] = {}
         levels = _LEVELS
         parse = datetime.fromisoformat
@@ -446,6 +472,10 @@ class StateStore:
         removed: Iterable[str],
     ) -> None:
         """Record one endpoint's observation: changed rows written, vanished rows dropped."""
+        removed = list(removed)
+        if not upserts and not removed:
+            return
+        self._forget(replicas=True)
         with self.transaction() as conn:
             conn.executemany(
                 """INSERT INTO replicas VALUES (?,?,?,?,?,?,?)
@@ -461,9 +491,21 @@ class StateStore:
                 "DELETE FROM replicas WHERE scan = ? AND endpoint = ?",
                 [(scan, endpoint) for scan in removed],
             )
+        self._forget(replicas=True)  # and again after: a reader may have cached in between
 
     def load_evidence(self) -> dict[str, dict[str, Evidence]]:
-        """endpoint → scan → evidence."""
+        """endpoint → scan → evidence (a copy the caller may change)."""
+        with self._cache_lock:
+            cached, generation = self._evidence_cache, self._generation
+        if cached is None:
+            cached = self._read_evidence()
+            if not self.readonly:
+                with self._cache_lock:
+                    if generation == self._generation:
+                        self._evidence_cache = cached
+        return {endpoint: dict(rows) for endpoint, rows in cached.items()}
+
+    def _read_evidence(self) -> dict[str, dict[str, Evidence]]:
         out: dict[str, dict[str, Evidence]] = {}
         levels = _LEVELS
         parse = datetime.fromisoformat
@@ -489,6 +531,7 @@ class StateStore:
         return out
 
     def record_evidence(self, scan: str, endpoint: str, evidence: Evidence) -> None:
+        self._forget(evidence=True)
         with self.transaction() as conn:
             conn.execute(
                 """INSERT INTO evidence VALUES (?,?,?,?,?,?,?,?,?)
@@ -508,12 +551,16 @@ class StateStore:
                     iso(evidence.verified_at),
                 ),
             )
+        self._forget(evidence=True)  # and again after: a reader may have cached in between
 
     def drop_evidence(self, scan: str, endpoint: str) -> None:
+        self._forget(evidence=True)
         with self.transaction() as conn:
             conn.execute("DELETE FROM evidence WHERE scan = ? AND endpoint = ?", (scan, endpoint))
+        self._forget(evidence=True)  # and again after: a reader may have cached in between
 
     # ---- actions -------------------------------------------------------------------------
+
     def actions(self, statuses: Iterable[str] | None = None) -> list[ActionRow]:
         if statuses is None:
             rows = self._conn().execute("SELECT * FROM actions").fetchall()
@@ -947,6 +994,7 @@ class StateStore:
         now: datetime,
         receipt: dict[str, Any],
     ) -> None:
+        self._forget(replicas=True, evidence=True)
         with self.transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO deletions VALUES (?,?,?,?,?,?)",
@@ -954,6 +1002,8 @@ class StateStore:
             )
             conn.execute("DELETE FROM replicas WHERE scan = ? AND endpoint = ?", (scan, endpoint))
             conn.execute("DELETE FROM evidence WHERE scan = ? AND endpoint = ?", (scan, endpoint))
+        # And again after: a reader may have cached in between.
+        self._forget(replicas=True, evidence=True)
 
     def deleted(self) -> dict[str, set[str]]:
         """endpoint → scans the engine deleted there (expected absences)."""
