@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 # Temporary names the engine writes while copying; never part of any scan.
 ENGINE_TEMP_PREFIX = ".bl931-"
 
+# Paths whose include/exclude verdict is remembered (a few bytes each; ~2x a large beamline).
+_MEMO_LIMIT = 2_000_000
+
 
 def glob_to_regex(pattern: str) -> re.Pattern[str]:
     """Translate a `**`-aware glob into an anchored regular expression over POSIX paths."""
@@ -100,7 +103,16 @@ class ScanLayout:
         `walk_prunes` named, so no folder above the file is excluded and only the path itself
         is tested. Same answer; it keeps a 100k-file listing well under a second.
         """
-        accepted = self._accepts_itself(relpath) if folders_checked else self.accepts(relpath)
+        if folders_checked:
+            # Every listing of every endpoint asks this for the same paths each pass.
+            memo = self._accepted_memo
+            accepted = memo.get(relpath)
+            if accepted is None:
+                if len(memo) >= _MEMO_LIMIT:
+                    memo.clear()  # bounded: paths of long-deleted scans are not kept forever
+                accepted = memo[relpath] = self._accepts_itself(relpath)
+        else:
+            accepted = self.accepts(relpath)
         if not accepted:
             return None
         if self.unit == "file":
@@ -109,6 +121,10 @@ class ScanLayout:
         if len(parts) <= self.depth:
             return None  # a file above the scan depth belongs to no scan
         return "/".join(parts[: self.depth])
+
+    @cached_property
+    def _accepted_memo(self) -> dict[str, bool]:
+        return {}
 
     @cached_property
     def _exclude_any(self) -> re.Pattern[str] | None:

@@ -30,12 +30,14 @@ from engine.model import (
     EndpointError,
     EndpointObservation,
     ErrorClass,
+    Evidence,
+    FileStat,
     InFlight,
     Level,
     Plan,
     Scan,
 )
-from engine.observe import Assessed, assess_endpoint
+from engine.observe import Assessed, assess
 from engine.planner import PlanInput, plan
 from engine.policy import Policy
 from engine.state import SUBMITTED, ReplicaRow, StateStore
@@ -137,6 +139,8 @@ class Reconciler:
         # Scans as stored: only this reconciler writes them, so they are read from the store
         # once and kept in step with every upsert (re-read if the row count disagrees).
         self._scans: dict[str, Scan] | None = None
+        # endpoint → scan → (listed files, scan, evidence, verdict) of the previous pass.
+        self._assessments: dict[str, dict[str, _Assessment]] = {}
 
     # ---- observation -------------------------------------------------------------------
     def _inventory(self, now: datetime, known: Mapping[str, Scan]) -> InventoryResult | None:
@@ -167,6 +171,41 @@ class Reconciler:
         )
         self._inventory_listing = local.listing
         return result
+
+    def _assess(
+        self,
+        name: str,
+        scans: Mapping[str, Scan],
+        listing: Mapping[str, ScanListing],
+        evidence: Mapping[str, Evidence],
+    ) -> dict[str, Assessed]:
+        """`assess_endpoint`, reusing last pass's verdict for every replica whose inputs are
+        the very same (equal listing, identical scan and evidence objects — the store and the
+        reconciler keep those across passes until they change), as most are in a steady state.
+        """
+        previous = self._assessments.get(name, {})
+        current: dict[str, _Assessment] = {}
+        out: dict[str, Assessed] = {}
+        is_inventory = name == self.policy.inventory_endpoint
+        for scan_id, listed in listing.items():
+            scan = scans.get(scan_id)
+            if scan is None:
+                continue
+            proof = evidence.get(scan_id)
+            before = previous.get(scan_id)
+            if (
+                before is not None
+                and before[1] is scan
+                and before[2] is proof
+                and before[0] == listed.files
+            ):
+                verdict = before[3]
+            else:
+                verdict = assess(scan, name, listed, proof, is_inventory=is_inventory)
+            current[scan_id] = (listed.files, scan, proof, verdict)
+            out[scan_id] = verdict
+        self._assessments[name] = current
+        return out
 
     def _stored_scans(self) -> dict[str, Scan]:
         """The stored scans (a copy the caller may extend), from memory when still current."""
@@ -277,13 +316,7 @@ class Reconciler:
                 )
                 continue
             listings[name] = listing
-            assessed = assess_endpoint(
-                name,
-                scans,
-                listing,
-                evidence.get(name, {}),
-                is_inventory=name == self.policy.inventory_endpoint,
-            )
+            assessed = self._assess(name, scans, listing, evidence.get(name, {}))
             assessed_by_endpoint[name] = assessed
             observations[name] = EndpointObservation(
                 name,
@@ -494,6 +527,8 @@ class Reconciler:
             removed = [scan_id for scan_id in before if scan_id not in current]
             self.store.replace_replicas(name, changed, removed)
 
+
+_Assessment = tuple[tuple[FileStat, ...], Scan, Evidence | None, Assessed]
 
 _OUTCOME_OF_EVENT = {
     "copy.submitted": "submitted",
