@@ -32,7 +32,7 @@ from engine.state import StateStore
 
 log = logging.getLogger("bl931.service")
 
-# How long in-process copies may run on after a stop signal; systemd's TimeoutStopSec (60 s in
+# How long in-process copies may run on after a stop signal; systemd's TimeoutStopSec (120 s in
 # deploy/bl931.service) must exceed it plus one pass.
 SHUTDOWN_GRACE_SECONDS = 20.0
 
