@@ -169,7 +169,10 @@ class Reconciler:
             done_marker=self.config.inventory.done_marker,
             declared_complete=self.completion_hint() if self.completion_hint else None,
         )
-        self._inventory_listing = local.listing
+        if isinstance(storage, LocalStorage):
+            # Only a local endpoint's own listing stands in for it; a Globus endpoint mounted
+            # here is still observed through Globus.
+            self._inventory_listing = local.listing
         return result
 
     def _assess(

@@ -117,3 +117,40 @@ def test_metrics_registries_are_isolated_and_follow_the_report(tmp_path: Path) -
     assert 'bl931_scans{state="pending"} 2.0' in text  # as planned, before submission
     assert 'bl931_passes_total{result="ok"} 1.0' in text
     assert 'bl931_passes_total{result="ok"} 0.0' in generate_latest(other.registry).decode()
+
+
+def test_a_mounted_globus_endpoint_is_still_observed_through_globus(tmp_path: Path) -> None:
+    """The inventory walks the local mount; the endpoint's own observation stays Globus's."""
+    from engine.config import parse_config
+    from tests.fakes.transfer_api import FakeTransferAPI
+
+    with FakeTransferAPI() as fake:
+        dtn = fake.add_collection(tmp_path / "dtn")
+        cfs = fake.add_collection(tmp_path / "cfs")
+        raw = tmp_path / "dtn" / "raw"
+        (raw / "2026").mkdir(parents=True)
+        (tmp_path / "cfs" / "raw").mkdir(parents=True)
+        (raw / "2026/s0.h5").write_bytes(b"x" * 10)
+        os.utime(raw / "2026/s0.h5", (1.7e9, 1.7e9))
+        config = parse_config(
+            {
+                "state": {"path": str(tmp_path / "state.sqlite")},
+                "inventory": {"quiet_seconds": 0},
+                "endpoints": {
+                    "dtn": {"kind": "globus", "collection": dtn, "root": "/raw", "path": str(raw)},
+                    "cfs": {"kind": "globus", "collection": cfs, "root": "/raw"},
+                },
+                "copy": [{"from": "dtn", "to": "cfs"}],
+                "catalog": {"kind": "none"},
+            }
+        )
+        backends = build_backends(config, environ=fake.environ)
+        store = StateStore(config.state.path)
+        try:
+            fake.deny_consent(dtn)  # Globus refuses dtn; the local mount still reads fine
+            report = Reconciler(config, store, backends).reconcile_once()
+        finally:
+            store.close()
+            backends.close()
+    assert "dtn" in {e.endpoint for e in report.plan.errors}
+    assert report.new_scans == 1  # the walk of the mount did its part
