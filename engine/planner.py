@@ -446,7 +446,9 @@ class _Planner:
         required: set[str] = set()
         for name, needs in self.requires_of.items():
             level = levels[name]
-            if level is not None and level > Level.ABSENT:
+            # An endpoint that could not be listed may still hold the scan (unknown is not
+            # absent): the copies its delete would rely on stay wanted.
+            if level is None or level > Level.ABSENT:
                 required.update(needs)
         wants: dict[str, bool] = {}
         for target, children in self.target_plan:
@@ -675,6 +677,11 @@ class _Planner:
         if any(f.source == endpoint or f.target == endpoint for f in case.flights):
             return "source_in_use", f"a task in flight reads or writes this scan at {endpoint}"
         for required in rule.delete_requires:
+            if any(f.kind is ActionKind.DELETE and f.target == required for f in case.flights):
+                return (
+                    "required_copy_being_deleted",
+                    f"a delete of the {required} copy this delete relies on is in flight",
+                )
             if required in self.stale:
                 return "observation_stale", f"{required} was last listed too long ago"
             level = levels.get(required)

@@ -115,7 +115,7 @@ def wanted_holders(
     A target should hold a copy while its retention lasts; while a copy downstream of it still
     has to be made from it (a scan older than CFS retention still passes through CFS on its way to
     HPSS); and while an endpoint still `holding` the scan needs it before its own delete (the DTN
-    copy waits on CFS). `verified[e]` is True/False, or None when `e` is unknown this pass;
+    copy waits on CFS). Callers count an endpoint that could not be listed as holding. `verified[e]` is True/False, or None when `e` is unknown this pass;
     unknown endpoints never create demand upstream.
     """
     required_by_holders = {

@@ -287,3 +287,18 @@ def test_plan_json_matches_the_audit_contract(fmt: str) -> None:
     assert action["kind"] == "delete" and action["source"] is None and action["target"] == "dtn"
     assert action["requires_approval"] is True and doc["summary"]["awaiting_approval"] == 1
     assert {"scan", "kind", "endpoint", "reason_code", "reason"} <= set(doc["blocked"][0])
+
+
+def test_copy_an_unlisted_holder_relies_on_is_not_deleted() -> None:
+    """dtn could not be listed: it may still hold the scan, so the cfs copy its own delete
+    relies on must stay, even though cfs's retention has passed and hpss is verified."""
+    result = plan(inp([scan()], EVERYWHERE, down=("dtn",)))
+    assert not [a for a in result.actions if a.kind is ActionKind.DELETE]
+    assert ("delete", "cfs", "still_needed") in codes(result)
+
+
+def test_delete_waits_while_the_copy_it_relies_on_is_being_deleted() -> None:
+    flight = InFlight("x", ActionKind.DELETE, "2026/a.h5", None, "cfs")
+    result = plan(inp([scan()], EVERYWHERE, in_flight=(flight,)))
+    assert ("delete", "dtn", "required_copy_being_deleted") in codes(result)
+    assert not [a for a in result.actions if a.kind is ActionKind.DELETE]

@@ -162,6 +162,12 @@ def test_every_delete_obeys_rule_1(inp: PlanInput) -> None:
         assert not any(
             f.scan == action.scan and action.target in (f.source, f.target) for f in inp.in_flight
         )
+        assert not any(
+            f.scan == action.scan
+            and f.kind is ActionKind.DELETE
+            and f.target in rule.delete_requires
+            for f in inp.in_flight
+        ), "a delete relies on a copy whose own delete is in flight"
         assert action.requires_approval  # deletes are gated by default
 
 
