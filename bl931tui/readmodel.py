@@ -119,7 +119,7 @@ def connection(store: StateStore) -> sqlite3.Connection:
     The read model runs its own SELECTs rather than the store's loaders, which parse every scan's
     file list; only the columns a row shows are read.
     """
-    return store._conn()
+    return store.connection()
 
 
 def fingerprint(conn: sqlite3.Connection) -> tuple[Any, ...]:

@@ -333,6 +333,13 @@ class StateStore:
                 self._connections.append(conn)
         return conn
 
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, for read models that run their own SELECTs (the TUI).
+
+        Writes must go through the store's methods: they keep its caches and events right.
+        """
+        return self._conn()
+
     def close(self) -> None:
         with self._lock:
             for conn in self._connections:

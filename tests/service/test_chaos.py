@@ -78,7 +78,7 @@ def _no_overlapping_submissions(chaos: Chaos, store: StateStore) -> None:
     rows = {t.submission_id: t for t in tasks}
     updated = {
         row["submission_id"]: row["updated_at"]
-        for row in store._conn().execute("SELECT submission_id, updated_at FROM tasks")
+        for row in store.connection().execute("SELECT submission_id, updated_at FROM tasks")
     }
     for action_id, action_tasks in tasks_of.items():
         assert store.count_submissions(action_id) == len(action_tasks)
