@@ -281,19 +281,11 @@ class Executor:
             return False
         if listing is not None:
             return False
-        receipt = self._receipt(action, task, now)
-        receipt["note"] = "task interrupted; the scan was confirmed absent by a fresh listing"
-        self.store.record_deletion(
-            action.scan, action.target, action.id, task.task_id, now, receipt
-        )
-        self.store.record_success(action.id, now)
-        self._event(
+        self._record_deletion(
+            action,
+            task,
             now,
-            "delete.done",
-            f"deleted from {action.target} (task {task.task_id} interrupted; confirmed absent)",
-            scan=action.scan,
-            action_id=action.id,
-            data=receipt,
+            note="task interrupted; the scan was confirmed absent by a fresh listing",
         )
         return True
 
@@ -323,21 +315,30 @@ class Executor:
                 action_id=action.id,
             )
             return True
+        self._record_deletion(action, task, now)
+        return True
+
+    def _record_deletion(
+        self, action: ActionRow, task: TaskRow, now: datetime, *, note: str | None = None
+    ) -> None:
+        """The delete is done: its receipt is written and the absence becomes expected."""
         assert action.target is not None
         receipt = self._receipt(action, task, now)
+        if note is not None:
+            receipt["note"] = note
         self.store.record_deletion(
             action.scan, action.target, action.id, task.task_id, now, receipt
         )
         self.store.record_success(action.id, now)
+        detail = f"task {task.task_id}" + ("; interrupted, confirmed absent" if note else "")
         self._event(
             now,
             "delete.done",
-            f"deleted from {action.target} (task {task.task_id})",
+            f"deleted from {action.target} ({detail})",
             scan=action.scan,
             action_id=action.id,
             data=receipt,
         )
-        return True
 
     def _receipt(self, action: ActionRow, task: TaskRow, now: datetime) -> dict[str, Any]:
         scan = self.store.get_scan(action.scan)
