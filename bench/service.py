@@ -182,7 +182,7 @@ def main() -> None:
             reconciler = Reconciler(config, store, backends)
             for i in range(4):  # warm-up: replicas recorded, catalog registered and updated
                 seconds, summary = timed_pass(reconciler)
-                reconciler.executor.drain(reconciler.clock)
+                reconciler.executor.drain()
                 busy = {k: v for k, v in summary.items() if v and k != "blocked"}
                 print(f"warm-up pass {i + 1}: {seconds:.2f}s {busy}", flush=True)
             steady = []
@@ -205,9 +205,9 @@ def main() -> None:
             )
             assert summary["new_scans"] == args.new
             for _ in range(4):  # settle again (copies, archive, catalog) before idling
-                reconciler.executor.drain(reconciler.clock)
+                reconciler.executor.drain()
                 seconds, summary = timed_pass(reconciler)
-            reconciler.executor.drain(reconciler.clock)
+            reconciler.executor.drain()
         finally:
             backends.close()
             store.close()

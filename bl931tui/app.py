@@ -39,9 +39,10 @@ from bl931tui.screens.detail import DetailScreen
 from bl931tui.screens.dialogs import ConfirmDialog, HoldDialog
 from bl931tui.screens.help import HelpScreen
 from bl931tui.screens.scans import ScansScreen
+from engine.clock import SYSTEM_CLOCK
 from engine.config import Config
 from engine.policy import Policy
-from engine.reconciler import os_user, utc_now
+from engine.reconciler import os_user
 from engine.service import ServiceLoop
 from engine.state import StateStore
 
@@ -70,7 +71,7 @@ class Bl931App(App[int]):
         config: Config,
         *,
         read_only: bool = False,
-        clock: Clock = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         user: str | None = None,
         refresh_seconds: float | None = 2.0,
         engine_loop: ServiceLoop | None = None,

@@ -157,7 +157,7 @@ class Service:
         old_backends = self.backends
         # Tasks the old movers run in this process finish (bounded) and are recorded by the old
         # executor, so the new one never sees them as lost.
-        self.reconciler.executor.drain(self.reconciler.clock, SHUTDOWN_GRACE_SECONDS)
+        self.reconciler.executor.drain(SHUTDOWN_GRACE_SECONDS)
         self._stop_watcher()
         self.config, self.backends = new, backends
         self.reconciler = Reconciler(new, self.store, backends)
@@ -217,7 +217,7 @@ class Service:
         """Give in-process copies a bounded time to finish and record them; stop the rest."""
         if self._signals < 2:
             try:
-                self.reconciler.executor.drain(self.reconciler.clock, SHUTDOWN_GRACE_SECONDS)
+                self.reconciler.executor.drain(SHUTDOWN_GRACE_SECONDS)
             except Exception:
                 log.exception("recording the last tasks failed; the next start polls them")
         self._stop_local_tasks()

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from engine.catalog.base import Catalog
+from engine.clock import Clock, as_clock
 from engine.config import Config
 from engine.storage.base import Mover, Storage
 from engine.storage.local import LocalMover, LocalStorage
@@ -49,7 +49,7 @@ class Backends:
 def build_backends(
     config: Config,
     *,
-    clock: Callable[[], datetime] | None = None,
+    clock: Clock | Callable[[], datetime] | None = None,
     environ: Mapping[str, str] | None = None,
     with_catalog: bool = True,
 ) -> Backends:
@@ -64,9 +64,9 @@ def build_backends(
         if endpoint.kind == "local":
             assert endpoint.path is not None  # validated by config
             storages[name] = LocalStorage(name, endpoint.path)
-    mover_kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
+    engine_clock = as_clock(clock)
     local_mover = LocalMover(
-        {n: p for n, p in local_roots.items() if kinds[n] == "local"}, **mover_kwargs
+        {n: p for n, p in local_roots.items() if kinds[n] == "local"}, clock=engine_clock
     )
     movers: dict[str, Mover] = {"local": local_mover}
     backends = Backends(storages, movers, kinds, local_roots=local_roots)
@@ -74,14 +74,14 @@ def build_backends(
     if any(kind == "globus" for kind in kinds.values()):
         from engine.storage.globus import build_globus
 
-        globus = build_globus(config, environ=environ)
+        globus = build_globus(config, environ=environ, clock=engine_clock)
         storages.update(globus.storages)
         movers["globus"] = globus.mover
         backends.closers.append(globus.close)
     if with_catalog:
         from engine.catalog.factory import build_catalog
 
-        backends.catalog = build_catalog(config, environ=environ)
+        backends.catalog = build_catalog(config, environ=environ, clock=engine_clock)
         close_catalog = getattr(backends.catalog, "close", None)
         if close_catalog is not None:
             backends.closers.append(close_catalog)

@@ -13,9 +13,8 @@ it again from a new observation) and is recorded.
 from __future__ import annotations
 
 import logging
-import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -24,6 +23,7 @@ from engine.backends import Backends
 from engine.catalog.base import Location
 from engine.catalog.dataset import dataset_pid
 from engine.catalog.factory import resolved_catalog_config
+from engine.clock import Clock
 from engine.config import Config
 from engine.errors import classify
 from engine.layout import ScanLayout
@@ -75,7 +75,7 @@ class Executor:
         backends: Backends,
         layout: ScanLayout,
         *,
-        clock: Callable[[], datetime],
+        clock: Clock,
     ) -> None:
         self.config = config
         self.store = store
@@ -188,11 +188,12 @@ class Executor:
                 outcome += self._finish(task, status, now)
         return outcome
 
-    def drain(self, clock: Callable[[], datetime], timeout_seconds: float = 3600) -> Outcome:
+    def drain(self, timeout_seconds: float = 3600) -> Outcome:
         """Wait for every task run by an in-process mover to finish, recording each outcome."""
         outcome = Outcome()
-        deadline = time.monotonic() + timeout_seconds
-        while time.monotonic() < deadline:
+        clock = self.clock
+        deadline = clock.monotonic() + timeout_seconds
+        while clock.monotonic() < deadline:
             open_local = [
                 t
                 for t in self.store.tasks(OPEN_TASK_STATES)
@@ -201,7 +202,7 @@ class Executor:
             if not open_local:
                 break
             outcome += self.poll_tasks(clock(), local_only=True)
-            time.sleep(0.02)
+            clock.sleep(0.02)
         return outcome
 
     def _rebuild_request(self, task: TaskRow) -> TaskRequest | None:

@@ -10,16 +10,17 @@ import fcntl
 import json
 import os
 import socket
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+from engine.clock import SYSTEM_CLOCK, Clock
 from engine.errors import StateLocked
 
 
 class OwnerLock:
-    def __init__(self, state_path: Path) -> None:
+    def __init__(self, state_path: Path, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.path = Path(str(state_path) + ".lock")
+        self._clock = clock
         self._fd: int | None = None
 
     def holder(self) -> dict[str, object] | None:
@@ -47,7 +48,7 @@ class OwnerLock:
         record = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
-            "since": datetime.now(UTC).isoformat(timespec="seconds"),
+            "since": self._clock.now().isoformat(timespec="seconds"),
         }
         os.write(fd, json.dumps(record).encode())
         os.fsync(fd)

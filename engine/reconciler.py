@@ -14,11 +14,12 @@ import os
 import socket
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from engine.backends import Backends
+from engine.clock import Clock, as_clock
 from engine.config import Config
 from engine.errors import Bl931Error, CatalogUnavailable, EndpointUnavailable
 from engine.executor import Executor
@@ -45,10 +46,6 @@ from engine.storage.base import ScanListing
 from engine.storage.local import LocalStorage, sweep_temp_files
 
 log = logging.getLogger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def os_user() -> str:
@@ -117,17 +114,17 @@ class Reconciler:
         store: StateStore,
         backends: Backends,
         *,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock | Callable[[], datetime] | None = None,
         user: str | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.backends = backends
-        self.clock = clock
+        self.clock = as_clock(clock)
         self.user = user or os_user()
         self.layout = ScanLayout.from_config(config.inventory)
         self.policy = Policy.from_config(config)
-        self.executor = Executor(config, store, backends, self.layout, clock=clock)
+        self.executor = Executor(config, store, backends, self.layout, clock=self.clock)
         self._swept = False
         # Scan id → listing signature of scans the live watcher declared complete (the service
         # sets it when it runs a watcher); the walk accepts those before `quiet_seconds`.
@@ -404,7 +401,7 @@ class Reconciler:
         self.store.save_plan(the_plan.actions, started)
         outcome += self.executor.execute(the_plan, seen, started)
         if drain:
-            outcome += self.executor.drain(self.clock)
+            outcome += self.executor.drain()
         if self.backends.catalog is not None:
             try:
                 self.backends.catalog.flush()
@@ -459,7 +456,9 @@ class Reconciler:
             if self.backends.kinds.get(name) != "local" or not root.is_dir():
                 continue
             try:
-                removed = sweep_temp_files(root, older_than_seconds=0)
+                removed = sweep_temp_files(
+                    root, older_than_seconds=0, now=self.clock.now().timestamp()
+                )
             except OSError as exc:
                 log.warning("%s: could not sweep temporary files: %s", name, exc)
                 continue

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from engine.clock import SYSTEM_CLOCK
 from engine.config import Config, load_config
 
 CONFIG_TEMPLATE = """\
@@ -180,6 +181,6 @@ def synthetic_scan_bytes(rng: random.Random, size: int) -> bytes:
 
 
 def scan_path(n: int, when: datetime | None = None, proposal: str = "ALS-11234") -> str:
-    when = when or datetime.now(UTC)
+    when = when or SYSTEM_CLOCK.now()
     name = SAMPLE_NAMES[n % len(SAMPLE_NAMES)].format(n=n)
     return f"{when:%Y}/{when:%m}/{proposal}/{name}"

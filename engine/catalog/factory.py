@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 
 from engine.catalog.base import Catalog
 from engine.catalog.local import LocalCatalog
+from engine.clock import as_clock
 from engine.config import CatalogConfig, Config
 
 log = logging.getLogger(__name__)
@@ -25,7 +27,12 @@ def resolved_catalog_config(config: Config) -> CatalogConfig:
     return catalog.model_copy(update={"source_endpoint": default})
 
 
-def build_catalog(config: Config, environ: Mapping[str, str] | None = None) -> Catalog | None:
+def build_catalog(
+    config: Config,
+    environ: Mapping[str, str] | None = None,
+    *,
+    clock: Callable[[], datetime] | None = None,
+) -> Catalog | None:
     """Build the configured catalog.
 
     Nothing is contacted here: the local file is read on first use and SciCat is logged in to on
@@ -47,7 +54,9 @@ def build_catalog(config: Config, environ: Mapping[str, str] | None = None) -> C
         log.info('catalog disabled ([catalog] kind = "none")')
         return None
     if catalog.kind == "local":
-        return LocalCatalog(catalog.path, catalog, beamline=config.beamline.name)
+        return LocalCatalog(
+            catalog.path, catalog, beamline=config.beamline.name, clock=as_clock(clock)
+        )
     from engine.catalog.scicat import ScicatCatalog
 
     return ScicatCatalog.from_environment(catalog, environ, beamline=config.beamline.name)

@@ -19,7 +19,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from engine.catalog.dataset import (
     scan_id_of,
     to_iso,
 )
+from engine.clock import SYSTEM_CLOCK
 from engine.config import CatalogConfig
 from engine.errors import CatalogUnavailable, TerminalError
 from engine.model import CatalogView, ErrorClass, Scan
@@ -41,10 +42,6 @@ from engine.model import CatalogView, ErrorClass, Scan
 log = logging.getLogger(__name__)
 
 TABLE = "datasets"
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class LocalCatalog:
@@ -65,7 +62,7 @@ class LocalCatalog:
         config: CatalogConfig,
         *,
         beamline: str = "9.3.1",
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = SYSTEM_CLOCK,
     ) -> None:
         self.path = Path(path).expanduser()
         self.config = config

@@ -21,7 +21,6 @@ import errno
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from engine.clock import SYSTEM_CLOCK, Clock
 from engine.errors import Bl931Error, UnsafePath
 from engine.inventory.completion import Completion, CompletionTracker, Signal
 from engine.layout import ScanLayout, glob_to_regex
@@ -117,7 +117,7 @@ class ScanWatcher:
         config: the `[inventory]` section (watch mode, quiet_seconds, done_marker,
             rescan_minutes).
         on_complete: called from the checker thread with the scans that just completed.
-        clock: a monotonic clock in seconds (tests may pass their own).
+        clock: the engine's clock (its monotonic counter spaces stats and walks).
         name: the endpoint name, for logs.
         check_seconds: spacing of the two agreeing stats (default from `quiet_seconds`).
         poll_seconds: polling interval when `watch = "poll"` (default from `quiet_seconds`).
@@ -130,7 +130,7 @@ class ScanWatcher:
         config: InventoryConfig,
         *,
         on_complete: Callable[[list[str]], None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
         name: str = "inventory",
         check_seconds: float | None = None,
         poll_seconds: float | None = None,
@@ -244,7 +244,7 @@ class ScanWatcher:
         signals = list(self._signals(event))
         if not signals:
             return
-        now = self.clock()
+        now = self.clock.monotonic()
         with self._wakeup:
             for scan, signal in signals:
                 self._tracker.event(scan, signal, now)
@@ -330,7 +330,7 @@ class ScanWatcher:
                 self._stop.wait(1.0)
 
     def _turn(self) -> None:
-        now = self.clock()
+        now = self.clock.monotonic()
         if self._observer_dead() and now >= self._restart_at:
             log.warning("%s watcher: observer stopped; restarting it and walking", self.name)
             self._stop_observer()
@@ -338,9 +338,9 @@ class ScanWatcher:
             self._next_walk = 0.0
         if now >= self._next_walk:
             self._walk(baseline=self._walks == 0)
-            self._next_walk = self.clock() + self.rescan_seconds
+            self._next_walk = self.clock.monotonic() + self.rescan_seconds
         with self._wakeup:
-            due = self._tracker.due(self.clock())
+            due = self._tracker.due(self.clock.monotonic())
             if not due:
                 self._wait_locked()
                 return
@@ -353,7 +353,7 @@ class ScanWatcher:
 
     def _wait_locked(self) -> None:
         """Sleep until the next stat, walk or restart is due, or an event arrives."""
-        now = self.clock()
+        now = self.clock.monotonic()
         deadlines = [self._next_walk]
         next_due = self._tracker.next_due()
         if next_due is not None:
@@ -362,7 +362,7 @@ class ScanWatcher:
             deadlines.append(self._restart_at)
         timeout = max(0.0, min(deadlines) - now)
         self._wakeup.wait(timeout=min(timeout, _IDLE_CHECK_SECONDS))
-        self._tracker.expire(self.clock())
+        self._tracker.expire(self.clock.monotonic())
 
     def _check(self, due: Collection[str]) -> list[Completion]:
         """Stat each due scan (outside the lock) and feed the tracker."""
@@ -371,7 +371,7 @@ class ScanWatcher:
             if self._stop.is_set():
                 break
             signature, ok = self._signature(scan)
-            results.append((scan, signature, self.clock(), ok))
+            results.append((scan, signature, self.clock.monotonic(), ok))
         completions: list[Completion] = []
         with self._lock:
             for scan, signature, at, ok in results:
@@ -402,17 +402,17 @@ class ScanWatcher:
 
     def _walk(self, *, baseline: bool) -> None:
         """List the whole tree; scans no event announced are missed (counted and logged)."""
-        started = self.clock()
+        started = self.clock.monotonic()
         try:
             listings = self._storage.list_scans(self.layout)
         except (Bl931Error, OSError) as exc:
             log.error("%s watcher: walk failed (retrying in %gs): %s", self.name, 60.0, exc)
             self._next_walk = started + 60.0
             return
-        wall_now = time.time()
+        wall_now = self.clock.now().timestamp()
         missed: list[str] = []
         with self._wakeup:
-            now = self.clock()
+            now = self.clock.monotonic()
             for scan, listing in listings.items():
                 age = wall_now - max((f.mtime for f in listing.files), default=wall_now)
                 if not baseline and age < self._event_grace and not self._tracker.known(scan):
@@ -423,7 +423,7 @@ class ScanWatcher:
             self._walks += 1
             self._missed += len(missed)
             self._wakeup.notify_all()
-        self._log_walk(listings, missed, baseline, self.clock() - started)
+        self._log_walk(listings, missed, baseline, self.clock.monotonic() - started)
 
     def _log_walk(
         self, listings: Mapping[str, object], missed: list[str], baseline: bool, took: float
@@ -474,7 +474,7 @@ class ScanWatcher:
                 exc,
             )
             self._observer, self._observer_kind = None, "none"
-            self._restart_at = self.clock() + _RESTART_SECONDS
+            self._restart_at = self.clock.monotonic() + _RESTART_SECONDS
             return
         self._observer, self._observer_kind = observer, self.mode
         log.info("%s watcher: watching %s (%s)", self.name, self.root, self.mode)

@@ -8,10 +8,10 @@ idempotent transfers and deletes, `globus_mover.py`), sharing one authenticated 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import Config
 from engine.errors import ConfigError
 from engine.storage.globus_auth import (
@@ -68,7 +68,7 @@ def build_globus(
     max_sleep: float = SDK_MAX_SLEEP,
     ls_page_limit: int = LS_LIMIT,
     inactive_grace: float = DEFAULT_INACTIVE_GRACE,
-    clock: Callable[[], float] = time.time,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> GlobusBackend:
     """Build the storages and mover for every `kind = "globus"` endpoint.
 
@@ -83,7 +83,7 @@ def build_globus(
         max_sleep: the longest sleep between those retries.
         ls_page_limit: entries asked for per `operation_ls` (tests lower it to force paging).
         inactive_grace: seconds an INACTIVE task is tolerated before it is cancelled.
-        clock: POSIX time source.
+        clock: the engine's clock.
 
     Raises:
         ConfigError: no Globus endpoint, or credentials missing.

@@ -13,14 +13,14 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import globus_sdk
 
+from engine.clock import SYSTEM_CLOCK, Clock
 from engine.model import ErrorClass, Evidence, FileStat, Level
 from engine.storage.base import (
     ItemResult,
@@ -90,7 +90,7 @@ class GlobusMover:
         max_active_tasks: tasks the reconciler keeps in flight (`[globus] max_active_tasks`).
         deadline_hours: deadline of a task whose request carries none.
         inactive_grace: seconds a task may stay INACTIVE before it is cancelled and failed.
-        clock: the current POSIX time (tests pass a fake clock).
+        clock: the engine's clock (tests pass a fake one).
     """
 
     name = "globus"
@@ -106,7 +106,7 @@ class GlobusMover:
         deadline_hours: float = 24,
         inactive_grace: float = DEFAULT_INACTIVE_GRACE,
         timeout: float = DEFAULT_TIMEOUT,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.max_items_per_task = max_items_per_task
         self.max_active_tasks = max_active_tasks
@@ -222,9 +222,7 @@ class GlobusMover:
         return self.endpoints[name]
 
     def _deadline(self, request: TaskRequest) -> str:
-        deadline = request.deadline or datetime.fromtimestamp(self._clock(), UTC) + timedelta(
-            hours=self.deadline_hours
-        )
+        deadline = request.deadline or self._clock.now() + timedelta(hours=self.deadline_hours)
         return deadline.astimezone(UTC).isoformat()
 
     def _transfer_data(self, request: TaskRequest) -> globus_sdk.TransferData:
@@ -305,7 +303,7 @@ class GlobusMover:
             code = (task.get("fatal_error") or {}).get("code") or task.get("nice_status")
             return self._failed(task_id, request, reason, fault_class(code), progress)
         deadline = _parse_time(task.get("deadline"))
-        now = self._clock()
+        now = self._clock.now().timestamp()
         if deadline is not None and now > deadline.timestamp():
             self.cancel(task_id)
             return self._failed(
@@ -374,7 +372,7 @@ class GlobusMover:
         if request.kind == "delete":
             return tuple(ItemResult(item.action_id, ok=True) for item in request.items)
         faults = self._skipped_errors(task_id, task, request)
-        verified_at = _parse_time(task.get("completion_time")) or datetime.now(UTC)
+        verified_at = _parse_time(task.get("completion_time")) or self._clock.now()
         verified = bool(task.get("verify_checksum", True))
         results = []
         for item in request.items:

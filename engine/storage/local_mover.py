@@ -11,15 +11,15 @@ from __future__ import annotations
 import errno
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from engine.clock import Clock, as_clock
 from engine.errors import Bl931Error, TerminalError, TransientError
 from engine.model import ErrorClass, Evidence, FileStat, Level
 from engine.storage.base import (
@@ -38,10 +38,6 @@ log = logging.getLogger(__name__)
 FINISHED_TASKS_KEPT_SECONDS = 24 * 3600
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class _Cancelled(Exception):
     """Raised between files once a task has been asked to stop."""
 
@@ -54,6 +50,7 @@ class _Task:
     request: TaskRequest
     bytes_total: int
     files_total: int
+    monotonic: Callable[[], float]
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
     state: TaskState = "queued"
@@ -78,7 +75,7 @@ class _Task:
 
     def status(self) -> TaskStatus:
         with self.lock:
-            elapsed = (self.ended or time.monotonic()) - self.started if self.started else 0.0
+            elapsed = (self.ended or self.monotonic()) - self.started if self.started else 0.0
             finished = self.state in ("succeeded", "failed")
             failures = [r for r in self.results if not r.ok] if finished else []
             return TaskStatus(
@@ -119,7 +116,7 @@ class LocalMover:
     Args:
         roots: endpoint name → local root folder, for every endpoint this mover serves.
         workers: threads running tasks (each runs one task at a time).
-        clock: the time source stamped on evidence (tests pass a fixed clock).
+        clock: the engine's clock: deadlines, evidence stamps, task durations.
     """
 
     name = "local"
@@ -132,10 +129,10 @@ class LocalMover:
         roots: Mapping[str, Path],
         *,
         workers: int = 2,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Clock | Callable[[], datetime] | None = None,
     ) -> None:
         self._roots = {name: Path(root) for name, root in roots.items()}
-        self._clock = clock
+        self._clock = as_clock(clock)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bl931-local")
         self._lock = threading.Lock()
         self._tasks: dict[str, _Task] = {}
@@ -164,6 +161,7 @@ class LocalMover:
                 if request.kind == "copy"
                 else 0,
                 files_total=sum(len(i.files) for i in request.items),
+                monotonic=self._clock.monotonic,
             )
             self._tasks[task.task_id] = task
             self._task_of_submission[request.submission_id] = task.task_id
@@ -218,7 +216,7 @@ class LocalMover:
 
     def _forget_old_tasks(self) -> None:
         """Drop tasks finished long ago (the caller holds `_lock`); they poll as `lost` after."""
-        horizon = time.monotonic() - FINISHED_TASKS_KEPT_SECONDS
+        horizon = self._clock.monotonic() - FINISHED_TASKS_KEPT_SECONDS
         for task in [t for t in self._tasks.values() if t.ended is not None and t.ended < horizon]:
             del self._tasks[task.task_id]
             self._task_of_submission.pop(task.request.submission_id, None)
@@ -246,7 +244,7 @@ class LocalMover:
     def _run(self, task: _Task) -> None:
         with task.lock:
             task.state = "active"
-            task.started = time.monotonic()
+            task.started = self._clock.monotonic()
         try:
             for item in task.request.items:
                 result = self._run_item(task, item)
@@ -254,7 +252,7 @@ class LocalMover:
                     task.results.append(result)
         finally:  # whatever happens, the task ends and says so; it never stays "active"
             with task.lock:
-                task.ended = time.monotonic()
+                task.ended = self._clock.monotonic()
                 complete = len(task.results) == len(task.request.items)
                 task.state = (
                     "succeeded" if complete and all(r.ok for r in task.results) else "failed"

@@ -18,7 +18,6 @@ import os
 import shutil
 import stat
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -306,7 +305,7 @@ def _ignore_missing(
         raise exc_info[1]
 
 
-def sweep_temp_files(root: Path, older_than_seconds: float, *, now: float | None = None) -> int:
+def sweep_temp_files(root: Path, older_than_seconds: float, *, now: float) -> int:
     """Remove temporary files a crashed copy left behind (`.bl931-*.tmp`).
 
     A copy always writes under a temporary name first; if the process dies before the rename,
@@ -317,12 +316,12 @@ def sweep_temp_files(root: Path, older_than_seconds: float, *, now: float | None
     Args:
         root: the endpoint root to sweep (symlinks are not followed).
         older_than_seconds: minimum age of a temp file to remove.
-        now: the current time as a POSIX timestamp (default: the system clock).
+        now: the current time as a POSIX timestamp (from the engine's clock).
 
     Returns:
         How many files were removed.
     """
-    cutoff = (time.time() if now is None else now) - older_than_seconds
+    cutoff = now - older_than_seconds
     removed = 0
     pending = [os.fspath(root)]
     while pending:

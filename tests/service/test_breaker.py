@@ -12,6 +12,7 @@ from typing import Any
 from prometheus_client import generate_latest
 
 from engine.backends import build_backends
+from engine.clock import FakeClock
 from engine.layout import ScanLayout
 from engine.metrics import ServiceMetrics
 from engine.reconciler import Reconciler
@@ -48,11 +49,13 @@ def test_repeated_listing_failures_open_the_breaker_with_a_growing_interval(
     config = ws.config()
     assert config.safety.endpoint_backoff_after == 3
     store = StateStore(config.state.path)
-    backends = build_backends(config)
+    # One clock for the reconciler and the movers: their deadlines are judged at the test's time.
+    clock = FakeClock(T0)
+    backends = build_backends(config, clock=clock)
     calls: Counter[str] = Counter()
     for name in ("cfs", "hpss"):
         backends.storages[name] = CountingStorage(backends.storages[name], calls)  # type: ignore[assignment]
-    reconciler = Reconciler(config, store, backends)
+    reconciler = Reconciler(config, store, backends, clock=clock)
     try:
         reconciler.reconcile_once(T0, drain=True)
         os.rename(ws.hpss, ws.root / "hpss-unmounted")

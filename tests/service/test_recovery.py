@@ -83,7 +83,7 @@ def test_a_copy_stays_while_a_delete_relying_on_it_is_in_flight(tmp_path: Path) 
         reconciler = Reconciler(config, store, backends)
         for _ in range(8):
             reconciler.reconcile_once(drain=False)
-            reconciler.executor.drain(reconciler.clock, timeout_seconds=0)
+            reconciler.executor.drain(timeout_seconds=0)
             if mover.stalled:
                 break
         assert mover.stalled, "the dtn delete was never submitted"

@@ -8,11 +8,13 @@ import os
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from engine.clock import FakeClock
 from engine.config import Config, parse_config
 from engine.errors import (
     Bl931Error,
@@ -509,18 +511,18 @@ def test_failed_task_counts_for_nothing(site: Site, backend: GlobusBackend) -> N
 
 
 def test_inactive_task_fails_after_the_grace_and_is_cancelled(site: Site) -> None:
-    now = [1_800_000_000.0]
+    clock = FakeClock(datetime.fromtimestamp(1_800_000_000, UTC))
     b = build_globus(
-        site.config(), site.fake.environ, max_sleep=0.01, inactive_grace=600, clock=lambda: now[0]
+        site.config(), site.fake.environ, max_sleep=0.01, inactive_grace=600, clock=clock
     )
     try:
         site.fake.stall_next_task("ENDPOINT_ERROR")
         f = write_scan(site, "2026/a.h5", b"abc")
         task_id = b.mover.submit(copy_request(b.mover, [file_item("a", f)]))
         assert b.mover.poll(task_id).state == "active"
-        now[0] += 300
+        clock.advance(300)
         assert b.mover.poll(task_id).state == "active"
-        now[0] += 400
+        clock.advance(400)
         status = b.mover.poll(task_id)
     finally:
         b.close()
@@ -530,13 +532,13 @@ def test_inactive_task_fails_after_the_grace_and_is_cancelled(site: Site) -> Non
 
 
 def test_task_past_its_deadline_is_failed_and_cancelled(site: Site) -> None:
-    now = [1_800_000_000.0]
-    b = build_globus(site.config(deadline_hours=1), site.fake.environ, clock=lambda: now[0])
+    clock = FakeClock(datetime.fromtimestamp(1_800_000_000, UTC))
+    b = build_globus(site.config(deadline_hours=1), site.fake.environ, clock=clock)
     try:
         site.fake.stall_next_task()
         f = write_scan(site, "2026/a.h5", b"abc")
         task_id = b.mover.submit(copy_request(b.mover, [file_item("a", f)]))
-        now[0] += 3601
+        clock.advance(3601)
         status = b.mover.poll(task_id)
     finally:
         b.close()
