@@ -1,6 +1,7 @@
 """`bl931tui`: the entry point for the TUI, the service, the audit and the demo.
 
-Exit codes (DESIGN §7): 0 in sync · 2 actions pending · 1 runtime error · 64 usage · 78 config.
+Exit codes: `--dry-run` reports the most serious class present — 0 settled, 2 work pending,
+1 needs a person (see `Plan.outcome`); 64 usage · 78 configuration.
 """
 
 from __future__ import annotations
@@ -47,6 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--demo", action="store_true", help="the whole lifecycle on local endpoints")
     mode.add_argument("--receipt", metavar="SCAN", help="print the deletion receipts of a scan")
     mode.add_argument(
+        "--init-endpoint",
+        metavar="NAME",
+        help="write the identity marker of a local endpoint (after checking it is mounted)",
+    )
+    mode.add_argument(
+        "--acknowledge",
+        metavar="ALERT_ID",
+        help="acknowledge a standing alert (with --why); e.g. accept replicas lost at an endpoint",
+    )
+    mode.add_argument(
         "--backfill-catalog",
         action="store_true",
         help="register every locally catalogued scan in the configured SciCat",
@@ -58,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="with --dry-run/--receipt: JSON on stdout")
     p.add_argument("--as-of", metavar="ISO8601", help="with --dry-run: plan as if it were then")
     p.add_argument("--yes", action="store_true", help="with --approve-all: do not ask")
+    p.add_argument("--why", metavar="TEXT", help="with --acknowledge: the reason, recorded")
     p.add_argument("--headless", action="store_true", help="with --demo: no screen, print events")
     p.add_argument(
         "--duration",
@@ -92,6 +104,10 @@ def _check_combinations(args: argparse.Namespace) -> None:
         raise UsageError("--yes goes with --approve-all")
     if args.headless and not args.demo:
         raise UsageError("--headless goes with --demo")
+    if args.why is not None and not args.acknowledge:
+        raise UsageError("--why goes with --acknowledge")
+    if args.acknowledge and not (args.why or "").strip():
+        raise UsageError("--acknowledge needs --why TEXT: the reason is recorded with your name")
 
 
 def parse_as_of(text: str) -> datetime:
@@ -157,6 +173,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return receipt(config, args)
     if args.backfill_catalog:
         return backfill_catalog(config)
+    if args.init_endpoint:
+        from bl931tui.operator import init_endpoint
+
+        return init_endpoint(config, args.init_endpoint)
+    if args.acknowledge:
+        from bl931tui.operator import acknowledge
+
+        return acknowledge(config, args.acknowledge, args.why)
     from bl931tui.launch import run_tui
 
     return run_tui(config, args)
@@ -174,9 +198,7 @@ def dry_run(config: Config, args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print(render_plan(plan, verbose=args.verbose))
-    if plan.errors:
-        return EXIT_ERROR
-    return EXIT_OK if plan.in_sync else EXIT_DRIFT
+    return int(plan.outcome())
 
 
 def approve(config: Config, args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import humanize
 
-from engine.model import Action, ActionKind, Plan
+from engine.model import Action, ActionKind, Outcome, Plan
 
 SIGN = {
     ActionKind.COPY: "+",
@@ -69,6 +69,10 @@ def summary_line(plan: Plan) -> str:
     line = "Plan: " + ", ".join(parts) + "."
     if plan.errors:
         line += f" {len(plan.errors)} endpoint error(s)."
+    if plan.alert_details:
+        line += f" {len(plan.alert_details)} alert(s)."
+    if plan.problems:
+        line += f" {len(plan.problems)} scan(s) could not be inventoried."
     return line
 
 
@@ -78,11 +82,16 @@ def render_plan(plan: Plan, *, verbose: bool = False, blocked_limit: int = 20) -
         f"bl931 plan as of {plan.as_of.isoformat(timespec='seconds')} ({plan.plan_digest_short()})",
         "",
     ]
-    for alert in plan.alerts:
-        lines.append(f"  !! ALERT {alert}")
+    for alert in plan.alert_details:
+        ack = " (--acknowledge to accept)" if alert.cleared_by.value != "condition" else ""
+        lines.append(f"  !! ALERT [{alert.id}] {printable(alert.message)}{ack}")
+    for text in plan.alerts[len(plan.alert_details) :]:
+        lines.append(f"  !! ALERT {text}")
     for error in plan.errors:
         lines.append(f"  ✗ error  {error.endpoint}: {error.message} ({error.error_class.value})")
-    if plan.alerts or plan.errors:
+    for problem in plan.problems:
+        lines.append(f"  ✗ problem {printable(str(problem))}")
+    if plan.alerts or plan.errors or plan.problems:
         lines.append("")
     for action in plan.actions:
         lines.append(action_line(action))
@@ -101,10 +110,23 @@ def render_plan(plan: Plan, *, verbose: bool = False, blocked_limit: int = 20) -
         by_code = Counter(b.reason_code for b in plan.blocked[len(shown) :])
         detail = ", ".join(f"{code} {n}" for code, n in by_code.most_common())
         lines.append(f"  … and {hidden} more blocked ({detail}); --verbose lists them all")
-    if not plan.actions and not plan.in_flight and not plan.blocked:
-        lines.append("  No changes: every scan is where the policy wants it.")
-    lines += ["", summary_line(plan)]
+    outcome = plan.outcome()
+    if outcome is Outcome.SETTLED:
+        lines.append(
+            "  No changes: every scan is where the policy wants it (or waits for its date)."
+        )
+    elif outcome is Outcome.NEEDS_PERSON and not plan.actions and not plan.in_flight:
+        lines.append("  Nothing can move until what is reported above is looked at.")
+    lines += ["", _verdict(outcome), summary_line(plan)]
     return "\n".join(lines)
+
+
+def _verdict(outcome: Outcome) -> str:
+    return {
+        Outcome.SETTLED: "Settled.",
+        Outcome.PENDING: "Work pending.",
+        Outcome.NEEDS_PERSON: "Needs a person: see the errors, alerts, problems or blocked entries above.",
+    }[outcome]
 
 
 def render_ids(actions: Iterable[Action]) -> str:

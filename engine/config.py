@@ -51,6 +51,8 @@ class EndpointConfig(_Section):
     root: str | None = None
     tape: bool = False
     list_timeout_seconds: float | None = Field(default=None, gt=0)
+    # The root must be a mount point, on the device recorded when its marker was written.
+    mount: bool = False
 
     @model_validator(mode="after")
     def _needs_location(self) -> EndpointConfig:

@@ -25,7 +25,8 @@ from engine.catalog.dataset import dataset_pid
 from engine.catalog.factory import resolved_catalog_config
 from engine.clock import Clock
 from engine.config import Config
-from engine.errors import classify
+from engine.errors import Bl931Error, classify
+from engine.identity import IdentityCheck
 from engine.layout import ScanLayout
 from engine.model import Action, ActionKind, ErrorClass, Level, Plan, Scan
 from engine.observe import assess, inventory_signature
@@ -83,6 +84,8 @@ class Executor:
         self.layout = layout
         self.policy = Policy.from_config(config)
         self.clock = clock
+        # This pass's endpoint identity check (set by the reconciler when it observes).
+        self.identity: IdentityCheck | None = None
 
     # ---- recording helpers -------------------------------------------------------------
     def _event(
@@ -410,7 +413,9 @@ class Executor:
         deletes = [
             a
             for a in planned_deletes
-            if self._not_relied_on(a, relied_on, now) and self._recheck_delete(a, seen, now)
+            if self._not_relied_on(a, relied_on, now)
+            and self._identities_hold(a, now)
+            and self._recheck_delete(a, seen, now)
         ]
         outcome += self._submit_batches("delete", deletes, seen, now)
         return outcome
@@ -677,6 +682,21 @@ class Executor:
             listing = storage.stat_scan(self.layout, scan.id) if storage else None
             if listing is not None and listing.signature != inventory_signature(scan):
                 return self._recheck_failed(action, now, "the scan changed since inventory")
+        return True
+
+    def _identities_hold(self, action: Action, now: datetime) -> bool:
+        """At the last look, the endpoint deleted from and every one relied on are still
+        provably their storage (markers, mounts): a filesystem swapped since the observation
+        proves nothing."""
+        assert action.target is not None
+        if self.identity is None:
+            return True
+        rule = self.policy.retention[action.target]
+        for endpoint in (*rule.delete_requires, action.target):
+            try:
+                self.identity.check(endpoint, user="bl931", now=now)
+            except Bl931Error as exc:
+                return self._recheck_failed(action, now, f"endpoint_identity: {exc}")
         return True
 
     def _recheck_failed(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Any, NamedTuple
@@ -270,6 +270,112 @@ class EndpointError:
         return {"endpoint": self.endpoint, "message": self.message, "class": self.error_class.value}
 
 
+class AlertEffect(StrEnum):
+    """What an alert does to the engine while it stands."""
+
+    FREEZE_DELETES = "freeze_deletes"  # no delete anywhere (e.g. replicas vanished)
+    UNKNOWN_ENDPOINT = "unknown_endpoint"  # the endpoint is unknown for every action
+    NOTIFY = "notify"  # nothing blocked; a person should look (e.g. foreign files)
+
+
+class ClearedBy(StrEnum):
+    """What ends an alert."""
+
+    CONDITION = "condition"  # only the condition going away (e.g. the marker is back)
+    ACKNOWLEDGEMENT = "acknowledgement"  # only an approver's acknowledgement
+    CONDITION_OR_ACKNOWLEDGEMENT = "condition_or_acknowledgement"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A condition a person must know about, with what it blocks and what clears it.
+
+    `id` is stable while the same condition stands (code, endpoint, scan), so an operator can
+    acknowledge it by id; `since` is when it was first raised (filled in from the state store).
+    """
+
+    code: str
+    effect: AlertEffect
+    message: str
+    endpoint: str | None = None
+    scan: str | None = None
+    cleared_by: ClearedBy = ClearedBy.CONDITION
+    since: datetime | None = None
+
+    @property
+    def id(self) -> str:
+        key = "\x1f".join([self.code, self.endpoint or "", self.scan or ""])
+        return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "code": self.code,
+            "endpoint": self.endpoint,
+            "scan": self.scan,
+            "effect": self.effect.value,
+            "since": self.since.isoformat() if self.since else None,
+            "cleared_by": self.cleared_by.value,
+            "message": self.message,
+        }
+
+
+class Problem(str):
+    """Something the inventory could not take in this pass: the message, naming its scan.
+
+    A `str` (the message) so that code and logs that handle problems as text keep working.
+    """
+
+    scan: str
+
+    def __new__(cls, scan: str, message: str) -> Problem:
+        problem = super().__new__(cls, message)
+        problem.scan = scan
+        return problem
+
+    def to_json(self) -> dict[str, Any]:
+        return {"scan": self.scan, "message": str(self)}
+
+
+class Outcome(IntEnum):
+    """How a report is classed; the exit code of `--dry-run` is the most serious one present."""
+
+    SETTLED = 0  # nothing to do but wait for dates or operators' standing decisions
+    NEEDS_PERSON = 1  # something failed, an alert stands, or work waits for a person
+    PENDING = 2  # work is planned, in flight, or will come by itself
+
+    @property
+    def rank(self) -> int:
+        return {Outcome.SETTLED: 0, Outcome.PENDING: 1, Outcome.NEEDS_PERSON: 2}[self]
+
+
+# Blocked reason codes by outcome class. Settled: an intended state. Needs a person: a failure
+# or a standing condition nothing will clear by itself. Any other code is work pending.
+SETTLED_CODES = frozenset({"retention_not_reached", "on_hold", "rejected", "export_controlled"})
+NEEDS_PERSON_CODES = frozenset(
+    {
+        "needs_attention",
+        "failed",
+        "endpoint_unknown",
+        "catalog_unavailable",
+        "observation_stale",
+        "missing_fraction_exceeded",
+        "source_missing",
+        "foreign_files",
+        "same_storage",
+        "version_conflict",
+    }
+)
+
+
+def blocked_outcome(reason_code: str) -> Outcome:
+    if reason_code in SETTLED_CODES:
+        return Outcome.SETTLED
+    if reason_code in NEEDS_PERSON_CODES:
+        return Outcome.NEEDS_PERSON
+    return Outcome.PENDING
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """The difference between desired and actual placement: a value, like a Terraform plan."""
@@ -280,8 +386,39 @@ class Plan:
     errors: tuple[EndpointError, ...] = ()
     in_flight: tuple[InFlight, ...] = ()
     alerts: tuple[str, ...] = ()
+    alert_details: tuple[Alert, ...] = ()
+    problems: tuple[Problem, ...] = ()
 
     FORMAT_VERSION = 1
+
+    def outcome(self) -> Outcome:
+        """The most serious class present (DESIGN's exit-code table): a person, work, settled."""
+        if self.errors or self.alerts or self.alert_details or self.problems:
+            return Outcome.NEEDS_PERSON
+        worst = Outcome.PENDING if self.actions or self.in_flight else Outcome.SETTLED
+        for blocked in self.blocked:
+            outcome = blocked_outcome(blocked.reason_code)
+            if outcome is Outcome.NEEDS_PERSON:
+                return outcome
+            if outcome.rank > worst.rank:
+                worst = outcome
+        return worst
+
+    def with_findings(
+        self,
+        *,
+        alerts: tuple[Alert, ...] = (),
+        problems: tuple[Problem, ...] = (),
+        errors: tuple[EndpointError, ...] = (),
+    ) -> Plan:
+        """This plan with alerts, inventory problems and errors found outside the planner."""
+        return replace(
+            self,
+            alerts=self.alerts + tuple(a.message for a in alerts),
+            alert_details=self.alert_details + alerts,
+            problems=self.problems + problems,
+            errors=self.errors + errors,
+        )
 
     def summary(self) -> dict[str, int]:
         counts = {kind.value: 0 for kind in ActionKind}
@@ -334,4 +471,7 @@ class Plan:
                 for f in self.in_flight
             ],
             "alerts": list(self.alerts),
+            "alert_details": [a.to_json() for a in self.alert_details],
+            "problems": [p.to_json() for p in self.problems],
+            "outcome": self.outcome().name.lower(),
         }

@@ -25,8 +25,11 @@ from typing import NamedTuple
 from engine.model import (
     Action,
     ActionKind,
+    Alert,
+    AlertEffect,
     Blocked,
     CatalogView,
+    ClearedBy,
     EndpointError,
     EndpointObservation,
     Failure,
@@ -196,7 +199,14 @@ class _Planner:
             name: (inp.observations[name].replicas if self.known.get(name) else None)
             for name in self.policy.endpoints
         }
+        self.alert_details: list[Alert] = []
         self.deletes_frozen = self._missing_fraction_alerts()
+        for alert in self.alert_details:
+            # Replicas vanished here: until they return or an operator accepts the loss, what
+            # this endpoint lists proves nothing — no copies into it, no catalog update from it.
+            if alert.endpoint is not None:
+                self.known[alert.endpoint] = False
+                self._replicas[alert.endpoint] = None
         self.stale = frozenset(
             name for name, obs in inp.observations.items() if obs.ok and self._stale(obs)
         )
@@ -237,10 +247,21 @@ class _Planner:
             missing = len(obs.missing())
             if baseline and missing / baseline > self.policy.max_missing_fraction:
                 frozen = True
-                self.alerts.append(
+                message = (
                     f"{name}: {missing} of {baseline} previously seen replicas are missing "
                     f"({missing / baseline:.0%} > {self.policy.max_missing_fraction:.0%}); "
-                    "no deletes are planned anywhere until this is understood"
+                    f"no deletes are planned anywhere and {name} is unknown for every action "
+                    "until the replicas return or an operator acknowledges the loss"
+                )
+                self.alerts.append(message)
+                self.alert_details.append(
+                    Alert(
+                        "missing_fraction",
+                        AlertEffect.FREEZE_DELETES,
+                        message,
+                        endpoint=name,
+                        cleared_by=ClearedBy.CONDITION_OR_ACKNOWLEDGEMENT,
+                    )
                 )
         return frozen
 
@@ -355,6 +376,7 @@ class _Planner:
             errors=tuple(errors),
             in_flight=tuple(sorted(self.inp.in_flight, key=lambda f: (f.scan, f.action_id))),
             alerts=tuple(self.alerts),
+            alert_details=tuple(self.alert_details),
         )
 
     def _order(self, kind: ActionKind, target: str | None) -> tuple[int, int]:

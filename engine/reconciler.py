@@ -13,21 +13,26 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from engine.alert_log import AlertLog
 from engine.backends import Backends
 from engine.clock import Clock, as_clock
 from engine.config import Config
 from engine.errors import Bl931Error, CatalogUnavailable, EndpointUnavailable
 from engine.executor import Executor
+from engine.identity import IdentityCheck
 from engine.inventory.listing import ListingInventory
 from engine.inventory.walk import InventoryResult, walk_inventory
 from engine.layout import ScanLayout
 from engine.model import (
+    Alert,
+    AlertEffect,
     CatalogView,
+    ClearedBy,
     EndpointError,
     EndpointObservation,
     ErrorClass,
@@ -71,6 +76,11 @@ class Observation:
     backed_off: set[str] = field(default_factory=set)
     # The replicas the store held before this pass (read once, used again when recording).
     stored_replicas: dict[str, dict[str, ReplicaRow]] = field(default_factory=dict)
+    # Alerts found while observing (an endpoint whose identity does not hold).
+    alerts: list[Alert] = field(default_factory=list)
+    # Endpoints not listed because their identity does not hold (a cheap local check: no
+    # circuit breaker, so a remounted filesystem is used again at the next pass).
+    unproven: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -91,7 +101,9 @@ class PassReport:
 
     @property
     def ok(self) -> bool:
-        return not self.plan.errors
+        """No error and no standing alert (`--reconcile --once` exits 0). A scan the inventory
+        could not take in is reported in the plan's `problems` (the audit exits 1 for it)."""
+        return not (self.plan.errors or self.plan.alert_details)
 
     def summary(self) -> dict[str, int]:
         out = dict(self.plan.summary())
@@ -234,21 +246,31 @@ class Reconciler:
         until: datetime = last_error_at + timedelta(seconds=delay)
         return until
 
-    def observe(self, now: datetime, *, circuit_breaker: bool = False) -> Observation:
-        """Read the inventory, every endpoint and the catalog. Writes nothing.
+    def observe(
+        self, now: datetime, *, circuit_breaker: bool = False, write: bool = False
+    ) -> Observation:
+        """Read the inventory, every endpoint and the catalog.
+
+        Writes nothing, except with `write` on a state store created by this process: then
+        local endpoints get their identity markers (see `engine.identity`).
 
         With `circuit_breaker` (the service's passes; never the audit, which an operator runs
         to see the truth right now), an endpoint in back-off is not listed: it is reported
         unknown with its last error.
         """
         errors: list[EndpointError] = []
+        alerts: list[Alert] = []
         backed_off: set[str] = set()
         scans = self._stored_scans()
         self._inventory_listing = None
         inventory: InventoryResult | None = None
         new_scans: list[Scan] = []
+        identity = IdentityCheck(self.config, self.store, may_initialise=write)
+        self.executor.identity = identity
+        unproven = self._check_identities(identity, now, errors, alerts)
         try:
-            inventory = self._inventory(now, scans)
+            if self.config.inventory.endpoint not in unproven:
+                inventory = self._inventory(now, scans)
         except EndpointUnavailable as exc:
             errors.append(EndpointError(exc.endpoint, exc.reason, exc.error_class))
         if inventory is not None:
@@ -261,6 +283,7 @@ class Reconciler:
         evidence = self.store.load_evidence()
         deleted = self.store.deleted()
         health = self.store.endpoint_health()
+        accepted = AlertLog(self.store).accepted_losses()
         observations: dict[str, EndpointObservation] = {}
         listings: dict[str, dict[str, ScanListing]] = {}
         assessed_by_endpoint: dict[str, dict[str, Assessed]] = {}
@@ -268,6 +291,15 @@ class Reconciler:
             previously = frozenset(stored.get(name, {}))
             expected_absent = frozenset(deleted.get(name, ()))
             storage = self.backends.storages.get(name)
+            if name in unproven:
+                observations[name] = EndpointObservation(
+                    name,
+                    ok=False,
+                    error=unproven[name],
+                    previously_present=previously,
+                    expected_absent=expected_absent,
+                )
+                continue
             until = self._backoff_until(health.get(name)) if circuit_breaker else None
             if until is not None and now < until:
                 entry = health[name]
@@ -318,6 +350,10 @@ class Reconciler:
             listings[name] = listing
             assessed = self._assess(name, scans, listing, evidence.get(name, {}))
             assessed_by_endpoint[name] = assessed
+            if name in accepted:
+                # An operator accepted the loss of what vanished here: this listing is the
+                # endpoint's new baseline, so nothing counts as missing any more.
+                previously = previously & frozenset(assessed)
             observations[name] = EndpointObservation(
                 name,
                 ok=True,
@@ -339,6 +375,52 @@ class Reconciler:
             new_scans,
             backed_off,
             stored,
+            alerts,
+            frozenset(unproven),
+        )
+
+    def _check_identities(
+        self,
+        identity: IdentityCheck,
+        now: datetime,
+        errors: list[EndpointError],
+        alerts: list[Alert],
+    ) -> dict[str, str]:
+        """Endpoint → why it is not provably its storage this pass (unknown for every action)."""
+        unproven: dict[str, str] = {}
+        for name in identity.local_endpoints():
+            try:
+                identity.check(name, user=self.user, now=now)
+            except EndpointUnavailable as exc:
+                unproven[name] = exc.reason
+                errors.append(EndpointError(name, exc.reason, exc.error_class))
+                alerts.append(
+                    Alert(
+                        "endpoint_identity",
+                        AlertEffect.UNKNOWN_ENDPOINT,
+                        f"{name} is unknown for every action: {exc.reason}",
+                        endpoint=name,
+                        cleared_by=ClearedBy.CONDITION,
+                    )
+                )
+            except Bl931Error as exc:
+                unproven[name] = exc.message
+                errors.append(EndpointError(name, exc.message, exc.error_class))
+        return unproven
+
+    def _with_findings(
+        self, the_plan: Plan, seen: Observation, now: datetime, *, write: bool
+    ) -> Plan:
+        """The plan with what was found beside it: identity alerts, inventory problems, and
+        every alert's `since` (alerts are recorded when `write`)."""
+        problems = tuple(seen.inventory.problems) if seen.inventory is not None else ()
+        current = (*the_plan.alert_details, *seen.alerts)
+        standing = AlertLog(self.store).refresh(current, now, write=write)
+        return replace(
+            the_plan,
+            alerts=tuple(a.message for a in standing),
+            alert_details=standing,
+            problems=problems,
         )
 
     def _observe_catalog(self, scans: Mapping[str, Scan]) -> CatalogView:
@@ -378,7 +460,8 @@ class Reconciler:
     def dry_run(self, now: datetime | None = None) -> Plan:
         """Observe and plan; change nothing anywhere."""
         now = now or self.clock()
-        return self.make_plan(self.observe(now), now)
+        seen = self.observe(now)
+        return self._with_findings(self.make_plan(seen, now), seen, now, write=False)
 
     def reconcile_once(self, now: datetime | None = None, *, drain: bool = False) -> PassReport:
         """One pass. With `drain`, tasks run in this process are finished before returning."""
@@ -392,12 +475,16 @@ class Reconciler:
         self.store.consume_retries(started)
         mark = self.store.last_event_seq()
         outcome = self.executor.poll_tasks(started)
-        seen = self.observe(started, circuit_breaker=True)
+        seen = self.observe(started, circuit_breaker=True, write=True)
         self._record_observation(seen, started)
-        the_plan = self.make_plan(seen, started)
-        for alert in the_plan.alerts:
-            log.error("ALERT %s", alert)
-            self.store.event(started, "alert", alert, level="error")
+        the_plan = self._with_findings(self.make_plan(seen, started), seen, started, write=True)
+        for alert in the_plan.alert_details:
+            log.error(
+                "ALERT %s [%s]",
+                alert.message,
+                alert.id,
+                extra={"alert": alert.code, "endpoint": alert.endpoint, "effect": alert.effect},
+            )
         self.store.save_plan(the_plan.actions, started)
         outcome += self.executor.execute(the_plan, seen, started)
         if drain:
@@ -489,6 +576,8 @@ class Reconciler:
                 log.warning("inventory: %s", problem)
         stored = seen.stored_replicas
         for name, obs in seen.observations.items():
+            if name in seen.unproven:
+                continue  # reported as an error and an alert; not a listing failure
             if name in seen.backed_off:
                 log.warning(
                     "%s: %s",

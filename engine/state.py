@@ -181,6 +181,31 @@ MIGRATIONS: tuple[str, ...] = (
         summary TEXT
     );
     """,
+    # 2: typed alerts with acknowledgements; endpoint identities
+    """
+    CREATE TABLE alerts(
+        id TEXT PRIMARY KEY,
+        code TEXT NOT NULL,
+        endpoint TEXT,
+        scan TEXT,
+        effect TEXT NOT NULL,
+        message TEXT NOT NULL,
+        since TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        cleared_at TEXT,
+        acknowledged_by TEXT,
+        acknowledged_at TEXT,
+        acknowledged_why TEXT
+    );
+    CREATE TABLE endpoint_identity(
+        endpoint TEXT PRIMARY KEY,
+        marker_id TEXT NOT NULL,
+        root TEXT NOT NULL,
+        device INTEGER,
+        initialised_by TEXT NOT NULL,
+        initialised_at TEXT NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -372,6 +397,9 @@ class StateStore:
                 f"({SCHEMA_VERSION}); upgrade bl931",
                 path=str(self.path),
             )
+        # A store created by this open (no schema yet): endpoint markers may be written for it
+        # without an operator's step, since no earlier deployment can be mistaken for it.
+        self.created_new = current == 0 and not self.readonly
         if current == SCHEMA_VERSION or self.readonly:
             return
         for version in range(current, SCHEMA_VERSION):

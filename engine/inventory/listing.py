@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from engine.errors import Bl931Error, EndpointUnavailable
 from engine.inventory.walk import InventoryResult
 from engine.layout import ScanLayout
-from engine.model import FileStat, Scan, ScanFile
+from engine.model import FileStat, Problem, Scan, ScanFile
 from engine.storage.base import ScanListing, Storage, listing_signature
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,12 @@ class ListingInventory:
                 {},
                 (),
                 (
-                    f"{storage.name}: directory scans on an endpoint that is not mounted here "
-                    "cannot be inventoried by listing yet; give the endpoint a local `path`",
+                    Problem(
+                        "",
+                        f"{storage.name}: directory scans on an endpoint that is not mounted "
+                        "here cannot be inventoried by listing yet; give the endpoint a local "
+                        "`path`",
+                    ),
                 ),
                 0,
             )
@@ -70,7 +74,7 @@ class ListingInventory:
             ) from exc
         scans: dict[str, Scan] = {}
         incomplete: list[str] = []
-        problems: list[str] = []
+        problems: list[Problem] = []
         for scan_id in sorted(listings):
             listing = listings[scan_id]
             if not _quiet(listing, now, quiet_seconds):
@@ -85,7 +89,9 @@ class ListingInventory:
                 try:
                     again = storage.stat_scan(layout, scan_id)
                 except Bl931Error as exc:
-                    problems.append(f"scan {scan_id!r}: second listing failed: {exc}")
+                    problems.append(
+                        Problem(scan_id, f"scan {scan_id!r}: second listing failed: {exc}")
+                    )
                     continue
                 earlier = again.signature if again is not None else None
             if earlier != listing.signature:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from engine.errors import UnsafePath
 from engine.inventory.checksum import file_checksum
 from engine.layout import ScanLayout, glob_to_regex
-from engine.model import FileStat, Scan, ScanFile, scan_digest
+from engine.model import FileStat, Problem, Scan, ScanFile, scan_digest
 from engine.storage.base import ScanListing
 from engine.storage.local import LocalStorage
 
@@ -40,7 +40,7 @@ class InventoryResult:
 
     scans: dict[str, Scan]
     incomplete: tuple[str, ...]
-    problems: tuple[str, ...]
+    problems: tuple[Problem, ...]
     checksummed_bytes: int
 
 
@@ -87,14 +87,29 @@ def walk_inventory(
     marker = _Marker(done_marker) if done_marker and layout.unit == "directory" else None
     scans: dict[str, Scan] = {}
     incomplete: list[str] = []
-    problems: list[str] = []
+    problems: list[Problem] = []
     hashed = 0
     for scan_id in sorted(listings):
         listing = listings[scan_id]
         if not _is_utf8(scan_id):
             # The state store, the catalog and Globus all need text; reject clearly, never crash.
             problems.append(
-                f"scan {scan_id!r}: its name is not valid UTF-8; rename it to include it"
+                Problem(
+                    scan_id,
+                    f"scan {scan_id!r}: its name is not valid UTF-8; rename it to include it",
+                )
+            )
+            continue
+        undecodable = next((f.path for f in listing.files if not _is_utf8(f.path)), None)
+        if undecodable is not None:
+            # One file of a directory scan: the scan is left out as a reported problem; the
+            # other scans proceed (the state store could not record this one anyway).
+            problems.append(
+                Problem(
+                    scan_id,
+                    f"scan {scan_id!r}: the name of its file {undecodable!r} is not valid "
+                    "UTF-8; rename it to include the scan",
+                )
             )
             continue
         declared = declared_complete.get(scan_id) if declared_complete else None
@@ -108,7 +123,7 @@ def walk_inventory(
         try:
             files, read = _scan_files(storage, listing, algorithm, previous)
         except _SkipScan as skip:
-            problems.append(str(skip))
+            problems.append(Problem(scan_id, str(skip)))
             continue
         hashed += read
         scans[scan_id] = _describe(layout, listing, files, algorithm, previous)

@@ -57,7 +57,10 @@ def test_hostile_file_names_through_the_whole_lifecycle(tmp_path: Path, run_cli:
         stderr += done.stderr
     audit = run_cli("--dry-run", "--json", config=ws.config_path)
     doc = json.loads(audit.stdout)  # valid JSON whatever the names
-    assert doc["errors"] == [] and audit.returncode in (0, 2)
+    assert doc["errors"] == []
+    # The scan with an undecodable name is the one thing a person must look at.
+    assert [p["scan"] for p in doc["problems"]] == ["2026/latin1 \udce9t\udce9.h5"]
+    assert audit.returncode == 1
 
     hpss = os.fsencode(ws.hpss / "2026")
     for name, data in odd.items():

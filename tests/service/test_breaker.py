@@ -13,6 +13,7 @@ from prometheus_client import generate_latest
 
 from engine.backends import build_backends
 from engine.clock import FakeClock
+from engine.errors import EndpointUnavailable
 from engine.layout import ScanLayout
 from engine.metrics import ServiceMetrics
 from engine.reconciler import Reconciler
@@ -24,16 +25,20 @@ T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 class CountingStorage:
-    """A storage that counts its listings (everything else passes through)."""
+    """A storage that counts its listings and fails them on demand (a remote filesystem that
+    stops answering; everything else passes through)."""
 
-    def __init__(self, inner: Storage, calls: Counter[str]) -> None:
+    def __init__(self, inner: Storage, calls: Counter[str], failing: set[str]) -> None:
         self._inner = inner
         self._calls = calls
+        self._failing = failing
 
     def list_scans(
         self, layout: ScanLayout, wanted: Collection[str] | None = None
     ) -> dict[str, ScanListing]:
         self._calls[self._inner.name] += 1
+        if self._inner.name in self._failing:
+            raise EndpointUnavailable(self._inner.name, "listing timed out; answer missing")
         return self._inner.list_scans(layout, wanted=wanted)
 
     def __getattr__(self, name: str) -> Any:
@@ -53,12 +58,13 @@ def test_repeated_listing_failures_open_the_breaker_with_a_growing_interval(
     clock = FakeClock(T0)
     backends = build_backends(config, clock=clock)
     calls: Counter[str] = Counter()
+    failing: set[str] = set()
     for name in ("cfs", "hpss"):
-        backends.storages[name] = CountingStorage(backends.storages[name], calls)  # type: ignore[assignment]
+        backends.storages[name] = CountingStorage(backends.storages[name], calls, failing)  # type: ignore[assignment]
     reconciler = Reconciler(config, store, backends, clock=clock)
     try:
         reconciler.reconcile_once(T0, drain=True)
-        os.rename(ws.hpss, ws.root / "hpss-unmounted")
+        failing.add("hpss")
         for minute in (1, 2, 3):  # three failures in a row: the breaker opens
             report = reconciler.reconcile_once(T0 + timedelta(minutes=minute), drain=True)
             assert [e.endpoint for e in report.plan.errors] == ["hpss"]
@@ -87,8 +93,8 @@ def test_repeated_listing_failures_open_the_breaker_with_a_growing_interval(
         reconciler.reconcile_once(T0 + timedelta(minutes=5, seconds=30), drain=True)
         assert calls["hpss"] == 6
 
-        # Mounted again: the next try succeeds, the breaker closes and the work resumes.
-        os.rename(ws.root / "hpss-unmounted", ws.hpss)
+        # Answering again: the next try succeeds, the breaker closes and the work resumes.
+        failing.discard("hpss")
         report = reconciler.reconcile_once(T0 + timedelta(minutes=6, seconds=2), drain=True)
         assert calls["hpss"] == 7 and report.ok
         assert store.endpoint_health()["hpss"]["consecutive_failures"] == 0

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.identity import MARKER_NAME
 from engine.layout import ENGINE_TEMP_PREFIX
 from engine.state import StateStore, TaskRow
 from tests.service.chaos import ENDPOINTS, Chaos
@@ -61,7 +62,7 @@ def _converged_placement(chaos: Chaos) -> None:
             assert not (chaos.ws.root / endpoint / scan).exists(), chaos.report(
                 f"{scan!r} still at {endpoint}"
             )
-    partial = [p for p in chaos.ws.root.rglob(f"{ENGINE_TEMP_PREFIX}*")]
+    partial = [p for p in chaos.ws.root.rglob(f"{ENGINE_TEMP_PREFIX}*") if p.name != MARKER_NAME]
     assert partial == [], chaos.report(f"partial files left: {partial}")
     for endpoint in ENDPOINTS:
         assert not chaos.away(endpoint).exists()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.catalog.dataset import dataset_pid
+from engine.identity import MARKER_NAME
 from engine.state import StateStore
 from engine.workspace import LocalWorkspace, create_workspace
 from tests.conftest import RunCli
@@ -74,7 +75,7 @@ def test_stop_signal_mid_copy_finishes_the_copy_and_exits_0(
     assert "stopped" in log
     # Checkpointed, not abandoned: what was copied was verified and recorded before exit, so no
     # temporary file is left and nothing is submitted a second time.
-    assert not list(ws.root.rglob(".bl931-*"))
+    assert [p.name for p in ws.root.rglob(".bl931-*")] == [MARKER_NAME] * 3  # no temp file
     store = StateStore(ws.state_path, readonly=True)
     copies = [a for a in store.actions(["succeeded"]) if a.kind.value == "copy"]
     assert len(copies) == 4
@@ -152,7 +153,8 @@ def test_metrics_are_served_on_localhost(services, workspace: LocalWorkspace) ->
 
     def cfs_down() -> str | None:
         text = _scrape(port)
-        errors = sample(text, "bl931_errors_total", error_class="transient", endpoint="cfs")
+        # An unmounted root fails the endpoint's identity check: a person must look.
+        errors = sample(text, "bl931_errors_total", error_class="needs_human", endpoint="cfs")
         return text if errors and sample(text, "bl931_endpoint_up", endpoint="cfs") == 0 else None
 
     text = wait_for(cfs_down, what="cfs errors in the metrics")
@@ -200,7 +202,7 @@ def test_sigterm_interrupts_a_single_pass_cleanly(run_cli: RunCli, tmp_path: Pat
         once.close()
     for _ in range(3):  # the next passes finish the job from what was recorded
         assert run_cli("--reconcile", "--once", config=ws.config_path).returncode == 0
-    assert not list(ws.root.rglob(".bl931-*"))
+    assert [p.name for p in ws.root.rglob(".bl931-*")] == [MARKER_NAME] * 3  # no temp file
     assert sorted(p.name for p in (ws.hpss / "2026").iterdir()) == [f"big{i}.h5" for i in range(6)]
     store = StateStore(ws.state_path, readonly=True)
     assert store.integrity_check() == "ok"

@@ -1,0 +1,52 @@
+"""Operator steps on the command line that change engine state: endpoint markers (with the
+owner lock: stop the service first) and alert acknowledgements (a decision, like an approval,
+that the running owner applies). Each records who did it."""
+
+from __future__ import annotations
+
+from engine.alert_log import AlertLog
+from engine.clock import SYSTEM_CLOCK
+from engine.config import Config
+from engine.errors import UsageError
+from engine.identity import IdentityCheck
+from engine.lock import OwnerLock
+from engine.reconciler import os_user
+from engine.state import StateStore
+
+
+def init_endpoint(config: Config, name: str) -> int:
+    """Write (or adopt) a local endpoint's identity marker and record it in the state store.
+
+    Run it once per endpoint after checking that its filesystem is the right one and mounted:
+    from then on a listing of the endpoint counts only while the marker is there.
+    """
+    if name not in config.endpoints:
+        known = ", ".join(sorted(config.endpoints))
+        raise UsageError(f"--init-endpoint {name!r}: no such endpoint (configured: {known})")
+    with OwnerLock(config.state.path):
+        store = StateStore(config.state.path)
+        try:
+            check = IdentityCheck(config, store, may_initialise=False)
+            identity = check.initialise(name, user=os_user(), now=SYSTEM_CLOCK.now())
+        finally:
+            store.close()
+    print(f"{name}: identity {identity.marker_id} recorded for {identity.root}")
+    return 0
+
+
+def acknowledge(config: Config, alert_id: str, why: str) -> int:
+    """Record an operator's acknowledgement of a standing alert (who, when, why)."""
+    if not config.state.path.exists():
+        raise UsageError("there is no state store yet, so no alert to acknowledge")
+    # An operator decision like an approval: written beside a running owner (SQLite
+    # serialises the writes), applied by the owner's next pass.
+    store = StateStore(config.state.path)
+    try:
+        record = AlertLog(store).acknowledge(
+            alert_id, by=os_user(), why=why, now=SYSTEM_CLOCK.now()
+        )
+    finally:
+        store.close()
+    print(f"acknowledged {record.id} ({record.code}) as {record.acknowledged_by}: {why}")
+    print("The next pass applies it.")
+    return 0
