@@ -60,6 +60,7 @@ def _run_once(config: Config) -> int:
         log.info(
             "interrupted: in-process copies stop before their next file; the next pass resumes"
         )
+        _say_what_is_waited_for(store, backends)
         _stop_local_tasks(backends)
         return 0
     finally:
@@ -215,12 +216,37 @@ class Service:
 
     def _finish_in_flight(self) -> None:
         """Give in-process copies a bounded time to finish and record them; stop the rest."""
+        _say_what_is_waited_for(self.store, self.backends)
         if self._signals < 2:
             try:
                 self.reconciler.executor.drain(SHUTDOWN_GRACE_SECONDS)
             except Exception:
                 log.exception("recording the last tasks failed; the next start polls them")
         self._stop_local_tasks()
+
+
+def _say_what_is_waited_for(store: StateStore, backends: Backends) -> None:
+    """Name the in-process tasks a stop waits for (or abandons), so an operator is never left
+    guessing why the process has not exited yet."""
+    try:
+        tasks = store.tasks(("preparing", "active"))
+    except Exception:  # a stop must never fail on its own report
+        return
+    local = [
+        t
+        for t in tasks
+        if (mover := backends.movers.get(t.mover)) is not None and mover.finishes_locally
+    ]
+    for task in local:
+        log.info(
+            "waiting for %s (task %s, %d of %d files done) to stop or finish",
+            task.label,
+            task.task_id or task.submission_id,
+            task.files_done,
+            task.files_total,
+        )
+    if not local:
+        log.info("no in-process task is running; nothing to wait for")
 
 
 def _close_backends(backends: Backends) -> None:

@@ -134,16 +134,19 @@ class Executor:
         now: datetime,
         *,
         retry_now: bool = False,
+        interrupted: bool = False,
     ) -> None:
         retry_at = now if retry_now else self._retry_at(action_id, error_class, now)
         self.store.record_failure(action_id, error_class, message, now, retry_at)
+        # An interruption (the process stopped mid-task) is not a failure of the action: it is
+        # logged as what it is, and the action is planned again at once.
         self._event(
             now,
-            "action.failed",
-            f"{error_class.value}: {message}",
+            "action.interrupted" if interrupted else "action.failed",
+            message if interrupted else f"{error_class.value}: {message}",
             scan=scan,
             action_id=action_id,
-            level="error",
+            level="warning" if interrupted else "error",
             data={"class": error_class.value, "retry_at": iso(retry_at)},
         )
 
@@ -242,9 +245,11 @@ class Executor:
                     aid,
                     action.scan,
                     ErrorClass.TRANSIENT,
-                    f"task {task.task_id} is unknown to its mover (interrupted); planning again",
+                    f"task {task.task_id} was interrupted before its outcome was recorded; "
+                    "planning again from a fresh look (a finished copy is adopted)",
                     now,
                     retry_now=True,
+                    interrupted=True,
                 )
                 outcome.failed += 1
             elif result is None or not result.ok:
@@ -405,9 +410,11 @@ class Executor:
         outcome = Outcome()
         copies = [a for a in runnable if a.kind is ActionKind.COPY]
         outcome += self._submit_batches("copy", copies, seen, now)
-        for action in runnable:
-            if action.kind in (ActionKind.REGISTER, ActionKind.UPDATE_CATALOG):
-                outcome += self._catalog_action(action, seen, now)
+        catalog_actions = [
+            a for a in runnable if a.kind in (ActionKind.REGISTER, ActionKind.UPDATE_CATALOG)
+        ]
+        if catalog_actions:
+            outcome += self._catalog_actions(catalog_actions, seen, now)
         planned_deletes = [a for a in runnable if a.kind is ActionKind.DELETE]
         relied_on = self._copies_relied_on(planned_deletes)
         deletes = [
@@ -603,33 +610,56 @@ class Executor:
             )
         return out
 
-    def _catalog_action(self, action: Action, seen: Observation, now: datetime) -> Outcome:
+    def _catalog_actions(
+        self, actions: Sequence[Action], seen: Observation, now: datetime
+    ) -> Outcome:
+        """Run the catalog actions, make them durable (`flush`), and only then record them.
+
+        A catalog that keeps its writes in memory until `flush` (the local file) would otherwise
+        leave events saying "registered" for records an interrupted pass never wrote.
+        """
         catalog = self.backends.catalog
-        scan = seen.scans[action.scan]
         if catalog is None:
             return Outcome()
-        locations = self.locations(scan, seen)
+        outcome = Outcome()
+        done: list[tuple[Action, str, str | None]] = []
+        for action in actions:
+            scan = seen.scans[action.scan]
+            locations = self.locations(scan, seen)
+            where = ", ".join(loc.endpoint for loc in locations)
+            try:
+                pid: str | None = None
+                if action.kind is ActionKind.REGISTER:
+                    pid = catalog.register(scan, locations)
+                    message = f"registered as {pid} at {where}"
+                else:
+                    catalog.update_locations(scan, locations)
+                    message = f"locations now {where}"
+            except Exception as exc:
+                self._fail(action.id, action.scan, classify(exc), str(exc), now)
+                outcome.failed += 1
+                continue
+            done.append((action, message, pid))
         try:
-            pid: str | None = None
-            if action.kind is ActionKind.REGISTER:
-                pid = catalog.register(scan, locations)
-                message = f"registered as {pid} at {', '.join(loc.endpoint for loc in locations)}"
-            else:
-                catalog.update_locations(scan, locations)
-                message = f"locations now {', '.join(loc.endpoint for loc in locations)}"
+            catalog.flush()
         except Exception as exc:
-            self._fail(action.id, action.scan, classify(exc), str(exc), now)
-            return Outcome(failed=1)
-        self.store.record_success(action.id, now)
-        self._event(
-            now,
-            f"catalog.{action.kind.value}",
-            message,
-            scan=action.scan,
-            action_id=action.id,
-            data={"pid": pid} if action.kind is ActionKind.REGISTER else None,
-        )
-        return Outcome(succeeded=1)
+            for action, _, _ in done:
+                self._fail(
+                    action.id, action.scan, classify(exc), f"not written to the catalog: {exc}", now
+                )
+            return outcome + Outcome(failed=len(done))
+        for action, message, pid in done:
+            self.store.record_success(action.id, now)
+            self._event(
+                now,
+                f"catalog.{action.kind.value}",
+                message,
+                scan=action.scan,
+                action_id=action.id,
+                data={"pid": pid} if action.kind is ActionKind.REGISTER else None,
+            )
+            outcome.succeeded += 1
+        return outcome
 
     # ---- deletes: the last look ----------------------------------------------------------
     def _recheck_delete(self, action: Action, seen: Observation, now: datetime) -> bool:
