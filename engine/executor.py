@@ -31,6 +31,7 @@ from engine.layout import ScanLayout
 from engine.model import Action, ActionKind, ErrorClass, Level, Plan, Scan
 from engine.observe import assess, inventory_signature
 from engine.policy import Policy
+from engine.replace_receipts import replace_intent, replace_receipt
 from engine.state import SUBMITTED, ActionRow, StateStore, TaskRow, iso
 from engine.storage.base import (
     ItemResult,
@@ -315,6 +316,17 @@ class Executor:
             assert action.target is not None
             self.store.record_evidence(action.scan, action.target, evidence)
             self.store.record_success(action.id, now)
+            receipt = replace_receipt(self.store, action.id, evidence, task.task_id, now)
+            if receipt is not None:
+                self._event(
+                    now,
+                    "copy.replaced",
+                    f"version {receipt['old_checksum']} at {action.target} replaced by "
+                    f"{receipt['new_checksum']} (approved by {receipt['approval_by']})",
+                    scan=action.scan,
+                    action_id=action.id,
+                    data=receipt,
+                )
             self._event(
                 now,
                 "copy.verified",
@@ -540,6 +552,17 @@ class Executor:
             files_total=sum(scans[a.scan].file_count for a in actions),
         )
         self.store.create_task(task, {a.id: a.scan for a in actions}, now)
+        for action in actions:
+            if action.replaces is not None:
+                # Before the mover runs: what the copy will overwrite, and who approved it.
+                self._event(
+                    now,
+                    "copy.replace_submitted",
+                    f"replacing the verified version {action.replaces} at {target}",
+                    scan=action.scan,
+                    action_id=action.id,
+                    data=replace_intent(action, scans[action.scan], self.store, now),
+                )
         request = TaskRequest(
             cast(TaskKind, kind),
             source,

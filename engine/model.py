@@ -132,6 +132,10 @@ class Replica:
     files: int
     evidence: Evidence | None = None
     note: str = ""
+    # The checksum of an older version of the scan this replica still holds, verified when it
+    # was copied and unchanged since (None: it holds no verified older version). Overwriting
+    # it is a destructive action (a *replace*), never a plain copy.
+    older_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,9 +230,11 @@ class Action(NamedTuple):
     requires_approval: bool
     reason: str
     approved: bool = False
+    # For a copy onto a verified older version: that version's checksum (the copy replaces it).
+    replaces: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.id,
             "kind": self.kind.value,
             "scan": self.scan,
@@ -239,6 +245,9 @@ class Action(NamedTuple):
             "approved": self.approved,
             "reason": self.reason,
         }
+        if self.replaces is not None:
+            out["replaces"] = self.replaces
+        return out
 
 
 class Blocked(NamedTuple):

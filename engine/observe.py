@@ -56,6 +56,18 @@ def assess(
     level = size_level(scan, listing)
     used: Evidence | None = None
     note = ""
+    older: str | None = None
+    if (
+        not is_inventory
+        and evidence is not None
+        and evidence.level >= Level.CHECKSUM
+        and evidence.value is not None
+        and evidence.value != scan.checksum
+        and evidence.signature in (signature, listing.signature)
+    ):
+        # The copy still has exactly the listing it had when an older version was verified
+        # into it: it holds that version's bytes, which only a gated replace may overwrite.
+        older = evidence.value
     if level is Level.SIZE:
         if is_inventory:
             expected = inventory_signature_of_scan or inventory_signature(scan)
@@ -81,6 +93,7 @@ def assess(
         files=len(listing.files),
         evidence=used,
         note=note,
+        older_version=older,
     )
     return Assessed(replica, signature)
 

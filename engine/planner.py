@@ -37,6 +37,7 @@ from engine.model import (
     InFlight,
     Level,
     Plan,
+    Replica,
     Scan,
     action_id,
 )
@@ -89,6 +90,10 @@ class _ScanFacts(NamedTuple):
     retained: tuple[bool, ...]  # per endpoint with retention: `now < acquired_at + keep`
     recorded: frozenset[str] | _NotRegistered  # the catalog's locations for the scan
     seen_before: tuple[bool, ...]  # per unknown retention endpoint: previously present there
+    # () for a scan no endpoint holds an older verified version of; else (per policy endpoint:
+    # None — no older version there, True — it holds one also verified elsewhere, False — the
+    # only verified copy of it; and why the new version is suspect, or None)
+    versions: tuple[object, ...] = ()
 
 
 class _BlockPlan(NamedTuple):
@@ -108,6 +113,7 @@ class _ActionPlan(NamedTuple):
     reason: str
     approved: bool
     order: tuple[int, int]  # (kind rank, target position): see `_Planner._order`
+    replaces: bool = False  # a copy over a verified older version
 
 
 class _DeletePlan(NamedTuple):
@@ -126,6 +132,7 @@ class _Shape(NamedTuple):
     deletes: tuple[_DeletePlan, ...]
     gated: tuple[_ActionPlan, ...]  # actions then deletes: the order of the scan's action ids
     copies: bool  # whether any action carries the scan's bytes
+    suspect: str | None = None  # why the scan's new version waits for a person (an alert)
 
 
 _Gate = Callable[[ActionKind, str | None, str | None], tuple[bool, bool]]
@@ -158,6 +165,18 @@ class _Case:
         self.seen_before: dict[str, bool] = dict(
             zip(planner.unknown_retention, facts.seen_before, strict=True)
         )
+        # endpoint → whether the older version it holds is verified elsewhere too
+        self.older: dict[str, bool] = {}
+        self.suspect: str | None = None
+        if facts.versions:
+            statuses, suspect = facts.versions
+            assert isinstance(statuses, tuple)
+            self.older = {
+                name: bool(status)
+                for name, status in zip(planner._replicas, statuses, strict=True)
+                if status is not None
+            }
+            self.suspect = suspect if isinstance(suspect, str) else None
         self.flights = flights
         self.hold = hold
         self.blocked: list[_BlockPlan] = []
@@ -227,6 +246,20 @@ class _Planner:
         self.requires_of = {n: r.delete_requires for n, r in self.policy.retention.items()}
         self.target_plan = tuple(
             (t, self.policy.children(t)) for t in self.policy.targets_bottom_up
+        )
+        # endpoint → scan → replica still holding a verified older version (sparse: a scan
+        # rewritten after it was copied); such scans carry their version facts.
+        self._older: dict[str, dict[str, Replica]] = {}
+        for name, reps in self._replicas.items():
+            if reps is None:
+                continue
+            found = {sid: r for sid, r in reps.items() if r.older_version is not None}
+            if found:
+                self._older[name] = found
+        self._older_scans: frozenset[str] = frozenset(chain.from_iterable(self._older.values()))
+        inventory_obs = inp.observations.get(self.policy.inventory_endpoint)
+        self._pruned_at_inventory = (
+            inventory_obs.expected_absent if inventory_obs is not None else frozenset()
         )
 
     # ---- helpers -----------------------------------------------------------------------
@@ -324,6 +357,7 @@ class _Planner:
         locations = self.inp.catalog.locations
         seen_at = tuple(self.inp.observations[n].previously_present for n in self.unknown_retention)
         holds, flight_by_scan = self.inp.holds, self.flight_by_scan
+        older_scans = self._older_scans
         # action ids some decision or failure names: a scan with one of them is decided alone
         named = set(self.inp.decisions).union(self.inp.failures)
         shapes = self._shapes
@@ -344,6 +378,7 @@ class _Planner:
                 tuple([now < acquired + keep for keep in keeps]),
                 locations.get(scan_id, _NOT_REGISTERED),
                 tuple([scan_id in seen for seen in seen_at]) if seen_at else (),
+                self._versions(scan) if scan_id in older_scans else (),
             )
             if scan_id in flight_by_scan or scan_id in holds:
                 shape = self._decide(_ScanFacts(*facts), alone=scan)
@@ -378,6 +413,28 @@ class _Planner:
             alerts=tuple(self.alerts),
             alert_details=tuple(self.alert_details),
         )
+
+    def _versions(self, scan: Scan) -> tuple[object, ...]:
+        """The version facts of a scan some endpoint holds an older verified version of."""
+        holders: dict[str, Replica] = {
+            name: found[scan.id] for name, found in self._older.items() if scan.id in found
+        }
+        statuses = tuple(
+            None
+            if (replica := holders.get(name)) is None
+            else any(
+                other.older_version == replica.older_version
+                for other_name, other in holders.items()
+                if other_name != name
+            )
+            for name in self._replicas
+        )
+        suspect: str | None = None
+        if scan.size == 0 and any(r.size > 0 for r in holders.values()):
+            suspect = "emptied"
+        elif scan.id in self._pruned_at_inventory:
+            suspect = "reappeared"
+        return (statuses, suspect)
 
     def _order(self, kind: ActionKind, target: str | None) -> tuple[int, int]:
         """Make before break: copies (upstream edges first), catalog actions, then deletes.
@@ -425,6 +482,7 @@ class _Planner:
             deletes,
             (*case.actions, *(d.action for d in deletes)),
             any(a.kind is ActionKind.COPY for a in case.actions),
+            case.suspect,
         )
 
     def _emit(
@@ -443,6 +501,8 @@ class _Planner:
                 reason = self._kept_until(endpoint, scan.acquired_at + self.keep[endpoint])
             blocked.append(Blocked(sid, kind, endpoint, code, reason))
         size = scan.size if shape.copies else 0
+        if shape.suspect is not None:
+            self._suspect_alert(scan, shape.suspect)
         # `ids` may go on with the deletes' ids (see `run`)
         for action, aid in zip(shape.actions, ids, strict=False):
             self.actions[action.order].append(
@@ -456,10 +516,37 @@ class _Planner:
                     action.requires_approval,
                     action.reason,
                     action.approved,
+                    self._older[action.target][sid].older_version
+                    if action.replaces and action.target
+                    else None,
                 )
             )
         if shape.deletes:
             pending_deletes.append((scan, shape.deletes, ids[len(shape.actions) :]))
+
+    def _suspect_alert(self, scan: Scan, why: str) -> None:
+        if why == "emptied":
+            text = (
+                f"scan {scan.id!r} shrank to 0 bytes at {self.policy.inventory_endpoint} while a "
+                "verified older version holds data: nothing is copied over it until an operator "
+                "approves"
+            )
+        else:
+            text = (
+                f"scan {scan.id!r} was pruned from {self.policy.inventory_endpoint} and reappeared "
+                "with other bytes: nothing is copied over the older version until an operator "
+                "approves"
+            )
+        self.alerts.append(text)
+        self.alert_details.append(
+            Alert(
+                "version_suspect",
+                AlertEffect.NOTIFY,
+                text,
+                scan=scan.id,
+                cleared_by=ClearedBy.CONDITION_OR_ACKNOWLEDGEMENT,
+            )
+        )
 
     # ---- copies ------------------------------------------------------------------------
     def _wanted(self, case: _Case) -> frozenset[str]:
@@ -502,6 +589,9 @@ class _Planner:
                 continue
             if level >= Level.CHECKSUM:
                 continue
+            older = case.older.get(target)
+            if older is not None and not self._may_replace(case, target, older):
+                continue
             source = self._copy_source(case, configured_source, target, coming, wanted)
             if source is None:
                 continue
@@ -509,9 +599,19 @@ class _Planner:
             if not allowed:
                 continue
             recall = source in self.policy.tape
-            needs_approval = recall or ActionKind.COPY in self.policy.approval_for
+            needs_approval = (
+                recall
+                or ActionKind.COPY in self.policy.approval_for
+                or (older is not None and ActionKind.DELETE in self.policy.approval_for)
+                or case.suspect is not None
+            )
             state = "absent" if level is Level.ABSENT else f"verified by {level.word} only"
             reason = f"{target} copy is {state}"
+            if older is not None:
+                reason = (
+                    f"replaces the verified older version at {target} with the new one "
+                    "(the older version stays verified elsewhere)"
+                )
             if source != configured_source:
                 reason += f"; restoring from {source}" + (" (tape recall)" if recall else "")
             case.actions.append(
@@ -523,9 +623,32 @@ class _Planner:
                     reason,
                     approved if needs_approval else False,
                     self._order(ActionKind.COPY, target),
+                    older is not None,
                 )
             )
             coming.add(target)
+
+    def _may_replace(self, case: _Case, target: str, verified_elsewhere: bool) -> bool:
+        """Whether the new version may be copied over the older version `target` holds."""
+        if target in self.policy.tape:
+            case.block(
+                ActionKind.COPY,
+                target,
+                "version_conflict",
+                f"{target} is write-once tape holding a verified older version: the new version "
+                "is never written over it; an operator decides (docs/safety.md)",
+            )
+            return False
+        if not verified_elsewhere:
+            case.block(
+                ActionKind.COPY,
+                target,
+                "version_conflict",
+                f"{target} holds the only verified copy of an older version of this scan: it is "
+                "not replaced until that version is verified elsewhere (an operator decides)",
+            )
+            return False
+        return True
 
     def _copy_source(
         self,
@@ -649,6 +772,11 @@ class _Planner:
             if any(f.kind is ActionKind.DELETE and f.target == endpoint for f in flights):
                 continue
             reason = self._delete_blocker(case, endpoint)
+            if reason is None and case.older.get(endpoint) is False:
+                reason = (
+                    "version_conflict",
+                    f"{endpoint} holds the only verified copy of an older version of this scan",
+                )
             if reason is None and endpoint in wanted:
                 reason = (
                     "still_needed",

@@ -1,0 +1,132 @@
+"""A verified copy is never overwritten: a changed scan is a new version, and replacing a verified
+copy by it is a gated, receipted action — through the real CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.state import StateStore
+from engine.workspace import LocalWorkspace, create_workspace
+
+SCAN = "2026/11/s0.h5"
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> LocalWorkspace:
+    return create_workspace(tmp_path / "ws", dtn_keep_days=0, cfs_keep_days=1000)
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def audit(run_cli, ws: LocalWorkspace) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
+    done = run_cli("--dry-run", "--json", config=ws.config_path)
+    assert done.returncode in (0, 1, 2), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def passes(run_cli, ws: LocalWorkspace, n: int) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(n):
+        done = run_cli("--reconcile", "--once", config=ws.config_path)
+        assert done.returncode in (0, 1), done.stderr
+
+
+def archived(run_cli, ws: LocalWorkspace, data: bytes) -> str:  # type: ignore[no-untyped-def]
+    """The scan copied to cfs and hpss, verified; the dtn prune awaits approval."""
+    ws.write_scan(SCAN, data)
+    passes(run_cli, ws, 3)
+    original = md5(ws.dtn / SCAN)
+    assert md5(ws.cfs / SCAN) == original == md5(ws.hpss / SCAN)
+    return original
+
+
+def test_a_rewritten_scan_never_overwrites_its_verified_copies(run_cli, ws: LocalWorkspace) -> None:  # type: ignore[no-untyped-def]
+    original = archived(run_cli, ws, os.urandom(4096))
+    ws.write_scan(SCAN, b"reprocessed by accident" * 10)  # rewritten in place on the DTN
+    passes(run_cli, ws, 3)
+    assert md5(ws.cfs / SCAN) == original, "the verified cfs copy was overwritten"
+    assert md5(ws.hpss / SCAN) == original, "the tape copy was overwritten"
+
+    code, doc = audit(run_cli, ws)
+    (replace,) = [a for a in doc["actions"] if a["kind"] == "copy"]
+    assert replace["target"] == "cfs" and replace["requires_approval"] is True
+    assert replace["replaces"] == original and "replaces" in replace["reason"]
+    tape = [b for b in doc["blocked"] if b["endpoint"] == "hpss" and b["kind"] == "copy"]
+    assert [b["reason_code"] for b in tape] == ["version_conflict"]
+    assert code == 1  # the tape conflict needs a person
+
+    assert run_cli("--approve", replace["id"], config=ws.config_path).returncode == 0
+    passes(run_cli, ws, 2)
+    new = md5(ws.dtn / SCAN)
+    assert md5(ws.cfs / SCAN) == new != original
+    assert md5(ws.hpss / SCAN) == original, "write-once tape keeps the older version"
+    store = StateStore(ws.state_path, readonly=True)
+    try:
+        (receipt,) = [e["data"] for e in store.events(scan=SCAN) if e["kind"] == "copy.replaced"]
+    finally:
+        store.close()
+    assert receipt["old_checksum"] == original and receipt["new_checksum"] == new
+    assert receipt["approval_by"] and receipt["target"] == "cfs"
+
+
+def test_a_scan_truncated_to_zero_raises_an_alert_and_waits(run_cli, ws: LocalWorkspace) -> None:  # type: ignore[no-untyped-def]
+    original = archived(run_cli, ws, os.urandom(2048))
+    (ws.dtn / SCAN).write_bytes(b"")
+    passes(run_cli, ws, 3)
+    assert md5(ws.cfs / SCAN) == original
+    code, doc = audit(run_cli, ws)
+    assert code == 1
+    (alert,) = [a for a in doc["alert_details"] if a["code"] == "version_suspect"]
+    assert alert["scan"] == SCAN and alert["effect"] == "notify" and "0 bytes" in alert["message"]
+    (replace,) = [a for a in doc["actions"] if a["kind"] == "copy"]
+    assert replace["requires_approval"] and not replace["approved"]
+    # The DTN prune of the empty version never relies on the older bytes.
+    assert not any(a["kind"] == "delete" for a in doc["actions"])
+
+
+def test_a_pruned_name_reappearing_with_other_bytes_waits_for_a_person(  # type: ignore[no-untyped-def]
+    run_cli, ws: LocalWorkspace
+) -> None:
+    original = archived(run_cli, ws, os.urandom(2048))
+    _, doc = audit(run_cli, ws)
+    (prune,) = [a for a in doc["actions"] if a["kind"] == "delete"]
+    assert run_cli("--approve", prune["id"], config=ws.config_path).returncode == 0
+    passes(run_cli, ws, 1)
+    assert not (ws.dtn / SCAN).exists()
+
+    ws.write_scan(SCAN, os.urandom(1024))  # the name is reused for another measurement
+    passes(run_cli, ws, 3)
+    assert md5(ws.cfs / SCAN) == original and md5(ws.hpss / SCAN) == original
+    code, doc = audit(run_cli, ws)
+    assert code == 1
+    assert any(
+        a["code"] == "version_suspect" and "reappeared" in a["message"]
+        for a in doc["alert_details"]
+    )
+    assert all(a["requires_approval"] for a in doc["actions"] if a["kind"] == "copy")
+
+
+def test_a_replace_waits_while_the_older_version_is_nowhere_else(  # type: ignore[no-untyped-def]
+    run_cli, tmp_path: Path
+) -> None:
+    ws = create_workspace(tmp_path / "ws", dtn_keep_days=1000, cfs_keep_days=1000)
+    ws.write_scan(SCAN, os.urandom(512))
+    passes(run_cli, ws, 1)  # on cfs only
+    original = md5(ws.cfs / SCAN)
+    hpss = ws.hpss / SCAN
+    assert not hpss.exists()
+    ws.write_scan(SCAN, os.urandom(700))
+    passes(run_cli, ws, 3)
+    assert md5(ws.cfs / SCAN) == original
+    code, doc = audit(run_cli, ws)
+    assert code == 1  # the only copy of the older version waits for a person
+    blocked = [b for b in doc["blocked"] if b["endpoint"] == "cfs" and b["kind"] == "copy"]
+    assert [b["reason_code"] for b in blocked] == ["version_conflict"]
+    assert not any(a["kind"] == "copy" and a["target"] == "cfs" for a in doc["actions"])
