@@ -2,8 +2,9 @@
 
 Idempotency: a batch's submission id is persisted (with its actions, now `submitted`) *before* the
 mover is called. If the process dies before the answer is recorded, the next pass finds the task
-still `preparing` and submits again with the same id, which the mover de-duplicates. Tasks already
-`active` are polled, never resubmitted.
+still `preparing`: a copy is submitted again with the same id, which the mover de-duplicates; a
+delete first passes its last look again (`engine/deletes.py`). Tasks already `active` are polled,
+never resubmitted.
 
 Deletes are re-checked against a fresh listing of every endpoint they rely on right before they
 are submitted; local copies are re-hashed. A failed re-check skips the delete (the next pass plans
@@ -25,6 +26,7 @@ from engine.catalog.dataset import dataset_pid
 from engine.catalog.factory import resolved_catalog_config
 from engine.clock import Clock
 from engine.config import Config
+from engine.deletes import InterruptedDeletes, confirm_lost_delete, receipt_files, report_foreign
 from engine.errors import Bl931Error, classify
 from engine.identity import IdentityCheck
 from engine.layout import ScanLayout
@@ -87,6 +89,7 @@ class Executor:
         self.clock = clock
         # This pass's endpoint identity check (set by the reconciler when it observes).
         self.identity: IdentityCheck | None = None
+        self.interrupted = InterruptedDeletes(self)
 
     # ---- recording helpers -------------------------------------------------------------
     def _event(
@@ -153,8 +156,11 @@ class Executor:
 
     # ---- polling -----------------------------------------------------------------------
     def poll_tasks(self, now: datetime, *, local_only: bool = False) -> Outcome:
-        """Resubmit tasks whose submission was interrupted; poll the active ones."""
+        """Resubmit copies whose submission was interrupted, settle such deletes (they are
+        resumed by `execute` after their last look); poll the active tasks."""
         outcome = Outcome()
+        if not local_only:
+            self.interrupted.begin_pass()
         for task in self.store.tasks(OPEN_TASK_STATES):
             mover = self.backends.movers.get(task.mover)
             if mover is None:
@@ -162,7 +168,12 @@ class Executor:
                 continue
             if local_only and not mover.finishes_locally:
                 continue
-            if task.status == "preparing":
+            if task.status == "preparing" and task.kind == "delete":
+                adopted = None if local_only else self.interrupted.settle(task, mover, now)
+                if adopted is None:
+                    continue
+                task = adopted
+            elif task.status == "preparing":
                 request = self._rebuild_request(task)
                 if request is not None:
                     self._send(mover, task, request, now)
@@ -204,7 +215,9 @@ class Executor:
             open_local = [
                 t
                 for t in self.store.tasks(OPEN_TASK_STATES)
-                if (m := self.backends.movers.get(t.mover)) is not None and m.finishes_locally
+                if (m := self.backends.movers.get(t.mover)) is not None
+                and m.finishes_locally
+                and not (t.status == "preparing" and t.kind == "delete")  # next pass's look
             ]
             if not open_local:
                 break
@@ -236,10 +249,10 @@ class Executor:
         results: dict[str, ItemResult] = {r.action_id: r for r in status.results}
         for aid in task.action_ids:
             action = self.store.get_action(aid)
-            if action is None:
-                continue
+            if action is None or action.status != SUBMITTED:
+                continue  # recorded already, or withdrawn from a resumed task
             result = results.get(aid)
-            if status.state == "lost" and self._confirm_lost_delete(task, action, now):
+            if status.state == "lost" and confirm_lost_delete(self, task, action, now):
                 outcome.succeeded += 1
             elif status.state == "lost":
                 self._fail(
@@ -264,40 +277,6 @@ class Executor:
                 outcome.failed += 1
         self.store.update_task(task.submission_id, now, status=status.state, error=status.error)
         return outcome
-
-    def _confirm_lost_delete(self, task: TaskRow, action: ActionRow, now: datetime) -> bool:
-        """Record a delete whose task was lost (the process died) if its scan is really gone.
-
-        The delete was submitted only after its last look passed, so an absence found now is
-        the engine's own doing: recorded with its receipt, it is an *expected* absence. Left
-        unrecorded, a crash in the middle of a large delete batch would look like replicas
-        vanishing on their own, freeze every delete (`max_missing_fraction`) and need a person.
-        """
-        if action.kind is not ActionKind.DELETE or action.target is None:
-            return False
-        storage = self.backends.storages.get(action.target)
-        if storage is None:
-            return False
-        try:
-            listing = storage.stat_scan(self.layout, action.scan)
-        except Exception as exc:
-            log.warning(
-                "could not confirm the interrupted delete of %r at %s: %s",
-                action.scan,
-                action.target,
-                exc,
-                extra={"scan": action.scan, "action_id": action.id},
-            )
-            return False
-        if listing is not None:
-            return False
-        self._record_deletion(
-            action,
-            task,
-            now,
-            note="task interrupted; the scan was confirmed absent by a fresh listing",
-        )
-        return True
 
     def _record_success(
         self, task: TaskRow, action: ActionRow, result: ItemResult, now: datetime
@@ -336,17 +315,25 @@ class Executor:
                 action_id=action.id,
             )
             return True
-        self._record_deletion(action, task, now)
+        self._record_deletion(action, task, now, result=result)
         return True
 
     def _record_deletion(
-        self, action: ActionRow, task: TaskRow, now: datetime, *, note: str | None = None
+        self,
+        action: ActionRow,
+        task: TaskRow,
+        now: datetime,
+        *,
+        note: str | None = None,
+        result: ItemResult | None = None,
     ) -> None:
-        """The delete is done: its receipt is written and the absence becomes expected."""
+        """The delete is done: its receipt (with exactly the files removed and those left
+        beside the scan) is written and the absence becomes expected."""
         assert action.target is not None
         receipt = self._receipt(action, task, now)
+        receipt.update(receipt_files(self, action, result))
         if note is not None:
-            receipt["note"] = note
+            receipt["note"] = f"{note}; {receipt['note']}" if "note" in receipt else note
         self.store.record_deletion(
             action.scan, action.target, action.id, task.task_id, now, receipt
         )
@@ -360,6 +347,8 @@ class Executor:
             action_id=action.id,
             data=receipt,
         )
+        if receipt.get("left_behind"):
+            report_foreign(self, action, receipt["left_behind"], now)
 
     def _receipt(self, action: ActionRow, task: TaskRow, now: datetime) -> dict[str, Any]:
         scan = self.store.get_scan(action.scan)
@@ -427,8 +416,12 @@ class Executor:
         ]
         if catalog_actions:
             outcome += self._catalog_actions(catalog_actions, seen, now)
-        planned_deletes = [a for a in runnable if a.kind is ActionKind.DELETE]
+        resuming = self.interrupted.action_ids  # resubmitted (or withdrawn) below, not anew
+        planned_deletes = [
+            a for a in runnable if a.kind is ActionKind.DELETE and a.id not in resuming
+        ]
         relied_on = self._copies_relied_on(planned_deletes)
+        outcome += self.interrupted.resume(plan, seen, relied_on, now)
         deletes = [
             a
             for a in planned_deletes

@@ -24,6 +24,7 @@ from engine.clock import Clock, as_clock
 from engine.config import Config
 from engine.errors import Bl931Error, CatalogUnavailable, EndpointUnavailable
 from engine.executor import Executor
+from engine.foreign import ForeignPaths, WithoutForeign, foreign_paths, without_foreign
 from engine.identity import IdentityCheck
 from engine.inventory.listing import ListingInventory
 from engine.inventory.walk import InventoryResult, walk_inventory
@@ -152,22 +153,28 @@ class Reconciler:
         self._assessments: dict[str, dict[str, _Assessment]] = {}
 
     # ---- observation -------------------------------------------------------------------
-    def _inventory(self, now: datetime, known: Mapping[str, Scan]) -> InventoryResult | None:
+    def _inventory(
+        self, now: datetime, known: Mapping[str, Scan], foreign: ForeignPaths
+    ) -> InventoryResult | None:
         name = self.config.inventory.endpoint
         root = self.backends.local_roots.get(name)
         storage = self.backends.storages.get(name)
+        # Files a prune left in a scan folder are not the scan (engine/foreign.py).
+        left_by_prunes = foreign.get(name, {})
         if root is None:
             if storage is None:
                 return None
             # Seen only through Globus: listed, with the two-snapshot stability rule.
             return self._listing_inventory.inventory(
-                storage,
+                WithoutForeign(storage, left_by_prunes),
                 self.layout,
                 quiet_seconds=self.config.inventory.quiet_seconds,
                 now=now,
                 known=known,
             )
-        local = _ListedOnce(name, storage.root if isinstance(storage, LocalStorage) else root)
+        local = _ListedOnce(
+            name, storage.root if isinstance(storage, LocalStorage) else root, left_by_prunes
+        )
         result = walk_inventory(
             local,
             self.layout,
@@ -268,9 +275,10 @@ class Reconciler:
         identity = IdentityCheck(self.config, self.store, may_initialise=write)
         self.executor.identity = identity
         unproven = self._check_identities(identity, now, errors, alerts)
+        foreign = foreign_paths(self.store.foreign_files())
         try:
             if self.config.inventory.endpoint not in unproven:
-                inventory = self._inventory(now, scans)
+                inventory = self._inventory(now, scans, foreign)
         except EndpointUnavailable as exc:
             errors.append(EndpointError(exc.endpoint, exc.reason, exc.error_class))
         if inventory is not None:
@@ -326,6 +334,7 @@ class Reconciler:
                     listing = self._inventory_listing
                 else:
                     listing = storage.list_scans(self.layout, wanted=scans.keys())
+                listing = without_foreign(listing, foreign.get(name), scans)
             except EndpointUnavailable as exc:
                 errors.append(EndpointError(name, exc.reason, exc.error_class))
                 observations[name] = EndpointObservation(
@@ -408,13 +417,32 @@ class Reconciler:
                 errors.append(EndpointError(name, exc.message, exc.error_class))
         return unproven
 
+    def _foreign_alerts(self) -> list[Alert]:
+        """One `notify` alert per scan and endpoint where a prune left files it never copied."""
+        alerts = []
+        for record in self.store.foreign_files():
+            shown = ", ".join(repr(p) for p in record.paths[:5])
+            more = f" and {len(record.paths) - 5} more" if len(record.paths) > 5 else ""
+            alerts.append(
+                Alert(
+                    "foreign_files",
+                    AlertEffect.NOTIFY,
+                    f"the prune of {record.scan!r} at {record.endpoint} left {len(record.paths)} "
+                    f"file(s) it never copied anywhere: {shown}{more}",
+                    endpoint=record.endpoint,
+                    scan=record.scan,
+                    cleared_by=ClearedBy.CONDITION_OR_ACKNOWLEDGEMENT,
+                )
+            )
+        return alerts
+
     def _with_findings(
         self, the_plan: Plan, seen: Observation, now: datetime, *, write: bool
     ) -> Plan:
         """The plan with what was found beside it: identity alerts, inventory problems, and
         every alert's `since` (alerts are recorded when `write`)."""
         problems = tuple(seen.inventory.problems) if seen.inventory is not None else ()
-        current = (*the_plan.alert_details, *seen.alerts)
+        current = (*the_plan.alert_details, *seen.alerts, *self._foreign_alerts())
         standing = AlertLog(self.store).refresh(current, now, write=write)
         return replace(
             the_plan,
@@ -435,9 +463,12 @@ class Reconciler:
             return CatalogView(enabled=True, ok=False, error=exc.message)
 
     def in_flight(self) -> tuple[InFlight, ...]:
+        # An interrupted delete cleared for its last look is planned afresh, not in flight.
+        resuming = self.executor.interrupted.action_ids
         return tuple(
             InFlight(a.id, a.kind, a.scan, a.source, a.target)
             for a in self.store.actions([SUBMITTED])
+            if a.id not in resuming
         )
 
     def make_plan(self, seen: Observation, now: datetime) -> Plan:
@@ -645,15 +676,17 @@ def _replica_levels(seen: Observation) -> dict[tuple[str, str], int]:
 
 
 class _ListedOnce(LocalStorage):
-    """The inventory endpoint for one walk, remembering the full listing the walk made."""
+    """The inventory endpoint for one walk, remembering the full listing the walk made
+    (without the files prunes left behind)."""
 
-    def __init__(self, name: str, root: Path) -> None:
+    def __init__(self, name: str, root: Path, foreign: Mapping[str, frozenset[str]]) -> None:
         super().__init__(name, root)
         self.listing: dict[str, ScanListing] | None = None
+        self._foreign = foreign
 
     def list_scans(
         self, layout: ScanLayout, wanted: Collection[str] | None = None
     ) -> dict[str, ScanListing]:
         if self.listing is None:
-            self.listing = super().list_scans(layout, wanted)
+            self.listing = without_foreign(super().list_scans(layout, wanted), self._foreign)
         return self.listing

@@ -268,6 +268,21 @@ class TaskRow:
 
 
 @dataclass(frozen=True, slots=True)
+class ForeignFiles:
+    """Files a prune found beside a scan's verified files at one endpoint and left in place.
+
+    They were never copied anywhere by the engine, so they are not a replica of the scan (it
+    counts as pruned there) and are reported to a person once.
+    """
+
+    scan: str
+    endpoint: str
+    paths: tuple[str, ...]  # relative to the endpoint root; a folder ends with "/"
+    action_id: str  # the delete that left them
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ActionRow:
     id: str
     kind: ActionKind
@@ -1039,6 +1054,31 @@ class StateStore:
             conn.execute("DELETE FROM evidence WHERE scan = ? AND endpoint = ?", (scan, endpoint))
         # And again after: a reader may have cached in between.
         self._forget(replicas=True, evidence=True)
+
+    def foreign_files(self) -> list[ForeignFiles]:
+        """Every recorded set of foreign files, oldest first (from the receipts' `left_behind`).
+
+        The receipts are the record: a delete writes the files it left beside the scan into its
+        receipt once. The LIKE narrows the scan to receipts that name any before JSON is parsed.
+        """
+        rows = self._conn().execute(
+            """SELECT scan, endpoint, action_id, deleted_at,
+                      json_extract(receipt, '$.left_behind') AS left_behind
+               FROM deletions
+               WHERE receipt LIKE '%"left_behind": ["%'
+                 AND json_array_length(json_extract(receipt, '$.left_behind')) > 0
+               ORDER BY deleted_at, scan, endpoint"""
+        )
+        return [
+            ForeignFiles(
+                scan=r["scan"],
+                endpoint=r["endpoint"],
+                paths=tuple(json.loads(r["left_behind"])),
+                action_id=r["action_id"],
+                recorded_at=datetime.fromisoformat(r["deleted_at"]),
+            )
+            for r in rows
+        ]
 
     def deleted(self) -> dict[str, set[str]]:
         """endpoint → scans the engine deleted there (expected absences)."""

@@ -114,11 +114,21 @@ class TaskRequest:
 
 @dataclass(frozen=True, slots=True)
 class ItemResult:
+    """One item's outcome. A delete also says which files it removed and what it left.
+
+    For a delete, `removed` are the manifest paths gone by this task's doing; `already_absent`
+    the manifest paths it found gone; `left_behind` everything still found beside the scan
+    afterwards (foreign files). None means the mover cannot tell (the executor then lists).
+    """
+
     action_id: str
     ok: bool
     error: str | None = None
     error_class: ErrorClass = ErrorClass.TRANSIENT
     evidence: Evidence | None = None
+    removed: tuple[str, ...] | None = None
+    already_absent: tuple[str, ...] | None = None
+    left_behind: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +168,14 @@ class Mover(Protocol):
 
     def poll(self, task_id: str) -> TaskStatus:
         """Status and progress; a task this mover no longer knows is `lost`."""
+        ...
+
+    def find_task(self, request: TaskRequest) -> str | None:
+        """The task id `request.submission_id` became, if the mover has one (None: it has none).
+
+        Asked after a crash left a submission unanswered, before deciding whether to send it
+        again. Raises if the mover cannot tell (then nothing may be assumed either way).
+        """
         ...
 
     def cancel(self, task_id: str) -> None: ...

@@ -11,7 +11,6 @@ Submissions are idempotent on the caller's persisted `submission_id`. Status com
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from engine.storage.base import (
 )
 from engine.storage.globus_auth import GlobusSession, translate_error
 from engine.storage.globus_listing import join
+from engine.storage.globus_submissions import find_task, labelled
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,6 @@ DEFAULT_TIMEOUT = 60.0
 DEFAULT_INACTIVE_GRACE = 3600.0
 # Transfer's names for the inventory's checksum algorithms (others: verified, not external).
 GLOBUS_ALGORITHMS = {"md5": "MD5", "sha1": "SHA1", "sha256": "SHA256", "sha512": "SHA512"}
-_LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9 _,.:-]+")
 # Task fault codes that a person must resolve, and those no retry can fix.
 _NEEDS_HUMAN = ("PERMISSION", "CONSENT", "AUTH", "QUOTA", "CHECKSUM", "MAPPING", "CREDENTIAL")
 _TERMINAL = ("FILE_NOT_FOUND", "NOT_A_FILE", "CANCELED")
@@ -63,11 +62,6 @@ def fault_class(code: str | None) -> ErrorClass:
     if any(key in word for key in _TERMINAL):
         return ErrorClass.TERMINAL
     return ErrorClass.TRANSIENT
-
-
-def safe_label(text: str) -> str:
-    """A Transfer task label: restricted characters, at most 128 of them."""
-    return _LABEL_UNSAFE.sub("_", text).strip()[:128] or "bl931"
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -203,6 +197,12 @@ class GlobusMover:
             raise translate_error(exc, f"polling task {task_id}", self._session) from exc
         return self._status(task_id, task.data, request)
 
+    def find_task(self, request: TaskRequest) -> str | None:
+        """The id of the task Transfer created for `request.submission_id`, or None if none
+        (see `globus_submissions.find_task`)."""
+        self._session.ensure_scopes(self._client)
+        return find_task(self._client, self._session, request)
+
     def cancel(self, task_id: str) -> None:
         """Cancel a task (a finished or unknown task is left as it is)."""
         try:
@@ -230,7 +230,7 @@ class GlobusMover:
         data = globus_sdk.TransferData(
             source.collection,
             target.collection,
-            label=safe_label(request.label),
+            label=labelled(request),
             submission_id=request.submission_id,
             sync_level="checksum",
             verify_checksum=True,
@@ -259,20 +259,30 @@ class GlobusMover:
         return data
 
     def _delete_data(self, request: TaskRequest) -> globus_sdk.DeleteData:
+        """One delete item per manifest file, never a scan folder.
+
+        A prune removes exactly the files verified elsewhere, so `recursive` stays off (a
+        folder item would take everything in it, foreign files included) and globs are not
+        interpreted (a scan name may contain `*` or `[`). `ignore_missing`: a manifest file
+        already gone is not an error. Globus cannot remove a folder only if it is empty, so the
+        scan's emptied folders stay on the collection.
+        """
         target = self._endpoint(request.target)
         data = globus_sdk.DeleteData(
             target.collection,
-            label=safe_label(request.label),
+            label=labelled(request),
             submission_id=request.submission_id,
-            recursive=any(item.recursive for item in request.items),
+            recursive=False,
             ignore_missing=True,
+            interpret_globs=False,
             deadline=self._deadline(request),
             notify_on_succeeded=False,
             notify_on_failed=False,
             notify_on_inactive=False,
         )
         for item in request.items:
-            data.add_item(join(target.root, item.scan))
+            for scan_file in item.files:
+                data.add_item(join(target.root, scan_file.path))
         return data
 
     # ------------------------------------------------------------------ status
@@ -370,7 +380,13 @@ class GlobusMover:
         self, task_id: str, task: dict[str, Any], request: TaskRequest
     ) -> tuple[ItemResult, ...]:
         if request.kind == "delete":
-            return tuple(ItemResult(item.action_id, ok=True) for item in request.items)
+            # With `ignore_missing`, a succeeded task means every listed file is gone; Transfer
+            # does not say which it found missing. What is left beside them is listed afresh
+            # by the executor (`left_behind=None`).
+            return tuple(
+                ItemResult(item.action_id, ok=True, removed=tuple(f.path for f in item.files))
+                for item in request.items
+            )
         faults = self._skipped_errors(task_id, task, request)
         verified_at = _parse_time(task.get("completion_time")) or self._clock.now()
         verified = bool(task.get("verify_checksum", True))

@@ -30,7 +30,8 @@ from engine.storage.base import (
     TransferItem,
     listing_signature,
 )
-from engine.storage.localfs import place_file, remove_scan, safe_path
+from engine.storage.local_delete import remove_manifest
+from engine.storage.localfs import place_file, safe_path
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,12 @@ class LocalMover:
             request.target,
         )
         return task.task_id
+
+    def find_task(self, request: TaskRequest) -> str | None:
+        """The task started for this submission id in this process, if any (tasks do not
+        outlive the process: after a restart, the worker of an interrupted task is gone)."""
+        with self._lock:
+            return self._task_of_submission.get(request.submission_id)
 
     def poll(self, task_id: str) -> TaskStatus:
         """Live progress; once finished, one `ItemResult` per item. Unknown ids are `lost`."""
@@ -325,14 +332,27 @@ class LocalMover:
         return ItemResult(item.action_id, ok=True, evidence=evidence)
 
     def _delete_item(self, task: _Task, item: TransferItem) -> ItemResult:
+        """Remove exactly the scan's manifest files (and its folders once empty)."""
         root = self._mounted_root(task.request.target)
-        files = [f.path for f in item.files]
-        for path in files:
-            _check_belongs(item, path)
-        removed = remove_scan(root, item.scan, files, recursive=item.recursive)
+        for scan_file in item.files:
+            _check_belongs(item, scan_file.path)
+        done = remove_manifest(root, item.scan, item.files, directory=item.recursive)
         task.add_files(len(item.files))
-        log.info("%s: deleted scan %r (%d file(s))", task.request.target, item.scan, removed)
-        return ItemResult(item.action_id, ok=True)
+        log.info(
+            "%s: deleted scan %r (%d file(s) removed, %d already gone, %d left beside it)",
+            task.request.target,
+            item.scan,
+            len(done.removed),
+            len(done.already_absent),
+            len(done.left_behind),
+        )
+        return ItemResult(
+            item.action_id,
+            ok=True,
+            removed=done.removed,
+            already_absent=done.already_absent,
+            left_behind=done.left_behind,
+        )
 
 
 def _failed(item: TransferItem, message: str, error_class: ErrorClass) -> ItemResult:

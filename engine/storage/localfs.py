@@ -6,8 +6,9 @@ each can be read (and tested) on its own:
 - `safe_path` refuses any path that would land outside the endpoint root;
 - `place_file` puts one file at its destination with the acquisition's bytes, or fails without
   leaving anything under the final name;
-- `remove_scan` deletes a scan's files, tolerating files already gone;
 - `sweep_temp_files` clears temporary files a crash left behind.
+
+Deletes live in `local_delete` (exactly a scan's manifest files, nothing else).
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -247,62 +247,6 @@ def _fsync_dir(folder: Path) -> None:
             raise
     finally:
         os.close(fd)
-
-
-def remove_scan(root: Path, scan: str, files: Sequence[str], *, recursive: bool) -> int:
-    """Delete a scan at one endpoint; files or folders already gone are fine.
-
-    Args:
-        root: the endpoint root.
-        scan: the scan id (its path relative to the root).
-        files: the scan's file paths (relative to the root), for file scans.
-        recursive: a directory scan: its whole folder goes.
-
-    Returns:
-        How many files were removed (a folder counts its files).
-
-    Raises:
-        UnsafePath: a path would resolve outside the root.
-        NeedsHumanError: what is at the path is not the kind of thing the scan is.
-        OSError: a removal failed.
-    """
-    if recursive:
-        return _remove_folder(safe_path(root, scan), scan)
-    removed = 0
-    for relpath in files or (scan,):
-        try:
-            os.unlink(safe_path(root, relpath))
-            removed += 1
-        except FileNotFoundError:
-            pass
-        except IsADirectoryError:
-            raise NeedsHumanError(
-                f"{relpath!r} is a folder, not a file scan; not deleting it"
-            ) from None
-    return removed
-
-
-def _remove_folder(folder: Path, scan: str) -> int:
-    try:
-        folder_stat = os.lstat(folder)
-    except FileNotFoundError:
-        return 0
-    if not stat.S_ISDIR(folder_stat.st_mode):
-        raise NeedsHumanError(
-            f"{scan!r} is not a folder (a directory scan was expected); not deleting it"
-        )
-    count = sum(len(names) for _, _, names in os.walk(folder))
-    shutil.rmtree(folder, onerror=_ignore_missing)
-    return count
-
-
-def _ignore_missing(
-    function: Callable[..., object],
-    path: str,
-    exc_info: tuple[type[BaseException], BaseException, TracebackType],
-) -> None:
-    if not isinstance(exc_info[1], FileNotFoundError):
-        raise exc_info[1]
 
 
 def sweep_temp_files(root: Path, older_than_seconds: float, *, now: float) -> int:

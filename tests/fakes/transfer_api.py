@@ -14,7 +14,10 @@ It reproduces the parts of Transfer's behaviour that bl931 relies on:
 - ConsentRequired (403 with `required_scopes`) for a GCSv5 mapped collection when the token
   was issued without that collection's `data_access` dependency;
 - `skip_source_errors`: per-file faults land in `task/<id>/skipped_errors` and the task still
-  succeeds; without it, the first fault fails the task.
+  succeeds; without it, the first fault fails the task;
+- delete tasks remove exactly their `delete_item` paths: a folder only with `recursive`,
+  a missing path is skipped with `ignore_missing` and a fault without it;
+- `task_list` with the `type`, `status`, `task_id` and `label` filters (`~` pattern, `=` exact).
 
 Fault knobs: `fail_next(route, n, status)`, `deny_consent(collection)`,
 `unmap_identity(collection)`, `ls_partial`, `fail_next_task(...)`, `stall_next_task(...)`,
@@ -87,6 +90,7 @@ class FakeTask:
     successful: list[dict[str, Any]] = field(default_factory=list)
     skipped_errors: list[dict[str, Any]] = field(default_factory=list)
     forced_outcome: dict[str, Any] | None = None
+    deleted: list[str] = field(default_factory=list)  # paths a delete task removed
 
 
 class _ApiError(Exception):
@@ -465,6 +469,32 @@ class FakeTransferAPI:
             task.pending.clear()
         return {"DATA_TYPE": "result", "code": "Canceled", "message": "The task has been canceled"}
 
+    def _route_task_list(self, scope: str, query: dict[str, str], body: Any) -> dict[str, Any]:
+        """The owner's tasks, newest first, narrowed by `filter` (offset paging).
+
+        Filter clauses are `key:value` joined by `/`, list values comma-separated (globus-sdk
+        `TransferClient` "Filter Formatting"). `label` takes `~pattern` (case-insensitive, `*`
+        wildcards), `=exact`, and their negations `!~pattern` and `!exact`, as globus-cli's
+        `task list --filter-label/--filter-not-label [--exact]` sends them.
+        """
+        clauses = [c for c in query.get("filter", "").split("/") if c]
+        with self._lock:
+            tasks = sorted(self.tasks.values(), key=lambda t: t.request_time, reverse=True)
+        for clause in clauses:
+            key, _, value = clause.partition(":")
+            tasks = [t for t in tasks if _task_matches(t, key, value)]
+        offset = int(query.get("offset", 0))
+        limit = min(int(query.get("limit", 10)), 1000)
+        page = tasks[offset : offset + limit]
+        return {
+            "DATA_TYPE": "task_list",
+            "DATA": [_task_doc(t) for t in page],
+            "length": len(page),
+            "limit": limit,
+            "offset": offset,
+            "total": len(tasks),
+        }
+
     def _route_successful_transfers(
         self, scope: str, query: dict[str, str], body: Any, tid: str
     ) -> dict[str, Any]:
@@ -590,18 +620,28 @@ class FakeTransferAPI:
         return None
 
     def _delete(self, task: FakeTask, item: dict[str, Any]) -> tuple[str, str] | None:
+        """Delete one `delete_item` path, as Transfer does.
+
+        Sources: globus-sdk `DeleteData` (`ignore_missing`: "Ignore nonexistent files and
+        directories instead of treating them as errors"; `add_item`: "If any of the paths are
+        directories, `recursive` must be set True ... Symlinks will never be followed, only
+        deleted"), and the Transfer docs' delete fields (`recursive`, `ignore_missing`,
+        `interpret_globs`, default false). Only the listed path goes: a file's folder stays,
+        even when it is left empty (Transfer has no "remove the folder if empty").
+        """
         target = self.path_of(task.body["endpoint"], item["path"])
-        if not target.exists():
+        if not target.exists() and not target.is_symlink():
             if task.body.get("ignore_missing"):
                 return None
             return "FILE_NOT_FOUND", f"No such file or directory: {item['path']}"
-        if target.is_dir():
+        if target.is_dir() and not target.is_symlink():
             if not task.body.get("recursive"):
                 return "NOT_A_FILE", f"{item['path']} is a directory; recursive is not set"
             shutil.rmtree(target)
         else:
             target.unlink()
         task.files_transferred += 1
+        task.deleted.append(item["path"])
         return None
 
 
@@ -654,6 +694,29 @@ def _task_doc(task: FakeTask) -> dict[str, Any]:
     }
 
 
+def _task_matches(task: FakeTask, key: str, value: str) -> bool:
+    if key == "type":
+        return task.kind in value.split(",")
+    if key == "status":
+        return task.status in value.split(",")
+    if key == "task_id":
+        return task.task_id in value.split(",")
+    if key == "label":
+        return any(_label_matches(task.label or "", v) for v in value.split(","))
+    raise _ApiError(400, "ClientError.BadRequest", f"unsupported filter {key!r}")
+
+
+def _label_matches(label: str, condition: str) -> bool:
+    negated = condition.startswith("!")
+    condition = condition.removeprefix("!")
+    if condition.startswith("~"):
+        pattern = re.escape(condition[1:].lower()).replace(r"\*", ".*")
+        found = re.fullmatch(pattern, label.lower()) is not None
+    else:
+        found = label == condition.removeprefix("=")
+    return found != negated
+
+
 def _parse_iso(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
@@ -663,6 +726,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"/v0\.10/submission_id"), "submission_id"),
     ("POST", re.compile(r"/v0\.10/transfer"), "transfer"),
     ("POST", re.compile(r"/v0\.10/delete"), "delete"),
+    ("GET", re.compile(r"/v0\.10/task_list"), "task_list"),
     ("GET", re.compile(r"/v0\.10/task/([^/]+)/successful_transfers"), "successful_transfers"),
     ("GET", re.compile(r"/v0\.10/task/([^/]+)/skipped_errors"), "skipped_errors"),
     ("POST", re.compile(r"/v0\.10/task/([^/]+)/cancel"), "cancel"),

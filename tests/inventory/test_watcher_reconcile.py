@@ -88,9 +88,14 @@ def test_rewritten_scan_gets_a_new_version_and_old_evidence_stops_counting(
             a.kind is ActionKind.DELETE and a.scan == SCAN and a.target == "dtn"
             for a in plan.actions
         )
-        assert any(a.kind is ActionKind.COPY and a.scan == SCAN for a in plan.actions)
-
-        reconciler.reconcile_once(drain=True)  # records v2 and copies it again
+        # The verified v1 copy at cfs is only replaced by v2 with an operator's approval (and
+        # while v1 stays verified at hpss).
+        (replace,) = [a for a in plan.actions if a.kind is ActionKind.COPY and a.scan == SCAN]
+        assert replace.target == "cfs" and replace.requires_approval
+        assert replace.replaces == v1.checksum
+        reconciler.reconcile_once(drain=True)  # records v2; the replace waits
+        assert (ws.cfs / SCAN).read_bytes() == b"version one"
+        reconciler.store.approve([replace.id], "operator", reconciler.clock())
         reconciler.reconcile_once(drain=True)
         seen = reconciler.observe(reconciler.clock())
         assert seen.scans[SCAN].version == 2

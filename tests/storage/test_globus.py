@@ -607,9 +607,11 @@ def test_batch_larger_than_the_limit_is_refused(site: Site) -> None:
 # --------------------------------------------------------------------------- deletes
 
 
-def test_delete_batch_is_one_task(site: Site, backend: GlobusBackend) -> None:
+def test_delete_batch_is_one_task_of_the_manifest_files(site: Site, backend: GlobusBackend) -> None:
     a = write_scan(site, "2026/a.h5", b"a")
     d = write_scan(site, "2026/d/x.h5", b"x")
+    user = site.dir("dtn") / "2026/d/analysis.h5"
+    user.write_bytes(b"a user's, never copied")
     mover = backend.mover
     request = TaskRequest(
         kind="delete",
@@ -626,16 +628,69 @@ def test_delete_batch_is_one_task(site: Site, backend: GlobusBackend) -> None:
     task_id = mover.submit(request)
     assert mover.submit(request) == task_id
     body = site.fake.tasks[task_id].body
-    assert body["recursive"] is True and body["ignore_missing"] is True
+    assert body["recursive"] is False and body["ignore_missing"] is True
+    assert body["interpret_globs"] is False
     assert [i["path"] for i in body["DATA"]] == [
         f"{ROOT}/2026/a.h5",
-        f"{ROOT}/2026/d",
+        f"{ROOT}/2026/d/x.h5",
         f"{ROOT}/2026/missing.h5",
     ]
     status = poll_until_finished(mover, task_id)[-1]
     assert status.state == "succeeded" and all(r.ok for r in status.results)
+    assert {r.action_id: r.removed for r in status.results}["del-d"] == ("2026/d/x.h5",)
     assert not (site.dir("dtn") / "2026/a.h5").exists()
-    assert not (site.dir("dtn") / "2026/d").exists()
+    assert not (site.dir("dtn") / "2026/d/x.h5").exists()
+    assert user.exists(), "a file beside the scan's files was deleted"
+
+
+def test_a_folder_item_without_recursive_fails_as_transfer_does(site: Site) -> None:
+    """The fake follows `DeleteData.add_item`: a folder needs `recursive`."""
+    (site.dir("dtn") / "2026/folder").mkdir(parents=True)
+    backend = site.backend()
+    try:
+        client = backend.session.transfer_client(10)
+        backend.session.ensure_scopes(client)
+        data = {
+            "DATA_TYPE": "delete",
+            "endpoint": site.ids["dtn"],
+            "submission_id": client.get_submission_id()["value"],
+            "DATA": [{"DATA_TYPE": "delete_item", "path": f"{ROOT}/2026/folder"}],
+        }
+        task_id = client.submit_delete(data)["task_id"]
+        doc = client.get_task(task_id)
+        assert doc["status"] == "FAILED" and doc["fatal_error"]["code"] == "NOT_A_FILE"
+        assert (site.dir("dtn") / "2026/folder").is_dir()
+    finally:
+        backend.close()
+
+
+def test_find_task_tells_an_accepted_submission_from_one_that_never_arrived(
+    site: Site, backend: GlobusBackend
+) -> None:
+    a = write_scan(site, "2026/a.h5", b"a")
+    mover = backend.mover
+
+    def request(sid: str) -> TaskRequest:
+        return TaskRequest(
+            kind="delete",
+            source=None,
+            target="dtn",
+            items=(file_item("del-a", a),),
+            submission_id=sid,
+            label="bl931 delete at dtn: 1 scans 2026-11-25 12:00 " + "x" * 120,
+        )
+
+    sent, never_sent = request(mover.new_submission_id()), request(mover.new_submission_id())
+    task_id = mover.submit(sent)
+    assert site.fake.tasks[task_id].label is not None
+    assert len(site.fake.tasks[task_id].label or "") <= 128
+    assert mover.find_task(sent) == task_id
+    assert mover.find_task(never_sent) is None
+    copy = copy_request(mover, [file_item("c", a)], sid=sent.submission_id)
+    assert mover.find_task(copy) is None, "a delete's marker matched a transfer lookup"
+    site.fake.fail_next("task_list", 3, 503)
+    with pytest.raises(TransientError):
+        mover.find_task(sent)
 
 
 def test_a_fault_on_an_unrecognised_path_fails_every_scan_of_the_task(

@@ -567,16 +567,19 @@ def test_a_passed_deadline_fails_items_transient(dtn: Path, mover: LocalMover) -
 # ---- LocalMover: deletes --------------------------------------------------------------------
 
 
-def test_delete_removes_a_directory_scan_and_ignores_missing_ones(
+def test_delete_removes_the_manifest_files_and_ignores_missing_ones(
     cfs: Path, mover: LocalMover
 ) -> None:
     put(cfs, "2026/scan_a/frame_1.tif", b"1")
     put(cfs, "2026/scan_a/sub/frame_2.tif", b"2")
     put(cfs, "2026/scan_b/frame_1.tif", b"keep")
+    manifest = (
+        recorded("2026/scan_a/frame_1.tif", b"1"),
+        recorded("2026/scan_a/sub/frame_2.tif", b"2"),
+        recorded("2026/scan_a/sub/deeper/gone.tif", b"3"),
+    )
     items = [
-        TransferItem(
-            "d1", "2026/scan_a", (recorded("2026/scan_a/frame_1.tif", b"1"),), "md5", True
-        ),
+        TransferItem("d1", "2026/scan_a", manifest, "md5", True),
         TransferItem("d2", "2026/scan_gone", (), "md5", recursive=True),
         file_item(recorded("2026/never_there.h5", b""), "d3"),
     ]
@@ -584,9 +587,62 @@ def test_delete_removes_a_directory_scan_and_ignores_missing_ones(
     status = run(mover, "delete", items)
 
     assert status.state == "succeeded"
-    assert all(r.ok for r in status.results)
-    assert not (cfs / "2026/scan_a").exists()
+    results = {r.action_id: r for r in status.results}
+    assert all(r.ok for r in results.values())
+    assert not (cfs / "2026/scan_a").exists(), "the emptied scan folders stay"
+    assert results["d1"].removed == ("2026/scan_a/frame_1.tif", "2026/scan_a/sub/frame_2.tif")
+    assert results["d1"].already_absent == ("2026/scan_a/sub/deeper/gone.tif",)
+    assert results["d1"].left_behind == ()
+    assert results["d3"].removed == () and results["d3"].already_absent == ("2026/never_there.h5",)
     assert (cfs / "2026/scan_b/frame_1.tif").read_bytes() == b"keep"
+
+
+def test_delete_leaves_every_file_outside_the_manifest_and_names_it(
+    cfs: Path, mover: LocalMover
+) -> None:
+    put(cfs, "2026/scan_a/frame_1.tif", b"1")
+    put(cfs, "2026/scan_a/sub/frame_2.tif", b"2")
+    put(cfs, "2026/scan_a/.operator notes.txt", b"notes")
+    put(cfs, "2026/scan_a/sub/analysis.h5", b"user")
+    (cfs / "2026/scan_a/empty by user").mkdir()
+    manifest = (
+        recorded("2026/scan_a/frame_1.tif", b"1"),
+        recorded("2026/scan_a/sub/frame_2.tif", b"2"),
+    )
+
+    (result,) = run(
+        mover, "delete", [TransferItem("d1", "2026/scan_a", manifest, "md5", True)]
+    ).results
+
+    assert result.ok and result.removed == tuple(f.path for f in manifest)
+    assert result.left_behind == (
+        "2026/scan_a/.operator notes.txt",
+        "2026/scan_a/empty by user/",
+        "2026/scan_a/sub/analysis.h5",
+    )
+    assert sorted(p.relative_to(cfs).as_posix() for p in cfs.rglob("*") if p.is_file()) == [
+        "2026/scan_a/.operator notes.txt",
+        "2026/scan_a/sub/analysis.h5",
+    ]
+
+
+def test_delete_refuses_a_manifest_file_that_changed_and_deletes_nothing(
+    cfs: Path, mover: LocalMover
+) -> None:
+    put(cfs, "2026/scan_a/frame_1.tif", b"1")
+    put(cfs, "2026/scan_a/frame_2.tif", b"2 and more")
+    manifest = (
+        recorded("2026/scan_a/frame_1.tif", b"1"),
+        recorded("2026/scan_a/frame_2.tif", b"2"),
+    )
+
+    (result,) = run(
+        mover, "delete", [TransferItem("d1", "2026/scan_a", manifest, "md5", True)]
+    ).results
+
+    assert not result.ok and result.error_class is ErrorClass.NEEDS_HUMAN
+    assert "changed since it was verified" in (result.error or "")
+    assert (cfs / "2026/scan_a/frame_1.tif").exists() and (cfs / "2026/scan_a/frame_2.tif").exists()
 
 
 def test_delete_on_an_unmounted_root_fails_instead_of_reporting_success(tmp_path: Path) -> None:

@@ -1,0 +1,361 @@
+"""Deletes after the fact: what a finished delete removed and left, and deletes a crash cut short.
+
+*What a receipt says.* A delete removes exactly the scan's manifest files. Its receipt lists
+them (`removed`), the manifest files it found already gone (`already_absent`, when the mover
+can tell) and everything still found beside the scan afterwards (`left_behind`: the foreign
+files, recorded once with a `delete.foreign_files` event; `engine/foreign.py` explains how they
+stop counting as the scan). The local mover reports all three; for Globus, the executor lists
+the scan's place afresh.
+
+*A crash never skips the last look.* A delete task whose submission id was persisted but whose
+answer was never recorded stays `preparing`. It is not simply resubmitted:
+
+1. at the start of the next pass, before observation (`InterruptedDeletes.settle`), the mover
+   is asked whether a task carries the submission id (`Mover.find_task`; for Globus a
+   `task_list` lookup, see `storage/globus_submissions.py`). If one does, the submission
+   arrived after its last look passed: the task is adopted and polled. If the mover cannot
+   answer, nothing is assumed and the task waits for the next pass. If none does:
+   - Globus: nothing ran; the task is cleared for step 2.
+   - local: the worker died with the process, but may have run part of the task first
+     (`LocalMover.submit` starts it before the executor records the task active). A fresh
+     listing of every scan records a receipt for each one already gone (an expected absence,
+     so it is not counted as missing by this pass's observation) and a `partial` receipt for
+     a scan cut part-way; the task is cleared for step 2 with the rest.
+2. after this pass's observation and plan (`InterruptedDeletes.resume`), each remaining action
+   is resubmitted, under the same submission id, only if it is still in the current plan,
+   approved where approval is needed (not rejected, not on hold) and passes the same last
+   look as a fresh delete (`Executor._recheck_delete`). An action that does not is withdrawn
+   (back to `planned`, with a recorded reason) and planned again from fresh observations.
+
+While cleared, a task's actions are not "in flight" for the planner (`action_ids`), so the plan
+says whether each delete is still wanted.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from engine.model import Action, ActionKind, Plan, Scan
+from engine.state import PLANNED, SUBMITTED, ActionRow, TaskRow
+from engine.storage.base import ItemResult, Mover, ScanListing, TaskKind, TaskRequest
+
+if TYPE_CHECKING:
+    from engine.executor import Executor, Outcome
+    from engine.reconciler import Observation
+
+log = logging.getLogger(__name__)
+
+WITHDRAWN = "withdrawn"  # a task status: an interrupted delete that was not resubmitted
+
+
+@dataclass(frozen=True, slots=True)
+class Leftovers:
+    """A fresh listing of a scan's place, read against the scan's manifest."""
+
+    removed: tuple[str, ...]  # manifest files not listed any more
+    remaining: tuple[str, ...]  # manifest files still listed
+    foreign: tuple[str, ...]  # listed files that are not in the manifest
+
+    @property
+    def gone(self) -> bool:
+        return not self.remaining
+
+
+def leftovers(scan: Scan, listing: ScanListing | None) -> Leftovers:
+    listed = {f.path for f in listing.files} if listing is not None else set()
+    manifest = {f.path for f in scan.files}
+    return Leftovers(
+        removed=tuple(sorted(manifest - listed)),
+        remaining=tuple(sorted(manifest & listed)),
+        foreign=tuple(sorted(listed - manifest)),
+    )
+
+
+def receipt_files(
+    executor: Executor, action: ActionRow, result: ItemResult | None
+) -> dict[str, Any]:
+    """The receipt's account of files: `removed`, `already_absent`, `left_behind` (+ `note`).
+
+    What the mover did not report (`left_behind` from Globus) comes from a fresh listing of
+    the scan at the target; if that fails, `left_behind` is None and the note says so.
+    """
+    scan = executor.store.get_scan(action.scan)
+    manifest = tuple(f.path for f in scan.files) if scan else ()
+    out: dict[str, Any] = {
+        "removed": sorted(result.removed if result and result.removed is not None else manifest)
+    }
+    if result is not None and result.already_absent:
+        out["already_absent"] = sorted(result.already_absent)
+    if result is not None and result.left_behind is not None:
+        out["left_behind"] = sorted(result.left_behind)
+        return out
+    storage = executor.backends.storages.get(action.target or "")
+    try:
+        if storage is None or scan is None:
+            raise LookupError("no storage or no scan record")
+        found = leftovers(scan, storage.stat_scan(executor.layout, action.scan))
+    except Exception as exc:
+        out["left_behind"] = None
+        out["note"] = f"could not list what is left beside the scan: {exc}"
+        return out
+    out["left_behind"] = list(found.foreign)
+    if found.remaining:
+        log.warning(
+            "%s: %d file(s) of %r still listed after their delete succeeded, e.g. %r",
+            action.target,
+            len(found.remaining),
+            action.scan,
+            found.remaining[0],
+        )
+        out["still_listed"] = list(found.remaining)
+    return out
+
+
+def report_foreign(executor: Executor, action: ActionRow, paths: list[str], now: datetime) -> None:
+    """Record, once per delete, the files it left beside the scan (a person should look)."""
+    shown = ", ".join(repr(p) for p in paths[:5]) + (" …" if len(paths) > 5 else "")
+    executor._event(
+        now,
+        "delete.foreign_files",
+        f"{len(paths)} file(s) not part of the scan were left at {action.target}: {shown}",
+        scan=action.scan,
+        action_id=action.id,
+        level="warning",
+        data={"endpoint": action.target, "paths": paths},
+    )
+
+
+def confirm_lost_delete(
+    executor: Executor, task: TaskRow, action: ActionRow, now: datetime
+) -> bool:
+    """Record a delete whose task was lost (the process died) if its scan is really gone.
+
+    The delete was submitted only after its last look passed, so an absence found now is the
+    engine's own doing: recorded with its receipt, it is an *expected* absence. Left
+    unrecorded, a crash in the middle of a large delete batch would look like replicas
+    vanishing on their own, freeze every delete (`max_missing_fraction`) and need a person.
+    "Gone" means no file of the manifest is listed; files left beside it are foreign files.
+    """
+    if action.kind is not ActionKind.DELETE or action.target is None:
+        return False
+    found = _fresh_leftovers(executor, action)
+    if found is None or not found.gone:
+        return False
+    executor._record_deletion(
+        action,
+        task,
+        now,
+        note="task interrupted; the scan was confirmed absent by a fresh listing",
+        result=ItemResult(action.id, ok=True, removed=found.removed, left_behind=found.foreign),
+    )
+    return True
+
+
+def _fresh_leftovers(executor: Executor, action: ActionRow) -> Leftovers | None:
+    storage = executor.backends.storages.get(action.target or "")
+    scan = executor.store.get_scan(action.scan)
+    if storage is None or scan is None:
+        return None
+    try:
+        return leftovers(scan, storage.stat_scan(executor.layout, action.scan))
+    except Exception as exc:
+        log.warning(
+            "could not list %r at %s to see what an interrupted delete did: %s",
+            action.scan,
+            action.target,
+            exc,
+            extra={"scan": action.scan, "action_id": action.id},
+        )
+        return None
+
+
+class InterruptedDeletes:
+    """Delete tasks left `preparing` by a crash: settled before observation, resumed after
+    planning (see the module docstring)."""
+
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+        self._cleared: dict[str, TaskRow] = {}  # submission id → task awaiting its last look
+
+    @property
+    def action_ids(self) -> frozenset[str]:
+        """Actions of cleared tasks: not in flight for the planner, which plans them afresh."""
+        return frozenset(aid for task in self._cleared.values() for aid in task.action_ids)
+
+    def begin_pass(self) -> None:
+        self._cleared.clear()
+
+    def settle(self, task: TaskRow, mover: Mover, now: datetime) -> TaskRow | None:
+        """Step 1: what did the interrupted task already do? Returns the task to poll, if any."""
+        request = self._executor._rebuild_request(task)
+        if request is None:
+            return None
+        try:
+            task_id = mover.find_task(request)
+        except Exception as exc:
+            log.warning(
+                "%s: cannot tell whether interrupted submission %s reached %s (%s); "
+                "it waits for the next pass",
+                task.label,
+                task.submission_id,
+                mover.name,
+                exc,
+            )
+            return None
+        if task_id is None:
+            # A local worker dies with its process, but it may have run part of the task.
+            if not mover.finishes_locally or self._record_what_is_gone(task, now):
+                self._cleared[task.submission_id] = task
+            return None
+        executor = self._executor
+        executor.store.update_task(
+            task.submission_id, now, task_id=task_id, status="active", error=None
+        )
+        for item in request.items:
+            executor._event(
+                now,
+                "delete.submitted",
+                f"{task.label} (task {task_id}, found at {mover.name} after an interruption)",
+                scan=item.scan,
+                action_id=item.action_id,
+            )
+        return replace(task, task_id=task_id, status="active")
+
+    def _record_what_is_gone(self, task: TaskRow, now: datetime) -> bool:
+        """Receipts for the scans a fresh listing shows gone; False if some could not be listed."""
+        executor = self._executor
+        listed_all = True
+        for row in self._pending(task):
+            found = _fresh_leftovers(executor, row)
+            if found is None:
+                listed_all = False
+            elif found.gone:
+                executor._record_deletion(
+                    row,
+                    task,
+                    now,
+                    note="task interrupted before it was recorded; the scan was confirmed "
+                    "absent by a fresh listing",
+                    result=ItemResult(
+                        row.id, ok=True, removed=found.removed, left_behind=found.foreign
+                    ),
+                )
+            elif found.removed:
+                self._record_partial(task, row, found, now)
+        if not self._pending(task):
+            executor.store.update_task(task.submission_id, now, status="succeeded", error=None)
+            return False
+        return listed_all
+
+    def _record_partial(
+        self, task: TaskRow, row: ActionRow, found: Leftovers, now: datetime
+    ) -> None:
+        """A receipt for the files of a scan an interrupted delete had already removed.
+
+        The action stays in flight: the rest of the scan waits for its last look. If it is
+        deleted later, that receipt (same action) replaces this one and lists these files as
+        `already_absent`; if not (a changed scan at the dtn becomes a new version), this one
+        stays as the record of what went.
+        """
+        executor = self._executor
+        assert row.target is not None
+        receipt = executor._receipt(row, task, now)
+        receipt.update(
+            partial=True,
+            removed=list(found.removed),
+            remaining=list(found.remaining),
+            left_behind=[],
+            note="task interrupted part-way; these files were confirmed absent by a fresh "
+            "listing, the rest waits for its last look",
+        )
+        executor.store.record_deletion(row.scan, row.target, row.id, None, now, receipt)
+        executor._event(
+            now,
+            "delete.partial",
+            f"an interrupted delete had removed {len(found.removed)} of "
+            f"{len(found.removed) + len(found.remaining)} files at {row.target}",
+            scan=row.scan,
+            action_id=row.id,
+            level="warning",
+            data=receipt,
+        )
+
+    def _pending(self, task: TaskRow) -> list[ActionRow]:
+        rows = [self._executor.store.get_action(aid) for aid in task.action_ids]
+        return [r for r in rows if r is not None and r.status == SUBMITTED]
+
+    def resume(
+        self,
+        plan: Plan,
+        seen: Observation,
+        relied_on: dict[tuple[str, str], str],
+        now: datetime,
+    ) -> Outcome:
+        """Step 2: resubmit what is still planned, allowed and passes its last look."""
+        from engine.executor import Outcome
+
+        executor = self._executor
+        planned = {a.id: a for a in plan.actions if a.kind is ActionKind.DELETE}
+        blocked = {
+            (b.scan, b.endpoint): f"{b.reason_code}: {b.reason}"
+            for b in plan.blocked
+            if b.kind is ActionKind.DELETE
+        }
+        outcome = Outcome()
+        for task in list(self._cleared.values()):
+            mover = executor.backends.movers.get(task.mover)
+            passing: list[Action] = []
+            for row in self._pending(task):
+                action = planned.get(row.id)
+                why = _refusal(action, blocked.get((row.scan, row.target)))
+                if why is not None:
+                    assert row.target is not None
+                    executor._recheck_failed(_as_action(row), now, why)
+                elif action is not None and (
+                    executor._not_relied_on(action, relied_on, now)
+                    and executor._identities_hold(action, now)
+                    and executor._recheck_delete(action, seen, now)
+                ):
+                    passing.append(action)
+                    continue
+                executor.store.set_action_status([row.id], PLANNED, now)
+            if passing and mover is not None:
+                request = TaskRequest(
+                    cast(TaskKind, task.kind),
+                    task.source,
+                    task.target,
+                    tuple(executor._item(a.id, seen.scans[a.scan]) for a in passing),
+                    task.submission_id,
+                    task.label,
+                    executor._deadline(task.created_at),
+                )
+                if executor._send(mover, task, request, now):
+                    outcome.submitted += len(passing)
+            else:
+                executor.store.update_task(
+                    task.submission_id,
+                    now,
+                    status=WITHDRAWN,
+                    error="interrupted; not resubmitted (see the delete.recheck_failed events)",
+                )
+        self._cleared.clear()
+        return outcome
+
+
+def _refusal(action: Action | None, blocked: str | None) -> str | None:
+    """Why an interrupted delete may not be resubmitted by the plan's verdict, or None."""
+    if action is None:
+        why = f"blocked ({blocked})" if blocked else "it is no longer planned"
+        return f"an interrupted delete is not resubmitted: {why}"
+    if action.requires_approval and not action.approved:
+        return "an interrupted delete is not resubmitted: it is not approved"
+    return None
+
+
+def _as_action(row: ActionRow) -> Action:
+    return Action(
+        row.id, row.kind, row.scan, row.source, row.target, row.bytes, row.requires_approval, ""
+    )

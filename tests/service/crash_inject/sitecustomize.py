@@ -1,0 +1,93 @@
+"""Crash and interference hooks for one child `bl931tui`, loaded through PYTHONPATH.
+
+Each hook is off unless its variable is set, and production code is not touched: the hooks wrap
+the same calls (`LocalMover.submit`, `GlobusMover.submit`, `os.unlink`) a real crash or a real
+user would interrupt.
+
+- `BL931_CRASH_IN_DELETE_SUBMIT=N` (local mover): a delete task is handed to the mover, its
+  worker unlinks N files, then the process dies (`os._exit(137)`, like SIGKILL: no cleanup).
+  The executor never learns the task id, so the task stays `preparing` in the state store.
+  N = 0 dies before the worker starts.
+- `BL931_CRASH_IN_GLOBUS_DELETE=before|after`: the process dies right before the delete task
+  reaches Transfer, or right after Transfer accepted it (the answer is lost).
+- `BL931_WRITE_DURING_DELETE=DIR::NAME`: the first time anything is unlinked directly inside
+  DIR, a user's file NAME is written there first (a user working in the folder while a prune runs).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+_CRASH_LOCAL = os.environ.get("BL931_CRASH_IN_DELETE_SUBMIT")
+_CRASH_GLOBUS = os.environ.get("BL931_CRASH_IN_GLOBUS_DELETE")
+_WRITE = os.environ.get("BL931_WRITE_DURING_DELETE")
+
+
+def _die() -> None:
+    os._exit(137)
+
+
+if _WRITE:
+    _folder, _, _name = _WRITE.partition("::")
+    _real_unlink = os.unlink
+    _written = False
+
+    def _parent_of(path: Any, dir_fd: int | None) -> str:
+        if dir_fd is not None:  # shutil.rmtree unlinks names relative to an open folder
+            return os.readlink(f"/proc/self/fd/{dir_fd}")
+        return os.path.dirname(os.path.abspath(os.fspath(path)))
+
+    def _unlink_with_user(path: Any, *args: Any, dir_fd: int | None = None, **kw: Any) -> None:
+        global _written
+        if not _written and _parent_of(path, dir_fd) == os.path.abspath(_folder):
+            _written = True
+            with open(os.path.join(_folder, _name), "wb") as out:
+                out.write(b"a user's analysis, never copied anywhere")
+        _real_unlink(path, *args, dir_fd=dir_fd, **kw)
+
+    os.unlink = _unlink_with_user
+
+if _CRASH_LOCAL is not None:
+    from engine.storage import local_mover
+
+    _unlinks_before_crash = int(_CRASH_LOCAL)
+    _local_submit = local_mover.LocalMover.submit
+
+    def _submit_then_die(self: Any, request: Any) -> str:
+        if request.kind != "delete":
+            return str(_local_submit(self, request))
+        if _unlinks_before_crash == 0:
+            _die()
+        inner_unlink = os.unlink
+        done = [0]
+
+        def _counting_unlink(path: Any, *args: Any, **kw: Any) -> None:
+            inner_unlink(path, *args, **kw)
+            done[0] += 1
+            if done[0] >= _unlinks_before_crash:
+                _die()
+
+        os.unlink = _counting_unlink
+        _local_submit(self, request)
+        time.sleep(30)  # never return: the executor must not record the task active
+        _die()
+        raise AssertionError("unreachable")
+
+    local_mover.LocalMover.submit = _submit_then_die  # type: ignore[method-assign]
+
+if _CRASH_GLOBUS in ("before", "after"):
+    from engine.storage import globus_mover
+
+    _globus_submit = globus_mover.GlobusMover.submit
+
+    def _globus_submit_then_die(self: Any, request: Any) -> str:
+        if request.kind != "delete":
+            return str(_globus_submit(self, request))
+        if _CRASH_GLOBUS == "after":
+            _globus_submit(self, request)
+        _die()
+        raise AssertionError("unreachable")
+
+    globus_mover.GlobusMover.submit = _globus_submit_then_die  # type: ignore[method-assign]
