@@ -195,3 +195,16 @@ def test_missing_replicas_freeze_the_endpoint_until_acknowledged(  # type: ignor
     assert [(why, cleared is not None) for _, why, cleared in rows] == [
         ("disk failure; restore from hpss", True)
     ]
+
+
+def test_mount_true_refuses_a_root_that_is_not_a_mount_point(run_cli, ws: LocalWorkspace) -> None:  # type: ignore[no-untyped-def]
+    text = ws.config_path.read_text()
+    ws.config_path.write_text(text.replace('path = "cfs"', 'path = "cfs"\nmount = true'))
+    ws.write_scan("2026/a.h5", os.urandom(128))
+    done = run_cli("--reconcile", "--once", config=ws.config_path)
+    assert done.returncode == 1 and "not a mount point" in done.stderr
+    assert scans_at(ws.cfs) == [] and not (ws.cfs / MARKER_NAME).exists()
+    code, doc = audit(run_cli, ws)
+    assert code == 1 and [a["endpoint"] for a in doc["alert_details"]] == ["cfs"]
+    done = run_cli("--init-endpoint", "cfs", config=ws.config_path)
+    assert done.returncode == 1 and "not a mount point" in done.stderr
