@@ -50,6 +50,8 @@ class AlertLog:
         self.store = store
 
     def records(self, *, standing_only: bool = False) -> dict[str, AlertRecord]:
+        if not self.store.has_table("alerts"):
+            return {}  # a read-only store still at an older schema: nothing recorded yet
         query = "SELECT * FROM alerts" + (" WHERE cleared_at IS NULL" if standing_only else "")
         out = {}
         for row in self.store.connection().execute(query + " ORDER BY since"):

@@ -47,6 +47,9 @@ class Identity:
 
 
 def load_identities(store: StateStore) -> dict[str, Identity]:
+    """The recorded identities (none from a read-only store still at an older schema)."""
+    if not store.has_table("endpoint_identity"):
+        return {}
     rows = store.connection().execute("SELECT * FROM endpoint_identity").fetchall()
     return {
         row["endpoint"]: Identity(

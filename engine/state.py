@@ -430,6 +430,15 @@ class StateStore:
                 raise
             log.debug("state store migrated to schema %d", version + 1)
 
+    def has_table(self, name: str) -> bool:
+        """Whether the store has this table (a read-only store is never migrated forward)."""
+        row = (
+            self._conn()
+            .execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+            .fetchone()
+        )
+        return row is not None
+
     def integrity_check(self) -> str:
         return str(self._conn().execute("PRAGMA integrity_check").fetchone()[0])
 

@@ -208,3 +208,23 @@ def test_mount_true_refuses_a_root_that_is_not_a_mount_point(run_cli, ws: LocalW
     assert code == 1 and [a["endpoint"] for a in doc["alert_details"]] == ["cfs"]
     done = run_cli("--init-endpoint", "cfs", config=ws.config_path)
     assert done.returncode == 1 and "not a mount point" in done.stderr
+
+
+def test_an_audit_of_a_store_from_before_markers_asks_for_init_and_never_crashes(  # type: ignore[no-untyped-def]
+    run_cli, ws: LocalWorkspace
+) -> None:
+    """The audit opens the store read-only, so a store of the previous schema stays as it is."""
+    from engine.state import MIGRATIONS
+
+    ws.state_path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(ws.state_path) as conn:
+        conn.executescript(MIGRATIONS[0] + ";PRAGMA user_version = 1;")
+    ws.write_scan("2026/a.h5", os.urandom(128))
+    done = run_cli("--dry-run", "--json", config=ws.config_path)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    doc = json.loads(done.stdout)
+    assert {a["endpoint"] for a in doc["alert_details"]} == {"dtn", "cfs", "hpss"}
+    assert all("--init-endpoint" in a["message"] for a in doc["alert_details"])
+    with sqlite3.connect(ws.state_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
