@@ -28,17 +28,20 @@ from textual.binding import BindingType
 from textual.message import Message
 from textual.screen import Screen
 
+from bl931tui.alerts import acknowledge_refusal
 from bl931tui.commands import RegistryCommands, bindings
 from bl931tui.decisions import DecisionRefused, Decisions
 from bl931tui.details import ApprovalItem
 from bl931tui.readmodel import CATALOG, Snapshot, connection, fingerprint, load_snapshot
 from bl931tui.render import printable, size
 from bl931tui.screens.activity import EventsScreen, TasksScreen
+from bl931tui.screens.alerts import AlertsScreen
 from bl931tui.screens.approvals import ApprovalsScreen
 from bl931tui.screens.detail import DetailScreen
-from bl931tui.screens.dialogs import ConfirmDialog, HoldDialog
+from bl931tui.screens.dialogs import AcknowledgeDialog, ConfirmDialog, HoldDialog
 from bl931tui.screens.help import HelpScreen
 from bl931tui.screens.scans import ScansScreen
+from engine.alert_log import AlertRecord
 from engine.clock import SYSTEM_CLOCK
 from engine.config import Config
 from engine.policy import Policy
@@ -54,7 +57,7 @@ FIRST_PAGE = 500
 
 
 class Bl931App(App[int]):
-    """Scans (home), detail, approvals, tasks and events over one read-only store connection."""
+    """Scans (home), detail, approvals, alerts, tasks and events over one read-only store."""
 
     TITLE = "bl931"
     BINDINGS: ClassVar[list[BindingType]] = bindings("app")  # type: ignore[assignment]
@@ -218,6 +221,10 @@ class Bl931App(App[int]):
         if not isinstance(self.screen, ApprovalsScreen):
             self._go(ApprovalsScreen())
 
+    def action_show_alerts(self) -> None:
+        if not isinstance(self.screen, AlertsScreen):
+            self._go(AlertsScreen())
+
     def action_show_tasks(self) -> None:
         if not isinstance(self.screen, TasksScreen):
             self._go(TasksScreen())
@@ -319,6 +326,20 @@ class Bl931App(App[int]):
             answered,
         )
 
+    def ask_acknowledge(self, alert: AlertRecord, done: Callable[[], None]) -> None:
+        """Acknowledge one standing alert: refused read-only, explained if it cannot be."""
+        if self.refused("acknowledge"):
+            return
+        if refusal := acknowledge_refusal(alert):
+            self.notify(refusal, title="not acknowledged", severity="error")
+            return
+
+        def answered(why: str | None) -> None:
+            if why:
+                self._decide("acknowledge", [alert.id], done, reason=why)
+
+        self.push_screen(AcknowledgeDialog(alert, self.user), answered)
+
     def retry_scan(self, scan_id: str) -> None:
         if self.refused("retry"):
             return
@@ -358,6 +379,9 @@ class Bl931App(App[int]):
             return f"approved {count} action(s); the service acts on its next pass"
         if what == "reject":
             return f"rejected {self.decisions.reject(ids)} action(s)"
+        if what == "acknowledge":
+            record = self.decisions.acknowledge_alert(ids[0], reason)
+            return f"acknowledged {record.code} at {record.endpoint or '—'}; applied next pass"
         scan = ids[0]
         if what == "hold":
             self.decisions.place_hold(scan, reason, expires)

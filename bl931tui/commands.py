@@ -27,6 +27,7 @@ class ActionSpec:
     dangerous: bool = False  # destroys data once it runs: always confirmed, typed back
     decision: bool = False  # writes an operator decision: refused in read-only sessions
     show: bool = True  # in the footer
+    confirmation: str = "count and bytes typed back"  # how a dangerous action is confirmed
 
     @property
     def key_display(self) -> str:
@@ -35,6 +36,7 @@ class ActionSpec:
 
 KEY_NAMES = {
     "question_mark": "?",
+    "exclamation_mark": "!",
     "slash": "/",
     "escape": "esc",
     "enter": "⏎",
@@ -47,6 +49,7 @@ REGISTRY: tuple[ActionSpec, ...] = (
     ActionSpec("app.help", "help", "Help: every key", ("question_mark",), "app"),
     ActionSpec("app.quit", "quit", "Quit", ("q",), "app"),
     ActionSpec("app.approvals", "show_approvals", "Approvals", ("a",), "app"),
+    ActionSpec("app.alerts", "show_alerts", "Alerts", ("exclamation_mark",), "app"),
     ActionSpec("app.tasks", "show_tasks", "Tasks", ("t",), "app"),
     ActionSpec("app.events", "show_events", "Events", ("e",), "app"),
     ActionSpec("app.scans", "show_scans", "Scans (home)", ("1",), "app", show=False),
@@ -101,6 +104,17 @@ REGISTRY: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("approvals.group", "next_group", "Next group", ("tab",), "approvals", show=False),
     ActionSpec("approvals.back", "back", "Back", ("escape",), "approvals"),
+    ActionSpec(
+        "alerts.acknowledge",
+        "acknowledge",
+        "Acknowledge alert",
+        ("y",),
+        "alerts",
+        dangerous=True,
+        decision=True,
+        confirmation="what it does is named, a reason typed",
+    ),
+    ActionSpec("alerts.back", "back", "Back", ("escape",), "alerts"),
     ActionSpec("events.filter", "filter", "Filter", ("slash",), "events"),
     ActionSpec("events.back", "back", "Back", ("escape",), "events"),
     ActionSpec("tasks.back", "back", "Back", ("escape",), "tasks"),
@@ -112,6 +126,7 @@ SCOPE_TITLES = {
     "scans": "Scans",
     "detail": "Scan detail",
     "approvals": "Approvals",
+    "alerts": "Alerts",
     "events": "Events",
     "tasks": "Tasks",
 }

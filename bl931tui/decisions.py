@@ -1,4 +1,5 @@
-"""Operator decisions: the only writes the TUI makes (approvals, holds, retries; DESIGN §8).
+"""Operator decisions: the only writes the TUI makes (approvals, holds, retries, alert
+acknowledgements; DESIGN §8).
 
 Every decision is recorded with the OS user who made it, in the tables the reconciler consumes.
 A read-only session refuses them all with one clear message rather than greying keys silently.
@@ -11,6 +12,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 
+from engine.alert_log import AlertLog, AlertRecord
+from engine.errors import UsageError
 from engine.state import StateStore
 
 
@@ -67,6 +70,26 @@ class Decisions:
         ids = list(action_ids)
         self._writable("retry").request_retry(ids, self.user, self.clock())
         return len(ids)
+
+    def acknowledge_alert(self, alert_id: str, why: str) -> AlertRecord:
+        """Record that this user acknowledges a standing alert, and why (as `--acknowledge` does).
+
+        Args:
+            alert_id: the alert's stable id.
+            why: the operator's reason, recorded with their name and the time.
+
+        Returns:
+            The alert's record with the acknowledgement in it.
+
+        Raises:
+            DecisionRefused: a read-only session, no reason, an alert that no longer stands, or
+                one that only its condition clears.
+        """
+        store = self._writable("acknowledge")
+        try:
+            return AlertLog(store).acknowledge(alert_id, by=self.user, why=why, now=self.clock())
+        except UsageError as exc:
+            raise DecisionRefused(exc.message) from exc
 
     def close(self) -> None:
         with self._lock:

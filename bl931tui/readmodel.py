@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from engine.alert_log import AlertLog, AlertRecord
+from engine.model import AlertEffect
 from engine.policy import Policy
 from engine.state import StateStore, parse_time
 
@@ -102,6 +104,11 @@ class Snapshot:
     active_tasks: int
     endpoint_errors: dict[str, str] = field(default_factory=dict)
     scans_total: int = 0
+    alerts: tuple[AlertRecord, ...] = ()  # standing, acknowledged ones included
+
+    @property
+    def alerts_acknowledged(self) -> int:
+        return sum(1 for alert in self.alerts if alert.acknowledged_at is not None)
 
     @property
     def total(self) -> int:
@@ -136,6 +143,27 @@ def fingerprint(conn: sqlite3.Connection) -> tuple[Any, ...]:
                   (SELECT count(*) FROM scans)"""
     ).fetchone()
     return tuple(row)
+
+
+# What blocks most comes first on the Alerts screen.
+EFFECT_RANK = {
+    AlertEffect.FREEZE_DELETES: 0,
+    AlertEffect.UNKNOWN_ENDPOINT: 1,
+    AlertEffect.NOTIFY: 2,
+}
+
+
+def standing_alerts(store: StateStore) -> tuple[AlertRecord, ...]:
+    """The standing alerts, what blocks most first, then oldest first.
+
+    Read through the store's `AlertLog`. A store the service has not migrated yet (the TUI opens
+    it read-only and never migrates) has no alerts table, and so no alerts to show.
+    """
+    try:
+        records = AlertLog(store).records(standing_only=True).values()
+    except sqlite3.OperationalError:
+        return ()
+    return tuple(sorted(records, key=lambda r: (EFFECT_RANK[r.effect], r.since, r.id)))
 
 
 def read_heartbeat(store: StateStore) -> Heartbeat | None:
@@ -270,4 +298,5 @@ def load_snapshot(
         active_tasks=active_tasks,
         endpoint_errors=errors,
         scans_total=total,
+        alerts=standing_alerts(store),
     )

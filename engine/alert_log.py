@@ -42,6 +42,11 @@ class AlertRecord:
     def standing(self) -> bool:
         return self.cleared_at is None
 
+    @property
+    def cleared_by(self) -> ClearedBy:
+        """What ends this alert: the rule `AlertLog.acknowledge` enforces, for front ends to show."""
+        return _cleared_by(self)
+
 
 class AlertLog:
     """The `alerts` table of one state store."""

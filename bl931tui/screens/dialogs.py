@@ -1,4 +1,4 @@
-"""Modal dialogs for decisions: confirm (Cancel focused; deletes typed back) and hold.
+"""Modal dialogs for decisions: confirm (Cancel focused; deletes typed back), hold, acknowledge.
 
 A delete's confirmation names the count and the bytes and makes the operator type both back
 (Terraform-style), so a stray Enter can never approve a prune: Enter on the focused Cancel
@@ -17,6 +17,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
+
+from bl931tui.alerts import acknowledging_does, subject
+from bl931tui.render import printable
+from engine.alert_log import AlertRecord
 
 DIALOG_CSS = """
 {name} {{ align: center middle; }}
@@ -162,6 +166,68 @@ class HoldDialog(ModalScreen["tuple[str, datetime | None] | None"]):
             problem.update(f"Expiry: {exc}")
             return
         self.dismiss((reason, expires))
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class AcknowledgeDialog(ModalScreen["str | None"]):
+    """Acknowledge one alert: it is named in full, the consequence said, a reason required.
+
+    Cancel has the focus and Acknowledge stays disabled until a reason is typed, so neither a
+    stray Enter nor an empty reason records anything. Dismisses with the reason, or None.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    DEFAULT_CSS = (
+        DIALOG_CSS.format(name="AcknowledgeDialog")
+        + """
+    AcknowledgeDialog > Vertical { width: 78; max-height: 100%; padding: 0 1; overflow-y: auto; }
+    AcknowledgeDialog .title { margin: 0; }
+    AcknowledgeDialog .spaced { margin-top: 1; }
+    AcknowledgeDialog Input { margin: 0; }
+    AcknowledgeDialog Horizontal { margin: 0; }
+    """
+    )
+
+    def __init__(self, alert: AlertRecord, user: str) -> None:
+        super().__init__()
+        self.alert = alert
+        self.user = user
+
+    def compose(self) -> ComposeResult:
+        alert = self.alert
+        with Vertical():
+            yield Label("Acknowledge this alert?", classes="title")
+            yield Static(f"{subject(alert)} · id {alert.id}", markup=False)
+            yield Static(f"“{printable(alert.message)}”", markup=False, classes="spaced")
+            yield Static(
+                f"Acknowledging: {acknowledging_does(alert)}", markup=False, classes="spaced"
+            )
+            yield Label(f"Reason (required; recorded as {self.user}), Tab to the box:")
+            reason = Input(placeholder="why the alert is accepted", id="reason")
+            reason.cursor_blink = False
+            yield reason
+            with Horizontal():
+                yield Button("Cancel", id="cancel", variant="primary")
+                yield Button("Acknowledge", id="acknowledge", variant="error", disabled=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    def _reason(self) -> str:
+        return self.query_one("#reason", Input).value.strip()
+
+    @on(Input.Changed, "#reason")
+    def _typed(self) -> None:
+        self.query_one("#acknowledge", Button).disabled = not self._reason()
+
+    @on(Input.Submitted, "#reason")
+    @on(Button.Pressed, "#acknowledge")
+    def _acknowledge(self) -> None:
+        if self._reason():
+            self.dismiss(self._reason())
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

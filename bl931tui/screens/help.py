@@ -26,12 +26,13 @@ def help_table(read_only: bool) -> Table:
                 continue
             note = ""
             if spec.dangerous:
-                note = "  (dangerous: confirmed, count and bytes typed back)"
+                note = f"  (dangerous: confirmed, {spec.confirmation})"
             elif spec.decision:
                 note = "  (operator decision)"
             if spec.decision and read_only:
                 note += "  [refused: read-only]"
-            table.add_row(spec.key_display, spec.description + note)
+            # Text, not a markup string: "[refused: read-only]" would be read as a style tag.
+            table.add_row(spec.key_display, Text(spec.description + note))
         table.add_row("", "")
     return table
 

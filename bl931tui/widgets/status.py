@@ -11,6 +11,7 @@ import humanize
 from rich.text import Text
 from textual.widgets import Static
 
+from bl931tui.alerts import alerts_summary
 from bl931tui.readmodel import CATALOG, Heartbeat, Snapshot
 
 TONE_STYLE = {
@@ -51,7 +52,7 @@ def engine_status(beat: Heartbeat | None, now: datetime, interval: float) -> tup
 
 
 class ContextHeader(Static):
-    """Beamline, engine status, last pass, read-only/write mode, when the data was read."""
+    """Beamline, mode, standing alerts, engine status, last pass, when the data was read."""
 
     DEFAULT_CSS = """
     ContextHeader { height: 1; background: $panel; color: $foreground; padding: 0 1; }
@@ -76,6 +77,11 @@ class ContextHeader(Static):
             "READ-ONLY" if read_only else f"read-write as {user}",
             "bold yellow" if read_only else "",
         )
+        # Standing alerts next: they freeze deletes, so they must survive a narrow terminal too.
+        alerts = alerts_summary(snapshot.alerts) if snapshot else ""
+        if alerts:
+            text.append(" │ ")
+            text.append(alerts, "bold red")
         beat = snapshot.heartbeat if snapshot else None
         words, tone = engine_status(beat, now, interval)
         text.append(" │ engine ")

@@ -12,8 +12,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from engine.alert_log import AlertLog
 from engine.config import Config
-from engine.model import Action, ActionKind, ErrorClass, Evidence, Level, Scan, ScanFile, action_id
+from engine.model import (
+    Action,
+    ActionKind,
+    Alert,
+    AlertEffect,
+    ClearedBy,
+    ErrorClass,
+    Evidence,
+    Level,
+    Scan,
+    ScanFile,
+    action_id,
+)
 from engine.state import ReplicaRow, StateStore, TaskRow
 from engine.workspace import create_workspace
 
@@ -220,12 +233,60 @@ def stale(store: StateStore, scans: list[Scan]) -> None:
     beat(store, age=timedelta(hours=2, minutes=5))
 
 
+def scenario_alerts(scans: list[Scan]) -> tuple[Alert, Alert, Alert]:
+    """Replicas vanished from cfs, hpss not provably its storage, files a prune left at dtn."""
+    missing = Alert(
+        "missing_fraction",
+        AlertEffect.FREEZE_DELETES,
+        "cfs: 5 of 8 previously seen replicas are missing (62% > 20%); no deletes are planned "
+        "anywhere and cfs is unknown for every action until the replicas return or an operator "
+        "acknowledges the loss",
+        endpoint="cfs",
+        cleared_by=ClearedBy.CONDITION_OR_ACKNOWLEDGEMENT,
+    )
+    identity = Alert(
+        "endpoint_identity",
+        AlertEffect.UNKNOWN_ENDPOINT,
+        "hpss is unknown for every action: the identity marker /data/hpss/.bl931-endpoint is "
+        "missing: is the filesystem unmounted or replaced? Nothing there is trusted until it "
+        "is back",
+        endpoint="hpss",
+        cleared_by=ClearedBy.CONDITION,
+    )
+    foreign = Alert(
+        "foreign_files",
+        AlertEffect.NOTIFY,
+        f"the prune of {scans[1].id!r} at dtn left 1 file(s) it never copied anywhere: 'notes.txt'",
+        endpoint="dtn",
+        scan=scans[1].id,
+        cleared_by=ClearedBy.CONDITION_OR_ACKNOWLEDGEMENT,
+    )
+    return missing, identity, foreign
+
+
+def alerts(store: StateStore, scans: list[Scan]) -> None:
+    """Settled scans under three standing alerts; the notify one already acknowledged."""
+    _settled(store, scans)
+    missing, identity, foreign = scenario_alerts(scans)
+    log = AlertLog(store)
+    log.refresh([missing, identity], NOW - timedelta(hours=3), write=True)
+    log.refresh([missing, identity, foreign], NOW - timedelta(minutes=40), write=True)
+    log.acknowledge(
+        foreign.id,
+        by="jdoe",
+        why="notes.txt is the user's log, kept",
+        now=NOW - timedelta(minutes=10),
+    )
+    beat(store)
+
+
 SCENARIOS: dict[str, Callable[[StateStore, list[Scan]], None]] = {
     "fresh": fresh,
     "in_flight": in_flight,
     "awaiting_approval": awaiting_approval,
     "failures": failures,
     "stale": stale,
+    "alerts": alerts,
 }
 
 

@@ -46,3 +46,27 @@ def test_delete_confirmation(snap_compare, make_scenario: MakeScenario) -> None:
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_alerts_screen(snap_compare, make_scenario: MakeScenario) -> None:  # type: ignore[no-untyped-def]
+    app = make_scenario("alerts").app()
+
+    async def run_before(pilot: Pilot[object]) -> None:
+        await settle(pilot)
+        await pilot.press("exclamation_mark")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_acknowledge_dialog(snap_compare, make_scenario: MakeScenario) -> None:  # type: ignore[no-untyped-def]
+    app = make_scenario("alerts").app()
+
+    async def run_before(pilot: Pilot[object]) -> None:
+        await settle(pilot)
+        await pilot.press("exclamation_mark")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
