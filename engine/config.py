@@ -1,8 +1,9 @@
 """TOML configuration → a validated, typed `Config`.
 
 Every error names the file, the key path and what was expected. Beyond types, validation
-checks the policy itself: endpoint names resolve, copies form no cycle, and no retention
-policy can ever delete a scan's last copy.
+checks the policy itself: endpoint names resolve, copies form no cycle, no retention
+policy can ever delete a scan's last copy, and no two endpoints are the same storage as far as
+their paths show (same path, a symlink to it, one inside the other).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engine.errors import ConfigError
 from engine.model import ActionKind, Level
+from engine.storage.same_storage import Place, overlapping_places, remote_root, resolved
 
 DEFAULT_LOCATIONS = (Path("bl931.toml"), Path("~/.config/bl931/config.toml"))
 
@@ -288,6 +290,29 @@ def _validate_policy(config: Config) -> list[tuple[str, str]]:
     return problems
 
 
+def _shared_storage(endpoints: dict[str, EndpointConfig]) -> list[tuple[str, str]]:
+    """Pairs of endpoints whose paths show they are one storage. Returns (key, message) pairs.
+
+    Local `path`s (of local endpoints and Globus endpoints mounted here) are compared resolved,
+    so a symlink to another root, or a root reached through a symlinked folder, is found; Globus
+    `root`s are compared on the same collection. What only the mounted filesystems show (bind
+    mounts) is checked at run time instead (`engine.storage.same_storage.shared_storage`).
+    """
+    places = [
+        Place(f"endpoints.{name}.path", None, resolved(ep.path), str(ep.path))
+        for name, ep in endpoints.items()
+        if ep.path is not None
+    ]
+    places += [
+        Place(
+            f"endpoints.{name}.root", ep.collection.strip().lower(), remote_root(ep.root), ep.root
+        )
+        for name, ep in endpoints.items()
+        if ep.kind == "globus" and ep.collection and ep.root
+    ]
+    return overlapping_places(places)
+
+
 def _format_loc(loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
     for item in loc:
@@ -332,6 +357,9 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         name: ep.model_copy(update={"path": _resolve(ep.path, base)}) if ep.path else ep
         for name, ep in config.endpoints.items()
     }
+    shared = _shared_storage(endpoints)
+    if shared:
+        raise ConfigError("\n".join(f"{where}: {key}: {msg}" for key, msg in shared))
     return config.model_copy(
         update={
             "endpoints": endpoints,

@@ -313,7 +313,7 @@ class InterruptedDeletes:
                 why = _refusal(action, blocked.get((row.scan, row.target)))
                 if why is not None:
                     assert row.target is not None
-                    executor._recheck_failed(_as_action(row), now, why)
+                    executor._recheck_failed(_as_action(row), now, why, code="not_resubmitted")
                 elif action is not None and (
                     executor._not_relied_on(action, relied_on, now)
                     and executor._identities_hold(action, now)

@@ -7,8 +7,10 @@ delete first passes its last look again (`engine/deletes.py`). Tasks already `ac
 never resubmitted.
 
 Deletes are re-checked against a fresh listing of every endpoint they rely on right before they
-are submitted; local copies are re-hashed. A failed re-check skips the delete (the next pass plans
-it again from a new observation) and is recorded.
+are submitted; local copies are re-hashed, each must be a different file from the one deleted, and
+the copy deleted must still hold the acquisition's bytes (`last_look`). A failed re-check skips
+the delete (the next pass plans it again from a new observation) and is recorded with a reason
+code.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from engine.config import Config
 from engine.deletes import InterruptedDeletes, confirm_lost_delete, receipt_files, report_foreign
 from engine.errors import Bl931Error, classify
 from engine.identity import IdentityCheck
+from engine.last_look import Refusal, check_distinct_copies, check_target_unchanged
 from engine.layout import ScanLayout
 from engine.model import Action, ActionKind, ErrorClass, Level, Plan, Scan
 from engine.observe import assess, inventory_signature
@@ -462,7 +465,10 @@ class Executor:
         if holder is None or holder == action.target:
             return True
         return self._recheck_failed(
-            action, now, f"a delete at {holder} that relies on this copy is not finished yet"
+            action,
+            now,
+            f"a delete at {holder} that relies on this copy is not finished yet",
+            code="required_copy_being_deleted",
         )
 
     def _submit_batches(
@@ -684,18 +690,30 @@ class Executor:
         scan = seen.scans[action.scan]
         rule = self.policy.retention[action.target]
         if action.scan in self.store.active_holds(now):
-            return self._recheck_failed(action, now, "a hold was placed")
+            return self._recheck_failed(action, now, "a hold was placed", code="on_hold")
+        roots = self.backends.local_roots
+        # Cheap (one lstat per file) and decisive: a copy that is the deleted file itself proves
+        # nothing, however well it verifies.
+        refusal = check_distinct_copies(scan, action.target, rule.delete_requires, roots)
+        if refusal is not None:
+            return self._refused(action, now, refusal)
         evidence = self.store.load_evidence()
         for required in rule.delete_requires:
             storage = self.backends.storages.get(required)
             if storage is None:
-                return self._recheck_failed(action, now, f"{required} has no storage backend")
+                return self._recheck_failed(
+                    action, now, f"{required} has no storage backend", code="endpoint_unknown"
+                )
             try:
                 listing = storage.stat_scan(self.layout, scan.id)
             except Exception as exc:
-                return self._recheck_failed(action, now, f"{required} could not be listed: {exc}")
+                return self._recheck_failed(
+                    action, now, f"{required} could not be listed: {exc}", code="endpoint_unknown"
+                )
             if listing is None:
-                return self._recheck_failed(action, now, f"the {required} copy is gone")
+                return self._recheck_failed(
+                    action, now, f"the {required} copy is gone", code="copy_missing"
+                )
             level = assess(
                 scan,
                 required,
@@ -705,13 +723,18 @@ class Executor:
             ).replica.level
             if level < rule.verify:
                 return self._recheck_failed(
-                    action, now, f"the {required} copy is now verified by {level.word} only"
+                    action,
+                    now,
+                    f"the {required} copy is now verified by {level.word} only",
+                    code="copy_unverified",
                 )
             if rule.verify >= Level.CHECKSUM:
                 try:
                     sums = storage.checksum_files(listing, scan.checksum_algorithm)
                 except Exception as exc:
-                    return self._recheck_failed(action, now, f"re-hashing {required} failed: {exc}")
+                    return self._recheck_failed(
+                        action, now, f"re-hashing {required} failed: {exc}", code="endpoint_unknown"
+                    )
                 if sums is not None:
                     bad = [f.path for f in scan.files if sums.get(f.path) != f.checksum]
                     if bad:
@@ -722,12 +745,21 @@ class Executor:
                             f"the {required} copy no longer matches the acquisition checksum "
                             f"({len(bad)} files, e.g. {bad[0]!r}); evidence dropped",
                             level="error",
+                            code="copy_mismatch",
                         )
         if action.target == self.policy.inventory_endpoint:
             storage = self.backends.storages.get(action.target)
             listing = storage.stat_scan(self.layout, scan.id) if storage else None
             if listing is not None and listing.signature != inventory_signature(scan):
-                return self._recheck_failed(action, now, "the scan changed since inventory")
+                return self._recheck_failed(
+                    action, now, "the scan changed since inventory", code="changed_since_inventory"
+                )
+        # Last, and the most expensive: the bytes about to go must be the ones verified elsewhere.
+        refusal = check_target_unchanged(scan, action.target, roots)
+        if refusal is not None:
+            if action.target != self.policy.inventory_endpoint:
+                self.store.drop_evidence(scan.id, action.target)  # so the copy gets repaired
+            return self._refused(action, now, refusal)
         return True
 
     def _identities_hold(self, action: Action, now: datetime) -> bool:
@@ -742,12 +774,31 @@ class Executor:
             try:
                 self.identity.check(endpoint, user="bl931", now=now)
             except Bl931Error as exc:
-                return self._recheck_failed(action, now, f"endpoint_identity: {exc}")
+                return self._recheck_failed(
+                    action, now, f"endpoint_identity: {exc}", code="endpoint_identity"
+                )
         return True
 
+    def _refused(self, action: Action, now: datetime, refusal: Refusal) -> bool:
+        """A refusal by the last look's file checks. What they find (a copy that is the deleted
+        file itself, bytes at the target that are not the acquisition's) will not go away by
+        itself, so besides the event the delete is held for a person (`needs_attention`, shown
+        and kept until an operator retries it); a check that could not run is only skipped."""
+        self._recheck_failed(action, now, refusal.message, level="error", code=refusal.code)
+        if refusal.needs_human:
+            self.store.record_failure(action.id, ErrorClass.NEEDS_HUMAN, refusal.message, now, None)
+        return False
+
     def _recheck_failed(
-        self, action: Action, now: datetime, why: str, *, level: str = "warning"
+        self,
+        action: Action,
+        now: datetime,
+        why: str,
+        *,
+        code: str,
+        level: str = "warning",
     ) -> bool:
+        """Record a skipped delete (`reason_code` in the event's data) and return False."""
         self._event(
             now,
             "delete.recheck_failed",
@@ -755,5 +806,6 @@ class Executor:
             scan=action.scan,
             action_id=action.id,
             level=level,
+            data={"reason_code": code},
         )
         return False

@@ -50,11 +50,18 @@ class ErrorClass(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class FileStat:
-    """One file as an endpoint lists it. `path` is relative to the endpoint root."""
+    """One file as an endpoint lists it. `path` is relative to the endpoint root.
+
+    `inode` and `ctime_ns` are set by listings that can see them (a local tree): together they
+    change whenever the file's bytes do, even when its size and mtime are put back (`cp -p`,
+    `rsync -t`), which is what lets the inventory trust a checksum it computed earlier.
+    """
 
     path: str
     size: int
     mtime: float
+    inode: int | None = None
+    ctime_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +72,10 @@ class ScanFile:
     size: int
     mtime: float
     checksum: str
+    # The file's identity when `checksum` was computed (see `FileStat`); None in records made
+    # before it was kept, or where it cannot be seen. A checksum is reused only while both match.
+    inode: int | None = None
+    ctime_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ from engine.policy import Policy
 from engine.state import SUBMITTED, ReplicaRow, StateStore
 from engine.storage.base import ScanListing
 from engine.storage.local import LocalStorage, sweep_temp_files
+from engine.storage.same_storage import shared_storage
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +296,7 @@ class Reconciler:
         observations: dict[str, EndpointObservation] = {}
         listings: dict[str, dict[str, ScanListing]] = {}
         assessed_by_endpoint: dict[str, dict[str, Assessed]] = {}
+        same_storage = shared_storage(self.backends.local_roots)  # e.g. a bind mount: unknown
         for name in self.policy.endpoints:
             previously = frozenset(stored.get(name, {}))
             expected_absent = frozenset(deleted.get(name, ()))
@@ -330,6 +332,8 @@ class Reconciler:
             try:
                 if storage is None:
                     raise EndpointUnavailable(name, "no storage backend can list this endpoint")
+                if name in same_storage:
+                    raise same_storage[name]
                 if name == self.config.inventory.endpoint and self._inventory_listing is not None:
                     listing = self._inventory_listing
                 else:

@@ -225,8 +225,17 @@ def parse_time(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
+def _file_entry(f: ScanFile) -> list[object]:
+    entry: list[object] = [f.path, f.size, f.mtime, f.checksum]
+    if f.inode is not None and f.ctime_ns is not None:
+        entry += [f.inode, f.ctime_ns]
+    return entry
+
+
 def _scan_from_row(row: sqlite3.Row) -> Scan:
-    files = tuple(ScanFile(p, s, m, c) for p, s, m, c in json.loads(row["files"]))
+    # [path, size, mtime, checksum] plus, when known, [inode, ctime_ns]: rows written before the
+    # file identity was kept have four entries and read back without one (re-hashed once).
+    files = tuple(ScanFile(*entry[:6]) for entry in json.loads(row["files"]))
     return Scan(
         id=row["id"],
         files=files,
@@ -465,9 +474,7 @@ class StateStore:
                 iso(s.acquired_at),
                 s.size,
                 s.file_count,
-                json.dumps(
-                    [[f.path, f.size, f.mtime, f.checksum] for f in s.files], ensure_ascii=False
-                ),
+                json.dumps([_file_entry(f) for f in s.files], ensure_ascii=False),
                 iso(now),
                 iso(now),
             )

@@ -2,8 +2,13 @@
 
 A walk lists the inventory endpoint, decides which scans are complete (quiet long enough, or
 marked done by the producer) and gives each complete scan its acquisition checksum. Checksums
-are the expensive part, so a file whose (path, size, mtime) is unchanged since the last walk
-keeps the checksum recorded then: a steady-state walk over 100k scans reads no file contents.
+are the expensive part, so a file whose (path, size, mtime, inode, ctime) is unchanged since the
+last walk keeps the checksum recorded then: a steady-state walk over 100k scans reads no file
+contents. Size and mtime alone are not enough: `cp -p` or `rsync -t` rewrite a file and put its
+mtime back, and a checksum reused for such a file would vouch for bytes nobody hashed (a prune
+would then delete them as if copies of them existed). Every write, and every `utime`, moves the
+ctime, and a replacing rename gives a new inode, so a file that matches on all five still holds
+the bytes that were hashed. A record made before inode and ctime were kept is re-hashed once.
 
 A file that vanishes or cannot be read does not fail the walk: its scan is skipped this pass
 and named in `problems`, and the next walk tries again.
@@ -167,13 +172,21 @@ def _is_complete(
 
 
 def _unchanged(previous: Scan, listing: ScanListing, algorithm: str) -> bool:
-    """Does the listing show exactly the files (path, size, mtime) recorded last time?"""
+    """Does the listing show exactly the files recorded last time, each still the same file
+    (path, size, mtime, inode, ctime) as when it was hashed?"""
     if previous.checksum_algorithm != algorithm or len(previous.files) != len(listing.files):
         return False
-    return all(
-        (old.path, old.size, old.mtime) == (new.path, new.size, new.mtime)
-        for old, new in zip(previous.files, listing.files, strict=True)
-    )
+    for old, new in zip(previous.files, listing.files, strict=True):
+        if (
+            old.ctime_ns != new.ctime_ns
+            or old.inode != new.inode
+            or old.inode is None
+            or old.mtime != new.mtime
+            or old.size != new.size
+            or old.path != new.path
+        ):
+            return False
+    return True
 
 
 def _scan_files(
@@ -184,18 +197,28 @@ def _scan_files(
     files: list[ScanFile] = []
     read = 0
     for stat in listing.files:
-        checksum = reusable.get((stat.path, stat.size, stat.mtime))
+        checksum = reusable.get(_identity(stat)) if stat.inode is not None else None
         if checksum is None:
             checksum = _checksum(storage, listing.scan, stat, algorithm)
             read += stat.size
-        files.append(ScanFile(stat.path, stat.size, stat.mtime, checksum))
+        files.append(
+            ScanFile(stat.path, stat.size, stat.mtime, checksum, stat.inode, stat.ctime_ns)
+        )
     return tuple(files), read
 
 
-def _reusable_checksums(known: Scan | None, algorithm: str) -> dict[tuple[str, int, float], str]:
+_FileIdentity = tuple[str, int, float, int | None, int | None]
+
+
+def _identity(f: FileStat | ScanFile) -> _FileIdentity:
+    return (f.path, f.size, f.mtime, f.inode, f.ctime_ns)
+
+
+def _reusable_checksums(known: Scan | None, algorithm: str) -> dict[_FileIdentity, str]:
+    """Checksums recorded with the file's identity; older records without one are not reused."""
     if known is None or known.checksum_algorithm != algorithm:
         return {}
-    return {(f.path, f.size, f.mtime): f.checksum for f in known.files}
+    return {_identity(f): f.checksum for f in known.files if f.inode is not None}
 
 
 def _checksum(storage: LocalStorage, scan: str, stat: FileStat, algorithm: str) -> str:
@@ -211,7 +234,9 @@ def _checksum(storage: LocalStorage, scan: str, stat: FileStat, algorithm: str) 
     except (OSError, UnsafePath) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise _SkipScan(f"scan {scan!r}: cannot read {stat.path!r}: {reason}") from exc
-    if (after.st_size, after.st_mtime) != (stat.size, stat.mtime):
+    if (after.st_size, after.st_mtime) != (stat.size, stat.mtime) or (
+        stat.inode is not None and (after.st_ino, after.st_ctime_ns) != (stat.inode, stat.ctime_ns)
+    ):
         raise _SkipScan(f"scan {scan!r}: {stat.path!r} changed while it was being checksummed")
     return checksum
 

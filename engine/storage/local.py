@@ -90,7 +90,7 @@ class LocalStorage:
         if layout.unit == "file":
             if not stat.S_ISREG(entry.st_mode) or layout.scan_of(scan) != scan:
                 return None
-            return ScanListing(scan, (FileStat(scan, entry.st_size, entry.st_mtime),))
+            return ScanListing(scan, (_file_stat(scan, entry),))
         if not stat.S_ISDIR(entry.st_mode) or layout.walk_prunes(scan):
             return None
         files = [
@@ -162,7 +162,14 @@ class LocalStorage:
                         entry_stat = entry.stat(follow_symlinks=False)
                     except FileNotFoundError:
                         continue  # vanished between scandir and stat: simply not there
-                    yield FileStat(relpath, entry_stat.st_size, entry_stat.st_mtime)
+                    # Inode and ctime too: they change whenever the bytes do (see `FileStat`).
+                    yield FileStat(
+                        relpath,
+                        entry_stat.st_size,
+                        entry_stat.st_mtime,
+                        entry_stat.st_ino,
+                        entry_stat.st_ctime_ns,
+                    )
                 elif entry.is_dir(follow_symlinks=False):
                     if not layout.walk_prunes(relpath):
                         pending.append(relpath)
@@ -201,6 +208,11 @@ class LocalStorage:
             log.debug("%s: not following symlink %r", self.name, relpath)
         else:
             escaping.append(relpath)
+
+
+def _file_stat(relpath: str, entry: os.stat_result) -> FileStat:
+    """A listed file with its identity (inode, ctime), which changes whenever its bytes do."""
+    return FileStat(relpath, entry.st_size, entry.st_mtime, entry.st_ino, entry.st_ctime_ns)
 
 
 def _listing(scan: str, files: list[FileStat]) -> ScanListing:

@@ -170,3 +170,89 @@ def test_cli_exits_78_on_a_bad_config(tmp_path: Path, run_cli, text: str, expect
         assert done.returncode == 78, done.stderr
         assert expected in done.stderr
         assert done.stdout == ""
+
+
+# ---- two endpoints are never the same storage ------------------------------------------------
+
+GLOBUS_CFS = '[endpoints.cfs]\nkind = "globus"\ncollection = "{collection}"\nroot = "{root}"\n'
+DTN_COLLECTION = "6BE3A9D2-0C8E-4D1F-9B1A-2F1E5C7A9D01"
+
+
+def globus_dtn(text: str) -> str:
+    return text.replace(
+        '[endpoints.dtn]\nkind = "local"\npath = "dtn"',
+        f'[endpoints.dtn]\nkind = "globus"\ncollection = "{DTN_COLLECTION}"\n'
+        'root = "/data/bl931/raw"\npath = "dtn"',
+    )
+
+
+def with_cfs(text: str, cfs: str) -> str:
+    return text.replace('[endpoints.cfs]\nkind = "local"\npath = "cfs"\n', cfs)
+
+
+SHARED = [
+    pytest.param(
+        with_cfs(GOOD, '[endpoints.cfs]\nkind = "local"\npath = "./dtn/"\n'),
+        "endpoints.cfs.path: is the same storage as endpoints.dtn.path",
+        id="same-path",
+    ),
+    pytest.param(
+        with_cfs(GOOD, '[endpoints.cfs]\nkind = "local"\npath = "dtn/copies"\n'),
+        "endpoints.cfs.path: lies inside endpoints.dtn.path",
+        id="cfs-inside-dtn",
+    ),
+    pytest.param(
+        GOOD.replace('path = "hpss"', 'path = "."'),
+        "endpoints.hpss.path: contains endpoints.dtn.path",
+        id="hpss-contains-all",
+    ),
+    pytest.param(
+        globus_dtn(
+            with_cfs(
+                GOOD, GLOBUS_CFS.format(collection=DTN_COLLECTION.lower(), root="/data/bl931/")
+            )
+        ),
+        "endpoints.cfs.root: contains endpoints.dtn.root",
+        id="globus-same-collection-nested",
+    ),
+    pytest.param(
+        globus_dtn(
+            with_cfs(
+                GOOD, GLOBUS_CFS.format(collection=DTN_COLLECTION, root="/data/bl931/raw/../raw")
+            )
+        ),
+        "endpoints.cfs.root: is the same storage as endpoints.dtn.root",
+        id="globus-same-collection-same-root",
+    ),
+    pytest.param(
+        globus_dtn(with_cfs(GOOD, '[endpoints.cfs]\nkind = "local"\npath = "dtn"\n')),
+        "endpoints.cfs.path: is the same storage as endpoints.dtn.path",
+        id="globus-mounted-path-equals-local",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), SHARED)
+def test_endpoints_sharing_storage_are_rejected_naming_both_keys(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    assert expected in str(caught.value)
+
+
+def test_the_same_root_on_another_collection_is_separate_storage(tmp_path: Path) -> None:
+    other = "0F0E0D0C-0B0A-4909-8807-060504030201"
+    text = globus_dtn(with_cfs(GOOD, GLOBUS_CFS.format(collection=other, root="/data/bl931/raw")))
+    config = load_config(write(tmp_path, text))
+    assert config.endpoints["cfs"].root == "/data/bl931/raw"
+
+
+def test_a_symlink_to_another_root_is_the_same_storage(tmp_path: Path) -> None:
+    (tmp_path / "dtn").mkdir()
+    (tmp_path / "cfs").symlink_to(tmp_path / "dtn")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, GOOD))
+    message = str(caught.value)
+    assert "endpoints.cfs.path: is the same storage as endpoints.dtn.path" in message
+    assert f"{tmp_path / 'cfs'} → {tmp_path / 'dtn'}" in message

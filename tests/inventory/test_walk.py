@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
@@ -270,3 +271,78 @@ def test_a_file_changing_while_checksummed_is_not_recorded(
 def test_an_unavailable_endpoint_raises_instead_of_reporting_no_scans(tmp_path: Path) -> None:
     with pytest.raises(EndpointUnavailable, match="unmounted"):
         walk(LocalStorage("dtn", tmp_path / "not-mounted"))
+
+
+# ---- a checksum is reused only for the very same file ---------------------------------------
+
+
+def rewrite_keeping_size_and_mtime(path: Path, data: bytes) -> None:
+    """What `cp -p` does to an existing file: new bytes, the old mtime put back."""
+    before = os.stat(path)
+    assert len(data) == before.st_size
+    with path.open("r+b") as stream:
+        stream.write(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_a_rewrite_with_size_and_mtime_put_back_is_rehashed(
+    dtn: LocalStorage, checksum_calls: list[str]
+) -> None:
+    path = put(dtn.root, "2026/scan.h5", b"version one")
+    first = walk(dtn).scans
+    checksum_calls.clear()
+
+    rewrite_keeping_size_and_mtime(path, b"version TWO")
+    second = walk(dtn, known=first).scans
+
+    assert checksum_calls == ["scan.h5"]
+    scan = second["2026/scan.h5"]
+    assert scan.checksum == md5(b"version TWO") and scan.version == 2
+    assert scan.files[0].ctime_ns == os.stat(path).st_ctime_ns
+
+
+def test_a_file_replaced_by_rename_with_size_and_mtime_put_back_is_rehashed(
+    dtn: LocalStorage, checksum_calls: list[str]
+) -> None:
+    put(dtn.root, "2026/scan_a/f1.tif", b"one")
+    put(dtn.root, "2026/scan_a/f2.tif", b"two")
+    first = walk(dtn, DIRS).scans
+    checksum_calls.clear()
+
+    put(dtn.root, "2026/scan_a/.f2.tif.tmp", b"TWO")  # rsync -t: temp file, mtime, rename
+    os.replace(dtn.root / "2026/scan_a/.f2.tif.tmp", dtn.root / "2026/scan_a/f2.tif")
+    second = walk(dtn, DIRS, known=first).scans
+
+    assert checksum_calls == ["f2.tif"]  # only the replaced file is read again
+    assert [f.checksum for f in second["2026/scan_a"].files] == [md5(b"one"), md5(b"TWO")]
+
+
+def test_records_without_a_file_identity_are_rehashed_once(
+    dtn: LocalStorage, checksum_calls: list[str]
+) -> None:
+    put(dtn.root, "scan.h5", b"data")
+    fresh = walk(dtn).scans["scan.h5"]
+    # As stored by a version that kept only (path, size, mtime, checksum).
+    legacy = dataclasses.replace(
+        fresh, files=tuple(dataclasses.replace(f, inode=None, ctime_ns=None) for f in fresh.files)
+    )
+    checksum_calls.clear()
+
+    again = walk(dtn, known={"scan.h5": legacy}).scans
+    assert checksum_calls == ["scan.h5"]
+    assert again["scan.h5"] == fresh  # same checksum and version, identity now recorded
+    checksum_calls.clear()
+    assert walk(dtn, known=again).scans == again
+    assert checksum_calls == []
+
+
+def test_a_file_rewritten_while_checksummed_with_its_mtime_put_back_is_not_recorded(
+    dtn: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put(dtn.root, "scan.h5", b"first bytes")
+    failing_checksum(
+        monkeypatch, "scan.h5", lambda p: rewrite_keeping_size_and_mtime(p, b"other bytes")
+    )
+    result = walk(dtn)
+    assert result.scans == {}
+    assert result.problems == ("scan 'scan.h5': 'scan.h5' changed while it was being checksummed",)

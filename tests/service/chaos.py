@@ -203,14 +203,38 @@ class Chaos:
         return done.returncode, json.loads(done.stdout)
 
     def operator_retries(self) -> None:
-        """What a person does in the TUI for held failures: retry them."""
+        """What a person does in the TUI for held failures: retry them.
+
+        A prune is held, not run, when the copy it would delete no longer holds the acquisition's
+        bytes (rot injected at cfs after the dtn copy is gone): the service never deletes bytes
+        it cannot vouch for. The person restores that copy from a good one first, then retries.
+        """
         store = StateStore(self.ws.state_path)
         try:
-            held = [aid for aid, f in store.failures().items() if f.retry_at is None]
+            failures = store.failures()
+            held = [aid for aid, f in failures.items() if f.retry_at is None]
+            for aid in held:
+                action = store.get_action(aid)
+                if (
+                    action is not None
+                    and action.target is not None
+                    and "no longer holds the bytes" in failures[aid].message
+                ):
+                    self.restore(action.scan, action.target)
             if held:
                 store.request_retry(held, "chaos-operator", datetime.now(UTC))
         finally:
             store.close()
+
+    def restore(self, scan: str, endpoint: str) -> None:
+        """Put a good copy's bytes (and mtime) back at `endpoint`, as an operator would."""
+        good = self.good_copies(scan)
+        assert good, self.report(f"no good copy of {scan!r} to restore from", scan)
+        source = self.where(good[0]) / scan
+        target = self.where(endpoint) / scan
+        stat = source.stat()
+        target.write_bytes(source.read_bytes())
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
     def settle(self, first: int, max_passes: int = 40) -> int:
         """Fault-free passes until the audit is in sync; returns how many it took."""
