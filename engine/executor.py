@@ -500,7 +500,7 @@ class Executor:
                     outcome.submitted += len(chunk)
         return outcome
 
-    def _item(self, action_id: str, scan: Scan) -> TransferItem:
+    def _item(self, action_id: str, scan: Scan, *, overwrite: bool = False) -> TransferItem:
         return TransferItem(
             action_id,
             scan.id,
@@ -508,6 +508,7 @@ class Executor:
             scan.checksum_algorithm,
             recursive=scan.is_directory,
             scan_checksum=scan.checksum,
+            overwrite=overwrite,
         )
 
     def _deadline(self, created: datetime | None) -> datetime:
@@ -566,7 +567,9 @@ class Executor:
             cast(TaskKind, kind),
             source,
             target,
-            tuple(self._item(a.id, scans[a.scan]) for a in actions),
+            tuple(
+                self._item(a.id, scans[a.scan], overwrite=a.replaces is not None) for a in actions
+            ),
             submission_id,
             label,
             self._deadline(now),

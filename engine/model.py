@@ -147,6 +147,9 @@ class Replica:
     # was copied and unchanged since (None: it holds no verified older version). Overwriting
     # it is a destructive action (a *replace*), never a plain copy.
     older_version: str | None = None
+    # Files of the scan listed here were re-hashed and hold other bytes than this version (an
+    # older version whose evidence was lost, rot, a user's file): a copy over them is a replace.
+    differs: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,8 @@ class PlanInput:
     decisions: Mapping[str, str] = field(default_factory=dict)  # action id → approve | reject
     failures: Mapping[str, Failure] = field(default_factory=dict)
     errors: tuple[EndpointError, ...] = ()
+    # scans pruned from the inventory endpoint that are listed there again with other bytes
+    reappeared: frozenset[str] = frozenset()
 
 
 _KIND_RANK = {
@@ -167,15 +169,19 @@ class _Case:
         )
         # endpoint → whether the older version it holds is verified elsewhere too
         self.older: dict[str, bool] = {}
+        # endpoints listing files of this scan that hold other, unverified bytes
+        self.differs: frozenset[str] = frozenset()
         self.suspect: str | None = None
         if facts.versions:
             statuses, suspect = facts.versions
             assert isinstance(statuses, tuple)
+            pairs = list(zip(planner._replicas, statuses, strict=True))
             self.older = {
                 name: bool(status)
-                for name, status in zip(planner._replicas, statuses, strict=True)
-                if status is not None
+                for name, status in pairs
+                if status is not None and status != "differs"
             }
+            self.differs = frozenset(name for name, status in pairs if status == "differs")
             self.suspect = suspect if isinstance(suspect, str) else None
         self.flights = flights
         self.hold = hold
@@ -253,14 +259,10 @@ class _Planner:
         for name, reps in self._replicas.items():
             if reps is None:
                 continue
-            found = {sid: r for sid, r in reps.items() if r.older_version is not None}
+            found = {sid: r for sid, r in reps.items() if r.older_version is not None or r.differs}
             if found:
                 self._older[name] = found
         self._older_scans: frozenset[str] = frozenset(chain.from_iterable(self._older.values()))
-        inventory_obs = inp.observations.get(self.policy.inventory_endpoint)
-        self._pruned_at_inventory = (
-            inventory_obs.expected_absent if inventory_obs is not None else frozenset()
-        )
 
     # ---- helpers -----------------------------------------------------------------------
     def _stale(self, obs: EndpointObservation) -> bool:
@@ -357,7 +359,7 @@ class _Planner:
         locations = self.inp.catalog.locations
         seen_at = tuple(self.inp.observations[n].previously_present for n in self.unknown_retention)
         holds, flight_by_scan = self.inp.holds, self.flight_by_scan
-        older_scans = self._older_scans
+        older_scans, reappeared = self._older_scans, self.inp.reappeared
         # action ids some decision or failure names: a scan with one of them is decided alone
         named = set(self.inp.decisions).union(self.inp.failures)
         shapes = self._shapes
@@ -378,7 +380,9 @@ class _Planner:
                 tuple([now < acquired + keep for keep in keeps]),
                 locations.get(scan_id, _NOT_REGISTERED),
                 tuple([scan_id in seen for seen in seen_at]) if seen_at else (),
-                self._versions(scan) if scan_id in older_scans else (),
+                self._versions(scan)
+                if scan_id in older_scans or scan_id in reappeared or _emptied(scan)
+                else (),
             )
             if scan_id in flight_by_scan or scan_id in holds:
                 shape = self._decide(_ScanFacts(*facts), alone=scan)
@@ -415,12 +419,22 @@ class _Planner:
         )
 
     def _versions(self, scan: Scan) -> tuple[object, ...]:
-        """The version facts of a scan some endpoint holds an older verified version of."""
+        """The version facts of a scan some endpoint holds an older verified version of, or
+        other bytes than this version."""
         holders: dict[str, Replica] = {
-            name: found[scan.id] for name, found in self._older.items() if scan.id in found
+            name: found[scan.id]
+            for name, found in self._older.items()
+            if scan.id in found and found[scan.id].older_version is not None
+        }
+        differ = {
+            name
+            for name, found in self._older.items()
+            if scan.id in found and found[scan.id].older_version is None
         }
         statuses = tuple(
-            None
+            "differs"
+            if name in differ
+            else None
             if (replica := holders.get(name)) is None
             else any(
                 other.older_version == replica.older_version
@@ -430,9 +444,9 @@ class _Planner:
             for name in self._replicas
         )
         suspect: str | None = None
-        if scan.size == 0 and any(r.size > 0 for r in holders.values()):
+        if _emptied(scan):
             suspect = "emptied"
-        elif scan.id in self._pruned_at_inventory:
+        elif scan.id in self.inp.reappeared:
             suspect = "reappeared"
         return (statuses, suspect)
 
@@ -516,13 +530,19 @@ class _Planner:
                     action.requires_approval,
                     action.reason,
                     action.approved,
-                    self._older[action.target][sid].older_version
-                    if action.replaces and action.target
-                    else None,
+                    self._replaced(action, sid),
                 )
             )
         if shape.deletes:
             pending_deletes.append((scan, shape.deletes, ids[len(shape.actions) :]))
+
+    def _replaced(self, action: _ActionPlan, scan_id: str) -> str | None:
+        """What a copy replaces at its target: the older version's checksum, "unverified" for
+        listed bytes not known to be any version, or None for a copy into nothing."""
+        if not action.replaces or action.target is None:
+            return None
+        older = self._older.get(action.target, {}).get(scan_id)
+        return (older.older_version if older is not None else None) or "unverified"
 
     def _suspect_alert(self, scan: Scan, why: str) -> None:
         if why == "emptied":
@@ -599,14 +619,31 @@ class _Planner:
             if not allowed:
                 continue
             recall = source in self.policy.tape
+            # Files of this scan already listed at a disk target but not verified as this
+            # version may be an older version whose evidence was lost, or a user's file:
+            # overwriting them is a replace. (On tape nothing is ever overwritten: the mover
+            # adopts identical bytes and refuses others.)
+            unverified = target in case.differs
+            if unverified and target in self.policy.tape:
+                case.block(
+                    ActionKind.COPY,
+                    target,
+                    "version_conflict",
+                    f"{target} is write-once tape and holds other bytes at this scan's path; "
+                    "they are never overwritten (an operator decides)",
+                )
+                continue
+            replaces = older is not None or unverified
             needs_approval = (
                 recall
                 or ActionKind.COPY in self.policy.approval_for
-                or (older is not None and ActionKind.DELETE in self.policy.approval_for)
+                or (replaces and ActionKind.DELETE in self.policy.approval_for)
                 or case.suspect is not None
             )
             state = "absent" if level is Level.ABSENT else f"verified by {level.word} only"
             reason = f"{target} copy is {state}"
+            if unverified:
+                reason += "; the files there hold other bytes, which this copy overwrites"
             if older is not None:
                 reason = (
                     f"replaces the verified older version at {target} with the new one "
@@ -623,7 +660,7 @@ class _Planner:
                     reason,
                     approved if needs_approval else False,
                     self._order(ActionKind.COPY, target),
-                    older is not None,
+                    replaces,
                 )
             )
             coming.add(target)
@@ -934,6 +971,11 @@ class _Planner:
                         action.approved,
                     )
                 )
+
+
+def _emptied(scan: Scan) -> bool:
+    """A later version of a scan that has no bytes (it shrank to zero since it was first seen)."""
+    return scan.version > 1 and scan.size == 0
 
 
 def plan(inp: PlanInput) -> Plan:

@@ -47,6 +47,7 @@ from engine.model import (
 from engine.observe import Assessed, assess
 from engine.planner import PlanInput, plan
 from engine.policy import Policy
+from engine.rehash import Rehasher
 from engine.state import SUBMITTED, ReplicaRow, StateStore
 from engine.storage.base import ScanListing
 from engine.storage.local import LocalStorage, sweep_temp_files
@@ -144,6 +145,7 @@ class Reconciler:
         # sets it when it runs a watcher); the walk accepts those before `quiet_seconds`.
         self.completion_hint: Callable[[], Mapping[str, str]] | None = None
         self._listing_inventory = ListingInventory()
+        self._rehasher = Rehasher()
         # The walk's listing of the inventory endpoint, reused as that endpoint's observation
         # in the same pass (a 100k-file tree is then walked once per pass, not twice).
         self._inventory_listing: dict[str, ScanListing] | None = None
@@ -362,6 +364,11 @@ class Reconciler:
                 continue
             listings[name] = listing
             assessed = self._assess(name, scans, listing, evidence.get(name, {}))
+            if name != self.policy.inventory_endpoint:
+                adopted = self._rehasher.settle(name, storage, scans, listing, assessed, now)
+                if write:
+                    for scan_id, proof in adopted.items():
+                        self.store.record_evidence(scan_id, name, proof)
             assessed_by_endpoint[name] = assessed
             if name in accepted:
                 # An operator accepted the loss of what vanished here: this listing is the
@@ -420,6 +427,21 @@ class Reconciler:
                 unproven[name] = exc.message
                 errors.append(EndpointError(name, exc.message, exc.error_class))
         return unproven
+
+    def _reappeared(self, seen: Observation) -> frozenset[str]:
+        """Scans bl931 pruned from the inventory endpoint that are listed there again with
+        other bytes than the version it pruned (a reused name): they wait for a person."""
+        obs = seen.observations.get(self.policy.inventory_endpoint)
+        if obs is None or not obs.ok:
+            return frozenset()
+        out = set()
+        for scan_id in obs.expected_absent.intersection(obs.replicas):
+            scan = seen.scans.get(scan_id)
+            pruned = [r for r in self.store.receipts(scan_id) if r["endpoint"] == obs.endpoint]
+            checksum = (pruned[-1].get("acquisition") or {}).get("checksum") if pruned else None
+            if scan is not None and checksum is not None and checksum != scan.checksum:
+                out.add(scan_id)
+        return frozenset(out)
 
     def _foreign_alerts(self) -> list[Alert]:
         """One `notify` alert per scan and endpoint where a prune left files it never copied."""
@@ -488,6 +510,7 @@ class Reconciler:
                 decisions={aid: d[0] for aid, d in self.store.decisions().items()},
                 failures=self.store.failures(),
                 errors=tuple(seen.errors),
+                reappeared=self._reappeared(seen),
             )
         )
 

@@ -89,6 +89,9 @@ class TransferItem:
     checksum_algorithm: str
     recursive: bool = False  # a directory scan
     scan_checksum: str | None = None  # the inventory's checksum of the whole scan
+    # A copy may replace other bytes found at the target (a replace the planner gated); without
+    # it, a target file with other bytes fails the item for a person.
+    overwrite: bool = False
 
     def whole_checksum(self) -> str | None:
         """The scan's acquisition checksum: as the inventory recorded it, else derived from the

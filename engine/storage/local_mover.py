@@ -313,6 +313,7 @@ class LocalMover:
                         item.checksum_algorithm,
                         endpoint=request.target,
                         progress=task.add_bytes,
+                        overwrite=item.overwrite,
                     )
                 )
             except OSError as exc:

@@ -86,12 +86,15 @@ def place_file(
     *,
     endpoint: str,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> FileStat:
     """Make `target` hold exactly the acquisition's bytes of one file.
 
     A destination that already holds those bytes is adopted as it is (only its mtime is set to
-    the source's), so a retried or repeated copy costs one read, not a rewrite. Anything else
-    there is replaced: a same-size file with other bytes is corruption, never a copy. New bytes
+    the source's), so a retried or repeated copy costs one read, not a rewrite. A destination
+    holding other bytes is replaced only with `overwrite` (a replace the planner gated): those
+    bytes may be an older version of the scan whose evidence was lost, or a user's file, and
+    overwriting them is a delete. New bytes
     go to a temporary file beside the target, are hashed while read, flushed to disk, read back
     and hashed again, and only then renamed onto the final name; so the final name only ever
     holds verified bytes, and a crash leaves only a `.bl931-*.tmp` file for `sweep_temp_files`.
@@ -113,11 +116,12 @@ def place_file(
         VerificationFailed: the source's bytes do not match the acquisition checksum (needs a
             person: the source changed or is corrupted).
         TransientError: the bytes read back from the temporary file differ from those written.
-        NeedsHumanError: something other than a regular file is in the way at the target.
+        NeedsHumanError: something other than a regular file is in the way at the target, or
+            a file with other bytes is there and `overwrite` is False.
         OSError: reading or writing failed (ENOSPC, EIO, a vanished source …).
     """
     source_stat = os.stat(source)
-    if _holds_expected(target, expected, algorithm, endpoint):
+    if _holds_expected(target, expected, algorithm, endpoint, overwrite=overwrite):
         _preserve_times(target, source_stat)
         if progress is not None:
             progress(expected.size)
@@ -144,7 +148,9 @@ def place_file(
     return _file_stat(target, expected.path)
 
 
-def _holds_expected(target: Path, expected: ScanFile, algorithm: str, endpoint: str) -> bool:
+def _holds_expected(
+    target: Path, expected: ScanFile, algorithm: str, endpoint: str, *, overwrite: bool
+) -> bool:
     try:
         target_stat = os.lstat(target)
     except FileNotFoundError:
@@ -158,6 +164,12 @@ def _holds_expected(target: Path, expected: ScanFile, algorithm: str, endpoint: 
     ):
         log.debug("%s: %r already holds the acquisition's bytes; adopted", endpoint, expected.path)
         return True
+    if not overwrite:
+        raise NeedsHumanError(
+            f"{expected.path!r} at {endpoint} holds other bytes than the version being copied; "
+            "bl931 never overwrites bytes it has not verified (they may be an older version or "
+            "a user's file): move them away, or let a replace be planned and approve it"
+        )
     log.warning(
         "%s: existing %r differs from the acquisition checksum; replacing",
         endpoint,

@@ -90,8 +90,12 @@ def test_corrupted_cfs_copy_is_never_trusted(run_cli, workspace: LocalWorkspace)
     bad = ws.write_scan(SCAN, bytes(4096), mtime=1_700_000_000, endpoint="cfs")
     code, doc = audit(run_cli, ws)
     assert code == 2
-    assert [(a["kind"], a["target"]) for a in doc["actions"]] == [("copy", "cfs")]
-    assert not any(a["kind"] == "delete" for a in doc["actions"])
+    (copy,) = doc["actions"]
+    assert (copy["kind"], copy["target"], copy["replaces"]) == ("copy", "cfs", "unverified")
+    assert copy["requires_approval"], "bytes nobody verified are overwritten only when approved"
+    reconcile(run_cli, ws)
+    assert bad.read_bytes() == bytes(4096)
+    assert run_cli("--approve", copy["id"], config=ws.config_path).returncode == 0
     reconcile(run_cli, ws)
     assert bad.read_bytes() == data  # replaced atomically, then verified
 
@@ -107,7 +111,9 @@ def test_corrupted_cfs_copy_is_never_trusted(run_cli, workspace: LocalWorkspace)
     store = StateStore(ws.state_path, readonly=True)
     kinds = [e["kind"] for e in store.events(scan=SCAN)]
     assert "delete.recheck_failed" in kinds
-    # Evidence was dropped: the next pass sees an unverified copy and repairs it.
+    # Evidence was dropped: the next pass re-hashes the copy, finds other bytes, and plans the
+    # repair as a replace (the same action an operator approved above).
+    run_cli("--approve-all", "--yes", config=ws.config_path)
     reconcile(run_cli, ws)
     assert (ws.cfs / SCAN).read_bytes() == data
     assert source.exists()

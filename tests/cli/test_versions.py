@@ -130,3 +130,49 @@ def test_a_replace_waits_while_the_older_version_is_nowhere_else(  # type: ignor
     blocked = [b for b in doc["blocked"] if b["endpoint"] == "cfs" and b["kind"] == "copy"]
     assert [b["reason_code"] for b in blocked] == ["version_conflict"]
     assert not any(a["kind"] == "copy" and a["target"] == "cfs" for a in doc["actions"])
+
+
+def test_bytes_without_evidence_are_never_overwritten_on_tape(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The last copy of v1 sits on tape and its evidence is void (its mtime was touched); the
+    name is reused on the DTN: the new version must never be written over those bytes."""
+    ws = create_workspace(tmp_path / "ws", dtn_keep_days=0, cfs_keep_days=0)
+    ws.write_scan(SCAN, os.urandom(1024))
+    passes(run_cli, ws, 3)
+    for _ in range(3):  # approve the dtn prune, then the cfs prune
+        run_cli("--approve-all", "--yes", config=ws.config_path)
+        passes(run_cli, ws, 1)
+    assert not (ws.dtn / SCAN).exists() and not (ws.cfs / SCAN).exists()
+    original = md5(ws.hpss / SCAN)
+    os.utime(ws.hpss / SCAN)  # evidence no longer matches the listing
+    ws.write_scan(SCAN, b"another measurement under the same name" * 7)
+    passes(run_cli, ws, 1)
+    code, doc = audit(run_cli, ws)
+    assert code == 1
+    assert any(
+        a["code"] == "version_suspect" and "reappeared" in a["message"]
+        for a in doc["alert_details"]
+    )
+    assert [a["requires_approval"] for a in doc["actions"] if a["kind"] == "copy"] == [True]
+
+    for _ in range(4):  # an operator approves everything the new version asks for
+        run_cli("--approve-all", "--yes", config=ws.config_path)
+        passes(run_cli, ws, 1)
+    assert md5(ws.hpss / SCAN) == original, "the only copy of v1 was overwritten on tape"
+    code, doc = audit(run_cli, ws)
+    assert code == 1
+    (held,) = [b for b in doc["blocked"] if b["endpoint"] == "hpss" and b["kind"] == "copy"]
+    assert held["reason_code"] == "version_conflict" and "other bytes" in held["reason"]
+
+
+def test_a_copy_never_overwrites_a_users_file_without_approval(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A file a user put at the scan's path on CFS before the copy arrives is not ours."""
+    ws = create_workspace(tmp_path / "ws", dtn_keep_days=1000, cfs_keep_days=1000)
+    (ws.cfs / SCAN).parent.mkdir(parents=True)
+    (ws.cfs / SCAN).write_bytes(b"a user's own analysis, only here")
+    ws.write_scan(SCAN, os.urandom(256))
+    passes(run_cli, ws, 2)
+    assert (ws.cfs / SCAN).read_bytes() == b"a user's own analysis, only here"
+    code, doc = audit(run_cli, ws)
+    (copy,) = [a for a in doc["actions"] if a["kind"] == "copy" and a["target"] == "cfs"]
+    assert copy["requires_approval"] and copy["replaces"] == "unverified"
+    assert code == 2

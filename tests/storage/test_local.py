@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -353,15 +354,33 @@ def test_directory_scan_copy_carries_the_scan_digest(
     ]
 
 
-def test_corrupted_destination_of_the_same_size_is_replaced_not_adopted(
+def test_other_bytes_at_the_destination_are_never_overwritten_by_a_plain_copy(
+    dtn: Path, cfs: Path, mover: LocalMover
+) -> None:
+    """They may be an older version whose evidence was lost, or a user's file: a plain copy
+    fails for a person and leaves them; only a replace (`overwrite`) may write over them."""
+    good, bad = b"A" * 4096, b"A" * 4095 + b"B"
+    put(dtn, "scan.h5", good)
+    put(cfs, "scan.h5", bad)
+
+    status = run(mover, "copy", [file_item(recorded("scan.h5", good))])
+
+    assert status.state == "failed"
+    assert status.results[0].error_class is ErrorClass.NEEDS_HUMAN
+    assert "other bytes" in (status.results[0].error or "")
+    assert (cfs / "scan.h5").read_bytes() == bad
+
+
+def test_a_replace_overwrites_other_bytes_of_the_same_size_and_verifies(
     dtn: Path, cfs: Path, mover: LocalMover, caplog: pytest.LogCaptureFixture
 ) -> None:
     good, bad = b"A" * 4096, b"A" * 4095 + b"B"
     put(dtn, "scan.h5", good)
     put(cfs, "scan.h5", bad)
+    item = replace(file_item(recorded("scan.h5", good)), overwrite=True)
 
     with caplog.at_level(logging.WARNING):
-        status = run(mover, "copy", [file_item(recorded("scan.h5", good))])
+        status = run(mover, "copy", [item])
 
     assert status.state == "succeeded"
     assert (cfs / "scan.h5").read_bytes() == good

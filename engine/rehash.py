@@ -1,0 +1,96 @@
+"""Listed but unverified copies, settled by their bytes where the endpoint can hash them.
+
+A copy whose files are all listed with the right sizes but carry no valid evidence (its task's
+outcome was lost in a crash, its mtime was touched, a person copied it by hand) is either the
+scan's very bytes or something else: an older version whose evidence was lost, rot, a user's
+file. Where the endpoint can compute checksums (a local root), the observation re-hashes it once
+per listing: identical bytes become `checksum` evidence (`how = "rehash"`), so nothing is copied
+again and no person is asked; other bytes mark the replica `differs`, so that a copy over them
+is planned as a replace (gated like a delete), never as a plain copy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+
+from engine.model import Evidence, Level, Scan
+from engine.observe import Assessed
+from engine.storage.base import ScanListing, Storage
+
+log = logging.getLogger(__name__)
+
+_Key = tuple[str, str, str, str]  # endpoint, scan, listing signature, scan checksum
+
+
+class Rehasher:
+    """Remembers each verdict per listing, so a replica that stays as it is is hashed once."""
+
+    def __init__(self) -> None:
+        self._verdicts: dict[_Key, bool] = {}  # True: identical bytes, False: other bytes
+
+    def settle(
+        self,
+        endpoint: str,
+        storage: Storage,
+        scans: Mapping[str, Scan],
+        listings: Mapping[str, ScanListing],
+        assessed: dict[str, Assessed],
+        now: datetime,
+    ) -> dict[str, Evidence]:
+        """Re-hash the listed, unverified replicas in `assessed` (updated in place).
+
+        Returns:
+            The new evidence for replicas found identical (the caller stores it when it writes).
+        """
+        found: dict[str, Evidence] = {}
+        for scan_id, verdict in list(assessed.items()):
+            replica = verdict.replica
+            if replica.level not in (Level.SIZE, Level.PRESENT) or replica.older_version:
+                continue
+            scan, listing = scans.get(scan_id), listings.get(scan_id)
+            if scan is None or listing is None:
+                continue
+            key = (endpoint, scan_id, verdict.signature, scan.checksum)
+            same = self._verdicts.get(key)
+            if same is None:
+                same = self._same_bytes(storage, scan, listing)
+                if same is None:
+                    continue  # this endpoint cannot hash, or the files moved meanwhile
+                self._verdicts[key] = same
+            if not same:
+                assessed[scan_id] = replace(verdict, replica=replace(replica, differs=True))
+            elif replica.level is Level.SIZE:
+                evidence = Evidence(
+                    Level.CHECKSUM,
+                    scan.checksum_algorithm,
+                    scan.checksum,
+                    None,
+                    now,
+                    verdict.signature,
+                    how="rehash",
+                )
+                found[scan_id] = evidence
+                assessed[scan_id] = replace(
+                    verdict,
+                    replica=replace(replica, level=Level.CHECKSUM, evidence=evidence, note=""),
+                )
+        return found
+
+    @staticmethod
+    def _same_bytes(storage: Storage, scan: Scan, listing: ScanListing) -> bool | None:
+        """Whether every listed file of the scan holds its acquisition bytes (None: unknown)."""
+        try:
+            sums = storage.checksum_files(listing, scan.checksum_algorithm)
+        except Exception as exc:  # a failed re-hash proves nothing either way
+            log.warning("%s: re-hashing %r failed: %s", storage.name, scan.id, exc)
+            return None
+        if sums is None:
+            return None
+        listed = {f.path for f in listing.files}
+        own = [f for f in scan.files if f.path in listed]
+        if any(f.path not in sums for f in own):
+            return None
+        return all(sums[f.path] == f.checksum for f in own)
