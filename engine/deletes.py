@@ -142,6 +142,10 @@ def confirm_lost_delete(
     if action.kind is not ActionKind.DELETE or action.target is None:
         return False
     found = _fresh_leftovers(executor, action)
+    if found is not None and not found.gone and found.removed:
+        # Cut part-way: what is gone gets its receipt now; the rest is planned again.
+        executor.interrupted._record_partial(task, action, found, now)
+        return False
     if found is None or not found.gone:
         return False
     executor._record_deletion(

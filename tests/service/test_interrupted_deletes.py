@@ -215,3 +215,48 @@ def audit_code(run_cli: RunCli, ws: LocalWorkspace) -> tuple[int, dict[str, Any]
     done = run_cli("--dry-run", "--json", config=ws.config_path)
     doc: dict[str, Any] = json.loads(done.stdout)
     return done.returncode, doc
+
+
+def test_an_active_delete_killed_part_way_leaves_a_receipt_for_what_went(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The task was recorded active, so the next process finds it lost: what the fresh listing
+    shows gone still gets its (partial) receipt, and nothing is lost."""
+    ws = create_workspace(
+        tmp_path / "ws",
+        dtn_keep_days=0,
+        cfs_keep_days=100_000,
+        scan_unit="directory",
+        depth=1,
+        approval=(),
+    )
+    frames = {f"scan_1/frame_{i}.h5": os.urandom(300) for i in range(4)}
+    for relpath, data in frames.items():
+        ws.write_scan(relpath, data, mtime=datetime(2026, 1, 1, tzinfo=UTC))
+    for _ in range(6):
+        if any(a["kind"] == "delete" for a in audit(run_cli, ws)["actions"]):
+            break
+        reconcile(run_cli, ws)
+    with monkeypatch.context() as patch:
+        patch.setenv("PYTHONPATH", os.pathsep.join([str(INJECT), os.environ.get("PYTHONPATH", "")]))
+        patch.setenv("BL931_CRASH_AFTER_ACTIVE_DELETE", "2")
+        done = run_cli("--reconcile", "--once", config=ws.config_path)
+    assert done.returncode == 137, done.stderr
+    gone = sorted(p for p in frames if not (ws.dtn / p).exists())
+    assert len(gone) == 2
+    store = StateStore(ws.state_path, readonly=True)
+    try:
+        (task,) = [t for t in store.tasks() if t.kind == "delete"]
+        assert task.status == "active"
+    finally:
+        store.close()
+
+    reconcile(run_cli, ws)
+    store = StateStore(ws.state_path, readonly=True)
+    try:
+        (receipt,) = store.receipts("scan_1")
+    finally:
+        store.close()
+    assert receipt["partial"] is True and sorted(receipt["removed"]) == gone
+    for endpoint in (ws.cfs, ws.hpss):
+        assert {p: (endpoint / p).read_bytes() for p in frames} == frames

@@ -91,3 +91,43 @@ if _CRASH_GLOBUS in ("before", "after"):
         raise AssertionError("unreachable")
 
     globus_mover.GlobusMover.submit = _globus_submit_then_die  # type: ignore[method-assign]
+
+# `BL931_CRASH_AFTER_ACTIVE_DELETE=N` (local mover): the delete task is recorded `active` first
+# (the worker waits for that), then the worker unlinks N files and the process dies: the next
+# process finds an active task its mover no longer knows (`lost`), cut part-way.
+_CRASH_ACTIVE = os.environ.get("BL931_CRASH_AFTER_ACTIVE_DELETE")
+if _CRASH_ACTIVE is not None:
+    import threading
+
+    from engine import state as _state
+    from engine.storage import local_mover as _local_mover
+
+    _recorded_active = threading.Event()
+    _update_task = _state.StateStore.update_task
+
+    def _update_then_signal(self: Any, submission_id: str, now: Any, **fields: Any) -> None:
+        _update_task(self, submission_id, now, **fields)
+        if fields.get("status") == "active":
+            _recorded_active.set()
+
+    _state.StateStore.update_task = _update_then_signal  # type: ignore[method-assign]
+    _active_submit = _local_mover.LocalMover.submit
+
+    def _submit_delete_then_die_mid_way(self: Any, request: Any) -> str:
+        if request.kind != "delete":
+            return str(_active_submit(self, request))
+        limit = int(_CRASH_ACTIVE)
+        inner_unlink = os.unlink
+        done = [0]
+
+        def _unlink_after_active(path: Any, *args: Any, **kw: Any) -> None:
+            _recorded_active.wait(60)
+            inner_unlink(path, *args, **kw)
+            done[0] += 1
+            if done[0] >= limit:
+                _die()
+
+        os.unlink = _unlink_after_active
+        return str(_active_submit(self, request))
+
+    _local_mover.LocalMover.submit = _submit_delete_then_die_mid_way  # type: ignore[method-assign]
