@@ -10,6 +10,7 @@ from engine.config import Config
 from engine.errors import UsageError
 from engine.identity import IdentityCheck
 from engine.lock import OwnerLock
+from engine.model import Alert
 from engine.reconciler import os_user
 from engine.state import StateStore
 
@@ -38,15 +39,37 @@ def acknowledge(config: Config, alert_id: str, why: str) -> int:
     """Record an operator's acknowledgement of a standing alert (who, when, why)."""
     if not config.state.path.exists():
         raise UsageError("there is no state store yet, so no alert to acknowledge")
+    now = SYSTEM_CLOCK.now()
+    # An alert the audit shows but no pass has recorded yet (e.g. foreign files found by this
+    # very audit) is recorded as seen now, so that what the operator saw can be acknowledged.
+    seen = _current_alert(config, alert_id)
     # An operator decision like an approval: written beside a running owner (SQLite
     # serialises the writes), applied by the owner's next pass.
     store = StateStore(config.state.path)
     try:
-        record = AlertLog(store).acknowledge(
-            alert_id, by=os_user(), why=why, now=SYSTEM_CLOCK.now()
-        )
+        log = AlertLog(store)
+        if seen is not None and alert_id not in log.records(standing_only=True):
+            log.refresh([seen, *_standing(log)], now, write=True)
+        record = log.acknowledge(alert_id, by=os_user(), why=why, now=now)
     finally:
         store.close()
     print(f"acknowledged {record.id} ({record.code}) as {record.acknowledged_by}: {why}")
     print("The next pass applies it.")
     return 0
+
+
+def _current_alert(config: Config, alert_id: str) -> Alert | None:
+    """The alert with this id in a fresh audit, if it stands now."""
+    from bl931tui.session import readonly_reconciler
+
+    with readonly_reconciler(config) as reconciler:
+        plan = reconciler.dry_run()
+    return next((a for a in plan.alert_details if a.id == alert_id), None)
+
+
+def _standing(log: AlertLog) -> list[Alert]:
+    """The recorded standing alerts, as alerts (kept standing while one is added)."""
+    return [
+        Alert(r.code, r.effect, r.message, endpoint=r.endpoint, scan=r.scan)
+        for r in log.records(standing_only=True).values()
+    ]

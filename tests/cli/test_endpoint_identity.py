@@ -228,3 +228,18 @@ def test_an_audit_of_a_store_from_before_markers_asks_for_init_and_never_crashes
     assert all("--init-endpoint" in a["message"] for a in doc["alert_details"])
     with sqlite3.connect(ws.state_path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+def test_an_alert_seen_only_by_the_audit_can_be_acknowledged(run_cli, ws: LocalWorkspace) -> None:  # type: ignore[no-untyped-def]
+    for i in range(4):
+        ws.write_scan(f"2026/s{i}.h5", os.urandom(64))
+    settle(run_cli, ws, 2, approve=False)
+    for i in range(2):
+        (ws.cfs / f"2026/s{i}.h5").unlink()
+    _, doc = audit(run_cli, ws)  # no pass has recorded the alert yet
+    (alert,) = doc["alert_details"]
+    done = run_cli(
+        "--acknowledge", alert["id"], "--why", "seen in the audit", config=ws.config_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert audit(run_cli, ws)[1]["alert_details"] == []
