@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from engine.identity import IdentityCheck
 from engine.model import Action, ActionKind, Plan, Scan
 from engine.state import PLANNED, SUBMITTED, ActionRow, TaskRow
 from engine.storage.base import ItemResult, Mover, ScanListing, TaskKind, TaskRequest
@@ -130,7 +131,7 @@ def report_foreign(executor: Executor, action: ActionRow, paths: list[str], now:
 
 def confirm_lost_delete(
     executor: Executor, task: TaskRow, action: ActionRow, now: datetime
-) -> bool:
+) -> bool | None:
     """Record a delete whose task was lost (the process died) if its scan is really gone.
 
     The delete was submitted only after its last look passed, so an absence found now is the
@@ -138,15 +139,21 @@ def confirm_lost_delete(
     unrecorded, a crash in the middle of a large delete batch would look like replicas
     vanishing on their own, freeze every delete (`max_missing_fraction`) and need a person.
     "Gone" means no file of the manifest is listed; files left beside it are foreign files.
+
+    Returns True (recorded), False (still there: plan it again), or None when the target
+    cannot be listed or is not provably its storage now: unknown is not absent, and the caller
+    keeps the task for a pass that can tell.
     """
     if action.kind is not ActionKind.DELETE or action.target is None:
         return False
     found = _fresh_leftovers(executor, action)
-    if found is not None and not found.gone and found.removed:
+    if found is None:
+        return None
+    if not found.gone and found.removed:
         # Cut part-way: what is gone gets its receipt now; the rest is planned again.
         executor.interrupted._record_partial(task, action, found, now)
         return False
-    if found is None or not found.gone:
+    if not found.gone:
         return False
     executor._record_deletion(
         action,
@@ -159,11 +166,20 @@ def confirm_lost_delete(
 
 
 def _fresh_leftovers(executor: Executor, action: ActionRow) -> Leftovers | None:
+    """What a fresh listing shows of the scan at the delete's target; None if it cannot tell.
+
+    The listing counts only while the target's identity holds (marker, mount): an empty mount
+    point would "confirm" a delete that never ran, and another endpoint's root aliased in its
+    place would show a scan the delete did remove. This runs before the pass observes (a crash
+    is settled first), so the identity is checked here, afresh.
+    """
     storage = executor.backends.storages.get(action.target or "")
     scan = executor.store.get_scan(action.scan)
-    if storage is None or scan is None:
+    if storage is None or scan is None or action.target is None:
         return None
     try:
+        identity = IdentityCheck(executor.config, executor.store, may_initialise=False)
+        identity.check(action.target, user="bl931", now=executor.clock())
         return leftovers(scan, storage.stat_scan(executor.layout, action.scan))
     except Exception as exc:
         log.warning(

@@ -250,12 +250,18 @@ class Executor:
     def _finish(self, task: TaskRow, status: TaskStatus, now: datetime) -> Outcome:
         outcome = Outcome()
         results: dict[str, ItemResult] = {r.action_id: r for r in status.results}
+        undecided = False
         for aid in task.action_ids:
             action = self.store.get_action(aid)
             if action is None or action.status != SUBMITTED:
                 continue  # recorded already, or withdrawn from a resumed task
             result = results.get(aid)
-            if status.state == "lost" and confirm_lost_delete(self, task, action, now):
+            confirmed = (
+                confirm_lost_delete(self, task, action, now) if status.state == "lost" else False
+            )
+            if confirmed is None:
+                undecided = True  # the target cannot be listed or proven now
+            elif confirmed:
                 outcome.succeeded += 1
             elif status.state == "lost":
                 self._fail(
@@ -278,6 +284,12 @@ class Executor:
                 outcome.succeeded += 1
             else:
                 outcome.failed += 1
+        if undecided:
+            # A lost delete whose target cannot be told now is what a delete interrupted before
+            # it was recorded is: `preparing`, settled by a pass that can list its target
+            # (receipts for what is gone) and resumed only through the last look.
+            self.store.update_task(task.submission_id, now, status="preparing", error=status.error)
+            return outcome
         self.store.update_task(task.submission_id, now, status=status.state, error=status.error)
         return outcome
 

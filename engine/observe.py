@@ -30,6 +30,13 @@ def size_level(scan: Scan, listing: ScanListing) -> Level:
     return Level.SIZE
 
 
+def _files_beside(scan: Scan, listing: ScanListing) -> bool:
+    """Whether the listing holds files that are not the scan's own (only checked on the rare
+    path of evidence for another version whose fingerprint does not match)."""
+    own = {f.path for f in scan.files}
+    return any(f.path not in own for f in listing.files)
+
+
 def inventory_signature(scan: Scan) -> str:
     return listing_signature(scan.files)
 
@@ -57,17 +64,24 @@ def assess(
     used: Evidence | None = None
     note = ""
     older: str | None = None
+    unproven = False
     if (
         not is_inventory
         and evidence is not None
         and evidence.level >= Level.CHECKSUM
         and evidence.value is not None
         and evidence.value != scan.checksum
-        and evidence.signature in (signature, listing.signature)
     ):
-        # The copy still has exactly the listing it had when an older version was verified
-        # into it: it holds that version's bytes, which only a gated replace may overwrite.
-        older = evidence.value
+        if evidence.signature in (signature, listing.signature):
+            # The copy still has exactly the listing it had when an older version was verified
+            # into it: it holds that version's bytes, which only a gated replace may overwrite.
+            older = evidence.value
+        elif _files_beside(scan, listing):
+            # Files beside the new version's (an even older version's leftovers: a replace
+            # removes nothing): which of them were the older version's cannot be told from the
+            # fingerprint, so the copy may still hold it. Unknown is not absent: protected,
+            # but not relied on.
+            older, unproven = evidence.value, True
     if level is Level.SIZE:
         if is_inventory:
             expected = inventory_signature_of_scan or inventory_signature(scan)
@@ -94,6 +108,7 @@ def assess(
         evidence=used,
         note=note,
         older_version=older,
+        older_unproven=unproven,
     )
     return Assessed(replica, signature)
 

@@ -437,7 +437,7 @@ class _Planner:
             else None
             if (replica := holders.get(name)) is None
             else any(
-                other.older_version == replica.older_version
+                other.older_version == replica.older_version and not other.older_unproven
                 for other_name, other in holders.items()
                 if other_name != name
             )

@@ -1,16 +1,20 @@
 """A seeded chaos harness: many real `--reconcile --once` passes against local endpoints while
-roots vanish, disks fill, permissions fail, copies rot and processes are killed at random points.
+roots vanish (missing, or an empty mount point), an endpoint's root is swapped for a symlink to
+another's (an alias), disks fill, permissions fail, copies rot, users rewrite and truncate scans
+at the dtn, and processes are killed at random points or right after a chosen step of a delete
+(`crash_inject/delete_steps.py`). File scans or directory scans (`scan_unit`).
 
 Everything random is drawn from one `random.Random(seed)`, and each pass's faults are written
 to `Chaos.journal`, so a failing seed can be replayed and read. Between passes the harness
-checks the one promise that must hold at every instant (some endpoint holds a good copy of
-every scan); at the end, after fault-free passes let the service settle, it checks convergence,
-receipts, task history, temporary files and the store's integrity.
+checks what must hold at every instant (`ChaosView.check`: every version the engine ever
+verified, and the latest version of every scan, has an intact copy; every verified copy that
+went is receipted or still in flight); at the end, after fault-free passes let the service
+settle, it checks convergence, receipts, task history, temporary files and the store's
+integrity.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -19,21 +23,18 @@ import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from engine.state import StateStore
 from engine.workspace import LocalWorkspace, create_workspace
+from tests.service.chaos_versions import ChaosView
+from tests.service.chaos_world import ENDPOINTS, WorldChanges
 
 CLI = [sys.executable, "-m", "bl931tui"]
 INJECT = Path(__file__).parent / "chaos_inject"
-ENDPOINTS = ("dtn", "cfs", "hpss")
+CRASH_INJECT = Path(__file__).parent / "crash_inject"
 NAMES = ("scan {n:03d}.h5", "Ångström_{n:03d}.h5", "line{n:03d} two.h5", "s{n:03d}.h5")
-
-
-def md5(path: Path) -> str | None:
-    try:
-        return hashlib.md5(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
+DELETE_STEPS = ("prepared", "some_unlinked", "all_unlinked", "submitted", "before_receipt")
 
 
 @dataclass
@@ -49,14 +50,32 @@ class PassRecord:
 
 
 @dataclass
-class Chaos:
+class Faults:
+    """What one pass's process suffers (the world's faults are applied when drawn)."""
+
+    notes: list[str] = field(default_factory=list)
+    injected: str | None = None  # disk faults (chaos_inject)
+    kill_after: float | None = None  # SIGKILL after this many seconds
+    crash_step: str | None = None  # death right after this step of a delete (delete_steps)
+
+
+@dataclass
+class Chaos(WorldChanges):
     root: Path
     seed: int
+    scan_unit: str = "file"
     ws: LocalWorkspace = field(init=False)
     rng: random.Random = field(init=False)
-    originals: dict[str, str] = field(default_factory=dict)  # scan → md5 of its bytes
+    view: ChaosView = field(init=False)  # every version written, and where each was verified
     journal: list[PassRecord] = field(default_factory=list)
     scans_written: int = 0
+    # Scans whose tape copy rotted: not rewritten while a replace has no last look
+    # (`REPLACE_LAST_LOOK`: it would rely on the rotted copy).
+    rotted_on_tape: set[str] = field(default_factory=set)
+    changes: int = 0  # scans rewritten or truncated so far
+    moves: int = 0  # endpoints unmounted or aliased so far
+    # Endpoints moved away during a pass: endpoint → alias target (None: unmounted).
+    moved: dict[str, str | None] = field(default_factory=dict)
     # With BL931_CHAOS_TRACE=1, the audit after every pass (for reading a failure's history).
     trace: list[tuple[int, dict[str, object]]] = field(default_factory=list)
 
@@ -68,6 +87,15 @@ class Chaos:
             cfs_keep_days=0,
             approval=(),
             retry_base_seconds=0.01,
+            scan_unit=self.scan_unit,
+            depth=3,
+        )
+        self.view = ChaosView(
+            self.ws.root,
+            self.ws.state_path,
+            self.scan_unit == "directory",
+            self.where,
+            lambda: [str(r) for r in self.journal[-40:]],
         )
         # Short back-offs: the harness runs passes back to back, not once a minute.
         text = self.ws.config_path.read_text("utf-8")
@@ -80,28 +108,33 @@ class Chaos:
         self.ws.config_path.write_text(text, "utf-8")
 
     # ---- the world --------------------------------------------------------------------
-    def away(self, endpoint: str) -> Path:
-        return self.ws.root / f"{endpoint}-unmounted"
-
-    def where(self, endpoint: str) -> Path:
-        """The endpoint's root, wherever the harness moved it."""
-        root = self.ws.root / endpoint
-        return root if root.exists() else self.away(endpoint)
+    @property
+    def originals(self) -> dict[str, str]:
+        """Scans whose bytes never changed (no rewrite, no cut) → their one version."""
+        changed = self.view.changed()
+        return {s: c for s, c in self.view.latest.items() if s not in changed}
 
     def good_copies(self, scan: str) -> list[str]:
-        want = self.originals[scan]
-        return [e for e in ENDPOINTS if md5(self.where(e) / scan) == want]
+        """Endpoints holding the latest version of the scan, byte for byte."""
+        return self.view.intact_copies(scan, self.view.latest[scan])
 
     def write_scans(self, count: int) -> list[str]:
         written = []
         for _ in range(count):
             n = self.scans_written
             self.scans_written += 1
-            scan = f"2026/11/P{n % 3}/{NAMES[n % len(NAMES)].format(n=n)}"
-            size = self.rng.choice((512, 4096, 65_536, 1 << 20, 3 << 20))
-            data = self.rng.randbytes(size)
-            self.ws.write_scan(scan, data, mtime=datetime(2026, 1, 1, tzinfo=UTC))
-            self.originals[scan] = hashlib.md5(data).hexdigest()
+            name = NAMES[n % len(NAMES)].format(n=n)
+            scan = f"2026/P{n % 3}/{name if self.scan_unit == 'file' else name[:-3]}"
+            frames = (
+                [scan]
+                if self.scan_unit == "file"
+                else [f"{scan}/frame_{i}.h5" for i in range(self.rng.randint(1, 3))]
+            )
+            for relpath in frames:
+                size = self.rng.choice((512, 4096, 65_536, 1 << 20, 3 << 20))
+                data = self.rng.randbytes(size // len(frames))
+                self.ws.write_scan(relpath, data, mtime=datetime(2026, 1, 1, tzinfo=UTC))
+            self.view.learn(scan)
             written.append(scan)
         return written
 
@@ -113,54 +146,71 @@ class Chaos:
         refuses and holds), not something the service can converge on alone.
         """
         candidates = []
-        for scan in sorted(self.originals):
+        for scan in sorted(self.view.latest):
             good = self.good_copies(scan)
-            if "hpss" in good and "cfs" in good:
+            if "hpss" in good and "cfs" in good and any(self._latest(scan).values()):
                 candidates += [(scan, "hpss"), (scan, "cfs")]
         if not candidates:
             return None
         scan, endpoint = self.rng.choice(candidates)
-        path = self.where(endpoint) / scan
+        files = [f for f, data in self._latest(scan).items() if data]
+        path = self.where(endpoint) / self.rng.choice(files)
         stat = path.stat()
         data = bytearray(path.read_bytes())
         data[self.rng.randrange(len(data))] ^= 0xFF
         path.write_bytes(bytes(data))
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        self.view.rotted(scan, endpoint)
+        if endpoint == "hpss":
+            self.rotted_on_tape.add(scan)
         return f"corrupt {endpoint}:{scan}"
 
     # ---- passes -----------------------------------------------------------------------
-    def _env(self, faults: str | None, seed: int) -> dict[str, str]:
+    def _env(self, faults: str | None, crash_step: str | None, seed: int) -> dict[str, str]:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        if faults:
+        if faults or crash_step:
             env["PYTHONPATH"] = os.pathsep.join(
-                [str(INJECT), *filter(None, [env.get("PYTHONPATH")])]
+                [str(INJECT), str(CRASH_INJECT), *filter(None, [env.get("PYTHONPATH")])]
             )
+        if faults:
             env["BL931_CHAOS_FAULTS"] = faults
             env["BL931_CHAOS_SEED"] = str(seed)
+        if crash_step:
+            env["BL931_CRASH_AT_DELETE"] = crash_step
         return env
 
+    def _draw_faults(self, number: int) -> Faults:
+        """This pass's faults, applied to the world now (those of the process: in `Faults`)."""
+        drawn = Faults()
+        rng = self.rng
+        if number < 3 or rng.random() < 0.25:
+            drawn.notes.append(f"+{len(self.write_scans(rng.randint(1, 3)))} scans")
+        if rng.random() < 0.25 and (changed := self.change_one()):
+            drawn.notes.append(changed)
+        if rng.random() < 0.2 and self._markers_written():
+            endpoint, other = rng.sample(ENDPOINTS, 2)
+            alias = other if self.moves % 3 == 2 else None  # unmounted twice, then an alias
+            self.moves += 1
+            self.move(endpoint, alias)
+            drawn.notes.append(f"alias {endpoint}->{alias}" if alias else f"unmount {endpoint}")
+        if rng.random() < 0.2:
+            drawn.injected = "enospc:0.3,eacces:0.2"
+            drawn.notes.append("disk faults")
+        if rng.random() < 0.4 and (corrupted := self.corrupt_one()):
+            drawn.notes.append(corrupted)
+        death = rng.random()
+        if death < 0.2:
+            drawn.kill_after = rng.uniform(0.05, 0.5)
+            drawn.notes.append(f"SIGKILL at {drawn.kill_after:.2f}s")
+        elif death < 0.35:
+            drawn.crash_step = rng.choice(DELETE_STEPS)
+            drawn.notes.append(f"crash at delete step {drawn.crash_step}")
+        return drawn
+
     def run_pass(self, number: int, *, chaotic: bool = True) -> PassRecord:
-        faults: list[str] = []
-        unmounted: str | None = None
-        injected: str | None = None
-        kill_after: float | None = None
-        if chaotic:
-            if number < 3 or self.rng.random() < 0.25:
-                faults.append(f"+{len(self.write_scans(self.rng.randint(1, 3)))} scans")
-            if self.rng.random() < 0.15:
-                unmounted = self.rng.choice(ENDPOINTS)
-                os.rename(self.ws.root / unmounted, self.away(unmounted))
-                faults.append(f"unmount {unmounted}")
-            if self.rng.random() < 0.2:
-                injected = "enospc:0.3,eacces:0.2"
-                faults.append("disk faults")
-            if self.rng.random() < 0.4 and (corrupted := self.corrupt_one()):
-                faults.append(corrupted)
-            if self.rng.random() < 0.25:
-                kill_after = self.rng.uniform(0.05, 0.5)
-                faults.append(f"SIGKILL at {kill_after:.2f}s")
+        drawn = self._draw_faults(number) if chaotic else Faults()
         argv = [*CLI, "--config", str(self.ws.config_path), "--reconcile", "--once"]
-        env = self._env(injected, self.seed * 100_003 + number)
+        env = self._env(drawn.injected, drawn.crash_step, self.seed * 100_003 + number)
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -170,27 +220,37 @@ class Chaos:
         )
         killed = False
         try:
-            _, stderr = proc.communicate(timeout=kill_after if kill_after is not None else 120)
+            timeout = drawn.kill_after if drawn.kill_after is not None else 120
+            _, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()  # SIGKILL: no handler, no cleanup, wherever the pass was
             _, stderr = proc.communicate()
             killed = True
         finally:
-            if unmounted is not None:
-                os.rename(self.away(unmounted), self.ws.root / unmounted)
-        record = PassRecord(number, faults, proc.returncode, killed)
+            self.remount_all()
+        # A crash placed at a delete step exits 137; if the pass had no delete, it just ends.
+        killed = killed or (drawn.crash_step is not None and proc.returncode == 137)
+        record = PassRecord(number, drawn.notes, proc.returncode, killed)
         self.journal.append(record)
         text = stderr.decode("utf-8", "replace")
+        # A root replaced by a symlink to another endpoint's root shows in the paths themselves:
+        # the configuration is refused (78, naming both keys) and the pass does nothing.
+        aliased = any(note.startswith("alias ") for note in drawn.notes)
+        allowed = (0, 1, 78) if aliased else (0, 1)
         if not killed:
-            assert proc.returncode in (0, 1), self.report(f"{record}: unexpected exit\n{text}")
+            assert proc.returncode in allowed, self.report(f"{record}: unexpected exit\n{text}")
             assert "Traceback" not in text, self.report(f"{record}: a crash\n{text}")
         if os.environ.get("BL931_CHAOS_TRACE"):
             self.trace.append((number, self.audit()[1]))
         return record
 
-    def check_no_scan_lost(self) -> None:
-        for scan in self.originals:
-            assert self.good_copies(scan), self.report(f"no good copy of {scan!r}", scan)
+    def check_no_scan_lost(self, *, settled: bool = False) -> None:
+        """The invariants of `ChaosView.check` (every verified version, and the latest version
+        of every scan, has an intact copy; verified copies that went are receipted)."""
+        try:
+            self.view.check(settled=settled)
+        except AssertionError as exc:
+            raise AssertionError(self.report(str(exc))) from None
 
     def audit(self) -> tuple[int, dict[str, object]]:
         done = subprocess.run(
@@ -233,7 +293,8 @@ class Chaos:
             if (
                 blocked["reason_code"] == "version_conflict"
                 and scan in self.originals
-                and md5(self.where(endpoint) / scan) != self.originals[scan]
+                and (self.where(endpoint) / scan).exists()
+                and endpoint not in self.good_copies(scan)
             ):
                 self.restore(scan, endpoint)
 
@@ -241,22 +302,54 @@ class Chaos:
         """Put a good copy's bytes (and mtime) back at `endpoint`, as an operator would."""
         good = self.good_copies(scan)
         assert good, self.report(f"no good copy of {scan!r} to restore from", scan)
-        source = self.where(good[0]) / scan
-        target = self.where(endpoint) / scan
-        stat = source.stat()
-        target.write_bytes(source.read_bytes())
-        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        source_root, target_root = self.where(good[0]), self.where(endpoint)
+        sources = [source_root / scan]
+        if sources[0].is_dir():  # a directory scan: every file of it
+            sources = sorted(p for p in sources[0].rglob("*") if p.is_file())
+        for source in sources:
+            target = target_root / source.relative_to(source_root)
+            stat = source.stat()
+            target.write_bytes(source.read_bytes())
+            os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
     def settle(self, first: int, max_passes: int = 40) -> int:
-        """Fault-free passes until the audit is in sync; returns how many it took."""
+        """Fault-free passes until the audit is in sync; returns how many it took.
+
+        In sync: nothing to do (exit 0) — or nothing to do but the questions a changed scan
+        leaves a person (`version_conflict` at write-once tape, a `version_suspect` notify),
+        after the operator approved what awaited approval (a suspect version's copies).
+        """
         for extra in range(max_passes):
             self.operator_retries()
             self.run_pass(first + extra, chaotic=False)
-            code, _ = self.audit()
-            if code == 0:
+            code, doc = self.audit()
+            if code == 0 or (code == 1 and self._only_version_questions(doc)):
                 return extra + 1
+            if any(a["requires_approval"] and not a["approved"] for a in doc["actions"]):
+                self.operator_approves()
         code, doc = self.audit()
         raise AssertionError(self.report(f"not converged (audit exit {code}): {doc}"))
+
+    def _only_version_questions(self, doc: dict[str, Any]) -> bool:
+        changed = self.view.changed()
+        settled = {"retention_not_reached", "on_hold", "rejected", "export_controlled"}
+        return (
+            not doc["actions"]
+            and not doc["errors"]
+            and all(a["code"] == "version_suspect" for a in doc["alert_details"])
+            and all(b["scan"] in changed or b["reason_code"] in settled for b in doc["blocked"])
+        )
+
+    def operator_approves(self) -> None:
+        """What a person does after looking at a suspect version: approve its copies."""
+        done = subprocess.run(
+            [*CLI, "--config", str(self.ws.config_path), "--approve-all", "--yes"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 0, self.report(f"--approve-all failed: {done.stderr}")
 
     def history(self, scan: str) -> str:
         """The store's story of one scan: actions, events and receipts (for failure reports)."""

@@ -42,3 +42,7 @@ if _SPEC:
 
     os.write = _chaos_write
     tempfile.mkstemp = _chaos_mkstemp
+
+if os.environ.get("BL931_CRASH_AT_DELETE"):
+    # Death right after a chosen step of a delete (crash_inject/, also on PYTHONPATH).
+    import delete_steps  # noqa: F401  (installs its hooks on import)

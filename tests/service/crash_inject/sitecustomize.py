@@ -12,6 +12,8 @@ user would interrupt.
   reaches Transfer, or right after Transfer accepted it (the answer is lost).
 - `BL931_WRITE_DURING_DELETE=DIR::NAME`: the first time anything is unlinked directly inside
   DIR, a user's file NAME is written there first (a user working in the folder while a prune runs).
+- `BL931_CRASH_AT_DELETE=STEP`: death right after one persisted step of the first delete task
+  (`delete_steps.py`: prepared, some_unlinked, all_unlinked, submitted, before_receipt).
 """
 
 from __future__ import annotations
@@ -131,3 +133,6 @@ if _CRASH_ACTIVE is not None:
         return str(_active_submit(self, request))
 
     _local_mover.LocalMover.submit = _submit_delete_then_die_mid_way  # type: ignore[method-assign]
+
+if os.environ.get("BL931_CRASH_AT_DELETE"):
+    import delete_steps  # noqa: F401  (installs its hooks on import)

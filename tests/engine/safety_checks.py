@@ -1,0 +1,246 @@
+"""The safety invariants of docs/safety.md, checked against the bytes really on disk.
+
+- **No verified version is lost.** Every scan version the engine ever verified at a copy target
+  (evidence at cfs or hpss) is still held, byte for byte, by at least one endpoint's real
+  storage. No receipt excuses losing the last copy: safety.md allows a receipted removal only
+  while another verified copy of the same bytes exists elsewhere.
+- **Every removal is receipted.** Where a verified copy no longer holds its version's bytes, an
+  approved (when deletes are gated) delete receipt naming that version at that endpoint, or a
+  `copy.replaced` receipt naming it as the old checksum, says so. Between steps, a delete task
+  or a replace still open after a crash stands in for its receipt; after the world has settled
+  (`settled=True`), only receipts count.
+- **Receipts are true.** When a receipt first appears, the version it names was written, every
+  copy it relied on was verified by checksum *of that version*, and the files it says it removed
+  are really not at the endpoint's storage (a receipt for a delete that did not happen would
+  make an absence look expected).
+- **Evidence is true.** When the engine first records a verified copy, the bytes are there.
+- **Nothing lands on a mount point.** An unmounted endpoint's empty mount point stays empty.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+from engine.model import ActionKind, Level, action_id
+from engine.state import StateStore
+
+# ---- known gaps, each pinned by a strict xfail in test_safety_regressions.py ------------------
+# Rewrites that put a file's size and mtime back (only its bytes, inode and ctime tell): the walk
+# reuses a checksum only while path, size, mtime, inode and ctime are unchanged, so the property
+# and the chaos run forge them too.
+FORGED_REWRITES = True
+# A replace whose task was lost to a crash, and whose scan changed again before the retry, is
+# never receipted: only its intent (`copy.replace_submitted`, with the approval) records that the
+# older version's copy was overwritten. Until `test_a_replace_cut_by_a_crash_is_receipted_...`
+# passes, a settled world accepts the intent of a replace that never completed. Then set True.
+LOST_REPLACES_RECEIPTED = False
+# A replace relies on the older version's other copy by its evidence and listing only: it has no
+# last look, so a rotted copy there is trusted. Until `test_a_replace_never_relies_on_a_rotted_...`
+# passes, the property rots only cfs copies (a replace at cfs relies on hpss; tape is never
+# replaced) and the chaos run rewrites no scan whose hpss copy it rotted. Then set True.
+REPLACE_LAST_LOOK = False
+# An interrupted delete is settled (receipts for what is gone) against the scan's *current*
+# record: if the scan changed meanwhile, the receipt names the new version and manifest. Until
+# `test_an_interrupted_delete_is_receipted_for_the_version_it_deleted` passes, users change no
+# scan while a delete of it is open. Then set True.
+INTERRUPTED_DELETES_KEEP_VERSION = False
+
+COPY_TARGETS = ("cfs", "hpss")  # where the engine records evidence of a verified copy
+Content = dict[str, bytes]  # path relative to an endpoint root → bytes
+
+
+class Beamline(Protocol):
+    """What the checks read: the in-process `World`, or the chaos harness's view."""
+
+    versions: dict[tuple[str, str], Content]  # (scan, checksum) → bytes of each version written
+    verified: dict[tuple[str, str], set[str]]  # (scan, checksum) → where it was verified
+    gated: bool  # deletes (and so replaces) need an operator's approval
+    log: list[str]
+    false_receipts: list[str]  # receipts found false as they were written (in-process only)
+    unmounted: dict[str, str | None]  # endpoint → alias target, while unmounted
+    exempt: set[tuple[str, str]]  # versions the world itself destroyed (rot, then a rewrite)
+
+    @property
+    def store(self) -> StateStore: ...
+
+    def learn_dtn(self) -> None: ...
+
+    def scan_names(self) -> Iterable[str]: ...
+
+    def holds(self, endpoint: str, scan: str, content: Content) -> bool: ...
+
+    def intact_copies(self, scan: str, checksum: str) -> list[str]: ...
+
+    def configured(self, endpoint: str) -> Path: ...
+
+
+class Knowledge:
+    """What the checks have seen so far (evidence and receipts already checked)."""
+
+    def __init__(self) -> None:
+        self.receipts_seen: set[tuple[str, str, str, str, bool]] = set()
+        self.evidence_seen: set[tuple[str, str, str, str]] = set()
+
+
+def _fail(world: Beamline, message: str) -> AssertionError:
+    history = "\n  ".join(world.log[-40:])
+    return AssertionError(f"{message}\nlast steps:\n  {history}")
+
+
+def learn_verified(world: Beamline, knowledge: Knowledge) -> None:
+    """Record each newly verified copy, after checking that its bytes are really there.
+
+    Only evidence not seen before is checked: a copy rotted since (by the chaos harness) keeps
+    its old evidence until the engine re-hashes it, and the harness has already stopped
+    counting on it.
+    """
+    world.learn_dtn()
+    for endpoint, rows in world.store.load_evidence().items():
+        if endpoint not in COPY_TARGETS:
+            continue
+        for scan, evidence in rows.items():
+            if evidence.level < Level.CHECKSUM or evidence.value is None:
+                continue
+            fresh = (endpoint, scan, evidence.value, evidence.verified_at.isoformat())
+            if fresh in knowledge.evidence_seen:
+                continue
+            knowledge.evidence_seen.add(fresh)
+            key = (scan, evidence.value)
+            if key not in world.versions:
+                raise _fail(world, f"{endpoint} verified {key}, a version nobody ever wrote")
+            if not world.holds(endpoint, scan, world.versions[key]):
+                raise _fail(world, f"{endpoint} has evidence for {key} but not those bytes")
+            world.verified.setdefault(key, set()).add(endpoint)
+            world.log.append(f"  verified {scan} {evidence.value[:8]} at {endpoint}")
+
+
+def check_no_version_lost(world: Beamline) -> None:
+    for (scan, checksum), where in world.verified.items():
+        if (scan, checksum) not in world.exempt and not world.intact_copies(scan, checksum):
+            raise _fail(
+                world,
+                f"version {checksum[:8]} of {scan!r}, once verified at {sorted(where)}, "
+                "has no intact copy left anywhere",
+            )
+
+
+def _replace_receipts(world: Beamline, scan: str, kind: str) -> list[dict[str, Any]]:
+    rows = world.store.connection().execute(
+        "SELECT data FROM events WHERE scan = ? AND kind = ?", (scan, kind)
+    )
+    return [json.loads(r[0]) for r in rows if r[0]]
+
+
+def _approved(world: Beamline, action: str) -> bool:
+    decision = world.store.decisions().get(action)
+    return decision is not None and decision[0] == "approve"
+
+
+def _accounted(world: Beamline, scan: str, checksum: str, endpoint: str, *, settled: bool) -> str:
+    """Why the verified copy of (scan, checksum) at endpoint may be gone, or '' if nothing says."""
+    for receipt in world.store.receipts(scan):
+        if receipt["endpoint"] == endpoint and receipt["acquisition"]["checksum"] == checksum:
+            approval = receipt.get("approval") or {}
+            if world.gated and approval.get("decision") != "approve":
+                raise _fail(world, f"an unapproved delete receipt: {receipt}")
+            return "receipt"
+    for receipt in _replace_receipts(world, scan, "copy.replaced"):
+        if receipt["target"] == endpoint and receipt["old_checksum"] == checksum:
+            if world.gated and not receipt.get("approval_by"):
+                raise _fail(world, f"an unapproved replace: {receipt}")
+            return "replaced"
+    if settled:
+        return "" if LOST_REPLACES_RECEIPTED else _lost_replace(world, scan, checksum, endpoint)
+    delete_id = action_id(ActionKind.DELETE, scan, checksum, None, endpoint)
+    for task in world.store.tasks(("preparing", "active")):
+        if task.kind == "delete" and delete_id in task.action_ids:
+            if world.gated and not _approved(world, delete_id):
+                raise _fail(world, f"an unapproved delete in flight: {task}")
+            return "delete in flight"
+    for intent in _replace_receipts(world, scan, "copy.replace_submitted"):
+        if intent["target"] == endpoint and intent["old_checksum"] == checksum:
+            if world.gated and not intent.get("approval_by"):
+                raise _fail(world, f"an unapproved replace submitted: {intent}")
+            return "replace in flight"
+    return ""
+
+
+def _lost_replace(world: Beamline, scan: str, checksum: str, endpoint: str) -> str:
+    """An approved replace of this version at this endpoint that never completed (see
+    `LOST_REPLACES_RECEIPTED`), or ''."""
+    rows = world.store.connection().execute(
+        "SELECT action_id, data FROM events WHERE scan = ? AND kind = 'copy.replace_submitted'",
+        (scan,),
+    )
+    for action, data in rows:
+        intent = json.loads(data)
+        row = world.store.get_action(action)
+        if (
+            intent["target"] == endpoint
+            and intent["old_checksum"] == checksum
+            and (intent.get("approval_by") or not world.gated)
+            and (row is None or row.status != "succeeded")
+        ):
+            return "replace lost to a crash (intent only)"
+    return ""
+
+
+def check_removals_receipted(world: Beamline, *, settled: bool = False) -> None:
+    for (scan, checksum), where in world.verified.items():
+        content = world.versions[(scan, checksum)]
+        for endpoint in sorted(where):
+            if world.holds(endpoint, scan, content):
+                continue
+            if not _accounted(world, scan, checksum, endpoint, settled=settled):
+                raise _fail(
+                    world,
+                    f"the verified copy of {scan!r} {checksum[:8]} at {endpoint} is gone, and no "
+                    f"receipt{'' if settled else ' or open task'} accounts for it; receipts: "
+                    f"{world.store.receipts(scan)}",
+                )
+
+
+def check_receipts_true(world: Beamline, knowledge: Knowledge) -> None:
+    """Each receipt names a version that was written and relied on copies verified by checksum
+    of that version; and (checked as it was written) the files it removed were really gone."""
+    if world.false_receipts:
+        raise _fail(world, world.false_receipts[0])
+    for scan in world.scan_names():
+        for receipt in world.store.receipts(scan):
+            key = (
+                scan,
+                receipt["endpoint"],
+                receipt["action_id"],
+                receipt["deleted_at"],
+                bool(receipt.get("partial")),
+            )
+            if key in knowledge.receipts_seen:
+                continue
+            knowledge.receipts_seen.add(key)
+            checksum = receipt["acquisition"]["checksum"]
+            if (scan, checksum) not in world.versions:
+                raise _fail(world, f"a receipt for a version nobody wrote: {receipt}")
+            copies = receipt["verified_copies"]
+            if not copies or any(
+                c["level"] != "checksum" or c["checksum"] != checksum for c in copies
+            ):
+                raise _fail(world, f"a delete relied on no verified copy of its version: {receipt}")
+
+
+def check_mount_points_empty(world: Beamline) -> None:
+    for endpoint, alias in world.unmounted.items():
+        if alias is None:
+            found = sorted(p.name for p in world.configured(endpoint).iterdir())
+            if found:
+                raise _fail(world, f"written onto the unmounted {endpoint}'s mount point: {found}")
+
+
+def check_all(world: Beamline, knowledge: Knowledge, *, settled: bool = False) -> None:
+    learn_verified(world, knowledge)
+    check_no_version_lost(world)
+    check_removals_receipted(world, settled=settled)
+    check_receipts_true(world, knowledge)
+    check_mount_points_empty(world)
