@@ -331,8 +331,21 @@ class World:
         for (scan, checksum), where in sorted(self.verified.items()):
             intact = self.intact_copies(scan, checksum)
             if len(intact) >= 2 and any(self.versions[(scan, checksum)].values()):
-                out += [(scan, checksum, e) for e in endpoints if e in where and e in intact]
+                out += [
+                    (scan, checksum, e)
+                    for e in endpoints
+                    if e in where and e in intact and not self._sole_copy_of_a_version(scan, e)
+                ]
         return out
+
+    def _sole_copy_of_a_version(self, scan: str, endpoint: str) -> bool:
+        """Whether `endpoint` holds the only intact copy of some version of `scan` (files shared
+        between versions rot together: rotting them there would lose that version)."""
+        return any(
+            self.intact_copies(name, checksum) == [endpoint]
+            for (name, checksum) in self.verified
+            if name == scan
+        )
 
     def rot(self, scan: str, checksum: str, endpoint: str, at: int) -> None:
         """Flip a byte of one file of a verified copy, keeping its size and mtime (bit rot)."""
