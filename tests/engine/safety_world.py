@@ -82,7 +82,6 @@ class World:
     false_receipts: list[str] = field(default_factory=list)  # found as they were written
 
     def __post_init__(self) -> None:
-        logging.disable(logging.CRITICAL)  # thousands of passes; the store records what matters
         self.ws = create_workspace(
             self.root,
             dtn_keep_days=self.dtn_keep_days,
@@ -97,6 +96,9 @@ class World:
 
     # ---- the engine, as one process ------------------------------------------------------
     def _open(self) -> None:
+        # Thousands of passes: the store records what matters. Undone by `close`, so no other
+        # test's log capture is silenced.
+        logging.disable(logging.CRITICAL)
         self.store = StateStore(self.config.state.path)
         self.backends = build_backends(self.config, clock=self.clock)
         self.reconciler = Reconciler(
@@ -139,6 +141,7 @@ class World:
     def close(self) -> None:
         self.backends.close()  # waits for copies still running in worker threads
         self.store.close()
+        logging.disable(logging.NOTSET)
 
     def restart(self) -> None:
         """A new process on the same state store and folders."""
