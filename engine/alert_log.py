@@ -13,6 +13,7 @@ event when one is raised or clears, and applies operators' acknowledgements:
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -199,9 +200,14 @@ def _cleared_by(record: AlertRecord) -> ClearedBy:
 
 
 def _event(
-    conn: object, at: str | None, kind: str, message: str, scan: str | None, data: object
+    conn: sqlite3.Connection,
+    at: str | None,
+    kind: str,
+    message: str,
+    scan: str | None,
+    data: object,
 ) -> None:
-    conn.execute(  # type: ignore[attr-defined]
+    conn.execute(
         "INSERT INTO events(at, level, kind, scan, message, data) VALUES (?, ?, ?, ?, ?, ?)",
         (at, "error" if kind == "alert.raised" else "info", kind, scan, message, json.dumps(data)),
     )

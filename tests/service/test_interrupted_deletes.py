@@ -74,6 +74,28 @@ def crash_during_delete(
         store.close()
 
 
+def directory_scan_due_for_prune(
+    tmp_path: Path, run_cli: RunCli, *, frames: int
+) -> tuple[LocalWorkspace, dict[str, bytes]]:
+    """One directory scan copied everywhere, its dtn prune planned (no approval needed)."""
+    ws = create_workspace(
+        tmp_path / "ws",
+        dtn_keep_days=0,
+        cfs_keep_days=100_000,
+        scan_unit="directory",
+        depth=1,
+        approval=(),
+    )
+    content = {f"scan_1/frame_{i}.h5": os.urandom(300) for i in range(frames)}
+    for relpath, data in content.items():
+        ws.write_scan(relpath, data, mtime=datetime(2026, 1, 1, tzinfo=UTC))
+    for _ in range(6):
+        if any(a["kind"] == "delete" for a in audit(run_cli, ws)["actions"]):
+            break
+        reconcile(run_cli, ws)
+    return ws, content
+
+
 def claimed_copies(ws: LocalWorkspace, scan: str) -> list[tuple[str, str | None]]:
     store = StateStore(ws.state_path, readonly=True)
     try:
@@ -168,21 +190,7 @@ def test_a_delete_that_partly_ran_records_what_is_gone_and_rechecks_the_rest(
 def test_a_directory_scan_cut_part_way_is_accounted_for_and_never_lost(
     tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ws = create_workspace(
-        tmp_path / "ws",
-        dtn_keep_days=0,
-        cfs_keep_days=100_000,
-        scan_unit="directory",
-        depth=1,
-        approval=(),
-    )
-    frames = {f"scan_1/frame_{i}.h5": os.urandom(300) for i in range(3)}
-    for relpath, data in frames.items():
-        ws.write_scan(relpath, data, mtime=datetime(2026, 1, 1, tzinfo=UTC))
-    for _ in range(6):
-        if any(a["kind"] == "delete" for a in audit(run_cli, ws)["actions"]):
-            break
-        reconcile(run_cli, ws)
+    ws, frames = directory_scan_due_for_prune(tmp_path, run_cli, frames=3)
     crash_during_delete(run_cli, ws, monkeypatch, unlinks=1)
     (first_gone,) = [p for p in frames if not (ws.dtn / p).exists()]
 
@@ -204,17 +212,12 @@ def test_a_directory_scan_cut_part_way_is_accounted_for_and_never_lost(
     finally:
         store.close()
     assert partial["partial"] is True and partial["removed"] == [first_gone]
-    code, doc = audit_code(run_cli, ws)
-    assert code == 1
+    done = run_cli("--dry-run", "--json", config=ws.config_path)
+    doc = json.loads(done.stdout)
+    assert done.returncode == 1
     assert any(
         b["endpoint"] == "hpss" and b["reason_code"] == "version_conflict" for b in doc["blocked"]
     )
-
-
-def audit_code(run_cli: RunCli, ws: LocalWorkspace) -> tuple[int, dict[str, Any]]:
-    done = run_cli("--dry-run", "--json", config=ws.config_path)
-    doc: dict[str, Any] = json.loads(done.stdout)
-    return done.returncode, doc
 
 
 def test_an_active_delete_killed_part_way_leaves_a_receipt_for_what_went(
@@ -222,21 +225,7 @@ def test_an_active_delete_killed_part_way_leaves_a_receipt_for_what_went(
 ) -> None:
     """The task was recorded active, so the next process finds it lost: what the fresh listing
     shows gone still gets its (partial) receipt, and nothing is lost."""
-    ws = create_workspace(
-        tmp_path / "ws",
-        dtn_keep_days=0,
-        cfs_keep_days=100_000,
-        scan_unit="directory",
-        depth=1,
-        approval=(),
-    )
-    frames = {f"scan_1/frame_{i}.h5": os.urandom(300) for i in range(4)}
-    for relpath, data in frames.items():
-        ws.write_scan(relpath, data, mtime=datetime(2026, 1, 1, tzinfo=UTC))
-    for _ in range(6):
-        if any(a["kind"] == "delete" for a in audit(run_cli, ws)["actions"]):
-            break
-        reconcile(run_cli, ws)
+    ws, frames = directory_scan_due_for_prune(tmp_path, run_cli, frames=4)
     with monkeypatch.context() as patch:
         patch.setenv("PYTHONPATH", os.pathsep.join([str(INJECT), os.environ.get("PYTHONPATH", "")]))
         patch.setenv("BL931_CRASH_AFTER_ACTIVE_DELETE", "2")
