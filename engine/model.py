@@ -136,9 +136,10 @@ class Replica:
     # was copied and unchanged since (None: it holds no verified older version). Overwriting
     # it is a destructive action (a *replace*), never a plain copy.
     older_version: str | None = None
-    # True when the copy only *may* still hold `older_version`: files beside the new version's
-    # (an even older version's leftovers) make its fingerprint uncheckable. It is protected like
-    # a copy that does, but never relied on as a verified copy of that version.
+    # True when the copy only *may* still hold `older_version`: its listing changed since that
+    # version was verified into it (an even older version's leftovers, a replace cut short, a
+    # change by hand). It is protected like a copy that does, but never relied on as a
+    # verified copy of that version.
     older_unproven: bool = False
 
 

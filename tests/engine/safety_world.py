@@ -78,12 +78,16 @@ class World:
     exempt: set[tuple[str, str]] = field(default_factory=set)
     passes: int = 0
     _writes: int = 0  # user writes so far (each gets its own mtime)
+    _logging_before: int = 0
     crashes: int = 0
     log: list[str] = field(default_factory=list)  # what happened, for a failure's report
     false_receipts: list[str] = field(default_factory=list)  # found as they were written
 
     def __post_init__(self) -> None:
-        logging.disable(logging.CRITICAL)  # thousands of passes; the store records what matters
+        # Thousands of passes: the store records what matters. Restored by `close`, so that
+        # later tests' log capture (caplog) is unaffected.
+        self._logging_before = logging.root.manager.disable
+        logging.disable(logging.CRITICAL)
         self.ws = create_workspace(
             self.root,
             dtn_keep_days=self.dtn_keep_days,
@@ -137,13 +141,17 @@ class World:
 
         self.store.record_deletion = checked  # type: ignore[method-assign]
 
-    def close(self) -> None:
+    def _shut_down(self) -> None:
         self.backends.close()  # waits for copies still running in worker threads
         self.store.close()
 
+    def close(self) -> None:
+        self._shut_down()
+        logging.disable(self._logging_before)
+
     def restart(self) -> None:
         """A new process on the same state store and folders."""
-        self.close()
+        self._shut_down()
         self._open()
 
     def run_pass(self, *, drain: bool = True) -> None:

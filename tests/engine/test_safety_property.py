@@ -1,17 +1,20 @@
-"""Property: whatever happens between passes, no scan version that was ever verified loses its
-last intact copy, and every verified copy that goes away is accounted for by an approved receipt.
+"""Property: whatever happens between passes, no scan version that was ever verified (copied
+with a checksum, or inventoried at the dtn) loses its last intact copy, and every verified copy
+that goes away is accounted for by an approved receipt.
 
 Hypothesis drives the real engine in-process (local folders, a `FakeClock`, no subprocesses)
 through random sequences of: new scans (names are reused after a prune), passes, rewrites at the
 dtn (in place or by rename), truncation to zero, files added to or removed from directory scans,
-bit rot of a verified copy (while another copy holds its version), unmounted and *aliased* endpoints (a symlink to another
-endpoint's root), operator approvals, time passing, and crashes at every persisted step of a
-delete (`safety_crash.crash_in_delete`) or in the middle of a pass. After every step the invariants of
-`safety_checks.py` are checked against the bytes on disk; at the end everything is remounted,
-passes run until the world settles, and every removal must then have its receipt.
+bit rot of a verified copy (while another copy holds its version), unmounted and *aliased*
+endpoints (a symlink to another endpoint's root), operator approvals, time passing, and crashes
+at every persisted step of a delete (`safety_crash.crash_in_delete`, sometimes followed by an
+unmount or alias of the endpoint deleted from) or in the middle of a pass. After every step the
+invariants of `safety_checks.py` are checked against the bytes on disk; at the end everything is
+remounted, passes run until the world settles, and every removal must then have its receipt.
 
 CI runs a fixed, derandomised set of examples (`CI` set); locally the examples are random, and
-`BL931_SAFETY_EXAMPLES=500` runs a longer search.
+`BL931_SAFETY_EXAMPLES=500` runs a longer search. Known engine gaps narrow what is generated
+until they are fixed: see the switches at the top of `safety_checks.py`.
 """
 
 from __future__ import annotations
@@ -294,7 +297,9 @@ def test_every_crash_point_is_reached(tmp_path: Path, point: str) -> None:
     try:
         knowledge = Knowledge()
         world.write("scan_0", [b"a" * 10, b"b" * 20])
-        for _ in range(3):
+        for _ in range(6):  # until a delete (the dtn prune) is planned
+            if any(a.kind.value == "delete" for a in world.reconciler.dry_run().actions):
+                break
             world.run_pass()
             check_all(world, knowledge)
         crashed = False
