@@ -1,19 +1,20 @@
 """The safety invariants of docs/safety.md, checked against the bytes really on disk.
 
 - **No verified version is lost.** Every scan version the engine ever verified at a copy target
-  (evidence at cfs or hpss) or inventoried at the dtn is still held, byte for byte, by at least one endpoint's real
-  storage. No receipt excuses losing the last copy: safety.md allows a receipted removal only
-  while another verified copy of the same bytes exists elsewhere.
+  (evidence at cfs or hpss) or inventoried at the dtn is still held, byte for byte, by at least
+  one endpoint's real storage. No receipt excuses losing the last copy: safety.md allows a
+  receipted removal only while another verified copy of the same bytes exists elsewhere. Only
+  the world may lose one (its verified copies rotted, then a user changed the dtn's: `exempt`).
 - **Every removal is receipted.** Where a verified copy (or the dtn's copy of an inventoried
-  version, unless a user changed it there) no longer holds its version's bytes, an
-  approved (when deletes are gated) delete receipt naming that version at that endpoint, or a
+  version, unless a user changed it there) no longer holds its version's bytes, an approved
+  (when deletes are gated) delete receipt naming that version at that endpoint, or a
   `copy.replaced` receipt naming it as the old checksum, says so. Between steps, a delete task
   or a replace still open after a crash stands in for its receipt; after the world has settled
   (`settled=True`), only receipts count.
-- **Receipts are true.** When a receipt first appears, the version it names was written, every
-  copy it relied on was verified by checksum *of that version*, and the files it says it removed
-  are really not at the endpoint's storage (a receipt for a delete that did not happen would
-  make an absence look expected).
+- **Receipts are true.** A receipt names a version that was written, relied only on copies
+  verified by checksum *of that version*; and, checked as it is written (in-process), the files
+  it says it removed are really gone and the copies it relied on really hold the version (a
+  receipt for a delete that did not happen would make an absence look expected).
 - **Evidence is true.** When the engine first records a verified copy, the bytes are there.
 - **Nothing lands on a mount point.** An unmounted endpoint's empty mount point stays empty.
 """
