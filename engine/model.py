@@ -150,9 +150,10 @@ class Replica:
     # Files of the scan listed here were re-hashed and hold other bytes than this version (an
     # older version whose evidence was lost, rot, a user's file): a copy over them is a replace.
     differs: bool = False
-    # True when the copy only *may* still hold `older_version`: files beside the new version's
-    # (an even older version's leftovers) make its fingerprint uncheckable. It is protected like
-    # a copy that does, but never relied on as a verified copy of that version.
+    # True when the copy only *may* still hold `older_version`: its listing changed since that
+    # version was verified into it (an even older version's leftovers, a replace cut short, a
+    # change by hand). It is protected like a copy that does, but never relied on as a
+    # verified copy of that version.
     older_unproven: bool = False
 
 

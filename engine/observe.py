@@ -30,13 +30,6 @@ def size_level(scan: Scan, listing: ScanListing) -> Level:
     return Level.SIZE
 
 
-def _files_beside(scan: Scan, listing: ScanListing) -> bool:
-    """Whether the listing holds files that are not the scan's own (only checked on the rare
-    path of evidence for another version whose fingerprint does not match)."""
-    own = {f.path for f in scan.files}
-    return any(f.path not in own for f in listing.files)
-
-
 def inventory_signature(scan: Scan) -> str:
     return listing_signature(scan.files)
 
@@ -76,11 +69,12 @@ def assess(
             # The copy still has exactly the listing it had when an older version was verified
             # into it: it holds that version's bytes, which only a gated replace may overwrite.
             older = evidence.value
-        elif _files_beside(scan, listing):
-            # Files beside the new version's (an even older version's leftovers: a replace
-            # removes nothing): which of them were the older version's cannot be told from the
-            # fingerprint, so the copy may still hold it. Unknown is not absent: protected,
-            # but not relied on.
+        else:
+            # The listing changed since, yet the copy may still hold that version: the older
+            # version's own files are not known here, and the folder may hold an even older
+            # version's leftovers (a replace removes nothing) beside or in place of the new
+            # version's names. Unknown is not absent: protected like a copy that holds it (a
+            # replace needs the older version verified elsewhere), but never relied on.
             older, unproven = evidence.value, True
     if level is Level.SIZE:
         if is_inventory:

@@ -1,18 +1,20 @@
 """The safety invariants of docs/safety.md, checked against the bytes really on disk.
 
 - **No verified version is lost.** Every scan version the engine ever verified at a copy target
-  (evidence at cfs or hpss) is still held, byte for byte, by at least one endpoint's real
-  storage. No receipt excuses losing the last copy: safety.md allows a receipted removal only
-  while another verified copy of the same bytes exists elsewhere.
-- **Every removal is receipted.** Where a verified copy no longer holds its version's bytes, an
-  approved (when deletes are gated) delete receipt naming that version at that endpoint, or a
+  (evidence at cfs or hpss) or inventoried at the dtn is still held, byte for byte, by at least
+  one endpoint's real storage. No receipt excuses losing the last copy: safety.md allows a
+  receipted removal only while another verified copy of the same bytes exists elsewhere. Only
+  the world may lose one (its verified copies rotted, then a user changed the dtn's: `exempt`).
+- **Every removal is receipted.** Where a verified copy (or the dtn's copy of an inventoried
+  version, unless a user changed it there) no longer holds its version's bytes, an approved
+  (when deletes are gated) delete receipt naming that version at that endpoint, or a
   `copy.replaced` receipt naming it as the old checksum, says so. Between steps, a delete task
   or a replace still open after a crash stands in for its receipt; after the world has settled
   (`settled=True`), only receipts count.
-- **Receipts are true.** When a receipt first appears, the version it names was written, every
-  copy it relied on was verified by checksum *of that version*, and the files it says it removed
-  are really not at the endpoint's storage (a receipt for a delete that did not happen would
-  make an absence look expected).
+- **Receipts are true.** A receipt names a version that was written, relied only on copies
+  verified by checksum *of that version*; and, checked as it is written (in-process), the files
+  it says it removed are really gone and the copies it relied on really hold the version (a
+  receipt for a delete that did not happen would make an absence look expected).
 - **Evidence is true.** When the engine first records a verified copy, the bytes are there.
 - **Nothing lands on a mount point.** An unmounted endpoint's empty mount point stays empty.
 """
@@ -83,6 +85,7 @@ class Knowledge:
     def __init__(self) -> None:
         self.receipts_seen: set[tuple[str, str, str, str, bool]] = set()
         self.evidence_seen: set[tuple[str, str, str, str]] = set()
+        self.inventoried_seen: set[tuple[str, str]] = set()
 
 
 def _fail(world: Beamline, message: str) -> AssertionError:
@@ -115,6 +118,35 @@ def learn_verified(world: Beamline, knowledge: Knowledge) -> None:
                 raise _fail(world, f"{endpoint} has evidence for {key} but not those bytes")
             world.verified.setdefault(key, set()).add(endpoint)
             world.log.append(f"  verified {scan} {evidence.value[:8]} at {endpoint}")
+    # The dtn's copy of an inventoried version counts too: the engine removes it only by a
+    # receipted prune (a user's change there is the world's doing: `forget_dtn`).
+    for scan_id, record in world.store.load_scans().items():
+        key = (scan_id, record.checksum)
+        if key in knowledge.inventoried_seen:
+            continue
+        knowledge.inventoried_seen.add(key)
+        if key not in world.versions:
+            raise _fail(world, f"the inventory recorded {key}, a version nobody ever wrote")
+        if world.holds("dtn", scan_id, world.versions[key]):
+            world.verified.setdefault(key, set()).add("dtn")
+
+
+def forget_dtn(world: Beamline, scan: str, current: str | None) -> None:
+    """A user changed the scan at the dtn, which now holds version `current` (None: nothing):
+    no receipt is owed for the dtn's copy of any other version (even where the new version
+    still contains an older one's files, the dtn's scan is the new version now). A version
+    that no copy the engine verified (and the world did not rot) holds any more was lost by
+    the world — never copied, or its copies rotted — not by the engine: it is exempt. (A copy
+    the engine placed again but never verified is not relied on: it may be replaced.)"""
+    for key, where in world.verified.items():
+        if key[0] != scan or key[1] == current:
+            continue
+        where.discard("dtn")
+        if key not in world.exempt and not any(
+            world.holds(e, scan, world.versions[key]) for e in where
+        ):
+            world.exempt.add(key)
+            world.log.append(f"  the user destroyed the last verified copy of {key[1][:8]}")
 
 
 def check_no_version_lost(world: Beamline) -> None:

@@ -22,6 +22,10 @@ CRASH_POINTS = ("prepared", "some_unlinked", "all_unlinked", "submitted", "befor
 class Crash(BaseException):
     """The process died here (raised by a hook; the engine must not catch it)."""
 
+    def __init__(self, point: str, target: str) -> None:
+        super().__init__(point)
+        self.point, self.target = point, target  # the step, and the endpoint deleted from
+
 
 @contextlib.contextmanager
 def crash_in_delete(world: World, point: str) -> Iterator[None]:
@@ -59,16 +63,16 @@ def crash_in_delete(world: World, point: str) -> Iterator[None]:
             unlink(request, None)
         if point == "submitted":
             return f"local-crashed-{request.submission_id}"  # no worker: it "died" with us
-        raise Crash(point)
+        raise Crash(point, request.target)
 
     def send(m: Any, task: Any, request: Any, now: datetime) -> bool:
         sent = bool(real_send(m, task, request, now))
         if request.kind == "delete" and point == "submitted":
-            raise Crash(point)
+            raise Crash(point, request.target)
         return sent
 
-    def record(*args: Any, **kwargs: Any) -> None:
-        raise Crash(point)
+    def record(action: Any, *args: Any, **kwargs: Any) -> None:
+        raise Crash(point, action.target)
 
     mover.submit = submit
     executor._send = send

@@ -34,6 +34,7 @@ from tests.engine.safety_checks import (
     INTERRUPTED_DELETES_KEEP_VERSION,
     REPLACE_LAST_LOOK,
     Content,
+    forget_dtn,
 )
 
 ENDPOINTS = ("dtn", "cfs", "hpss")
@@ -77,11 +78,16 @@ class World:
     exempt: set[tuple[str, str]] = field(default_factory=set)
     passes: int = 0
     _writes: int = 0  # user writes so far (each gets its own mtime)
+    _logging_before: int = 0
     crashes: int = 0
     log: list[str] = field(default_factory=list)  # what happened, for a failure's report
     false_receipts: list[str] = field(default_factory=list)  # found as they were written
 
     def __post_init__(self) -> None:
+        # Thousands of passes: the store records what matters. Restored by `close`, so that
+        # later tests' log capture (caplog) is unaffected.
+        self._logging_before = logging.root.manager.disable
+        logging.disable(logging.CRITICAL)
         self.ws = create_workspace(
             self.root,
             dtn_keep_days=self.dtn_keep_days,
@@ -96,9 +102,6 @@ class World:
 
     # ---- the engine, as one process ------------------------------------------------------
     def _open(self) -> None:
-        # Thousands of passes: the store records what matters. Undone by `close`, so no other
-        # test's log capture is silenced.
-        logging.disable(logging.CRITICAL)
         self.store = StateStore(self.config.state.path)
         self.backends = build_backends(self.config, clock=self.clock)
         self.reconciler = Reconciler(
@@ -138,14 +141,17 @@ class World:
 
         self.store.record_deletion = checked  # type: ignore[method-assign]
 
-    def close(self) -> None:
+    def _shut_down(self) -> None:
         self.backends.close()  # waits for copies still running in worker threads
         self.store.close()
-        logging.disable(logging.NOTSET)
+
+    def close(self) -> None:
+        self._shut_down()
+        logging.disable(self._logging_before)
 
     def restart(self) -> None:
         """A new process on the same state store and folders."""
-        self.close()
+        self._shut_down()
         self._open()
 
     def run_pass(self, *, drain: bool = True) -> None:
@@ -217,7 +223,6 @@ class World:
         """A detector writes a (new) scan: temporary name, rename, a fresh mtime — or, with
         `fixed_mtime`, one timestamp for every scan (so a name written again with the same
         size looks unchanged but for its inode and ctime)."""
-        alive = self._alive(scan)
         base = self.physical("dtn")
         paths = [f"{scan}/frame_{i}.h5" for i in range(len(files))] if self.directory else [scan]
         for relpath, data in zip(paths, files, strict=True):
@@ -230,12 +235,12 @@ class World:
                 os.utime(target, (ACQUIRED, ACQUIRED))
             else:
                 self._touch(target)
-        self._learn_dtn(scan, f"write {scan} {[len(d) for d in files]}", alive)
+        self._learn_dtn(scan, f"write {scan} {[len(d) for d in files]}", user=True)
 
     def rewrite(self, scan: str, data: bytes, *, index: int, in_place: bool, keep: bool) -> None:
         """Someone rewrites one file of a scan: in place or by rename; with `keep`, the same
         size and mtime as before (only the content — and ctime — tell the change)."""
-        old, alive = self.content_at("dtn", scan), self._alive(scan)
+        old = self.content_at("dtn", scan)
         target = self.physical("dtn") / sorted(old)[index % len(old)]
         before = target.stat()
         if keep:
@@ -254,11 +259,11 @@ class World:
             os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
         else:
             self._touch(target)
-        self._learn_dtn(scan, f"rewrite {target.name} in_place={in_place} keep={keep}", alive)
+        self._learn_dtn(scan, f"rewrite {target.name} in_place={in_place} keep={keep}", user=True)
 
     def truncate(self, scan: str, *, every: bool, keep_mtime: bool) -> None:
         """A scan (or one of its files) emptied to zero bytes in place."""
-        old, alive = self.content_at("dtn", scan), self._alive(scan)
+        old = self.content_at("dtn", scan)
         files = sorted(old)
         for relpath in files if every else files[:1]:
             target = self.physical("dtn") / relpath
@@ -268,19 +273,19 @@ class World:
                 os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
             else:
                 self._touch(target)
-        self._learn_dtn(scan, f"truncate every={every} keep_mtime={keep_mtime}", alive)
+        self._learn_dtn(scan, f"truncate every={every} keep_mtime={keep_mtime}", user=True)
 
     def add_file(self, scan: str, data: bytes) -> None:
         """A directory scan grows a file after it was copied (a new version with more files)."""
-        old, alive = self.content_at("dtn", scan), self._alive(scan)
+        old = self.content_at("dtn", scan)
         self.write_file(f"{scan}/extra_{len(old)}.h5", data)
-        self._learn_dtn(scan, f"add a file to {scan}", alive)
+        self._learn_dtn(scan, f"add a file to {scan}", user=True)
 
     def remove_file(self, scan: str) -> None:
-        old, alive = self.content_at("dtn", scan), self._alive(scan)
+        old = self.content_at("dtn", scan)
         files = sorted(old)
         (self.physical("dtn") / files[-1]).unlink()
-        self._learn_dtn(scan, f"remove {files[-1]}", alive)
+        self._learn_dtn(scan, f"remove {files[-1]}", user=True)
 
     def write_file(self, relpath: str, data: bytes, endpoint: str = "dtn") -> None:
         target = self.physical(endpoint) / relpath
@@ -295,28 +300,17 @@ class World:
         stamp = self.clock.now().timestamp() - 3600 + self._writes
         os.utime(path, (stamp, stamp))
 
-    def _alive(self, scan: str) -> list[tuple[str, str]]:
-        """The verified versions of `scan` that some endpoint holds intact now."""
-        return [k for k in self.verified if k[0] == scan and self.intact_copies(*k)]
-
-    def _learn_dtn(
-        self, scan: str, what: str | None = None, alive: list[tuple[str, str]] | None = None
-    ) -> None:
-        """Record the dtn's content of `scan` as a version. After a user's change (`alive`:
-        the verified versions intact somewhere before it), a version that no copy the engine
-        verified (and the world did not rot) holds any more was lost by the world — its
-        verified copies rotted, the user changed the dtn's — not by the engine: exempt. (A
-        copy the engine placed again but never verified is not relied on: it may be replaced.)"""
+    def _learn_dtn(self, scan: str, what: str | None = None, user: bool = False) -> None:
+        """Record the dtn's content of `scan` as a version; after a user's change, what the
+        world (not the engine) did to the versions the dtn held (`forget_dtn`)."""
         content = self.content_at("dtn", scan)
+        checksum = engine_checksum(content, directory=self.directory) if content else None
         if what is not None:
             self.log.append(what)
-        if content:
-            self.versions[(scan, engine_checksum(content, directory=self.directory))] = content
-        for key in alive or ():
-            verified = self.verified.get(key, set())
-            if not any(self.holds(e, scan, self.versions[key]) for e in verified):
-                self.exempt.add(key)
-                self.log.append(f"  the user destroyed the last intact copy of {key[1][:8]}")
+        if checksum is not None:
+            self.versions[(scan, checksum)] = content
+        if user:
+            forget_dtn(self, scan, checksum)
 
     def learn_dtn(self) -> None:
         """What the dtn holds now is a version too, even where the engine made it: a delete

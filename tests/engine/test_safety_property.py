@@ -1,17 +1,20 @@
-"""Property: whatever happens between passes, no scan version that was ever verified loses its
-last intact copy, and every verified copy that goes away is accounted for by an approved receipt.
+"""Property: whatever happens between passes, no scan version that was ever verified (copied
+with a checksum, or inventoried at the dtn) loses its last intact copy, and every verified copy
+that goes away is accounted for by an approved receipt.
 
 Hypothesis drives the real engine in-process (local folders, a `FakeClock`, no subprocesses)
 through random sequences of: new scans (names are reused after a prune), passes, rewrites at the
 dtn (in place or by rename), truncation to zero, files added to or removed from directory scans,
-bit rot of a verified copy (while another copy holds its version), unmounted and *aliased* endpoints (a symlink to another
-endpoint's root), operator approvals, time passing, and crashes at every persisted step of a
-delete (`safety_crash.crash_in_delete`) or in the middle of a pass. After every step the invariants of
-`safety_checks.py` are checked against the bytes on disk; at the end everything is remounted,
-passes run until the world settles, and every removal must then have its receipt.
+bit rot of a verified copy (while another copy holds its version), unmounted and *aliased*
+endpoints (a symlink to another endpoint's root), operator approvals, time passing, and crashes
+at every persisted step of a delete (`safety_crash.crash_in_delete`, sometimes followed by an
+unmount or alias of the endpoint deleted from) or in the middle of a pass. After every step the
+invariants of `safety_checks.py` are checked against the bytes on disk; at the end everything is
+remounted, passes run until the world settles, and every removal must then have its receipt.
 
 CI runs a fixed, derandomised set of examples (`CI` set); locally the examples are random, and
-`BL931_SAFETY_EXAMPLES=500` runs a longer search.
+`BL931_SAFETY_EXAMPLES=500` runs a longer search. Known engine gaps narrow what is generated
+until they are fixed: see the switches at the top of `safety_checks.py`.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ IN_CI = bool(os.environ.get("CI"))
 
 
 SAFETY_SETTINGS = settings(
-    max_examples=int(os.environ.get("BL931_SAFETY_EXAMPLES", 40)),
+    max_examples=int(os.environ.get("BL931_SAFETY_EXAMPLES", 100)),
     stateful_step_count=35,
     deadline=None,
     derandomize=IN_CI,  # CI is reproducible: the same examples on every run
@@ -200,19 +203,30 @@ class SafetyMachine(RuleBasedStateMachine):
         assert left == [], f"the engine wrote onto the unmounted {endpoint}: {left}"
 
     # ---- crashes ------------------------------------------------------------------------
-    @rule(point=st.sampled_from(CRASH_POINTS), approve=st.booleans())
-    def crash_in_delete(self, point: str, approve: bool) -> None:
+    @rule(
+        point=st.sampled_from(CRASH_POINTS),
+        approve=st.booleans(),
+        then=st.sampled_from(["restart", "restart", "unmount", "alias"]),
+    )
+    def crash_in_delete(self, point: str, approve: bool, then: str) -> None:
         """A pass that dies at one step of its first delete (after the operator approved what
-        awaited approval, so that there is more often a delete to interrupt)."""
+        awaited approval, so that there is more often a delete to interrupt). Sometimes the
+        delete's endpoint is unmounted, or aliased to another's root, before the restart: the
+        interrupted delete must not be settled from a listing that proves nothing."""
         if approve:
             self.w.log.append(f"approve {len(self.w.approve_all())}")
+        target: str | None = None
         try:
             with crash_in_delete(self.w, point):
                 self.w.run_pass()
             self.w.log.append(f"pass (a crash at {point} had no delete to hit)")
-        except Crash:
+        except Crash as crash:
             self.w.crashes += 1
             self.w.log.append(f"CRASH in a delete at {point}")
+            target = crash.target
+        others = [e for e in ENDPOINTS if e != target and e not in self.w.unmounted]
+        if target is not None and then != "restart" and target not in self.w.unmounted and others:
+            self.w.unmount(target, others[0] if then == "alias" else None)
         self.w.restart()
 
     @rule()
@@ -283,7 +297,9 @@ def test_every_crash_point_is_reached(tmp_path: Path, point: str) -> None:
     try:
         knowledge = Knowledge()
         world.write("scan_0", [b"a" * 10, b"b" * 20])
-        for _ in range(3):
+        for _ in range(6):  # until a delete (the dtn prune) is planned
+            if any(a.kind.value == "delete" for a in world.reconciler.dry_run().actions):
+                break
             world.run_pass()
             check_all(world, knowledge)
         crashed = False

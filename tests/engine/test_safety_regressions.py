@@ -86,7 +86,8 @@ def test_a_leftover_file_never_hides_a_verified_older_version(tmp_path: Path) ->
     only at cfs (tape keeps v1). When v3 (`extra_1` rewritten, `frame_0` gone) comes, the cfs
     listing matches v2's fingerprint neither whole nor filtered to v3's files, so v2 was not
     seen as an older version: a plain copy overwrote its only verified copy, unapproved and
-    without a receipt."""
+    without a receipt. (Fixed: a copy whose listing changed since an older version was
+    verified into it counts as possibly holding it.)"""
     world = World(tmp_path / "ws", directory=True, gated=False)
     knowledge = Knowledge()
     try:
@@ -99,6 +100,35 @@ def test_a_leftover_file_never_hides_a_verified_older_version(tmp_path: Path) ->
         world.write_file("scan_0/extra_1.h5", b"v3: other bytes, other size")
         world.learn_dtn()
         checked_passes(world, knowledge, 3)
+        check_all(world, knowledge, settled=True)
+    finally:
+        world.close()
+
+
+def test_a_leftover_with_a_name_of_the_new_version_never_hides_an_older_one(
+    tmp_path: Path,
+) -> None:
+    """v1 (`frame_0`, `frame_1`) is on cfs and hpss; v2 (`frame_0` only, other bytes) replaces
+    it at cfs with approval, leaving v1's `frame_1` beside it; v2 is verified only at cfs (tape
+    keeps v1). Then the name is written with v1's bytes again (v3 = v1): the cfs listing has as
+    many files as v3 and none beside v3's names, but not v2's fingerprint, so v2 was not seen
+    at cfs and a plain copy overwrote its only verified copy, unapproved and unreceipted."""
+    world = World(tmp_path / "ws", directory=True, gated=False, cfs_keep_days=1)
+    knowledge = Knowledge()
+    try:
+        world.write("scan_0", [b"\x00", b"\x00"])
+        checked_passes(world, knowledge, 3)  # v1 on cfs and hpss; pruned from the dtn
+        world.write("scan_0", [b"\x00\x00"])  # the name reappears: v2 waits for approval
+        world.approve_all()
+        checked_passes(world, knowledge, 1)  # v2 replaces v1 at cfs; frame_1 stays beside it
+        for _ in range(2):
+            world.run_pass(drain=False)  # the dtn prune of v2 runs, unrecorded
+            world.restart()
+            check_all(world, knowledge)
+        world.write("scan_0", [b"\x00", b"\x00"])  # v3: v1's bytes again
+        checked_passes(world, knowledge, 3)
+        world.approve_all()
+        checked_passes(world, knowledge, 2)
         check_all(world, knowledge, settled=True)
     finally:
         world.close()

@@ -18,6 +18,7 @@ from tests.engine.safety_checks import (
     FORGED_REWRITES,
     INTERRUPTED_DELETES_KEEP_VERSION,
     REPLACE_LAST_LOOK,
+    forget_dtn,
 )
 from tests.service.chaos_versions import ChaosView, holds
 
@@ -83,6 +84,7 @@ class WorldChanges:
         else:
             os.utime(path, (stamp, stamp))
         self.view.learn(scan)
+        forget_dtn(self.view, scan, self.view.latest[scan])
         return f"{how} dtn:{path.relative_to(self.where('dtn'))}"
 
     def _markers_written(self) -> bool:
