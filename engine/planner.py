@@ -672,8 +672,9 @@ class _Planner:
                 ActionKind.COPY,
                 target,
                 "version_conflict",
-                f"{target} is write-once tape holding a verified older version: the new version "
-                "is never written over it; an operator decides (docs/safety.md)",
+                f"{target} is write-once tape and holds (or may still hold) an older version at "
+                "this scan's path: the new version is never written over it; an operator "
+                "decides (docs/safety.md)",
             )
             return False
         if not verified_elsewhere:
