@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import NoReturn
 
@@ -86,7 +86,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-format", choices=("text", "json"), help="log line format (stderr)")
     p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics")
     p.add_argument("-v", "--verbose", action="store_true", help="more detail")
+    p.add_argument("--version", action="version", version=f"bl931 {_version()}")
+    mode.add_argument(
+        "--example-config", action="store_true", help="print the example config (every key)"
+    )
+    mode.add_argument(
+        "--systemd-unit",
+        action="store_true",
+        help="print the systemd unit, with this installation's paths filled in",
+    )
     return p
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bl931")
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 def _check_combinations(args: argparse.Namespace) -> None:
@@ -111,12 +129,22 @@ def _check_combinations(args: argparse.Namespace) -> None:
 
 
 def parse_as_of(text: str) -> datetime:
+    """An ISO 8601 time with its UTC offset, or a bare date (midnight UTC)."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        pass
+    else:
+        return datetime.combine(day, time(), tzinfo=UTC)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise UsageError(f"--as-of {text!r} is not an ISO 8601 time") from None
+        raise UsageError(
+            f"--as-of {text!r} is not a date (2027-12-01, taken as midnight UTC) or an ISO 8601 "
+            "time with its offset (2027-12-01T08:00:00+00:00)"
+        ) from None
     if moment.tzinfo is None:
-        raise UsageError(f"--as-of {text!r} needs a UTC offset, e.g. {text}+00:00")
+        raise UsageError(f"--as-of {text!r} needs a UTC offset, e.g. {moment.isoformat()}+00:00")
     return moment
 
 
@@ -152,6 +180,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.example_config or args.systemd_unit:
+        from bl931tui import shipped
+
+        print(shipped.example_config() if args.example_config else shipped.systemd_unit(), end="")
+        return EXIT_OK
     if args.demo:
         from bl931tui.demo import run_demo
 
