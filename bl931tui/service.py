@@ -111,7 +111,14 @@ class Service:
         self._signals += 1
         name = signal.Signals(signum).name
         if self._signals == 1:
-            log.info("%s: finishing the current pass, then exiting", name, extra={"signal": name})
+            log.info(
+                "%s: finishing the current pass, then exiting (in-process copies get up to %gs "
+                "to finish); %s again stops them at once (the next start resumes them)",
+                name,
+                SHUTDOWN_GRACE_SECONDS,
+                "Ctrl-C" if signum == signal.SIGINT else name,
+                extra={"signal": name},
+            )
         else:
             log.warning("%s again: stopping in-process copies now", name, extra={"signal": name})
             self._stop_local_tasks()

@@ -573,7 +573,7 @@ class Reconciler:
         log.info(
             "pass done in %.2fs: %s",
             (finished - started).total_seconds(),
-            ", ".join(f"{k}={v}" for k, v in report.summary().items() if v),
+            ", ".join(f"{k}={v}" for k, v in report.summary().items() if v) or "nothing to do",
         )
         return report
 

@@ -80,3 +80,23 @@ def test_a_relative_endpoint_path_that_is_missing_says_where_it_was_taken_from(
         f"root {ws.config_path.parent / 'raw-data'} is missing or not a directory (unmounted? a "
         f"relative `path` is taken from the config file's folder, {ws.config_path.parent})"
     ) in done.stdout
+
+
+def test_the_headless_demo_prints_one_line_per_event_and_logs_to_a_file(
+    run_cli,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """Before: every event was printed twice (narrative on stdout, log line on stderr), with
+    empty "pass done in 0.02s:" lines in between."""
+    done = run_cli("--demo", "--headless", "--duration", "6", "--workspace", str(tmp_path / "d"))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    lines = done.stdout.splitlines()
+    assert lines[1] == f"  engine log: {tmp_path / 'd' / 'demo.log'}"
+    log = (tmp_path / "d" / "demo.log").read_text("utf-8")
+    assert "pass done in" in log and "pass done in 0.00s: \n" not in log
+    assert all(not line.rstrip().endswith("s:") for line in log.splitlines())
+    events = [line for line in lines if line[:2].isdigit() and line[2] == ":"]
+    assert events, done.stdout
+    assert len(events) == len(set(events)), "an event was printed twice"
+    assert "Where every scan is now" in done.stdout
