@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="acknowledge a standing alert (with --why); e.g. accept replicas lost at an endpoint",
     )
     mode.add_argument(
+        "--backup-state",
+        type=Path,
+        metavar="DEST",
+        help="write a consistent copy of the state store to DEST (safe while the service runs)",
+    )
+    mode.add_argument(
         "--backfill-catalog",
         action="store_true",
         help="register every locally catalogued scan in the configured SciCat",
@@ -206,6 +212,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return receipt(config, args)
     if args.backfill_catalog:
         return backfill_catalog(config)
+    if args.backup_state:
+        from bl931tui.backup import backup_state
+
+        return backup_state(config, args.backup_state)
     if args.init_endpoint:
         from bl931tui.operator import init_endpoint
 
