@@ -45,6 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
     mode.add_argument("--approve", nargs="+", metavar="ACTION_ID", help="approve gated actions")
     mode.add_argument("--approve-all", action="store_true", help="approve every gated action")
+    mode.add_argument(
+        "--unreject", nargs="+", metavar="ACTION_ID", help="withdraw rejections (recorded)"
+    )
+    mode.add_argument(
+        "--revoke",
+        nargs="+",
+        metavar="ACTION_ID",
+        help="withdraw approvals not yet acted on (recorded)",
+    )
     mode.add_argument("--demo", action="store_true", help="the whole lifecycle on local endpoints")
     mode.add_argument("--receipt", metavar="SCAN", help="print the deletion receipts of a scan")
     mode.add_argument(
@@ -208,6 +217,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_service(config, args)
     if args.approve or args.approve_all:
         return approve(config, args)
+    if args.unreject or args.revoke:
+        from bl931tui.operator import undo
+
+        return undo(config, args.unreject or args.revoke, "reject" if args.unreject else "approve")
     if args.receipt:
         return receipt(config, args)
     if args.backfill_catalog:

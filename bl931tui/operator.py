@@ -1,12 +1,13 @@
 """Operator steps on the command line that change engine state: endpoint markers (with the
-owner lock: stop the service first) and alert acknowledgements (a decision, like an approval,
-that the running owner applies). Each records who did it."""
+owner lock: stop the service first), alert acknowledgements (a decision, like an approval,
+that the running owner applies) and undoing a rejection or an approval. Each records who did it."""
 
 from __future__ import annotations
 
 from engine.alert_log import AlertLog
 from engine.clock import SYSTEM_CLOCK
 from engine.config import Config
+from engine.decision_undo import Decision, undo_decisions
 from engine.errors import UsageError
 from engine.identity import IdentityCheck
 from engine.lock import OwnerLock
@@ -73,3 +74,21 @@ def _standing(log: AlertLog) -> list[Alert]:
         Alert(r.code, r.effect, r.message, endpoint=r.endpoint, scan=r.scan)
         for r in log.records(standing_only=True).values()
     ]
+
+
+def undo(config: Config, action_ids: list[str], decision: Decision) -> int:
+    """`--unreject` / `--revoke`: withdraw decisions not yet spent (see `engine.decision_undo`)."""
+    if not config.state.path.exists():
+        raise UsageError("there is no state store yet, so no decision to undo")
+    user = os_user()
+    store = StateStore(config.state.path)
+    try:
+        undone = undo_decisions(store, action_ids, decision, by=user, now=SYSTEM_CLOCK.now())
+    finally:
+        store.close()
+    for item in undone:
+        what = "un-rejected" if decision == "reject" else "revoked the approval of"
+        scan = f" ({item.scan})" if item.scan else ""
+        print(f"{what} {item.action_id}{scan} as {user}")
+    print("The next pass plans them again: each awaits approval again.")
+    return 0

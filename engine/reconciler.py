@@ -45,6 +45,7 @@ from engine.model import (
     Scan,
 )
 from engine.observe import Assessed, assess
+from engine.pass_findings import PassFindings
 from engine.planner import PlanInput, plan
 from engine.policy import Policy
 from engine.rehash import Rehasher
@@ -140,6 +141,7 @@ class Reconciler:
         self.layout = ScanLayout.from_config(config.inventory)
         self.policy = Policy.from_config(config)
         self.executor = Executor(config, store, backends, self.layout, clock=self.clock)
+        self.findings = PassFindings(store)
         self._swept = False
         # Scan id → listing signature of scans the live watcher declared complete (the service
         # sets it when it runs a watcher); the walk accepts those before `quiet_seconds`.
@@ -544,6 +546,7 @@ class Reconciler:
                 extra={"alert": alert.code, "endpoint": alert.endpoint, "effect": alert.effect},
             )
         self.store.save_plan(the_plan.actions, started)
+        self.findings.record(the_plan, seen.catalog, started)
         outcome += self.executor.execute(the_plan, seen, started)
         if drain:
             outcome += self.executor.drain()

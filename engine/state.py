@@ -11,7 +11,8 @@ Tables:
   keyed by the submission id that is persisted *before* the remote call), events (the audit log);
 - approvals, holds, retries (operator decisions, written by the TUI or CLI);
 - deletions (receipts; also the absences the engine caused itself), endpoints (health),
-  heartbeat (the service's liveness, read by the TUI).
+  heartbeat (the service's liveness, read by the TUI);
+- blocked, catalog_entries, catalog_status (what the last pass found: `engine.pass_findings`).
 """
 
 from __future__ import annotations
@@ -205,6 +206,34 @@ MIGRATIONS: tuple[str, ...] = (
         initialised_by TEXT NOT NULL,
         initialised_at TEXT NOT NULL
     );
+    """,
+    # 3: what each pass held back and why, the catalog as last read (engine.pass_findings);
+    # per-scan progress of a task, from the mover's per-file records (engine.task_progress)
+    """
+    CREATE TABLE blocked(
+        scan TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        endpoint TEXT NOT NULL DEFAULT '',
+        reason_code TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        since TEXT NOT NULL,
+        PRIMARY KEY(scan, kind, endpoint, reason_code)
+    ) WITHOUT ROWID;
+    CREATE TABLE catalog_entries(
+        scan TEXT PRIMARY KEY,
+        locations TEXT NOT NULL,
+        seen_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE catalog_status(
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        read_at TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        error TEXT,
+        last_ok_at TEXT
+    );
+    ALTER TABLE task_items ADD COLUMN files_done INTEGER;
+    ALTER TABLE task_items ADD COLUMN bytes_done INTEGER;
+    ALTER TABLE heartbeat ADD COLUMN stopped_at TEXT;
     """,
 )
 
@@ -782,7 +811,7 @@ class StateStore:
                 ),
             )
             conn.executemany(
-                "INSERT INTO task_items VALUES (?,?,?)",
+                "INSERT INTO task_items(submission_id, action_id, scan) VALUES (?,?,?)",
                 [(task.submission_id, aid, scans[aid]) for aid in task.action_ids],
             )
             conn.executemany(
@@ -1164,6 +1193,7 @@ class StateStore:
             "pass_finished_at",
             "last_ok_pass_at",
             "summary",
+            "stopped_at",  # the owner exited cleanly (a later pass start supersedes it)
         }
         unknown = set(fields) - allowed
         if unknown:
@@ -1187,5 +1217,6 @@ class StateStore:
         out = dict(row)
         for key in ("beat_at", "pass_started_at", "pass_finished_at", "last_ok_pass_at"):
             out[key] = parse_time(out[key])
+        out["stopped_at"] = parse_time(out.get("stopped_at"))  # absent before schema 3
         out["summary"] = json.loads(out["summary"]) if out["summary"] else None
         return out
