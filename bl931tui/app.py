@@ -29,9 +29,10 @@ from textual.message import Message
 from textual.screen import Screen
 
 from bl931tui.alerts import acknowledge_refusal
+from bl931tui.approval_items import ApprovalItem
 from bl931tui.commands import RegistryCommands, bindings
+from bl931tui.confirm_text import approve_body, reject_body, undo_body
 from bl931tui.decisions import DecisionRefused, Decisions
-from bl931tui.details import ApprovalItem
 from bl931tui.readmodel import CATALOG, Snapshot, connection, fingerprint, load_snapshot
 from bl931tui.render import printable, size
 from bl931tui.screens.activity import EventsScreen, TasksScreen
@@ -93,6 +94,7 @@ class Bl931App(App[int]):
             config.state.path, user=self.user, clock=clock, read_only=read_only
         )
         self.paused = False
+        self.checked_at: datetime | None = None  # when the store was last looked at
         self.snapshot: Snapshot | None = None
         self._held_back: Snapshot | None = None
         self._store: StateStore | None = None
@@ -152,6 +154,20 @@ class Bl931App(App[int]):
         self.refresh_data()
 
     # ---- reading -------------------------------------------------------------------------
+    @property
+    def state_path_shown(self) -> str:
+        """The state store's path as an operator reads it: relative to the config's folder."""
+        path = self.config.state.path
+        base = self.config.source.parent if self.config.source else None
+        if base is not None and path.is_relative_to(base):
+            return str(path.relative_to(base))
+        return str(path)
+
+    @property
+    def store_missing(self) -> bool:
+        """No state store yet: no service has run with this config."""
+        return self._store is None and not self.config.state.path.exists()
+
     def reader(self) -> StateStore | None:
         """The read-only store (opened once it exists; the service creates it)."""
         with self._store_lock:
@@ -168,6 +184,7 @@ class Bl931App(App[int]):
     @work(thread=True, exclusive=True, group="refresh", exit_on_error=False, description="refresh")
     def _refresh(self, force: bool, last: tuple[object, ...] | None) -> None:
         store = self.reader()
+        self.checked_at = self.clock()
         if store is None:
             self.call_from_thread(self.scans_screen.update_status)
             return
@@ -256,23 +273,14 @@ class Bl931App(App[int]):
         if self.refused("approve") or not items:
             return
         total = sum(item.bytes for item in items)
-        deletes = [item for item in items if item.kind == "delete"]
-        where = sorted({item.target or "" for item in deletes})
-        if deletes:
+        if any(item.kind == "delete" for item in items):
+            # Deletes: the count and the size typed back (a stray Enter never approves).
             typed = f"{len(items)} {size(total)}"
-            body = (
-                f"Approve {len(items)} action(s), {len(deletes)} of them deletes "
-                f"from {', '.join(where)}, {size(total)} in all. Each delete is re-checked "
-                "against a fresh observation before it runs; verified copies stay at "
-                "the endpoints its policy requires.\n\nFirst: "
-                + ", ".join(printable(item.scan) for item in items[:3])
-                + (f" … and {len(items) - 3} more" if len(items) > 3 else "")
-            )
-            dialog = ConfirmDialog("Approve deletes?", body, confirm="Approve", typed=typed)
-        else:
             dialog = ConfirmDialog(
-                "Approve?", f"Approve {len(items)} action(s), {size(total)}?", confirm="Approve"
+                "Approve deletes?", approve_body(items), confirm="Approve", typed=typed
             )
+        else:
+            dialog = ConfirmDialog("Approve?", approve_body(items), confirm="Approve")
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -288,15 +296,24 @@ class Bl931App(App[int]):
             if yes:
                 self._decide("reject", [item.id for item in items], done)
 
-        self.push_screen(
-            ConfirmDialog(
-                "Reject?",
-                f"Reject {len(items)} action(s)? The planner will not run them while "
-                "the scan stays the same.",
-                confirm="Reject",
-            ),
-            answered,
-        )
+        self.push_screen(ConfirmDialog("Reject?", reject_body(items), confirm="Reject"), answered)
+
+    def ask_undo(
+        self, items: list[ApprovalItem], decision: str, done: Callable[[], None] | None
+    ) -> None:
+        """Un-reject (`decision` "reject") or revoke approvals (`decision` "approve")."""
+        what = "un-reject" if decision == "reject" else "revoke"
+        if self.refused(what) or not items:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._decide(f"undo-{decision}", [item.id for item in items], done)
+
+        title = "Un-reject?" if decision == "reject" else "Revoke approval?"
+        confirm = "Un-reject" if decision == "reject" else "Revoke"
+        body = undo_body(items, decision, self.user)
+        self.push_screen(ConfirmDialog(title, body, confirm=confirm), answered)
 
     def ask_hold(self, scan_id: str) -> None:
         if self.refused("hold"):
@@ -343,7 +360,37 @@ class Bl931App(App[int]):
     def retry_scan(self, scan_id: str) -> None:
         if self.refused("retry"):
             return
-        self._decide("retry", [scan_id], None)
+        self._retry(scan_id)
+
+    @work(thread=True, group="decide", exit_on_error=False, description="retry")
+    def _retry(self, scan_id: str) -> None:
+        """Retry the scan's failed actions; with none, say so and record nothing."""
+        store = self.reader()
+        failed = [
+            a.id for a in (store.actions_for_scan(scan_id) if store else []) if a.status == "failed"
+        ]
+        if not failed:
+            self.call_from_thread(
+                self.notify,
+                f"nothing to retry on {printable(scan_id)}: no action of it failed",
+                title="retry",
+            )
+            return
+        try:
+            self.decisions.request_retry(scan_id, failed)
+        except Exception as exc:
+            log.exception("retry of %s failed", scan_id)
+            self.call_from_thread(
+                self.notify, f"retry failed: {exc}", title="not recorded", severity="error"
+            )
+            return
+        self.call_from_thread(
+            self.notify,
+            f"retry requested for {len(failed)} action(s) of {printable(scan_id)}; "
+            "the next pass tries them",
+            title=f"recorded as {self.user}",
+        )
+        self.call_from_thread(self.refresh_data, force=True)
 
     @work(thread=True, group="decide", exit_on_error=False, description="decision")
     def _decide(
@@ -378,7 +425,12 @@ class Bl931App(App[int]):
             count = self.decisions.approve(ids)
             return f"approved {count} action(s); the service acts on its next pass"
         if what == "reject":
-            return f"rejected {self.decisions.reject(ids)} action(s)"
+            return f"rejected {self.decisions.reject(ids)} action(s); u takes it back"
+        if what in ("undo-reject", "undo-approve"):
+            decision = what.removeprefix("undo-")
+            undone = self.decisions.undo(ids, decision)
+            verb = "un-rejected" if decision == "reject" else "revoked the approval of"
+            return f"{verb} {undone} action(s); each awaits approval again from the next pass"
         if what == "acknowledge":
             record = self.decisions.acknowledge_alert(ids[0], reason)
             return f"acknowledged {record.code} at {record.endpoint or '—'}; applied next pass"
@@ -389,14 +441,7 @@ class Bl931App(App[int]):
         if what == "lift":
             lifted = self.decisions.lift_hold(scan)
             return f"lifted {lifted} hold(s) on {printable(scan)}"
-        store = self.reader()
-        failed = [
-            a.id for a in (store.actions_for_scan(scan) if store else []) if a.status == "failed"
-        ]
-        if not failed:
-            return f"nothing failed to retry on {printable(scan)}"
-        self.decisions.request_retry(failed)
-        return f"retry requested for {len(failed)} action(s) of {printable(scan)}"
+        raise ValueError(f"unknown decision {what!r}")
 
 
 class _RecentLogs(logging.Handler):

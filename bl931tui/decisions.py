@@ -1,5 +1,5 @@
-"""Operator decisions: the only writes the TUI makes (approvals, holds, retries, alert
-acknowledgements; DESIGN §8).
+"""Operator decisions: the only writes the TUI makes (approvals, rejections and taking them
+back, holds, retries, alert acknowledgements).
 
 Every decision is recorded with the OS user who made it, in the tables the reconciler consumes.
 A read-only session refuses them all with one clear message rather than greying keys silently.
@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from engine.alert_log import AlertLog, AlertRecord
+from engine.decision_undo import Decision, undo_decisions
 from engine.errors import UsageError
 from engine.state import StateStore
 
@@ -66,10 +67,31 @@ class Decisions:
     def lift_hold(self, scan: str) -> int:
         return self._writable("lift hold").lift_hold(scan, self.user, self.clock())
 
-    def request_retry(self, action_ids: Iterable[str]) -> int:
+    def request_retry(self, scan: str, action_ids: Iterable[str]) -> int:
+        """Make the scan's failed actions due now; recorded with who asked (one event each)."""
         ids = list(action_ids)
-        self._writable("retry").request_retry(ids, self.user, self.clock())
+        store = self._writable("retry")
+        now = self.clock()
+        store.request_retry(ids, self.user, now)
+        for aid in ids:
+            store.event(
+                now,
+                "action.retry_requested",
+                f"retry requested by {self.user}",
+                scan=scan,
+                action_id=aid,
+            )
         return len(ids)
+
+    def undo(self, action_ids: Iterable[str], decision: Decision) -> int:
+        """Un-reject (`decision` "reject") or revoke approvals (`decision` "approve"), as
+        `--unreject` / `--revoke` do (see `engine.decision_undo`)."""
+        store = self._writable("un-reject" if decision == "reject" else "revoke")
+        try:
+            undone = undo_decisions(store, action_ids, decision, by=self.user, now=self.clock())
+        except UsageError as exc:
+            raise DecisionRefused(exc.message) from exc
+        return len(undone)
 
     def acknowledge_alert(self, alert_id: str, why: str) -> AlertRecord:
         """Record that this user acknowledges a standing alert, and why (as `--acknowledge` does).

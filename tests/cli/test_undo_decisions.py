@@ -82,9 +82,7 @@ def test_revoke_withdraws_an_approval_not_yet_acted_on(  # type: ignore[no-untyp
     done = run_cli("--revoke", aid, config=workspace.config_path)
     assert done.returncode == 0, done.stderr
     assert f"revoked the approval of {aid}" in done.stdout
-    assert _events(workspace, "action.approval_revoked") == [
-        f"approval revoked by {os_user()}"
-    ]
+    assert _events(workspace, "action.approval_revoked") == [f"approval revoked by {os_user()}"]
     audit = json.loads(run_cli("--dry-run", "--json", config=workspace.config_path).stdout)
     (again,) = [a for a in audit["actions"] if a["id"] == aid]
     assert not again["approved"]
