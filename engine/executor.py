@@ -708,6 +708,12 @@ class Executor:
         rule = self.policy.retention[action.target]
         if action.scan in self.store.active_holds(now):
             return self._recheck_failed(action, now, "a hold was placed", code="on_hold")
+        if action.requires_approval and self.store.decisions().get(action.id, ("",))[0] != (
+            "approve"
+        ):
+            # Revoked (`--revoke`, `u` in the TUI) after this pass read the decisions.
+            why = "its approval was withdrawn"
+            return self._recheck_failed(action, now, why, code="approval_withdrawn")
         roots = self.backends.local_roots
         # Cheap (one lstat per file) and decisive: a copy that is the deleted file itself proves
         # nothing, however well it verifies.

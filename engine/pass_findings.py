@@ -120,7 +120,9 @@ class PassFindings:
                 self.store.connection().execute("SELECT scan, locations FROM catalog_entries")
             )
         gone = [(scan,) for scan in before if scan not in current]
-        changed = [(scan, text, stamp) for scan, text in current.items() if before.get(scan) != text]
+        changed = [
+            (scan, text, stamp) for scan, text in current.items() if before.get(scan) != text
+        ]
         with self.store.transaction() as conn:
             conn.executemany("DELETE FROM catalog_entries WHERE scan = ?", gone)
             conn.executemany(

@@ -866,7 +866,11 @@ class _Planner:
                     return f"the approved {holder} prune relies on this copy"
                 return f"the {holder} prune planned in this pass relies on this copy"
             held = next(
-                (b.code for b in case.blocked if b.kind is ActionKind.DELETE and b.endpoint == holder),
+                (
+                    b.code
+                    for b in case.blocked
+                    if b.kind is ActionKind.DELETE and b.endpoint == holder
+                ),
                 None,
             )
             why = f" ({holder}: {held})" if held else ""

@@ -231,3 +231,37 @@ async def test_the_retention_calendar_shows_the_second_approval_round(tmp_path: 
             )
     finally:
         world.close()
+
+
+async def test_a_store_the_service_has_not_migrated_yet_is_read_without_guessing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The TUI upgraded before the service: it opens the store read-only and never migrates,
+    so nothing the new schema records is there. It shows what it can, and says "unknown"
+    for the catalog instead of guessing from the copies."""
+    from engine import state
+
+    world = World(tmp_path / "w")
+    world.close()
+    old = tmp_path / "old.sqlite"
+    monkeypatch.setattr(state, "MIGRATIONS", state.MIGRATIONS[:2])
+    monkeypatch.setattr(state, "SCHEMA_VERSION", 2)
+    store = state.StateStore(old)
+    scan = scenario_scan()
+    store.upsert_scans([scan], world.clock.now())
+    store.beat(world.clock.now(), pid=1, host="elsewhere", pass_started_at=world.clock.now())
+    store.close()
+    monkeypatch.undo()
+    world.config.state.path.unlink()
+    old.rename(world.config.state.path)
+    app = world.app(read_only=True)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await settle(pilot)
+        assert catalog_cell(app, scan.id) == "? unknown"
+        assert "engine in a pass" in screen_text(pilot)
+
+
+def scenario_scan():  # type: ignore[no-untyped-def]
+    from tests.tui.scenarios import make_scan
+
+    return make_scan(1, age_days=3)
