@@ -56,7 +56,7 @@ PRUNING = Cell("⇄", "pruning", "busy")
 REGISTERED = Cell("✓", "registered", "ok")
 REGISTERING = Cell("⇄", "registering", "busy")
 UPDATE = Cell("~", "update", "wait")
-UNKNOWN = Cell("?", "unknown", "none")  # the catalog has not answered (or never been asked)
+UNKNOWN = Cell("?", "unknown", "unknown")  # the catalog never answered (or was never asked)
 
 # Which filter state each tone puts a scan in.
 TONE_STATE = {

@@ -23,8 +23,17 @@ TONE_STYLE = {
     "hold": "magenta",
     "gone": "dim",
     "none": "dim",
+    "unknown": "yellow",
 }
-TONE_GLYPH = {"ok": "✓", "busy": "⇄", "wait": "…", "bad": "✗", "hold": "⏸", "gone": "–"}
+TONE_GLYPH = {
+    "ok": "✓",
+    "busy": "⇄",
+    "wait": "…",
+    "bad": "✗",
+    "hold": "⏸",
+    "gone": "–",
+    "unknown": "?",
+}
 
 
 def ago(moment: datetime | None, now: datetime) -> str:
@@ -203,6 +212,9 @@ class PulseLine(Static):
             for tone, glyph in TONE_GLYPH.items():
                 if counts.get(tone):
                     text.append(f" {glyph}{counts[tone]}", TONE_STYLE[tone])
+        # Errors before the counts of what waits: a narrow terminal cuts the end of the line.
+        for endpoint, error in sorted(snapshot.endpoint_errors.items()):
+            text.append(f" │ ✗ {endpoint}: {error}", "bold red")
         if snapshot.partial:
             text.append(f" │ newest {len(snapshot.rows):,} only; reading all…", "italic")
         text.append(" │ ", "dim")
@@ -211,6 +223,4 @@ class PulseLine(Static):
             "bold yellow" if snapshot.awaiting_approval else "dim",
         )
         text.append(f" · ⏸ {snapshot.active_holds} held · ⇄ {snapshot.active_tasks} tasks")
-        for endpoint, error in sorted(snapshot.endpoint_errors.items()):
-            text.append(f" │ ✗ {endpoint}: {error}", "bold red")
         self.update(text)

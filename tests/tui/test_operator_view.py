@@ -32,6 +32,7 @@ from tests.tui.helpers import screen_text, settle
 from tests.tui.scenarios import NOW, USER
 
 pytestmark = pytest.mark.asyncio
+SIZES = pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
 
 
 def lines(pilot: Pilot[object]) -> list[str]:
@@ -45,12 +46,13 @@ def notifications(app: Bl931App) -> list[tuple[str, str]]:
 # ---- marks and dialogs ----------------------------------------------------------------------
 
 
+@SIZES
 async def test_marks_show_a_glyph_and_a_count_and_clear_when_the_group_changes(
-    make_scenario: MakeScenario,
+    make_scenario: MakeScenario, size: tuple[int, int]
 ) -> None:
     scenario = make_scenario("decisions")
     app = scenario.app()
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await settle(pilot)
         await pilot.press("a")
         await settle(pilot)
@@ -74,12 +76,13 @@ async def test_marks_show_a_glyph_and_a_count_and_clear_when_the_group_changes(
         assert items.marked == set()
 
 
+@SIZES
 async def test_the_reject_dialog_names_scans_endpoints_and_bytes(
-    make_scenario: MakeScenario,
+    make_scenario: MakeScenario, size: tuple[int, int]
 ) -> None:
     scenario = make_scenario("decisions")
     app = scenario.app()
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await settle(pilot)
         await pilot.press("a")
         await settle(pilot)
@@ -155,11 +158,14 @@ def set_heartbeat(path: Path, **fields: Any) -> None:
         conn.execute(f"UPDATE heartbeat SET {sets} WHERE id = 1", tuple(fields.values()))
 
 
-async def test_a_clean_stop_is_shown_at_once(make_scenario: MakeScenario) -> None:
+@SIZES
+async def test_a_clean_stop_is_shown_at_once(
+    make_scenario: MakeScenario, size: tuple[int, int]
+) -> None:
     scenario = make_scenario("fresh")
     set_heartbeat(scenario.store_path, stopped_at=(NOW - timedelta(seconds=10)).isoformat())
     app = scenario.app()
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await settle(pilot)
         assert "engine stopped" in lines(pilot)[0]
 
@@ -215,10 +221,13 @@ async def test_the_real_service_stopping_turns_the_header_to_stopped(tmp_path: P
         service.close()
 
 
-async def test_without_a_state_store_the_screen_says_what_to_do(tmp_path: Path) -> None:
+@SIZES
+async def test_without_a_state_store_the_screen_says_what_to_do(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
     ws = create_workspace(tmp_path / "ws")
     app = Bl931App(ws.config(), user=USER, refresh_seconds=None)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await settle(pilot)
         text = screen_text(pilot)
         assert "no state store yet" in text
@@ -228,14 +237,17 @@ async def test_without_a_state_store_the_screen_says_what_to_do(tmp_path: Path) 
 # ---- events, tasks, empty screens -----------------------------------------------------------
 
 
-async def test_an_event_opens_to_its_whole_message(make_scenario: MakeScenario) -> None:
+@SIZES
+async def test_an_event_opens_to_its_whole_message(
+    make_scenario: MakeScenario, size: tuple[int, int]
+) -> None:
     scenario = make_scenario("failures")
     words = [f"word{n:03d}" for n in range(60)]
     store = scenario.store()
     store.event(NOW, "copy.failed", " ".join(words), scan=scenario.scans[3].id, level="error")
     store.close()
     app = scenario.app()
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await settle(pilot)
         await pilot.press("e")
         await settle(pilot)
@@ -271,13 +283,16 @@ async def test_tasks_show_scans_start_elapsed_rate_and_eta(
             assert Path(scan.id).name[-20:] in text
 
 
-async def test_empty_screens_say_what_would_appear_there(tmp_path: Path) -> None:
+@SIZES
+async def test_empty_screens_say_what_would_appear_there(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
     from engine.state import StateStore
 
     ws = create_workspace(tmp_path / "ws")
     StateStore(ws.config().state.path).close()
     app = Bl931App(ws.config(), user=USER, refresh_seconds=None)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await settle(pilot)
         assert "no scans yet: each scan found at dtn appears here" in screen_text(pilot)
         for key, words in (
@@ -298,13 +313,14 @@ def count(path: Path, table: str) -> int:
         return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
+@SIZES
 async def test_retry_with_nothing_failed_says_so_and_records_nothing(
-    make_scenario: MakeScenario,
+    make_scenario: MakeScenario, size: tuple[int, int]
 ) -> None:
     scenario = make_scenario("awaiting_approval")
     events = count(scenario.store_path, "events")
     app = scenario.app()
-    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+    async with app.run_test(size=size, notifications=True) as pilot:
         await settle(pilot)
         await pilot.press("r")
         await settle(pilot)

@@ -55,6 +55,8 @@ VIEWS = {
     "alerts": ("alerts", ("exclamation_mark",)),
     "acknowledge_dialog": ("alerts", ("exclamation_mark", "y")),
     "help": ("fresh", ("question_mark",)),
+    "hold_dialog": ("awaiting_approval", ("down", "h")),
+    "filtered_faults": ("decisions", ("f",)),
 }
 
 

@@ -25,6 +25,7 @@ from tests.tui.helpers import screen_text, settle
 from tests.tui.world import USER, World
 
 pytestmark = pytest.mark.asyncio
+SIZES = pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
 
 
 def row_of(app: Any, scan: str) -> Any:
@@ -36,8 +37,9 @@ def catalog_cell(app: Any, scan: str) -> str:
     return str(row_of(app, scan).cells[-1].text)
 
 
+@SIZES
 async def test_a_scan_the_catalog_never_registered_is_not_shown_registered(
-    tmp_path: Path,
+    tmp_path: Path, size: tuple[int, int]
 ) -> None:
     world = World(tmp_path / "w")
     try:
@@ -45,14 +47,14 @@ async def test_a_scan_the_catalog_never_registered_is_not_shown_registered(
         (world.ws.root / "state" / "catalog.json").write_text("{ not json")
         world.passes(3)  # copied to cfs and hpss; registration blocked: catalog unreadable
         app = world.app()
-        async with app.run_test(size=(160, 40)) as pilot:
+        async with app.run_test(size=size) as pilot:
             await settle(pilot)
             assert catalog_cell(app, scan) == "? unknown"
             assert "✗ catalog:" in screen_text(pilot)  # the pulse line says why
         (world.ws.root / "state" / "catalog.json").unlink()
         world.passes(2)  # registered, then read back from the catalog
         app = world.app()
-        async with app.run_test(size=(160, 40)) as pilot:
+        async with app.run_test(size=size) as pilot:
             await settle(pilot)
             assert catalog_cell(app, scan) == "✓ registered"
     finally:
@@ -92,9 +94,8 @@ async def test_transfer_progress_is_each_scans_own(
         world.close()
 
 
-async def test_ages_are_computed_when_shown_not_when_the_row_last_changed(
-    tmp_path: Path,
-) -> None:
+async def test_ages_are_computed_when_shown_not_when_the_row_last_changed(tmp_path: Path) -> None:
+    """(Below 100 columns the age column gives way to the state and the next action.)"""
     world = World(tmp_path / "w")
     try:
         world.write(1, age_days=2)
@@ -112,14 +113,17 @@ async def test_ages_are_computed_when_shown_not_when_the_row_last_changed(
         world.close()
 
 
-async def test_a_blocked_scan_says_why_not_when_it_is_due(tmp_path: Path) -> None:
+@SIZES
+async def test_a_blocked_scan_says_why_not_when_it_is_due(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
     world = World(tmp_path / "w")
     try:
         scan = world.write(1, age_days=45)  # past the dtn's 30 days
         (world.ws.root / "state" / "catalog.json").write_text("{ not json")
         world.passes(3)
         app = world.app()
-        async with app.run_test(size=(160, 40)) as pilot:
+        async with app.run_test(size=size) as pilot:
             await settle(pilot)
             row = row_of(app, scan)
             assert row.next_text.startswith("⊘ delete from dtn: catalog_unavailable")
@@ -141,15 +145,16 @@ def events_of(world: World, kind: str) -> list[tuple[str, str]]:
         return conn.execute("SELECT scan, message FROM events WHERE kind = ?", (kind,)).fetchall()
 
 
+@SIZES
 async def test_a_rejection_shows_in_row_detail_and_faults_and_can_be_taken_back(
-    tmp_path: Path,
+    tmp_path: Path, size: tuple[int, int]
 ) -> None:
     world = World(tmp_path / "w")
     try:
         scans = [world.write(n, age_days=45 + n) for n in range(3)]
         world.passes(4)  # copies, registration; the dtn prunes await approval
         app = world.app()
-        async with app.run_test(size=(160, 40)) as pilot:
+        async with app.run_test(size=size) as pilot:
             await settle(pilot)
             await pilot.press("a")
             await settle(pilot)
@@ -166,7 +171,7 @@ async def test_a_rejection_shows_in_row_detail_and_faults_and_can_be_taken_back(
         assert [(d[1], d[2]) for d in decisions(world)] == [("reject", USER)]
         world.passes()  # the rejected prune leaves the plan; the row must still say so
         app = world.app()
-        async with app.run_test(size=(160, 40)) as pilot:
+        async with app.run_test(size=size) as pilot:
             await settle(pilot)
             row = row_of(app, target.scan)
             assert row.next_text == "⊘ delete from dtn: rejected"
