@@ -23,6 +23,7 @@ import humanize
 
 from bl931tui.render import printable
 from engine.backends import build_backends
+from engine.file_modes import owned_store
 from engine.lock import OwnerLock
 from engine.reconciler import Reconciler
 from engine.service import ServiceLoop
@@ -137,7 +138,7 @@ def run_demo(args: argparse.Namespace) -> int:
         f"deletes need approval; {SCANS} scans, one every {SCAN_EVERY_SECONDS:g}s"
     )
     with OwnerLock(config.state.path):
-        store = StateStore(config.state.path)
+        store = owned_store(config)
         backends = build_backends(config)
         reconciler = Reconciler(config, store, backends)
         loop = ServiceLoop(reconciler, interval_seconds=config.service.interval_seconds)
