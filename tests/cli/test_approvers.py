@@ -81,7 +81,9 @@ def decisions(ws: LocalWorkspace) -> dict[str, tuple[str, str]]:
 def signed(ws: LocalWorkspace, action_id: str) -> list[dict[str, object]]:
     store = StateStore(ws.state_path, readonly=True)
     try:
-        return [e["data"] for e in store.events(action_id=action_id) if e["kind"] == "decision.signed"]
+        return [
+            e["data"] for e in store.events(action_id=action_id) if e["kind"] == "decision.signed"
+        ]
     finally:
         store.close()
 

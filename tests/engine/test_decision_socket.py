@@ -40,6 +40,7 @@ from engine.workspace import create_workspace
 SCAN = "2026/11/scan_0001.h5"
 START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ME = pwd.getpwuid(os.geteuid()).pw_name
+CLI = [sys.executable, "-m", "bl931tui"]
 
 
 class Service:
@@ -213,8 +214,7 @@ def test_a_stale_socket_is_replaced_and_anything_else_is_left_alone(tmp_path: Pa
 
 def cli_approve(service: Service, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bl931tui", "--config", str(service.ws.config_path)]
-        + ["--approve", service.delete_id],
+        [*CLI, "--config", str(service.ws.config_path), "--approve", service.delete_id],
         capture_output=True,
         text=True,
         timeout=120,
@@ -243,6 +243,7 @@ def test_the_real_cli_is_recorded_when_its_uid_is_an_approver(make_service: Any)
 
 
 SETPRIV = shutil.which("setpriv")
+AS_OTHER_USER = [SETPRIV or "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 SYSTEM_PYTHON = "/usr/bin/python3"
 OTHER_UID = 65534  # nobody
 
@@ -257,8 +258,7 @@ def as_nobody(path: Path, request: dict[str, Any]) -> dict[str, Any]:
         "print(s.makefile('rb').readline().decode())\n"
     )
     done = subprocess.run(
-        [SETPRIV or "setpriv", f"--reuid={OTHER_UID}", f"--regid={OTHER_UID}", "--clear-groups"]
-        + [SYSTEM_PYTHON, "-c", client, str(path), json.dumps(request)],
+        [*AS_OTHER_USER, SYSTEM_PYTHON, "-c", client, str(path), json.dumps(request)],
         capture_output=True,
         text=True,
         timeout=60,

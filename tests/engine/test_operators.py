@@ -78,7 +78,9 @@ def test_approvers_by_name_and_by_group(uid: int, allowed: bool) -> None:
 def test_a_refusal_says_who_asked_and_who_may() -> None:
     approvers = Approvers.parse(["alice", "@bl931-ops"])
     refusal = approvers.refusal(op(990), service_uid=SERVICE, accounts=ACCOUNTS)
-    assert refusal == "bl931 (uid 990) is not an approver ([approval] approvers = alice, @bl931-ops)"
+    assert (
+        refusal == "bl931 (uid 990) is not an approver ([approval] approvers = alice, @bl931-ops)"
+    )
     unknown = approvers.refusal(op(4242), service_uid=SERVICE, accounts=ACCOUNTS)
     assert unknown is not None and "uid 4242 has no entry in the passwd database" in unknown
 
@@ -87,7 +89,10 @@ def test_a_group_named_like_a_user_is_not_that_user() -> None:
     # "@alice" is alice's private group; "bl931-ops" without @ is a user nobody is.
     approvers = Approvers.parse(["bl931-ops"])
     assert approvers.refusal(op(1002), service_uid=SERVICE, accounts=ACCOUNTS) is not None
-    assert Approvers.parse(["@alice"]).refusal(op(1001), service_uid=SERVICE, accounts=ACCOUNTS) is None
+    assert (
+        Approvers.parse(["@alice"]).refusal(op(1001), service_uid=SERVICE, accounts=ACCOUNTS)
+        is None
+    )
 
 
 def test_without_approvers_only_the_service_user_decides() -> None:
