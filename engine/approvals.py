@@ -63,9 +63,16 @@ def sign(
     data = json.dumps({"decision": decision, "by": operator.name, "uid": operator.uid, "via": via})
     conn.executemany(
         """INSERT INTO events(at, level, kind, scan, action_id, message, data)
-           SELECT ?, 'info', ?, scan, id, ?, ? FROM actions WHERE id = ?""",
+           VALUES (?, 'info', ?, (SELECT scan FROM actions WHERE id = ?), ?, ?, ?)""",
         [
-            (iso(now), SIGNED, f"{decision} signed by {operator.describe()} ({via})", data, aid)
+            (
+                iso(now),
+                SIGNED,
+                aid,
+                aid,
+                f"{decision} signed by {operator.describe()} ({via})",
+                data,
+            )
             for aid in action_ids
         ],
     )

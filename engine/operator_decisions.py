@@ -16,6 +16,7 @@ running). Every approve/reject also appends a `decision.signed` event (engine/ap
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +32,7 @@ from engine.operators import SYSTEM_ACCOUNTS, Accounts, Approvers, Operator, res
 from engine.state import StateStore, iso
 
 OPS = ("approve", "reject", "hold", "lift", "retry", "acknowledge")
+ACTION_ID = re.compile(r"[0-9a-f]{1,64}")
 
 
 class NotPermitted(NeedsHumanError):
@@ -72,6 +74,8 @@ class DecisionRequest:
             raise ValueError("ids must be a non-empty list of strings")
         if op in ("hold", "lift", "acknowledge") and len(ids) != 1:
             raise ValueError(f"{op} takes exactly one id")
+        if op in ("approve", "reject", "retry") and not all(ACTION_ID.fullmatch(i) for i in ids):
+            raise ValueError("action ids are hexadecimal (see --dry-run for ids)")
         if not isinstance(note, str):
             raise ValueError("note must be a string")
         expires = data.get("expires_at")
@@ -123,15 +127,13 @@ def record(
 ) -> DecisionResult:
     """Write one decision under the operator's name (the caller has checked they may decide).
 
+    An action id the store has not saved yet (one a fresh audit planned) is recorded all
+    the same, so the pass that plans it finds it approved.
+
     Raises:
-        UsageError: an action id the store does not know, or an alert that cannot be
-            acknowledged (the message says why).
+        UsageError: an alert that cannot be acknowledged (the message says why).
     """
     by, ids = operator.name, list(request.ids)
-    if request.op in ("approve", "reject", "retry"):
-        unknown = _unknown_actions(store, ids)
-        if unknown:
-            raise UsageError(f"no such action: {', '.join(unknown)} (see --dry-run for ids)")
     if request.op in ("approve", "reject"):
         decide = store.approve if request.op == "approve" else store.reject
         with store.transaction() as conn:
@@ -149,10 +151,6 @@ def record(
         return DecisionResult(by, via, len(ids))
     alert = AlertLog(store).acknowledge(ids[0], by=by, why=request.note, now=now)
     return DecisionResult(by, via, 1, detail=f"{alert.code} at {alert.endpoint or '—'}")
-
-
-def _unknown_actions(store: StateStore, ids: list[str]) -> list[str]:
-    return [aid for aid in ids if store.get_action(aid) is None]
 
 
 class DecisionDesk:

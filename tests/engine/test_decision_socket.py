@@ -164,7 +164,7 @@ def test_the_services_config_counts_and_a_reload_changes_it(make_service: Any) -
         (b"[1, 2]\n", "a request is a JSON object"),
         (b'{"op": "delete-everything", "ids": ["x"]}\n', "op must be one of"),
         (b'{"op": "approve", "ids": []}\n', "ids must be a non-empty list"),
-        (b'{"op": "approve", "ids": ["0000000000000000"]}\n', "no such action: 0000000000000000"),
+        (b'{"op": "approve", "ids": ["../../etc"]}\n', "action ids are hexadecimal"),
         (b'{"op": "hold", "ids": ["a", "b"], "note": "x"}\n', "hold takes exactly one id"),
     ],
 )
