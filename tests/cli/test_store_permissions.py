@@ -52,6 +52,8 @@ def test_a_new_store_is_written_by_its_owner_only(ws: LocalWorkspace) -> None:
         os.umask(old)
     assert done.returncode == 0, done.stderr
     assert mode(ws.state_path) == 0o640
+    # Whoever can open the lock could take it and keep the service from starting.
+    assert mode(Path(f"{ws.state_path}.lock")) == 0o600
 
 
 @AS_ROOT
