@@ -17,6 +17,8 @@ from typing import NoReturn
 
 from engine.config import Config, load_config
 from engine.errors import Bl931Error, ConfigError, StateLocked, UsageError
+from engine.model import Action
+from engine.operator_decisions import NotPermitted
 
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 64, 78
 
@@ -178,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StateLocked as exc:
         print(f"bl931tui: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except NotPermitted as exc:
+        print(f"bl931tui: refused: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except Bl931Error as exc:
         print(f"bl931tui: {exc.error_class.value} error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -232,10 +237,18 @@ def _dispatch(args: argparse.Namespace) -> int:
 def dry_run(config: Config, args: argparse.Namespace) -> int:
     from bl931tui.render import render_plan
     from bl931tui.session import readonly_reconciler
+    from engine.file_modes import startup_findings
+    from engine.model import EndpointError, ErrorClass
 
     now = parse_as_of(args.as_of) if args.as_of else None
     with readonly_reconciler(config) as reconciler:
         plan = reconciler.dry_run(now)
+    unsafe = [
+        EndpointError(_file_role(config, finding), finding, ErrorClass.NEEDS_HUMAN)
+        for finding in startup_findings(config)
+    ]
+    if unsafe:
+        plan = plan.with_findings(errors=tuple(unsafe))
     if args.json:
         json.dump(plan.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -244,10 +257,18 @@ def dry_run(config: Config, args: argparse.Namespace) -> int:
     return int(plan.outcome())
 
 
+def _file_role(config: Config, finding: str) -> str:
+    """`state` or `catalog`: which part of bl931 a permission finding concerns."""
+    if config.catalog.kind == "local" and finding.startswith(str(config.catalog.path)):
+        return "catalog"
+    return "state"
+
+
 def approve(config: Config, args: argparse.Namespace) -> int:
+    from bl931tui.decision_channel import decide, recorded_where
     from bl931tui.render import render_ids, size
-    from bl931tui.session import readonly_reconciler, writable_store
-    from engine.reconciler import os_user
+    from bl931tui.session import readonly_reconciler
+    from engine.operator_decisions import DecisionRequest
 
     with readonly_reconciler(config) as reconciler:
         plan = reconciler.dry_run()
@@ -277,12 +298,27 @@ def approve(config: Config, args: argparse.Namespace) -> int:
                 "(run --dry-run to see the current ids; ids change when a scan changes)"
             )
         chosen = [gated[aid] for aid in args.approve if aid in gated]
-    user = os_user()
-    with writable_store(config) as store:
-        store.approve([a.id for a in chosen], user, now)
+    if not chosen:
+        print("Nothing new to approve: already approved.")
+        return EXIT_OK
+    request = DecisionRequest("approve", tuple(a.id for a in chosen))
+    result = decide(config, request, clock=lambda: now)
     for action in chosen:
-        print(f"approved {action.id} ({action.kind.value} {action.scan}) as {user}")
+        print(f"approved {action.id} ({action.kind.value} {action.scan}) as {result.by}")
+        print("  " + approvers_words(config, action, result.approvals.get(action.id, [])))
+    print(f"({recorded_where(result)})")
     return EXIT_OK
+
+
+def approvers_words(config: Config, action: Action, names: list[str]) -> str:
+    """`approvers so far: alice` and, for a large delete, whether it still waits for a second."""
+    from engine.approvals import needs_second_approver
+
+    words = f"approvers so far: {', '.join(names) or '—'}"
+    over = config.approval.second_approver_over_bytes
+    if needs_second_approver(action.kind, action.replaces, action.bytes, over) and len(names) < 2:
+        words += f"; over {over} bytes it runs only once a second, different approver approves"
+    return words
 
 
 def receipt(config: Config, args: argparse.Namespace) -> int:
@@ -320,6 +356,8 @@ def receipt(config: Config, args: argparse.Namespace) -> int:
                 if approval
                 else "  approval: not required by policy"
             )
+            for signer in r.get("approvers") or []:
+                print(f"  approved by {signer['by']} at {signer['at']} (via {signer['via']})")
     return EXIT_OK if receipts else EXIT_ERROR
 
 

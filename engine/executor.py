@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
+from engine.approvals import approvals_for
 from engine.backends import Backends
 from engine.catalog.base import Location
 from engine.catalog.dataset import dataset_pid
@@ -400,6 +401,9 @@ class Executor:
                 if decision
                 else None
             ),
+            "approvers": [
+                a.to_json() for a in approvals_for(self.store, action.id, at_submission=True)
+            ],
             "delete_task_id": task.task_id,
             "recorded_at": iso(now),
         }

@@ -8,7 +8,6 @@ is the same observation and planning with every write switched off.
 
 from __future__ import annotations
 
-import getpass
 import logging
 import os
 import socket
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.alert_log import AlertLog
+from engine.approvals import require_second_approver
 from engine.backends import Backends
 from engine.clock import Clock, as_clock
 from engine.config import Config
@@ -45,6 +45,7 @@ from engine.model import (
     Scan,
 )
 from engine.observe import Assessed, assess
+from engine.operators import operator_name
 from engine.planner import PlanInput, plan
 from engine.policy import Policy
 from engine.rehash import Rehasher
@@ -57,10 +58,8 @@ log = logging.getLogger(__name__)
 
 
 def os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid:{os.getuid()}"
+    """The kernel's name for this process's user (never `$USER`: see engine/operators.py)."""
+    return operator_name()
 
 
 @dataclass
@@ -498,7 +497,7 @@ class Reconciler:
         )
 
     def make_plan(self, seen: Observation, now: datetime) -> Plan:
-        return plan(
+        planned = plan(
             PlanInput(
                 policy=self.policy,
                 scans=seen.scans,
@@ -513,6 +512,8 @@ class Reconciler:
                 reappeared=self._reappeared(seen),
             )
         )
+        over = self.config.approval.second_approver_over_bytes
+        return require_second_approver(planned, self.store, over)
 
     # ---- the pass ----------------------------------------------------------------------
     def dry_run(self, now: datetime | None = None) -> Plan:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from engine.approvals import approvals_for
 from engine.model import Action, Evidence, Scan
 from engine.state import StateStore, iso
 
@@ -25,6 +26,7 @@ def replace_intent(action: Action, scan: Scan, store: StateStore, now: datetime)
         "algorithm": scan.checksum_algorithm,
         "approval_by": decision[1] if decision and decision[0] == "approve" else None,
         "approval_at": iso(decision[2]) if decision and decision[0] == "approve" else None,
+        "approvers": [a.to_json() for a in approvals_for(store, action.id)],
         "submitted_at": iso(now),
     }
 
