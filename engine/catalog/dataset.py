@@ -153,15 +153,24 @@ def location_entry(location: Location) -> dict[str, Any]:
 
 
 def scientific_metadata(
-    scan: Scan, locations: Sequence[Location], fields: Mapping[str, str], *, beamline: str
+    scan: Scan,
+    locations: Sequence[Location],
+    fields: Mapping[str, str],
+    *,
+    beamline: str,
+    instrument: str | None = None,
 ) -> dict[str, Any]:
     """Everything bl931 knows about a scan that SciCat has no field for (and the locations).
 
     Always written whole: a PATCH of `scientificMetadata` replaces the sub-document.
+    `scan_id` and `beamline` never change once written: SciCat observations find bl931's datasets
+    by them (with `inq`), never by the descriptive `creationLocation` or `sourceFolder`.
     """
+    extra = {"instrument_name": {"value": instrument}} if instrument else {}
     return {
         SCAN_ID_KEY: {"value": scan.id},
         "beamline": {"value": beamline},
+        **extra,
         "scan_kind": {"value": "directory" if scan.is_directory else "file"},
         "scan_version": {"value": scan.version},
         "checksum": {"value": scan.checksum, "algorithm": scan.checksum_algorithm},
@@ -192,17 +201,24 @@ def dataset_body(
         "ownerGroup": config.owner_group,
         "accessGroups": list(config.access_groups),
         "contactEmail": config.contact_email,
-        "principalInvestigator": config.principal_investigator or config.contact_email,
         "creationLocation": config.creation_location,
-        "instrumentId": config.instrument,
         "sourceFolder": source_folder(scan, source),
         "creationTime": to_iso(scan.acquired_at),
         "datasetName": posixpath.basename(scan.id),
         "description": f"Beamline {beamline} scan {scan.id}",
         "keywords": list(config.keywords),
         "isPublished": False,
-        "scientificMetadata": scientific_metadata(scan, locations, fields, beamline=beamline),
+        "scientificMetadata": scientific_metadata(
+            scan, locations, fields, beamline=beamline, instrument=config.instrument
+        ),
     }
+    # A person's name, never an e-mail address (SciCat: "first name and last name").
+    if config.principal_investigator:
+        body["principalInvestigator"] = config.principal_investigator
+    # An Instrument's pid (SciCat's instrumentId refers to an Instrument record); its name is in
+    # scientificMetadata.instrument_name.
+    if config.instrument_pid:
+        body["instrumentId"] = config.instrument_pid
     if config.data_format:
         body["dataFormat"] = config.data_format
     for name, value in fields.items():
@@ -210,6 +226,23 @@ def dataset_body(
         if target is not None:
             body[target] = value
     return body
+
+
+def require_principal_investigator(config: CatalogConfig, template: PathTemplate | None) -> None:
+    """SciCat requires `principalInvestigator` (a person's name) on raw datasets.
+
+    Raises:
+        ConfigError: neither `[catalog] principal_investigator` nor a `{pi}` path field gives one.
+    """
+    if config.principal_investigator.strip():
+        return
+    if template is not None and {"pi", "principal_investigator"} & set(template.fields):
+        return
+    raise ConfigError(
+        "SciCat needs the principal investigator's name (first and last name) on every dataset: "
+        'set principal_investigator = "First Last", or a path_template with a {pi} field',
+        key="catalog.principal_investigator",
+    )
 
 
 def datablock_body(scan: Scan) -> dict[str, Any]:

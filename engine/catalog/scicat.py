@@ -1,19 +1,31 @@
 """The SciCat catalog: scans registered as `RawDataset`s through pyscicat.
 
-Each scan is one dataset with a deterministic pid (`engine.catalog.dataset.dataset_pid`) plus one
-`OrigDatablock` listing its files. Registration is idempotent and crash-safe:
+Each scan is one dataset plus one `OrigDatablock` listing its files. Its pid is derived once
+(`dataset_pid`) and then kept in the state store (`engine.catalog.pid_book`): a scan's pid never
+changes, whatever later happens to `pid_prefix`, the beamline name or `creation_location`.
 
-1. look the dataset up (by pid, then by `sourceFolder` + scan id);
-2. if absent, create it *without* `size`: SciCat adds each datablock's size and file count to its
-   dataset, so creating with `size` set would count the bytes twice; a 409 ("already exists",
-   a create whose response was lost) is adopted;
+Finding bl931's datasets. The backend (since v4.27, `WherePipe`) turns every *string* value in a
+`where` filter that JavaScript's `new Date()` accepts into a Date — and V8 accepts "ALS 9.3.1",
+"/ALS/9.3.1", "scan 1", "0001" — so an equality on such a string silently finds nothing. Every
+`where` value bl931 sends is therefore a list (`inq`), whose members are left alone. Datasets are
+found by fields that never change: the stored pid, and `scientificMetadata.scan_id` / `.beamline`
+(never by the descriptive `creationLocation` or `sourceFolder`).
+
+Registration is idempotent and crash-safe:
+
+1. look the dataset up (by its pid; for a scan with no stored pid also by scan id and beamline);
+2. if absent, create it with its lifecycle and *without* `size` (SciCat adds each datablock's size
+   and file count to its dataset); a 409 (a create whose response was lost) is adopted; the pid is
+   recorded in the state store as soon as the dataset exists;
 3. post the datablock unless the dataset already has one — a crash between 2 and 3 is completed by
    the next call, never duplicated;
-4. merge the lifecycle (`PATCH /Datasets/{pid}/datasetlifecycle`).
+4. an adopted dataset always gets its lifecycle merged (`PATCH /Datasets/{pid}/datasetlifecycle`),
+   so a create that crashed before its lifecycle is completed.
 
-Tokens: an expired token is 401 `SESSION_EXPIRED` on backend ≥ 5.2 and 403 before; a missing or
-bad token is 403. On either, bl931 logs in again once with a fresh client (when it has a username
-and password); a second refusal is a needs-human permission error.
+An observation that lists fewer of the scans the state store recorded as registered is not taken
+as "not registered": the session is checked (`/auth/whoami`; an expired token reads as anonymous,
+which lists only published datasets), and each missing pid is read directly — only a 404 proves a
+dataset gone; a 403 is a dataset that belongs to another group (needs a person).
 """
 
 from __future__ import annotations
@@ -24,33 +36,27 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-import requests
 from pydantic import ValidationError
 from pyscicat.model import CreateDatasetOrigDatablockDto, DataFile, RawDataset
 
+from engine.catalog import scicat_refusals as refusals
 from engine.catalog.base import Location
 from engine.catalog.dataset import (
+    SCAN_ID_KEY,
     compile_path_template,
     datablock_body,
     dataset_body,
     dataset_pid,
     lifecycle_body,
     recorded_endpoints,
+    require_principal_investigator,
     scan_id_of,
     scientific_metadata,
-    source_folder,
-    source_location,
 )
-from engine.catalog.scicat_http import (
-    AuthRejected,
-    Conflict,
-    HeaderTokenClient,
-    NotFound,
-    Redactor,
-    classify_network_error,
-    decode,
-    permission_error,
-)
+from engine.catalog.pid_book import MemoryPidBook, PidBook, PidSettings
+from engine.catalog.scicat_http import Conflict, NotFound, Redactor
+from engine.catalog.scicat_session import ScicatSession
+from engine.clock import Clock, as_clock
 from engine.config import CatalogConfig
 from engine.errors import (
     Bl931Error,
@@ -63,6 +69,9 @@ from engine.model import CatalogView, Scan
 from engine.secrets import Secret, lookup
 
 log = logging.getLogger(__name__)
+
+# Missing datasets read one by one before the whole observation is declared unknown instead.
+MAX_DIRECT_CHECKS = 50
 
 
 class OrigDatablockBody(CreateDatasetOrigDatablockDto):
@@ -87,11 +96,17 @@ class ScicatCatalog:
         beamline: str,
         timeout_seconds: float | None = None,
         page_size: int = 1000,
+        clock: Clock | None = None,
+        pid_book: PidBook | None = None,
     ) -> None:
         """Nothing is contacted until the first call (login is lazy).
 
+        Args:
+            pid_book: where each scan's pid is kept (the state store's; in memory by default).
+
         Raises:
-            ConfigError: neither a token nor a username and password, or a bad `path_template`.
+            ConfigError: neither a token nor a username and password, a bad `path_template`, or
+                no principal investigator.
         """
         if token is None and (username is None or password is None):
             raise ConfigError(
@@ -102,14 +117,23 @@ class ScicatCatalog:
         self.beamline = beamline
         self.timeout_seconds = timeout_seconds or config.timeout_seconds
         self.page_size = page_size
-        self._token = token
-        self._username = username
-        self._password = password
+        self.clock = as_clock(clock)
+        self.pid_book: PidBook = pid_book if pid_book is not None else MemoryPidBook()
         self._template = compile_path_template(config.path_template)
+        require_principal_investigator(config, self._template)
         # The username is not secret (and redacting a short one would mangle every message).
         self._redact = Redactor([s.reveal() for s in (token, password) if s])
-        self._client: HeaderTokenClient | None = None
-        self._pids: dict[str, str] = {}  # scan id → pid, learnt from observe/register
+        self.session = ScicatSession(
+            self.url,
+            token=token,
+            username=username,
+            password=password,
+            timeout_seconds=self.timeout_seconds,
+            clock=self.clock,
+            redact=self._redact,
+        )
+        self._account: dict[str, Any] | None = None  # whoami of the current session
+        self._account_of: object = None
 
     @classmethod
     def from_environment(
@@ -118,6 +142,7 @@ class ScicatCatalog:
         environ: Mapping[str, str] | None = None,
         *,
         beamline: str = "9.3.1",
+        clock: Clock | None = None,
     ) -> ScicatCatalog:
         """Build from `SCICAT_URL` and `SCICAT_TOKEN` or `SCICAT_USERNAME` / `SCICAT_PASSWORD`.
 
@@ -165,46 +190,15 @@ class ScicatCatalog:
             username=username,
             password=password,
             beamline=beamline,
+            clock=clock,
         )
 
     # ---- transport ----------------------------------------------------------------------------
 
     @property
-    def _can_login(self) -> bool:
-        return self._username is not None and self._password is not None
-
-    def _connect(self, *, fresh_login: bool) -> HeaderTokenClient:
-        if self._client is not None and not fresh_login:
-            return self._client
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-        if self._token is not None and not fresh_login:
-            client = HeaderTokenClient(
-                self.url, token=self._token.reveal(), timeout_seconds=self.timeout_seconds
-            )
-        else:
-            assert self._username is not None and self._password is not None
-            # A new client, not `client.login()`: pyscicat would re-send the expired token.
-            client = HeaderTokenClient(
-                self.url,
-                username=self._username.reveal(),
-                password=self._password.reveal(),
-                timeout_seconds=self.timeout_seconds,
-            )
-            try:
-                client.login()
-            except AuthRejected as rejected:
-                raise NeedsHumanError(
-                    f"SciCat refused the login of user {self._username.reveal()!r} "
-                    f"({self._redact(str(rejected))}); check SCICAT_USERNAME and SCICAT_PASSWORD"
-                ) from None
-            except requests.RequestException as exc:
-                raise classify_network_error(exc, self.url, "log in") from None
-            self._redact.add(client._token)
-            log.info("logged in to SciCat at %s", self.url)
-        self._client = client
-        return client
+    def settings(self) -> PidSettings:
+        """The settings new datasets are created with."""
+        return PidSettings(self.config.pid_prefix, self.beamline, self.config.creation_location)
 
     def _call(
         self,
@@ -213,52 +207,57 @@ class ScicatCatalog:
         body: Any = None,
         *,
         operation: str,
+        refusal: Any = None,
     ) -> Any:
-        """One API call: logs in (again, once) as needed and classifies every failure.
+        """One API call through the session, secrets redacted from any error.
 
         Raises:
             NotFound, Conflict: answers the caller handles.
-            TransientError / TerminalError / NeedsHumanError: everything else, secrets redacted.
+            TransientError / TerminalError / NeedsHumanError: everything else.
         """
         try:
-            return self._call_unredacted(method, endpoint, body, operation=operation)
+            return self.session.call(method, endpoint, body, operation=operation, refusal=refusal)
         except Bl931Error as exc:
             exc.message = self._redact(exc.message)
             exc.args = (exc.message,)
             raise
 
-    def _call_unredacted(self, method: str, endpoint: str, body: Any, *, operation: str) -> Any:
-        relogged = self._client is None and self._token is None
-        client = self._connect(fresh_login=False)
-        while True:
-            try:
-                response = client._send_to_scicat(method, endpoint, body)
-            except requests.RequestException as exc:
-                raise classify_network_error(exc, self.url, operation) from None
-            try:
-                return decode(response, operation)
-            except AuthRejected as rejected:
-                if relogged or not self._can_login:
-                    who = f"user {self._username.reveal()!r}" if self._username else "the token"
-                    raise permission_error(operation, who, rejected, relogged) from None
-                log.warning(
-                    "SciCat refused the session during %s (%s); logging in again",
-                    operation,
-                    self._redact(str(rejected)),
-                )
-                client = self._connect(fresh_login=True)
-                relogged = True
+    def account(self) -> dict[str, Any] | None:
+        """The session's account (`/auth/whoami`, with `currentGroups`), once per session."""
+        client = self.session.client()
+        if self._account_of is not client:
+            self._account = self.session.authenticated()
+            self._account_of = client
+        return self._account
 
     # ---- look-ups -----------------------------------------------------------------------------
 
-    def _pid_of(self, scan: Scan) -> str:
-        return self._pids.get(scan.id) or dataset_pid(
-            scan.id, prefix=self.config.pid_prefix, beamline=self.beamline
+    def _pid_of(self, scan_id: str) -> str:
+        return self.pid_book.get(scan_id) or dataset_pid(
+            scan_id, prefix=self.config.pid_prefix, beamline=self.beamline
+        )
+
+    def _is_ours(self, doc: Mapping[str, Any], scan_id: str, recorded: Mapping[str, str]) -> bool:
+        """Whether `doc` is the dataset bl931 made for `scan_id` (and not another deployment's)."""
+        pid = str(doc.get("pid"))
+        if scan_id in recorded:
+            return pid == recorded[scan_id]
+        metadata = doc.get("scientificMetadata") or {}
+        made_for = (metadata.get("beamline") or {}).get("value", self.beamline)
+        # The uuid part is derived from beamline and scan id whatever the prefix was.
+        return pid == self._pid_of(scan_id) or pid.endswith(
+            dataset_pid(scan_id, prefix="", beamline=str(made_for))
         )
 
     def _get_dataset(self, pid: str) -> dict[str, Any] | None:
+        """The dataset, None on 404; a 403 with a valid session is another group's dataset."""
         try:
-            found = self._call("get", f"Datasets/{quote_plus(pid)}", operation="get dataset")
+            found = self._call(
+                "get",
+                f"Datasets/{quote_plus(pid)}",
+                operation="get dataset",
+                refusal=lambda r: refusals.another_group(pid, self.session.who, r),
+            )
         except NotFound:
             return None
         return found if isinstance(found, dict) and found else None
@@ -276,55 +275,109 @@ class ScicatCatalog:
             raise TerminalError("SciCat list datasets: expected a JSON list")
         return [d for d in page if isinstance(d, dict)]
 
-    def _find_existing(self, scan: Scan, body: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The scan's dataset if one exists: by pid first, then by sourceFolder and scan id."""
-        known = self._get_dataset(self._pid_of(scan))
-        if known is not None:
+    def _list_ours(self, beamlines: Collection[str]) -> list[dict[str, Any]]:
+        """Every dataset recording one of these beamlines, a page at a time."""
+        where = {"scientificMetadata.beamline.value": {"inq": sorted(beamlines)}}
+        docs: list[dict[str, Any]] = []
+        skip = 0
+        while True:
+            page = self._query(where, skip=skip, limit=self.page_size)
+            docs.extend(page)
+            if len(page) < self.page_size:
+                return docs
+            skip += self.page_size
+
+    def _find_existing(self, scan: Scan) -> dict[str, Any] | None:
+        """The scan's dataset if one exists: by its pid, then (no pid recorded) by scan id."""
+        known = self._get_dataset(self._pid_of(scan.id))
+        if known is not None or self.pid_book.get(scan.id) is not None:
             return known
         where = {
-            "sourceFolder": body["sourceFolder"],
-            "creationLocation": self.config.creation_location,
+            f"scientificMetadata.{SCAN_ID_KEY}.value": {"inq": [scan.id]},
+            "scientificMetadata.beamline.value": {"inq": [self.beamline]},
         }
         for candidate in self._query(where, skip=0, limit=self.page_size):
-            if scan_id_of(candidate) == scan.id:
+            if scan_id_of(candidate) == scan.id and self._is_ours(candidate, scan.id, {}):
                 return candidate
         return None
 
     # ---- the Catalog protocol ---------------------------------------------------------------
 
     def observe(self, scans: Collection[str]) -> CatalogView:
-        """The registered scans among `scans`: one query per page of this beamline's datasets.
+        """The registered scans among `scans`: one query per page of bl931's datasets.
 
         Raises:
-            CatalogUnavailable: SciCat could not be read (the class of the cause is kept).
+            CatalogUnavailable: SciCat could not be read, or listed fewer datasets than the state
+                store recorded and the difference could not be explained (the class of the cause
+                is kept).
         """
         wanted = scans if isinstance(scans, set | frozenset | dict) else set(scans)
-        locations: dict[str, frozenset[str]] = {}
-        where = {"creationLocation": self.config.creation_location}
-        skip = 0
         try:
-            while True:
-                page = self._query(where, skip=skip, limit=self.page_size)
-                for doc in page:
-                    scan_id = scan_id_of(doc)
-                    if scan_id is None or scan_id not in wanted:
-                        continue
-                    self._pids[scan_id] = str(doc.get("pid"))
-                    if not doc.get("numberOfFiles"):
-                        # Created, but its datablock never arrived (a crash between the two):
-                        # reported as unregistered, so the next `register` completes it.
-                        log.info("SciCat: %s has no datablock yet; not registered", scan_id)
-                        continue
-                    locations[scan_id] = recorded_endpoints(doc)
-                if len(page) < self.page_size:
-                    break
-                skip += self.page_size
+            found = self._observe(wanted)
         except Bl931Error as exc:
             raise CatalogUnavailable(
                 f"SciCat catalog at {self.url}: {exc.message}", error_class=exc.error_class
             ) from None
+        locations: dict[str, frozenset[str]] = {}
+        for scan_id, doc in found.items():
+            if not doc.get("numberOfFiles"):
+                # Created, but its datablock never arrived (a crash between the two):
+                # reported as unregistered, so the next `register` completes it.
+                log.info("SciCat: %s has no datablock yet; not registered", scan_id)
+                continue
+            locations[scan_id] = recorded_endpoints(doc)
         log.debug("SciCat: %d of %d scans registered", len(locations), len(wanted))
         return CatalogView(enabled=True, locations=locations)
+
+    def _observe(self, wanted: Collection[str]) -> dict[str, dict[str, Any]]:
+        recorded = self.pid_book.all()
+        beamlines = {s.beamline for s in self.pid_book.settings_in_use()} | {self.beamline}
+        found = self._match(self._list_ours(beamlines), wanted, recorded)
+        missing = sorted(s for s in wanted if s in recorded and s not in found)
+        if not missing:
+            return found
+        if self.account() is None:
+            # An anonymous session lists published datasets only: it proves nothing.
+            if not self.session.can_login:
+                raise NeedsHumanError(
+                    f"SciCat listed {len(found)} of the {len(found) + len(missing)} datasets the "
+                    "state store recorded, and the configured token is not accepted (the backend "
+                    "reads it as anonymous); set a fresh SCICAT_TOKEN, or SCICAT_USERNAME and "
+                    "SCICAT_PASSWORD so bl931 can log in itself"
+                )
+            log.warning("SciCat answered an expired session as anonymous; logging in again")
+            self.session.login()
+            found = self._match(self._list_ours(beamlines), wanted, recorded)
+            missing = sorted(s for s in wanted if s in recorded and s not in found)
+        if len(missing) > MAX_DIRECT_CHECKS:
+            raise NeedsHumanError(
+                f"SciCat lists {len(missing)} fewer of bl931's datasets than the state store "
+                f"recorded as registered (e.g. {recorded[missing[0]]} for {missing[0]}); the "
+                "catalog is treated as unknown this pass. Check the account's groups and the "
+                "datasets' ownerGroup"
+            )
+        for scan_id in missing:
+            pid = recorded[scan_id]
+            doc = self._get_dataset(pid)  # 403 here: another group's dataset (needs a person)
+            if doc is None:
+                log.warning(
+                    "SciCat: %s (%s) is gone (404); it will be registered again", pid, scan_id
+                )
+            else:
+                found[scan_id] = doc
+        return found
+
+    def _match(
+        self, docs: Sequence[dict[str, Any]], wanted: Collection[str], recorded: Mapping[str, str]
+    ) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for doc in docs:
+            scan_id = scan_id_of(doc)
+            if scan_id is not None and scan_id in wanted and self._is_ours(doc, scan_id, recorded):
+                found[scan_id] = doc
+                if scan_id not in recorded:  # adopted (back-filled, or made before a crash)
+                    self.pid_book.record(scan_id, str(doc["pid"]), self.settings, self.clock.now())
+        return found
 
     def register(self, scan: Scan, locations: Sequence[Location]) -> str:
         """Register the scan's dataset and datablock; adopt and complete an existing one.
@@ -335,21 +388,26 @@ class ScicatCatalog:
         body = dataset_body(
             scan, locations, self.config, beamline=self.beamline, template=self._template
         )
-        existing = self._find_existing(scan, body)
+        body["pid"] = self._pid_of(scan.id)
+        existing = self._find_existing(scan)
         if existing is None:
-            pid, existing = self._create(scan, body)
+            pid, existing = self._create(scan, body, locations)
         else:
             pid = str(existing["pid"])
             log.info("SciCat: %s already registered as %s; adopting it", scan.id, pid)
-        self._pids[scan.id] = pid
+        self.pid_book.record(scan.id, pid, self.settings, self.clock.now())
         self._ensure_datablock(scan, pid, fresh=existing is None)
-        if existing is None:
-            self._patch_lifecycle(pid, locations)
-        elif recorded_endpoints(existing) != {loc.endpoint for loc in locations}:
-            self._patch_locations(scan, pid, existing, locations)
+        if existing is not None:
+            if recorded_endpoints(existing) != {loc.endpoint for loc in locations}:
+                self._patch_locations(scan, pid, existing, locations)
+            else:
+                self._patch_lifecycle(pid, locations)
         return pid
 
-    def _create(self, scan: Scan, body: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    def _create(
+        self, scan: Scan, body: dict[str, Any], locations: Sequence[Location]
+    ) -> tuple[str, dict[str, Any] | None]:
+        pid = str(body["pid"])
         try:
             model = RawDataset.model_validate(body)
         except ValidationError as exc:
@@ -357,27 +415,60 @@ class ScicatCatalog:
                 f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
             )
             raise TerminalError(f"{scan.id}: the dataset is invalid:\n{fields}") from None
+        self._check_owner_group()
+        # pyscicat's model has no lifecycle: send it in the same request, so no crash can leave a
+        # dataset without it.
+        payload = {
+            **model.model_dump(exclude_none=True),
+            "datasetlifecycle": lifecycle_body(locations, self.config),
+        }
         try:
-            created = self._call("post", "Datasets", model, operation="create dataset")
+            created = self._call(
+                "post",
+                "Datasets",
+                payload,
+                operation="create dataset",
+                refusal=lambda r: refusals.cannot_create(
+                    pid, self.session.who, self.config.owner_group, r
+                ),
+            )
         except Conflict:
             # Created before a crash or a lost response: adopt it, then complete it.
-            adopted = self._get_dataset(str(body["pid"]))
+            adopted = self._get_dataset(pid)
             if adopted is None:
                 raise TerminalError(
-                    f"{scan.id}: SciCat says {body['pid']} exists but does not return it"
+                    f"{scan.id}: SciCat says {pid} exists but does not return it"
                 ) from None
-            log.info("SciCat: %s existed already (409); adopting it", body["pid"])
+            log.info("SciCat: %s existed already (409); adopting it", pid)
             return str(adopted["pid"]), adopted
-        pid = str(created["pid"]) if isinstance(created, dict) and "pid" in created else body["pid"]
+        except TerminalError as exc:
+            if "PID is not following required standards" in exc.message:
+                raise refusals.pid_not_accepted(pid, self.config.pid_prefix, exc.message) from None
+            raise
+        pid = str(created["pid"]) if isinstance(created, dict) and "pid" in created else pid
         log.info("SciCat: registered %s as %s", scan.id, pid)
         return pid, None
+
+    def _check_owner_group(self) -> None:
+        """Refuse before creating a dataset the account could then not read (wrong ownerGroup)."""
+        account = self.account()
+        groups = account.get("currentGroups") if account else None
+        if isinstance(groups, list) and self.config.owner_group not in groups:
+            raise refusals.not_in_owner_group(
+                self.config.owner_group, self.session.who, [str(g) for g in groups], None
+            )
+
+    def _update_refusal(self, pid: str) -> Any:
+        return lambda r: refusals.cannot_update(pid, self.config.owner_group, self.session.who, r)
 
     def _ensure_datablock(self, scan: Scan, pid: str, *, fresh: bool) -> None:
         if not scan.files:
             return
         path = f"Datasets/{quote_plus(pid)}/origdatablocks"
         if not fresh:
-            blocks = self._call("get", path, operation="list datablocks")
+            blocks = self._call(
+                "get", path, operation="list datablocks", refusal=self._update_refusal(pid)
+            )
             if blocks:
                 return
             log.info("SciCat: completing %s (created before its datablock)", pid)
@@ -387,7 +478,9 @@ class ScicatCatalog:
             chkAlg=block["chkAlg"],
             dataFileList=[DataFile(**entry) for entry in block["dataFileList"]],
         )
-        self._call("post", path, model, operation="create datablock")
+        self._call(
+            "post", path, model, operation="create datablock", refusal=self._update_refusal(pid)
+        )
 
     def _patch_lifecycle(self, pid: str, locations: Sequence[Location]) -> None:
         # The sub-route merges; `PATCH /Datasets/{pid}` with `datasetlifecycle` would replace it.
@@ -396,20 +489,25 @@ class ScicatCatalog:
             f"Datasets/{quote_plus(pid)}/datasetlifecycle",
             lifecycle_body(locations, self.config),
             operation="update lifecycle",
+            refusal=self._update_refusal(pid),
         )
 
     def _patch_locations(
         self, scan: Scan, pid: str, current: Mapping[str, Any], locations: Sequence[Location]
     ) -> None:
         fields = self._template.extract(scan.id) if self._template else {}
-        ours = scientific_metadata(scan, locations, fields, beamline=self.beamline)
-        # A PATCH replaces scientificMetadata whole: keep keys others wrote.
-        merged = {**(current.get("scientificMetadata") or {}), **ours}
+        existing = dict(current.get("scientificMetadata") or {})
+        made_for = (existing.get("beamline") or {}).get("value") or self.beamline
+        ours = scientific_metadata(scan, locations, fields, beamline=str(made_for))
+        # A PATCH replaces scientificMetadata whole: keep keys others wrote (and the beamline
+        # the dataset was made for: it is how observations find it).
+        merged = {**existing, **ours}
         self._call(
             "patch",
             f"Datasets/{quote_plus(pid)}",
             {"scientificMetadata": merged},
             operation="update locations",
+            refusal=self._update_refusal(pid),
         )
         self._patch_lifecycle(pid, locations)
         log.info(
@@ -422,21 +520,16 @@ class ScicatCatalog:
         Raises:
             TerminalError: the scan has no dataset.
         """
-        pid = self._pid_of(scan)
-        current = self._get_dataset(pid)
-        if current is None and locations:
-            source = source_location(scan, locations, self.config)
-            current = self._find_existing(scan, {"sourceFolder": source_folder(scan, source)})
+        current = self._find_existing(scan)
         if current is None:
+            pid = self._pid_of(scan.id)
             raise TerminalError(f"{scan.id}: not registered in SciCat (no dataset {pid})")
         pid = str(current["pid"])
-        self._pids[scan.id] = pid
+        self.pid_book.record(scan.id, pid, self.settings, self.clock.now())
         self._patch_locations(scan, pid, current, locations)
 
     def flush(self) -> None:
         """Nothing to do: every SciCat call is durable when it returns."""
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self.session.close()

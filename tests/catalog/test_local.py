@@ -45,7 +45,7 @@ def test_register_builds_a_scicat_shaped_document(local: LocalCatalog) -> None:
     doc = local.document(scan.id)
     assert doc is not None
     assert doc["sourceFolder"].endswith("/p1234/alice/scan_0001")
-    assert doc["creationLocation"] == "/ALS/9.3.1"
+    assert doc["creationLocation"] == "ALS 9.3.1"
     assert doc["proposalId"] == "p1234"
     assert doc["principalInvestigator"] == "Jane PI"
     assert doc["accessGroups"] == ["als-9.3.1-staff"]

@@ -28,7 +28,7 @@ def cli(ws: LocalWorkspace, env: dict[str, str], *args: str) -> subprocess.Compl
 def switch_to_scicat(config_path: Path) -> None:
     text = config_path.read_text("utf-8").replace(
         'kind = "local"\npath = "state/catalog.json"',
-        'kind = "scicat"\npath = "state/catalog.json"',
+        'kind = "scicat"\npath = "state/catalog.json"\nprincipal_investigator = "Jane Doe"',
     )
     assert 'kind = "scicat"' in text
     config_path.write_text(text, "utf-8")

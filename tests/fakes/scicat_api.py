@@ -9,6 +9,8 @@ Reproduced from the backend's source (see the project's SciCat reference notes):
   snapshot after v4.27): the dataset list answers `200` with published datasets only, GET by pid 403
   "Unauthorized access", POST/PATCH 403 "Forbidden resource". With `expired_status = 401` (backend
   ≥ 5.2) an expired token is 401 `SESSION_EXPIRED` instead, also on a login request carrying it;
+- `GET /auth/whoami` (JwtAuthGuard) answers the user and its `currentGroups`, or 401 when the
+  token is missing, unknown or expired (never anonymous);
 - permissions (`src/casl/casl-ability.factory.ts`, `src/datasets/datasets.controller.ts`): creating
   with a pid needs `CREATE_DATASET_WITH_PID_GROUPS` (and the dataset's `ownerGroup`) or
   `CREATE_DATASET_PRIVILEGED_GROUPS` (any group), else 403 "Unauthorized to create this dataset"; with
@@ -462,7 +464,9 @@ class FakeScicat:
         if dataset is None:
             raise _error(404, f"Dataset {pid} not found", "Not Found")
         mine = self._groups(user)
-        if dataset.get("ownerGroup") not in mine and not (lifecycle and mine & self.lifecycle_groups):
+        if dataset.get("ownerGroup") not in mine and not (
+            lifecycle and mine & self.lifecycle_groups
+        ):
             raise _error(403, "Unauthorized to update this dataset", "Forbidden")
         return dataset
 
@@ -481,6 +485,11 @@ class FakeScicat:
         if method == "POST" and rest.lower() == "auth/login":
             return self._login(token, body)
         user = self._authenticate(token)
+        if method == "GET" and rest.lower() == "auth/whoami":
+            # JwtAuthGuard (src/auth/auth.controller.ts): no anonymous fallback here.
+            if user is None:
+                raise _error(401, "Unauthorized")
+            return {"username": user, "currentGroups": sorted(self._groups(user))}
         segments = rest.split("/")
         if segments[0].lower() != "datasets":
             raise _error(404, f"Cannot {method} {path}", "Not Found")
