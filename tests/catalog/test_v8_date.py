@@ -64,4 +64,6 @@ def test_agrees_with_node() -> None:
         ["node", "-e", script, json.dumps(texts)], capture_output=True, text=True, check=True
     ).stdout.split()
     assert len(answer) == len(texts)
-    assert {t: js_date_accepts(t) for t in texts} == {t: a == "1" for t, a in zip(texts, answer)}
+    assert {t: js_date_accepts(t) for t in texts} == {
+        t: a == "1" for t, a in zip(texts, answer, strict=True)
+    }

@@ -218,7 +218,7 @@ def _write_day(day: list[int], named_month: int | None) -> bool:
 
 
 def _write_time(time: list[int], hour_offset: int | None) -> bool:
-    hour, minute, second, ms = (time + [0, 0, 0, 0])[:4]
+    hour, minute, second, ms = [*time, 0, 0, 0, 0][:4]
     if hour_offset is not None:
         if not 0 <= hour <= 12:
             return False
