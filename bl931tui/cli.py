@@ -1,7 +1,8 @@
 """`bl931tui`: the entry point for the TUI, the service, the audit and the demo.
 
 Exit codes: `--dry-run` reports the most serious class present — 0 settled, 2 work pending,
-1 needs a person (see `Plan.outcome`); 64 usage · 78 configuration.
+1 needs a person (see `Plan.outcome`); `--check` 0 all reachable, 1 a component failed;
+64 usage · 78 configuration.
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--acknowledge",
         metavar="ALERT_ID",
         help="acknowledge a standing alert (with --why); e.g. accept replicas lost at an endpoint",
+    )
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="probe the configured components read-only: exit 0 ok, 1 a component failed, 78 config",
     )
     mode.add_argument(
         "--backfill-catalog",
@@ -173,6 +179,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return receipt(config, args)
     if args.backfill_catalog:
         return backfill_catalog(config)
+    if args.check:
+        from bl931tui.check import run_check
+
+        return run_check(config)
     if args.init_endpoint:
         from bl931tui.operator import init_endpoint
 

@@ -301,6 +301,14 @@ class ScicatCatalog:
                 return candidate
         return None
 
+    def dataset(self, pid: str) -> dict[str, Any] | None:
+        """One dataset by pid (None: 404). A 403 with a valid session raises needs-human."""
+        return self._get_dataset(pid)
+
+    def visible_datasets(self, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` datasets the account can see (any owner), for the start-up probe."""
+        return self._query({}, skip=0, limit=limit)
+
     # ---- the Catalog protocol ---------------------------------------------------------------
 
     def observe(self, scans: Collection[str]) -> CatalogView:
