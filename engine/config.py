@@ -119,6 +119,7 @@ class CatalogConfig(_Section):
     principal_investigator: str = ""
     instrument: str = "ALS 9.3.1"
     instrument_pid: str | None = None
+    retrievable_from_tape: bool = False
     creation_location: str = "ALS 9.3.1"
     data_format: str = ""
     keywords: tuple[str, ...] = ("ALS", "9.3.1", "tender X-ray spectroscopy")

@@ -262,25 +262,40 @@ def datablock_body(scan: Scan) -> dict[str, Any]:
     }
 
 
-def lifecycle_body(locations: Sequence[Location], config: CatalogConfig) -> dict[str, Any]:
-    """`datasetlifecycle` fields bl931 owns: archived or not, and when the disk copy goes.
+def lifecycle_body(
+    locations: Sequence[Location],
+    config: CatalogConfig,
+    *,
+    pruned_at: datetime | None = None,
+) -> dict[str, Any]:
+    """`datasetlifecycle` fields bl931 owns, in SciCat's own words.
 
-    Sent through the merging `PATCH /Datasets/{pid}/datasetlifecycle` so fields set by others
-    (retrieve messages, export targets) survive.
+    - `archivable` false once a tape copy exists (SciCat's archivers set the same after archiving);
+    - `retrievable` true only with a tape copy *and* `[catalog] retrievable_from_tape`: bl931 does
+      not serve SciCat retrieve jobs, so only a facility whose job system restores from the tape
+      copy may invite users to submit them;
+    - `isOnCentralDisk`: the central disk (`source_endpoint`, CFS) still holds a copy;
+    - `dateOfDiskPurging`: when the central disk copy is due to be pruned (its `delete_after`, from
+      the retention policy); once pruned, `pruned_at` (when known) is the real date.
+
+    Sent through the merging `PATCH /Datasets/{pid}/datasetlifecycle` (or with the create), so
+    fields set by others (retrieve messages, export targets) survive.
     """
     archived = any(loc.tape for loc in locations)
     disk = [loc for loc in locations if not loc.tape]
+    central = [loc for loc in disk if loc.endpoint == config.source_endpoint]
+    on_central = bool(central) if config.source_endpoint else bool(disk)
     body: dict[str, Any] = {
         "archivable": not archived,
-        "retrievable": archived,
+        "retrievable": archived and config.retrievable_from_tape,
         "archiveStatusMessage": "datasetOnArchiveDisk" if archived else "datasetCreated",
-        "isOnCentralDisk": any(loc.endpoint == config.source_endpoint for loc in disk)
-        if config.source_endpoint
-        else bool(disk),
+        "isOnCentralDisk": on_central,
     }
-    purge_dates = [loc.delete_after for loc in disk if loc.delete_after is not None]
+    purge_dates = [loc.delete_after for loc in (central or disk) if loc.delete_after is not None]
     if purge_dates:
         body["dateOfDiskPurging"] = to_iso(min(purge_dates))
+    elif not on_central and pruned_at is not None:
+        body["dateOfDiskPurging"] = to_iso(pruned_at)
     return body
 
 

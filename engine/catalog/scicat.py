@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -490,12 +491,14 @@ class ScicatCatalog:
             "post", path, model, operation="create datablock", refusal=self._update_refusal(pid)
         )
 
-    def _patch_lifecycle(self, pid: str, locations: Sequence[Location]) -> None:
+    def _patch_lifecycle(
+        self, pid: str, locations: Sequence[Location], *, pruned_at: datetime | None = None
+    ) -> None:
         # The sub-route merges; `PATCH /Datasets/{pid}` with `datasetlifecycle` would replace it.
         self._call(
             "patch",
             f"Datasets/{quote_plus(pid)}/datasetlifecycle",
-            lifecycle_body(locations, self.config),
+            lifecycle_body(locations, self.config, pruned_at=pruned_at),
             operation="update lifecycle",
             refusal=self._update_refusal(pid),
         )
@@ -517,7 +520,9 @@ class ScicatCatalog:
             operation="update locations",
             refusal=self._update_refusal(pid),
         )
-        self._patch_lifecycle(pid, locations)
+        # The central disk copy goes now: its real purge date is this update's.
+        was_on_disk = (current.get("datasetlifecycle") or {}).get("isOnCentralDisk", True)
+        self._patch_lifecycle(pid, locations, pruned_at=self.clock.now() if was_on_disk else None)
         log.info(
             "SciCat: %s now at %s", scan.id, ", ".join(x.endpoint for x in locations) or "nowhere"
         )

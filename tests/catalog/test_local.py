@@ -96,7 +96,7 @@ def test_update_locations_records_archive_and_prune(local: LocalCatalog) -> None
     doc = local.document(scan.id)
     assert doc is not None
     lifecycle = doc["datasetlifecycle"]
-    assert lifecycle["retrievable"] is True
+    assert lifecycle["retrievable"] is False  # bl931 serves no retrieve jobs (unless configured)
     assert lifecycle["archivable"] is False
     assert lifecycle["archiveStatusMessage"] == "datasetOnArchiveDisk"
     assert lifecycle["isOnCentralDisk"] is False

@@ -269,7 +269,7 @@ def test_update_locations_patches_partially_and_merges_lifecycle(
     assert [x["endpoint"] for x in dataset["scientificMetadata"]["locations"]] == ["hpss"]
     assert dataset["scientificMetadata"]["curator_note"] == {"value": "keep me"}
     lifecycle = dataset["datasetlifecycle"]
-    assert lifecycle["retrievable"] is True
+    assert lifecycle["retrievable"] is False  # no retrieve jobs served unless configured
     assert lifecycle["archivable"] is False
     assert lifecycle["isOnCentralDisk"] is False
     assert lifecycle["exportedTo"] == "elsewhere"

@@ -339,7 +339,7 @@ def test_the_create_carries_the_lifecycle_and_an_adopt_merges_it(
     fake: FakeScicat, build: Build
 ) -> None:
     scan = make_scan("p1/u/s")
-    pid = build().register(scan, [cfs(scan), hpss(scan)])
+    pid = build(retrievable_from_tape=True).register(scan, [cfs(scan), hpss(scan)])
     lifecycle = fake.datasets[pid]["datasetlifecycle"]
     assert lifecycle["archivable"] is False and lifecycle["retrievable"] is True
     assert fake.count("PATCH", r".*/datasetlifecycle") == 0  # no second request to crash before
@@ -348,6 +348,27 @@ def test_the_create_carries_the_lifecycle_and_an_adopt_merges_it(
     old = make_scan("p1/u/old")
     build().register(old, [cfs(old)])
     old_pid = dataset_pid(old.id, prefix="bl931", beamline="9.3.1")
-    fake.datasets[old_pid]["datasetlifecycle"] = {"archivable": True, "retrievable": False}
+    fake.datasets[old_pid]["datasetlifecycle"] = {"archivable": True}
     build().register(old, [cfs(old), hpss(old)])
-    assert fake.datasets[old_pid]["datasetlifecycle"]["retrievable"] is True
+    assert fake.datasets[old_pid]["datasetlifecycle"]["archivable"] is False
+    assert fake.datasets[old_pid]["datasetlifecycle"]["isOnCentralDisk"] is True
+
+
+def test_the_central_disk_prune_records_its_real_date(
+    fake: FakeScicat, build: Build, clock: FakeClock
+) -> None:
+    scan = make_scan("p1/u/s")
+    catalog = build()
+    pid = catalog.register(scan, [cfs(scan), hpss(scan)])
+    planned = fake.datasets[pid]["datasetlifecycle"]["dateOfDiskPurging"]
+    assert planned == cfs(scan).delete_after.isoformat()  # type: ignore[union-attr]
+
+    clock.advance(3600)
+    catalog.update_locations(scan, [hpss(scan)])  # pruned from CFS now
+    lifecycle = fake.datasets[pid]["datasetlifecycle"]
+    assert lifecycle["isOnCentralDisk"] is False
+    assert lifecycle["dateOfDiskPurging"] == clock.now().isoformat()
+
+    clock.advance(3600)
+    catalog.update_locations(scan, [hpss(scan)])  # a later update keeps the real date
+    assert fake.datasets[pid]["datasetlifecycle"]["dateOfDiskPurging"] != clock.now().isoformat()
