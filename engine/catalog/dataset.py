@@ -245,6 +245,55 @@ def require_principal_investigator(config: CatalogConfig, template: PathTemplate
     )
 
 
+# The dataset fields `dataset_body` writes: what a stored local document replays to SciCat.
+DATASET_BODY_FIELDS = frozenset(
+    [
+        "pid",
+        "type",
+        "owner",
+        "ownerGroup",
+        "accessGroups",
+        "contactEmail",
+        "principalInvestigator",
+        "creationLocation",
+        "instrumentId",
+        "sourceFolder",
+        "creationTime",
+        "datasetName",
+        "description",
+        "keywords",
+        "isPublished",
+        "scientificMetadata",
+        "dataFormat",
+        "proposalId",
+        "sampleId",
+    ]
+)
+
+
+def replay_body(doc: Mapping[str, Any], config: CatalogConfig) -> dict[str, Any]:
+    """The create body of a stored local document, as it was recorded.
+
+    Its `sourceFolder`, dates, names and metadata are kept as recorded (not rebuilt from today's
+    config and locations). Two values older versions of bl931 wrote wrongly are corrected: a
+    `principalInvestigator` that is the contact e-mail (it must be a person's name) becomes
+    `[catalog] principal_investigator`, and an `instrumentId` that is the instrument's *name*
+    becomes `[catalog] instrument_pid` (or is left out).
+    """
+    body = {k: v for k, v in doc.items() if k in DATASET_BODY_FIELDS}
+    pi = body.get("principalInvestigator")
+    if not pi or pi == body.get("contactEmail") or (isinstance(pi, str) and "@" in pi):
+        if config.principal_investigator:
+            body["principalInvestigator"] = config.principal_investigator
+        else:
+            body.pop("principalInvestigator", None)
+    if body.get("instrumentId") == config.instrument or not body.get("instrumentId"):
+        body.pop("instrumentId", None)
+        if config.instrument_pid:
+            body["instrumentId"] = config.instrument_pid
+    return body
+
+
 def datablock_body(scan: Scan) -> dict[str, Any]:
     """The one `OrigDatablock` of a scan: every file with size, time and checksum."""
     return {

@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -49,8 +48,11 @@ from engine.catalog.dataset import (
     dataset_body,
     dataset_pid,
     lifecycle_body,
+    locations_from_document,
     recorded_endpoints,
+    replay_body,
     require_principal_investigator,
+    scan_from_document,
     scan_id_of,
     scientific_metadata,
 )
@@ -288,9 +290,9 @@ class ScicatCatalog:
                 return docs
             skip += self.page_size
 
-    def _find_existing(self, scan: Scan) -> dict[str, Any] | None:
+    def _find_existing(self, scan: Scan, pid: str | None = None) -> dict[str, Any] | None:
         """The scan's dataset if one exists: by its pid, then (no pid recorded) by scan id."""
-        known = self._get_dataset(self._pid_of(scan.id))
+        known = self._get_dataset(pid or self._pid_of(scan.id))
         if known is not None or self.pid_book.get(scan.id) is not None:
             return known
         where = {
@@ -398,9 +400,31 @@ class ScicatCatalog:
             scan, locations, self.config, beamline=self.beamline, template=self._template
         )
         body["pid"] = self._pid_of(scan.id)
-        existing = self._find_existing(scan)
+        return self._register(scan, body, lifecycle_body(locations, self.config), locations)
+
+    def replay(self, doc: Mapping[str, Any]) -> str:
+        """Register a stored local document as it was recorded (back-fill).
+
+        Its `sourceFolder`, dates, metadata and lifecycle are sent as stored; only the pid a
+        scan was already registered with (if any) takes precedence over the document's.
+        """
+        scan = scan_from_document(doc)
+        locations = locations_from_document(doc)
+        body = replay_body(doc, self.config)
+        body["pid"] = self.pid_book.get(scan.id) or str(doc.get("pid") or self._pid_of(scan.id))
+        lifecycle = dict(doc.get("datasetlifecycle") or lifecycle_body(locations, self.config))
+        return self._register(scan, body, lifecycle, locations)
+
+    def _register(
+        self,
+        scan: Scan,
+        body: dict[str, Any],
+        lifecycle: Mapping[str, Any],
+        locations: Sequence[Location],
+    ) -> str:
+        existing = self._find_existing(scan, str(body["pid"]))
         if existing is None:
-            pid, existing = self._create(scan, body, locations)
+            pid, existing = self._create(scan, body, lifecycle)
         else:
             pid = str(existing["pid"])
             log.info("SciCat: %s already registered as %s; adopting it", scan.id, pid)
@@ -410,11 +434,11 @@ class ScicatCatalog:
             if recorded_endpoints(existing) != {loc.endpoint for loc in locations}:
                 self._patch_locations(scan, pid, existing, locations)
             else:
-                self._patch_lifecycle(pid, locations)
+                self._merge_lifecycle(pid, lifecycle)
         return pid
 
     def _create(
-        self, scan: Scan, body: dict[str, Any], locations: Sequence[Location]
+        self, scan: Scan, body: dict[str, Any], lifecycle: Mapping[str, Any]
     ) -> tuple[str, dict[str, Any] | None]:
         pid = str(body["pid"])
         try:
@@ -427,10 +451,7 @@ class ScicatCatalog:
         self._check_owner_group()
         # pyscicat's model has no lifecycle: send it in the same request, so no crash can leave a
         # dataset without it.
-        payload = {
-            **model.model_dump(exclude_none=True),
-            "datasetlifecycle": lifecycle_body(locations, self.config),
-        }
+        payload = {**model.model_dump(exclude_none=True), "datasetlifecycle": dict(lifecycle)}
         try:
             created = self._call(
                 "post",
@@ -491,14 +512,12 @@ class ScicatCatalog:
             "post", path, model, operation="create datablock", refusal=self._update_refusal(pid)
         )
 
-    def _patch_lifecycle(
-        self, pid: str, locations: Sequence[Location], *, pruned_at: datetime | None = None
-    ) -> None:
+    def _merge_lifecycle(self, pid: str, lifecycle: Mapping[str, Any]) -> None:
         # The sub-route merges; `PATCH /Datasets/{pid}` with `datasetlifecycle` would replace it.
         self._call(
             "patch",
             f"Datasets/{quote_plus(pid)}/datasetlifecycle",
-            lifecycle_body(locations, self.config, pruned_at=pruned_at),
+            dict(lifecycle),
             operation="update lifecycle",
             refusal=self._update_refusal(pid),
         )
@@ -522,7 +541,8 @@ class ScicatCatalog:
         )
         # The central disk copy goes now: its real purge date is this update's.
         was_on_disk = (current.get("datasetlifecycle") or {}).get("isOnCentralDisk", True)
-        self._patch_lifecycle(pid, locations, pruned_at=self.clock.now() if was_on_disk else None)
+        pruned_at = self.clock.now() if was_on_disk else None
+        self._merge_lifecycle(pid, lifecycle_body(locations, self.config, pruned_at=pruned_at))
         log.info(
             "SciCat: %s now at %s", scan.id, ", ".join(x.endpoint for x in locations) or "nowhere"
         )
