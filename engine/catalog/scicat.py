@@ -58,6 +58,7 @@ from engine.catalog.dataset import (
 )
 from engine.catalog.pid_book import MemoryPidBook, PidBook, PidSettings
 from engine.catalog.scicat_http import Conflict, NotFound, Redactor
+from engine.catalog.scicat_observe import registered_datasets
 from engine.catalog.scicat_session import ScicatSession
 from engine.clock import Clock, as_clock
 from engine.config import CatalogConfig
@@ -65,16 +66,12 @@ from engine.errors import (
     Bl931Error,
     CatalogUnavailable,
     ConfigError,
-    NeedsHumanError,
     TerminalError,
 )
 from engine.model import CatalogView, Scan
 from engine.secrets import Secret, lookup
 
 log = logging.getLogger(__name__)
-
-# Missing datasets read one by one before the whole observation is declared unknown instead.
-MAX_DIRECT_CHECKS = 50
 
 
 class OrigDatablockBody(CreateDatasetOrigDatablockDto):
@@ -240,7 +237,7 @@ class ScicatCatalog:
             scan_id, prefix=self.config.pid_prefix, beamline=self.beamline
         )
 
-    def _is_ours(self, doc: Mapping[str, Any], scan_id: str, recorded: Mapping[str, str]) -> bool:
+    def is_ours(self, doc: Mapping[str, Any], scan_id: str, recorded: Mapping[str, str]) -> bool:
         """Whether `doc` is the dataset bl931 made for `scan_id` (and not another deployment's)."""
         pid = str(doc.get("pid"))
         if scan_id in recorded:
@@ -265,7 +262,7 @@ class ScicatCatalog:
             return None
         return found if isinstance(found, dict) and found else None
 
-    def _query(self, where: Mapping[str, Any], *, skip: int, limit: int) -> list[dict[str, Any]]:
+    def query(self, where: Mapping[str, Any], *, skip: int, limit: int) -> list[dict[str, Any]]:
         # pyscicat does not URL-encode filters (`+`, `&`, `#` break them), so encode here.
         filter_json = json.dumps(
             {"where": where, "limits": {"skip": skip, "limit": limit, "order": "pid:asc"}},
@@ -278,18 +275,6 @@ class ScicatCatalog:
             raise TerminalError("SciCat list datasets: expected a JSON list")
         return [d for d in page if isinstance(d, dict)]
 
-    def _list_ours(self, beamlines: Collection[str]) -> list[dict[str, Any]]:
-        """Every dataset recording one of these beamlines, a page at a time."""
-        where = {"scientificMetadata.beamline.value": {"inq": sorted(beamlines)}}
-        docs: list[dict[str, Any]] = []
-        skip = 0
-        while True:
-            page = self._query(where, skip=skip, limit=self.page_size)
-            docs.extend(page)
-            if len(page) < self.page_size:
-                return docs
-            skip += self.page_size
-
     def _find_existing(self, scan: Scan, pid: str | None = None) -> dict[str, Any] | None:
         """The scan's dataset if one exists: by its pid, then (no pid recorded) by scan id."""
         known = self._get_dataset(pid or self._pid_of(scan.id))
@@ -299,8 +284,8 @@ class ScicatCatalog:
             f"scientificMetadata.{SCAN_ID_KEY}.value": {"inq": [scan.id]},
             "scientificMetadata.beamline.value": {"inq": [self.beamline]},
         }
-        for candidate in self._query(where, skip=0, limit=self.page_size):
-            if scan_id_of(candidate) == scan.id and self._is_ours(candidate, scan.id, {}):
+        for candidate in self.query(where, skip=0, limit=self.page_size):
+            if scan_id_of(candidate) == scan.id and self.is_ours(candidate, scan.id, {}):
                 return candidate
         return None
 
@@ -310,7 +295,7 @@ class ScicatCatalog:
 
     def visible_datasets(self, limit: int) -> list[dict[str, Any]]:
         """Up to `limit` datasets the account can see (any owner), for the start-up probe."""
-        return self._query({}, skip=0, limit=limit)
+        return self.query({}, skip=0, limit=limit)
 
     # ---- the Catalog protocol ---------------------------------------------------------------
 
@@ -324,7 +309,7 @@ class ScicatCatalog:
         """
         wanted = scans if isinstance(scans, set | frozenset | dict) else set(scans)
         try:
-            found = self._observe(wanted)
+            found = registered_datasets(self, wanted)
         except Bl931Error as exc:
             raise CatalogUnavailable(
                 f"SciCat catalog at {self.url}: {exc.message}", error_class=exc.error_class
@@ -339,56 +324,6 @@ class ScicatCatalog:
             locations[scan_id] = recorded_endpoints(doc)
         log.debug("SciCat: %d of %d scans registered", len(locations), len(wanted))
         return CatalogView(enabled=True, locations=locations)
-
-    def _observe(self, wanted: Collection[str]) -> dict[str, dict[str, Any]]:
-        recorded = self.pid_book.all()
-        beamlines = {s.beamline for s in self.pid_book.settings_in_use()} | {self.beamline}
-        found = self._match(self._list_ours(beamlines), wanted, recorded)
-        missing = sorted(s for s in wanted if s in recorded and s not in found)
-        if not missing:
-            return found
-        if self.account() is None:
-            # An anonymous session lists published datasets only: it proves nothing.
-            if not self.session.can_login:
-                raise NeedsHumanError(
-                    f"SciCat listed {len(found)} of the {len(found) + len(missing)} datasets the "
-                    "state store recorded, and the configured token is not accepted (the backend "
-                    "reads it as anonymous); set a fresh SCICAT_TOKEN, or SCICAT_USERNAME and "
-                    "SCICAT_PASSWORD so bl931 can log in itself"
-                )
-            log.warning("SciCat answered an expired session as anonymous; logging in again")
-            self.session.login()
-            found = self._match(self._list_ours(beamlines), wanted, recorded)
-            missing = sorted(s for s in wanted if s in recorded and s not in found)
-        if len(missing) > MAX_DIRECT_CHECKS:
-            raise NeedsHumanError(
-                f"SciCat lists {len(missing)} fewer of bl931's datasets than the state store "
-                f"recorded as registered (e.g. {recorded[missing[0]]} for {missing[0]}); the "
-                "catalog is treated as unknown this pass. Check the account's groups and the "
-                "datasets' ownerGroup"
-            )
-        for scan_id in missing:
-            pid = recorded[scan_id]
-            doc = self._get_dataset(pid)  # 403 here: another group's dataset (needs a person)
-            if doc is None:
-                log.warning(
-                    "SciCat: %s (%s) is gone (404); it will be registered again", pid, scan_id
-                )
-            else:
-                found[scan_id] = doc
-        return found
-
-    def _match(
-        self, docs: Sequence[dict[str, Any]], wanted: Collection[str], recorded: Mapping[str, str]
-    ) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        for doc in docs:
-            scan_id = scan_id_of(doc)
-            if scan_id is not None and scan_id in wanted and self._is_ours(doc, scan_id, recorded):
-                found[scan_id] = doc
-                if scan_id not in recorded:  # adopted (back-filled, or made before a crash)
-                    self.pid_book.record(scan_id, str(doc["pid"]), self.settings, self.clock.now())
-        return found
 
     def register(self, scan: Scan, locations: Sequence[Location]) -> str:
         """Register the scan's dataset and datablock; adopt and complete an existing one.
