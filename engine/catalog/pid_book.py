@@ -44,6 +44,10 @@ class PidBook(Protocol):
         """Remember the pid (the first record wins: a pid never changes)."""
         ...
 
+    def record_many(self, pids: dict[str, str], settings: PidSettings, now: datetime) -> None:
+        """`record` for many scans at once (one transaction)."""
+        ...
+
     def settings_in_use(self) -> dict[PidSettings, int]:
         """How many recorded datasets were made with each combination of settings."""
         ...
@@ -67,6 +71,10 @@ class MemoryPidBook:
     def record(self, scan_id: str, pid: str, settings: PidSettings, now: datetime) -> None:
         with self._lock:
             self._pids.setdefault(scan_id, (pid, settings))
+
+    def record_many(self, pids: dict[str, str], settings: PidSettings, now: datetime) -> None:
+        for scan_id, pid in pids.items():
+            self.record(scan_id, pid, settings, now)
 
     def settings_in_use(self) -> dict[PidSettings, int]:
         counts: dict[PidSettings, int] = {}
@@ -101,21 +109,28 @@ class StorePidBook:
         return {str(r["scan"]): str(r["pid"]) for r in rows}
 
     def record(self, scan_id: str, pid: str, settings: PidSettings, now: datetime) -> None:
-        if self.store.readonly or not self._has_table() or self.get(scan_id) is not None:
-            return  # an audit records nothing; a pid once recorded never changes
+        self.record_many({scan_id: pid}, settings, now)
+
+    def record_many(self, pids: dict[str, str], settings: PidSettings, now: datetime) -> None:
+        if self.store.readonly or not pids or not self._has_table():
+            return  # an audit records nothing
         with self.store.transaction() as conn:
-            conn.execute(
+            # INSERT OR IGNORE: a pid once recorded never changes.
+            conn.executemany(
                 "INSERT OR IGNORE INTO catalog_pids"
                 "(scan, pid, pid_prefix, beamline, creation_location, recorded_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    scan_id,
-                    pid,
-                    settings.pid_prefix,
-                    settings.beamline,
-                    settings.creation_location,
-                    iso(now),
-                ),
+                [
+                    (
+                        scan_id,
+                        pid,
+                        settings.pid_prefix,
+                        settings.beamline,
+                        settings.creation_location,
+                        iso(now),
+                    )
+                    for scan_id, pid in pids.items()
+                ],
             )
 
     def settings_in_use(self) -> dict[PidSettings, int]:

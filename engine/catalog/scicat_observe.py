@@ -96,12 +96,12 @@ def _match(
     recorded: Mapping[str, str],
 ) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
+    adopted: dict[str, str] = {}
     for doc in docs:
         scan_id = scan_id_of(doc)
         if scan_id is not None and scan_id in wanted and catalog.is_ours(doc, scan_id, recorded):
             found[scan_id] = doc
             if scan_id not in recorded:  # adopted (back-filled, or made before a crash)
-                catalog.pid_book.record(
-                    scan_id, str(doc["pid"]), catalog.settings, catalog.clock.now()
-                )
+                adopted[scan_id] = str(doc["pid"])
+    catalog.pid_book.record_many(adopted, catalog.settings, catalog.clock.now())
     return found

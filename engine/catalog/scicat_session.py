@@ -27,6 +27,7 @@ import requests
 from engine.catalog.scicat_http import (
     AuthRejected,
     HeaderTokenClient,
+    NotFound,
     Redactor,
     classify_network_error,
     decode,
@@ -170,6 +171,11 @@ class ScicatSession:
             answer = decode(response, "who am I")
         except AuthRejected:
             return None
+        except NotFound:
+            # A backend without the route: the session cannot be told apart, so it is taken as
+            # valid (expiry is still renewed ahead of time) and its groups as unknown.
+            log.debug("SciCat has no /auth/whoami; the session is taken as valid")
+            return {}
         return answer if isinstance(answer, dict) else {}
 
     # ---- calls ------------------------------------------------------------------------------

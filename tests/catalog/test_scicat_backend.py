@@ -372,3 +372,16 @@ def test_the_central_disk_prune_records_its_real_date(
     clock.advance(3600)
     catalog.update_locations(scan, [hpss(scan)])  # a later update keeps the real date
     assert fake.datasets[pid]["datasetlifecycle"]["dateOfDiskPurging"] != clock.now().isoformat()
+
+
+def test_a_backend_without_whoami_still_registers_and_observes(
+    fake: FakeScicat, build: Build
+) -> None:
+    fake.fail_next(1000, status=404, match=r"^GET /api/v3/auth/whoami$")
+    scan = make_scan("p1/u/s")
+    catalog = build()
+    pid = catalog.register(scan, [cfs(scan)])
+    assert catalog.observe([scan.id]).registered(scan.id)
+    fake.datasets[pid]["ownerGroup"] = "someone-else"
+    with pytest.raises(CatalogUnavailable, match="belongs to another group"):
+        catalog.observe([scan.id])
