@@ -36,15 +36,11 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from pydantic import ValidationError
-from pyscicat.model import CreateDatasetOrigDatablockDto, DataFile, RawDataset
-
 from engine.catalog import scicat_refusals as refusals
 from engine.catalog.base import Location
 from engine.catalog.dataset import (
     SCAN_ID_KEY,
     compile_path_template,
-    datablock_body,
     dataset_body,
     dataset_pid,
     lifecycle_body,
@@ -54,12 +50,17 @@ from engine.catalog.dataset import (
     require_principal_investigator,
     scan_from_document,
     scan_id_of,
-    scientific_metadata,
 )
 from engine.catalog.pid_book import MemoryPidBook, PidBook, PidSettings
-from engine.catalog.scicat_http import Conflict, NotFound, Redactor
+from engine.catalog.scicat_http import NotFound, Redactor
 from engine.catalog.scicat_observe import registered_datasets
 from engine.catalog.scicat_session import ScicatSession
+from engine.catalog.scicat_write import (
+    create_dataset,
+    ensure_datablock,
+    merge_lifecycle,
+    patch_locations,
+)
 from engine.clock import Clock, as_clock
 from engine.config import CatalogConfig
 from engine.errors import (
@@ -72,12 +73,6 @@ from engine.model import CatalogView, Scan
 from engine.secrets import Secret, lookup
 
 log = logging.getLogger(__name__)
-
-
-class OrigDatablockBody(CreateDatasetOrigDatablockDto):
-    """pyscicat's datablock DTO with `chkAlg` as the string the backend expects (int in 0.4.8)."""
-
-    chkAlg: str | None = None
 
 
 class ScicatCatalog:
@@ -119,8 +114,8 @@ class ScicatCatalog:
         self.page_size = page_size
         self.clock = as_clock(clock)
         self.pid_book: PidBook = pid_book if pid_book is not None else MemoryPidBook()
-        self._template = compile_path_template(config.path_template)
-        require_principal_investigator(config, self._template)
+        self.template = compile_path_template(config.path_template)
+        require_principal_investigator(config, self.template)
         # The username is not secret (and redacting a short one would mangle every message).
         self._redact = Redactor([s.reveal() for s in (token, password) if s])
         self.session = ScicatSession(
@@ -200,7 +195,7 @@ class ScicatCatalog:
         """The settings new datasets are created with."""
         return PidSettings(self.config.pid_prefix, self.beamline, self.config.creation_location)
 
-    def _call(
+    def call(
         self,
         method: str,
         endpoint: str,
@@ -252,7 +247,7 @@ class ScicatCatalog:
     def _get_dataset(self, pid: str) -> dict[str, Any] | None:
         """The dataset, None on 404; a 403 with a valid session is another group's dataset."""
         try:
-            found = self._call(
+            found = self.call(
                 "get",
                 f"Datasets/{quote_plus(pid)}",
                 operation="get dataset",
@@ -268,7 +263,7 @@ class ScicatCatalog:
             {"where": where, "limits": {"skip": skip, "limit": limit, "order": "pid:asc"}},
             separators=(",", ":"),
         )
-        page = self._call(
+        page = self.call(
             "get", f"Datasets?filter={quote(filter_json, safe='')}", operation="list datasets"
         )
         if not isinstance(page, list):
@@ -332,7 +327,7 @@ class ScicatCatalog:
             The dataset's pid.
         """
         body = dataset_body(
-            scan, locations, self.config, beamline=self.beamline, template=self._template
+            scan, locations, self.config, beamline=self.beamline, template=self.template
         )
         body["pid"] = self._pid_of(scan.id)
         return self._register(scan, body, lifecycle_body(locations, self.config), locations)
@@ -359,128 +354,18 @@ class ScicatCatalog:
     ) -> str:
         existing = self._find_existing(scan, str(body["pid"]))
         if existing is None:
-            pid, existing = self._create(scan, body, lifecycle)
+            pid, existing = create_dataset(self, scan, body, lifecycle)
         else:
             pid = str(existing["pid"])
             log.info("SciCat: %s already registered as %s; adopting it", scan.id, pid)
         self.pid_book.record(scan.id, pid, self.settings, self.clock.now())
-        self._ensure_datablock(scan, pid, fresh=existing is None)
+        ensure_datablock(self, scan, pid, fresh=existing is None)
         if existing is not None:
             if recorded_endpoints(existing) != {loc.endpoint for loc in locations}:
-                self._patch_locations(scan, pid, existing, locations)
+                patch_locations(self, scan, pid, existing, locations)
             else:
-                self._merge_lifecycle(pid, lifecycle)
+                merge_lifecycle(self, pid, lifecycle)
         return pid
-
-    def _create(
-        self, scan: Scan, body: dict[str, Any], lifecycle: Mapping[str, Any]
-    ) -> tuple[str, dict[str, Any] | None]:
-        pid = str(body["pid"])
-        try:
-            model = RawDataset.model_validate(body)
-        except ValidationError as exc:
-            fields = "\n".join(
-                f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
-            )
-            raise TerminalError(f"{scan.id}: the dataset is invalid:\n{fields}") from None
-        self._check_owner_group()
-        # pyscicat's model has no lifecycle: send it in the same request, so no crash can leave a
-        # dataset without it.
-        payload = {**model.model_dump(exclude_none=True), "datasetlifecycle": dict(lifecycle)}
-        try:
-            created = self._call(
-                "post",
-                "Datasets",
-                payload,
-                operation="create dataset",
-                refusal=lambda r: refusals.cannot_create(
-                    pid, self.session.who, self.config.owner_group, r
-                ),
-            )
-        except Conflict:
-            # Created before a crash or a lost response: adopt it, then complete it.
-            adopted = self._get_dataset(pid)
-            if adopted is None:
-                raise TerminalError(
-                    f"{scan.id}: SciCat says {pid} exists but does not return it"
-                ) from None
-            log.info("SciCat: %s existed already (409); adopting it", pid)
-            return str(adopted["pid"]), adopted
-        except TerminalError as exc:
-            if "PID is not following required standards" in exc.message:
-                raise refusals.pid_not_accepted(pid, self.config.pid_prefix, exc.message) from None
-            raise
-        pid = str(created["pid"]) if isinstance(created, dict) and "pid" in created else pid
-        log.info("SciCat: registered %s as %s", scan.id, pid)
-        return pid, None
-
-    def _check_owner_group(self) -> None:
-        """Refuse before creating a dataset the account could then not read (wrong ownerGroup)."""
-        account = self.account()
-        groups = account.get("currentGroups") if account else None
-        if isinstance(groups, list) and self.config.owner_group not in groups:
-            raise refusals.not_in_owner_group(
-                self.config.owner_group, self.session.who, [str(g) for g in groups], None
-            )
-
-    def _update_refusal(self, pid: str) -> Any:
-        return lambda r: refusals.cannot_update(pid, self.config.owner_group, self.session.who, r)
-
-    def _ensure_datablock(self, scan: Scan, pid: str, *, fresh: bool) -> None:
-        if not scan.files:
-            return
-        path = f"Datasets/{quote_plus(pid)}/origdatablocks"
-        if not fresh:
-            blocks = self._call(
-                "get", path, operation="list datablocks", refusal=self._update_refusal(pid)
-            )
-            if blocks:
-                return
-            log.info("SciCat: completing %s (created before its datablock)", pid)
-        block = datablock_body(scan)
-        model = OrigDatablockBody(
-            size=block["size"],
-            chkAlg=block["chkAlg"],
-            dataFileList=[DataFile(**entry) for entry in block["dataFileList"]],
-        )
-        self._call(
-            "post", path, model, operation="create datablock", refusal=self._update_refusal(pid)
-        )
-
-    def _merge_lifecycle(self, pid: str, lifecycle: Mapping[str, Any]) -> None:
-        # The sub-route merges; `PATCH /Datasets/{pid}` with `datasetlifecycle` would replace it.
-        self._call(
-            "patch",
-            f"Datasets/{quote_plus(pid)}/datasetlifecycle",
-            dict(lifecycle),
-            operation="update lifecycle",
-            refusal=self._update_refusal(pid),
-        )
-
-    def _patch_locations(
-        self, scan: Scan, pid: str, current: Mapping[str, Any], locations: Sequence[Location]
-    ) -> None:
-        fields = self._template.extract(scan.id) if self._template else {}
-        existing = dict(current.get("scientificMetadata") or {})
-        made_for = (existing.get("beamline") or {}).get("value") or self.beamline
-        ours = scientific_metadata(scan, locations, fields, beamline=str(made_for))
-        # A PATCH replaces scientificMetadata whole: keep keys others wrote (and the beamline
-        # the dataset was made for: it is how observations find it).
-        merged = {**existing, **ours}
-        self._call(
-            "patch",
-            f"Datasets/{quote_plus(pid)}",
-            {"scientificMetadata": merged},
-            operation="update locations",
-            refusal=self._update_refusal(pid),
-        )
-        # The central disk copy goes now: its real purge date is this update's.
-        was_on_disk = (current.get("datasetlifecycle") or {}).get("isOnCentralDisk", True)
-        pruned_at = self.clock.now() if was_on_disk else None
-        self._merge_lifecycle(pid, lifecycle_body(locations, self.config, pruned_at=pruned_at))
-        log.info(
-            "SciCat: %s now at %s", scan.id, ", ".join(x.endpoint for x in locations) or "nowhere"
-        )
 
     def update_locations(self, scan: Scan, locations: Sequence[Location]) -> None:
         """Record the current locations (scientificMetadata) and lifecycle of a registered scan.
@@ -494,7 +379,7 @@ class ScicatCatalog:
             raise TerminalError(f"{scan.id}: not registered in SciCat (no dataset {pid})")
         pid = str(current["pid"])
         self.pid_book.record(scan.id, pid, self.settings, self.clock.now())
-        self._patch_locations(scan, pid, current, locations)
+        patch_locations(self, scan, pid, current, locations)
 
     def flush(self) -> None:
         """Nothing to do: every SciCat call is durable when it returns."""

@@ -289,7 +289,7 @@ def test_validation_errors_are_listed_field_by_field(
     scan = make_scan("p1/u/s")
     pid = catalog.register(scan, [cfs(scan)])
     with pytest.raises(TerminalError) as caught:
-        catalog._call(
+        catalog.call(
             "patch",
             f"Datasets/{pid.replace('/', '%2F')}",
             {"pid": "x", "type": "raw", "bogus": 1},
