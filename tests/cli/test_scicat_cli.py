@@ -120,3 +120,46 @@ def test_check_probes_scicat_read_only_with_its_exit_codes(workspace: LocalWorks
         writes = [(r.method, r.path) for r in fake.requests if r.method != "GET"]
         assert writes == [("POST", "/api/v3/auth/login")] * 4
         assert fake.datasets.keys() == {site}
+
+
+def test_a_whole_lifecycle_on_scicat_with_the_default_creation_location(
+    workspace: LocalWorkspace,
+) -> None:
+    """Registered once, archived, pruned from the DTN and CFS (approved), recorded each step."""
+    ws = workspace
+    for i in range(2):
+        ws.write_scan(f"2026/11/scan {i}.h5", os.urandom(300))
+    with FakeScicat() as fake:
+        fake.users["ingestor"] = SECRET
+        switch_to_scicat(ws.config_path)
+        assert "creation_location" not in ws.config_path.read_text("utf-8")  # the default
+        env = {
+            "SCICAT_URL": fake.base_url,
+            "SCICAT_USERNAME": "ingestor",
+            "SCICAT_PASSWORD": SECRET,
+        }
+        for _ in range(6):
+            assert cli(ws, env, "--reconcile", "--once").returncode == 0
+            approved = cli(ws, env, "--approve-all", "--yes")
+            assert approved.returncode == 0, approved.stderr
+        audit = cli(ws, env, "--dry-run", "--json")
+        doc = json.loads(audit.stdout)
+        assert audit.returncode == 0, audit.stdout
+        assert doc["errors"] == [] and doc["actions"] == []
+        assert len(fake.datasets) == 2  # never registered twice
+        for dataset in fake.datasets.values():
+            assert dataset["creationLocation"] == "ALS 9.3.1"
+            assert [x["endpoint"] for x in dataset["scientificMetadata"]["locations"]] == ["hpss"]
+            assert dataset["datasetlifecycle"]["isOnCentralDisk"] is False
+            assert dataset["datasetlifecycle"]["archivable"] is False
+        assert not list((ws.root / "dtn" / "2026" / "11").glob("*.h5"))
+
+        # Converged: a further pass finds everything registered and writes nothing to SciCat.
+        def writes() -> int:
+            return sum(
+                1 for r in fake.requests if r.method in ("POST", "PATCH") and "auth" not in r.path
+            )
+
+        before = writes()
+        assert cli(ws, env, "--reconcile", "--once").returncode == 0
+        assert writes() == before
