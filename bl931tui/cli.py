@@ -1,7 +1,8 @@
 """`bl931tui`: the entry point for the TUI, the service, the audit and the demo.
 
 Exit codes: `--dry-run` reports the most serious class present — 0 settled, 2 work pending,
-1 needs a person (see `Plan.outcome`); 64 usage · 78 configuration.
+1 needs a person (see `Plan.outcome`); `--check` 0 all reachable, 1 a component failed;
+64 usage · 78 configuration.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="DEST",
         help="write a consistent copy of the state store to DEST (safe while the service runs)",
+    )
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="probe the configured components read-only: exit 0 ok, 1 a component failed, 78 config",
     )
     mode.add_argument(
         "--backfill-catalog",
@@ -221,6 +227,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bl931tui.backup import backup_state
 
         return backup_state(config, args.backup_state)
+    if args.check:
+        from bl931tui.check import run_check
+
+        return run_check(config)
     if args.init_endpoint:
         from bl931tui.operator import init_endpoint
 

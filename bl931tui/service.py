@@ -80,6 +80,23 @@ def _run_once(config: Config) -> int:
         store.close()
 
 
+def _probe_catalog(backends: Backends) -> None:
+    """The read-only SciCat probe of `--check`, logged at start-up (a failure does not stop the
+    service: the catalog's state is re-read every pass, and deletes wait while it is unknown)."""
+    from engine.catalog.scicat import ScicatCatalog
+    from engine.catalog.scicat_probe import Verdict, probe_scicat
+
+    if not isinstance(backends.catalog, ScicatCatalog):
+        return
+    for result in probe_scicat(backends.catalog):
+        level = {
+            Verdict.OK: logging.INFO,
+            Verdict.WARNING: logging.WARNING,
+            Verdict.FAILED: logging.ERROR,
+        }[result.verdict]
+        log.log(level, "SciCat %s: %s", result.check, result.message)
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -230,6 +247,7 @@ class Service:
                 self.metrics.serve(port, self.config.service.metrics_host)
             self._start_watcher()
             self._take_decisions()
+            _probe_catalog(self.backends)
             log.info(
                 "reconciling every %gs (state %s, pid %d)",
                 self.loop.interval_seconds,

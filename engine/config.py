@@ -170,7 +170,9 @@ class CatalogConfig(_Section):
     contact_email: str = "bl931@als.lbl.gov"
     principal_investigator: str = ""
     instrument: str = "ALS 9.3.1"
-    creation_location: str = "/ALS/9.3.1"
+    instrument_pid: str | None = None
+    retrievable_from_tape: bool = False
+    creation_location: str = "ALS 9.3.1"
     data_format: str = ""
     keywords: tuple[str, ...] = ("ALS", "9.3.1", "tender X-ray spectroscopy")
     path_template: str | None = None

@@ -27,6 +27,7 @@ from engine.backends import Backends
 from engine.catalog.base import Location
 from engine.catalog.dataset import dataset_pid
 from engine.catalog.factory import resolved_catalog_config
+from engine.catalog.pid_book import StorePidBook
 from engine.clock import Clock
 from engine.config import Config
 from engine.deletes import InterruptedDeletes, confirm_lost_delete, receipt_files, report_foreign
@@ -417,6 +418,9 @@ class Executor:
         """
         if self.config.catalog.kind == "none":
             return None
+        recorded = StorePidBook(self.store).get(scan_id)
+        if recorded is not None:
+            return recorded
         for event in reversed(self.store.events(scan=scan_id, limit=10_000)):
             data = event.get("data")
             if event["kind"] == "catalog.register" and isinstance(data, dict) and data.get("pid"):

@@ -20,6 +20,7 @@ from typing import Any
 from engine.alert_log import AlertLog
 from engine.approvals import require_second_approver
 from engine.backends import Backends
+from engine.catalog.pid_book import keep_pids_in
 from engine.clock import Clock, as_clock
 from engine.config import Config
 from engine.errors import Bl931Error, CatalogUnavailable, EndpointUnavailable
@@ -139,6 +140,7 @@ class Reconciler:
         self.layout = ScanLayout.from_config(config.inventory)
         self.policy = Policy.from_config(config)
         self.executor = Executor(config, store, backends, self.layout, clock=self.clock)
+        keep_pids_in(backends.catalog, store)
         self._swept = False
         # Scan id → listing signature of scans the live watcher declared complete (the service
         # sets it when it runs a watcher); the walk accepts those before `quiet_seconds`.

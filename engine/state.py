@@ -206,6 +206,23 @@ MIGRATIONS: tuple[str, ...] = (
         initialised_at TEXT NOT NULL
     );
     """,
+    # 3: the pid each scan was registered with in the catalog (reused forever), seeded from the
+    # register events that recorded it
+    """
+    CREATE TABLE catalog_pids(
+        scan TEXT PRIMARY KEY,
+        pid TEXT NOT NULL,
+        pid_prefix TEXT,
+        beamline TEXT,
+        creation_location TEXT,
+        recorded_at TEXT NOT NULL
+    );
+    INSERT OR IGNORE INTO catalog_pids(scan, pid, recorded_at)
+        SELECT scan, json_extract(data, '$.pid'), at FROM events
+        WHERE kind = 'catalog.register' AND scan IS NOT NULL
+          AND json_valid(data) AND json_extract(data, '$.pid') IS NOT NULL
+        ORDER BY seq;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
