@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from datetime import datetime
 
@@ -82,7 +82,9 @@ class StorageIdentities:
         }
         self.recorded: dict[str, str] = {}
         if store.has_table("endpoint_storage"):
-            for row in store.connection().execute("SELECT endpoint, identity FROM endpoint_storage"):
+            for row in store.connection().execute(
+                "SELECT endpoint, identity FROM endpoint_storage"
+            ):
                 self.recorded[row["endpoint"]] = row["identity"]
 
     def of(self, endpoint: str) -> str | None:
@@ -130,12 +132,16 @@ class StorageIdentities:
         return evidence if evidence.identity == identity else replace(evidence, identity=identity)
 
     # ---- recording -------------------------------------------------------------------------
-    def record(self, now: datetime) -> None:
+    def record(self, now: datetime, *, unproven: Collection[str] = ()) -> None:
         """Remember each endpoint's identity (a writable pass): the first time, evidence from
         before identities is stamped with it; when it changes, an event says so (what was
-        verified on the old storage stays keyed to it, so it no longer counts here)."""
+        verified on the old storage stays keyed to it, so it no longer counts here).
+
+        Endpoints in `unproven` (their marker or mount check failed this pass) are skipped:
+        a bare mount point's device is not a new storage.
+        """
         for endpoint, current in self.current.items():
-            if current is None:
+            if current is None or endpoint in unproven:
                 continue
             recorded = self.recorded.get(endpoint)
             if recorded == current:
@@ -290,7 +296,13 @@ def adopt(
                 f"{endpoint}: evidence of {rekeyed} copies re-keyed from {old} to {current} "
                 f"by {user} (a migration vouched for, not re-verified)",
                 json.dumps(
-                    {"endpoint": endpoint, "from": old, "to": current, "copies": rekeyed, "by": user}
+                    {
+                        "endpoint": endpoint,
+                        "from": old,
+                        "to": current,
+                        "copies": rekeyed,
+                        "by": user,
+                    }
                 ),
             ),
         )

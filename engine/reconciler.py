@@ -290,7 +290,7 @@ class Reconciler:
         # After the markers: a local endpoint's storage identity includes its marker.
         storages = StorageIdentities(self.config, self.store)
         if write:
-            storages.record(now)
+            storages.record(now, unproven=unproven)
         self.executor.storages = storages
         foreign = foreign_paths(self.store.foreign_files())
         try:

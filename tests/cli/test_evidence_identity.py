@@ -179,7 +179,7 @@ def test_adopting_a_deliberate_migration_rekeys_the_evidence_and_is_recorded(
     assert new_identity in done.stdout and "1 " in done.stdout
 
     code, doc = audit(run_cli, site)
-    assert len(dtn_prunes(doc)) == 1, "the adopted evidence counts at the new storage"
+    assert code == 2 and len(dtn_prunes(doc)) == 1, "the adopted evidence counts at once"
     assert not [a for a in doc["actions"] if a["kind"] == "copy"]
     assert doc["alert_details"] == []
     store = sqlite3.connect(site.state_path)
@@ -195,6 +195,21 @@ def test_adopting_a_deliberate_migration_rekeys_the_evidence_and_is_recorded(
         "--adopt-endpoint", "cfs", "--from-identity", old_identity, config=site.config_path
     )
     assert done.returncode == 1, "nothing is left to adopt under the old identity"
+
+
+def test_a_copy_in_flight_when_cfs_is_repointed_proves_nothing_about_the_new_storage(
+    run_cli: RunCli, site: Site, fake: FakeTransferAPI
+) -> None:
+    reconcile(run_cli, site)  # inventories the scan and submits the copy dtn -> cfs
+    (copy,) = transfers(fake)
+    fake.finish(copy.task_id)  # Transfer completes it into the old collection
+    new = migrate_cfs(site, corrupt=True)
+
+    reconcile(run_cli, site)  # records the task's success: evidence about the old storage
+    _, doc = audit(run_cli, site)
+    assert dtn_prunes(doc) == [], "a copy into the old collection verified the new one"
+    settle(run_cli, site, 4)
+    assert intact(new)
 
 
 # ---- local endpoints: the marker travels with `cp -a`, the storage does not ----------------
@@ -233,3 +248,25 @@ def test_a_local_cfs_copied_to_another_disk_is_rehashed_before_it_is_relied_on(
         if not dtn_file.exists():
             assert (new / "2026/a.h5").read_bytes() == good
     assert not dtn_file.exists() and (new / "2026/a.h5").read_bytes() == good
+
+
+def test_evidence_from_before_storage_identities_still_counts_after_the_upgrade(
+    run_cli: RunCli, ws: LocalWorkspace
+) -> None:
+    ws.write_scan("2026/a.h5", os.urandom(4096))
+    for _ in range(3):
+        assert run_cli("--reconcile", "--once", config=ws.config_path).returncode == 0
+    # As a store upgraded from a version without identities: evidence rows carry none.
+    with sqlite3.connect(ws.state_path) as conn:
+        conn.execute("UPDATE evidence SET identity = NULL")
+        conn.execute("DELETE FROM endpoint_storage")
+
+    for _ in range(2):
+        done = run_cli("--dry-run", "--json", config=ws.config_path)
+        doc = json.loads(done.stdout)
+        assert [a["target"] for a in doc["actions"] if a["kind"] == "delete"] == ["dtn"]
+        assert doc["alert_details"] == [] and done.returncode == 2
+        assert run_cli("--reconcile", "--once", config=ws.config_path).returncode == 0
+    with sqlite3.connect(ws.state_path) as conn:
+        identities = {row[0] for row in conn.execute("SELECT identity FROM evidence")}
+    assert None not in identities and len(identities) == 2  # cfs and hpss
