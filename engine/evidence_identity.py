@@ -116,14 +116,16 @@ class StorageIdentities:
         self, endpoint: str, evidence: Mapping[str, Evidence]
     ) -> tuple[dict[str, Evidence], dict[str, Evidence]]:
         """(evidence taken on the endpoint's current storage, evidence taken on another)."""
+        current = self.current.get(endpoint)
+        unstamped = self.recorded.get(endpoint) or current  # `owner`, inlined: 100k rows a pass
         here: dict[str, Evidence] = {}
         elsewhere: dict[str, Evidence] = {}
         for scan, proof in evidence.items():
-            current, moved = self.sort(endpoint, proof)
-            if current is not None:
-                here[scan] = current
-            elif moved is not None:
-                elsewhere[scan] = moved
+            owner = proof.identity or unstamped
+            if current is not None and owner == current:
+                here[scan] = proof
+            else:
+                elsewhere[scan] = self.stamp(endpoint, proof, owner)
         return here, elsewhere
 
     def stamp(self, endpoint: str, evidence: Evidence, identity: str | None = None) -> Evidence:

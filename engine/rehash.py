@@ -5,9 +5,10 @@ outcome was lost in a crash, its mtime was touched, a person copied it by hand) 
 scan's very bytes or something else: an older version whose evidence was lost, rot, a user's
 file. So is a copy verified on storage the endpoint no longer points to (a migration). Where
 the endpoint can compute checksums (a local root, or a Globus collection mounted here), the
-observation re-hashes it once per listing and storage: identical bytes become `checksum` evidence (`how = "rehash"`), so nothing is copied
-again and no person is asked; other bytes mark the replica `differs`, so that a copy over them
-is planned as a replace (gated like a delete), never as a plain copy.
+observation re-hashes it once per listing and storage: identical bytes become `checksum`
+evidence (`how = "rehash"`), so nothing is copied again and no person is asked; other bytes
+mark the replica `differs`, so that a copy over them is planned as a replace (gated like a
+delete), never as a plain copy.
 """
 
 from __future__ import annotations
