@@ -32,7 +32,12 @@ from engine.deletes import InterruptedDeletes, confirm_lost_delete, receipt_file
 from engine.errors import Bl931Error, classify
 from engine.evidence_identity import StorageIdentities
 from engine.identity import IdentityCheck
-from engine.last_look import Refusal, check_distinct_copies, check_target_unchanged
+from engine.last_look import (
+    Refusal,
+    check_distinct_copies,
+    check_mounted_target,
+    check_target_unchanged,
+)
 from engine.layout import ScanLayout
 from engine.model import Action, ActionKind, ErrorClass, Level, Plan, Scan
 from engine.observe import assess, inventory_signature
@@ -787,7 +792,12 @@ class Executor:
                     action, now, "the scan changed since inventory", code="changed_since_inventory"
                 )
         # Last, and the most expensive: the bytes about to go must be the ones verified elsewhere.
-        refusal = check_target_unchanged(scan, action.target, roots)
+        target_storage = self.backends.storages.get(action.target)
+        if self.backends.kinds.get(action.target) == "globus" and action.target in roots:
+            assert target_storage is not None
+            refusal = check_mounted_target(scan, action.target, target_storage, self.layout)
+        else:
+            refusal = check_target_unchanged(scan, action.target, roots)
         if refusal is not None:
             if action.target != self.policy.inventory_endpoint:
                 self.store.drop_evidence(scan.id, action.target)  # so the copy gets repaired
