@@ -194,7 +194,7 @@ def test_adopting_a_deliberate_migration_rekeys_the_evidence_and_is_recorded(
         "--adopt-endpoint", "cfs", "--from-identity", old_identity, config=site.config_path
     )
     assert done.returncode == 0, done.stderr
-    assert new_identity in done.stdout and "1 " in done.stdout
+    assert new_identity in done.stdout and "the evidence of 1 copies" in done.stdout
 
     code, doc = audit(run_cli, site)
     assert code == 2 and len(dtn_prunes(doc)) == 1, "the adopted evidence counts at once"
