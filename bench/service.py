@@ -110,7 +110,12 @@ def populate(ws: LocalWorkspace, count: int) -> None:
             for endpoint in ("cfs", "hpss")
         ]
         with store.transaction() as conn:
-            conn.executemany("INSERT INTO evidence VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            # No identity: evidence from before identities, stamped by the first pass.
+            conn.executemany(
+                """INSERT INTO evidence(scan, endpoint, level, algorithm, value, task_id,
+                     signature, how, verified_at) VALUES (?,?,?,?,?,?,?,?,?)""",
+                rows,
+            )
     finally:
         store.close()
 

@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the identity marker of a local endpoint (after checking it is mounted)",
     )
     mode.add_argument(
+        "--adopt-endpoint",
+        metavar="NAME",
+        help="after a deliberate storage migration: re-key the endpoint's evidence from its old "
+        "storage (with --from-identity) instead of re-verifying it",
+    )
+    mode.add_argument(
         "--acknowledge",
         metavar="ALERT_ID",
         help="acknowledge a standing alert (with --why); e.g. accept replicas lost at an endpoint",
@@ -84,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", metavar="ISO8601", help="with --dry-run: plan as if it were then")
     p.add_argument("--yes", action="store_true", help="with --approve-all: do not ask")
     p.add_argument("--why", metavar="TEXT", help="with --acknowledge: the reason, recorded")
+    p.add_argument(
+        "--from-identity",
+        metavar="IDENTITY",
+        help="with --adopt-endpoint: the old storage identity, as the storage_changed alert names it",
+    )
     p.add_argument("--headless", action="store_true", help="with --demo: no screen, print events")
     p.add_argument(
         "--duration",
@@ -140,6 +151,13 @@ def _check_combinations(args: argparse.Namespace) -> None:
         raise UsageError("--why goes with --acknowledge")
     if args.acknowledge and not (args.why or "").strip():
         raise UsageError("--acknowledge needs --why TEXT: the reason is recorded with your name")
+    if args.from_identity is not None and not args.adopt_endpoint:
+        raise UsageError("--from-identity goes with --adopt-endpoint")
+    if args.adopt_endpoint and not (args.from_identity or "").strip():
+        raise UsageError(
+            "--adopt-endpoint needs --from-identity IDENTITY: the old storage whose evidence "
+            "you vouch for (the storage_changed alert names it)"
+        )
 
 
 def parse_as_of(text: str) -> datetime:
@@ -235,6 +253,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bl931tui.operator import init_endpoint
 
         return init_endpoint(config, args.init_endpoint)
+    if args.adopt_endpoint:
+        from bl931tui.operator import adopt_endpoint
+
+        return adopt_endpoint(config, args.adopt_endpoint, args.from_identity.strip())
     if args.acknowledge:
         from bl931tui.operator import acknowledge
 

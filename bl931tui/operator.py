@@ -1,6 +1,7 @@
-"""Operator steps on the command line that change engine state: endpoint markers (with the
-owner lock: stop the service first) and alert acknowledgements (a decision, like an approval,
-that the running owner applies). Each records who did it."""
+"""Operator steps on the command line that change engine state: endpoint markers and the
+adoption of a migrated endpoint's evidence (with the owner lock: stop the service first), and
+alert acknowledgements (a decision, like an approval, that the running owner applies). Each
+records who did it."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from engine.alert_log import AlertLog
 from engine.clock import SYSTEM_CLOCK
 from engine.config import Config
 from engine.errors import UsageError
+from engine.evidence_identity import adopt
 from engine.file_modes import owned_store
 from engine.identity import IdentityCheck
 from engine.lock import OwnerLock
 from engine.model import Alert
-from engine.operator_decisions import DecisionRequest, NotPermitted
-from engine.operators import operator_name
+from engine.operator_decisions import DecisionRequest, NotPermitted, direct_refusal
+from engine.operators import current_operator, operator_name
 from engine.state import StateStore
 
 
@@ -43,6 +45,39 @@ def init_endpoint(config: Config, name: str) -> int:
         finally:
             store.close()
     print(f"{name}: identity {identity.marker_id} recorded for {identity.root}")
+    return 0
+
+
+def adopt_endpoint(config: Config, name: str, old_identity: str) -> int:
+    """Re-key the evidence an endpoint's copies were verified with on its old storage.
+
+    For a deliberate migration the operator vouches for (every byte kept): the copies count as
+    verified at once instead of being re-verified. Needs the owner lock, like `--init-endpoint`.
+    """
+    if name not in config.endpoints:
+        known = ", ".join(sorted(config.endpoints))
+        raise UsageError(f"--adopt-endpoint {name!r}: no such endpoint (configured: {known})")
+    if not config.state.path.exists():
+        raise UsageError("there is no state store yet, so no evidence to adopt")
+    # Vouching for a migration lets deletes rely on copies nobody re-read: a decision, made
+    # with the service stopped, by the store's owner who is also an approver.
+    operator = current_operator()
+    refusal = direct_refusal(config, operator)
+    if refusal is not None:
+        raise NotPermitted(refusal)
+    user = operator.name
+    with OwnerLock(config.state.path):
+        store = owned_store(config)
+        try:
+            current, copies = adopt(
+                config, store, name, old_identity, user=user, now=SYSTEM_CLOCK.now()
+            )
+        finally:
+            store.close()
+    print(
+        f"{name}: re-keyed the evidence of {copies} copies from {old_identity} to {current} "
+        f"(recorded as {user})"
+    )
     return 0
 
 

@@ -32,8 +32,14 @@ from engine.clock import Clock
 from engine.config import Config
 from engine.deletes import InterruptedDeletes, confirm_lost_delete, receipt_files, report_foreign
 from engine.errors import Bl931Error, classify
+from engine.evidence_identity import StorageIdentities
 from engine.identity import IdentityCheck
-from engine.last_look import Refusal, check_distinct_copies, check_target_unchanged
+from engine.last_look import (
+    Refusal,
+    check_distinct_copies,
+    check_mounted_target,
+    check_target_unchanged,
+)
 from engine.layout import ScanLayout
 from engine.model import Action, ActionKind, ErrorClass, Level, Plan, Scan
 from engine.observe import assess, inventory_signature
@@ -94,6 +100,8 @@ class Executor:
         self.clock = clock
         # This pass's endpoint identity check (set by the reconciler when it observes).
         self.identity: IdentityCheck | None = None
+        # This pass's storage identities (set by the reconciler when it observes).
+        self.storages: StorageIdentities | None = None
         self.interrupted = InterruptedDeletes(self)
 
     # ---- recording helpers -------------------------------------------------------------
@@ -310,6 +318,12 @@ class Executor:
                 )
                 return False
             assert action.target is not None
+            # The evidence is about the storage the task wrote to, even if the config was
+            # repointed while it ran.
+            storages = self._storage_identities()
+            evidence = storages.stamp(
+                action.target, evidence, storages.task_target(task.submission_id, action.target)
+            )
             self.store.record_evidence(action.scan, action.target, evidence)
             self.store.record_success(action.id, now)
             receipt = replace_receipt(self.store, action.id, evidence, task.task_id, now)
@@ -374,6 +388,7 @@ class Executor:
         required = rule.delete_requires if rule else ()
         decision = self.store.decisions().get(action.id)
         copies = []
+        storages = self._storage_identities()
         for endpoint in required:
             ev = evidence.get(endpoint, {}).get(action.scan)
             copies.append(
@@ -385,6 +400,7 @@ class Executor:
                     "task_id": ev.task_id if ev else None,
                     "verified_at": iso(ev.verified_at) if ev else None,
                     "how": ev.how if ev else None,
+                    "storage": storages.owner(endpoint, ev) if ev else None,
                 }
             )
         return {
@@ -572,6 +588,8 @@ class Executor:
             files_total=sum(scans[a.scan].file_count for a in actions),
         )
         self.store.create_task(task, {a.id: a.scan for a in actions}, now)
+        if kind == "copy":
+            self._storage_identities().remember_task_target(submission_id, target)
         for action in actions:
             if action.replaces is not None:
                 # Before the mover runs: what the copy will overwrite, and who approved it.
@@ -721,6 +739,8 @@ class Executor:
         if refusal is not None:
             return self._refused(action, now, refusal)
         evidence = self.store.load_evidence()
+        # Evidence counts only on the storage it was taken on, told afresh (a remount).
+        storages = StorageIdentities(self.config, self.store)
         for required in rule.delete_requires:
             storage = self.backends.storages.get(required)
             if storage is None:
@@ -737,12 +757,14 @@ class Executor:
                 return self._recheck_failed(
                     action, now, f"the {required} copy is gone", code="copy_missing"
                 )
+            proof, moved = storages.sort(required, evidence.get(required, {}).get(scan.id))
             level = assess(
                 scan,
                 required,
                 listing,
-                evidence.get(required, {}).get(scan.id),
+                proof,
                 is_inventory=required == self.policy.inventory_endpoint,
+                elsewhere=moved,
             ).replica.level
             if level < rule.verify:
                 return self._recheck_failed(
@@ -778,12 +800,24 @@ class Executor:
                     action, now, "the scan changed since inventory", code="changed_since_inventory"
                 )
         # Last, and the most expensive: the bytes about to go must be the ones verified elsewhere.
-        refusal = check_target_unchanged(scan, action.target, roots)
+        target_storage = self.backends.storages.get(action.target)
+        if self.backends.kinds.get(action.target) == "globus" and action.target in roots:
+            assert target_storage is not None
+            refusal = check_mounted_target(scan, action.target, target_storage, self.layout)
+        else:
+            refusal = check_target_unchanged(scan, action.target, roots)
         if refusal is not None:
             if action.target != self.policy.inventory_endpoint:
                 self.store.drop_evidence(scan.id, action.target)  # so the copy gets repaired
             return self._refused(action, now, refusal)
         return True
+
+    def _storage_identities(self) -> StorageIdentities:
+        """This pass's storage identities (told now when no observation has run yet, e.g. while
+        polling the tasks of an earlier pass)."""
+        if self.storages is None:
+            self.storages = StorageIdentities(self.config, self.store)
+        return self.storages
 
     def _identities_hold(self, action: Action, now: datetime) -> bool:
         """At the last look, the endpoint deleted from and every one relied on are still

@@ -223,6 +223,16 @@ MIGRATIONS: tuple[str, ...] = (
           AND json_valid(data) AND json_extract(data, '$.pid') IS NOT NULL
         ORDER BY seq;
     """,
+    # 4: evidence belongs to a storage identity (engine/evidence_identity.py)
+    """
+    ALTER TABLE evidence ADD COLUMN identity TEXT;
+    ALTER TABLE tasks ADD COLUMN target_identity TEXT;
+    CREATE TABLE endpoint_storage(
+        endpoint TEXT PRIMARY KEY,
+        identity TEXT NOT NULL,
+        since TEXT NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -594,11 +604,14 @@ class StateStore:
         parse = datetime.fromisoformat
         cursor = self._conn().cursor()
         cursor.row_factory = None
+        # A read-only store still at a schema from before identities has no such column.
+        identity = "identity" if self._has_column("evidence", "identity") else "NULL"
         cursor.execute(
-            """SELECT endpoint, scan, level, algorithm, value, task_id, verified_at, signature,
-                      how FROM evidence"""
+            f"""SELECT endpoint, scan, level, algorithm, value, task_id, verified_at, signature,
+                      how, {identity} FROM evidence"""
         )
-        for endpoint, scan, level, algorithm, value, task_id, verified, signature, how in cursor:
+        for row in cursor:
+            endpoint, scan, level, algorithm, value, task_id, verified, signature, how, ident = row
             rows = out.get(endpoint)
             if rows is None:
                 rows = out[endpoint] = {}
@@ -610,18 +623,24 @@ class StateStore:
                 verified_at=parse(verified),
                 signature=signature,
                 how=how,
+                identity=ident,
             )
         return out
+
+    def _has_column(self, table: str, column: str) -> bool:
+        rows = self._conn().execute(f"PRAGMA table_info({table})").fetchall()
+        return any(row[1] == column for row in rows)
 
     def record_evidence(self, scan: str, endpoint: str, evidence: Evidence) -> None:
         self._forget(evidence=True)
         with self.transaction() as conn:
             conn.execute(
-                """INSERT INTO evidence VALUES (?,?,?,?,?,?,?,?,?)
+                """INSERT INTO evidence(scan, endpoint, level, algorithm, value, task_id,
+                     signature, how, verified_at, identity) VALUES (?,?,?,?,?,?,?,?,?,?)
                    ON CONFLICT(scan, endpoint) DO UPDATE SET level=excluded.level,
                      algorithm=excluded.algorithm, value=excluded.value, task_id=excluded.task_id,
                      signature=excluded.signature, how=excluded.how,
-                     verified_at=excluded.verified_at""",
+                     verified_at=excluded.verified_at, identity=excluded.identity""",
                 (
                     scan,
                     endpoint,
@@ -632,9 +651,15 @@ class StateStore:
                     evidence.signature,
                     evidence.how,
                     iso(evidence.verified_at),
+                    evidence.identity,
                 ),
             )
         self._forget(evidence=True)  # and again after: a reader may have cached in between
+
+    def evidence_rewritten(self) -> None:
+        """Forget the cached evidence: call before and after another module rewrites evidence
+        rows in its own transaction (`engine.evidence_identity` re-keys them)."""
+        self._forget(evidence=True)
 
     def drop_evidence(self, scan: str, endpoint: str) -> None:
         self._forget(evidence=True)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.catalog.pid_book import PidSettings, StorePidBook, settings_drift
-from engine.state import StateStore
+from engine.state import MIGRATIONS, StateStore
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 OLD = PidSettings("bl931", "9.3.1", "/ALS/9.3.1")
@@ -16,10 +16,8 @@ OLD = PidSettings("bl931", "9.3.1", "/ALS/9.3.1")
 
 def test_an_older_store_is_seeded_from_its_register_events(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
-    StateStore(path).close()
     with sqlite3.connect(path) as conn:  # as an older bl931 left it: schema 2, pids in events
-        conn.execute("DROP TABLE catalog_pids")
-        conn.execute("PRAGMA user_version = 2")
+        conn.executescript(MIGRATIONS[0] + ";" + MIGRATIONS[1] + ";PRAGMA user_version = 2;")
         for scan, pid in (("a", "bl931/1"), ("b", "bl931/2"), ("a", "bl931/other")):
             conn.execute(
                 "INSERT INTO events(at, kind, scan, message, data) VALUES (?, ?, ?, ?, ?)",
