@@ -28,6 +28,7 @@ from engine.catalog.dataset import dataset_pid
 from engine.catalog.factory import resolved_catalog_config
 from engine.clock import Clock
 from engine.config import Config
+from engine.decisions import DecisionLog, Refused
 from engine.deletes import InterruptedDeletes, confirm_lost_delete, receipt_files, report_foreign
 from engine.errors import Bl931Error, classify
 from engine.identity import IdentityCheck
@@ -350,7 +351,13 @@ class Executor:
         if note is not None:
             receipt["note"] = f"{note}; {receipt['note']}" if "note" in receipt else note
         self.store.record_deletion(
-            action.scan, action.target, action.id, task.task_id, now, receipt
+            action.scan,
+            action.target,
+            action.id,
+            task.task_id,
+            now,
+            receipt,
+            submission_id=task.submission_id,
         )
         self.store.record_success(action.id, now)
         detail = f"task {task.task_id}" + ("; interrupted, confirmed absent" if note else "")
@@ -370,7 +377,7 @@ class Executor:
         evidence = self.store.load_evidence()
         rule = self.policy.retention.get(action.target or "")
         required = rule.delete_requires if rule else ()
-        decision = self.store.decisions().get(action.id)
+        decision = DecisionLog(self.store).spent_by(task.submission_id, action.id)
         copies = []
         for endpoint in required:
             ev = evidence.get(endpoint, {}).get(action.scan)
@@ -395,11 +402,9 @@ class Executor:
                 "files": scan.file_count if scan else None,
             },
             "verified_copies": copies,
-            "approval": (
-                {"decision": decision[0], "by": decision[1], "at": iso(decision[2])}
-                if decision
-                else None
-            ),
+            # The approval in force when the delete was submitted (the one its submission
+            # spent); decisions recorded after that are events of their own.
+            "approval": decision.as_receipt() if decision else None,
             "delete_task_id": task.task_id,
             "recorded_at": iso(now),
         }
@@ -549,21 +554,31 @@ class Executor:
                 )
             return False
         arrow = f"{source} → {target}" if source else f"at {target}"
-        label = f"bl931 {kind} {arrow}: {len(actions)} scans {now:%Y-%m-%d %H:%M}"
-        task = TaskRow(
-            submission_id=submission_id,
-            task_id=None,
-            mover=mover.name,
-            kind=kind,
-            source=source,
-            target=target,
-            label=label,
-            status="preparing",
-            action_ids=tuple(a.id for a in actions),
-            bytes_total=sum(a.bytes for a in actions),
-            files_total=sum(scans[a.scan].file_count for a in actions),
-        )
-        self.store.create_task(task, {a.id: a.scan for a in actions}, now)
+        with self.store.transaction():
+            # Decisions and holds are read again under the write lock that records the
+            # submission: one recorded during the last looks counts, a later one cannot slip in.
+            admitted, refused = DecisionLog(self.store).admit(actions, submission_id, now)
+            label = f"bl931 {kind} {arrow}: {len(admitted)} scans {now:%Y-%m-%d %H:%M}"
+            task = TaskRow(
+                submission_id=submission_id,
+                task_id=None,
+                mover=mover.name,
+                kind=kind,
+                source=source,
+                target=target,
+                label=label,
+                status="preparing",
+                action_ids=tuple(a.id for a in admitted),
+                bytes_total=sum(a.bytes for a in admitted),
+                files_total=sum(scans[a.scan].file_count for a in admitted),
+            )
+            if admitted:
+                self.store.create_task(task, {a.id: a.scan for a in admitted}, now)
+        for refusal in refused:
+            self._not_submitted(refusal, now)
+        if not admitted:
+            return False
+        actions = admitted
         for action in actions:
             if action.replaces is not None:
                 # Before the mover runs: what the copy will overwrite, and who approved it.
@@ -573,7 +588,7 @@ class Executor:
                     f"replacing the verified version {action.replaces} at {target}",
                     scan=action.scan,
                     action_id=action.id,
-                    data=replace_intent(action, scans[action.scan], self.store, now),
+                    data=replace_intent(action, scans[action.scan], self.store, submission_id, now),
                 )
         request = TaskRequest(
             cast(TaskKind, kind),
@@ -803,6 +818,22 @@ class Executor:
         if refusal.needs_human:
             self.store.record_failure(action.id, ErrorClass.NEEDS_HUMAN, refusal.message, now, None)
         return False
+
+    def _not_submitted(self, refusal: Refused, now: datetime) -> None:
+        """Record an action a decision or hold read at submission kept from being submitted."""
+        action = refusal.action
+        if action.kind is ActionKind.DELETE:
+            self._recheck_failed(action, now, refusal.why, code=refusal.code)
+            return
+        self._event(
+            now,
+            "copy.not_submitted",
+            f"copy {action.source} → {action.target} not submitted: {refusal.why}",
+            scan=action.scan,
+            action_id=action.id,
+            level="warning",
+            data={"reason_code": refusal.code},
+        )
 
     def _recheck_failed(
         self,

@@ -35,7 +35,7 @@ def as_operator(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
         monkeypatch.setenv(variable, name)
 
 
-def dtn_prune(run_cli: RunCli, site: GlobusSite) -> dict[str, Any]:
+def dtn_prune(run_cli: RunCli, site: GlobusSite) -> dict[str, Any]:  # noqa: F811
     for _ in range(6):
         deletes = [a for a in audit(run_cli, site)["actions"] if a["kind"] == "delete"]
         if deletes:
@@ -76,11 +76,15 @@ def test_a_reject_after_submission_does_not_rewrite_the_receipt(
     store = StateStore(site.state_path, readonly=True)
     try:
         kinds = [e["kind"] for e in store.events(action_id=prune["id"])]
-        rejected = [e for e in store.events(action_id=prune["id"]) if e["kind"] == "action.rejected"]
+        rejected = [
+            e for e in store.events(action_id=prune["id"]) if e["kind"] == "action.rejected"
+        ]
     finally:
         store.close()
-    assert kinds.index("delete.submitted") < kinds.index("action.rejected") < kinds.index(
-        "delete.done"
+    assert (
+        kinds.index("delete.submitted")
+        < kinds.index("action.rejected")
+        < kinds.index("delete.done")
     ), kinds
     assert "by bob" in rejected[0]["message"]
 

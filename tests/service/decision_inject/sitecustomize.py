@@ -43,7 +43,9 @@ if _WHAT:
                 if _WHAT == "reject":
                     other.reject([delete], who, SYSTEM_CLOCK.now(), "decided during the last look")
                 else:
-                    other.place_hold(scan.id, "decided during the last look", who, SYSTEM_CLOCK.now())
+                    other.place_hold(
+                        scan.id, "decided during the last look", who, SYSTEM_CLOCK.now()
+                    )
             finally:
                 other.close()
         return _real_check(scan, target, *args, **kw)
