@@ -237,6 +237,38 @@ def test_a_decision_recorded_during_the_last_look_prevents_the_delete(
     assert outcome == 0, doc
 
 
+def test_an_interrupted_delete_resumes_on_the_approval_it_was_submitted_under(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = beamline(tmp_path)
+    prune = until_prune_awaits(run_cli, ws)
+    as_operator(monkeypatch, "alice")
+    decide(run_cli, ws, "--approve", prune["id"])
+    with monkeypatch.context() as patch:  # submission recorded, then death before the mover
+        with_hooks(patch, CRASH)
+        patch.setenv("BL931_CRASH_AT_DELETE", "prepared")
+        done = run_cli("--reconcile", "--once", config=ws.config_path)
+    assert done.returncode == 137, done.stderr
+    store = StateStore(ws.state_path, readonly=True)
+    try:
+        (task,) = [t for t in store.tasks() if t.kind == "delete"]
+    finally:
+        store.close()
+    assert task.status == "preparing" and task.action_ids == (prune["id"],)
+
+    as_operator(monkeypatch, "service")  # nobody approves again
+    reconcile(run_cli, ws)
+    assert not (ws.dtn / SCAN).exists(), "the interrupted delete asked for a new approval"
+    (receipt,) = receipts(run_cli, ws)
+    assert receipt["approval"]["by"] == "alice"
+    assert receipt["approval"]["submission_id"] == task.submission_id == receipt["submission_id"]
+    store = StateStore(ws.state_path, readonly=True)
+    try:
+        assert store.count_submissions(prune["id"]) == 1
+    finally:
+        store.close()
+
+
 def test_two_operators_the_last_decision_before_submission_wins(
     tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -249,7 +281,8 @@ def test_two_operators_the_last_decision_before_submission_wins(
     reconcile(run_cli, ws)
     assert (ws.dtn / SCAN).exists(), "bob's later reject was not applied"
     outcome, doc = audit(run_cli, ws)
-    assert [b["reason_code"] for b in doc["blocked"] if b["endpoint"] == "dtn"] == ["rejected"]
+    (blocked,) = [b for b in doc["blocked"] if b["endpoint"] == "dtn"]
+    assert blocked["reason_code"] == "rejected" and prune["id"] in blocked["reason"]
     assert outcome == 0
 
     as_operator(monkeypatch, "alice")  # alice decides again, after bob
