@@ -22,7 +22,7 @@ import sys
 from datetime import datetime
 
 from engine.config import Config
-from engine.decisions import REJECT, DecisionLog
+from engine.decisions import APPROVE, REJECT, DecisionLog
 from engine.errors import UsageError
 from engine.model import Action, InFlight, Plan
 
@@ -81,8 +81,9 @@ def approve(config: Config, args: argparse.Namespace) -> int:
         overriding = [aid for aid in args.approve if aid in rejected and aid not in gated]
     user = os_user()
     ids = [a.id for a in chosen] + overriding
+    scans = {a.id: a.scan for a in chosen}
     with writable_store(config) as store:
-        store.approve(ids, user, now)
+        DecisionLog(store).record(ids, APPROVE, user, now, scans=scans)
     for action in chosen:
         print(f"approved {action.id} ({action.kind.value} {action.scan}) as {user}")
     for aid in overriding:
@@ -106,8 +107,11 @@ def reject(config: Config, args: argparse.Namespace) -> int:
     if unknown:
         raise _unknown(unknown, "not in the current plan, nor in flight")
     user = os_user()
+    scans = {a.id: a.scan for a in planned.values()} | {
+        f.action_id: f.scan for f in flying.values()
+    }
     with writable_store(config) as store:
-        store.reject(args.reject, user, now)
+        DecisionLog(store).record(args.reject, REJECT, user, now, scans=scans)
     for aid in args.reject:
         if aid in planned:
             action = planned[aid]

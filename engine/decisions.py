@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -116,10 +116,23 @@ class DecisionLog:
 
     # ---- writing ---------------------------------------------------------------------------
     def record(
-        self, action_ids: Iterable[str], decision: str, by: str, now: datetime, note: str = ""
+        self,
+        action_ids: Iterable[str],
+        decision: str,
+        by: str,
+        now: datetime,
+        note: str = "",
+        *,
+        scans: Mapping[str, str] | None = None,
     ) -> None:
         """Append one decision per action (it supersedes the action's earlier ones) and its
-        event. An approval of an action in flight is recorded too, for later executions."""
+        event. A decision on an action in flight is recorded too, for later executions.
+
+        Args:
+            scans: action id → scan, for the events of actions the service has not recorded
+                (an id from a fresh dry run); otherwise the scan comes from `actions`, or from
+                the action's earlier events (a rejected action is no longer planned).
+        """
         if decision not in PAST:
             raise ValueError(f"unknown decision {decision!r}")
         ids = list(dict.fromkeys(action_ids))
@@ -138,8 +151,23 @@ class DecisionLog:
             )
             conn.executemany(
                 """INSERT INTO events(at, level, kind, scan, action_id, message, data)
-                   VALUES (?, 'info', ?, (SELECT scan FROM actions WHERE id = ?), ?, ?, ?)""",
-                [(iso(now), f"action.{past}", aid, aid, message, data) for aid in ids],
+                   VALUES (?, 'info', ?, coalesce(
+                       (SELECT scan FROM actions WHERE id = ?), ?,
+                       (SELECT scan FROM events WHERE action_id = ? AND scan IS NOT NULL
+                        ORDER BY seq DESC LIMIT 1)), ?, ?, ?)""",
+                [
+                    (
+                        iso(now),
+                        f"action.{past}",
+                        aid,
+                        (scans or {}).get(aid),
+                        aid,
+                        aid,
+                        message,
+                        data,
+                    )
+                    for aid in ids
+                ],
             )
 
     # ---- reading ---------------------------------------------------------------------------

@@ -10,7 +10,9 @@ Deletes are re-checked against a fresh listing of every endpoint they rely on ri
 are submitted; local copies are re-hashed, each must be a different file from the one deleted, and
 the copy deleted must still hold the acquisition's bytes (`last_look`). A failed re-check skips
 the delete (the next pass plans it again from a new observation) and is recorded with a reason
-code.
+code. Operator decisions and holds are read once more inside the write transaction that records
+a submission, and the approvals it uses are spent there (`engine/decisions.py`): an approval
+covers one execution, and a reject recorded during the last look stops the submission.
 """
 
 from __future__ import annotations
@@ -24,8 +26,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from engine.backends import Backends
 from engine.catalog.base import Location
-from engine.catalog.dataset import dataset_pid
-from engine.catalog.factory import resolved_catalog_config
 from engine.clock import Clock
 from engine.config import Config
 from engine.decisions import DecisionLog, Refused
@@ -37,6 +37,7 @@ from engine.layout import ScanLayout
 from engine.model import Action, ActionKind, ErrorClass, Level, Plan, Scan
 from engine.observe import assess, inventory_signature
 from engine.policy import Policy
+from engine.receipts import delete_receipt
 from engine.replace_receipts import replace_intent, replace_receipt
 from engine.state import SUBMITTED, ActionRow, StateStore, TaskRow, iso
 from engine.storage.base import (
@@ -373,57 +374,7 @@ class Executor:
             report_foreign(self, action, receipt["left_behind"], now)
 
     def _receipt(self, action: ActionRow, task: TaskRow, now: datetime) -> dict[str, Any]:
-        scan = self.store.get_scan(action.scan)
-        evidence = self.store.load_evidence()
-        rule = self.policy.retention.get(action.target or "")
-        required = rule.delete_requires if rule else ()
-        decision = DecisionLog(self.store).spent_by(task.submission_id, action.id)
-        copies = []
-        for endpoint in required:
-            ev = evidence.get(endpoint, {}).get(action.scan)
-            copies.append(
-                {
-                    "endpoint": endpoint,
-                    "level": ev.level.word if ev else None,
-                    "algorithm": ev.algorithm if ev else None,
-                    "checksum": ev.value if ev else None,
-                    "task_id": ev.task_id if ev else None,
-                    "verified_at": iso(ev.verified_at) if ev else None,
-                    "how": ev.how if ev else None,
-                }
-            )
-        return {
-            "catalog_pid": self._catalog_pid(action.scan),
-            "acquisition": {
-                "algorithm": scan.checksum_algorithm if scan else None,
-                "checksum": scan.checksum if scan else None,
-                "version": scan.version if scan else None,
-                "bytes": scan.size if scan else None,
-                "files": scan.file_count if scan else None,
-            },
-            "verified_copies": copies,
-            # The approval in force when the delete was submitted (the one its submission
-            # spent); decisions recorded after that are events of their own.
-            "approval": decision.as_receipt() if decision else None,
-            "delete_task_id": task.task_id,
-            "recorded_at": iso(now),
-        }
-
-    def _catalog_pid(self, scan_id: str) -> str | None:
-        """The scan's dataset pid: as the catalog answered at registration, else derived.
-
-        Catalogs derive pids deterministically (`dataset_pid`), so a scan registered before
-        pids were recorded in events still gets the right one; an adopted SciCat dataset with
-        another pid is what the recorded answer is for.
-        """
-        if self.config.catalog.kind == "none":
-            return None
-        for event in reversed(self.store.events(scan=scan_id, limit=10_000)):
-            data = event.get("data")
-            if event["kind"] == "catalog.register" and isinstance(data, dict) and data.get("pid"):
-                return str(data["pid"])
-        catalog = resolved_catalog_config(self.config)
-        return dataset_pid(scan_id, prefix=catalog.pid_prefix, beamline=self.config.beamline.name)
+        return delete_receipt(self.config, self.store, self.policy, action, task, now)
 
     # ---- execution ---------------------------------------------------------------------
     def execute(self, plan: Plan, seen: Observation, now: datetime) -> Outcome:

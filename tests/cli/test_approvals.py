@@ -292,15 +292,16 @@ def test_two_operators_the_last_decision_before_submission_wins(
     [receipt] = receipts(run_cli, ws)
     assert receipt["approval"]["by"] == "alice"
     decisions = [
-        (e["kind"], e["message"].split(" by ")[1].split(":")[0])
+        (e["kind"], e["data"]["by"], e["scan"])
         for e in action_events(ws, prune["id"])
         if e["kind"] in ("action.approved", "action.rejected")
     ]
-    assert decisions == [
+    assert [(kind, by) for kind, by, _ in decisions] == [
         ("action.approved", "alice"),
         ("action.rejected", "bob"),
         ("action.approved", "alice"),
     ]
+    assert {scan for _, _, scan in decisions} == {SCAN}
 
 
 def test_reject_refuses_an_id_it_does_not_know(tmp_path: Path, run_cli: RunCli) -> None:
