@@ -47,6 +47,15 @@ PAST = {APPROVE: "approved", REJECT: "rejected"}
 # Reason codes of an action refused at submission (`delete.recheck_failed` events).
 REJECTED, ON_HOLD, NOT_APPROVED = "rejected", "on_hold", "not_approved"
 
+_OLD_SCHEMA_IN_FORCE = """
+    SELECT ap.* FROM approvals ap
+    WHERE ap.decision = 'reject' OR coalesce((
+        SELECT t.status IN ('preparing', 'active') FROM task_items i
+        JOIN tasks t ON t.submission_id = i.submission_id
+        WHERE i.action_id = ap.action_id AND t.created_at >= ap.decided_at
+        ORDER BY t.created_at DESC, t.rowid DESC LIMIT 1), 1)
+"""
+
 _CHUNK = 500  # ids per `IN (…)` query (well under SQLite's variable limit)
 
 
@@ -174,7 +183,11 @@ class DecisionLog:
     def in_force(self) -> dict[str, Decision]:
         """action id → the decision in force (see the module docstring)."""
         store = self.store
-        if not store.has_table("decisions"):  # a read-only store at an older schema
+        if not store.has_table("decisions"):
+            # A read-only store at an older schema (an audit run before the service migrated
+            # it): an approval a task carried after it was given and that has finished is
+            # spent, as the migration will record it.
+            rows = store.connection().execute(_OLD_SCHEMA_IN_FORCE)
             return {
                 row["action_id"]: Decision(
                     0,
@@ -184,7 +197,7 @@ class DecisionLog:
                     parse_time(row["decided_at"]) or datetime.min,
                     row["note"],
                 )
-                for row in store.connection().execute("SELECT * FROM approvals")
+                for row in rows
             }
         rows = store.connection().execute("SELECT * FROM approvals")
         return {row["action_id"]: _decision(row) for row in rows}

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from bl931tui.details import pending_approvals
 from bl931tui.readmodel import load_snapshot
 from engine.policy import Policy
 from engine.state import StateStore
@@ -132,10 +133,12 @@ def test_an_approval_is_spent_by_the_prune_it_approved(
     text = run_cli("--dry-run", config=ws.config_path).stdout
     assert f"[awaiting approval: {prune['id']}]" in text, text
     store = StateStore(ws.state_path, readonly=True)
-    try:  # what the TUI shows for the scan
+    try:  # what the TUI shows: the scan's row, and the approvals screen
         snapshot = load_snapshot(store, Policy.from_config(ws.config()), datetime.now(UTC))
+        pending = [item.id for group in pending_approvals(store) for item in group.items]
     finally:
         store.close()
+    assert pending == [prune["id"]]
     [row] = [r for r in snapshot.rows if r.scan == SCAN]
     assert "awaiting approval" in row.next_text and "approval" in row.states, row
     assert len(receipts(run_cli, ws)) == 1

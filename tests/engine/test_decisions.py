@@ -207,8 +207,10 @@ def test_the_migration_spends_approvals_already_used_and_keeps_receipts(tmp_path
     path = tmp_path / "state.sqlite"
     schema_2_store(path)
     old_reader = StateStore(path, readonly=True)  # a TUI opened before the service upgraded
-    try:
-        assert set(old_reader.decisions()) == {"done", "waiting", "flying", "nope"}
+    try:  # it reads the old tables, by the new rules
+        assert set(old_reader.decisions()) == {"waiting", "flying", "nope"}
+        (old,) = old_reader.receipts("one.h5")
+        assert old["x"] == 1 and old["submission_id"] is None
     finally:
         old_reader.close()
 
