@@ -18,7 +18,6 @@ from typing import NoReturn
 
 from engine.config import Config, load_config
 from engine.errors import Bl931Error, ConfigError, StateLocked, UsageError
-from engine.model import Action
 from engine.operator_decisions import NotPermitted
 
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 64, 78
@@ -48,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
     mode.add_argument("--approve", nargs="+", metavar="ACTION_ID", help="approve gated actions")
     mode.add_argument("--approve-all", action="store_true", help="approve every gated action")
+    mode.add_argument(
+        "--reject", nargs="+", metavar="ACTION_ID", help="reject planned or in-flight actions"
+    )
     mode.add_argument("--demo", action="store_true", help="the whole lifecycle on local endpoints")
     mode.add_argument("--receipt", metavar="SCAN", help="print the deletion receipts of a scan")
     mode.add_argument(
@@ -236,7 +238,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_service(config, args)
     if args.approve or args.approve_all:
+        from bl931tui.decide import approve
+
         return approve(config, args)
+    if args.reject:
+        from bl931tui.decide import reject
+
+        return reject(config, args)
     if args.receipt:
         return receipt(config, args)
     if args.backfill_catalog:
@@ -296,63 +304,6 @@ def _file_role(config: Config, finding: str) -> str:
     return "state"
 
 
-def approve(config: Config, args: argparse.Namespace) -> int:
-    from bl931tui.decision_channel import decide, recorded_where
-    from bl931tui.render import render_ids, size
-    from bl931tui.session import readonly_reconciler
-    from engine.operator_decisions import DecisionRequest
-
-    with readonly_reconciler(config) as reconciler:
-        plan = reconciler.dry_run()
-        now = reconciler.clock()
-    gated = {a.id: a for a in plan.actions if a.requires_approval and not a.approved}
-    approved_already = {a.id for a in plan.actions if a.requires_approval and a.approved}
-    if args.approve_all:
-        chosen = list(gated.values())
-        if not chosen:
-            print("Nothing awaits approval.")
-            return EXIT_OK
-        print(render_ids(chosen))
-        total = sum(a.bytes for a in chosen)
-        question = f"Approve these {len(chosen)} actions ({size(total)})? [y/N] "
-        if not args.yes:
-            if not sys.stdin.isatty():
-                raise UsageError("--approve-all without a terminal needs --yes")
-            if input(question).strip().lower() not in ("y", "yes"):
-                print("Nothing approved.")
-                return EXIT_OK
-    else:
-        unknown = [aid for aid in args.approve if aid not in gated and aid not in approved_already]
-        if unknown:
-            listed = ", ".join(unknown)
-            raise UsageError(
-                f"not awaiting approval in the current plan: {listed} "
-                "(run --dry-run to see the current ids; ids change when a scan changes)"
-            )
-        chosen = [gated[aid] for aid in args.approve if aid in gated]
-    if not chosen:
-        print("Nothing new to approve: already approved.")
-        return EXIT_OK
-    request = DecisionRequest("approve", tuple(a.id for a in chosen))
-    result = decide(config, request, clock=lambda: now)
-    for action in chosen:
-        print(f"approved {action.id} ({action.kind.value} {action.scan}) as {result.by}")
-        print("  " + approvers_words(config, action, result.approvals.get(action.id, [])))
-    print(f"({recorded_where(result)})")
-    return EXIT_OK
-
-
-def approvers_words(config: Config, action: Action, names: list[str]) -> str:
-    """`approvers so far: alice` and, for a large delete, whether it still waits for a second."""
-    from engine.approvals import needs_second_approver
-
-    words = f"approvers so far: {', '.join(names) or '—'}"
-    over = config.approval.second_approver_over_bytes
-    if needs_second_approver(action.kind, action.replaces, action.bytes, over) and len(names) < 2:
-        words += f"; over {over} bytes it runs only once a second, different approver approves"
-    return words
-
-
 def receipt(config: Config, args: argparse.Namespace) -> int:
     from bl931tui.session import readonly_store
 
@@ -364,11 +315,13 @@ def receipt(config: Config, args: argparse.Namespace) -> int:
     elif not receipts:
         print(f"No deletion receipts for {args.receipt!r}.")
     else:
-        for r in receipts:
+        for r in receipts:  # one per removal, oldest first
             acq = r["acquisition"]
             print(
                 f"Deleted {r['scan']} from {r['endpoint']} at {r['deleted_at']} "
-                f"(action {r['action_id']}, task {r['delete_task_id']})"
+                f"(receipt {r['receipt_id']}, action {r['action_id']}, "
+                f"task {r['delete_task_id']})"
+                + (" — part of the scan; the rest was still there" if r.get("partial") else "")
             )
             print(
                 f"  acquisition {acq['algorithm']} {acq['checksum']} "
@@ -385,6 +338,11 @@ def receipt(config: Config, args: argparse.Namespace) -> int:
             approval = r.get("approval")
             print(
                 f"  approval: {approval['by']} at {approval['at']}"
+                + (
+                    f", used by submission {approval['submission_id']}"
+                    if approval.get("submission_id")
+                    else ""
+                )
                 if approval
                 else "  approval: not required by policy"
             )
