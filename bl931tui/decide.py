@@ -51,13 +51,16 @@ def _unknown(ids: list[str], what: str) -> UsageError:
     )
 
 
-def _send(config: Config, op: str, ids: list[str], now: datetime) -> DecisionResult:
+def _send(
+    config: Config, op: str, ids: list[str], now: datetime, scans: dict[str, str]
+) -> DecisionResult:
     """Through the running service (which names the caller from the kernel), or written
     directly by the store's owner when none runs (`bl931tui/decision_channel.py`)."""
     from bl931tui.decision_channel import decide
     from engine.operator_decisions import DecisionRequest
 
-    return decide(config, DecisionRequest(op, tuple(ids)), clock=lambda: now)
+    labels = tuple(sorted((aid, scan) for aid, scan in scans.items() if aid in ids))
+    return decide(config, DecisionRequest(op, tuple(ids), scans=labels), clock=lambda: now)
 
 
 def approve(config: Config, args: argparse.Namespace) -> int:
@@ -93,7 +96,7 @@ def approve(config: Config, args: argparse.Namespace) -> int:
     if not ids:
         print("Nothing new to approve: already approved.")
         return 0
-    result = _send(config, "approve", ids, now)
+    result = _send(config, "approve", ids, now, {a.id: a.scan for a in plan.actions})
     for action in chosen:
         print(f"approved {action.id} ({action.kind.value} {action.scan}) as {result.by}")
         print("  " + approvers_words(config, action, result.approvals.get(action.id, [])))
@@ -128,7 +131,10 @@ def reject(config: Config, args: argparse.Namespace) -> int:
     ]
     if unknown:
         raise _unknown(unknown, "not in the current plan, nor in flight")
-    result = _send(config, "reject", list(args.reject), now)
+    scans = {a.id: a.scan for a in planned.values()} | {
+        f.action_id: f.scan for f in flying.values()
+    }
+    result = _send(config, "reject", list(args.reject), now, scans)
     user = result.by
     for aid in args.reject:
         if aid in planned:

@@ -49,12 +49,15 @@ class DecisionRequest:
             (acknowledge).
         note: the note of an approve/reject, the reason of a hold, the why of an acknowledgement.
         expires_at: when a hold lapses (None: never).
+        scans: action id → scan, as the operator's plan showed it: only labels the events of
+            actions the service has not recorded yet (an id from a fresh dry run).
     """
 
     op: str
     ids: tuple[str, ...]
     note: str = ""
     expires_at: datetime | None = None
+    scans: tuple[tuple[str, str], ...] = ()
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -62,6 +65,7 @@ class DecisionRequest:
             "ids": list(self.ids),
             "note": self.note,
             "expires_at": iso(self.expires_at),
+            "scans": dict(self.scans),
         }
 
     @classmethod
@@ -81,7 +85,18 @@ class DecisionRequest:
         expires = data.get("expires_at")
         if expires is not None and not isinstance(expires, str):
             raise ValueError("expires_at must be an ISO 8601 time or null")
-        return cls(op, tuple(ids), note, datetime.fromisoformat(expires) if expires else None)
+        scans = data.get("scans") or {}
+        if not isinstance(scans, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and k in ids for k, v in scans.items()
+        ):
+            raise ValueError("scans must map this request's action ids to scan paths")
+        return cls(
+            op,
+            tuple(ids),
+            note,
+            datetime.fromisoformat(expires) if expires else None,
+            tuple(sorted(scans.items())),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +152,7 @@ def record(
     if request.op in ("approve", "reject"):
         decide = store.approve if request.op == "approve" else store.reject
         with store.transaction() as conn:
-            decide(ids, by, now, request.note)
+            decide(ids, by, now, request.note, scans=dict(request.scans))
             sign(conn, ids, request.op, operator, now, via)
         approvals = {aid: [a.by for a in approvals_for(store, aid)] for aid in ids}
         return DecisionResult(by, via, len(ids), approvals if request.op == "approve" else {})

@@ -1051,15 +1051,31 @@ class StateStore:
         return out
 
     # ---- operator decisions (the log and its rules: engine/decisions.py) -------------------
-    def approve(self, action_ids: Iterable[str], by: str, now: datetime, note: str = "") -> None:
+    def approve(
+        self,
+        action_ids: Iterable[str],
+        by: str,
+        now: datetime,
+        note: str = "",
+        *,
+        scans: Mapping[str, str] | None = None,
+    ) -> None:
         from engine.decisions import APPROVE, DecisionLog
 
-        DecisionLog(self).record(action_ids, APPROVE, by, now, note)
+        DecisionLog(self).record(action_ids, APPROVE, by, now, note, scans=scans)
 
-    def reject(self, action_ids: Iterable[str], by: str, now: datetime, note: str = "") -> None:
+    def reject(
+        self,
+        action_ids: Iterable[str],
+        by: str,
+        now: datetime,
+        note: str = "",
+        *,
+        scans: Mapping[str, str] | None = None,
+    ) -> None:
         from engine.decisions import REJECT, DecisionLog
 
-        DecisionLog(self).record(action_ids, REJECT, by, now, note)
+        DecisionLog(self).record(action_ids, REJECT, by, now, note, scans=scans)
 
     def decisions(self) -> dict[str, tuple[str, str, datetime]]:
         """action id → (decision, by, when) of the decision in force (a spent approval is not)."""

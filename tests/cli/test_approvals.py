@@ -47,9 +47,11 @@ def beamline(tmp_path: Path) -> LocalWorkspace:
 
 
 def as_operator(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    """The child CLI runs as OS user `name` (what `getpass.getuser` reads)."""
-    for variable in ("LOGNAME", "USER", "LNAME", "USERNAME"):
-        monkeypatch.setenv(variable, name)
+    """The child CLI's uid is named `name` (bl931 names operators from the kernel's uid, never
+    from `$USER`; the account lookup is renamed by `tests/service/decision_inject`)."""
+    monkeypatch.setenv("BL931_TEST_OPERATOR", name)
+    hooks = str(Path(__file__).parents[1] / "service" / "decision_inject")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([hooks, os.environ.get("PYTHONPATH", "")]))
 
 
 def with_hooks(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,8 +32,11 @@ from tests.conftest import RunCli
 
 
 def as_operator(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    for variable in ("LOGNAME", "USER", "LNAME", "USERNAME"):
-        monkeypatch.setenv(variable, name)
+    """The child CLI's uid is named `name` (bl931 names operators from the kernel's uid, never
+    from `$USER`; the account lookup is renamed by `tests/service/decision_inject`)."""
+    monkeypatch.setenv("BL931_TEST_OPERATOR", name)
+    hooks = str(Path(__file__).parents[1] / "service" / "decision_inject")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([hooks, os.environ.get("PYTHONPATH", "")]))
 
 
 def dtn_prune(run_cli: RunCli, site: GlobusSite) -> dict[str, Any]:  # noqa: F811

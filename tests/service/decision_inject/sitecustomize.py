@@ -10,6 +10,10 @@ a *second* connection to the state store at `BL931_DECISION_STORE`, exactly as
 from cannot be read (EIO, a disk or NFS hiccup), so the check cannot run and the delete is
 skipped for the pass.
 
+`BL931_TEST_OPERATOR=alice`: this process's own uid is named `alice` by the account database
+(passwd), so the real CLI records decisions as alice. bl931 names operators from the kernel's
+uid, never from `$USER`: a test with one OS account needs this to play two operators.
+
 Production code is not touched: the hooks wrap the calls the executor makes.
 """
 
@@ -21,6 +25,18 @@ from pathlib import Path
 from typing import Any
 
 _WHAT = os.environ.get("BL931_DECIDE_DURING_LAST_LOOK")
+_OPERATOR = os.environ.get("BL931_TEST_OPERATOR")
+
+if _OPERATOR:
+    from engine import operators as _operators
+
+    _real_user = _operators.SystemAccounts.user
+
+    def _user(self: Any, uid: int) -> tuple[str, int] | None:
+        found = _real_user(self, uid)
+        return (_OPERATOR, found[1]) if found and uid == os.geteuid() else found
+
+    _operators.SystemAccounts.user = _user  # type: ignore[method-assign]
 
 if _WHAT:
     if _WHAT not in ("reject", "hold"):
