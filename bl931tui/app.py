@@ -19,6 +19,7 @@ import termios
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import ClassVar
 
@@ -29,6 +30,7 @@ from textual.message import Message
 from textual.screen import Screen
 
 from bl931tui.commands import RegistryCommands, bindings
+from bl931tui.decision_channel import advisory_refusal
 from bl931tui.decision_dialogs import DecisionDialogs
 from bl931tui.decisions import Decisions
 from bl931tui.readmodel import CATALOG, Snapshot, connection, fingerprint, load_snapshot
@@ -40,8 +42,8 @@ from bl931tui.screens.help import HelpScreen
 from bl931tui.screens.scans import ScansScreen
 from engine.clock import SYSTEM_CLOCK
 from engine.config import Config
+from engine.operators import Operator, current_operator
 from engine.policy import Policy
-from engine.reconciler import os_user
 from engine.service import ServiceLoop
 from engine.state import StateStore
 
@@ -72,21 +74,28 @@ class Bl931App(DecisionDialogs, App[int]):
         read_only: bool = False,
         clock: Clock = SYSTEM_CLOCK,
         user: str | None = None,
+        operator: Operator | None = None,
         refresh_seconds: float | None = 2.0,
         engine_loop: ServiceLoop | None = None,
     ) -> None:
         super().__init__()
         self.config = config
-        self.read_only = read_only
         self.clock = clock
-        self.user = user or os_user()
+        # Who decides is the kernel's user of this process; `user` only renames it (tests).
+        self.operator = operator or current_operator()
+        if user is not None:
+            self.operator = replace(self.operator, name=user)
+        self.user = self.operator.name
+        # Not an approver, or nobody to record a decision: read-only, saying why.
+        self.read_only_reason = None if read_only else advisory_refusal(config, self.operator)
+        self.read_only = read_only or self.read_only_reason is not None
         self.refresh_seconds = refresh_seconds
         self.engine_loop = engine_loop
         self.policy = Policy.from_config(config)
         self.catalog_enabled = config.catalog.kind != "none"
         self.stages = tuple(self.policy.endpoints) + ((CATALOG,) if self.catalog_enabled else ())
         self.decisions = Decisions(
-            config.state.path, user=self.user, clock=clock, read_only=read_only
+            config, operator=self.operator, clock=clock, read_only=self.read_only
         )
         self.paused = False
         self.checked_at: datetime | None = None  # when the store was last looked at

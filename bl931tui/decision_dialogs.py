@@ -1,6 +1,9 @@
-"""Operator decisions from the TUI: each asked in a dialog that names what it acts on, then
-written in a thread worker with the OS user, and reported (or refused, in a read-only
-session, with a message that says so). Mixed into `Bl931App`."""
+"""Operator decisions from the TUI: each asked in a dialog that names what it acts on, then sent
+in a thread worker through the decision channel (`bl931tui/decisions.py`: the running service
+names the operator from the kernel and checks them against its approvers), and reported — or
+refused, in a read-only session or for a non-approver, with a message that says why. An approval
+of a large delete says when it still waits for a second, different approver. Mixed into
+`Bl931App`."""
 
 from __future__ import annotations
 
@@ -18,6 +21,9 @@ from bl931tui.decisions import DecisionRefused, Decisions
 from bl931tui.render import printable, size
 from bl931tui.screens.dialogs import AcknowledgeDialog, ConfirmDialog, HoldDialog
 from engine.alert_log import AlertRecord
+from engine.approvals import needs_second_approver
+from engine.config import Config
+from engine.decision_undo import Decision
 
 if TYPE_CHECKING:
     from engine.state import StateStore
@@ -29,14 +35,16 @@ class DecisionDialogs:
     """The decision half of the app: what `Bl931App` provides is declared here for typing."""
 
     read_only: bool
+    read_only_reason: str | None
+    config: Config
     user: str
     decisions: Decisions
     clock: Callable[[], datetime]
 
     if TYPE_CHECKING:
+        push_screen: Any  # App.push_screen (overloaded)
 
         def notify(self, message: str, **kwargs: Any) -> None: ...
-        def push_screen(self, screen: Any, callback: Any = None) -> Any: ...
         def call_from_thread(self, callback: Any, *args: Any, **kwargs: Any) -> Any: ...
         def refresh_data(self, *, force: bool = False) -> None: ...
         def reader(self) -> StateStore | None: ...
@@ -44,10 +52,13 @@ class DecisionDialogs:
     def refused(self, what: str) -> bool:
         """In a read-only session, say so clearly and refuse."""
         if self.read_only:
+            why = (
+                f"{self.read_only_reason}."
+                if self.read_only_reason
+                else "Restart without --read-only to decide."
+            )
             self.notify(
-                f"Read-only session: {what} refused. Restart without --read-only to decide.",
-                title="read-only",
-                severity="error",
+                f"Read-only session: {what} refused. {why}", title="read-only", severity="error"
             )
             return True
         return False
@@ -161,6 +172,9 @@ class DecisionDialogs:
             return
         try:
             self.decisions.request_retry(scan_id, failed)
+        except DecisionRefused as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error")
+            return
         except Exception as exc:
             log.exception("retry of %s failed", scan_id)
             self.call_from_thread(
@@ -205,18 +219,20 @@ class DecisionDialogs:
         self, what: str, ids: list[str], reason: str, expires: datetime | None
     ) -> str:
         if what == "approve":
-            count = self.decisions.approve(ids)
-            return f"approved {count} action(s); the service acts on its next pass"
+            result = self.decisions.approve(ids)
+            waiting = [aid for aid, names in result.approvals.items() if self._short_of(aid, names)]
+            second = f"; {len(waiting)} wait for a second approver" if waiting else ""
+            return f"approved {result.count} action(s){second}; the service acts on its next pass"
         if what == "reject":
             return f"rejected {self.decisions.reject(ids)} action(s); u takes it back"
         if what in ("undo-reject", "undo-approve"):
-            decision = what.removeprefix("undo-")
+            decision: Decision = "reject" if what == "undo-reject" else "approve"
             undone = self.decisions.undo(ids, decision)
             verb = "un-rejected" if decision == "reject" else "revoked the approval of"
             return f"{verb} {undone} action(s); each awaits approval again from the next pass"
         if what == "acknowledge":
-            record = self.decisions.acknowledge_alert(ids[0], reason)
-            return f"acknowledged {record.code} at {record.endpoint or '—'}; applied next pass"
+            result = self.decisions.acknowledge_alert(ids[0], reason)
+            return f"acknowledged {result.detail}; applied next pass"
         scan = ids[0]
         if what == "hold":
             self.decisions.place_hold(scan, reason, expires)
@@ -225,3 +241,14 @@ class DecisionDialogs:
             lifted = self.decisions.lift_hold(scan)
             return f"lifted {lifted} hold(s) on {printable(scan)}"
         raise ValueError(f"unknown decision {what!r}")
+
+    def _short_of(self, action_id: str, approvers: list[str]) -> bool:
+        """Whether an approved action still waits for a second, different approver."""
+        over = self.config.approval.second_approver_over_bytes
+        store = self.reader()
+        row = store.get_action(action_id) if store else None
+        return (
+            row is not None
+            and needs_second_approver(row.kind, None, row.bytes, over)
+            and len(approvers) < 2
+        )

@@ -23,6 +23,7 @@ import humanize
 
 from bl931tui.render import printable
 from engine.backends import build_backends
+from engine.file_modes import owned_store
 from engine.lock import OwnerLock
 from engine.logs import setup_logging
 from engine.reconciler import Reconciler
@@ -147,7 +148,7 @@ def run_demo(args: argparse.Namespace) -> int:
         f"deletes need approval; {SCANS} scans, one every {SCAN_EVERY_SECONDS:g}s"
     )
     with OwnerLock(config.state.path):
-        store = StateStore(config.state.path)
+        store = owned_store(config)
         backends = build_backends(config)
         reconciler = Reconciler(config, store, backends)
         loop = ServiceLoop(reconciler, interval_seconds=config.service.interval_seconds)

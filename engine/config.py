@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError
 from engine import config_errors
 from engine.errors import ConfigError
 from engine.model import ActionKind, Level
+from engine.operators import APPROVER_ENTRY
 from engine.storage.same_storage import Place, overlapping_places, remote_root, resolved
 
 DEFAULT_LOCATIONS = (Path("bl931.toml"), Path("~/.config/bl931/config.toml"))
@@ -108,6 +109,31 @@ class RetentionConfig(_Section):
 
 class ApprovalConfig(_Section):
     required_for: tuple[ActionKind, ...] = (ActionKind.DELETE,)
+    # Who may decide: user names and `@group` names (engine/operators.py). None: the service
+    # user (the owner of the state store) alone.
+    approvers: tuple[str, ...] | None = None
+    # The group whose members may read the state store and reach the decision socket.
+    readers_group: str | None = None
+    # A delete (or replace) of more bytes than this runs only after two different approvers.
+    second_approver_over_bytes: int | None = Field(default=None, ge=0)
+
+    @field_validator("approvers")
+    @classmethod
+    def _approver_names(cls, entries: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for entry in entries or ():
+            if not APPROVER_ENTRY.fullmatch(entry):
+                raise ValueError(
+                    f"{entry!r} is not a user name or @group name "
+                    '(e.g. approvers = ["alice", "@bl931-ops"])'
+                )
+        return entries
+
+    @field_validator("readers_group")
+    @classmethod
+    def _group_name(cls, name: str | None) -> str | None:
+        if name is not None and (name.startswith("@") or not APPROVER_ENTRY.fullmatch(name)):
+            raise ValueError(f'{name!r} is not a group name (e.g. readers_group = "bl931-ops")')
+        return name
 
 
 class SafetyConfig(_Section):
@@ -144,7 +170,9 @@ class CatalogConfig(_Section):
     contact_email: str = "bl931@als.lbl.gov"
     principal_investigator: str = ""
     instrument: str = "ALS 9.3.1"
-    creation_location: str = "/ALS/9.3.1"
+    instrument_pid: str | None = None
+    retrievable_from_tape: bool = False
+    creation_location: str = "ALS 9.3.1"
     data_format: str = ""
     keywords: tuple[str, ...] = ("ALS", "9.3.1", "tender X-ray spectroscopy")
     path_template: str | None = None

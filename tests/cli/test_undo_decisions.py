@@ -28,8 +28,11 @@ def _gated_delete(run_cli, workspace: LocalWorkspace) -> str:  # type: ignore[no
 
 
 def _decisions(workspace: LocalWorkspace) -> list[tuple[str, str]]:
+    """The decisions not withdrawn (spent approvals included), from the append-only log."""
     with sqlite3.connect(workspace.state_path) as conn:
-        return conn.execute("SELECT action_id, decision FROM approvals").fetchall()
+        return conn.execute(
+            "SELECT action_id, decision FROM decisions WHERE superseded = 0 ORDER BY seq"
+        ).fetchall()
 
 
 def _events(workspace: LocalWorkspace, kind: str) -> list[str]:

@@ -1,20 +1,22 @@
 """Taking a decision back: all or nothing, recorded, and never after the fact.
 
-The executor re-reads the approval of a gated delete in its last look: an approval withdrawn
-after the pass read the decisions stops the delete (before, the delete ran on the plan's stale
-copy of the decisions, and a revoke that said "revoked" was a lie).
+An approval revoked after the pass read the decisions stops the delete: the submission re-reads
+the decision log under its write lock (`DecisionLog.admit`) and finds no approval (before, the
+delete ran on the plan's stale copy of the decisions, and a revoke that said "revoked" was a
+lie). An approval spent by its submission cannot be revoked.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine.decision_undo import undo_decisions
+from engine.decisions import NOT_APPROVED
 from engine.errors import UsageError
+from engine.state import StateStore
 from tests.tui.world import World
 
 
@@ -35,8 +37,11 @@ def test_an_approval_withdrawn_during_a_pass_stops_its_delete(tmp_path: Path) ->
 
         def revoked_after_planning(*args: Any, **kwargs: Any) -> Any:
             # The plan (and its decisions) is made; the operator revokes now.
-            with sqlite3.connect(world.ws.state_path) as conn:
-                conn.execute("DELETE FROM approvals WHERE action_id = ?", (aid,))
+            other = StateStore(world.ws.state_path)  # as another process would
+            try:
+                undo_decisions(other, [aid], "approve", by="ops", now=world.clock.now())
+            finally:
+                other.close()
             return execute(*args, **kwargs)
 
         world.reconciler.executor.execute = revoked_after_planning  # type: ignore[method-assign]
@@ -45,7 +50,7 @@ def test_an_approval_withdrawn_during_a_pass_stops_its_delete(tmp_path: Path) ->
         skipped = world.store.events(action_id=aid)
         assert any(
             e["kind"] == "delete.recheck_failed"
-            and (e["data"] or {}).get("reason_code") == "approval_withdrawn"
+            and (e["data"] or {}).get("reason_code") == NOT_APPROVED
             for e in skipped
         )
         world.reconciler.executor.execute = execute  # type: ignore[method-assign]
@@ -74,5 +79,34 @@ def test_undo_is_all_or_nothing_and_names_every_problem(tmp_path: Path) -> None:
             e for e in world.store.events(action_id=aid) if e["kind"] == "action.unrejected"
         ]
         assert event["message"] == "rejection withdrawn by ops" and event["scan"] == scan
+    finally:
+        world.close()
+
+
+def test_a_spent_approval_cannot_be_revoked_and_a_revoke_restarts_the_approvers(
+    tmp_path: Path,
+) -> None:
+    from engine.approvals import approvals_for
+    from engine.operator_decisions import DecisionRequest, record
+    from engine.operators import Operator
+
+    world, scan, aid = gated_world(tmp_path)
+    alice, bob = Operator(1001, "alice"), Operator(1002, "bob")
+    try:
+        now = world.clock.now()
+        record(world.store, DecisionRequest("approve", (aid,)), alice, now, via="service")
+        result = record(world.store, DecisionRequest("revoke", (aid,)), alice, now, via="service")
+        assert (result.count, result.scans) == (1, {aid: scan})
+        # For a large delete, a second approver after a revoke is the first again.
+        record(world.store, DecisionRequest("approve", (aid,)), bob, now, via="service")
+        assert [a.by for a in approvals_for(world.store, aid)] == ["bob"]
+        rows = world.store.connection().execute(
+            "SELECT decided_by, superseded FROM decisions WHERE action_id = ? ORDER BY seq", (aid,)
+        )
+        assert [tuple(r) for r in rows] == [("alice", 1), ("bob", 0)]  # kept in the log
+        world.passes()
+        assert not (world.ws.dtn / scan).exists()  # bob's approval was spent by the delete
+        with pytest.raises(UsageError, match="already acted on"):
+            record(world.store, DecisionRequest("revoke", (aid,)), bob, now, via="service")
     finally:
         world.close()
