@@ -53,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the identity marker of a local endpoint (after checking it is mounted)",
     )
     mode.add_argument(
+        "--init-catalog",
+        action="store_true",
+        help="create the local catalog, or adopt the file at its path (after checking it is "
+        "the right one)",
+    )
+    mode.add_argument(
         "--acknowledge",
         metavar="ALERT_ID",
         help="acknowledge a standing alert (with --why); e.g. accept replicas lost at an endpoint",
@@ -177,6 +183,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bl931tui.operator import init_endpoint
 
         return init_endpoint(config, args.init_endpoint)
+    if args.init_catalog:
+        from bl931tui.operator import init_catalog
+
+        return init_catalog(config)
     if args.acknowledge:
         from bl931tui.operator import acknowledge
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from engine.backends import Backends
 from engine.catalog.base import Location
+from engine.catalog.custody import Registrations
 from engine.catalog.dataset import dataset_pid
 from engine.catalog.factory import resolved_catalog_config
 from engine.clock import Clock
@@ -685,8 +686,11 @@ class Executor:
                     action.id, action.scan, classify(exc), f"not written to the catalog: {exc}", now
                 )
             return outcome + Outcome(failed=len(done))
+        registrations = Registrations(self.store)
         for action, message, pid in done:
             self.store.record_success(action.id, now)
+            if action.kind is ActionKind.REGISTER:
+                registrations.record(catalog.name, action.scan, pid, now)
             self._event(
                 now,
                 f"catalog.{action.kind.value}",

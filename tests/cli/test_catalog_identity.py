@@ -57,7 +57,9 @@ def audit(run_cli: RunCli, ws: LocalWorkspace) -> tuple[int, dict]:  # type: ign
     return done.returncode, json.loads(done.stdout)
 
 
-def settle(run_cli: RunCli, ws: LocalWorkspace, passes: int = 4, *, approve: bool = True) -> list[int]:
+def settle(
+    run_cli: RunCli, ws: LocalWorkspace, passes: int = 4, *, approve: bool = True
+) -> list[int]:
     """Run passes (approving whatever awaits approval); returns each pass's exit code."""
     codes = []
     for _ in range(passes):
@@ -178,9 +180,7 @@ def test_a_service_started_while_the_catalog_is_missing_never_erases_it(
     away = ws.root / "catalog.away"
     os.rename(path, away)
 
-    service = ServiceProcess(
-        ws.config_path, "--interval", "0.2", log_path=tmp_path / "service.log"
-    )
+    service = ServiceProcess(ws.config_path, "--interval", "0.2", log_path=tmp_path / "service.log")
     try:
         service.wait_log(r"pass done in", count=2)
         assert not path.exists()
