@@ -30,7 +30,7 @@ from engine.catalog.factory import resolved_catalog_config
 from engine.clock import Clock
 from engine.config import Config
 from engine.deletes import InterruptedDeletes, confirm_lost_delete, receipt_files, report_foreign
-from engine.errors import Bl931Error, classify
+from engine.errors import Bl931Error, CatalogUnavailable, classify
 from engine.identity import IdentityCheck
 from engine.last_look import Refusal, check_distinct_copies, check_target_unchanged
 from engine.layout import ScanLayout
@@ -674,7 +674,7 @@ class Executor:
                     catalog.update_locations(scan, locations)
                     message = f"locations now {where}"
             except Exception as exc:
-                self._fail(action.id, action.scan, classify(exc), str(exc), now)
+                self._fail(action.id, action.scan, _catalog_failure(exc), str(exc), now)
                 outcome.failed += 1
                 continue
             done.append((action, message, pid))
@@ -683,7 +683,11 @@ class Executor:
         except Exception as exc:
             for action, _, _ in done:
                 self._fail(
-                    action.id, action.scan, classify(exc), f"not written to the catalog: {exc}", now
+                    action.id,
+                    action.scan,
+                    _catalog_failure(exc),
+                    f"not written to the catalog: {exc}",
+                    now,
                 )
             return outcome + Outcome(failed=len(done))
         registrations = Registrations(self.store)
@@ -828,3 +832,12 @@ class Executor:
             data={"reason_code": code},
         )
         return False
+
+
+def _catalog_failure(exc: BaseException) -> ErrorClass:
+    """How a failed catalog action is handled. An unavailable catalog is a condition of the
+    catalog, reported (and classed) by every pass's observation: the action itself just waits
+    for it and is retried with backoff, never left for a person to retry by hand."""
+    if isinstance(exc, CatalogUnavailable):
+        return ErrorClass.TRANSIENT
+    return classify(exc)
