@@ -94,6 +94,8 @@ class Executor:
         # This pass's endpoint identity check (set by the reconciler when it observes).
         self.identity: IdentityCheck | None = None
         self.interrupted = InterruptedDeletes(self)
+        # The scans the catalog made durable (the reconciler reads them back every pass).
+        self.registrations = Registrations(store)
 
     # ---- recording helpers -------------------------------------------------------------
     def _event(
@@ -690,11 +692,10 @@ class Executor:
                     now,
                 )
             return outcome + Outcome(failed=len(done))
-        registrations = Registrations(self.store)
+        registered = [(a.scan, pid) for a, _, pid in done if a.kind is ActionKind.REGISTER]
+        self.registrations.record(catalog.name, registered, now)
         for action, message, pid in done:
             self.store.record_success(action.id, now)
-            if action.kind is ActionKind.REGISTER:
-                registrations.record(catalog.name, action.scan, pid, now)
             self._event(
                 now,
                 f"catalog.{action.kind.value}",

@@ -385,7 +385,12 @@ class Reconciler:
                 expected_absent=expected_absent,
             )
         catalog, catalog_alerts = observe_catalog(
-            self.backends.catalog, self.store, scans, write=write, user=self.user, now=now
+            self.backends.catalog,
+            self.executor.registrations,
+            scans,
+            write=write,
+            user=self.user,
+            now=now,
         )
         alerts.extend(catalog_alerts)
         if catalog.enabled and not catalog.ok:

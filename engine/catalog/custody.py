@@ -132,26 +132,43 @@ def bind_catalog(
 
 
 class Registrations:
-    """The `catalog_registrations` table: the scans each catalog kind registered."""
+    """The `catalog_registrations` table: the scans each catalog kind registered.
+
+    Only the store's owner writes it, through this object, which keeps what it read (a steady
+    pass over 100k registrations then reads nothing) and updates it with its own writes.
+    """
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
+        self._known: dict[str, frozenset[str]] = {}
 
-    def record(self, catalog: str, scan: str, pid: str | None, now: datetime) -> None:
+    def record(
+        self, catalog: str, registered: Iterable[tuple[str, str | None]], now: datetime
+    ) -> None:
+        """Record (scan, pid) pairs the catalog made durable, in one transaction."""
+        at = iso(now)
+        rows = [(catalog, scan, pid, at) for scan, pid in registered]
+        if not rows:
+            return
         with self.store.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO catalog_registrations VALUES (?, ?, ?, ?)",
-                (catalog, scan, pid, iso(now)),
+            conn.executemany(
+                "INSERT OR REPLACE INTO catalog_registrations VALUES (?, ?, ?, ?)", rows
             )
+        self._known.pop(catalog, None)
 
     def known(self, catalog: str) -> frozenset[str]:
         """Scans registered in this catalog kind (and, from before the table, in any)."""
+        if catalog in self._known:
+            return self._known[catalog]
         if not self.store.has_table("catalog_registrations"):
             return frozenset()
         rows = self.store.connection().execute(
             "SELECT scan FROM catalog_registrations WHERE catalog IN (?, '')", (catalog,)
         )
-        return frozenset(row[0] for row in rows)
+        known = frozenset(row[0] for row in rows)
+        if not self.store.readonly:
+            self._known[catalog] = known
+        return known
 
     def claim(self, catalog: str) -> None:
         """Registrations taken over from past events belong to the catalog configured now."""
@@ -165,6 +182,7 @@ class Registrations:
                 "UPDATE OR REPLACE catalog_registrations SET catalog = ? WHERE catalog = ''",
                 (catalog,),
             )
+        self._known.clear()
 
     def forget(self, catalog: str, scans: Iterable[str], now: datetime) -> None:
         """An operator accepted the loss of these documents: no longer expected there."""
@@ -187,11 +205,12 @@ class Registrations:
                     for scan in chosen
                 ],
             )
+        self._known.clear()
 
 
 def observe_catalog(
     catalog: Catalog | None,
-    store: StateStore,
+    registrations: Registrations,
     scans: Collection[str],
     *,
     write: bool,
@@ -202,13 +221,14 @@ def observe_catalog(
 
     Args:
         catalog: the configured catalog (None: cataloguing is off).
+        registrations: the state store's registrations (the executor's, which it updates).
         scans: the scans the pass knows.
         write: a pass (registrations of a lost catalog whose loss was acknowledged are
             forgotten; a new store initialises its catalog), not an audit.
     """
     if catalog is None:
         return CatalogView(enabled=False), []
-    registrations = Registrations(store)
+    store = registrations.store
     try:
         bind_catalog(catalog, store, may_initialise=write, user=user, now=now)
         expected = registrations.known(catalog.name)
