@@ -24,6 +24,7 @@ Thread-safe for one writer (the reconciler) and readers (the TUI via `documents(
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -155,6 +156,12 @@ class LocalCatalog:
             CatalogUnavailable: the folder is missing, or the file is unreadable or corrupt.
         """
         with self._lock:
+            if self.path.is_symlink() and not self.path.exists():
+                raise CatalogUnavailable(
+                    f"local catalog {self.path} is a symlink to {os.readlink(self.path)}, which "
+                    "does not exist (is its volume mounted?)",
+                    error_class=ErrorClass.NEEDS_HUMAN,
+                )
             if not self.path.parent.is_dir():
                 raise CatalogUnavailable(
                     f"local catalog folder {self.path.parent} does not exist (is its volume "
@@ -303,7 +310,7 @@ class LocalCatalog:
                 return
             if self._refusal is not None:
                 raise self._unavailable(self._refusal, ErrorClass.NEEDS_HUMAN)
-            if not self.path.is_file():
+            if not self.path.is_file():  # follows a symlink: a dangling one is missing too
                 raise self._missing()  # not even the lock file is created on a bare mount point
             for _ in range(MAX_WRITE_ATTEMPTS):
                 try:

@@ -74,7 +74,18 @@ class CatalogFile:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path).expanduser()
-        self.lock_path = self.path.with_name(f"{self.path.name}.lock")
+
+    @property
+    def target(self) -> Path:
+        """The file a write replaces: the catalog path with symlinks resolved now, so that a
+        symlink to the catalog on another volume stays a symlink (and a dangling one is a
+        missing catalog, never a new file beside the link)."""
+        return Path(os.path.realpath(self.path))
+
+    @property
+    def lock_path(self) -> Path:
+        target = self.target
+        return target.with_name(f"{target.name}.lock")
 
     def stamp(self) -> FileStamp | None:
         """The file's stamp, or None if there is no file. Raises OSError if it cannot be seen."""
@@ -137,8 +148,9 @@ class CatalogFile:
             ensure_ascii=False,
             sort_keys=True,
         ).encode("utf-8")
-        folder = self.path.parent
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
+        target = self.target
+        folder = target.parent
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(payload)
@@ -146,7 +158,7 @@ class CatalogFile:
                 os.fsync(handle.fileno())
             if self.stamp() != expected:
                 raise CatalogRaced(f"{self.path} changed while it was being written")
-            os.replace(tmp, self.path)
+            os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -192,3 +192,27 @@ def test_initialise_never_creates_the_folder_and_adopts_what_is_there(
     new_id, how = LocalCatalog(legacy, catalog_config).initialise(now=CREATED)
     assert how == "identified" and new_id != first
     assert catalogued(legacy) == {scan.id}
+
+
+def test_a_symlinked_catalog_is_written_through_its_link(
+    tmp_path: Path, catalog_config: CatalogConfig
+) -> None:
+    (tmp_path / "vol").mkdir()
+    real = tmp_path / "vol" / "catalog.json"
+    new_local_catalog(real, catalog_config)
+    link = tmp_path / "state" / "catalog.json"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    catalog = LocalCatalog(link, catalog_config)
+    scan = make_scan("p/u/a")
+    catalog.register(scan, [cfs(scan)])
+    catalog.flush()
+    assert link.is_symlink() and catalogued(real) == {scan.id}
+
+    os.rename(tmp_path / "vol", tmp_path / "vol-offline")  # the link now dangles
+    other = make_scan("p/u/b")
+    with pytest.raises(CatalogUnavailable, match="missing"):
+        catalog.register(other, [cfs(other)])
+    with pytest.raises(CatalogUnavailable, match="symlink"):
+        catalog.initialise(now=CREATED)
+    assert link.is_symlink() and not (tmp_path / "vol").exists()
