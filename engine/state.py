@@ -299,6 +299,28 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX deletions_scan ON deletions(scan, endpoint);
     CREATE INDEX deletions_submission ON deletions(submission_id, action_id);
     """,
+    # 6: the local catalog's identity; which scans each catalog registered (from past events:
+    # catalog '' stands for "the catalog configured then", claimed by the first pass)
+    """
+    CREATE TABLE catalog_identity(
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        catalog_id TEXT NOT NULL,
+        path TEXT NOT NULL,
+        initialised_by TEXT NOT NULL,
+        initialised_at TEXT NOT NULL
+    );
+    CREATE TABLE catalog_registrations(
+        catalog TEXT NOT NULL,
+        scan TEXT NOT NULL,
+        pid TEXT,
+        registered_at TEXT NOT NULL,
+        PRIMARY KEY(catalog, scan)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO catalog_registrations(catalog, scan, registered_at)
+        SELECT '', scan, MIN(at) FROM events
+        WHERE kind = 'catalog.register' AND scan IS NOT NULL
+        GROUP BY scan;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
