@@ -31,6 +31,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.backends import build_backends
+from engine.catalog.custody import initialise_catalog
+from engine.catalog.factory import build_catalog
+from engine.catalog.local import LocalCatalog
 from engine.identity import IdentityCheck
 from engine.model import Level, Scan, ScanFile
 from engine.observe import inventory_signature
@@ -121,6 +124,15 @@ def populate(ws: LocalWorkspace, count: int) -> None:
                      signature, how, verified_at) VALUES (?,?,?,?,?,?,?,?,?)""",
                 rows,
             )
+        # What the deployment's first pass recorded: the endpoints' markers and the catalog's
+        # identity (this store is new, as a first pass's is).
+        config = ws.config()
+        identity = IdentityCheck(config, store, may_initialise=True)
+        for name in identity.local_endpoints():
+            identity.initialise(name, user="bench", now=now)
+        catalog = build_catalog(config)
+        assert isinstance(catalog, LocalCatalog)
+        initialise_catalog(catalog, store, user="bench", now=now)
     finally:
         store.close()
 

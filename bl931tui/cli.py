@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         "storage (with --from-identity) instead of re-verifying it",
     )
     mode.add_argument(
+        "--init-catalog",
+        action="store_true",
+        help="create the local catalog, or adopt the file at its path (after checking it is "
+        "the right one)",
+    )
+    mode.add_argument(
         "--acknowledge",
         metavar="ALERT_ID",
         help="acknowledge a standing alert (with --why); e.g. accept replicas lost at an endpoint",
@@ -278,6 +284,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bl931tui.operator import adopt_endpoint
 
         return adopt_endpoint(config, args.adopt_endpoint, args.from_identity.strip())
+    if args.init_catalog:
+        from bl931tui.operator import init_catalog
+
+        return init_catalog(config)
     if args.acknowledge:
         from bl931tui.operator import acknowledge
 

@@ -1,7 +1,7 @@
-"""Operator steps on the command line that change engine state: endpoint markers and the
-adoption of a migrated endpoint's evidence (with the owner lock: stop the service first), and
-alert acknowledgements (a decision, like an approval, that the running owner applies). Each
-records who did it."""
+"""Operator steps on the command line that change engine state: endpoint markers, the
+adoption of a migrated endpoint's evidence and the local catalog's identity (with the owner
+lock: stop the service first), and alert acknowledgements (a decision, like an approval, that
+the running owner applies). Each records who did it."""
 
 from __future__ import annotations
 
@@ -78,6 +78,47 @@ def adopt_endpoint(config: Config, name: str, old_identity: str) -> int:
         f"{name}: re-keyed the evidence of {copies} copies from {old_identity} to {current} "
         f"(recorded as {user})"
     )
+    return 0
+
+
+def init_catalog(config: Config) -> int:
+    """Give the local catalog its identity and record it: create an empty catalog where there
+    is none, or adopt the file at the configured path.
+
+    Run it once the catalog's volume is mounted and the file there (or its absence) is checked:
+    from then on the catalog is used only while that file is there. Registrations the state
+    store recorded that the file does not hold are reported as lost documents at the next pass.
+    """
+    from engine.catalog.custody import initialise_catalog
+    from engine.catalog.factory import build_catalog
+    from engine.catalog.local import LocalCatalog
+
+    if config.catalog.kind != "local":
+        raise UsageError(
+            f'--init-catalog is for [catalog] kind = "local" (this config: {config.catalog.kind!r})'
+        )
+    catalog = build_catalog(config)
+    assert isinstance(catalog, LocalCatalog)
+    with OwnerLock(config.state.path):
+        store = owned_store(config)
+        try:
+            identity, how = initialise_catalog(
+                catalog, store, user=operator_name(), now=SYSTEM_CLOCK.now()
+            )
+            count = len(catalog)
+        finally:
+            store.close()
+    if how == "created":
+        print(f"catalog: created an empty catalog {identity.catalog_id} at {identity.path}")
+    elif how == "adopted":
+        print(
+            f"catalog: adopted catalog {identity.catalog_id} at {identity.path} ({count} datasets)"
+        )
+    else:
+        print(
+            f"catalog: adopted the catalog at {identity.path} ({count} datasets) and gave it "
+            f"the identity {identity.catalog_id}"
+        )
     return 0
 
 

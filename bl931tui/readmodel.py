@@ -150,7 +150,7 @@ def connection(store: StateStore) -> sqlite3.Connection:
 
 def fingerprint(conn: sqlite3.Connection) -> tuple[Any, ...]:
     """A cheap summary that changes whenever anything the TUI shows changes."""
-    try:  # what passes recorded beside their plans (a store not yet at schema 6 has none)
+    try:  # what passes recorded beside their plans (a store not yet at schema 7 has none)
         findings = tuple(
             conn.execute(
                 """SELECT (SELECT count(*) || ':' || coalesce(max(since), '') FROM blocked),

@@ -7,6 +7,8 @@ event when one is raised or clears, and applies operators' acknowledgements:
 - an acknowledged `notify` alert no longer stands (the person has seen it);
 - an acknowledged missing-fraction alert means "accept the loss": the reconciler takes the
   endpoint's current listing as its new baseline, so the condition itself goes away;
+- so does an acknowledged lost-documents alert of the catalog: the lost registrations are
+  forgotten (`engine.catalog.custody`) and the scans are registered again where they can be;
 - an alert cleared only by its condition (an endpoint's identity) cannot be acknowledged.
 """
 
@@ -83,6 +85,13 @@ class AlertLog:
             for r in self.records(standing_only=True).values()
             if r.code == "missing_fraction" and r.acknowledged_at is not None and r.endpoint
         }
+
+    def acknowledged(self, code: str, endpoint: str | None) -> bool:
+        """Whether a standing alert of this code and endpoint was acknowledged by an operator."""
+        return any(
+            r.code == code and r.endpoint == endpoint and r.acknowledged_at is not None
+            for r in self.records(standing_only=True).values()
+        )
 
     def refresh(self, current: Iterable[Alert], now: datetime, *, write: bool) -> tuple[Alert, ...]:
         """The alerts that stand this pass, with `since` filled in.
@@ -190,7 +199,7 @@ class AlertLog:
 
 
 # Which codes an operator may acknowledge (the alert's own `cleared_by` says the same in JSON).
-_ACKNOWLEDGEABLE = {"missing_fraction", "foreign_files"}
+_ACKNOWLEDGEABLE = {"missing_fraction", "foreign_files", "catalog_lost_documents"}
 
 
 def _cleared_by(record: AlertRecord) -> ClearedBy:

@@ -26,11 +26,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 from engine.backends import Backends
 from engine.catalog.base import Location
+from engine.catalog.custody import Registrations
 from engine.clock import Clock
 from engine.config import Config
 from engine.decisions import DecisionLog, Refused
 from engine.deletes import InterruptedDeletes, confirm_lost_delete, receipt_files, report_foreign
-from engine.errors import Bl931Error, classify
+from engine.errors import Bl931Error, CatalogUnavailable, classify
 from engine.evidence_identity import StorageIdentities
 from engine.identity import IdentityCheck
 from engine.last_look import (
@@ -104,6 +105,8 @@ class Executor:
         # This pass's storage identities (set by the reconciler when it observes).
         self.storages: StorageIdentities | None = None
         self.interrupted = InterruptedDeletes(self)
+        # The scans the catalog made durable (the reconciler reads them back every pass).
+        self.registrations = Registrations(store)
 
     # ---- recording helpers -------------------------------------------------------------
     def _event(
@@ -659,7 +662,7 @@ class Executor:
                     catalog.update_locations(scan, locations)
                     message = f"locations now {where}"
             except Exception as exc:
-                self._fail(action.id, action.scan, classify(exc), str(exc), now)
+                self._fail(action.id, action.scan, _catalog_failure(exc), str(exc), now)
                 outcome.failed += 1
                 continue
             done.append((action, message, pid))
@@ -668,9 +671,15 @@ class Executor:
         except Exception as exc:
             for action, _, _ in done:
                 self._fail(
-                    action.id, action.scan, classify(exc), f"not written to the catalog: {exc}", now
+                    action.id,
+                    action.scan,
+                    _catalog_failure(exc),
+                    f"not written to the catalog: {exc}",
+                    now,
                 )
             return outcome + Outcome(failed=len(done))
+        registered = [(a.scan, pid) for a, _, pid in done if a.kind is ActionKind.REGISTER]
+        self.registrations.record(catalog.name, registered, now)
         for action, message, pid in done:
             self.store.record_success(action.id, now)
             self._event(
@@ -842,3 +851,12 @@ class Executor:
             data={"reason_code": code},
         )
         return False
+
+
+def _catalog_failure(exc: BaseException) -> ErrorClass:
+    """How a failed catalog action is handled. An unavailable catalog is a condition of the
+    catalog, reported (and classed) by every pass's observation: the action itself just waits
+    for it and is retried with backoff, never left for a person to retry by hand."""
+    if isinstance(exc, CatalogUnavailable):
+        return ErrorClass.TRANSIENT
+    return classify(exc)

@@ -199,6 +199,15 @@ class CatalogView:
     ok: bool = True
     error: str | None = None
     locations: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    error_class: ErrorClass = ErrorClass.TRANSIENT  # of `error`, when the catalog is not ok
+    # Scans the state store recorded as registered that the catalog no longer holds (and whose
+    # loss no operator accepted): while any, the catalog is unknown for every action.
+    lost: frozenset[str] = frozenset()
+
+    @property
+    def usable(self) -> bool:
+        """Readable and holding every registration the state store knows of."""
+        return self.ok and not self.lost
 
     def registered(self, scan: str) -> bool:
         return scan in self.locations

@@ -776,13 +776,8 @@ class _Planner:
             kind = ActionKind.UPDATE_CATALOG
             recorded = ", ".join(sorted(recorded_locations)) or "none"
             reason = f"locations changed: catalog has {recorded}; now {', '.join(sorted(locations)) or 'none'}"
-        if not catalog.ok:
-            case.block(
-                kind,
-                None,
-                "catalog_unavailable",
-                f"catalog unavailable: {catalog.error or 'no answer'}",
-            )
+        if not catalog.usable:
+            case.block(kind, None, "catalog_unavailable", _catalog_unknown(catalog))
             return
         allowed, approved = gate(kind, None, None)
         if not allowed:
@@ -927,10 +922,13 @@ class _Planner:
                     "copy_unverified",
                     f"{required} copy is {state}; policy requires {rule.verify.word}",
                 )
+        catalog = self.inp.catalog
+        if self.policy.catalog_enabled and catalog.lost:
+            # The catalog lost records: no delete anywhere, whatever `required_for_delete` says.
+            return "catalog_unavailable", _catalog_unknown(catalog)
         if self.policy.catalog_enabled and self.policy.catalog_required_for_delete:
-            catalog = self.inp.catalog
             if not catalog.ok:
-                return "catalog_unavailable", f"catalog unavailable: {catalog.error or 'no answer'}"
+                return "catalog_unavailable", _catalog_unknown(catalog)
             if catalog.enabled and not case.registered:
                 return "not_catalogued", "the scan is not yet registered in the catalog"
         return None
@@ -1018,6 +1016,15 @@ class _Planner:
                         action.approved,
                     )
                 )
+
+
+def _catalog_unknown(catalog: CatalogView) -> str:
+    if not catalog.ok:
+        return f"catalog unavailable: {catalog.error or 'no answer'}"
+    return (
+        f"the catalog lost {len(catalog.lost)} registered document(s); it is unknown until "
+        "they are back or an operator acknowledges the loss"
+    )
 
 
 def _emptied(scan: Scan) -> bool:

@@ -20,10 +20,11 @@ from typing import Any
 from engine.alert_log import AlertLog
 from engine.approvals import require_second_approver
 from engine.backends import Backends
+from engine.catalog.custody import CATALOG, observe_catalog
 from engine.catalog.pid_book import keep_pids_in
 from engine.clock import Clock, as_clock
 from engine.config import Config
-from engine.errors import Bl931Error, CatalogUnavailable, EndpointUnavailable
+from engine.errors import Bl931Error, EndpointUnavailable
 from engine.evidence_identity import StorageIdentities
 from engine.executor import Executor
 from engine.foreign import ForeignPaths, WithoutForeign, foreign_paths, without_foreign
@@ -273,8 +274,10 @@ class Reconciler:
     ) -> Observation:
         """Read the inventory, every endpoint and the catalog.
 
-        Writes nothing, except with `write` on a state store created by this process: then
-        local endpoints get their identity markers (see `engine.identity`).
+        Writes nothing, except with `write`: on a state store created by this process, local
+        endpoints get their identity markers (see `engine.identity`) and the local catalog its
+        identity; registrations whose loss an operator accepted are forgotten
+        (`engine.catalog.custody`).
 
         With `circuit_breaker` (the service's passes; never the audit, which an operator runs
         to see the truth right now), an endpoint in back-off is not listed: it is reported
@@ -404,9 +407,19 @@ class Reconciler:
                 previously_present=previously,
                 expected_absent=expected_absent,
             )
-        catalog = self._observe_catalog(scans)
+        catalog, catalog_alerts = observe_catalog(
+            self.backends.catalog,
+            self.executor.registrations,
+            scans,
+            write=write,
+            user=self.user,
+            now=now,
+        )
+        alerts.extend(catalog_alerts)
         if catalog.enabled and not catalog.ok:
-            errors.append(EndpointError("catalog", catalog.error or "unavailable"))
+            errors.append(
+                EndpointError(CATALOG, catalog.error or "unavailable", catalog.error_class)
+            )
         return Observation(
             scans,
             observations,
@@ -499,17 +512,6 @@ class Reconciler:
             alert_details=standing,
             problems=problems,
         )
-
-    def _observe_catalog(self, scans: Mapping[str, Scan]) -> CatalogView:
-        catalog = self.backends.catalog
-        if catalog is None:
-            return CatalogView(enabled=False)
-        try:
-            return catalog.observe(scans.keys())
-        except CatalogUnavailable as exc:
-            return CatalogView(enabled=True, ok=False, error=exc.message)
-        except Bl931Error as exc:
-            return CatalogView(enabled=True, ok=False, error=exc.message)
 
     def in_flight(self) -> tuple[InFlight, ...]:
         # An interrupted delete cleared for its last look is planned afresh, not in flight.
@@ -658,6 +660,12 @@ class Reconciler:
         if seen.inventory is not None:
             for problem in seen.inventory.problems:
                 log.warning("inventory: %s", problem)
+        if seen.catalog.enabled and not seen.catalog.ok:
+            log.error(
+                "catalog: %s",
+                seen.catalog.error,
+                extra={"endpoint": CATALOG, "error_class": seen.catalog.error_class.value},
+            )
         stored = seen.stored_replicas
         for name, obs in seen.observations.items():
             if name in seen.unproven:

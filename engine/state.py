@@ -300,7 +300,29 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX deletions_scan ON deletions(scan, endpoint);
     CREATE INDEX deletions_submission ON deletions(submission_id, action_id);
     """,
-    # 6: what each pass held back and why, the catalog as last read (engine.pass_findings);
+    # 6: the local catalog's identity; which scans each catalog registered (from past events:
+    # catalog '' stands for "the catalog configured then", claimed by the first pass)
+    """
+    CREATE TABLE catalog_identity(
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        catalog_id TEXT NOT NULL,
+        path TEXT NOT NULL,
+        initialised_by TEXT NOT NULL,
+        initialised_at TEXT NOT NULL
+    );
+    CREATE TABLE catalog_registrations(
+        catalog TEXT NOT NULL,
+        scan TEXT NOT NULL,
+        pid TEXT,
+        registered_at TEXT NOT NULL,
+        PRIMARY KEY(catalog, scan)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO catalog_registrations(catalog, scan, registered_at)
+        SELECT '', scan, MIN(at) FROM events
+        WHERE kind = 'catalog.register' AND scan IS NOT NULL
+        GROUP BY scan;
+    """,
+    # 7: what each pass held back and why, the catalog as last read (engine.pass_findings);
     # per-scan progress of a task, from the mover's per-file records (engine.task_progress)
     """
     CREATE TABLE blocked(
@@ -1343,6 +1365,6 @@ class StateStore:
         out = dict(row)
         for key in ("beat_at", "pass_started_at", "pass_finished_at", "last_ok_pass_at"):
             out[key] = parse_time(out[key])
-        out["stopped_at"] = parse_time(out.get("stopped_at"))  # absent before schema 6
+        out["stopped_at"] = parse_time(out.get("stopped_at"))  # absent before schema 7
         out["summary"] = json.loads(out["summary"]) if out["summary"] else None
         return out

@@ -1,24 +1,34 @@
-"""The embedded catalog: SciCat-shaped dataset documents in one JSON file (TinyDB's format).
+"""The embedded catalog: SciCat-shaped dataset documents in one JSON file (TinyDB's layout).
 
 Offline-first: a beamline can run with this catalog before its SciCat ingest exists, and later
 back-fill SciCat from these documents (`engine.catalog.backfill`), because both catalogs keep the
 same documents (`engine.catalog.dataset`).
 
-Why not TinyDB's own `JSONStorage`: it rewrites the file in place on every write, so a crash
-mid-write leaves a truncated or silently wrong file, and each write re-serialises everything.
-Here the documents live in memory and `flush()` writes them once per pass, atomically (temporary
-file in the same folder, fsync, `os.replace`, fsync of the folder). The file stays in TinyDB's
-layout (`{"datasets": {"1": {...}, ...}}`) so `TinyDB(path).table("datasets")` can read it.
+A missing catalog is unknown, never empty. The file carries an identity (`engine.catalog.
+local_file`) that is written once — by `initialise()`, which only an operator's
+`--init-catalog` or a brand-new state store calls (`engine.catalog.custody`) — and checked on
+every read: a missing file, a file without an identity or with another one makes the catalog
+unavailable (needs a person), so an unmounted volume or a deleted file never reads as "nothing
+registered" and bl931 never starts an empty catalog over a known one.
+
+Reads follow the disk: before each use the file's stamp is compared with the one last read and
+the file is read again when it changed, so a long-running service never works from a stale copy.
+Changes are kept in memory as *pending* changes and written once per pass by `flush()`, as a
+compare-and-swap (`CatalogFile.replace` under the write lock): the file is read afresh, the
+pending changes are merged into what another writer may have added meanwhile, and the result
+replaces exactly the file that was read. Nothing another writer recorded is lost.
+
+Thread-safe for one writer (the reconciler) and readers (the TUI via `documents()`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import tempfile
 import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+import uuid
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,27 +41,45 @@ from engine.catalog.dataset import (
     local_document,
     location_entry,
     recorded_endpoints,
-    scan_id_of,
     to_iso,
+)
+from engine.catalog.local_file import (
+    TABLE,
+    CatalogCorrupt,
+    CatalogFile,
+    CatalogRaced,
+    CatalogSnapshot,
 )
 from engine.clock import SYSTEM_CLOCK
 from engine.config import CatalogConfig
 from engine.errors import CatalogUnavailable, TerminalError
 from engine.model import CatalogView, ErrorClass, Scan
 
+__all__ = ["TABLE", "LocalCatalog"]
+
 log = logging.getLogger(__name__)
 
-TABLE = "datasets"
+# A writer that ignores the lock and keeps replacing the file is given this many chances.
+MAX_WRITE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """A pending change of one scan's document: the whole document as this catalog built it
+    (used when the file holds none), and the locations to set on whatever document it holds."""
+
+    document: dict[str, Any]
+    locations: tuple[Location, ...] | None  # None: adopt the document found as it is
+    at: str
 
 
 class LocalCatalog:
-    """A `Catalog` kept in memory and written atomically to one file per pass.
+    """A `Catalog` in one JSON file, read when it changes and written by compare-and-swap.
 
-    The file is read lazily on first use, so a corrupt file surfaces as `CatalogUnavailable` in the
-    pass that needs it (the reconciler then blocks deletes) instead of crashing start-up; it is
-    retried on every call and never replaced by an empty catalog.
-
-    Thread-safe for one writer (the reconciler) and readers (the TUI via `documents()`).
+    Until `expect()` binds it to an identity, any catalog file is accepted and a missing file is
+    unavailable. The file is read lazily, so a corrupt or missing file surfaces as
+    `CatalogUnavailable` in the pass that needs it (the reconciler then blocks what depends on
+    the catalog) instead of crashing start-up.
     """
 
     name = "local"
@@ -64,96 +92,261 @@ class LocalCatalog:
         beamline: str = "9.3.1",
         clock: Callable[[], datetime] = SYSTEM_CLOCK,
     ) -> None:
-        self.path = Path(path).expanduser()
+        self.file = CatalogFile(path)
+        self.path = self.file.path
         self.config = config
         self.beamline = beamline
         self._clock = clock
         self._template = compile_path_template(config.path_template)
         self._lock = threading.RLock()
-        self._docs: dict[str, dict[str, Any]] | None = None  # scan id → document
-        self._dirty = False
+        self._snapshot: CatalogSnapshot | None = None  # the file as last read (or written)
+        self._pending: dict[str, _Change] = {}  # scan id → change not yet written
+        self._docs: dict[str, dict[str, Any]] | None = None  # the snapshot with pending applied
+        self._expected_id: str | None = None
+        self._missing_is_fresh = False
+        self._refusal: str | None = None
 
-    # ---- loading and saving -----------------------------------------------------------------
+    # ---- identity ---------------------------------------------------------------------------
 
-    def _load(self) -> dict[str, dict[str, Any]]:
-        if self._docs is not None:
-            return self._docs
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            log.info("local catalog %s does not exist yet; starting empty", self.path)
-            self._docs = {}
-            return self._docs
-        except OSError as exc:
-            raise CatalogUnavailable(
-                f"local catalog {self.path} cannot be read: {exc.strerror or exc}"
-            ) from None
-        self._docs = self._parse(raw)
-        log.debug("local catalog %s: %d datasets loaded", self.path, len(self._docs))
-        return self._docs
+    def expect(
+        self,
+        catalog_id: str | None,
+        *,
+        missing_is_fresh: bool = False,
+        refusal: str | None = None,
+    ) -> None:
+        """Bind the catalog to what the state store knows (called before each pass).
 
-    def _parse(self, raw: bytes) -> dict[str, dict[str, Any]]:
-        def corrupt(why: str) -> CatalogUnavailable:
-            return CatalogUnavailable(
-                f"local catalog {self.path} is corrupt ({why}); restore it from a backup or move "
-                "it aside — bl931 will not start an empty catalog over it",
-                error_class=ErrorClass.NEEDS_HUMAN,
-            )
-
-        if not raw.strip():
-            raise corrupt("the file is empty")
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise corrupt(f"not valid JSON: {exc}") from None
-        if not isinstance(data, dict) or not isinstance(data.get(TABLE, {}), dict):
-            raise corrupt(f"expected an object with a {TABLE!r} table")
-        docs: dict[str, dict[str, Any]] = {}
-        for doc_id, doc in data.get(TABLE, {}).items():
-            scan_id = scan_id_of(doc) if isinstance(doc, dict) else None
-            if scan_id is None:
-                raise corrupt(f"document {doc_id} has no scientificMetadata.scan_id")
-            docs[scan_id] = doc
-        return docs
-
-    def flush(self) -> None:
-        """Write the catalog atomically if anything changed since the last flush.
-
-        Raises:
-            CatalogUnavailable: the file could not be written (the old file is left intact).
+        Args:
+            catalog_id: the identity the file must carry (None: any).
+            missing_is_fresh: a missing file reads as an empty catalog — only for an audit of
+                an installation that has no state store yet; nothing is written then.
+            refusal: the catalog is unavailable for this reason, whatever the file holds (no
+                identity is recorded and none may be created without an operator).
         """
         with self._lock:
-            if self._docs is None or not self._dirty:
-                return
-            table = {str(i): doc for i, (_, doc) in enumerate(sorted(self._docs.items()), 1)}
-            payload = json.dumps({TABLE: table}, ensure_ascii=False, sort_keys=True)
-            try:
-                self._write_atomically(payload.encode("utf-8"))
-            except OSError as exc:
-                raise CatalogUnavailable(
-                    f"local catalog {self.path} cannot be written: {exc.strerror or exc}"
-                ) from None
-            self._dirty = False
-            log.debug("local catalog %s: %d datasets written", self.path, len(self._docs))
+            if catalog_id != self._expected_id:
+                self._snapshot = None  # checked again against the new expectation
+                self._docs = None
+            self._expected_id = catalog_id
+            self._missing_is_fresh = missing_is_fresh and catalog_id is None
+            self._refusal = refusal
 
-    def _write_atomically(self, data: bytes) -> None:
-        folder = self.path.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
+    def identity_on_disk(self) -> str | None:
+        """The id the file carries (None: a file from before identities).
+
+        Raises:
+            CatalogUnavailable: there is no file, or it is unreadable or corrupt.
+        """
+        with self._lock:
+            return self._read().catalog_id
+
+    def initialise(self, *, now: datetime) -> tuple[str, str]:
+        """Give the catalog file an identity: create an empty catalog, or adopt the file there.
+
+        A file that already carries an identity keeps it; a file from before identities gets
+        one, its documents untouched. Only an operator's step (`--init-catalog`) or a new state
+        store may call this: everywhere else a missing file is unavailable. The catalog's folder
+        must exist (a missing folder is an unmounted volume more often than a new install).
+
+        Returns:
+            (catalog id, "created" | "adopted" | "identified").
+
+        Raises:
+            CatalogUnavailable: the folder is missing, or the file is unreadable or corrupt.
+        """
+        with self._lock:
+            if self.path.is_symlink() and not self.path.exists():
+                raise CatalogUnavailable(
+                    f"local catalog {self.path} is a symlink to {os.readlink(self.path)}, which "
+                    "does not exist (is its volume mounted?)",
+                    error_class=ErrorClass.NEEDS_HUMAN,
+                )
+            if not self.path.parent.is_dir():
+                raise CatalogUnavailable(
+                    f"local catalog folder {self.path.parent} does not exist (is its volume "
+                    "mounted?); bl931 never creates it",
+                    error_class=ErrorClass.NEEDS_HUMAN,
+                )
+            try:
+                with self.file.locked():
+                    current = self._read_for_write()
+                    if current is not None and current.catalog_id is not None:
+                        self._snapshot, self._docs = current, None
+                        return current.catalog_id, "adopted"
+                    identity = {
+                        "id": str(uuid.uuid4()),
+                        "generation": 1 if current is None else current.generation + 1,
+                        "beamline": self.beamline,
+                        "created_at": to_iso(now),
+                    }
+                    docs = {} if current is None else dict(current.docs)
+                    written = self.file.replace(
+                        docs, identity, expected=None if current is None else current.stamp
+                    )
+            except (OSError, CatalogRaced) as exc:
+                raise CatalogUnavailable(
+                    f"local catalog {self.path} cannot be initialised: {exc}",
+                    error_class=ErrorClass.NEEDS_HUMAN,
+                ) from None
+            self._snapshot, self._docs = written, None
+            how = "created" if current is None else "identified"
+            log.info("local catalog %s: identity %s (%s)", self.path, identity["id"], how)
+            return str(identity["id"]), how
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def _unavailable(self, why: str, error_class: ErrorClass) -> CatalogUnavailable:
+        return CatalogUnavailable(f"local catalog {self.path} {why}", error_class=error_class)
+
+    def _missing(self) -> CatalogUnavailable:
+        return self._unavailable(
+            "is missing (is its volume unmounted, or was it deleted?): bl931 never starts an "
+            "empty catalog over a known one. Restore or remount it; if it is truly gone, "
+            "`bl931tui --init-catalog` starts a new one (scans the state store recorded as "
+            "registered are then reported lost)",
+            ErrorClass.NEEDS_HUMAN,
+        )
+
+    def _read(self) -> CatalogSnapshot:
+        """Read the file and check its identity (no lock: `os.replace` makes reads whole)."""
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(folder, os.O_RDONLY)
+            snapshot = self.file.read()
+        except FileNotFoundError:
+            raise self._missing() from None
+        except CatalogCorrupt as exc:
+            raise self._unavailable(
+                f"is corrupt ({exc}); restore it from a backup or move it aside — bl931 will "
+                "not start an empty catalog over it",
+                ErrorClass.NEEDS_HUMAN,
+            ) from None
+        except OSError as exc:
+            raise self._unavailable(
+                f"cannot be read: {exc.strerror or exc}", ErrorClass.TRANSIENT
+            ) from None
+        self._check_identity(snapshot)
+        return snapshot
+
+    def _check_identity(self, snapshot: CatalogSnapshot) -> None:
+        expected = self._expected_id
+        if expected is None or snapshot.catalog_id == expected:
+            return
+        if snapshot.catalog_id is None:
+            found = "carries no catalog identity"
+        else:
+            found = f"is catalog {snapshot.catalog_id}"
+        raise self._unavailable(
+            f"{found}, not catalog {expected} that the state store knows: another catalog is "
+            "at that path (a different volume mounted, or a file put back from elsewhere). "
+            "Restore the right file, or check this one and run `bl931tui --init-catalog`",
+            ErrorClass.NEEDS_HUMAN,
+        )
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        """The documents as they are on disk now, with this catalog's pending changes applied."""
+        if self._refusal is not None:
+            raise self._unavailable(self._refusal, ErrorClass.NEEDS_HUMAN)
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            stamp = self.file.stamp()
+        except OSError as exc:
+            raise self._unavailable(
+                f"cannot be read: {exc.strerror or exc}", ErrorClass.TRANSIENT
+            ) from None
+        if stamp is None:
+            self._snapshot = None
+            if not self._missing_is_fresh:
+                self._docs = None
+                raise self._missing()
+            if self._docs is None:
+                self._docs = self._apply_pending({})
+            return self._docs
+        if self._snapshot is None or self._snapshot.stamp != stamp or self._docs is None:
+            self._snapshot = self._read()
+            self._docs = self._apply_pending(self._snapshot.docs)
+            log.debug("local catalog %s: %d datasets loaded", self.path, len(self._docs))
+        return self._docs
+
+    def _apply_pending(self, docs: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        out = dict(docs)
+        for scan_id, change in self._pending.items():
+            out[scan_id] = self._changed(out.get(scan_id), change)
+        return out
+
+    def _changed(self, found: dict[str, Any] | None, change: _Change) -> dict[str, Any]:
+        if found is None:
+            return change.document
+        if change.locations is None:
+            return found
+        return _with_locations(found, change.locations, self.config, change.at)
+
+    @property
+    def _dirty(self) -> bool:
+        return bool(self._pending)
+
+    # ---- writing ----------------------------------------------------------------------------
+
+    def _read_for_write(self) -> CatalogSnapshot | None:
+        """Under the write lock: the file read afresh (None if there is none)."""
+        try:
+            return self.file.read()
+        except FileNotFoundError:
+            return None
+        except CatalogCorrupt as exc:
+            raise self._unavailable(
+                f"is corrupt ({exc}); nothing was written", ErrorClass.NEEDS_HUMAN
+            ) from None
+
+    def flush(self) -> None:
+        """Write the pending changes, merged into the file as it is now (compare-and-swap).
+
+        Changes that cannot be written stay pending (the next flush tries again).
+
+        Raises:
+            CatalogUnavailable: the file is missing, not this catalog, or cannot be written
+                (the file on disk is left as it was).
+        """
+        with self._lock:
+            if not self._pending:
+                return
+            if self._refusal is not None:
+                raise self._unavailable(self._refusal, ErrorClass.NEEDS_HUMAN)
+            if not self.path.is_file():  # follows a symlink: a dangling one is missing too
+                raise self._missing()  # not even the lock file is created on a bare mount point
+            for _ in range(MAX_WRITE_ATTEMPTS):
+                try:
+                    with self.file.locked():
+                        current = self._read_for_write()
+                        if current is None:
+                            raise self._missing()
+                        self._check_identity(current)
+                        merged = self._apply_pending(current.docs)
+                        identity = {**current.identity, "generation": current.generation + 1}
+                        written = self.file.replace(merged, identity, expected=current.stamp)
+                except CatalogRaced:
+                    log.warning(
+                        "local catalog %s changed while being written; merging again", self.path
+                    )
+                    continue
+                except FileNotFoundError:
+                    raise self._missing() from None
+                except OSError as exc:
+                    raise self._unavailable(
+                        f"cannot be written: {exc.strerror or exc}", ErrorClass.TRANSIENT
+                    ) from None
+                self._snapshot, self._docs = written, dict(written.docs)
+                self._pending.clear()
+                log.debug(
+                    "local catalog %s: generation %d, %d datasets written",
+                    self.path,
+                    written.generation,
+                    len(written.docs),
+                )
+                return
+            raise self._unavailable(
+                f"kept changing while being written ({MAX_WRITE_ATTEMPTS} attempts): another "
+                "program rewrites it without bl931's lock",
+                ErrorClass.TRANSIENT,
+            )
 
     # ---- the Catalog protocol ---------------------------------------------------------------
 
@@ -161,7 +354,7 @@ class LocalCatalog:
         """Registered scans among `scans` and the endpoints recorded for each.
 
         Raises:
-            CatalogUnavailable: the file is unreadable or corrupt.
+            CatalogUnavailable: the file is missing, not this catalog, unreadable or corrupt.
         """
         with self._lock:
             docs = self._load()
@@ -178,18 +371,19 @@ class LocalCatalog:
         with self._lock:
             docs = self._load()
             existing = docs.get(scan.id)
+            now = to_iso(self._clock())
             if existing is not None:
                 log.debug("local catalog: %s already registered as %s", scan.id, existing["pid"])
                 if locations and recorded_endpoints(existing) != {x.endpoint for x in locations}:
-                    self._set_locations(scan.id, existing, locations)
+                    self._stage(scan.id, existing, tuple(locations), now)
                 return str(existing["pid"])
             doc = local_document(
                 scan, locations, self.config, beamline=self.beamline, template=self._template
             )
-            now = to_iso(self._clock())
             doc["createdAt"] = doc["updatedAt"] = now
+            # Merged into a document another writer added meanwhile, these locations win.
+            self._pending[scan.id] = _Change(doc, tuple(locations) or None, now)
             docs[scan.id] = doc
-            self._dirty = True
             log.info("local catalog: registered %s as %s", scan.id, doc["pid"])
             return str(doc["pid"])
 
@@ -205,27 +399,15 @@ class LocalCatalog:
             if existing is None:
                 pid = dataset_pid(scan.id, prefix=self.config.pid_prefix, beamline=self.beamline)
                 raise TerminalError(f"{scan.id}: not registered in the local catalog ({pid})")
-            self._set_locations(scan.id, existing, locations)
+            self._stage(scan.id, existing, tuple(locations), to_iso(self._clock()))
 
-    def _set_locations(
-        self, scan_id: str, existing: dict[str, Any], locations: Sequence[Location]
+    def _stage(
+        self, scan_id: str, existing: dict[str, Any], locations: tuple[Location, ...], at: str
     ) -> None:
-        # Documents are replaced, never mutated, so `documents()` snapshots stay consistent.
-        metadata = dict(existing["scientificMetadata"])
-        metadata["locations"] = [location_entry(loc) for loc in locations]
-        lifecycle = {
-            **existing.get("datasetlifecycle", {}),
-            **lifecycle_body(locations, self.config),
-        }
-        updated = {
-            **existing,
-            "scientificMetadata": metadata,
-            "datasetlifecycle": lifecycle,
-            "updatedAt": to_iso(self._clock()),
-        }
+        updated = _with_locations(existing, locations, self.config, at)
+        self._pending[scan_id] = _Change(updated, locations, at)
         assert self._docs is not None
         self._docs[scan_id] = updated
-        self._dirty = True
         log.info(
             "local catalog: %s now at %s",
             scan_id,
@@ -238,7 +420,7 @@ class LocalCatalog:
         """Every dataset document, in scan-id order (a snapshot; safe while the engine writes).
 
         Raises:
-            CatalogUnavailable: the file is unreadable or corrupt.
+            CatalogUnavailable: the file is missing, unreadable or corrupt.
         """
         with self._lock:
             snapshot = [doc for _, doc in sorted(self._load().items())]
@@ -251,3 +433,22 @@ class LocalCatalog:
     def __len__(self) -> int:
         with self._lock:
             return len(self._load())
+
+
+def _with_locations(
+    existing: Mapping[str, Any], locations: Sequence[Location], config: CatalogConfig, at: str
+) -> dict[str, Any]:
+    """The document with these locations and lifecycle (a new dict: documents are replaced,
+    never mutated, so `documents()` snapshots stay consistent)."""
+    metadata = dict(existing["scientificMetadata"])
+    metadata["locations"] = [location_entry(loc) for loc in locations]
+    lifecycle = {
+        **existing.get("datasetlifecycle", {}),
+        **lifecycle_body(locations, config),
+    }
+    return {
+        **existing,
+        "scientificMetadata": metadata,
+        "datasetlifecycle": lifecycle,
+        "updatedAt": at,
+    }

@@ -14,6 +14,7 @@ from engine.catalog.scicat import ScicatCatalog
 from engine.config import CatalogConfig
 from engine.errors import CatalogUnavailable
 from engine.model import ErrorClass
+from tests.catalog.helpers import new_local_catalog
 from tests.fakes.scans import cfs, hpss, make_scan
 from tests.fakes.scicat_api import FakeScicat
 
@@ -22,7 +23,7 @@ Build = Callable[..., ScicatCatalog]
 
 def filled_local(path: Path, config: CatalogConfig, count: int) -> LocalCatalog:
     """A local catalog of `count` scans; every 10th also archived to HPSS. Flushed and reopened."""
-    local = LocalCatalog(path, config)
+    local = new_local_catalog(path, config)
     for i in range(count):
         scan = make_scan(f"p{i % 7}/user/scan_{i:04d}", files=1 + i % 3)
         locations = [cfs(scan), hpss(scan)] if i % 10 == 0 else [cfs(scan)]
@@ -147,7 +148,7 @@ def test_backfill_into_another_local_catalog_reproduces_the_documents(
     tmp_path: Path, catalog_config: CatalogConfig
 ) -> None:
     source = filled_local(tmp_path / "a.json", catalog_config, 30)
-    target = LocalCatalog(tmp_path / "b.json", catalog_config)
+    target = new_local_catalog(tmp_path / "b.json", catalog_config)
 
     result = backfill(source, target)
 

@@ -16,6 +16,7 @@ from engine.catalog.local import LocalCatalog
 from engine.config import CatalogConfig
 from engine.errors import CatalogUnavailable, TerminalError
 from engine.model import ErrorClass
+from tests.catalog.helpers import new_local_catalog
 from tests.fakes.scans import cfs, hpss, make_scan
 
 FIXED = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -28,7 +29,7 @@ def catalog_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def local(catalog_path: Path, catalog_config: CatalogConfig) -> LocalCatalog:
-    return LocalCatalog(catalog_path, catalog_config, clock=lambda: FIXED)
+    return new_local_catalog(catalog_path, catalog_config, clock=lambda: FIXED)
 
 
 def test_implements_the_catalog_protocol(local: LocalCatalog) -> None:
@@ -114,13 +115,13 @@ def test_nothing_is_written_before_flush_and_flush_is_tinydb_readable(
 ) -> None:
     scan = make_scan("p1/u/s")
     local.register(scan, [cfs(scan)])
-    assert not catalog_path.exists()
+    assert scan.id not in catalog_path.read_text()  # the initialised catalog is still empty
 
     local.flush()
 
     assert catalog_path.is_file()
     leftovers = [p for p in catalog_path.parent.iterdir() if p != catalog_path]
-    assert leftovers == []
+    assert leftovers == [local.file.lock_path]  # the write lock's file, never a temporary
     with TinyDB(catalog_path) as db:
         rows = db.table("datasets").all()
     assert [r["scientificMetadata"]["scan_id"]["value"] for r in rows] == [scan.id]
@@ -160,7 +161,10 @@ def test_a_failed_write_leaves_the_old_file_intact(
     monkeypatch.undo()
 
     assert catalog_path.read_bytes() == good
-    assert [p.name for p in catalog_path.parent.iterdir()] == [catalog_path.name]
+    assert sorted(p.name for p in catalog_path.parent.iterdir()) == [
+        catalog_path.name,
+        local.file.lock_path.name,
+    ]
     local.flush()  # still dirty: the next pass writes it
     assert b.id in catalog_path.read_text()
 

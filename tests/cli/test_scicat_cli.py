@@ -163,3 +163,56 @@ def test_a_whole_lifecycle_on_scicat_with_the_default_creation_location(
         before = writes()
         assert cli(ws, env, "--reconcile", "--once").returncode == 0
         assert writes() == before
+
+
+def test_scicat_shares_the_catalog_paths_unavailable_and_lost_documents(
+    tmp_path: Path,
+) -> None:
+    """SciCat reaches the planner the way the local catalog does: unreachable is
+    `catalog_unavailable` (and an error), a deleted dataset the store registered is the same
+    lost-documents alert that blocks every delete."""
+    from engine.workspace import create_workspace
+
+    ws = create_workspace(
+        tmp_path / "ws", dtn_keep_days=0, cfs_keep_days=1000, catalog_kind="scicat"
+    )
+    text = ws.config_path.read_text("utf-8")
+    ws.config_path.write_text(
+        text.replace('kind = "scicat"\n', 'kind = "scicat"\nprincipal_investigator = "Jane Doe"\n'),
+        "utf-8",
+    )
+    for i in range(2):
+        ws.write_scan(f"2026/11/ALS-7/s{i}.h5", os.urandom(200))
+    with FakeScicat() as fake:
+        fake.users["ingestor"] = SECRET
+        env = {
+            "SCICAT_URL": fake.base_url,
+            "SCICAT_USERNAME": "ingestor",
+            "SCICAT_PASSWORD": SECRET,
+        }
+        for _ in range(3):
+            assert cli(ws, env, "--reconcile", "--once").returncode == 0
+        assert len(fake.datasets) == 2
+        doc = json.loads(cli(ws, env, "--dry-run", "--json").stdout)
+        assert len([a for a in doc["actions"] if a["kind"] == "delete"]) == 2
+
+        (lost_pid,) = [p for p, d in fake.datasets.items() if d["datasetName"] == "s0.h5"]
+        del fake.datasets[lost_pid]  # someone deleted the dataset in SciCat
+        audit = cli(ws, env, "--dry-run", "--json")
+        doc = json.loads(audit.stdout)
+        assert audit.returncode == 1
+        (alert,) = doc["alert_details"]
+        assert alert["code"] == "catalog_lost_documents" and "s0.h5" in alert["message"]
+        assert not any(a["kind"] in ("delete", "register") for a in doc["actions"])
+        assert {b["reason_code"] for b in doc["blocked"] if b["endpoint"] == "dtn"} == {
+            "catalog_unavailable"
+        }
+
+        fake.stop()
+        down = cli(ws, env, "--dry-run", "--json")
+        doc = json.loads(down.stdout)
+        assert down.returncode == 1
+        assert [(e["endpoint"], e["class"]) for e in doc["errors"]] == [("catalog", "transient")]
+        assert {b["reason_code"] for b in doc["blocked"] if b["endpoint"] == "dtn"} == {
+            "catalog_unavailable"
+        }

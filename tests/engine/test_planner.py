@@ -219,6 +219,33 @@ def test_catalog_outage_blocks_deletes_but_not_copies() -> None:
     assert ("delete", "dtn", "catalog_unavailable") in codes(result)
 
 
+@pytest.mark.parametrize("required_for_delete", [True, False])
+def test_a_catalog_that_lost_documents_blocks_every_delete_and_registration(
+    required_for_delete: bool,
+) -> None:
+    scans = [scan("2026/a.h5"), scan("2026/b.h5")]
+    levels = {n: {s.id: C for s in scans} for n in ("dtn", "cfs", "hpss")}
+    # b is registered; a's document was lost (and is not registered in the view either)
+    view = CatalogView(
+        enabled=True,
+        locations={"2026/b.h5": frozenset({"dtn", "cfs", "hpss"})},
+        lost=frozenset({"2026/a.h5"}),
+    )
+    policy = dataclasses.replace(POLICY, catalog_required_for_delete=required_for_delete)
+    result = plan(inp(scans, levels, catalog=view, policy=policy))
+    assert [k for k in kinds(result) if k[0] in ("delete", "register")] == []
+    for sid in ("2026/a.h5", "2026/b.h5"):
+        assert ("delete", "dtn", "catalog_unavailable") in {
+            (b.kind.value, b.endpoint, b.reason_code) for b in result.blocked if b.scan == sid
+        }
+    assert ("register", None, "catalog_unavailable") in codes(result)
+    # The same view without the loss plans b's delete and a's registration.
+    fine = plan(
+        inp(scans, levels, catalog=dataclasses.replace(view, lost=frozenset()), policy=policy)
+    )
+    assert ("delete", "dtn") in kinds(fine) and ("register", None) in kinds(fine)
+
+
 def test_failed_action_backs_off_then_is_retried() -> None:
     first = plan(inp([scan(acquired=NOW)], {"dtn": {"2026/a.h5": C}}))
     aid = first.actions[0].id
