@@ -14,6 +14,9 @@ user would interrupt.
   DIR, a user's file NAME is written there first (a user working in the folder while a prune runs).
 - `BL931_CRASH_AT_DELETE=STEP`: death right after one persisted step of the first delete task
   (`delete_steps.py`: prepared, some_unlinked, all_unlinked, submitted, before_receipt).
+- `BL931_DENY_UNLINK=SUFFIX`: unlinking a path that ends with SUFFIX fails with EACCES, as a
+  file in a folder the service user may not write would (tests run as root, where `chmod`
+  cannot deny anything).
 """
 
 from __future__ import annotations
@@ -50,6 +53,19 @@ if _WRITE:
         _real_unlink(path, *args, dir_fd=dir_fd, **kw)
 
     os.unlink = _unlink_with_user
+
+_DENY = os.environ.get("BL931_DENY_UNLINK")
+if _DENY:
+    import errno
+
+    _unlink_before_deny = os.unlink
+
+    def _unlink_or_deny(path: Any, *args: Any, **kw: Any) -> None:
+        if os.fspath(path).endswith(_DENY):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        _unlink_before_deny(path, *args, **kw)
+
+    os.unlink = _unlink_or_deny
 
 if _CRASH_LOCAL is not None:
     from engine.storage import local_mover
