@@ -28,8 +28,9 @@ from engine.catalog.dataset import dataset_pid
 from engine.catalog.factory import resolved_catalog_config
 from engine.clock import Clock
 from engine.config import Config
-from engine.deletes import InterruptedDeletes, confirm_lost_delete, receipt_files, report_foreign
+from engine.deletes import InterruptedDeletes, receipt_files, report_foreign
 from engine.errors import Bl931Error, classify
+from engine.finished_deletes import FinishedDeletes
 from engine.identity import IdentityCheck
 from engine.last_look import Refusal, check_distinct_copies, check_target_unchanged
 from engine.layout import ScanLayout
@@ -93,6 +94,7 @@ class Executor:
         # This pass's endpoint identity check (set by the reconciler when it observes).
         self.identity: IdentityCheck | None = None
         self.interrupted = InterruptedDeletes(self)
+        self.finished_deletes = FinishedDeletes(self)
 
     # ---- recording helpers -------------------------------------------------------------
     def _event(
@@ -221,6 +223,7 @@ class Executor:
                 if (m := self.backends.movers.get(t.mover)) is not None
                 and m.finishes_locally
                 and not (t.status == "preparing" and t.kind == "delete")  # next pass's look
+                and t.submission_id not in self.finished_deletes.unsettled  # a later pass's
             ]
             if not open_local:
                 break
@@ -248,22 +251,16 @@ class Executor:
         )
 
     def _finish(self, task: TaskRow, status: TaskStatus, now: datetime) -> Outcome:
+        if task.kind == "delete":
+            return self.finished_deletes.settle(task, status, now)  # scan by scan
         outcome = Outcome()
         results: dict[str, ItemResult] = {r.action_id: r for r in status.results}
-        undecided = False
         for aid in task.action_ids:
             action = self.store.get_action(aid)
             if action is None or action.status != SUBMITTED:
-                continue  # recorded already, or withdrawn from a resumed task
+                continue  # recorded already
             result = results.get(aid)
-            confirmed = (
-                confirm_lost_delete(self, task, action, now) if status.state == "lost" else False
-            )
-            if confirmed is None:
-                undecided = True  # the target cannot be listed or proven now
-            elif confirmed:
-                outcome.succeeded += 1
-            elif status.state == "lost":
+            if status.state == "lost":
                 self._fail(
                     aid,
                     action.scan,
@@ -280,57 +277,48 @@ class Executor:
                 error_class = result.error_class if result else status.error_class
                 self._fail(aid, action.scan, error_class, message, now)
                 outcome.failed += 1
-            elif self._record_success(task, action, result, now):
+            elif self._record_copy(task, action, result, now):
                 outcome.succeeded += 1
             else:
                 outcome.failed += 1
-        if undecided:
-            # A lost delete whose target cannot be told now is what a delete interrupted before
-            # it was recorded is: `preparing`, settled by a pass that can list its target
-            # (receipts for what is gone) and resumed only through the last look.
-            self.store.update_task(task.submission_id, now, status="preparing", error=status.error)
-            return outcome
         self.store.update_task(task.submission_id, now, status=status.state, error=status.error)
         return outcome
 
-    def _record_success(
+    def _record_copy(
         self, task: TaskRow, action: ActionRow, result: ItemResult, now: datetime
     ) -> bool:
-        if action.kind is ActionKind.COPY:
-            evidence = result.evidence
-            if evidence is None or evidence.level < Level.CHECKSUM:
-                self._fail(
-                    action.id,
-                    action.scan,
-                    ErrorClass.NEEDS_HUMAN,
-                    "the transfer finished without checksum verification; not counted",
-                    now,
-                )
-                return False
-            assert action.target is not None
-            self.store.record_evidence(action.scan, action.target, evidence)
-            self.store.record_success(action.id, now)
-            receipt = replace_receipt(self.store, action.id, evidence, task.task_id, now)
-            if receipt is not None:
-                self._event(
-                    now,
-                    "copy.replaced",
-                    f"version {receipt['old_checksum']} at {action.target} replaced by "
-                    f"{receipt['new_checksum']} (approved by {receipt['approval_by']})",
-                    scan=action.scan,
-                    action_id=action.id,
-                    data=receipt,
-                )
+        evidence = result.evidence
+        if evidence is None or evidence.level < Level.CHECKSUM:
+            self._fail(
+                action.id,
+                action.scan,
+                ErrorClass.NEEDS_HUMAN,
+                "the transfer finished without checksum verification; not counted",
+                now,
+            )
+            return False
+        assert action.target is not None
+        self.store.record_evidence(action.scan, action.target, evidence)
+        self.store.record_success(action.id, now)
+        receipt = replace_receipt(self.store, action.id, evidence, task.task_id, now)
+        if receipt is not None:
             self._event(
                 now,
-                "copy.verified",
-                f"copied {action.source} → {action.target}, {evidence.algorithm} "
-                f"{evidence.value} verified ({evidence.how}, task {evidence.task_id})",
+                "copy.replaced",
+                f"version {receipt['old_checksum']} at {action.target} replaced by "
+                f"{receipt['new_checksum']} (approved by {receipt['approval_by']})",
                 scan=action.scan,
                 action_id=action.id,
+                data=receipt,
             )
-            return True
-        self._record_deletion(action, task, now, result=result)
+        self._event(
+            now,
+            "copy.verified",
+            f"copied {action.source} → {action.target}, {evidence.algorithm} "
+            f"{evidence.value} verified ({evidence.how}, task {evidence.task_id})",
+            scan=action.scan,
+            action_id=action.id,
+        )
         return True
 
     def _record_deletion(
@@ -353,7 +341,7 @@ class Executor:
             action.scan, action.target, action.id, task.task_id, now, receipt
         )
         self.store.record_success(action.id, now)
-        detail = f"task {task.task_id}" + ("; interrupted, confirmed absent" if note else "")
+        detail = f"task {task.task_id}" + ("; confirmed absent by a fresh listing" if note else "")
         self._event(
             now,
             "delete.done",
