@@ -223,7 +223,7 @@ class Executor:
                 if (m := self.backends.movers.get(t.mover)) is not None
                 and m.finishes_locally
                 and not (t.status == "preparing" and t.kind == "delete")  # next pass's look
-                and t.submission_id not in self.finished_deletes.unsettled  # a later pass's
+                and t.submission_id not in self.finished_deletes.unsettled  # settled later
             ]
             if not open_local:
                 break

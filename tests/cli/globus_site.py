@@ -84,6 +84,7 @@ class GlobusSite:
     config_path: Path
     state_path: Path
     roots: dict[str, Path]  # endpoint -> the directory behind its root "/raw"
+    collections: dict[str, str]  # endpoint -> its collection id at the fake
 
     def write_scan(self, files: dict[str, bytes]) -> None:
         """Write files (paths relative to the dtn root) as the beamline would."""
@@ -123,7 +124,7 @@ def globus_site(
         )
         for name, value in fake.environ.items():  # the child CLI talks to the fake
             monkeypatch.setenv(name, value)
-        yield GlobusSite(fake, config_path, state, roots)
+        yield GlobusSite(fake, config_path, state, roots, ids)
 
 
 def reconcile(run_cli: RunCli, site: GlobusSite) -> None:

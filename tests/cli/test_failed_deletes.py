@@ -239,3 +239,80 @@ def test_a_local_delete_denied_part_way_through_a_scan_leaves_a_partial_receipt(
     }
     done = run_cli("--dry-run", "--json", config=ws.config_path)
     no_freeze(json.loads(done.stdout))
+
+
+def test_a_failed_delete_whose_target_cannot_be_listed_waits_and_is_settled_later(
+    site: GlobusSite, run_cli: RunCli
+) -> None:
+    """Unknown is not absent: while the dtn collection refuses listings, the failed task is
+    neither receipted nor failed; the first pass that can list settles it scan by scan."""
+    site.fake.fail_next_task("PERMISSION_DENIED", "Permission denied", after_items=4, kind="DELETE")
+    for _ in range(6):
+        reconcile(run_cli, site)
+        if [t for t in site.fake.tasks.values() if t.kind == "DELETE"]:
+            break
+    site.fake.unmap_identity(site.collections["dtn"])  # listings of the dtn now answer 403
+
+    for _ in range(2):
+        reconcile(run_cli, site)
+    (fake_task,) = [t for t in site.fake.tasks.values() if t.kind == "DELETE"]
+    assert fake_task.status == "FAILED"
+    assert not {f for scan in SCANS[:2] for f in frames(scan)} & files_below(site.roots["dtn"])
+    ((status, _),) = delete_tasks(site.state_path)
+    assert status == "active", "a task whose scans could not be told apart was closed"
+    assert set(dtn_deletes(site.state_path).values()) == {("submitted", None)}
+    assert all(receipts(site.state_path, scan) == [] for scan in SCANS)
+
+    site.fake.unmap_identity(site.collections["dtn"], unmapped=False)
+    reconcile(run_cli, site)
+    assert dtn_deletes(site.state_path) == {
+        **{scan: ("succeeded", None) for scan in SCANS[:2]},
+        **{scan: ("failed", "needs_human") for scan in SCANS[2:]},
+    }
+    for scan in SCANS[:2]:
+        (receipt,) = receipts(site.state_path, scan)
+        assert sorted(receipt["removed"]) == sorted(frames(scan))
+    reconcile(run_cli, site)
+    no_freeze(audit(run_cli, site))
+
+
+def test_a_local_delete_whose_target_vanishes_as_it_fails_is_settled_after_the_remount(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: RunCli
+) -> None:
+    """The dtn filesystem goes away while the task runs: the scan cut part-way cannot be
+    told apart, so `--once` finishes without it (it does not wait for it) and a later
+    process, after the remount, writes its partial receipt."""
+    ws = local_site(tmp_path)
+    denied = f"{SCANS[2]}/sub/frame_2.h5"
+    with monkeypatch.context() as patch:
+        patch.setenv("PYTHONPATH", os.pathsep.join([str(INJECT), os.environ.get("PYTHONPATH", "")]))
+        patch.setenv("BL931_DENY_UNLINK", denied)
+        patch.setenv("BL931_UNMOUNT_ON_DENY", str(ws.dtn))
+        for _ in range(6):
+            done = run_cli("--reconcile", "--once", config=ws.config_path, timeout=60)
+            assert "Traceback" not in done.stderr, done.stderr
+            if delete_tasks(ws.state_path):
+                break
+    assert not ws.dtn.exists(), "the inject did not unmount the dtn"
+    ((status, first_task),) = delete_tasks(ws.state_path)
+    assert status == "active", "the task was closed although scans could not be listed"
+    assert receipts(ws.state_path, SCANS[2]) == []
+    assert {dtn_deletes(ws.state_path)[scan] for scan in SCANS[2:]} == {("submitted", None)}
+
+    Path(f"{ws.dtn}.away").rename(ws.dtn)  # the filesystem is back
+    done = run_cli("--reconcile", "--once", config=ws.config_path)
+    assert "Traceback" not in done.stderr, done.stderr
+    (partial,) = receipts(ws.state_path, SCANS[2])
+    assert partial["partial"] is True
+    assert partial["removed"] == [f"{SCANS[2]}/frame_1.h5"] and partial["remaining"] == [denied]
+    for scan in SCANS[:2]:  # removed before the unmount: receipted from the mover's report
+        (receipt,) = receipts(ws.state_path, scan)
+        assert sorted(receipt["removed"]) == sorted(frames(scan))
+    # The scans the worker never reached (their items failed on the missing root) were not
+    # removed: the new process found them still there and pruned them after their last look.
+    for scan in SCANS[3:]:
+        (receipt,) = receipts(ws.state_path, scan)
+        assert receipt["task_id"] != first_task and not receipt.get("partial")
+        assert sorted(receipt["removed"]) == sorted(frames(scan))
+    done = run_cli("--dry-run", "--json", config=ws.config_path)
+    no_freeze(json.loads(done.stdout))

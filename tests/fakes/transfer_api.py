@@ -228,9 +228,13 @@ class FakeTransferAPI:
         """Every operation on `collection` answers 403 ConsentRequired, whatever the token."""
         self._consent_denied.add(collection)
 
-    def unmap_identity(self, collection: str) -> None:
-        """The collection has no identity mapping for the client (403 PermissionDenied)."""
-        self._unmapped.add(collection)
+    def unmap_identity(self, collection: str, *, unmapped: bool = True) -> None:
+        """The collection has no identity mapping for the client (403 PermissionDenied);
+        `unmapped=False` restores the mapping."""
+        if unmapped:
+            self._unmapped.add(collection)
+        else:
+            self._unmapped.discard(collection)
 
     def fail_next_task(
         self,

@@ -16,7 +16,8 @@ user would interrupt.
   (`delete_steps.py`: prepared, some_unlinked, all_unlinked, submitted, before_receipt).
 - `BL931_DENY_UNLINK=SUFFIX`: unlinking a path that ends with SUFFIX fails with EACCES, as a
   file in a folder the service user may not write would (tests run as root, where `chmod`
-  cannot deny anything).
+  cannot deny anything). With `BL931_UNMOUNT_ON_DENY=DIR`, DIR is moved away (to DIR.away) at
+  that moment too, as if its filesystem were unmounted while the task ran.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ if _DENY:
 
     def _unlink_or_deny(path: Any, *args: Any, **kw: Any) -> None:
         if os.fspath(path).endswith(_DENY):
+            away = os.environ.get("BL931_UNMOUNT_ON_DENY")
+            if away and os.path.isdir(away):
+                os.rename(away, away + ".away")
             raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
         _unlink_before_deny(path, *args, **kw)
 
