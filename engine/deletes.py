@@ -29,6 +29,10 @@ answer was never recorded stays `preparing`. It is not simply resubmitted:
 
 While cleared, a task's actions are not "in flight" for the planner (`action_ids`), so the plan
 says whether each delete is still wanted.
+
+A delete task that did end (succeeded, failed part-way, expired, or lost once recorded active)
+is settled scan by scan by `engine/finished_deletes.py`, with the same fresh listing
+(`fresh_leftovers`) and partial receipts (`record_partial`).
 """
 
 from __future__ import annotations
