@@ -224,6 +224,15 @@ class FakeTransferAPI:
         with self._lock:
             self._faults.setdefault(route, []).extend([(status, code)] * n)
 
+    def clear_faults(self, *, tasks: bool = False) -> None:
+        """Drop queued route failures (`fail_next`); with `tasks`, also the armed task outcomes
+        (`fail_next_task`, `stall_next_task`) and a pending `corrupt_next_copy`."""
+        with self._lock:
+            self._faults.clear()
+            if tasks:
+                self._next_task_outcomes.clear()
+                self.corrupt_next_copy = False
+
     def deny_consent(self, collection: str) -> None:
         """Every operation on `collection` answers 403 ConsentRequired, whatever the token."""
         self._consent_denied.add(collection)
