@@ -643,6 +643,32 @@ def test_delete_batch_is_one_task_of_the_manifest_files(site: Site, backend: Glo
     assert user.exists(), "a file beside the scan's files was deleted"
 
 
+def test_a_delete_task_failing_part_way_says_only_that_it_failed(
+    site: Site, backend: GlobusBackend
+) -> None:
+    """Transfer reports a FAILED task by its fatal error and counters, not by item: the mover
+    fails every scan of it, and the executor finds out from a fresh listing what went."""
+    files = [write_scan(site, f"2026/s{i}.h5", b"x") for i in range(3)]
+    site.fake.fail_next_task("PERMISSION_DENIED", "Permission denied", after_items=1, kind="DELETE")
+    mover = backend.mover
+    request = TaskRequest(
+        kind="delete",
+        source=None,
+        target="dtn",
+        items=tuple(file_item(f"del-{i}", f) for i, f in enumerate(files)),
+        submission_id=mover.new_submission_id(),
+        label="bl931 delete dtn",
+    )
+    task_id = mover.submit(request)
+    status = poll_until_finished(mover, task_id)[-1]
+    doc = backend.session.transfer_client(10).get_task(task_id)
+    assert doc["status"] == "FAILED" and doc["nice_status"] is None
+    assert doc["fatal_error"]["code"] == "PERMISSION_DENIED" and doc["files_transferred"] == 1
+    assert status.state == "failed" and status.error_class is ErrorClass.NEEDS_HUMAN
+    assert [r.ok for r in status.results] == [False, False, False]
+    assert [(site.dir("dtn") / f.path).exists() for f in files] == [False, True, True]
+
+
 def test_a_folder_item_without_recursive_fails_as_transfer_does(site: Site) -> None:
     """The fake follows `DeleteData.add_item`: a folder needs `recursive`."""
     (site.dir("dtn") / "2026/folder").mkdir(parents=True)
