@@ -277,48 +277,51 @@ class Executor:
                 error_class = result.error_class if result else status.error_class
                 self._fail(aid, action.scan, error_class, message, now)
                 outcome.failed += 1
-            elif self._record_copy(task, action, result, now):
+            elif self._record_success(task, action, result, now):
                 outcome.succeeded += 1
             else:
                 outcome.failed += 1
         self.store.update_task(task.submission_id, now, status=status.state, error=status.error)
         return outcome
 
-    def _record_copy(
+    def _record_success(
         self, task: TaskRow, action: ActionRow, result: ItemResult, now: datetime
     ) -> bool:
-        evidence = result.evidence
-        if evidence is None or evidence.level < Level.CHECKSUM:
-            self._fail(
-                action.id,
-                action.scan,
-                ErrorClass.NEEDS_HUMAN,
-                "the transfer finished without checksum verification; not counted",
-                now,
-            )
-            return False
-        assert action.target is not None
-        self.store.record_evidence(action.scan, action.target, evidence)
-        self.store.record_success(action.id, now)
-        receipt = replace_receipt(self.store, action.id, evidence, task.task_id, now)
-        if receipt is not None:
+        if action.kind is ActionKind.COPY:
+            evidence = result.evidence
+            if evidence is None or evidence.level < Level.CHECKSUM:
+                self._fail(
+                    action.id,
+                    action.scan,
+                    ErrorClass.NEEDS_HUMAN,
+                    "the transfer finished without checksum verification; not counted",
+                    now,
+                )
+                return False
+            assert action.target is not None
+            self.store.record_evidence(action.scan, action.target, evidence)
+            self.store.record_success(action.id, now)
+            receipt = replace_receipt(self.store, action.id, evidence, task.task_id, now)
+            if receipt is not None:
+                self._event(
+                    now,
+                    "copy.replaced",
+                    f"version {receipt['old_checksum']} at {action.target} replaced by "
+                    f"{receipt['new_checksum']} (approved by {receipt['approval_by']})",
+                    scan=action.scan,
+                    action_id=action.id,
+                    data=receipt,
+                )
             self._event(
                 now,
-                "copy.replaced",
-                f"version {receipt['old_checksum']} at {action.target} replaced by "
-                f"{receipt['new_checksum']} (approved by {receipt['approval_by']})",
+                "copy.verified",
+                f"copied {action.source} → {action.target}, {evidence.algorithm} "
+                f"{evidence.value} verified ({evidence.how}, task {evidence.task_id})",
                 scan=action.scan,
                 action_id=action.id,
-                data=receipt,
             )
-        self._event(
-            now,
-            "copy.verified",
-            f"copied {action.source} → {action.target}, {evidence.algorithm} "
-            f"{evidence.value} verified ({evidence.how}, task {evidence.task_id})",
-            scan=action.scan,
-            action_id=action.id,
-        )
+            return True
+        self._record_deletion(action, task, now, result=result)
         return True
 
     def _record_deletion(
