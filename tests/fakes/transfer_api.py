@@ -143,6 +143,9 @@ class FakeTransferAPI:
         self.max_ls_entries = LS_MAX
         self.ls_partial = False  # ls answers short of its `total` (a truncated answer)
         self.corrupt_next_copy = False  # the next copied file's bytes differ from the source
+        # This many cancels are accepted without stopping their task at once (bl931 must not
+        # take a cancel request for the task's end).
+        self.cancels_linger = 0
         self.collections: dict[str, FakeCollection] = {}
         self.tasks: dict[str, FakeTask] = {}
         self.submissions: dict[str, str] = {}
@@ -499,6 +502,16 @@ class FakeTransferAPI:
         with self._lock:
             if task.status in ("SUCCEEDED", "FAILED"):
                 return {"DATA_TYPE": "result", "code": "TaskComplete", "message": "done already"}
+            if self.cancels_linger > 0:
+                # A cancel that has not stopped its task yet (the code is the fake's own): a
+                # task has ended only when its document says so (status FAILED, with a
+                # `completion_time`: Transfer docs, "Task Fields"), not when a cancel returns.
+                self.cancels_linger -= 1
+                return {
+                    "DATA_TYPE": "result",
+                    "code": "CancelAccepted",
+                    "message": "The cancel request was accepted; the task has not stopped yet",
+                }
             task.status, task.nice_status = "FAILED", None
             task.fatal_error = {"code": "CANCELED", "description": "canceled"}
             task.completion_time = _now_iso()

@@ -546,6 +546,35 @@ def test_task_past_its_deadline_is_failed_and_cancelled(site: Site) -> None:
     assert site.fake.calls["cancel"] == 1
 
 
+def test_a_cancelled_task_ends_only_when_transfer_says_it_stopped(site: Site) -> None:
+    """A delete past its deadline is cancelled; until Transfer shows it FAILED it may still
+    remove files, so it stays in flight (its scans are settled from a listing afterwards)."""
+    clock = FakeClock(datetime.fromtimestamp(1_800_000_000, UTC))
+    b = build_globus(site.config(deadline_hours=1), site.fake.environ, clock=clock)
+    try:
+        site.fake.stall_next_task("PERMISSION_DENIED")
+        site.fake.cancels_linger = 1
+        f = write_scan(site, "2026/a.h5", b"abc")
+        request = TaskRequest(
+            kind="delete",
+            source=None,
+            target="dtn",
+            items=(file_item("del-a", f),),
+            submission_id=b.mover.new_submission_id(),
+            label="bl931 delete dtn",
+        )
+        task_id = b.mover.submit(request)
+        clock.advance(3601)
+        lingering = b.mover.poll(task_id)
+        ended = b.mover.poll(task_id)
+    finally:
+        b.close()
+    assert lingering.state == "active" and "waiting for Transfer" in (lingering.error or "")
+    assert not lingering.finished
+    assert ended.state == "failed" and "deadline" in (ended.error or "")
+    assert site.fake.calls["cancel"] == 2
+
+
 def test_throttled_then_accepted(site: Site, backend: GlobusBackend) -> None:
     f = write_scan(site, "2026/a.h5", b"abc")
     site.fake.fail_next("submission_id", 1, 429)
