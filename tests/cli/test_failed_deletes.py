@@ -21,7 +21,7 @@ import pytest
 
 from engine.state import StateStore
 from engine.workspace import LocalWorkspace, create_workspace
-from tests.cli.globus_site import GlobusSite, audit, files_below, globus_site, reconcile
+from tests.cli.globus_beamline import GlobusSite, audit, files_below, globus_site, reconcile
 from tests.conftest import RunCli
 
 INJECT = Path(__file__).parents[1] / "service" / "crash_inject"

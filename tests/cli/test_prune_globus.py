@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from engine.state import StateStore
-from tests.cli.globus_site import GlobusSite, audit, files_below, globus_site, reconcile
+from tests.cli.globus_beamline import GlobusSite, audit, files_below, globus_site, reconcile
 from tests.conftest import RunCli
 from tests.fakes.transfer_api import FakeTransferAPI
 
