@@ -31,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.backends import build_backends
+from engine.identity import IdentityCheck
 from engine.model import Level, Scan, ScanFile
 from engine.observe import inventory_signature
 from engine.reconciler import Reconciler
@@ -93,6 +94,10 @@ def populate(ws: LocalWorkspace, count: int) -> None:
     now = datetime.now(UTC)
     store = StateStore(ws.state_path)
     try:
+        # The endpoints' identity markers, as the first pass of a new store writes them.
+        check = IdentityCheck(ws.config(), store, may_initialise=True)
+        for name in check.local_endpoints():
+            check.initialise(name, user="bench", now=now)
         store.upsert_scans(scans, now)
         rows = [
             (
@@ -110,7 +115,12 @@ def populate(ws: LocalWorkspace, count: int) -> None:
             for endpoint in ("cfs", "hpss")
         ]
         with store.transaction() as conn:
-            conn.executemany("INSERT INTO evidence VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            # No identity: evidence from before identities, stamped by the first pass.
+            conn.executemany(
+                """INSERT INTO evidence(scan, endpoint, level, algorithm, value, task_id,
+                     signature, how, verified_at) VALUES (?,?,?,?,?,?,?,?,?)""",
+                rows,
+            )
     finally:
         store.close()
 

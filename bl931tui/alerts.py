@@ -67,6 +67,12 @@ def acknowledging_does(alert: AlertRecord) -> str:
             "baseline, the freeze on deletes lifts, and whatever the policy wants there that is "
             "missing is copied again from another verified holder."
         )
+    if alert.code == "storage_changed":
+        return (
+            f"It stops being reported. The copies at {where} are still verified again before "
+            "anything relies on them; to keep their old evidence instead, an operator runs "
+            f"`bl931tui --adopt-endpoint {where} --from-identity …` with the service stopped."
+        )
     if alert.effect is AlertEffect.NOTIFY:
         return (
             "It stops being reported. Nothing is copied or deleted because of it; it closes "

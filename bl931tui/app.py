@@ -19,6 +19,7 @@ import termios
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import ClassVar
 
@@ -30,6 +31,7 @@ from textual.screen import Screen
 
 from bl931tui.alerts import acknowledge_refusal
 from bl931tui.commands import RegistryCommands, bindings
+from bl931tui.decision_channel import advisory_refusal
 from bl931tui.decisions import DecisionRefused, Decisions
 from bl931tui.details import ApprovalItem
 from bl931tui.readmodel import CATALOG, Snapshot, connection, fingerprint, load_snapshot
@@ -42,10 +44,11 @@ from bl931tui.screens.dialogs import AcknowledgeDialog, ConfirmDialog, HoldDialo
 from bl931tui.screens.help import HelpScreen
 from bl931tui.screens.scans import ScansScreen
 from engine.alert_log import AlertRecord
+from engine.approvals import needs_second_approver
 from engine.clock import SYSTEM_CLOCK
 from engine.config import Config
+from engine.operators import Operator, current_operator
 from engine.policy import Policy
-from engine.reconciler import os_user
 from engine.service import ServiceLoop
 from engine.state import StateStore
 
@@ -76,21 +79,28 @@ class Bl931App(App[int]):
         read_only: bool = False,
         clock: Clock = SYSTEM_CLOCK,
         user: str | None = None,
+        operator: Operator | None = None,
         refresh_seconds: float | None = 2.0,
         engine_loop: ServiceLoop | None = None,
     ) -> None:
         super().__init__()
         self.config = config
-        self.read_only = read_only
         self.clock = clock
-        self.user = user or os_user()
+        # Who decides is the kernel's user of this process; `user` only renames it (tests).
+        self.operator = operator or current_operator()
+        if user is not None:
+            self.operator = replace(self.operator, name=user)
+        self.user = self.operator.name
+        # Not an approver, or nobody to record a decision: read-only, saying why.
+        self.read_only_reason = None if read_only else advisory_refusal(config, self.operator)
+        self.read_only = read_only or self.read_only_reason is not None
         self.refresh_seconds = refresh_seconds
         self.engine_loop = engine_loop
         self.policy = Policy.from_config(config)
         self.catalog_enabled = config.catalog.kind != "none"
         self.stages = tuple(self.policy.endpoints) + ((CATALOG,) if self.catalog_enabled else ())
         self.decisions = Decisions(
-            config.state.path, user=self.user, clock=clock, read_only=read_only
+            config, operator=self.operator, clock=clock, read_only=self.read_only
         )
         self.paused = False
         self.snapshot: Snapshot | None = None
@@ -244,10 +254,13 @@ class Bl931App(App[int]):
     def refused(self, what: str) -> bool:
         """In a read-only session, say so clearly and refuse."""
         if self.read_only:
+            why = (
+                f"{self.read_only_reason}."
+                if self.read_only_reason
+                else "Restart without --read-only to decide."
+            )
             self.notify(
-                f"Read-only session: {what} refused. Restart without --read-only to decide.",
-                title="read-only",
-                severity="error",
+                f"Read-only session: {what} refused. {why}", title="read-only", severity="error"
             )
             return True
         return False
@@ -375,13 +388,15 @@ class Bl931App(App[int]):
         self, what: str, ids: list[str], reason: str, expires: datetime | None
     ) -> str:
         if what == "approve":
-            count = self.decisions.approve(ids)
-            return f"approved {count} action(s); the service acts on its next pass"
+            result = self.decisions.approve(ids)
+            waiting = [aid for aid, names in result.approvals.items() if self._short_of(aid, names)]
+            second = f"; {len(waiting)} wait for a second approver" if waiting else ""
+            return f"approved {result.count} action(s){second}; the service acts on its next pass"
         if what == "reject":
             return f"rejected {self.decisions.reject(ids)} action(s)"
         if what == "acknowledge":
-            record = self.decisions.acknowledge_alert(ids[0], reason)
-            return f"acknowledged {record.code} at {record.endpoint or '—'}; applied next pass"
+            result = self.decisions.acknowledge_alert(ids[0], reason)
+            return f"acknowledged {result.detail}; applied next pass"
         scan = ids[0]
         if what == "hold":
             self.decisions.place_hold(scan, reason, expires)
@@ -397,6 +412,16 @@ class Bl931App(App[int]):
             return f"nothing failed to retry on {printable(scan)}"
         self.decisions.request_retry(failed)
         return f"retry requested for {len(failed)} action(s) of {printable(scan)}"
+
+    def _short_of(self, action_id: str, approvers: list[str]) -> bool:
+        """Whether an approved action still waits for a second, different approver."""
+        over = self.config.approval.second_approver_over_bytes
+        row = self.reader().get_action(action_id) if self.reader() else None
+        return (
+            row is not None
+            and needs_second_approver(row.kind, None, row.bytes, over)
+            and len(approvers) < 2
+        )
 
 
 class _RecentLogs(logging.Handler):

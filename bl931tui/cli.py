@@ -1,7 +1,8 @@
 """`bl931tui`: the entry point for the TUI, the service, the audit and the demo.
 
 Exit codes: `--dry-run` reports the most serious class present — 0 settled, 2 work pending,
-1 needs a person (see `Plan.outcome`); 64 usage · 78 configuration.
+1 needs a person (see `Plan.outcome`); `--check` 0 all reachable, 1 a component failed;
+64 usage · 78 configuration.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import NoReturn
 
 from engine.config import Config, load_config
 from engine.errors import Bl931Error, ConfigError, StateLocked, UsageError
+from engine.operator_decisions import NotPermitted
 
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 64, 78
 
@@ -45,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
     mode.add_argument("--approve", nargs="+", metavar="ACTION_ID", help="approve gated actions")
     mode.add_argument("--approve-all", action="store_true", help="approve every gated action")
+    mode.add_argument(
+        "--reject", nargs="+", metavar="ACTION_ID", help="reject planned or in-flight actions"
+    )
     mode.add_argument("--demo", action="store_true", help="the whole lifecycle on local endpoints")
     mode.add_argument("--receipt", metavar="SCAN", help="print the deletion receipts of a scan")
     mode.add_argument(
@@ -53,9 +58,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the identity marker of a local endpoint (after checking it is mounted)",
     )
     mode.add_argument(
+        "--adopt-endpoint",
+        metavar="NAME",
+        help="after a deliberate storage migration: re-key the endpoint's evidence from its old "
+        "storage (with --from-identity) instead of re-verifying it",
+    )
+    mode.add_argument(
         "--acknowledge",
         metavar="ALERT_ID",
         help="acknowledge a standing alert (with --why); e.g. accept replicas lost at an endpoint",
+    )
+    mode.add_argument(
+        "--backup-state",
+        type=Path,
+        metavar="DEST",
+        help="write a consistent copy of the state store to DEST (safe while the service runs)",
+    )
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="probe the configured components read-only: exit 0 ok, 1 a component failed, 78 config",
     )
     mode.add_argument(
         "--backfill-catalog",
@@ -70,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", metavar="ISO8601", help="with --dry-run: plan as if it were then")
     p.add_argument("--yes", action="store_true", help="with --approve-all: do not ask")
     p.add_argument("--why", metavar="TEXT", help="with --acknowledge: the reason, recorded")
+    p.add_argument(
+        "--from-identity",
+        metavar="IDENTITY",
+        help="with --adopt-endpoint: the old storage identity, as the storage_changed alert names it",
+    )
     p.add_argument("--headless", action="store_true", help="with --demo: no screen, print events")
     p.add_argument(
         "--duration",
@@ -86,7 +113,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-format", choices=("text", "json"), help="log line format (stderr)")
     p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics")
     p.add_argument("-v", "--verbose", action="store_true", help="more detail")
+    p.add_argument("--version", action="version", version=f"bl931 {_version()}")
+    mode.add_argument(
+        "--example-config", action="store_true", help="print the example config (every key)"
+    )
+    mode.add_argument(
+        "--systemd-unit",
+        action="store_true",
+        help="print the systemd unit, with this installation's paths filled in",
+    )
     return p
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bl931")
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 def _check_combinations(args: argparse.Namespace) -> None:
@@ -108,15 +153,32 @@ def _check_combinations(args: argparse.Namespace) -> None:
         raise UsageError("--why goes with --acknowledge")
     if args.acknowledge and not (args.why or "").strip():
         raise UsageError("--acknowledge needs --why TEXT: the reason is recorded with your name")
+    if args.from_identity is not None and not args.adopt_endpoint:
+        raise UsageError("--from-identity goes with --adopt-endpoint")
+    if args.adopt_endpoint and not (args.from_identity or "").strip():
+        raise UsageError(
+            "--adopt-endpoint needs --from-identity IDENTITY: the old storage whose evidence "
+            "you vouch for (the storage_changed alert names it)"
+        )
 
 
 def parse_as_of(text: str) -> datetime:
+    """An ISO 8601 time with its UTC offset, or a bare date (midnight UTC)."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        pass
+    else:
+        return datetime.combine(day, time(), tzinfo=UTC)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise UsageError(f"--as-of {text!r} is not an ISO 8601 time") from None
+        raise UsageError(
+            f"--as-of {text!r} is not a date (2027-12-01, taken as midnight UTC) or an ISO 8601 "
+            "time with its offset (2027-12-01T08:00:00+00:00)"
+        ) from None
     if moment.tzinfo is None:
-        raise UsageError(f"--as-of {text!r} needs a UTC offset, e.g. {text}+00:00")
+        raise UsageError(f"--as-of {text!r} needs a UTC offset, e.g. {moment.isoformat()}+00:00")
     return moment
 
 
@@ -144,6 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StateLocked as exc:
         print(f"bl931tui: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except NotPermitted as exc:
+        print(f"bl931tui: refused: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except Bl931Error as exc:
         print(f"bl931tui: {exc.error_class.value} error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -152,6 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.example_config or args.systemd_unit:
+        from bl931tui import shipped
+
+        print(shipped.example_config() if args.example_config else shipped.systemd_unit(), end="")
+        return EXIT_OK
     if args.demo:
         from bl931tui.demo import run_demo
 
@@ -168,15 +238,33 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_service(config, args)
     if args.approve or args.approve_all:
+        from bl931tui.decide import approve
+
         return approve(config, args)
+    if args.reject:
+        from bl931tui.decide import reject
+
+        return reject(config, args)
     if args.receipt:
         return receipt(config, args)
     if args.backfill_catalog:
         return backfill_catalog(config)
+    if args.backup_state:
+        from bl931tui.backup import backup_state
+
+        return backup_state(config, args.backup_state)
+    if args.check:
+        from bl931tui.check import run_check
+
+        return run_check(config)
     if args.init_endpoint:
         from bl931tui.operator import init_endpoint
 
         return init_endpoint(config, args.init_endpoint)
+    if args.adopt_endpoint:
+        from bl931tui.operator import adopt_endpoint
+
+        return adopt_endpoint(config, args.adopt_endpoint, args.from_identity.strip())
     if args.acknowledge:
         from bl931tui.operator import acknowledge
 
@@ -189,10 +277,18 @@ def _dispatch(args: argparse.Namespace) -> int:
 def dry_run(config: Config, args: argparse.Namespace) -> int:
     from bl931tui.render import render_plan
     from bl931tui.session import readonly_reconciler
+    from engine.file_modes import startup_findings
+    from engine.model import EndpointError, ErrorClass
 
     now = parse_as_of(args.as_of) if args.as_of else None
     with readonly_reconciler(config) as reconciler:
         plan = reconciler.dry_run(now)
+    unsafe = [
+        EndpointError(_file_role(config, finding), finding, ErrorClass.NEEDS_HUMAN)
+        for finding in startup_findings(config)
+    ]
+    if unsafe:
+        plan = plan.with_findings(errors=tuple(unsafe))
     if args.json:
         json.dump(plan.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -201,45 +297,11 @@ def dry_run(config: Config, args: argparse.Namespace) -> int:
     return int(plan.outcome())
 
 
-def approve(config: Config, args: argparse.Namespace) -> int:
-    from bl931tui.render import render_ids, size
-    from bl931tui.session import readonly_reconciler, writable_store
-    from engine.reconciler import os_user
-
-    with readonly_reconciler(config) as reconciler:
-        plan = reconciler.dry_run()
-        now = reconciler.clock()
-    gated = {a.id: a for a in plan.actions if a.requires_approval and not a.approved}
-    approved_already = {a.id for a in plan.actions if a.requires_approval and a.approved}
-    if args.approve_all:
-        chosen = list(gated.values())
-        if not chosen:
-            print("Nothing awaits approval.")
-            return EXIT_OK
-        print(render_ids(chosen))
-        total = sum(a.bytes for a in chosen)
-        question = f"Approve these {len(chosen)} actions ({size(total)})? [y/N] "
-        if not args.yes:
-            if not sys.stdin.isatty():
-                raise UsageError("--approve-all without a terminal needs --yes")
-            if input(question).strip().lower() not in ("y", "yes"):
-                print("Nothing approved.")
-                return EXIT_OK
-    else:
-        unknown = [aid for aid in args.approve if aid not in gated and aid not in approved_already]
-        if unknown:
-            listed = ", ".join(unknown)
-            raise UsageError(
-                f"not awaiting approval in the current plan: {listed} "
-                "(run --dry-run to see the current ids; ids change when a scan changes)"
-            )
-        chosen = [gated[aid] for aid in args.approve if aid in gated]
-    user = os_user()
-    with writable_store(config) as store:
-        store.approve([a.id for a in chosen], user, now)
-    for action in chosen:
-        print(f"approved {action.id} ({action.kind.value} {action.scan}) as {user}")
-    return EXIT_OK
+def _file_role(config: Config, finding: str) -> str:
+    """`state` or `catalog`: which part of bl931 a permission finding concerns."""
+    if config.catalog.kind == "local" and finding.startswith(str(config.catalog.path)):
+        return "catalog"
+    return "state"
 
 
 def receipt(config: Config, args: argparse.Namespace) -> int:
@@ -253,11 +315,13 @@ def receipt(config: Config, args: argparse.Namespace) -> int:
     elif not receipts:
         print(f"No deletion receipts for {args.receipt!r}.")
     else:
-        for r in receipts:
+        for r in receipts:  # one per removal, oldest first
             acq = r["acquisition"]
             print(
                 f"Deleted {r['scan']} from {r['endpoint']} at {r['deleted_at']} "
-                f"(action {r['action_id']}, task {r['delete_task_id']})"
+                f"(receipt {r['receipt_id']}, action {r['action_id']}, "
+                f"task {r['delete_task_id']})"
+                + (" — part of the scan; the rest was still there" if r.get("partial") else "")
             )
             print(
                 f"  acquisition {acq['algorithm']} {acq['checksum']} "
@@ -274,9 +338,16 @@ def receipt(config: Config, args: argparse.Namespace) -> int:
             approval = r.get("approval")
             print(
                 f"  approval: {approval['by']} at {approval['at']}"
+                + (
+                    f", used by submission {approval['submission_id']}"
+                    if approval.get("submission_id")
+                    else ""
+                )
                 if approval
                 else "  approval: not required by policy"
             )
+            for signer in r.get("approvers") or []:
+                print(f"  approved by {signer['by']} at {signer['at']} (via {signer['via']})")
     return EXIT_OK if receipts else EXIT_ERROR
 
 

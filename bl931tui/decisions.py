@@ -1,98 +1,93 @@
-"""Operator decisions: the only writes the TUI makes (approvals, holds, retries, alert
+"""Operator decisions: the only writes the TUI asks for (approvals, holds, retries, alert
 acknowledgements; DESIGN §8).
 
-Every decision is recorded with the OS user who made it, in the tables the reconciler consumes.
-A read-only session refuses them all with one clear message rather than greying keys silently.
+The TUI never writes the state store itself unless it runs as the store's owner with no
+service running: every decision goes through `decision_channel.decide`, so the running service
+names the operator from the kernel and checks them against its approvers. A decision that is
+refused — a read-only session, not an approver, nobody to record it — raises `DecisionRefused`
+with one clear message rather than greying keys silently.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from pathlib import Path
 
-from engine.alert_log import AlertLog, AlertRecord
-from engine.errors import UsageError
-from engine.state import StateStore
+from bl931tui.decision_channel import decide
+from engine.config import Config
+from engine.errors import Bl931Error
+from engine.operator_decisions import DecisionRequest, DecisionResult
+from engine.operators import Operator
 
 
 class DecisionRefused(Exception):
-    """A decision the session may not make (read-only), with the message to show."""
+    """A decision the session may not make, with the message to show."""
 
 
 READ_ONLY_MESSAGE = "read-only session: {what} refused (started with --read-only)"
 
 
 class Decisions:
-    """Writes decisions through a writable store opened on first use (never in read-only mode)."""
+    """Sends this operator's decisions to whoever may record them.
+
+    Args:
+        config: this TUI's config (the state path; approvers only matter for a direct write).
+        operator: who decides (the kernel's user of this process).
+        clock: the time of a decision written directly.
+        read_only: refuse every decision (`--read-only`).
+    """
 
     def __init__(
         self,
-        state_path: Path,
+        config: Config,
         *,
-        user: str,
+        operator: Operator,
         clock: Callable[[], datetime],
         read_only: bool,
     ) -> None:
-        self.state_path = state_path
-        self.user = user
+        self.config = config
+        self.operator = operator
         self.clock = clock
         self.read_only = read_only
-        self._store: StateStore | None = None
-        self._lock = threading.Lock()
 
-    def _writable(self, what: str) -> StateStore:
+    def _send(self, what: str, request: DecisionRequest) -> DecisionResult:
         if self.read_only:
             raise DecisionRefused(READ_ONLY_MESSAGE.format(what=what))
-        with self._lock:
-            if self._store is None:
-                self._store = StateStore(self.state_path)
-            return self._store
+        try:
+            return decide(self.config, request, operator=self.operator, clock=self.clock)
+        except Bl931Error as exc:
+            raise DecisionRefused(f"{what} refused: {exc.message}") from exc
 
-    def approve(self, action_ids: Iterable[str], note: str = "") -> int:
-        ids = list(action_ids)
-        self._writable("approve").approve(ids, self.user, self.clock(), note)
-        return len(ids)
+    def approve(self, action_ids: Iterable[str], note: str = "") -> DecisionResult:
+        return self._send("approve", DecisionRequest("approve", tuple(action_ids), note))
 
     def reject(self, action_ids: Iterable[str], note: str = "") -> int:
-        ids = list(action_ids)
-        self._writable("reject").reject(ids, self.user, self.clock(), note)
-        return len(ids)
+        return self._send("reject", DecisionRequest("reject", tuple(action_ids), note)).count
 
     def place_hold(self, scan: str, reason: str, expires_at: datetime | None) -> int:
-        return self._writable("hold").place_hold(scan, reason, self.user, self.clock(), expires_at)
+        return self._send("hold", DecisionRequest("hold", (scan,), reason, expires_at)).count
 
     def lift_hold(self, scan: str) -> int:
-        return self._writable("lift hold").lift_hold(scan, self.user, self.clock())
+        return self._send("lift hold", DecisionRequest("lift", (scan,))).count
 
     def request_retry(self, action_ids: Iterable[str]) -> int:
-        ids = list(action_ids)
-        self._writable("retry").request_retry(ids, self.user, self.clock())
-        return len(ids)
+        return self._send("retry", DecisionRequest("retry", tuple(action_ids))).count
 
-    def acknowledge_alert(self, alert_id: str, why: str) -> AlertRecord:
-        """Record that this user acknowledges a standing alert, and why (as `--acknowledge` does).
+    def acknowledge_alert(self, alert_id: str, why: str) -> DecisionResult:
+        """Record that this operator acknowledges a standing alert, and why (as `--acknowledge`).
 
         Args:
             alert_id: the alert's stable id.
             why: the operator's reason, recorded with their name and the time.
 
         Returns:
-            The alert's record with the acknowledgement in it.
+            What was recorded (`detail` names the alert's code and endpoint).
 
         Raises:
-            DecisionRefused: a read-only session, no reason, an alert that no longer stands, or
-                one that only its condition clears.
+            DecisionRefused: a read-only session, not an approver, no reason, an alert that no
+                longer stands, or one that only its condition clears.
         """
-        store = self._writable("acknowledge")
-        try:
-            return AlertLog(store).acknowledge(alert_id, by=self.user, why=why, now=self.clock())
-        except UsageError as exc:
-            raise DecisionRefused(exc.message) from exc
+        return self._send("acknowledge", DecisionRequest("acknowledge", (alert_id,), why))
 
     def close(self) -> None:
-        with self._lock:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
+        """Nothing stays open between decisions (kept for the app's unmount)."""

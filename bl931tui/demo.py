@@ -23,7 +23,9 @@ import humanize
 
 from bl931tui.render import printable
 from engine.backends import build_backends
+from engine.file_modes import owned_store
 from engine.lock import OwnerLock
+from engine.logs import setup_logging
 from engine.reconciler import Reconciler
 from engine.service import ServiceLoop
 from engine.state import StateStore
@@ -132,12 +134,21 @@ def run_demo(args: argparse.Namespace) -> int:
     workspace = prepare_workspace(root)
     config = workspace.config()
     print(f"bl931 demo workspace: {root}")
+    if args.headless:
+        # One line per event on stdout; the engine's log lines go to a file, not in between.
+        log_path = root / "demo.log"
+        setup_logging(
+            level=logging.DEBUG if args.verbose else logging.INFO,
+            fmt=args.log_format or "text",
+            path=log_path,
+        )
+        print(f"  engine log: {log_path}")
     print(
         f"  dtn retention {DTN_KEEP_SECONDS}s, cfs retention {CFS_KEEP_SECONDS}s, "
         f"deletes need approval; {SCANS} scans, one every {SCAN_EVERY_SECONDS:g}s"
     )
     with OwnerLock(config.state.path):
-        store = StateStore(config.state.path)
+        store = owned_store(config)
         backends = build_backends(config)
         reconciler = Reconciler(config, store, backends)
         loop = ServiceLoop(reconciler, interval_seconds=config.service.interval_seconds)

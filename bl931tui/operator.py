@@ -1,17 +1,24 @@
-"""Operator steps on the command line that change engine state: endpoint markers (with the
-owner lock: stop the service first) and alert acknowledgements (a decision, like an approval,
-that the running owner applies). Each records who did it."""
+"""Operator steps on the command line that change engine state: endpoint markers and the
+adoption of a migrated endpoint's evidence (with the owner lock: stop the service first), and
+alert acknowledgements (a decision, like an approval, that the running owner applies). Each
+records who did it."""
 
 from __future__ import annotations
 
+import os
+
+from bl931tui.decision_channel import decide, recorded_where
 from engine.alert_log import AlertLog
 from engine.clock import SYSTEM_CLOCK
 from engine.config import Config
 from engine.errors import UsageError
+from engine.evidence_identity import adopt
+from engine.file_modes import owned_store
 from engine.identity import IdentityCheck
 from engine.lock import OwnerLock
 from engine.model import Alert
-from engine.reconciler import os_user
+from engine.operator_decisions import DecisionRequest, NotPermitted, direct_refusal
+from engine.operators import current_operator, operator_name
 from engine.state import StateStore
 
 
@@ -24,14 +31,53 @@ def init_endpoint(config: Config, name: str) -> int:
     if name not in config.endpoints:
         known = ", ".join(sorted(config.endpoints))
         raise UsageError(f"--init-endpoint {name!r}: no such endpoint (configured: {known})")
-    with OwnerLock(config.state.path):
-        store = StateStore(config.state.path)
+    path = config.state.path
+    if path.exists() and path.stat().st_uid != os.geteuid():
+        raise NotPermitted(
+            f"--init-endpoint writes the state store {path}: run it as the service user who "
+            f"owns it (uid {path.stat().st_uid}), e.g. with sudo -u"
+        )
+    with OwnerLock(path):
+        store = owned_store(config)
         try:
             check = IdentityCheck(config, store, may_initialise=False)
-            identity = check.initialise(name, user=os_user(), now=SYSTEM_CLOCK.now())
+            identity = check.initialise(name, user=operator_name(), now=SYSTEM_CLOCK.now())
         finally:
             store.close()
     print(f"{name}: identity {identity.marker_id} recorded for {identity.root}")
+    return 0
+
+
+def adopt_endpoint(config: Config, name: str, old_identity: str) -> int:
+    """Re-key the evidence an endpoint's copies were verified with on its old storage.
+
+    For a deliberate migration the operator vouches for (every byte kept): the copies count as
+    verified at once instead of being re-verified. Needs the owner lock, like `--init-endpoint`.
+    """
+    if name not in config.endpoints:
+        known = ", ".join(sorted(config.endpoints))
+        raise UsageError(f"--adopt-endpoint {name!r}: no such endpoint (configured: {known})")
+    if not config.state.path.exists():
+        raise UsageError("there is no state store yet, so no evidence to adopt")
+    # Vouching for a migration lets deletes rely on copies nobody re-read: a decision, made
+    # with the service stopped, by the store's owner who is also an approver.
+    operator = current_operator()
+    refusal = direct_refusal(config, operator)
+    if refusal is not None:
+        raise NotPermitted(refusal)
+    user = operator.name
+    with OwnerLock(config.state.path):
+        store = owned_store(config)
+        try:
+            current, copies = adopt(
+                config, store, name, old_identity, user=user, now=SYSTEM_CLOCK.now()
+            )
+        finally:
+            store.close()
+    print(
+        f"{name}: re-keyed the evidence of {copies} copies from {old_identity} to {current} "
+        f"(recorded as {user})"
+    )
     return 0
 
 
@@ -43,18 +89,18 @@ def acknowledge(config: Config, alert_id: str, why: str) -> int:
     # An alert the audit shows but no pass has recorded yet (e.g. foreign files found by this
     # very audit) is recorded as seen now, so that what the operator saw can be acknowledged.
     seen = _current_alert(config, alert_id)
-    # An operator decision like an approval: written beside a running owner (SQLite
-    # serialises the writes), applied by the owner's next pass.
-    store = StateStore(config.state.path)
-    try:
+
+    def record_seen(store: StateStore) -> None:
         log = AlertLog(store)
         if seen is not None and alert_id not in log.records(standing_only=True):
             log.refresh([seen, *_standing(log)], now, write=True)
-        record = log.acknowledge(alert_id, by=os_user(), why=why, now=now)
-    finally:
-        store.close()
-    print(f"acknowledged {record.id} ({record.code}) as {record.acknowledged_by}: {why}")
-    print("The next pass applies it.")
+
+    # An operator decision like an approval: taken by the running service (which records the
+    # alerts it sees at every pass), or written by the service user when none runs.
+    request = DecisionRequest("acknowledge", (alert_id,), note=why)
+    result = decide(config, request, clock=lambda: now, before_direct=record_seen)
+    print(f"acknowledged {alert_id} ({result.detail}) as {result.by}: {why}")
+    print(f"({recorded_where(result)}) The next pass applies it.")
     return 0
 
 

@@ -22,10 +22,19 @@ from typing import Any
 
 from engine.backends import Backends, build_backends
 from engine.config import Config, load_config
+from engine.decision_socket import DecisionServer, socket_path
 from engine.errors import Bl931Error, ConfigError
+from engine.file_modes import (
+    UnsafePermissions,
+    check_startup,
+    group_id,
+    owned_store,
+    unsafe_writers,
+)
 from engine.inventory.watcher import ScanWatcher, watcher_for
 from engine.lock import OwnerLock
 from engine.metrics import ServiceMetrics
+from engine.operator_decisions import DecisionDesk
 from engine.reconciler import Reconciler
 from engine.service import ServiceLoop
 from engine.state import StateStore
@@ -38,6 +47,8 @@ SHUTDOWN_GRACE_SECONDS = 20.0
 
 
 def run_service(config: Config, args: argparse.Namespace) -> int:
+    # A store, folder or catalog others may write is reported, never used (exit 1).
+    check_startup(config)
     with OwnerLock(config.state.path):
         if args.once:
             return _run_once(config)
@@ -48,7 +59,7 @@ def _run_once(config: Config) -> int:
     """One pass. SIGTERM, like SIGINT, interrupts it: every step is checkpointed in the store
     (submission ids before submits, results as they come), so in-process copies stop before
     their next file and the next pass carries on from what was recorded. Exit 0."""
-    store = StateStore(config.state.path)
+    store = owned_store(config)
     backends = build_backends(config)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -67,6 +78,23 @@ def _run_once(config: Config) -> int:
         signal.signal(signal.SIGTERM, previous)
         backends.close()
         store.close()
+
+
+def _probe_catalog(backends: Backends) -> None:
+    """The read-only SciCat probe of `--check`, logged at start-up (a failure does not stop the
+    service: the catalog's state is re-read every pass, and deletes wait while it is unknown)."""
+    from engine.catalog.scicat import ScicatCatalog
+    from engine.catalog.scicat_probe import Verdict, probe_scicat
+
+    if not isinstance(backends.catalog, ScicatCatalog):
+        return
+    for result in probe_scicat(backends.catalog):
+        level = {
+            Verdict.OK: logging.INFO,
+            Verdict.WARNING: logging.WARNING,
+            Verdict.FAILED: logging.ERROR,
+        }[result.verdict]
+        log.log(level, "SciCat %s: %s", result.check, result.message)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -88,9 +116,10 @@ class Service:
         self.config = config
         self.interval_override: float | None = args.interval
         self.metrics_port: int | None = args.metrics_port
-        self.store = StateStore(config.state.path)
+        self.store = owned_store(config)
         self.backends = build_backends(config)
         self.reconciler = Reconciler(config, self.store, self.backends)
+        self.decisions: DecisionServer | None = None
         self.metrics = ServiceMetrics()
         self.loop = ServiceLoop(
             self.reconciler,
@@ -111,7 +140,14 @@ class Service:
         self._signals += 1
         name = signal.Signals(signum).name
         if self._signals == 1:
-            log.info("%s: finishing the current pass, then exiting", name, extra={"signal": name})
+            log.info(
+                "%s: finishing the current pass, then exiting (in-process copies get up to %gs "
+                "to finish); %s again stops them at once (the next start resumes them)",
+                name,
+                SHUTDOWN_GRACE_SECONDS,
+                "Ctrl-C" if signum == signal.SIGINT else name,
+                extra={"signal": name},
+            )
         else:
             log.warning("%s again: stopping in-process copies now", name, extra={"signal": name})
             self._stop_local_tasks()
@@ -186,6 +222,18 @@ class Service:
     def _stop_local_tasks(self) -> None:
         _stop_local_tasks(self.backends)
 
+    # ---- operator decisions ---------------------------------------------------------------
+    def _take_decisions(self) -> None:
+        """Operators' decisions arrive on a socket beside the store; the kernel names each
+        caller and this service checks them against its own config's approvers."""
+        desk = DecisionDesk(self.store, lambda: self.config, self.reconciler.clock)
+        path = socket_path(self.config.state.path)
+        group = group_id(self.config.approval.readers_group)
+        self.decisions = DecisionServer(path, desk, group=group).start()
+        finding = unsafe_writers(path, group_may_write=True)
+        if finding is not None:
+            raise UnsafePermissions([finding])
+
     # ---- run ----------------------------------------------------------------------------
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_stop)
@@ -198,6 +246,8 @@ class Service:
             if port is not None:
                 self.metrics.serve(port, self.config.service.metrics_host)
             self._start_watcher()
+            self._take_decisions()
+            _probe_catalog(self.backends)
             log.info(
                 "reconciling every %gs (state %s, pid %d)",
                 self.loop.interval_seconds,
@@ -209,6 +259,8 @@ class Service:
             log.info("stopped")
             return 0
         finally:
+            if self.decisions is not None:
+                self.decisions.close()
             self._stop_watcher()
             self.metrics.close()
             _close_backends(self.backends)

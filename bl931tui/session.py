@@ -33,15 +33,6 @@ def readonly_store(config: Config) -> Iterator[StateStore]:
 
 
 @contextmanager
-def writable_store(config: Config) -> Iterator[StateStore]:
-    store = StateStore(config.state.path)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-@contextmanager
 def readonly_reconciler(config: Config) -> Iterator[Reconciler]:
     """A reconciler for observing and planning only: `dry_run()` writes nothing anywhere."""
     backends = build_backends(config)

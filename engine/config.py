@@ -10,12 +10,23 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from engine import config_errors
 from engine.errors import ConfigError
 from engine.model import ActionKind, Level
+from engine.operators import APPROVER_ENTRY
 from engine.storage.same_storage import Place, overlapping_places, remote_root, resolved
 
 DEFAULT_LOCATIONS = (Path("bl931.toml"), Path("~/.config/bl931/config.toml"))
@@ -23,6 +34,22 @@ DEFAULT_LOCATIONS = (Path("bl931.toml"), Path("~/.config/bl931/config.toml"))
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _as_written(cls, value: Any, info: ValidationInfo) -> Any:
+        """TOML has types: `tape = "yes"` or `depth = "3"` is a mistake, not a true or a 3."""
+        if info.field_name is None:
+            return value
+        wanted = set(get_args(cls.model_fields[info.field_name].annotation)) or {
+            cls.model_fields[info.field_name].annotation
+        }
+        if bool in wanted and not isinstance(value, bool):
+            raise PydanticCustomError("bool_type", "should be a boolean")
+        if wanted & {int, float} and (isinstance(value, (bool, str))):
+            kind = "int_type" if int in wanted else "float_type"
+            raise PydanticCustomError(kind, "should be a number")
+        return value
 
 
 class BeamlineConfig(_Section):
@@ -82,6 +109,31 @@ class RetentionConfig(_Section):
 
 class ApprovalConfig(_Section):
     required_for: tuple[ActionKind, ...] = (ActionKind.DELETE,)
+    # Who may decide: user names and `@group` names (engine/operators.py). None: the service
+    # user (the owner of the state store) alone.
+    approvers: tuple[str, ...] | None = None
+    # The group whose members may read the state store and reach the decision socket.
+    readers_group: str | None = None
+    # A delete (or replace) of more bytes than this runs only after two different approvers.
+    second_approver_over_bytes: int | None = Field(default=None, ge=0)
+
+    @field_validator("approvers")
+    @classmethod
+    def _approver_names(cls, entries: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for entry in entries or ():
+            if not APPROVER_ENTRY.fullmatch(entry):
+                raise ValueError(
+                    f"{entry!r} is not a user name or @group name "
+                    '(e.g. approvers = ["alice", "@bl931-ops"])'
+                )
+        return entries
+
+    @field_validator("readers_group")
+    @classmethod
+    def _group_name(cls, name: str | None) -> str | None:
+        if name is not None and (name.startswith("@") or not APPROVER_ENTRY.fullmatch(name)):
+            raise ValueError(f'{name!r} is not a group name (e.g. readers_group = "bl931-ops")')
+        return name
 
 
 class SafetyConfig(_Section):
@@ -118,7 +170,9 @@ class CatalogConfig(_Section):
     contact_email: str = "bl931@als.lbl.gov"
     principal_investigator: str = ""
     instrument: str = "ALS 9.3.1"
-    creation_location: str = "/ALS/9.3.1"
+    instrument_pid: str | None = None
+    retrievable_from_tape: bool = False
+    creation_location: str = "ALS 9.3.1"
     data_format: str = ""
     keywords: tuple[str, ...] = ("ALS", "9.3.1", "tender X-ray spectroscopy")
     path_template: str | None = None
@@ -313,45 +367,31 @@ def _shared_storage(endpoints: dict[str, EndpointConfig]) -> list[tuple[str, str
     return overlapping_places(places)
 
 
-def _format_loc(loc: tuple[Any, ...]) -> str:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        else:
-            text = str(item).rstrip("_")
-            parts.append(("." if parts else "") + text)
-    return "".join(parts)
-
-
 def _resolve(path: Path, base: Path) -> Path:
     path = path.expanduser()
     return path if path.is_absolute() else (base / path)
 
 
-def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
-    """Validate a config already read from TOML; relative paths are taken from `source`'s folder."""
+def parse_config(
+    data: dict[str, Any], source: Path | None = None, *, text: str | None = None
+) -> Config:
+    """Validate a config already read from TOML; relative paths are taken from `source`'s folder.
+
+    `text` (the TOML as written) lets errors name their line."""
     where = str(source) if source is not None else "<config>"
+    lines = config_errors.key_lines(text) if text is not None else None
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            key = _format_loc(tuple(err["loc"])) or "(top level)"
-            message = err["msg"]
-            if err["type"] == "extra_forbidden":
-                message = "unknown key (a typo? see config.example.toml)"
-            elif (
-                "input" in err
-                and err["type"] not in ("missing",)
-                and not isinstance(err["input"], dict)
-            ):
-                message += f" (got {err['input']!r})"
-            lines.append(f"{where}: {key}: {message}")
-        raise ConfigError("\n".join(lines)) from None
-    problems = _validate_policy(config)
+        found = config_errors.pydantic_problems(exc.errors())
+        raise ConfigError(config_errors.render(where, lines, found)) from None
+    problems = config_errors.merge_unknown_endpoints(_validate_policy(config))
     if problems:
-        raise ConfigError("\n".join(f"{where}: {key}: {msg}" for key, msg in problems))
+        raise ConfigError(
+            config_errors.render(
+                where, lines, [(config_errors.parse_key(k), m) for k, m in problems]
+            )
+        )
     base = source.parent if source is not None else Path.cwd()
     endpoints = {
         name: ep.model_copy(update={"path": _resolve(ep.path, base)}) if ep.path else ep
@@ -359,7 +399,9 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
     }
     shared = _shared_storage(endpoints)
     if shared:
-        raise ConfigError("\n".join(f"{where}: {key}: {msg}" for key, msg in shared))
+        raise ConfigError(
+            config_errors.render(where, lines, [(config_errors.parse_key(k), m) for k, m in shared])
+        )
     return config.model_copy(
         update={
             "endpoints": endpoints,
@@ -382,7 +424,9 @@ def load_config(path: Path | str | None = None) -> Config:
         else:
             raise ConfigError(
                 "no configuration found (looked for ./bl931.toml and ~/.config/bl931/config.toml); "
-                "pass --config PATH"
+                "pass --config PATH, or copy config.example.toml (`bl931tui --example-config` "
+                "prints it) to one of those places and edit it; `bl931tui --demo` shows bl931 "
+                "at work without one"
             )
     path = Path(path)
     try:
@@ -392,9 +436,10 @@ def load_config(path: Path | str | None = None) -> Config:
     except OSError as exc:
         raise ConfigError(f"cannot be read: {exc.strerror}", path=str(path)) from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
     except UnicodeDecodeError as exc:
         raise ConfigError(f"is not UTF-8 text (byte {exc.start})", path=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"is not valid TOML: {exc}", path=str(path)) from None
-    return parse_config(data, source=path.resolve())
+    return parse_config(data, source=path.resolve(), text=text)

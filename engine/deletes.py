@@ -24,8 +24,12 @@ answer was never recorded stays `preparing`. It is not simply resubmitted:
 2. after this pass's observation and plan (`InterruptedDeletes.resume`), each remaining action
    is resubmitted, under the same submission id, only if it is still in the current plan,
    approved where approval is needed (not rejected, not on hold) and passes the same last
-   look as a fresh delete (`Executor._recheck_delete`). An action that does not is withdrawn
-   (back to `planned`, with a recorded reason) and planned again from fresh observations.
+   look as a fresh delete (`Executor._recheck_delete`); right before the resubmission,
+   decisions and holds are read again under the write lock (`DecisionLog.admit`). The
+   approval it runs on is the one its submission spent: it is not asked for again. An action
+   that does not pass is withdrawn (back to `planned`, with a recorded reason) and planned
+   again from fresh observations; it removed nothing under this submission (or has a receipt
+   for what it did), so its approval comes back (`DecisionLog.refund_unused`).
 
 While cleared, a task's actions are not "in flight" for the planner (`action_ids`), so the plan
 says whether each delete is still wanted.
@@ -42,6 +46,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from engine.decisions import DecisionLog
 from engine.identity import IdentityCheck
 from engine.model import Action, ActionKind, Plan, Scan
 from engine.state import PLANNED, SUBMITTED, ActionRow, TaskRow
@@ -165,9 +170,10 @@ def record_partial(
 ) -> None:
     """A `partial` receipt for the files of a scan a delete had removed before it stopped.
 
-    If the scan is deleted later, that receipt (same action) replaces this one and lists these
-    files as `already_absent`; if not (a changed scan at the dtn becomes a new version), this
-    one stays as the record of what went.
+    If the same submission deletes the rest, its receipt completes this one (same row) and
+    lists these files as `already_absent`; if not (withdrawn, failed, or a changed scan at the
+    dtn becomes a new version), this one stays as the record of what went, and the approval
+    stays spent.
     """
     assert row.target is not None
     receipt = executor._receipt(row, task, now)
@@ -178,7 +184,9 @@ def record_partial(
         left_behind=[],
         note=note,
     )
-    executor.store.record_deletion(row.scan, row.target, row.id, task.task_id, now, receipt)
+    executor.store.record_deletion(
+        row.scan, row.target, row.id, task.task_id, now, receipt, submission_id=task.submission_id
+    )
     executor._event(
         now,
         "delete.partial",
@@ -299,9 +307,11 @@ class InterruptedDeletes:
             if b.kind is ActionKind.DELETE
         }
         outcome = Outcome()
+        decisions = DecisionLog(executor.store)
         for task in list(self._cleared.values()):
             mover = executor.backends.movers.get(task.mover)
             passing: list[Action] = []
+            withdrawn: list[str] = []
             for row in self._pending(task):
                 action = planned.get(row.id)
                 why = _refusal(action, blocked.get((row.scan, row.target)))
@@ -316,6 +326,19 @@ class InterruptedDeletes:
                     passing.append(action)
                     continue
                 executor.store.set_action_status([row.id], PLANNED, now)
+                withdrawn.append(row.id)
+            if passing and mover is not None:
+                # As for a fresh delete: decisions and holds read again under the write lock,
+                # right before the resubmission (a reject during these last looks counts).
+                with executor.store.transaction():
+                    passing, refused = decisions.admit(passing, task.submission_id, now)
+                    executor.store.set_action_status([r.action.id for r in refused], PLANNED, now)
+                for refusal in refused:
+                    executor._not_submitted(refusal, now)
+                withdrawn += [r.action.id for r in refused]
+            # A withdrawn delete removed nothing under this submission (or has a receipt for
+            # what it did): nothing of its approval was used, so it stands for a later one.
+            decisions.refund_unused(task.submission_id, withdrawn)
             if passing and mover is not None:
                 request = TaskRequest(
                     cast(TaskKind, task.kind),

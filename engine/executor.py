@@ -10,7 +10,9 @@ Deletes are re-checked against a fresh listing of every endpoint they rely on ri
 are submitted; local copies are re-hashed, each must be a different file from the one deleted, and
 the copy deleted must still hold the acquisition's bytes (`last_look`). A failed re-check skips
 the delete (the next pass plans it again from a new observation) and is recorded with a reason
-code.
+code. Operator decisions and holds are read once more inside the write transaction that records
+a submission, and the approvals it uses are spent there (`engine/decisions.py`): an approval
+covers one execution, and a reject recorded during the last look stops the submission.
 """
 
 from __future__ import annotations
@@ -24,19 +26,25 @@ from typing import TYPE_CHECKING, Any, cast
 
 from engine.backends import Backends
 from engine.catalog.base import Location
-from engine.catalog.dataset import dataset_pid
-from engine.catalog.factory import resolved_catalog_config
 from engine.clock import Clock
 from engine.config import Config
+from engine.decisions import DecisionLog, Refused
 from engine.deletes import InterruptedDeletes, receipt_files, report_foreign
 from engine.errors import Bl931Error, classify
+from engine.evidence_identity import StorageIdentities
 from engine.finished_deletes import FinishedDeletes
 from engine.identity import IdentityCheck
-from engine.last_look import Refusal, check_distinct_copies, check_target_unchanged
+from engine.last_look import (
+    Refusal,
+    check_distinct_copies,
+    check_mounted_target,
+    check_target_unchanged,
+)
 from engine.layout import ScanLayout
 from engine.model import Action, ActionKind, ErrorClass, Level, Plan, Scan
 from engine.observe import assess, inventory_signature
 from engine.policy import Policy
+from engine.receipts import delete_receipt
 from engine.replace_receipts import replace_intent, replace_receipt
 from engine.state import SUBMITTED, ActionRow, StateStore, TaskRow, iso
 from engine.storage.base import (
@@ -93,6 +101,8 @@ class Executor:
         self.clock = clock
         # This pass's endpoint identity check (set by the reconciler when it observes).
         self.identity: IdentityCheck | None = None
+        # This pass's storage identities (set by the reconciler when it observes).
+        self.storages: StorageIdentities | None = None
         self.interrupted = InterruptedDeletes(self)
         self.finished_deletes = FinishedDeletes(self)
 
@@ -299,6 +309,12 @@ class Executor:
                 )
                 return False
             assert action.target is not None
+            # The evidence is about the storage the task wrote to, even if the config was
+            # repointed while it ran.
+            storages = self._storage_identities()
+            evidence = storages.stamp(
+                action.target, evidence, storages.task_target(task.submission_id, action.target)
+            )
             self.store.record_evidence(action.scan, action.target, evidence)
             self.store.record_success(action.id, now)
             receipt = replace_receipt(self.store, action.id, evidence, task.task_id, now)
@@ -341,7 +357,13 @@ class Executor:
         if note is not None:
             receipt["note"] = f"{note}; {receipt['note']}" if "note" in receipt else note
         self.store.record_deletion(
-            action.scan, action.target, action.id, task.task_id, now, receipt
+            action.scan,
+            action.target,
+            action.id,
+            task.task_id,
+            now,
+            receipt,
+            submission_id=task.submission_id,
         )
         self.store.record_success(action.id, now)
         detail = f"task {task.task_id}" + ("; confirmed absent by a fresh listing" if note else "")
@@ -357,59 +379,9 @@ class Executor:
             report_foreign(self, action, receipt["left_behind"], now)
 
     def _receipt(self, action: ActionRow, task: TaskRow, now: datetime) -> dict[str, Any]:
-        scan = self.store.get_scan(action.scan)
-        evidence = self.store.load_evidence()
-        rule = self.policy.retention.get(action.target or "")
-        required = rule.delete_requires if rule else ()
-        decision = self.store.decisions().get(action.id)
-        copies = []
-        for endpoint in required:
-            ev = evidence.get(endpoint, {}).get(action.scan)
-            copies.append(
-                {
-                    "endpoint": endpoint,
-                    "level": ev.level.word if ev else None,
-                    "algorithm": ev.algorithm if ev else None,
-                    "checksum": ev.value if ev else None,
-                    "task_id": ev.task_id if ev else None,
-                    "verified_at": iso(ev.verified_at) if ev else None,
-                    "how": ev.how if ev else None,
-                }
-            )
-        return {
-            "catalog_pid": self._catalog_pid(action.scan),
-            "acquisition": {
-                "algorithm": scan.checksum_algorithm if scan else None,
-                "checksum": scan.checksum if scan else None,
-                "version": scan.version if scan else None,
-                "bytes": scan.size if scan else None,
-                "files": scan.file_count if scan else None,
-            },
-            "verified_copies": copies,
-            "approval": (
-                {"decision": decision[0], "by": decision[1], "at": iso(decision[2])}
-                if decision
-                else None
-            ),
-            "delete_task_id": task.task_id,
-            "recorded_at": iso(now),
-        }
-
-    def _catalog_pid(self, scan_id: str) -> str | None:
-        """The scan's dataset pid: as the catalog answered at registration, else derived.
-
-        Catalogs derive pids deterministically (`dataset_pid`), so a scan registered before
-        pids were recorded in events still gets the right one; an adopted SciCat dataset with
-        another pid is what the recorded answer is for.
-        """
-        if self.config.catalog.kind == "none":
-            return None
-        for event in reversed(self.store.events(scan=scan_id, limit=10_000)):
-            data = event.get("data")
-            if event["kind"] == "catalog.register" and isinstance(data, dict) and data.get("pid"):
-                return str(data["pid"])
-        catalog = resolved_catalog_config(self.config)
-        return dataset_pid(scan_id, prefix=catalog.pid_prefix, beamline=self.config.beamline.name)
+        return delete_receipt(
+            self.config, self.store, self.policy, action, task, now, self._storage_identities()
+        )
 
     # ---- execution ---------------------------------------------------------------------
     def execute(self, plan: Plan, seen: Observation, now: datetime) -> Outcome:
@@ -540,21 +512,33 @@ class Executor:
                 )
             return False
         arrow = f"{source} → {target}" if source else f"at {target}"
-        label = f"bl931 {kind} {arrow}: {len(actions)} scans {now:%Y-%m-%d %H:%M}"
-        task = TaskRow(
-            submission_id=submission_id,
-            task_id=None,
-            mover=mover.name,
-            kind=kind,
-            source=source,
-            target=target,
-            label=label,
-            status="preparing",
-            action_ids=tuple(a.id for a in actions),
-            bytes_total=sum(a.bytes for a in actions),
-            files_total=sum(scans[a.scan].file_count for a in actions),
-        )
-        self.store.create_task(task, {a.id: a.scan for a in actions}, now)
+        with self.store.transaction():
+            # Decisions and holds are read again under the write lock that records the
+            # submission: one recorded during the last looks counts, a later one cannot slip in.
+            admitted, refused = DecisionLog(self.store).admit(actions, submission_id, now)
+            label = f"bl931 {kind} {arrow}: {len(admitted)} scans {now:%Y-%m-%d %H:%M}"
+            task = TaskRow(
+                submission_id=submission_id,
+                task_id=None,
+                mover=mover.name,
+                kind=kind,
+                source=source,
+                target=target,
+                label=label,
+                status="preparing",
+                action_ids=tuple(a.id for a in admitted),
+                bytes_total=sum(a.bytes for a in admitted),
+                files_total=sum(scans[a.scan].file_count for a in admitted),
+            )
+            if admitted:
+                self.store.create_task(task, {a.id: a.scan for a in admitted}, now)
+                if kind == "copy":
+                    self._storage_identities().remember_task_target(submission_id, target)
+        for refusal in refused:
+            self._not_submitted(refusal, now)
+        if not admitted:
+            return False
+        actions = admitted
         for action in actions:
             if action.replaces is not None:
                 # Before the mover runs: what the copy will overwrite, and who approved it.
@@ -564,7 +548,7 @@ class Executor:
                     f"replacing the verified version {action.replaces} at {target}",
                     scan=action.scan,
                     action_id=action.id,
-                    data=replace_intent(action, scans[action.scan], self.store, now),
+                    data=replace_intent(action, scans[action.scan], self.store, submission_id, now),
                 )
         request = TaskRequest(
             cast(TaskKind, kind),
@@ -704,6 +688,8 @@ class Executor:
         if refusal is not None:
             return self._refused(action, now, refusal)
         evidence = self.store.load_evidence()
+        # Evidence counts only on the storage it was taken on, told afresh (a remount).
+        storages = StorageIdentities(self.config, self.store)
         for required in rule.delete_requires:
             storage = self.backends.storages.get(required)
             if storage is None:
@@ -720,12 +706,14 @@ class Executor:
                 return self._recheck_failed(
                     action, now, f"the {required} copy is gone", code="copy_missing"
                 )
+            proof, moved = storages.sort(required, evidence.get(required, {}).get(scan.id))
             level = assess(
                 scan,
                 required,
                 listing,
-                evidence.get(required, {}).get(scan.id),
+                proof,
                 is_inventory=required == self.policy.inventory_endpoint,
+                elsewhere=moved,
             ).replica.level
             if level < rule.verify:
                 return self._recheck_failed(
@@ -761,12 +749,24 @@ class Executor:
                     action, now, "the scan changed since inventory", code="changed_since_inventory"
                 )
         # Last, and the most expensive: the bytes about to go must be the ones verified elsewhere.
-        refusal = check_target_unchanged(scan, action.target, roots)
+        target_storage = self.backends.storages.get(action.target)
+        if self.backends.kinds.get(action.target) == "globus" and action.target in roots:
+            assert target_storage is not None
+            refusal = check_mounted_target(scan, action.target, target_storage, self.layout)
+        else:
+            refusal = check_target_unchanged(scan, action.target, roots)
         if refusal is not None:
             if action.target != self.policy.inventory_endpoint:
                 self.store.drop_evidence(scan.id, action.target)  # so the copy gets repaired
             return self._refused(action, now, refusal)
         return True
+
+    def _storage_identities(self) -> StorageIdentities:
+        """This pass's storage identities (told now when no observation has run yet, e.g. while
+        polling the tasks of an earlier pass)."""
+        if self.storages is None:
+            self.storages = StorageIdentities(self.config, self.store)
+        return self.storages
 
     def _identities_hold(self, action: Action, now: datetime) -> bool:
         """At the last look, the endpoint deleted from and every one relied on are still
@@ -794,6 +794,22 @@ class Executor:
         if refusal.needs_human:
             self.store.record_failure(action.id, ErrorClass.NEEDS_HUMAN, refusal.message, now, None)
         return False
+
+    def _not_submitted(self, refusal: Refused, now: datetime) -> None:
+        """Record an action a decision or hold read at submission kept from being submitted."""
+        action = refusal.action
+        if action.kind is ActionKind.DELETE:
+            self._recheck_failed(action, now, refusal.why, code=refusal.code)
+            return
+        self._event(
+            now,
+            "copy.not_submitted",
+            f"copy {action.source} → {action.target} not submitted: {refusal.why}",
+            scan=action.scan,
+            action_id=action.id,
+            level="warning",
+            data={"reason_code": refusal.code},
+        )
 
     def _recheck_failed(
         self,

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from engine.decisions import DecisionLog
 from engine.deletes import fresh_leftovers, record_partial
 from engine.model import ErrorClass
 from engine.state import SUBMITTED, ActionRow, TaskRow
@@ -143,6 +144,9 @@ class FinishedDeletes:
                 note=f"{how}; these files were confirmed absent by a fresh listing",
             )
         if status.state == "lost":
+            if not found.removed:
+                # Nothing removed, and the task died with its process: the approval is unused.
+                DecisionLog(executor.store).refund_unused(task.submission_id, [action.id])
             executor._fail(
                 action.id,
                 action.scan,

@@ -80,6 +80,14 @@ def _unknown(endpoint: str, reason: str) -> EndpointUnavailable:
     return EndpointUnavailable(endpoint, reason, error_class=ErrorClass.NEEDS_HUMAN)
 
 
+def _why(config: Config, root: Path) -> str:
+    """What to look at when a root is missing: a path below the config file's folder may have been
+    written relative to it (relative paths are taken from there, not from the working folder)."""
+    if config.source is not None and root.is_relative_to(config.source.parent):
+        return f"unmounted? a relative `path` is taken from the config file's folder, {config.source.parent}"
+    return "unmounted?"
+
+
 class IdentityCheck:
     """Checks local endpoints' identities against the state store, once per call.
 
@@ -113,7 +121,9 @@ class IdentityCheck:
             return
         root = spec.path
         if not root.is_dir():
-            raise _unknown(endpoint, f"root {root} is missing or not a directory (unmounted?)")
+            raise _unknown(
+                endpoint, f"root {root} is missing or not a directory ({_why(self.config, root)})"
+            )
         if spec.mount and not os.path.ismount(root):
             raise _unknown(
                 endpoint,

@@ -15,7 +15,10 @@ a local `path`):
   re-hashed and every file must match its acquisition checksum.
 
 A file of the scan that is already gone from the target is not a reason to refuse: there is
-nothing of it left to lose. Anything that cannot be checked refuses the delete.
+nothing of it left to lose. Anything that cannot be checked refuses the delete. On a Globus
+endpoint mounted here, "gone" is what Globus lists, not what the mount shows: its copy is listed
+through Globus and read through the mount (`check_mounted_target`), and a mount that does not
+show the listed files refuses.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import UnsafePath
+from engine.errors import Bl931Error, UnsafePath
 from engine.inventory.checksum import checksums_equal, file_checksum
+from engine.layout import ScanLayout
 from engine.model import Scan
+from engine.storage.base import ScanListing, Storage
 from engine.storage.localfs import safe_path
 
 SAME_STORAGE = "same_storage"
@@ -126,6 +131,40 @@ def check_target_unchanged(
             return Refusal(UNCHECKABLE, f"cannot re-hash {f.path!r} at {target}: {reason}")
         if not checksums_equal(digest, f.checksum):
             changed.append(f.path)
+    return _changed(scan, target, changed)
+
+
+def check_mounted_target(
+    scan: Scan, target: str, storage: Storage, layout: ScanLayout
+) -> Refusal | None:
+    """`check_target_unchanged` for a Globus endpoint mounted here: the copy is listed afresh
+    through Globus and re-hashed through the mount (`Storage.checksum_files`), which refuses a
+    mount that does not show the files Globus lists (unmounted, another filesystem).
+
+    Returns:
+        None if every file still there holds the acquisition's bytes (or the endpoint has no
+        mount after all); else the refusal.
+    """
+    try:
+        listing = storage.stat_scan(layout, scan.id)
+        if listing is None:
+            return None  # nothing of it left there
+        manifest = {f.path for f in scan.files}
+        own = ScanListing(scan.id, tuple(f for f in listing.files if f.path in manifest))
+        sums = storage.checksum_files(own, scan.checksum_algorithm)
+    except (Bl931Error, OSError) as exc:
+        return Refusal(UNCHECKABLE, f"cannot re-hash the {target} copy: {exc}")
+    if sums is None:
+        return None
+    changed = [
+        f.path
+        for f in scan.files
+        if f.path in sums and not checksums_equal(sums[f.path], f.checksum)
+    ]
+    return _changed(scan, target, changed)
+
+
+def _changed(scan: Scan, target: str, changed: list[str]) -> Refusal | None:
     if not changed:
         return None
     return Refusal(

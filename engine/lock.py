@@ -33,8 +33,12 @@ class OwnerLock:
 
     def acquire(self) -> OwnerLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        # Owner-only: anyone who can open the file could take the lock and keep the service
+        # from starting.
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
+            if os.fstat(fd).st_uid == os.geteuid():
+                os.fchmod(fd, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)

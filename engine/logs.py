@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 _STANDARD = set(vars(logging.makeLogRecord({})))
@@ -30,8 +31,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
-def setup_logging(*, level: int = logging.INFO, fmt: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def setup_logging(
+    *, level: int = logging.INFO, fmt: str = "text", path: Path | None = None
+) -> None:
+    """Log lines to stderr, or appended to `path` (the headless demo keeps its narrative clean)."""
+    handler: logging.Handler = (
+        logging.FileHandler(path, encoding="utf-8") if path else logging.StreamHandler(sys.stderr)
+    )
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

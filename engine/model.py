@@ -120,7 +120,9 @@ class Evidence:
     """Why a replica is believed to hold the acquisition's bytes.
 
     `signature` fingerprints the replica's listing (paths, sizes, whole-second mtimes) when the
-    evidence was taken; evidence only counts while the listing still has that signature.
+    evidence was taken; evidence only counts while the listing still has that signature, and
+    only at the storage it was taken on: `identity` is the endpoint's storage identity then
+    (`engine.evidence_identity`; None for evidence from before identities were recorded).
     """
 
     level: Level
@@ -130,6 +132,7 @@ class Evidence:
     verified_at: datetime
     signature: str
     how: str = ""  # "transfer", "copy", "rehash", "inventory"
+    identity: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +158,9 @@ class Replica:
     # change by hand). It is protected like a copy that does, but never relied on as a
     # verified copy of that version.
     older_unproven: bool = False
+    # The storage identity this copy was verified on, when the endpoint's storage has changed
+    # since (a migration, a repointed config): the copy counts as `present` until re-verified.
+    storage_changed: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

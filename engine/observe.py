@@ -2,14 +2,16 @@
 
 Listings say what is there (paths, sizes, mtimes); evidence says why a replica was once believed
 to hold the acquisition's bytes. Evidence counts only while the replica's listing still has the
-fingerprint it had when the evidence was taken, and only for the scan's current checksum: a
-rewritten scan (new version) or a touched copy drops back to `size` or `present`.
+fingerprint it had when the evidence was taken, only for the scan's current checksum, and only
+on the storage it was taken on: a rewritten scan (new version) or a touched copy drops back to
+`size` or `present`; a copy verified on storage the endpoint no longer points to (a migration)
+drops to `present` (`engine.evidence_identity`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.model import Evidence, Level, Replica, Scan
 from engine.storage.base import ScanListing, listing_signature
@@ -42,12 +44,20 @@ def assess(
     *,
     is_inventory: bool,
     inventory_signature_of_scan: str | None = None,
+    elsewhere: Evidence | None = None,
 ) -> Assessed:
     """The verification level of one listed replica.
 
     The fingerprint covers the scan's own files only, so stray extra files in a copied scan
     folder (an older version's leftovers) neither verify nor unverify it.
+
+    `elsewhere` is evidence for this copy taken on other storage than the endpoint's current
+    one (`evidence` is then None): it proves nothing about these bytes, so the copy is
+    `present` at best; if it was of an older version, the copy may still hold that version
+    (protected, never relied on).
     """
+    if elsewhere is not None and evidence is None and not is_inventory:
+        return _moved(scan, endpoint, listing, elsewhere)
     if len(listing.files) == len(scan.files):
         signature = listing.signature
     else:
@@ -105,6 +115,27 @@ def assess(
         older_unproven=unproven,
     )
     return Assessed(replica, signature)
+
+
+def _moved(scan: Scan, endpoint: str, listing: ScanListing, elsewhere: Evidence) -> Assessed:
+    """A copy whose only evidence was taken on the storage the endpoint pointed to before."""
+    verdict = assess(scan, endpoint, listing, None, is_inventory=False)
+    older, unproven = verdict.replica.older_version, verdict.replica.older_unproven
+    if (
+        elsewhere.level >= Level.CHECKSUM
+        and elsewhere.value is not None
+        and elsewhere.value != scan.checksum
+    ):
+        older, unproven = elsewhere.value, True
+    replica = replace(
+        verdict.replica,
+        level=min(verdict.replica.level, Level.PRESENT),
+        note=f"verified on other storage ({elsewhere.identity or 'unrecorded'}); not re-verified",
+        older_version=older,
+        older_unproven=unproven,
+        storage_changed=elsewhere.identity or "unrecorded",
+    )
+    return Assessed(replica, verdict.signature)
 
 
 def assess_endpoint(

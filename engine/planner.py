@@ -315,7 +315,9 @@ class _Planner:
         aid = action_id(kind, scan.id, scan.checksum, source, target)
         decision = self.inp.decisions.get(aid)
         if decision == "reject":
-            case.block(kind, target, "rejected", "rejected by an operator")
+            case.block(
+                kind, target, "rejected", f"rejected by an operator (approving {aid} overrides it)"
+            )
             return False, False
         failure = self.inp.failures.get(aid)
         if failure is not None:
@@ -634,6 +636,13 @@ class _Planner:
                 )
                 continue
             replaces = older is not None or unverified
+            if replaces and case.hold is not None:
+                # A replace removes the bytes there, like a delete: a hold stops it too.
+                hold = case.hold
+                case.block(
+                    ActionKind.COPY, target, "on_hold", f"held by {hold.placed_by}: {hold.reason}"
+                )
+                continue
             needs_approval = (
                 recall
                 or ActionKind.COPY in self.policy.approval_for
@@ -672,8 +681,9 @@ class _Planner:
                 ActionKind.COPY,
                 target,
                 "version_conflict",
-                f"{target} is write-once tape holding a verified older version: the new version "
-                "is never written over it; an operator decides (docs/safety.md)",
+                f"{target} is write-once tape and holds (or may still hold) an older version at "
+                "this scan's path: the new version is never written over it; an operator "
+                "decides (docs/safety.md)",
             )
             return False
         if not verified_elsewhere:

@@ -8,7 +8,6 @@ is the same observation and planning with every write switched off.
 
 from __future__ import annotations
 
-import getpass
 import logging
 import os
 import socket
@@ -19,10 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.alert_log import AlertLog
+from engine.approvals import require_second_approver
 from engine.backends import Backends
+from engine.catalog.pid_book import keep_pids_in
 from engine.clock import Clock, as_clock
 from engine.config import Config
 from engine.errors import Bl931Error, CatalogUnavailable, EndpointUnavailable
+from engine.evidence_identity import StorageIdentities
 from engine.executor import Executor
 from engine.foreign import ForeignPaths, WithoutForeign, foreign_paths, without_foreign
 from engine.identity import IdentityCheck
@@ -45,6 +47,7 @@ from engine.model import (
     Scan,
 )
 from engine.observe import Assessed, assess
+from engine.operators import operator_name
 from engine.planner import PlanInput, plan
 from engine.policy import Policy
 from engine.rehash import Rehasher
@@ -57,10 +60,8 @@ log = logging.getLogger(__name__)
 
 
 def os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid:{os.getuid()}"
+    """The kernel's name for this process's user (never `$USER`: see engine/operators.py)."""
+    return operator_name()
 
 
 @dataclass
@@ -140,6 +141,7 @@ class Reconciler:
         self.layout = ScanLayout.from_config(config.inventory)
         self.policy = Policy.from_config(config)
         self.executor = Executor(config, store, backends, self.layout, clock=self.clock)
+        keep_pids_in(backends.catalog, store)
         self._swept = False
         # Scan id → listing signature of scans the live watcher declared complete (the service
         # sets it when it runs a watcher); the walk accepts those before `quiet_seconds`.
@@ -200,10 +202,12 @@ class Reconciler:
         scans: Mapping[str, Scan],
         listing: Mapping[str, ScanListing],
         evidence: Mapping[str, Evidence],
+        elsewhere: Mapping[str, Evidence],
     ) -> dict[str, Assessed]:
         """`assess_endpoint`, reusing last pass's verdict for every replica whose inputs are
         the very same (equal listing, identical scan and evidence objects — the store and the
         reconciler keep those across passes until they change), as most are in a steady state.
+        `elsewhere` is evidence taken on other storage than the endpoint's current one.
         """
         previous = self._assessments.get(name, {})
         current: dict[str, _Assessment] = {}
@@ -214,17 +218,23 @@ class Reconciler:
             if scan is None:
                 continue
             proof = evidence.get(scan_id)
+            moved = elsewhere.get(scan_id) if proof is None else None
+            # Evidence from other storage is never reused: the same object may have counted
+            # here last pass (a remounted local root is another device).
+            key: object = proof if moved is None else (moved,)
             before = previous.get(scan_id)
             if (
                 before is not None
                 and before[1] is scan
-                and before[2] is proof
+                and before[2] is key
                 and before[0] == listed.files
             ):
                 verdict = before[3]
             else:
-                verdict = assess(scan, name, listed, proof, is_inventory=is_inventory)
-            current[scan_id] = (listed.files, scan, proof, verdict)
+                verdict = assess(
+                    scan, name, listed, proof, is_inventory=is_inventory, elsewhere=moved
+                )
+            current[scan_id] = (listed.files, scan, key, verdict)
             out[scan_id] = verdict
         self._assessments[name] = current
         return out
@@ -278,6 +288,11 @@ class Reconciler:
         identity = IdentityCheck(self.config, self.store, may_initialise=write)
         self.executor.identity = identity
         unproven = self._check_identities(identity, now, errors, alerts)
+        # After the markers: a local endpoint's storage identity includes its marker.
+        storages = StorageIdentities(self.config, self.store)
+        if write:
+            storages.record(now, unproven=unproven)
+        self.executor.storages = storages
         foreign = foreign_paths(self.store.foreign_files())
         try:
             if self.config.inventory.endpoint not in unproven:
@@ -363,12 +378,18 @@ class Reconciler:
                 )
                 continue
             listings[name] = listing
-            assessed = self._assess(name, scans, listing, evidence.get(name, {}))
+            here, elsewhere = storages.split(name, evidence.get(name, {}))
+            assessed = self._assess(name, scans, listing, here, elsewhere)
             if name != self.policy.inventory_endpoint:
-                adopted = self._rehasher.settle(name, storage, scans, listing, assessed, now)
+                adopted = self._rehasher.settle(
+                    name, storage, scans, listing, assessed, now, storages.of(name)
+                )
                 if write:
                     for scan_id, proof in adopted.items():
-                        self.store.record_evidence(scan_id, name, proof)
+                        self.store.record_evidence(scan_id, name, storages.stamp(name, proof))
+                moved = storages.alert(name, {s: a.replica for s, a in assessed.items()})
+                if moved is not None:
+                    alerts.append(moved)
             assessed_by_endpoint[name] = assessed
             if name in accepted:
                 # An operator accepted the loss of what vanished here: this listing is the
@@ -498,7 +519,7 @@ class Reconciler:
         )
 
     def make_plan(self, seen: Observation, now: datetime) -> Plan:
-        return plan(
+        planned = plan(
             PlanInput(
                 policy=self.policy,
                 scans=seen.scans,
@@ -513,6 +534,8 @@ class Reconciler:
                 reappeared=self._reappeared(seen),
             )
         )
+        over = self.config.approval.second_approver_over_bytes
+        return require_second_approver(planned, self.store, over)
 
     # ---- the pass ----------------------------------------------------------------------
     def dry_run(self, now: datetime | None = None) -> Plan:
@@ -573,7 +596,7 @@ class Reconciler:
         log.info(
             "pass done in %.2fs: %s",
             (finished - started).total_seconds(),
-            ", ".join(f"{k}={v}" for k, v in report.summary().items() if v),
+            ", ".join(f"{k}={v}" for k, v in report.summary().items() if v) or "nothing to do",
         )
         return report
 
@@ -677,7 +700,8 @@ class Reconciler:
             self.store.replace_replicas(name, changed, removed)
 
 
-_Assessment = tuple[tuple[FileStat, ...], Scan, Evidence | None, Assessed]
+# (listed files, scan, evidence key, verdict): reused while the first three are the same.
+_Assessment = tuple[tuple[FileStat, ...], Scan, object, Assessed]
 
 _OUTCOME_OF_EVENT = {
     "copy.submitted": "submitted",

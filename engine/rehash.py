@@ -3,10 +3,12 @@
 A copy whose files are all listed with the right sizes but carry no valid evidence (its task's
 outcome was lost in a crash, its mtime was touched, a person copied it by hand) is either the
 scan's very bytes or something else: an older version whose evidence was lost, rot, a user's
-file. Where the endpoint can compute checksums (a local root), the observation re-hashes it once
-per listing: identical bytes become `checksum` evidence (`how = "rehash"`), so nothing is copied
-again and no person is asked; other bytes mark the replica `differs`, so that a copy over them
-is planned as a replace (gated like a delete), never as a plain copy.
+file. So is a copy verified on storage the endpoint no longer points to (a migration). Where
+the endpoint can compute checksums (a local root, or a Globus collection mounted here), the
+observation re-hashes it once per listing and storage: identical bytes become `checksum`
+evidence (`how = "rehash"`), so nothing is copied again and no person is asked; other bytes
+mark the replica `differs`, so that a copy over them is planned as a replace (gated like a
+delete), never as a plain copy.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from dataclasses import replace
 from datetime import datetime
 
 from engine.model import Evidence, Level, Scan
-from engine.observe import Assessed
+from engine.observe import Assessed, size_level
 from engine.storage.base import ScanListing, Storage
 
 log = logging.getLogger(__name__)
 
-_Key = tuple[str, str, str, str]  # endpoint, scan, listing signature, scan checksum
+# endpoint, its storage identity, scan, listing signature, scan checksum
+_Key = tuple[str, str | None, str, str, str]
 
 
 class Rehasher:
@@ -39,8 +42,12 @@ class Rehasher:
         listings: Mapping[str, ScanListing],
         assessed: dict[str, Assessed],
         now: datetime,
+        identity: str | None = None,
     ) -> dict[str, Evidence]:
         """Re-hash the listed, unverified replicas in `assessed` (updated in place).
+
+        `identity` is the endpoint's storage identity: a verdict is remembered per storage, so
+        the same listing on other storage (a remount on another device) is hashed again.
 
         Returns:
             The new evidence for replicas found identical (the caller stores it when it writes).
@@ -53,7 +60,7 @@ class Rehasher:
             scan, listing = scans.get(scan_id), listings.get(scan_id)
             if scan is None or listing is None:
                 continue
-            key = (endpoint, scan_id, verdict.signature, scan.checksum)
+            key = (endpoint, identity, scan_id, verdict.signature, scan.checksum)
             same = self._verdicts.get(key)
             if same is None:
                 same = self._same_bytes(storage, scan, listing)
@@ -62,7 +69,10 @@ class Rehasher:
                 self._verdicts[key] = same
             if not same:
                 assessed[scan_id] = replace(verdict, replica=replace(replica, differs=True))
-            elif replica.level is Level.SIZE:
+            elif replica.level is Level.SIZE or (
+                # verified on other storage: `present` here until its bytes are re-hashed
+                replica.storage_changed is not None and size_level(scan, listing) is Level.SIZE
+            ):
                 evidence = Evidence(
                     Level.CHECKSUM,
                     scan.checksum_algorithm,
@@ -75,7 +85,13 @@ class Rehasher:
                 found[scan_id] = evidence
                 assessed[scan_id] = replace(
                     verdict,
-                    replica=replace(replica, level=Level.CHECKSUM, evidence=evidence, note=""),
+                    replica=replace(
+                        replica,
+                        level=Level.CHECKSUM,
+                        evidence=evidence,
+                        note="",
+                        storage_changed=None,
+                    ),
                 )
         return found
 

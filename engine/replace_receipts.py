@@ -1,8 +1,9 @@
 """Receipts for replacing a verified copy by a new version of its scan.
 
 Overwriting a verified copy removes bytes, so it is recorded like a delete: before the mover
-runs, an intent names the version being replaced and the approval in force; when the copy is
-verified, the receipt names both checksums, the approval and the task.
+runs, an intent names the version being replaced and the approval its submission spent (an
+approval covers one execution: engine/decisions.py); when the copy is verified, the receipt
+names both checksums, the approval and the task.
 """
 
 from __future__ import annotations
@@ -10,21 +11,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from engine.approvals import approvals_for
+from engine.decisions import DecisionLog
 from engine.model import Action, Evidence, Scan
 from engine.state import StateStore, iso
 
 
-def replace_intent(action: Action, scan: Scan, store: StateStore, now: datetime) -> dict[str, Any]:
-    """What a replace is about to overwrite, recorded before it is submitted."""
-    decision = store.decisions().get(action.id)
+def replace_intent(
+    action: Action, scan: Scan, store: StateStore, submission_id: str, now: datetime
+) -> dict[str, Any]:
+    """What a replace is about to overwrite, recorded before it is submitted, with the approval
+    its submission spent (None when the policy needs none)."""
+    decision = DecisionLog(store).spent_by(submission_id, action.id)
     return {
         "target": action.target,
         "old_checksum": action.replaces,
         "new_checksum": scan.checksum,
         "new_version": scan.version,
         "algorithm": scan.checksum_algorithm,
-        "approval_by": decision[1] if decision and decision[0] == "approve" else None,
-        "approval_at": iso(decision[2]) if decision and decision[0] == "approve" else None,
+        "approval_by": decision.by if decision else None,
+        "approval_at": iso(decision.at) if decision else None,
+        "submission_id": submission_id,
+        "approvers": [a.to_json() for a in approvals_for(store, action.id)],
         "submitted_at": iso(now),
     }
 

@@ -9,9 +9,10 @@ Tables:
 - scans, replicas (last observation), evidence (why a replica is believed verified);
 - actions (each planned action's lifecycle), tasks + task_items (batches submitted to a mover,
   keyed by the submission id that is persisted *before* the remote call), events (the audit log);
-- approvals, holds, retries (operator decisions, written by the TUI or CLI);
-- deletions (receipts; also the absences the engine caused itself), endpoints (health),
-  heartbeat (the service's liveness, read by the TUI).
+- decisions (with the view `approvals`), holds, retries (operator decisions, written by the
+  TUI or CLI; engine/decisions.py);
+- deletions (receipts, one per removal; also the absences the engine caused itself),
+  endpoints (health), heartbeat (the service's liveness, read by the TUI).
 """
 
 from __future__ import annotations
@@ -205,6 +206,98 @@ MIGRATIONS: tuple[str, ...] = (
         initialised_by TEXT NOT NULL,
         initialised_at TEXT NOT NULL
     );
+    """,
+    # 3: the pid each scan was registered with in the catalog (reused forever), seeded from the
+    # register events that recorded it
+    """
+    CREATE TABLE catalog_pids(
+        scan TEXT PRIMARY KEY,
+        pid TEXT NOT NULL,
+        pid_prefix TEXT,
+        beamline TEXT,
+        creation_location TEXT,
+        recorded_at TEXT NOT NULL
+    );
+    INSERT OR IGNORE INTO catalog_pids(scan, pid, recorded_at)
+        SELECT scan, json_extract(data, '$.pid'), at FROM events
+        WHERE kind = 'catalog.register' AND scan IS NOT NULL
+          AND json_valid(data) AND json_extract(data, '$.pid') IS NOT NULL
+        ORDER BY seq;
+    """,
+    # 4: evidence belongs to a storage identity (engine/evidence_identity.py)
+    """
+    ALTER TABLE evidence ADD COLUMN identity TEXT;
+    ALTER TABLE tasks ADD COLUMN target_identity TEXT;
+    CREATE TABLE endpoint_storage(
+        endpoint TEXT PRIMARY KEY,
+        identity TEXT NOT NULL,
+        since TEXT NOT NULL
+    );
+    """,
+    # 5: operator decisions as an append-only log whose approvals are spent by the submission
+    # that used them (engine/decisions.py), `approvals` now the view of the decisions in force;
+    # receipts append-only, one row per removal (keyed by their own id and the submission).
+    # An approval a recorded task carried after it was given counts as spent by the latest.
+    """
+    CREATE TABLE decisions(
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        action_id TEXT NOT NULL,
+        decision TEXT NOT NULL CHECK (decision IN ('approve', 'reject')),
+        decided_by TEXT NOT NULL,
+        decided_at TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        superseded INTEGER NOT NULL DEFAULT 0,
+        spent_by TEXT,
+        spent_at TEXT
+    );
+    CREATE INDEX decisions_action ON decisions(action_id);
+    CREATE INDEX decisions_spent ON decisions(spent_by) WHERE spent_by IS NOT NULL;
+    CREATE INDEX decisions_standing ON decisions(action_id)
+        WHERE superseded = 0 AND spent_by IS NULL;
+    INSERT INTO decisions(action_id, decision, decided_by, decided_at, note, spent_by, spent_at)
+    SELECT action_id, decision, decided_by, decided_at, note,
+           CASE WHEN decision = 'approve' THEN (
+               SELECT t.submission_id FROM task_items i
+               JOIN tasks t ON t.submission_id = i.submission_id
+               WHERE i.action_id = ap.action_id AND t.created_at >= ap.decided_at
+               ORDER BY t.created_at DESC, t.rowid DESC LIMIT 1) END,
+           CASE WHEN decision = 'approve' THEN (
+               SELECT t.created_at FROM task_items i
+               JOIN tasks t ON t.submission_id = i.submission_id
+               WHERE i.action_id = ap.action_id AND t.created_at >= ap.decided_at
+               ORDER BY t.created_at DESC, t.rowid DESC LIMIT 1) END
+    FROM approvals ap ORDER BY decided_at;
+    DROP TABLE approvals;
+    CREATE VIEW approvals AS
+        SELECT action_id, decision, decided_by, decided_at, note, seq, spent_by, spent_at
+        FROM decisions WHERE superseded = 0 AND spent_by IS NULL
+        UNION ALL
+        SELECT d.action_id, d.decision, d.decided_by, d.decided_at, d.note, d.seq, d.spent_by,
+               d.spent_at
+        FROM tasks t
+        JOIN decisions d ON d.spent_by = t.submission_id AND d.superseded = 0
+        JOIN actions a ON a.id = d.action_id AND a.submission_id = t.submission_id
+                      AND a.status = 'submitted'
+        WHERE t.status IN ('preparing', 'active');
+    CREATE TABLE receipts(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        scan TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        action_id TEXT NOT NULL,
+        task_id TEXT,
+        submission_id TEXT,
+        deleted_at TEXT NOT NULL,
+        receipt TEXT NOT NULL
+    );
+    INSERT INTO receipts(scan, endpoint, action_id, task_id, submission_id, deleted_at, receipt)
+    SELECT d.scan, d.endpoint, d.action_id, d.task_id,
+           (SELECT t.submission_id FROM tasks t WHERE t.task_id = d.task_id LIMIT 1),
+           d.deleted_at, d.receipt
+    FROM deletions d ORDER BY d.deleted_at, d.scan, d.endpoint;
+    DROP TABLE deletions;
+    ALTER TABLE receipts RENAME TO deletions;
+    CREATE INDEX deletions_scan ON deletions(scan, endpoint);
+    CREATE INDEX deletions_submission ON deletions(submission_id, action_id);
     """,
 )
 
@@ -577,11 +670,14 @@ class StateStore:
         parse = datetime.fromisoformat
         cursor = self._conn().cursor()
         cursor.row_factory = None
+        # A read-only store still at a schema from before identities has no such column.
+        identity = "identity" if self._has_column("evidence", "identity") else "NULL"
         cursor.execute(
-            """SELECT endpoint, scan, level, algorithm, value, task_id, verified_at, signature,
-                      how FROM evidence"""
+            f"""SELECT endpoint, scan, level, algorithm, value, task_id, verified_at, signature,
+                      how, {identity} FROM evidence"""
         )
-        for endpoint, scan, level, algorithm, value, task_id, verified, signature, how in cursor:
+        for row in cursor:
+            endpoint, scan, level, algorithm, value, task_id, verified, signature, how, ident = row
             rows = out.get(endpoint)
             if rows is None:
                 rows = out[endpoint] = {}
@@ -593,18 +689,24 @@ class StateStore:
                 verified_at=parse(verified),
                 signature=signature,
                 how=how,
+                identity=ident,
             )
         return out
+
+    def _has_column(self, table: str, column: str) -> bool:
+        rows = self._conn().execute(f"PRAGMA table_info({table})").fetchall()
+        return any(row[1] == column for row in rows)
 
     def record_evidence(self, scan: str, endpoint: str, evidence: Evidence) -> None:
         self._forget(evidence=True)
         with self.transaction() as conn:
             conn.execute(
-                """INSERT INTO evidence VALUES (?,?,?,?,?,?,?,?,?)
+                """INSERT INTO evidence(scan, endpoint, level, algorithm, value, task_id,
+                     signature, how, verified_at, identity) VALUES (?,?,?,?,?,?,?,?,?,?)
                    ON CONFLICT(scan, endpoint) DO UPDATE SET level=excluded.level,
                      algorithm=excluded.algorithm, value=excluded.value, task_id=excluded.task_id,
                      signature=excluded.signature, how=excluded.how,
-                     verified_at=excluded.verified_at""",
+                     verified_at=excluded.verified_at, identity=excluded.identity""",
                 (
                     scan,
                     endpoint,
@@ -615,9 +717,15 @@ class StateStore:
                     evidence.signature,
                     evidence.how,
                     iso(evidence.verified_at),
+                    evidence.identity,
                 ),
             )
         self._forget(evidence=True)  # and again after: a reader may have cached in between
+
+    def evidence_rewritten(self) -> None:
+        """Forget the cached evidence: call before and after another module rewrites evidence
+        rows in its own transaction (`engine.evidence_identity` re-keys them)."""
+        self._forget(evidence=True)
 
     def drop_evidence(self, scan: str, endpoint: str) -> None:
         self._forget(evidence=True)
@@ -942,50 +1050,38 @@ class StateStore:
             out.append((event_kind, action_kind, target, error_class))
         return out
 
-    # ---- operator decisions --------------------------------------------------------------
-    def approve(self, action_ids: Iterable[str], by: str, now: datetime, note: str = "") -> None:
-        self._decide(action_ids, "approve", by, now, note)
-
-    def reject(self, action_ids: Iterable[str], by: str, now: datetime, note: str = "") -> None:
-        self._decide(action_ids, "reject", by, now, note)
-
-    def _decide(
-        self, action_ids: Iterable[str], decision: str, by: str, now: datetime, note: str
+    # ---- operator decisions (the log and its rules: engine/decisions.py) -------------------
+    def approve(
+        self,
+        action_ids: Iterable[str],
+        by: str,
+        now: datetime,
+        note: str = "",
+        *,
+        scans: Mapping[str, str] | None = None,
     ) -> None:
-        ids = list(action_ids)
-        past = {"approve": "approved", "reject": "rejected"}[decision]
-        with self.transaction() as conn:
-            conn.executemany(
-                """INSERT INTO approvals VALUES (?,?,?,?,?)
-                   ON CONFLICT(action_id) DO UPDATE SET decision=excluded.decision,
-                     decided_by=excluded.decided_by, decided_at=excluded.decided_at,
-                     note=excluded.note""",
-                [(aid, decision, by, iso(now), note) for aid in ids],
-            )
-            conn.executemany(
-                """INSERT INTO events(at, level, kind, scan, action_id, message, data)
-                   SELECT ?, 'info', ?, scan, id, ?, NULL FROM actions WHERE id = ?""",
-                [
-                    (
-                        iso(now),
-                        f"action.{past}",
-                        f"{past} by {by}" + (f": {note}" if note else ""),
-                        aid,
-                    )
-                    for aid in ids
-                ],
-            )
+        from engine.decisions import APPROVE, DecisionLog
+
+        DecisionLog(self).record(action_ids, APPROVE, by, now, note, scans=scans)
+
+    def reject(
+        self,
+        action_ids: Iterable[str],
+        by: str,
+        now: datetime,
+        note: str = "",
+        *,
+        scans: Mapping[str, str] | None = None,
+    ) -> None:
+        from engine.decisions import REJECT, DecisionLog
+
+        DecisionLog(self).record(action_ids, REJECT, by, now, note, scans=scans)
 
     def decisions(self) -> dict[str, tuple[str, str, datetime]]:
-        """action id → (decision, by, when)."""
-        return {
-            row["action_id"]: (
-                row["decision"],
-                row["decided_by"],
-                datetime.fromisoformat(row["decided_at"]),
-            )
-            for row in self._conn().execute("SELECT * FROM approvals")
-        }
+        """action id → (decision, by, when) of the decision in force (a spent approval is not)."""
+        from engine.decisions import DecisionLog
+
+        return {aid: (d.decision, d.by, d.at) for aid, d in DecisionLog(self).in_force().items()}
 
     def place_hold(
         self, scan: str, reason: str, by: str, now: datetime, expires_at: datetime | None = None
@@ -1059,13 +1155,32 @@ class StateStore:
         task_id: str | None,
         now: datetime,
         receipt: dict[str, Any],
+        *,
+        submission_id: str | None = None,
     ) -> None:
+        """Append the receipt of one removal (and make the absence expected).
+
+        Receipts are append-only, one per removal: a later delete of the same action (the same
+        bytes put back and pruned again) adds its own. One submission's receipt for an action is
+        written once; what a later look at the same submission learns (the rest of a scan an
+        interrupted delete had cut part-way) completes that row instead of adding another.
+        """
         self._forget(replicas=True, evidence=True)
+        body = json.dumps(receipt)
         with self.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO deletions VALUES (?,?,?,?,?,?)",
-                (scan, endpoint, action_id, task_id, iso(now), json.dumps(receipt)),
-            )
+            updated = 0
+            if submission_id is not None:
+                updated = conn.execute(
+                    """UPDATE deletions SET task_id = ?, deleted_at = ?, receipt = ?
+                       WHERE submission_id = ? AND action_id = ?""",
+                    (task_id, iso(now), body, submission_id, action_id),
+                ).rowcount
+            if not updated:
+                conn.execute(
+                    """INSERT INTO deletions(scan, endpoint, action_id, task_id, submission_id,
+                           deleted_at, receipt) VALUES (?,?,?,?,?,?,?)""",
+                    (scan, endpoint, action_id, task_id, submission_id, iso(now), body),
+                )
             conn.execute("DELETE FROM replicas WHERE scan = ? AND endpoint = ?", (scan, endpoint))
             conn.execute("DELETE FROM evidence WHERE scan = ? AND endpoint = ?", (scan, endpoint))
         # And again after: a reader may have cached in between.
@@ -1104,20 +1219,31 @@ class StateStore:
         return out
 
     def receipts(self, scan: str) -> list[dict[str, Any]]:
+        """Every receipt of a scan, one per removal, oldest first.
+
+        Also readable on a store at an older schema (a read-only audit run before the service
+        migrated it): its rows have no submission id.
+        """
         rows = self._conn().execute(
-            "SELECT * FROM deletions WHERE scan = ? ORDER BY deleted_at", (scan,)
+            "SELECT rowid AS receipt_id, * FROM deletions WHERE scan = ? ORDER BY deleted_at, rowid",
+            (scan,),
         )
-        return [
-            {
-                "scan": r["scan"],
-                "endpoint": r["endpoint"],
-                "action_id": r["action_id"],
-                "task_id": r["task_id"],
-                "deleted_at": r["deleted_at"],
-                **json.loads(r["receipt"]),
-            }
-            for r in rows
-        ]
+        out = []
+        for r in rows:
+            columns = r.keys()
+            out.append(
+                {
+                    "receipt_id": r["receipt_id"],
+                    "scan": r["scan"],
+                    "endpoint": r["endpoint"],
+                    "action_id": r["action_id"],
+                    "task_id": r["task_id"],
+                    "submission_id": r["submission_id"] if "submission_id" in columns else None,
+                    "deleted_at": r["deleted_at"],
+                    **json.loads(r["receipt"]),
+                }
+            )
+        return out
 
     # ---- endpoints and heartbeat ---------------------------------------------------------
     def endpoint_ok(self, name: str, now: datetime) -> None:

@@ -1,7 +1,8 @@
 """Back-fill: register every locally catalogued scan in another catalog (SciCat).
 
 A beamline can run with `[catalog] kind = "local"` before its SciCat ingest exists; when the config
-switches to `"scicat"`, this replays the local documents into SciCat. It is idempotent — one
+switches to `"scicat"`, this replays the local documents into SciCat: each as it was recorded (its
+`sourceFolder`, dates and lifecycle), not rebuilt from today's config. It is idempotent — one
 `observe` finds what the target already holds (adopted, and its locations brought up to date),
 and `register` itself adopts a dataset created by an interrupted earlier run — so it can be
 stopped and started again at any point.
@@ -10,8 +11,9 @@ stopped and started again at any point.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 from engine.catalog.base import Catalog
 from engine.catalog.dataset import (
@@ -24,6 +26,14 @@ from engine.errors import Bl931Error, TransientError
 from engine.model import ErrorClass
 
 log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class ReplaysDocuments(Protocol):
+    """A target that registers a stored document as recorded (SciCat), not rebuilt from config."""
+
+    def replay(self, doc: Mapping[str, Any]) -> str: ...
+
 
 # After this many transient failures in a row the target is taken to be down: the rest is left
 # for the next run rather than each waiting for its own timeout.
@@ -109,6 +119,9 @@ def backfill(
                     target.update_locations(scan, locations)
                 adopted += 1
                 updated += stale
+            elif isinstance(target, ReplaysDocuments):
+                target.replay(doc)
+                registered += 1
             else:
                 target.register(scan, locations)
                 registered += 1

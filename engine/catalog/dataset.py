@@ -153,15 +153,24 @@ def location_entry(location: Location) -> dict[str, Any]:
 
 
 def scientific_metadata(
-    scan: Scan, locations: Sequence[Location], fields: Mapping[str, str], *, beamline: str
+    scan: Scan,
+    locations: Sequence[Location],
+    fields: Mapping[str, str],
+    *,
+    beamline: str,
+    instrument: str | None = None,
 ) -> dict[str, Any]:
     """Everything bl931 knows about a scan that SciCat has no field for (and the locations).
 
     Always written whole: a PATCH of `scientificMetadata` replaces the sub-document.
+    `scan_id` and `beamline` never change once written: SciCat observations find bl931's datasets
+    by them (with `inq`), never by the descriptive `creationLocation` or `sourceFolder`.
     """
+    extra = {"instrument_name": {"value": instrument}} if instrument else {}
     return {
         SCAN_ID_KEY: {"value": scan.id},
         "beamline": {"value": beamline},
+        **extra,
         "scan_kind": {"value": "directory" if scan.is_directory else "file"},
         "scan_version": {"value": scan.version},
         "checksum": {"value": scan.checksum, "algorithm": scan.checksum_algorithm},
@@ -192,23 +201,96 @@ def dataset_body(
         "ownerGroup": config.owner_group,
         "accessGroups": list(config.access_groups),
         "contactEmail": config.contact_email,
-        "principalInvestigator": config.principal_investigator or config.contact_email,
         "creationLocation": config.creation_location,
-        "instrumentId": config.instrument,
         "sourceFolder": source_folder(scan, source),
         "creationTime": to_iso(scan.acquired_at),
         "datasetName": posixpath.basename(scan.id),
         "description": f"Beamline {beamline} scan {scan.id}",
         "keywords": list(config.keywords),
         "isPublished": False,
-        "scientificMetadata": scientific_metadata(scan, locations, fields, beamline=beamline),
+        "scientificMetadata": scientific_metadata(
+            scan, locations, fields, beamline=beamline, instrument=config.instrument
+        ),
     }
+    # A person's name, never an e-mail address (SciCat: "first name and last name").
+    if config.principal_investigator:
+        body["principalInvestigator"] = config.principal_investigator
+    # An Instrument's pid (SciCat's instrumentId refers to an Instrument record); its name is in
+    # scientificMetadata.instrument_name.
+    if config.instrument_pid:
+        body["instrumentId"] = config.instrument_pid
     if config.data_format:
         body["dataFormat"] = config.data_format
     for name, value in fields.items():
         target = _FIELD_TARGETS.get(name)
         if target is not None:
             body[target] = value
+    return body
+
+
+def require_principal_investigator(config: CatalogConfig, template: PathTemplate | None) -> None:
+    """SciCat requires `principalInvestigator` (a person's name) on raw datasets.
+
+    Raises:
+        ConfigError: neither `[catalog] principal_investigator` nor a `{pi}` path field gives one.
+    """
+    if config.principal_investigator.strip():
+        return
+    if template is not None and {"pi", "principal_investigator"} & set(template.fields):
+        return
+    raise ConfigError(
+        "SciCat needs the principal investigator's name (first and last name) on every dataset: "
+        'set principal_investigator = "First Last", or a path_template with a {pi} field',
+        key="catalog.principal_investigator",
+    )
+
+
+# The dataset fields `dataset_body` writes: what a stored local document replays to SciCat.
+DATASET_BODY_FIELDS = frozenset(
+    [
+        "pid",
+        "type",
+        "owner",
+        "ownerGroup",
+        "accessGroups",
+        "contactEmail",
+        "principalInvestigator",
+        "creationLocation",
+        "instrumentId",
+        "sourceFolder",
+        "creationTime",
+        "datasetName",
+        "description",
+        "keywords",
+        "isPublished",
+        "scientificMetadata",
+        "dataFormat",
+        "proposalId",
+        "sampleId",
+    ]
+)
+
+
+def replay_body(doc: Mapping[str, Any], config: CatalogConfig) -> dict[str, Any]:
+    """The create body of a stored local document, as it was recorded.
+
+    Its `sourceFolder`, dates, names and metadata are kept as recorded (not rebuilt from today's
+    config and locations). Two values older versions of bl931 wrote wrongly are corrected: a
+    `principalInvestigator` that is the contact e-mail (it must be a person's name) becomes
+    `[catalog] principal_investigator`, and an `instrumentId` that is the instrument's *name*
+    becomes `[catalog] instrument_pid` (or is left out).
+    """
+    body = {k: v for k, v in doc.items() if k in DATASET_BODY_FIELDS}
+    pi = body.get("principalInvestigator")
+    if not pi or pi == body.get("contactEmail") or (isinstance(pi, str) and "@" in pi):
+        if config.principal_investigator:
+            body["principalInvestigator"] = config.principal_investigator
+        else:
+            body.pop("principalInvestigator", None)
+    if body.get("instrumentId") == config.instrument or not body.get("instrumentId"):
+        body.pop("instrumentId", None)
+        if config.instrument_pid:
+            body["instrumentId"] = config.instrument_pid
     return body
 
 
@@ -229,25 +311,40 @@ def datablock_body(scan: Scan) -> dict[str, Any]:
     }
 
 
-def lifecycle_body(locations: Sequence[Location], config: CatalogConfig) -> dict[str, Any]:
-    """`datasetlifecycle` fields bl931 owns: archived or not, and when the disk copy goes.
+def lifecycle_body(
+    locations: Sequence[Location],
+    config: CatalogConfig,
+    *,
+    pruned_at: datetime | None = None,
+) -> dict[str, Any]:
+    """`datasetlifecycle` fields bl931 owns, in SciCat's own words.
 
-    Sent through the merging `PATCH /Datasets/{pid}/datasetlifecycle` so fields set by others
-    (retrieve messages, export targets) survive.
+    - `archivable` false once a tape copy exists (SciCat's archivers set the same after archiving);
+    - `retrievable` true only with a tape copy *and* `[catalog] retrievable_from_tape`: bl931 does
+      not serve SciCat retrieve jobs, so only a facility whose job system restores from the tape
+      copy may invite users to submit them;
+    - `isOnCentralDisk`: the central disk (`source_endpoint`, CFS) still holds a copy;
+    - `dateOfDiskPurging`: when the central disk copy is due to be pruned (its `delete_after`, from
+      the retention policy); once pruned, `pruned_at` (when known) is the real date.
+
+    Sent through the merging `PATCH /Datasets/{pid}/datasetlifecycle` (or with the create), so
+    fields set by others (retrieve messages, export targets) survive.
     """
     archived = any(loc.tape for loc in locations)
     disk = [loc for loc in locations if not loc.tape]
+    central = [loc for loc in disk if loc.endpoint == config.source_endpoint]
+    on_central = bool(central) if config.source_endpoint else bool(disk)
     body: dict[str, Any] = {
         "archivable": not archived,
-        "retrievable": archived,
+        "retrievable": archived and config.retrievable_from_tape,
         "archiveStatusMessage": "datasetOnArchiveDisk" if archived else "datasetCreated",
-        "isOnCentralDisk": any(loc.endpoint == config.source_endpoint for loc in disk)
-        if config.source_endpoint
-        else bool(disk),
+        "isOnCentralDisk": on_central,
     }
-    purge_dates = [loc.delete_after for loc in disk if loc.delete_after is not None]
+    purge_dates = [loc.delete_after for loc in (central or disk) if loc.delete_after is not None]
     if purge_dates:
         body["dateOfDiskPurging"] = to_iso(min(purge_dates))
+    elif not on_central and pruned_at is not None:
+        body["dateOfDiskPurging"] = to_iso(pruned_at)
     return body
 
 

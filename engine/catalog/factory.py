@@ -59,7 +59,9 @@ def build_catalog(
         )
     from engine.catalog.scicat import ScicatCatalog
 
-    return ScicatCatalog.from_environment(catalog, environ, beamline=config.beamline.name)
+    return ScicatCatalog.from_environment(
+        catalog, environ, beamline=config.beamline.name, clock=as_clock(clock)
+    )
 
 
 def local_catalog(config: Config) -> LocalCatalog | None:

@@ -77,6 +77,7 @@ class HeaderTokenClient(ScicatClient):
         timeout_seconds: float | None = None,
     ) -> None:
         self._session = requests.Session()
+        self.login_ttl_seconds: float | None = None
         super().__init__(
             base_url,
             token=token,
@@ -120,6 +121,9 @@ class HeaderTokenClient(ScicatClient):
         )
         if not isinstance(token, str) or not token:
             raise TerminalError("SciCat login answered without a token (`id`)")
+        # `expires_in` / `ttl`: seconds the token lives (src/auth/auth.service.ts, JWT_EXPIRES_IN).
+        ttl = answer.get("expires_in", answer.get("ttl"))
+        self.login_ttl_seconds = float(ttl) if isinstance(ttl, int | float) and ttl > 0 else None
         self._token = token
         self._headers["Authorization"] = f"Bearer {token}"
 

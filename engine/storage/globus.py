@@ -21,6 +21,7 @@ from engine.storage.globus_auth import (
     load_credentials,
 )
 from engine.storage.globus_listing import LS_LIMIT, GlobusStorage
+from engine.storage.globus_mount import MountedTree
 from engine.storage.globus_mover import DEFAULT_INACTIVE_GRACE, GlobusEndpoint, GlobusMover
 
 __all__ = [
@@ -53,6 +54,12 @@ class GlobusBackend:
 
     def close(self) -> None:
         self.session.close()
+
+
+def _mount(name: str, config: Config) -> MountedTree | None:
+    """The endpoint's tree mounted here (`path`), used for checksums at rest."""
+    path = config.endpoints[name].path
+    return MountedTree(name, path) if path is not None else None
 
 
 def uses_globus(config: Config) -> bool:
@@ -111,6 +118,7 @@ def build_globus(
             tape=ep.tape,
             timeout=config.endpoints[name].list_timeout_seconds,
             page_limit=ls_page_limit,
+            mount=_mount(name, config),
         )
         for name, ep in endpoints.items()
     }

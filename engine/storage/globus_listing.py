@@ -28,6 +28,7 @@ from engine.layout import ScanLayout
 from engine.model import FileStat
 from engine.storage.base import ScanListing
 from engine.storage.globus_auth import GlobusSession, translate_error
+from engine.storage.globus_mount import MountedTree
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class GlobusStorage:
         tape: an HPSS collection (longer timeouts).
         timeout: seconds per listing call (default 60, 600 on tape).
         page_limit: entries requested per `operation_ls` call (at most 100,000).
+        mount: the same tree mounted here (`path`), through which checksums are computed.
     """
 
     def __init__(
@@ -75,8 +77,10 @@ class GlobusStorage:
         tape: bool = False,
         timeout: float | None = None,
         page_limit: int = LS_LIMIT,
+        mount: MountedTree | None = None,
     ) -> None:
         self.name = name
+        self.mount = mount
         self.collection = collection
         self.root = root
         self.tape = tape
@@ -177,8 +181,17 @@ class GlobusStorage:
         return listing
 
     def checksum_files(self, listing: ScanListing, algorithm: str) -> dict[str, str] | None:
-        """Transfer has no checksum-at-rest call: evidence comes from verified transfers."""
-        return None
+        """Checksums through the local mount, if the endpoint has one (`globus_mount`).
+
+        Transfer has no checksum-at-rest call; without a mount this returns None and the
+        evidence comes from verified transfers only.
+
+        Raises:
+            EndpointUnavailable: the mount does not show the listed files, or cannot be read.
+        """
+        if self.mount is None:
+            return None
+        return self.mount.checksum_files(listing, algorithm)
 
     # ------------------------------------------------------------------ listing
 

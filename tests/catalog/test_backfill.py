@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -159,3 +160,42 @@ def test_backfill_into_another_local_catalog_reproduces_the_documents(
         assert {k: v for k, v in copy.items() if k not in volatile} == {
             k: v for k, v in doc.items() if k not in volatile
         }
+
+
+def test_backfill_replays_the_stored_document(
+    tmp_path: Path,
+    catalog_config: CatalogConfig,
+    fake_scicat: FakeScicat,
+    scicat_with_password: Build,
+) -> None:
+    """What the local catalog recorded is what SciCat gets, not a rebuild from today's config."""
+    path = tmp_path / "catalog.json"
+    filled_local(path, catalog_config, 3)
+    raw = json.loads(path.read_text("utf-8"))
+    first, second = raw["datasets"]["1"], raw["datasets"]["2"]
+    # Registered when CFS had another root, by a PI named from the path at the time, and with
+    # the real date its CFS copy was pruned.
+    first["sourceFolder"] = "/global/cfs/old-root/p0/user/scan_0000"
+    first["principalInvestigator"] = "Ada Lovelace"
+    first["datasetlifecycle"] |= {
+        "isOnCentralDisk": False,
+        "dateOfDiskPurging": "2027-01-02T03:04:05+00:00",
+    }
+    # An older bl931 put the contact e-mail where a person's name belongs: never replayed.
+    second["principalInvestigator"] = second["contactEmail"]
+    second["instrumentId"] = "ALS 9.3.1"  # and the instrument's name where its pid belongs
+    path.write_text(json.dumps(raw), "utf-8")
+
+    result = backfill(LocalCatalog(path, catalog_config), scicat_with_password())
+
+    assert result.registered == 3 and result.ok
+    remote = fake_scicat.datasets[first["pid"]]
+    for key in ("sourceFolder", "creationTime", "principalInvestigator", "scientificMetadata"):
+        assert remote[key] == first[key], key
+    for key, value in first["datasetlifecycle"].items():
+        assert remote["datasetlifecycle"][key] == value, key
+    files = [f["path"] for f in fake_scicat.datablocks[first["pid"]][0]["dataFileList"]]
+    assert files == [f["path"] for f in first["files"]]
+    fixed = fake_scicat.datasets[second["pid"]]
+    assert fixed["principalInvestigator"] == "Jane PI"
+    assert "instrumentId" not in fixed

@@ -87,14 +87,24 @@ def test_source_folder_comes_from_the_source_endpoint(catalog_config: CatalogCon
     assert body["sourceFolder"] == cfs(scan).path
 
 
-def test_lifecycle_purges_at_the_earliest_disk_deadline(catalog_config: CatalogConfig) -> None:
+def test_lifecycle_purges_at_the_central_disk_deadline(catalog_config: CatalogConfig) -> None:
     scan = make_scan("p1/u/s")
     soon = scan.acquired_at + timedelta(days=180)
     dtn = Location("dtn", "/d", Level.CHECKSUM, delete_after=soon)
     body = lifecycle_body([dtn, cfs(scan), hpss(scan)], catalog_config)
-    assert body["dateOfDiskPurging"] == soon.isoformat()
-    assert body["retrievable"] is True and body["archivable"] is False
-    assert "dateOfDiskPurging" not in lifecycle_body([hpss(scan)], catalog_config)
+    # The DTN prune is not SciCat's "disk purging": the central disk (CFS) copy's date is.
+    assert body["dateOfDiskPurging"] == cfs(scan).delete_after.isoformat()  # type: ignore[union-attr]
+    assert body["archivable"] is False and body["isOnCentralDisk"] is True
+    assert body["retrievable"] is False  # bl931 serves no SciCat retrieve jobs
+    served = catalog_config.model_copy(update={"retrievable_from_tape": True})
+    assert lifecycle_body([cfs(scan), hpss(scan)], served)["retrievable"] is True
+    assert lifecycle_body([cfs(scan)], served)["retrievable"] is False
+
+    pruned = lifecycle_body([hpss(scan)], catalog_config)
+    assert pruned["isOnCentralDisk"] is False and "dateOfDiskPurging" not in pruned
+    when = scan.acquired_at + timedelta(days=731)
+    pruned = lifecycle_body([hpss(scan)], catalog_config, pruned_at=when)
+    assert pruned["dateOfDiskPurging"] == when.isoformat()
 
 
 @pytest.mark.parametrize("directory", [True, False])

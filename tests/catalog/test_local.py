@@ -45,7 +45,7 @@ def test_register_builds_a_scicat_shaped_document(local: LocalCatalog) -> None:
     doc = local.document(scan.id)
     assert doc is not None
     assert doc["sourceFolder"].endswith("/p1234/alice/scan_0001")
-    assert doc["creationLocation"] == "/ALS/9.3.1"
+    assert doc["creationLocation"] == "ALS 9.3.1"
     assert doc["proposalId"] == "p1234"
     assert doc["principalInvestigator"] == "Jane PI"
     assert doc["accessGroups"] == ["als-9.3.1-staff"]
@@ -96,7 +96,7 @@ def test_update_locations_records_archive_and_prune(local: LocalCatalog) -> None
     doc = local.document(scan.id)
     assert doc is not None
     lifecycle = doc["datasetlifecycle"]
-    assert lifecycle["retrievable"] is True
+    assert lifecycle["retrievable"] is False  # bl931 serves no retrieve jobs (unless configured)
     assert lifecycle["archivable"] is False
     assert lifecycle["archiveStatusMessage"] == "datasetOnArchiveDisk"
     assert lifecycle["isOnCentralDisk"] is False

@@ -62,7 +62,7 @@ def test_register_creates_dataset_and_datablock_without_double_counting(
     assert pid == dataset_pid(scan.id, prefix="bl931", beamline="9.3.1")
     dataset = fake_scicat.datasets[pid]
     assert dataset["type"] == "raw"
-    assert dataset["creationLocation"] == "/ALS/9.3.1"
+    assert dataset["creationLocation"] == "ALS 9.3.1"
     assert dataset["sourceFolder"].endswith("/raw/p1234/alice/scan_0001")
     assert dataset["proposalId"] == "p1234"
     assert dataset["creationTime"] == scan.acquired_at.isoformat()
@@ -188,7 +188,7 @@ def test_an_expired_token_without_credentials_needs_a_human(
     assert token not in str(caught.value)
 
 
-def test_a_second_refusal_after_login_is_a_permission_error(
+def test_a_refusal_with_a_valid_session_is_a_permission_error_without_relogin(
     fake_scicat: FakeScicat, scicat_with_password: Build
 ) -> None:
     catalog = scicat_with_password()
@@ -199,10 +199,22 @@ def test_a_second_refusal_after_login_is_a_permission_error(
         body={"statusCode": 403, "message": "Forbidden resource"},
     )
     scan = make_scan("p1/u/a")
-    with pytest.raises(NeedsHumanError, match="even after logging in again"):
+    with pytest.raises(NeedsHumanError, match="CREATE_DATASET_WITH_PID_GROUPS"):
         catalog.register(scan, [cfs(scan)])
-    assert logins(fake_scicat) == 2
+    assert logins(fake_scicat) == 1  # whoami says the session is fine: no pointless re-login
     assert fake_scicat.datasets == {}
+
+
+def test_a_refusal_of_the_session_itself_logs_in_again_once(
+    fake_scicat: FakeScicat, scicat_with_password: Build
+) -> None:
+    catalog = scicat_with_password()
+    assert catalog.account() is not None  # the session's account, known before the refusal
+    fake_scicat.fail_next(1, status=403, match=r"^POST /api/v3/Datasets$")
+    fake_scicat.fail_next(1, status=401, match=r"^GET .*/auth/whoami$")
+    scan = make_scan("p1/u/a")
+    assert catalog.register(scan, [cfs(scan)]) in fake_scicat.datasets
+    assert logins(fake_scicat) == 2
 
 
 def test_a_wrong_password_needs_a_human(
@@ -257,7 +269,7 @@ def test_update_locations_patches_partially_and_merges_lifecycle(
     assert [x["endpoint"] for x in dataset["scientificMetadata"]["locations"]] == ["hpss"]
     assert dataset["scientificMetadata"]["curator_note"] == {"value": "keep me"}
     lifecycle = dataset["datasetlifecycle"]
-    assert lifecycle["retrievable"] is True
+    assert lifecycle["retrievable"] is False  # no retrieve jobs served unless configured
     assert lifecycle["archivable"] is False
     assert lifecycle["isOnCentralDisk"] is False
     assert lifecycle["exportedTo"] == "elsewhere"
@@ -277,7 +289,7 @@ def test_validation_errors_are_listed_field_by_field(
     scan = make_scan("p1/u/s")
     pid = catalog.register(scan, [cfs(scan)])
     with pytest.raises(TerminalError) as caught:
-        catalog._call(
+        catalog.call(
             "patch",
             f"Datasets/{pid.replace('/', '%2F')}",
             {"pid": "x", "type": "raw", "bogus": 1},
@@ -356,7 +368,8 @@ def test_secrets_never_reach_logs_or_errors(
     catalog.register(scan, [cfs(scan)])
     fake_scicat.expire_tokens()
     catalog.update_locations(scan, [cfs(scan), hpss(scan)])  # re-login
-    fake_scicat.fail_next(2, status=403, body={"statusCode": 403, "message": f"bad {token}"})
+    # The list, whoami and the new login are all refused (quoting the token).
+    fake_scicat.fail_next(3, status=403, body={"statusCode": 403, "message": f"bad {token}"})
     with pytest.raises(CatalogUnavailable) as refused:
         catalog.observe([scan.id])
     assert refused.value.error_class is ErrorClass.NEEDS_HUMAN
@@ -422,7 +435,7 @@ def test_factory_builds_each_kind(tmp_path: Path) -> None:
     assert local.config.source_endpoint == "cfs"  # defaults to the first copy target
 
     env = {"SCICAT_URL": "http://scicat.invalid/api/v3", "SCICAT_TOKEN": "t0ken-abc"}
-    remote = build_catalog(_config({"kind": "scicat"}), env)  # type: ignore[arg-type]
+    remote = build_catalog(_config({"kind": "scicat", "principal_investigator": "A B"}), env)  # type: ignore[arg-type]
     assert isinstance(remote, ScicatCatalog)
     with pytest.raises(ConfigError, match="SCICAT_URL"):
         build_catalog(_config({"kind": "scicat"}), {})  # type: ignore[arg-type]

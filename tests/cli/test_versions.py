@@ -161,7 +161,7 @@ def test_bytes_without_evidence_are_never_overwritten_on_tape(run_cli, tmp_path:
     code, doc = audit(run_cli, ws)
     assert code == 1
     (held,) = [b for b in doc["blocked"] if b["endpoint"] == "hpss" and b["kind"] == "copy"]
-    assert held["reason_code"] == "version_conflict" and "other bytes" in held["reason"]
+    assert held["reason_code"] == "version_conflict" and "write-once tape" in held["reason"]
 
 
 def test_a_copy_never_overwrites_a_users_file_without_approval(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -115,7 +115,13 @@ class World:
         record = self.store.record_deletion
 
         def checked(
-            scan: str, endpoint: str, aid: str, task: str | None, now: datetime, receipt: Any
+            scan: str,
+            endpoint: str,
+            aid: str,
+            task: str | None,
+            now: datetime,
+            receipt: Any,
+            **keywords: Any,
         ) -> None:
             content = self.versions.get((scan, receipt["acquisition"]["checksum"]), {})
             still = [
@@ -137,7 +143,7 @@ class World:
                     f"a delete at {endpoint} relied on {bad}, which do not hold its version's "
                     f"bytes: {receipt}"
                 )
-            record(scan, endpoint, aid, task, now, receipt)
+            record(scan, endpoint, aid, task, now, receipt, **keywords)
 
         self.store.record_deletion = checked  # type: ignore[method-assign]
 

@@ -65,7 +65,7 @@ BAD = [
     ),
     pytest.param(
         GOOD.replace('path = "cfs"', ""),
-        "endpoints.cfs: Value error, a local endpoint needs `path`",
+        "endpoints.cfs: a local endpoint needs `path`",
         id="local-no-path",
     ),
     pytest.param(
@@ -256,3 +256,86 @@ def test_a_symlink_to_another_root_is_the_same_storage(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "endpoints.cfs.path: is the same storage as endpoints.dtn.path" in message
     assert f"{tmp_path / 'cfs'} → {tmp_path / 'dtn'}" in message
+
+
+# ---- errors a newcomer can act on: the line, TOML's words, one error per mistake -----------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            GOOD.replace("tape = true", 'tape = "yes"'),
+            ":13: endpoints.hpss.tape: should be true or false (a TOML boolean, unquoted) "
+            "(got 'yes')",
+            id="quoted-bool",
+        ),
+        pytest.param(
+            GOOD.replace("tape = true", "tape = 1"),
+            ":13: endpoints.hpss.tape: should be true or false",
+            id="number-for-bool",
+        ),
+        pytest.param(
+            GOOD.replace('endpoint = "dtn"', 'endpoint = "dtn"\ndepth = "2"'),
+            ":4: inventory.depth: should be a whole number (unquoted) (got '2')",
+            id="quoted-int",
+        ),
+        pytest.param(
+            GOOD.replace("keep_days = 180", 'keep_days = "180"'),
+            ":21: retention.dtn.keep_days: should be a number (unquoted) (got '180')",
+            id="quoted-float",
+        ),
+        pytest.param(
+            GOOD.replace('delete_requires = ["cfs"]', 'delete_requires = "cfs"'),
+            ':22: retention.dtn.delete_requires: should be a list, e.g. ["a", "b"] (got \'cfs\')',
+            id="string-for-list",
+        ),
+    ],
+)
+def test_wrong_types_are_named_in_toml_words_with_their_line(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    """Before: `tape = "yes"` was taken for true, `depth = "2"` for 2, and a string for a list
+    was "Input should be a valid tuple", all without a line."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert f"{path}{expected}" in str(caught.value)
+    assert "tuple" not in str(caught.value)
+
+
+def test_a_misspelt_required_key_is_one_error_naming_the_key_it_stands_for(
+    tmp_path: Path,
+) -> None:
+    """Before: two errors, `kind: Field required` and `kinf: unknown key`."""
+    path = write(
+        tmp_path, GOOD.replace('kind = "local"\npath = "cfs"', 'kinf = "local"\npath = "cfs"')
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (
+        f"{path}:8: endpoints.cfs.kinf: unknown key; did you mean 'kind'? (it is required)"
+    )
+
+
+def test_a_misspelt_endpoint_name_is_one_error_listing_its_uses(tmp_path: Path) -> None:
+    """Before: one error per reference to the name (four for a renamed table)."""
+    path = write(tmp_path, GOOD.replace("[endpoints.cfs]", "[endpoints.cfz]"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (
+        f"{path}:16: copy[0].to: unknown endpoint 'cfs' (defined: cfz, dtn, hpss); did you mean "
+        "'cfz'?; also used at copy[1].from, retention.dtn.delete_requires, retention.cfs"
+    )
+
+
+def test_key_lines_follow_tables_arrays_of_tables_and_dotted_keys() -> None:
+    from engine.config_errors import key_lines, line_of
+
+    lines = key_lines(GOOD + '[catalog]\nscicat.url = "x"  # a comment\n"quoted" = 1\n')
+    assert lines[("endpoints", "hpss", "tape")] == 13
+    assert lines[("copy", 1, "to")] == 19
+    assert lines[("catalog", "scicat", "url")] == 27
+    assert lines[("catalog", "quoted")] == 28
+    assert line_of(lines, ("retention", "cfs", "verify")) == 23  # missing key: its table
+    assert line_of(lines, ("nowhere",)) is None

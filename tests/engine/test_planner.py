@@ -158,6 +158,31 @@ def test_hold_blocks_delete() -> None:
     assert ("delete", "dtn", "on_hold") in codes(result)
 
 
+def test_hold_blocks_a_replace_like_a_delete() -> None:
+    """A new version copied over a verified older one removes those bytes: held, it waits."""
+    recent = scan(acquired=NOW - timedelta(days=1))
+    levels = {"dtn": {recent.id: C}, "cfs": {recent.id: Level.PRESENT}, "hpss": {recent.id: C}}
+    unheld = inp([recent], levels)
+    cfs = unheld.observations["cfs"]
+    older = dataclasses.replace(cfs.replicas[recent.id], older_version="c-old")
+    observations = {
+        **unheld.observations,
+        "cfs": dataclasses.replace(cfs, replicas={recent.id: older}),
+    }
+    hpss = observations["hpss"]
+    observations["hpss"] = dataclasses.replace(
+        hpss,
+        replicas={recent.id: dataclasses.replace(hpss.replicas[recent.id], older_version="c-old")},
+    )
+    free = plan(dataclasses.replace(unheld, observations=observations))
+    (replace,) = [a for a in free.actions if a.kind is ActionKind.COPY and a.target == "cfs"]
+    assert replace.replaces == "c-old" and replace.requires_approval
+    holds = {recent.id: Hold(recent.id, "paper in review", "ana", NOW)}
+    held = plan(dataclasses.replace(unheld, observations=observations, holds=holds))
+    assert not [a for a in held.actions if a.kind is ActionKind.COPY and a.target == "cfs"]
+    assert ("copy", "cfs", "on_hold") in codes(held)
+
+
 def test_copy_in_flight_from_an_endpoint_blocks_its_delete() -> None:
     flight = InFlight("x", ActionKind.COPY, "2026/a.h5", "dtn", "cfs")
     levels = {"dtn": {"2026/a.h5": C}, "cfs": {"2026/a.h5": C}, "hpss": {}}

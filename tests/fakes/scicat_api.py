@@ -3,14 +3,31 @@
 Reproduced from the backend's source (see the project's SciCat reference notes):
 - `Datasets` routes are case-insensitive; pids contain `/` and arrive as `%2F`;
 - `POST /auth/login` → 201 with `id`; a wrong password → 401;
-- a missing or unknown token → 403; an expired one → 401 `SESSION_EXPIRED` (backend ≥ 5.2) or 403
-  (before), per `expired_status`; a login request carrying an expired token is refused too;
+- tokens are JWTs whose `exp` is `token_ttl_seconds` after login by the fake's `clock`; the login
+  answer carries `expires_in` and `ttl` (`src/auth/auth.service.ts`);
+- a missing, unknown or expired token makes the request *anonymous* (backend ≤ 5.1, e.g. the Feb 2026
+  snapshot after v4.27): the dataset list answers `200` with published datasets only, GET by pid 403
+  "Unauthorized access", POST/PATCH 403 "Forbidden resource". With `expired_status = 401` (backend
+  ≥ 5.2) an expired token is 401 `SESSION_EXPIRED` instead, also on a login request carrying it;
+- `GET /auth/whoami` (JwtAuthGuard) answers the user and its `currentGroups`, or 401 when the
+  token is missing, unknown or expired (never anonymous);
+- permissions (`src/casl/casl-ability.factory.ts`, `src/datasets/datasets.controller.ts`): creating
+  with a pid needs `CREATE_DATASET_WITH_PID_GROUPS` (and the dataset's `ownerGroup`) or
+  `CREATE_DATASET_PRIVILEGED_GROUPS` (any group), else 403 "Unauthorized to create this dataset"; with
+  `DATASET_CREATION_VALIDATION_ENABLED` a pid not matching `DATASET_CREATION_VALIDATION_REGEX` is 400
+  "PID is not following required standards"; a dataset whose `ownerGroup`/`accessGroups` the user is
+  not in is invisible in lists and 403 "Unauthorized access" on GET, 403 "Unauthorized to update this
+  dataset" on PATCH (the lifecycle route also allows `UPDATE_DATASET_LIFECYCLE_GROUPS`);
 - `POST /Datasets` with an existing pid → 409 "A dataset with pid X already exists!";
 - validation failures → 400 with `message` holding a JSON *string*; unknown fields are rejected;
 - `POST /Datasets/{pid}/origdatablocks` adds the block's size and file count to the dataset;
 - `PATCH /Datasets/{pid}` is partial, rejects `pid`/`type`, and replaces `datasetlifecycle` whole;
   `PATCH /Datasets/{pid}/datasetlifecycle` merges;
-- `GET /Datasets?filter=` with `where` (equality on dotted paths) and `limits` (skip, limit, order).
+- `GET /Datasets?filter=` with `where` (equality on dotted paths, `inq`, `nin`, `and`, `or`) and
+  `limits` (skip, limit, order). Since v4.27 `WherePipe` (`src/common/pipes/filter.pipe.ts`) first
+  turns every leaf *string* value that `new Date(s)` accepts into a Date (V8's lenient parser, ported
+  in `tests.fakes.v8_date`); members of a list (`inq`) are left alone. A Date never equals a stored
+  string, so `{"creationLocation": "/ALS/9.3.1"}` finds nothing. `where_dates = False` is v4.26.
 
 Failure knobs: `expire_tokens()`, `fail_next(n, status, html=…, match=…)`, `lose_response(match)`
 (the request is processed, the answer replaced by a proxy's HTML 502), `stop()`.
@@ -18,15 +35,20 @@ Failure knobs: `expire_tokens()`, `fail_next(n, status, html=…, match=…)`, `
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import secrets
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.fakes.v8_date import js_date_accepts
 
 DATASET_FIELDS = frozenset(
     [
@@ -135,6 +157,51 @@ def _unknown(names: list[str]) -> list[dict[str, Any]]:
     ]
 
 
+@dataclass(frozen=True)
+class JsDate:
+    """A `where` string the backend turned into a Date (it matches no stored string)."""
+
+    text: str
+
+
+def _where_pipe(value: Any) -> Any:
+    """`WherePipe.applyTransform`: object values that are date-like strings become Dates.
+
+    `transformDeep` applies `valueFn` to the values of object keys only; array members pass through.
+    """
+    if isinstance(value, list):
+        return [_where_pipe(item) if isinstance(item, dict | list) else item for item in value]
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            item = _where_pipe(item)
+            if isinstance(item, str) and js_date_accepts(item):
+                item = JsDate(item)
+            out[key] = item
+        return out
+    return value
+
+
+def _matches(doc: dict[str, Any], where: dict[str, Any]) -> bool:
+    for key, condition in where.items():
+        if key in ("and", "or"):
+            if not isinstance(condition, list):
+                raise _error(400, f"{key} needs a list", "Bad Request")
+            results = (_matches(doc, part) for part in condition)
+            if not (all(results) if key == "and" else any(results)):
+                return False
+            continue
+        value = _dig(doc, key)
+        if isinstance(condition, dict) and set(condition) <= {"inq", "nin"} and condition:
+            if "inq" in condition and value not in condition["inq"]:
+                return False
+            if "nin" in condition and value in condition["nin"]:
+                return False
+        elif isinstance(condition, JsDate) or value != condition:
+            return False
+    return True
+
+
 def _dig(doc: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         if not isinstance(doc, dict) or part not in doc:
@@ -163,16 +230,30 @@ class Request:
     status: int = 0
 
 
+def _b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
 @dataclass
 class FakeScicat:
     """The fake backend. Use as a context manager, or `start()` / `stop()`."""
 
     users: dict[str, str] = field(default_factory=lambda: {"ingestor": "ingestor-password"})
-    expired_status: int = 401  # 401 SESSION_EXPIRED (backend ≥ 5.2) or 403 (≤ 5.1)
+    expired_status: int = 401  # 401 SESSION_EXPIRED (backend ≥ 5.2) or 403: anonymous (≤ 5.1)
+    clock: Callable[[], datetime] | None = None  # tokens expire by it (never without one)
+    token_ttl_seconds: int = 3600  # JWT_EXPIRES_IN
+    login_expiry_fields: bool = True  # the login answer carries expires_in / ttl
+    where_dates: bool = True  # WherePipe's date conversion (v4.27+); False: v4.26
+    groups: dict[str, set[str]] = field(default_factory=lambda: {"ingestor": {"als-9.3.1"}})
+    create_with_pid_groups: set[str] = field(default_factory=lambda: {"als-9.3.1"})
+    privileged_groups: set[str] = field(default_factory=set)  # CREATE_DATASET_PRIVILEGED_GROUPS
+    lifecycle_groups: set[str] = field(default_factory=set)  # UPDATE_DATASET_LIFECYCLE_GROUPS
+    pid_pattern: str | None = None  # DATASET_CREATION_VALIDATION_REGEX (validation enabled)
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
     datablocks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     tokens: dict[str, str] = field(default_factory=dict)  # token → user
+    token_expiry: dict[str, float] = field(default_factory=dict)  # token → exp (epoch seconds)
     expired: set[str] = field(default_factory=set)
     _failures: list[_Failure] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
@@ -245,10 +326,25 @@ class FakeScicat:
     # ---- knobs ----------------------------------------------------------------------------
 
     def issue_token(self, user: str = "ingestor") -> str:
+        """A JWT (`header.payload.signature`) whose payload holds `exp` when the fake has a clock."""
         with self._lock:
-            token = secrets.token_urlsafe(24)
+            payload: dict[str, Any] = {"username": user, "jti": secrets.token_hex(8)}
+            if self.clock is not None:
+                issued = self.clock().timestamp()
+                payload["iat"] = int(issued)
+                payload["exp"] = int(issued) + self.token_ttl_seconds
+            header = _b64({"alg": "HS256", "typ": "JWT"})
+            token = f"{header}.{_b64(payload)}.{secrets.token_urlsafe(24)}"
             self.tokens[token] = user
+            if "exp" in payload:
+                self.token_expiry[token] = payload["exp"]
             return token
+
+    def _is_expired(self, token: str) -> bool:
+        if token in self.expired:
+            return True
+        exp = self.token_expiry.get(token)
+        return exp is not None and self.clock is not None and self.clock().timestamp() >= exp
 
     def expire_tokens(self) -> None:
         """Every token issued so far is now expired."""
@@ -330,14 +426,49 @@ class FakeScicat:
         payload = b"" if reply.body is None else json.dumps(reply.body).encode()
         return reply.status, payload, "application/json; charset=utf-8"
 
-    def _authenticate(self, token: str | None) -> str:
+    def _authenticate(self, token: str | None) -> str | None:
+        """The user, or None: the request runs as anonymous (no, unknown or expired token)."""
         if token is None or token not in self.tokens:
-            raise _error(403, "Forbidden resource", "Forbidden")
-        if token in self.expired:
+            return None
+        if self._is_expired(token):
             if self.expired_status == 401:
                 raise _error(401, "SESSION_EXPIRED", "Unauthorized")
-            raise _error(403, "Forbidden resource", "Forbidden")
+            return None
         return self.tokens[token]
+
+    def _groups(self, user: str | None) -> set[str]:
+        return set(self.groups.get(user, set())) if user else set()
+
+    def _can_read(self, user: str | None, dataset: dict[str, Any]) -> bool:
+        if dataset.get("isPublished"):
+            return True
+        mine = self._groups(user)
+        return (
+            dataset.get("ownerGroup") in mine
+            or bool(mine & set(dataset.get("accessGroups") or []))
+            or bool(mine & self.lifecycle_groups)  # those groups may read any dataset
+        )
+
+    def _readable(self, user: str | None, pid: str) -> dict[str, Any]:
+        dataset = self.datasets.get(pid)
+        if dataset is None:
+            raise _error(404, f"Dataset {pid} not found", "Not Found")
+        if not self._can_read(user, dataset):
+            raise _error(403, "Unauthorized access", "Forbidden")
+        return dataset
+
+    def _writable(self, user: str | None, pid: str, *, lifecycle: bool = False) -> dict[str, Any]:
+        if user is None:
+            raise _error(403, "Forbidden resource", "Forbidden")
+        dataset = self.datasets.get(pid)
+        if dataset is None:
+            raise _error(404, f"Dataset {pid} not found", "Not Found")
+        mine = self._groups(user)
+        if dataset.get("ownerGroup") not in mine and not (
+            lifecycle and mine & self.lifecycle_groups
+        ):
+            raise _error(403, "Unauthorized to update this dataset", "Forbidden")
+        return dataset
 
     def _route(
         self,
@@ -353,43 +484,53 @@ class FakeScicat:
         rest = match["rest"]
         if method == "POST" and rest.lower() == "auth/login":
             return self._login(token, body)
-        self._authenticate(token)
+        user = self._authenticate(token)
+        if method == "GET" and rest.lower() == "auth/whoami":
+            # JwtAuthGuard (src/auth/auth.controller.ts): no anonymous fallback here.
+            if user is None:
+                raise _error(401, "Unauthorized")
+            return {"username": user, "currentGroups": sorted(self._groups(user))}
         segments = rest.split("/")
         if segments[0].lower() != "datasets":
             raise _error(404, f"Cannot {method} {path}", "Not Found")
         if len(segments) == 1:
             if method == "POST":
-                return self._create(body)
+                return self._create(user, body)
             if method == "GET":
-                return self._find(query)
+                return self._find(user, query)
         pid = unquote(segments[1]) if len(segments) > 1 else ""
         sub = "/".join(segments[2:]).lower()
         if len(segments) == 2:
             if method == "GET":
-                return self._get(pid)
+                return self._readable(user, pid)
             if method == "PATCH":
-                return self._patch(pid, body)
+                return self._patch(self._writable(user, pid), body)
         if sub == "origdatablocks":
             if method == "POST":
-                return self._add_datablock(pid, body)
+                return self._add_datablock(self._writable(user, pid), body)
             if method == "GET":
-                self._get(pid)
+                self._readable(user, pid)
                 return self.datablocks.get(pid, [])
         if sub == "datasetlifecycle" and method == "PATCH":
-            return self._merge_lifecycle(pid, body)
+            return self._merge_lifecycle(self._writable(user, pid, lifecycle=True), body)
         raise _error(404, f"Cannot {method} {path}", "Not Found")
 
     def _login(self, token: str | None, body: Any) -> Any:
-        if token is not None and token in self.expired and self.expired_status == 401:
+        if token is not None and self._is_expired(token) and self.expired_status == 401:
             raise _error(401, "SESSION_EXPIRED", "Unauthorized")
         if not isinstance(body, dict) or self.users.get(body.get("username", "")) != body.get(
             "password"
         ):
             raise _error(401, "Unauthorized")
         fresh = self.issue_token(body["username"])
-        raise _Reply(201, {"id": fresh, "access_token": fresh, "userId": body["username"]})
+        answer: dict[str, Any] = {"id": fresh, "access_token": fresh, "userId": body["username"]}
+        if self.login_expiry_fields:
+            answer |= {"expires_in": self.token_ttl_seconds, "ttl": self.token_ttl_seconds}
+        raise _Reply(201, answer)
 
-    def _create(self, body: Any) -> Any:
+    def _create(self, user: str | None, body: Any) -> Any:
+        if user is None:
+            raise _error(403, "Forbidden resource", "Forbidden")
         if not isinstance(body, dict):
             raise _validation([{"property": "body", "constraints": {"isObject": "expected"}}])
         errors = _unknown(sorted(set(body) - DATASET_FIELDS))
@@ -400,6 +541,15 @@ class FakeScicat:
         ]
         if errors:
             raise _validation(errors)
+        mine = self._groups(user)
+        owner_may = body.get("ownerGroup") in mine
+        may_create = bool(mine & self.privileged_groups) or (
+            owner_may and (not body.get("pid") or bool(mine & self.create_with_pid_groups))
+        )
+        if not may_create:
+            raise _error(403, "Unauthorized to create this dataset", "Forbidden")
+        if self.pid_pattern and body.get("pid") and not re.search(self.pid_pattern, body["pid"]):
+            raise _error(400, "PID is not following required standards", "Bad Request")
         pid = body.get("pid") or f"20.500.12269/{uuid.uuid4()}"
         if pid in self.datasets:
             raise _error(409, f"A dataset with pid {pid} already exists!", "Conflict")
@@ -408,15 +558,17 @@ class FakeScicat:
         self.datasets[pid] = dataset
         raise _Reply(201, dataset)
 
-    def _find(self, query: dict[str, list[str]]) -> Any:
+    def _find(self, user: str | None, query: dict[str, list[str]]) -> Any:
         raw = (query.get("filter") or ["{}"])[0]
         try:
             spec = json.loads(raw)
         except json.JSONDecodeError:
             raise _error(400, "filter is not valid JSON", "Bad Request") from None
         where = spec.get("where") or {}
+        if self.where_dates:
+            where = _where_pipe(where)
         found = [
-            d for d in self.datasets.values() if all(_dig(d, k) == v for k, v in where.items())
+            d for d in self.datasets.values() if self._can_read(user, d) and _matches(d, where)
         ]
         limits = spec.get("limits") or {}
         if limits.get("order"):
@@ -426,13 +578,8 @@ class FakeScicat:
         limit = int(limits.get("limit", 0)) or len(found)
         return found[skip : skip + limit]
 
-    def _get(self, pid: str) -> Any:
-        if pid not in self.datasets:
-            raise _error(404, f"Dataset {pid} not found", "Not Found")
-        return self.datasets[pid]
-
-    def _patch(self, pid: str, body: Any) -> Any:
-        dataset = self._get(pid)
+    def _patch(self, dataset: dict[str, Any], body: Any) -> Any:
+        pid = dataset["pid"]
         if not isinstance(body, dict):
             raise _validation([{"property": "body", "constraints": {"isObject": "expected"}}])
         forbidden = sorted(set(body) & {"pid", "type"})
@@ -445,16 +592,15 @@ class FakeScicat:
         self.datasets[pid] = updated
         return updated
 
-    def _merge_lifecycle(self, pid: str, body: Any) -> Any:
-        dataset = self._get(pid)
+    def _merge_lifecycle(self, dataset: dict[str, Any], body: Any) -> Any:
         unknown = sorted(set(body or {}) - LIFECYCLE_FIELDS)
         if unknown:
             raise _validation(_unknown(unknown))
         dataset["datasetlifecycle"] = {**dataset.get("datasetlifecycle", {}), **body}
         return dataset
 
-    def _add_datablock(self, pid: str, body: Any) -> Any:
-        dataset = self._get(pid)
+    def _add_datablock(self, dataset: dict[str, Any], body: Any) -> Any:
+        pid = dataset["pid"]
         errors: list[dict[str, Any]] = []
         if not isinstance(body, dict) or not isinstance(body.get("dataFileList"), list):
             raise _validation([{"property": "dataFileList", "constraints": {"isArray": "x"}}])

@@ -22,8 +22,8 @@ It reproduces the parts of Transfer's behaviour that bl931 relies on:
 Fault knobs: `fail_next(route, n, status)`, `deny_consent(collection)`,
 `unmap_identity(collection)`, `ls_partial`, `fail_next_task(...)` (optionally part-way, e.g. a
 delete task that removed two scans and then ended FAILED with PERMISSION_DENIED),
-`stall_next_task(...)`,
-`corrupt_next_copy`, and `calls` counts requests per route.
+`stall_next_task(...)`, `corrupt_next_copy`, `finish(task_id)` (a task runs to its end
+unpolled), and `calls` counts requests per route.
 """
 
 from __future__ import annotations
@@ -278,6 +278,13 @@ class FakeTransferAPI:
         self._next_task_outcomes.append(
             {"status": "INACTIVE", "nice_status": nice_status, "after": 0, "kind": None}
         )
+
+    def finish(self, task_id: str) -> None:
+        """Run a task to its end now, as Transfer does while nobody polls it."""
+        with self._lock:
+            task = self.tasks[task_id]
+            for _ in range(len(task.pending) + 1):  # a stalled task stays as it is
+                self._advance(task)
 
     def expire_tokens(self) -> None:
         """Invalidate every issued token (the SDK must fetch a new one)."""
@@ -658,6 +665,10 @@ class FakeTransferAPI:
                 f"source checksum {source_sum} does not match external checksum {expected}",
             )
         stat = src.stat()
+        # globus-sdk `TransferData` "Sync Levels": "When files match, no data transfer will
+        # occur"; with 3/"checksum", "If source and destination contents differ, as determined
+        # by a checksum of their contents, do the transfer". A file skipped so is left as it
+        # is (its mtime too: only a transferred file gets `preserve_timestamp`).
         if (
             body.get("sync_level") in (3, "checksum")
             and dst.is_file()

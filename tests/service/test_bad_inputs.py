@@ -86,7 +86,7 @@ def test_hostile_file_names_through_the_whole_lifecycle(tmp_path: Path, run_cli:
     ("content", "expected"),
     [
         pytest.param(b"\xff\xfe[beamline]\x00name = 1\n", "is not UTF-8 text", id="binary"),
-        pytest.param(b"", "endpoints: Field required", id="empty"),
+        pytest.param(b"", "endpoints: is required but missing", id="empty"),
         pytest.param(None, "cannot be read", id="a-directory"),
         pytest.param(
             b'[endpoints.dtn]\nkind = "local"\npath = "d"\n[service]\nmetrics_port = 70000\n',

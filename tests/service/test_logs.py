@@ -39,6 +39,7 @@ to = "cfs"
 [catalog]
 kind = "scicat"
 path = "{tmp_path / "catalog.json"}"
+principal_investigator = "Jane Doe"
 """,
         "utf-8",
     )

@@ -1,0 +1,153 @@
+"""`--approve`, `--approve-all` and `--reject`: operator decisions on the command line.
+
+Each decision goes to the running service, which names the caller from the kernel and appends
+it to the decision log (`engine/decisions.py`; without a service, the store's owner writes it
+directly: `bl931tui/decision_channel.py`); the last decision recorded before an action is submitted is the one it
+runs under. An approval covers one execution: once the delete it approved has been submitted,
+the same action needs a new approval. A reject stands until a later approval overrides it.
+
+Ids are checked against a fresh plan (a dry run), so a mistyped or stale id is a usage error
+naming it, never a silent no-op:
+
+- `--approve` takes actions awaiting approval, and actions an operator rejected (the approval
+  overrides the reject);
+- `--reject` takes any planned action, and actions in flight: a reject that comes after the
+  submission cannot stop it (the receipt keeps naming the approval it ran under), but it is
+  recorded as its own event and stands for any later execution of the same action.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+
+from engine.config import Config
+from engine.decisions import REJECT, DecisionLog
+from engine.errors import UsageError
+from engine.model import Action, InFlight, Plan
+from engine.operator_decisions import DecisionResult
+
+
+def _plan(config: Config) -> tuple[Plan, dict[str, tuple[str, str]], datetime]:
+    """The current plan, action id → (by, at) of the rejects in force, and the time now."""
+    from bl931tui.session import readonly_reconciler
+
+    with readonly_reconciler(config) as reconciler:
+        plan = reconciler.dry_run()
+        now = reconciler.clock()
+        rejected = {
+            aid: (d.by, d.at.isoformat(timespec="seconds"))
+            for aid, d in DecisionLog(reconciler.store).in_force().items()
+            if d.decision == REJECT
+        }
+    return plan, rejected, now
+
+
+def _unknown(ids: list[str], what: str) -> UsageError:
+    return UsageError(
+        f"{what}: {', '.join(ids)} "
+        "(run --dry-run to see the current ids; ids change when a scan changes)"
+    )
+
+
+def _send(
+    config: Config, op: str, ids: list[str], now: datetime, scans: dict[str, str]
+) -> DecisionResult:
+    """Through the running service (which names the caller from the kernel), or written
+    directly by the store's owner when none runs (`bl931tui/decision_channel.py`)."""
+    from bl931tui.decision_channel import decide
+    from engine.operator_decisions import DecisionRequest
+
+    labels = tuple(sorted((aid, scan) for aid, scan in scans.items() if aid in ids))
+    return decide(config, DecisionRequest(op, tuple(ids), scans=labels), clock=lambda: now)
+
+
+def approve(config: Config, args: argparse.Namespace) -> int:
+    from bl931tui.decision_channel import recorded_where
+    from bl931tui.render import render_ids, size
+
+    plan, rejected, now = _plan(config)
+    gated = {a.id: a for a in plan.actions if a.requires_approval and not a.approved}
+    approved_already = {a.id for a in plan.actions if a.requires_approval and a.approved}
+    overriding: list[str] = []
+    if args.approve_all:
+        chosen = list(gated.values())
+        if not chosen:
+            print("Nothing awaits approval.")
+            return 0
+        print(render_ids(chosen))
+        total = sum(a.bytes for a in chosen)
+        question = f"Approve these {len(chosen)} actions ({size(total)})? [y/N] "
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise UsageError("--approve-all without a terminal needs --yes")
+            if input(question).strip().lower() not in ("y", "yes"):
+                print("Nothing approved.")
+                return 0
+    else:
+        known = gated.keys() | approved_already | rejected.keys()
+        unknown = [aid for aid in args.approve if aid not in known]
+        if unknown:
+            raise _unknown(unknown, "not awaiting approval in the current plan")
+        chosen = [gated[aid] for aid in args.approve if aid in gated]
+        overriding = [aid for aid in args.approve if aid in rejected and aid not in gated]
+    ids = [a.id for a in chosen] + overriding
+    if not ids:
+        print("Nothing new to approve: already approved.")
+        return 0
+    result = _send(config, "approve", ids, now, {a.id: a.scan for a in plan.actions})
+    for action in chosen:
+        print(f"approved {action.id} ({action.kind.value} {action.scan}) as {result.by}")
+        print("  " + approvers_words(config, action, result.approvals.get(action.id, [])))
+    for aid in overriding:
+        by, at = rejected[aid]
+        print(f"approved {aid} as {result.by}, over the reject by {by} at {at}")
+    print(f"({recorded_where(result)})")
+    return 0
+
+
+def approvers_words(config: Config, action: Action, names: list[str]) -> str:
+    """`approvers so far: alice` and, for a large delete, whether it still waits for a second."""
+    from engine.approvals import needs_second_approver
+
+    words = f"approvers so far: {', '.join(names) or '—'}"
+    over = config.approval.second_approver_over_bytes
+    if needs_second_approver(action.kind, action.replaces, action.bytes, over) and len(names) < 2:
+        words += f"; over {over} bytes it runs only once a second, different approver approves"
+    return words
+
+
+def reject(config: Config, args: argparse.Namespace) -> int:
+    from bl931tui.decision_channel import recorded_where
+
+    plan, rejected, now = _plan(config)
+    planned: dict[str, Action] = {a.id: a for a in plan.actions}
+    flying: dict[str, InFlight] = {f.action_id: f for f in plan.in_flight}
+    unknown = [
+        aid
+        for aid in args.reject
+        if aid not in planned and aid not in flying and aid not in rejected
+    ]
+    if unknown:
+        raise _unknown(unknown, "not in the current plan, nor in flight")
+    scans = {a.id: a.scan for a in planned.values()} | {
+        f.action_id: f.scan for f in flying.values()
+    }
+    result = _send(config, "reject", list(args.reject), now, scans)
+    user = result.by
+    for aid in args.reject:
+        if aid in planned:
+            action = planned[aid]
+            print(f"rejected {aid} ({action.kind.value} {action.scan}) as {user}")
+        elif aid in flying:
+            f = flying[aid]
+            print(
+                f"rejected {aid} ({f.kind.value} {f.scan}) as {user}; it was already submitted, "
+                "so this reject cannot stop it (its receipt names the approval it runs under), "
+                "and stands for any later execution of the same action"
+            )
+        else:
+            print(f"rejected {aid} as {user} (it was rejected already by {rejected[aid][0]})")
+    print(f"({recorded_where(result)})")
+    return 0

@@ -1,0 +1,151 @@
+"""Who approved an action: every approver, in order, and the second-approver rule.
+
+Each decision an operator makes on an action is also written as a `decision.signed` event
+(decision, the kernel-resolved name and uid, and how it arrived), in the same transaction as
+the decision itself. The events table is append-only, so the list of approvals of an action
+can always be read back — for the receipt of the delete they licensed, and for
+`[approval] second_approver_over_bytes`, under which a delete (or replace) of more bytes than
+that runs only once two *different* approvers approved it.
+
+An approval counts for one execution: the list restarts after a rejection and after each
+submission of the action (a restored copy deleted again needs new approvals).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from engine.model import ActionKind, Plan
+from engine.operators import Operator
+from engine.state import StateStore, iso
+
+SIGNED = "decision.signed"
+_REJECTED = "action.rejected"
+_SUBMITTED = ("delete.submitted", "copy.replace_submitted")
+_EVENT_LIMIT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """One approver's approval of an action.
+
+    Attributes:
+        by: the approver's name (from the kernel's uid, via passwd).
+        uid: their uid; None for an approval recorded without one (older records).
+        at: when it was recorded.
+        via: `service` (the decision socket), `direct` (the service user's own command) or
+            `store` (an approval recorded before approvers were tracked).
+    """
+
+    by: str
+    uid: int | None
+    at: datetime
+    via: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"by": self.by, "uid": self.uid, "at": iso(self.at), "via": self.via}
+
+
+def sign(
+    conn: sqlite3.Connection,
+    action_ids: Iterable[str],
+    decision: str,
+    operator: Operator,
+    now: datetime,
+    via: str,
+) -> None:
+    """Append a `decision.signed` event per action, inside the decision's own transaction."""
+    data = json.dumps({"decision": decision, "by": operator.name, "uid": operator.uid, "via": via})
+    conn.executemany(
+        """INSERT INTO events(at, level, kind, scan, action_id, message, data)
+           VALUES (?, 'info', ?, (SELECT scan FROM actions WHERE id = ?), ?, ?, ?)""",
+        [
+            (
+                iso(now),
+                SIGNED,
+                aid,
+                aid,
+                f"{decision} signed by {operator.describe()} ({via})",
+                data,
+            )
+            for aid in action_ids
+        ],
+    )
+
+
+def approvals_for(
+    store: StateStore, action_id: str, *, at_submission: bool = False
+) -> list[Approval]:
+    """The distinct approvers of an action's current execution, first approval first.
+
+    Args:
+        store: the state store.
+        action_id: the action.
+        at_submission: the approvals in force when the action was last submitted (for its
+            receipt) rather than those that would license its next submission.
+    """
+    current: dict[str, Approval] = {}
+    submitted: dict[str, Approval] | None = None
+    signed_any = False
+    for event in store.events(action_id=action_id, limit=_EVENT_LIMIT):
+        kind, data = event["kind"], event.get("data") or {}
+        if kind == _REJECTED:
+            current = {}
+        elif kind in _SUBMITTED:
+            # A resubmission of the same execution (after a crash) keeps what licensed it.
+            submitted = current or submitted or {}
+            current = {}
+        elif kind == SIGNED and isinstance(data, dict):
+            signed_any = True
+            if data.get("decision") == "reject":
+                current = {}
+            elif data.get("decision") == "approve" and data.get("by"):
+                name = str(data["by"])
+                at = datetime.fromisoformat(event["at"])
+                current.setdefault(name, Approval(name, data.get("uid"), at, str(data["via"])))
+    chosen = submitted if at_submission and submitted is not None else current
+    if chosen or signed_any:
+        return list(chosen.values())
+    decision = store.decisions().get(action_id)  # recorded without a signature
+    if decision is not None and decision[0] == "approve":
+        return [Approval(decision[1], None, decision[2], "store")]
+    return []
+
+
+def needs_second_approver(
+    kind: ActionKind, replaces: str | None, size: int, over: int | None
+) -> bool:
+    """Whether a delete (or a replace, which removes bytes too) needs two approvers."""
+    removes = kind is ActionKind.DELETE or replaces is not None
+    return over is not None and removes and size > over
+
+
+def require_second_approver(plan: Plan, store: StateStore, over: int | None) -> Plan:
+    """The plan with each large approved delete back to awaiting approval until a second,
+    different approver has approved it too (its reason says who approved so far)."""
+    if over is None:
+        return plan
+    changed = False
+    actions = []
+    for action in plan.actions:
+        if (
+            action.requires_approval
+            and action.approved
+            and needs_second_approver(action.kind, action.replaces, action.bytes, over)
+        ):
+            approvers = approvals_for(store, action.id)
+            if len(approvers) < 2:
+                names = ", ".join(a.by for a in approvers) or "nobody yet"
+                reason = (
+                    f"{action.reason} [approved by {names}; over {over} bytes a second, "
+                    "different approver must approve too]"
+                )
+                action = action._replace(approved=False, reason=reason)
+                changed = True
+        actions.append(action)
+    return replace(plan, actions=tuple(actions)) if changed else plan
