@@ -166,6 +166,8 @@ def run_demo(args: argparse.Namespace) -> int:
         finally:
             detector.stop_event.set()
             loop.stop()
+            if not loop.wait_stopped(timeout=60):  # a pass still running in a worker
+                log.warning("the engine's last pass did not finish; closing anyway")
             backends.close()
             store.close()
 

@@ -33,6 +33,10 @@ answer was never recorded stays `preparing`. It is not simply resubmitted:
 
 While cleared, a task's actions are not "in flight" for the planner (`action_ids`), so the plan
 says whether each delete is still wanted.
+
+A delete task that did end (succeeded, failed part-way, expired, or lost once recorded active)
+is settled scan by scan by `engine/finished_deletes.py`, with the same fresh listing
+(`fresh_leftovers`) and partial receipts (`record_partial`).
 """
 
 from __future__ import annotations
@@ -134,45 +138,7 @@ def report_foreign(executor: Executor, action: ActionRow, paths: list[str], now:
     )
 
 
-def confirm_lost_delete(
-    executor: Executor, task: TaskRow, action: ActionRow, now: datetime
-) -> bool | None:
-    """Record a delete whose task was lost (the process died) if its scan is really gone.
-
-    The delete was submitted only after its last look passed, so an absence found now is the
-    engine's own doing: recorded with its receipt, it is an *expected* absence. Left
-    unrecorded, a crash in the middle of a large delete batch would look like replicas
-    vanishing on their own, freeze every delete (`max_missing_fraction`) and need a person.
-    "Gone" means no file of the manifest is listed; files left beside it are foreign files.
-
-    Returns True (recorded), False (still there: plan it again), or None when the target
-    cannot be listed or is not provably its storage now: unknown is not absent, and the caller
-    keeps the task for a pass that can tell.
-    """
-    if action.kind is not ActionKind.DELETE or action.target is None:
-        return False
-    found = _fresh_leftovers(executor, action)
-    if found is None:
-        return None
-    if not found.gone and found.removed:
-        # Cut part-way: what is gone gets its receipt now; the rest is planned again.
-        executor.interrupted._record_partial(task, action, found, now)
-        return False
-    if not found.gone:
-        # Nothing removed, and the worker died with its process: the approval is unused.
-        DecisionLog(executor.store).refund_unused(task.submission_id, [action.id])
-        return False
-    executor._record_deletion(
-        action,
-        task,
-        now,
-        note="task interrupted; the scan was confirmed absent by a fresh listing",
-        result=ItemResult(action.id, ok=True, removed=found.removed, left_behind=found.foreign),
-    )
-    return True
-
-
-def _fresh_leftovers(executor: Executor, action: ActionRow) -> Leftovers | None:
+def fresh_leftovers(executor: Executor, action: ActionRow) -> Leftovers | None:
     """What a fresh listing shows of the scan at the delete's target; None if it cannot tell.
 
     The listing counts only while the target's identity holds (marker, mount): an empty mount
@@ -197,6 +163,40 @@ def _fresh_leftovers(executor: Executor, action: ActionRow) -> Leftovers | None:
             extra={"scan": action.scan, "action_id": action.id},
         )
         return None
+
+
+def record_partial(
+    executor: Executor, task: TaskRow, row: ActionRow, found: Leftovers, now: datetime, *, note: str
+) -> None:
+    """A `partial` receipt for the files of a scan a delete had removed before it stopped.
+
+    If the same submission deletes the rest, its receipt completes this one (same row) and
+    lists these files as `already_absent`; if not (withdrawn, failed, or a changed scan at the
+    dtn becomes a new version), this one stays as the record of what went, and the approval
+    stays spent.
+    """
+    assert row.target is not None
+    receipt = executor._receipt(row, task, now)
+    receipt.update(
+        partial=True,
+        removed=list(found.removed),
+        remaining=list(found.remaining),
+        left_behind=[],
+        note=note,
+    )
+    executor.store.record_deletion(
+        row.scan, row.target, row.id, task.task_id, now, receipt, submission_id=task.submission_id
+    )
+    executor._event(
+        now,
+        "delete.partial",
+        f"a delete had removed {len(found.removed)} of "
+        f"{len(found.removed) + len(found.remaining)} files at {row.target} when it stopped",
+        scan=row.scan,
+        action_id=row.id,
+        level="warning",
+        data=receipt,
+    )
 
 
 class InterruptedDeletes:
@@ -256,7 +256,7 @@ class InterruptedDeletes:
         executor = self._executor
         listed_all = True
         for row in self._pending(task):
-            found = _fresh_leftovers(executor, row)
+            found = fresh_leftovers(executor, row)
             if found is None:
                 listed_all = False
             elif found.gone:
@@ -271,46 +271,19 @@ class InterruptedDeletes:
                     ),
                 )
             elif found.removed:
-                self._record_partial(task, row, found, now)
+                record_partial(
+                    executor,
+                    task,
+                    row,
+                    found,
+                    now,
+                    note="task interrupted part-way; these files were confirmed absent by a "
+                    "fresh listing, the rest waits for its last look",
+                )
         if not self._pending(task):
             executor.store.update_task(task.submission_id, now, status="succeeded", error=None)
             return False
         return listed_all
-
-    def _record_partial(
-        self, task: TaskRow, row: ActionRow, found: Leftovers, now: datetime
-    ) -> None:
-        """A receipt for the files of a scan an interrupted delete had already removed.
-
-        The action stays in flight: the rest of the scan waits for its last look. If the same
-        submission deletes the rest, its receipt completes this one (same row) and lists these
-        files as `already_absent`; if not (withdrawn, or a changed scan at the dtn becomes a new
-        version), this one stays as the record of what went, and the approval stays spent.
-        """
-        executor = self._executor
-        assert row.target is not None
-        receipt = executor._receipt(row, task, now)
-        receipt.update(
-            partial=True,
-            removed=list(found.removed),
-            remaining=list(found.remaining),
-            left_behind=[],
-            note="task interrupted part-way; these files were confirmed absent by a fresh "
-            "listing, the rest waits for its last look",
-        )
-        executor.store.record_deletion(
-            row.scan, row.target, row.id, None, now, receipt, submission_id=task.submission_id
-        )
-        executor._event(
-            now,
-            "delete.partial",
-            f"an interrupted delete had removed {len(found.removed)} of "
-            f"{len(found.removed) + len(found.remaining)} files at {row.target}",
-            scan=row.scan,
-            action_id=row.id,
-            level="warning",
-            data=receipt,
-        )
 
     def _pending(self, task: TaskRow) -> list[ActionRow]:
         rows = [self._executor.store.get_action(aid) for aid in task.action_ids]

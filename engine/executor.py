@@ -30,9 +30,10 @@ from engine.catalog.custody import Registrations
 from engine.clock import Clock
 from engine.config import Config
 from engine.decisions import DecisionLog, Refused
-from engine.deletes import InterruptedDeletes, confirm_lost_delete, receipt_files, report_foreign
+from engine.deletes import InterruptedDeletes, receipt_files, report_foreign
 from engine.errors import Bl931Error, CatalogUnavailable, classify
 from engine.evidence_identity import StorageIdentities
+from engine.finished_deletes import FinishedDeletes
 from engine.identity import IdentityCheck
 from engine.last_look import (
     Refusal,
@@ -107,6 +108,7 @@ class Executor:
         self.interrupted = InterruptedDeletes(self)
         # The scans the catalog made durable (the reconciler reads them back every pass).
         self.registrations = Registrations(store)
+        self.finished_deletes = FinishedDeletes(self)
 
     # ---- recording helpers -------------------------------------------------------------
     def _event(
@@ -236,6 +238,7 @@ class Executor:
                 if (m := self.backends.movers.get(t.mover)) is not None
                 and m.finishes_locally
                 and not (t.status == "preparing" and t.kind == "delete")  # next pass's look
+                and t.submission_id not in self.finished_deletes.unsettled  # settled later
             ]
             if not open_local:
                 break
@@ -263,22 +266,16 @@ class Executor:
         )
 
     def _finish(self, task: TaskRow, status: TaskStatus, now: datetime) -> Outcome:
+        if task.kind == "delete":
+            return self.finished_deletes.settle(task, status, now)  # scan by scan
         outcome = Outcome()
         results: dict[str, ItemResult] = {r.action_id: r for r in status.results}
-        undecided = False
         for aid in task.action_ids:
             action = self.store.get_action(aid)
             if action is None or action.status != SUBMITTED:
-                continue  # recorded already, or withdrawn from a resumed task
+                continue  # recorded already
             result = results.get(aid)
-            confirmed = (
-                confirm_lost_delete(self, task, action, now) if status.state == "lost" else False
-            )
-            if confirmed is None:
-                undecided = True  # the target cannot be listed or proven now
-            elif confirmed:
-                outcome.succeeded += 1
-            elif status.state == "lost":
+            if status.state == "lost":
                 self._fail(
                     aid,
                     action.scan,
@@ -299,12 +296,6 @@ class Executor:
                 outcome.succeeded += 1
             else:
                 outcome.failed += 1
-        if undecided:
-            # A lost delete whose target cannot be told now is what a delete interrupted before
-            # it was recorded is: `preparing`, settled by a pass that can list its target
-            # (receipts for what is gone) and resumed only through the last look.
-            self.store.update_task(task.submission_id, now, status="preparing", error=status.error)
-            return outcome
         self.store.update_task(task.submission_id, now, status=status.state, error=status.error)
         return outcome
 
@@ -380,7 +371,7 @@ class Executor:
             submission_id=task.submission_id,
         )
         self.store.record_success(action.id, now)
-        detail = f"task {task.task_id}" + ("; interrupted, confirmed absent" if note else "")
+        detail = f"task {task.task_id}" + ("; confirmed absent by a fresh listing" if note else "")
         self._event(
             now,
             "delete.done",

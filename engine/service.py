@@ -45,6 +45,8 @@ class ServiceLoop:
         self.before_pass = before_pass
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._stopped = threading.Event()  # set when `run` has returned (or never ran)
+        self._stopped.set()
         self.passes = 0
         self.failed_passes = 0
 
@@ -90,9 +92,19 @@ class ServiceLoop:
         return report
 
     def run(self) -> None:
-        while not self._stop.is_set():
-            if self.before_pass is not None:
-                self.before_pass()
-            self.run_pass()
-            self._wake.wait(self.interval_seconds)
-            self._wake.clear()
+        self._stopped.clear()
+        try:
+            while not self._stop.is_set():
+                if self.before_pass is not None:
+                    self.before_pass()
+                self.run_pass()
+                self._wake.wait(self.interval_seconds)
+                self._wake.clear()
+        finally:
+            self._stopped.set()
+
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        """Wait until `run` (in another thread) has returned: the store and backends it uses may
+        be closed only then (closing a SQLite connection a pass is using can crash the process).
+        Returns whether it has."""
+        return self._stopped.wait(timeout)

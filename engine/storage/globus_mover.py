@@ -315,32 +315,58 @@ class GlobusMover:
         deadline = _parse_time(task.get("deadline"))
         now = self._clock.now().timestamp()
         if deadline is not None and now > deadline.timestamp():
-            self.cancel(task_id)
-            return self._failed(
-                task_id,
-                request,
-                f"deadline {deadline.isoformat()} passed ({reason})",
-                ErrorClass.TRANSIENT,
-                progress,
-            )
+            why = f"deadline {deadline.isoformat()} passed ({reason})"
+            stopped = self._stop(task_id, request, why)
+            if stopped is not None:
+                return stopped
+            return self._failed(task_id, request, why, ErrorClass.TRANSIENT, progress)
         state: TaskState = "active"
         if status == "INACTIVE":
             with self._lock:
                 since = self._inactive_since.setdefault(task_id, now)
             if now - since > self.inactive_grace:
                 # Cancel first: a task left INACTIVE could resume later beside its retry.
-                self.cancel(task_id)
+                why = f"inactive for over {int(self.inactive_grace)} s: {reason}"
+                stopped = self._stop(task_id, request, why)
+                if stopped is not None:
+                    return stopped
                 return self._failed(
-                    task_id,
-                    request,
-                    f"inactive for over {int(self.inactive_grace)} s: {reason}",
-                    fault_class(task.get("nice_status")),
-                    progress,
+                    task_id, request, why, fault_class(task.get("nice_status")), progress
                 )
         else:
             with self._lock:
                 self._inactive_since.pop(task_id, None)
         return TaskStatus(task_id=task_id, state=state, **progress)
+
+    def _stop(self, task_id: str, request: TaskRequest | None, why: str) -> TaskStatus | None:
+        """Cancel a task and read it again. None once Transfer shows it ended FAILED (the
+        caller reports it failed, saying `why`); otherwise what it is now: still `active` while
+        Transfer has not stopped it yet, or finished after all.
+
+        A task is reported ended only when Transfer says so (a finished task has a
+        `completion_time`; ACTIVE and INACTIVE ones have none: Transfer docs, "Task Fields"),
+        never because bl931 asked to cancel it: a delete task's scans are settled from a fresh
+        listing (`engine/finished_deletes.py`), which must not run while the task may still
+        remove files.
+        """
+        self.cancel(task_id)
+        try:
+            task = self._client.get_task(task_id).data
+        except Exception as exc:
+            raise translate_error(exc, f"polling task {task_id}", self._session) from exc
+        status = str(task.get("status", ""))
+        if status == "FAILED":
+            return None
+        if status == "SUCCEEDED":
+            return self._status(task_id, task, request)
+        return TaskStatus(
+            task_id=task_id,
+            state="active",
+            error=f"{why}; cancelled, waiting for Transfer to stop it",
+            files_done=int(task.get("files_transferred") or 0),
+            files_total=int(task.get("files") or 0),
+            bytes_done=int(task.get("bytes_transferred") or 0),
+        )
 
     @staticmethod
     def _reason(task: dict[str, Any]) -> str:

@@ -298,7 +298,14 @@ class LocalMover:
         except Bl931Error as exc:
             return _failed(item, f"scan {item.scan!r}: {exc}", exc.error_class)
         except OSError as exc:
-            return _failed(item, _os_error_message(exc, item.scan, request), ErrorClass.TRANSIENT)
+            # Permission is not something a retry fixes: a person must look (as Transfer's
+            # PERMISSION_DENIED does for Globus endpoints).
+            denied = exc.errno in (errno.EACCES, errno.EPERM)
+            return _failed(
+                item,
+                _os_error_message(exc, item.scan, request),
+                ErrorClass.NEEDS_HUMAN if denied else ErrorClass.TRANSIENT,
+            )
         except Exception as exc:
             log.exception("local task %s: unexpected error on scan %r", task.task_id, item.scan)
             return _failed(

@@ -20,9 +20,10 @@ It reproduces the parts of Transfer's behaviour that bl931 relies on:
 - `task_list` with the `type`, `status`, `task_id` and `label` filters (`~` pattern, `=` exact).
 
 Fault knobs: `fail_next(route, n, status)`, `deny_consent(collection)`,
-`unmap_identity(collection)`, `ls_partial`, `fail_next_task(...)`, `stall_next_task(...)`,
-`corrupt_next_copy`, `finish(task_id)` (a task runs to its end unpolled), and `calls` counts
-requests per route.
+`unmap_identity(collection)`, `ls_partial`, `fail_next_task(...)` (optionally part-way, e.g. a
+delete task that removed two scans and then ended FAILED with PERMISSION_DENIED),
+`stall_next_task(...)`, `corrupt_next_copy`, `finish(task_id)` (a task runs to its end
+unpolled), and `calls` counts requests per route.
 """
 
 from __future__ import annotations
@@ -142,6 +143,9 @@ class FakeTransferAPI:
         self.max_ls_entries = LS_MAX
         self.ls_partial = False  # ls answers short of its `total` (a truncated answer)
         self.corrupt_next_copy = False  # the next copied file's bytes differ from the source
+        # This many cancels are accepted without stopping their task at once (bl931 must not
+        # take a cancel request for the task's end).
+        self.cancels_linger = 0
         self.collections: dict[str, FakeCollection] = {}
         self.tasks: dict[str, FakeTask] = {}
         self.submissions: dict[str, str] = {}
@@ -223,25 +227,57 @@ class FakeTransferAPI:
         with self._lock:
             self._faults.setdefault(route, []).extend([(status, code)] * n)
 
+    def clear_faults(self, *, tasks: bool = False) -> None:
+        """Drop queued route failures (`fail_next`); with `tasks`, also the armed task outcomes
+        (`fail_next_task`, `stall_next_task`) and a pending `corrupt_next_copy`."""
+        with self._lock:
+            self._faults.clear()
+            if tasks:
+                self._next_task_outcomes.clear()
+                self.corrupt_next_copy = False
+
     def deny_consent(self, collection: str) -> None:
         """Every operation on `collection` answers 403 ConsentRequired, whatever the token."""
         self._consent_denied.add(collection)
 
-    def unmap_identity(self, collection: str) -> None:
-        """The collection has no identity mapping for the client (403 PermissionDenied)."""
-        self._unmapped.add(collection)
+    def unmap_identity(self, collection: str, *, unmapped: bool = True) -> None:
+        """The collection has no identity mapping for the client (403 PermissionDenied);
+        `unmapped=False` restores the mapping."""
+        if unmapped:
+            self._unmapped.add(collection)
+        else:
+            self._unmapped.discard(collection)
 
     def fail_next_task(
-        self, nice_status: str = "PERMISSION_DENIED", description: str = "permission denied"
+        self,
+        nice_status: str = "PERMISSION_DENIED",
+        description: str = "permission denied",
+        *,
+        after_items: int = 0,
+        kind: str | None = None,
     ) -> None:
-        """The next submitted task ends FAILED on its first poll, having copied nothing."""
+        """The next submitted task (of `kind`, "TRANSFER" or "DELETE", if given) ends FAILED
+        with the fatal error `nice_status`, after doing its first `after_items` items.
+
+        With `after_items`, a delete task really removes those paths first: a task that
+        fails part-way leaves its earlier items done, and Transfer's answer does not say
+        which (a finished task's document carries only counters and `fatal_error`).
+        """
         self._next_task_outcomes.append(
-            {"status": "FAILED", "nice_status": nice_status, "description": description}
+            {
+                "status": "FAILED",
+                "nice_status": nice_status,
+                "description": description,
+                "after": after_items,
+                "kind": kind,
+            }
         )
 
     def stall_next_task(self, nice_status: str = "ENDPOINT_ERROR") -> None:
         """The next submitted task sits INACTIVE (e.g. an endpoint down or expired credentials)."""
-        self._next_task_outcomes.append({"status": "INACTIVE", "nice_status": nice_status})
+        self._next_task_outcomes.append(
+            {"status": "INACTIVE", "nice_status": nice_status, "after": 0, "kind": None}
+        )
 
     def finish(self, task_id: str) -> None:
         """Run a task to its end now, as Transfer does while nobody polls it."""
@@ -443,8 +479,10 @@ class FakeTransferAPI:
                 request_time=_now_iso(),
                 deadline=body.get("deadline"),
             )
-            if self._next_task_outcomes:
-                task.forced_outcome = self._next_task_outcomes.pop(0)
+            for index, outcome in enumerate(self._next_task_outcomes):
+                if outcome["kind"] in (None, kind):
+                    task.forced_outcome = self._next_task_outcomes.pop(index)
+                    break
             self.tasks[task_id] = task
             self.submissions[sid] = task_id
         return {
@@ -471,6 +509,16 @@ class FakeTransferAPI:
         with self._lock:
             if task.status in ("SUCCEEDED", "FAILED"):
                 return {"DATA_TYPE": "result", "code": "TaskComplete", "message": "done already"}
+            if self.cancels_linger > 0:
+                # A cancel that has not stopped its task yet (the code is the fake's own): a
+                # task has ended only when its document says so (status FAILED, with a
+                # `completion_time`: Transfer docs, "Task Fields"), not when a cancel returns.
+                self.cancels_linger -= 1
+                return {
+                    "DATA_TYPE": "result",
+                    "code": "CancelAccepted",
+                    "message": "The cancel request was accepted; the task has not stopped yet",
+                }
             task.status, task.nice_status = "FAILED", None
             task.fatal_error = {"code": "CANCELED", "description": "canceled"}
             task.completion_time = _now_iso()
@@ -536,17 +584,14 @@ class FakeTransferAPI:
         if task.status not in ("ACTIVE", "INACTIVE"):
             return
         outcome = task.forced_outcome
-        if outcome is not None:
-            task.status, task.nice_status = outcome["status"], outcome["nice_status"]
-            if outcome["status"] == "FAILED":
-                task.fatal_error = {
-                    "code": outcome["nice_status"],
-                    "description": outcome["description"],
-                }
-                task.completion_time = _now_iso()
+        done = task.files - len(task.pending)
+        if outcome is not None and done >= outcome["after"]:
+            self._force(task, outcome)
             return
         task.nice_status = "OK"
         budget = self.files_per_poll if self.files_per_poll is not None else len(task.pending)
+        if outcome is not None:
+            budget = min(budget, outcome["after"] - done)
         while task.pending and budget > 0:
             item = task.pending.pop(0)
             budget -= 1
@@ -576,9 +621,34 @@ class FakeTransferAPI:
             task.completion_time = _now_iso()
             task.pending.clear()
             return
+        if outcome is not None and task.status == "ACTIVE":
+            if not task.pending or task.files - len(task.pending) >= outcome["after"]:
+                self._force(task, outcome)
+            return
         if not task.pending:
             task.status, task.nice_status = "SUCCEEDED", None
             task.completion_time = _now_iso()
+
+    @staticmethod
+    def _force(task: FakeTask, outcome: dict[str, Any]) -> None:
+        """End (or stall) a task the way a knob asked.
+
+        A FAILED task's document, as Transfer shows it (docs.globus.org/api/transfer/task,
+        "Task Fields"): `fatal_error` is "an object with code and description strings from
+        the fatal event" (e.g. PERMISSION_DENIED, or EXPIRED for a task whose deadline passed:
+        Transfer docs, "Task Events"); `nice_status` is null once the task is finished; and
+        `completion_time` is set. Nothing says which items were done before the fault.
+        """
+        if outcome["status"] == "FAILED":
+            task.status, task.nice_status = "FAILED", None
+            task.fatal_error = {
+                "code": outcome["nice_status"],
+                "description": outcome["description"],
+            }
+            task.completion_time = _now_iso()
+            task.pending.clear()
+            return
+        task.status, task.nice_status = outcome["status"], outcome["nice_status"]
 
     def _copy(self, task: FakeTask, item: dict[str, Any]) -> tuple[str, str] | None:
         body = task.body

@@ -166,8 +166,12 @@ class Chaos(WorldChanges):
         return f"corrupt {endpoint}:{scan}"
 
     # ---- passes -----------------------------------------------------------------------
+    def child_env(self) -> dict[str, str]:
+        """The environment of every child `bl931tui` (passes, audits, operator commands)."""
+        return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
     def _env(self, faults: str | None, crash_step: str | None, seed: int) -> dict[str, str]:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = self.child_env()
         if faults or crash_step:
             env["PYTHONPATH"] = os.pathsep.join(
                 [str(INJECT), str(CRASH_INJECT), *filter(None, [env.get("PYTHONPATH")])]
@@ -259,6 +263,7 @@ class Chaos(WorldChanges):
             text=True,
             timeout=120,
             stdin=subprocess.DEVNULL,
+            env=self.child_env(),
         )
         return done.returncode, json.loads(done.stdout)
 
@@ -335,6 +340,7 @@ class Chaos(WorldChanges):
         settled = {"retention_not_reached", "on_hold", "rejected", "export_controlled"}
         return (
             not doc["actions"]
+            and not doc.get("in_flight")  # (Globus tasks finish in a later pass)
             and not doc["errors"]
             and all(a["code"] == "version_suspect" for a in doc["alert_details"])
             and all(b["scan"] in changed or b["reason_code"] in settled for b in doc["blocked"])
@@ -348,6 +354,7 @@ class Chaos(WorldChanges):
             text=True,
             timeout=120,
             stdin=subprocess.DEVNULL,
+            env=self.child_env(),
         )
         assert done.returncode == 0, self.report(f"--approve-all failed: {done.stderr}")
 

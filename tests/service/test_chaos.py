@@ -1,7 +1,8 @@
 """Chaos: the service converges, never loses a scan version and never duplicates work, whatever
 happens — with file scans and with directory scans.
 
-The default run is short enough for CI; the full run is
+With local endpoints (`chaos.py`) and with Globus endpoints served by the fake Transfer API
+(`chaos_globus.py`). The default run is short enough for CI; the full run is
 `pytest tests/service/test_chaos.py --chaos-passes=200` (or `BL931_CHAOS_PASSES=200`), and
 `BL931_CHAOS_SEED` replays another seed (for both flavours).
 """
@@ -19,6 +20,7 @@ from engine.identity import MARKER_NAME
 from engine.layout import ENGINE_TEMP_PREFIX
 from engine.state import StateStore, TaskRow
 from tests.service.chaos import ENDPOINTS, Chaos
+from tests.service.chaos_globus import GlobusChaos
 
 DEFAULT_PASSES = 30
 
@@ -73,6 +75,52 @@ def test_chaos_converges_without_loss_or_duplicates(
         _deletes_had_verified_copies(chaos, store)
     finally:
         store.close()
+
+
+# What Transfer does to a client in the Globus flavour (chaos_globus.py).
+GLOBUS_FAULT_KINDS = (
+    "delete fails part-way (PERMISSION_DENIED",
+    "delete fails part-way (EXPIRED",
+    "transfer fails part-way",
+    "copy corrupted in flight",
+    "503 burst",
+    "refuses the client",
+    "SIGKILL",
+    "crash before a delete",
+    "crash after a delete",
+    "resize",
+)
+
+
+@pytest.mark.parametrize(("unit", "default_seed"), [("file", 931), ("directory", 931)])
+def test_chaos_with_globus_endpoints_converges_without_loss_or_duplicates(
+    tmp_path: Path, chaos_passes: int, unit: str, default_seed: int
+) -> None:
+    seed = int(os.environ.get("BL931_CHAOS_SEED", default_seed))
+    chaos = GlobusChaos(tmp_path, seed, scan_unit=unit)
+    try:
+        for number in range(chaos_passes):
+            chaos.run_pass(number)
+            chaos.check_no_scan_lost()
+        chaos.settle(chaos_passes)
+        chaos.check_no_scan_lost(settled=True)
+
+        faults = " ".join(" ".join(r.faults) for r in chaos.journal)
+        if "BL931_CHAOS_SEED" not in os.environ:
+            for kind in GLOBUS_FAULT_KINDS:
+                assert kind in faults, chaos.report(
+                    f"the run never injected {kind!r}; pick another seed"
+                )
+        _converged_placement(chaos)
+        store = StateStore(chaos.ws.state_path, readonly=True)
+        try:
+            assert store.integrity_check() == "ok"
+            _no_overlapping_submissions(chaos, store)
+            _deletes_had_verified_copies(chaos, store)
+        finally:
+            store.close()
+    finally:
+        chaos.close()
 
 
 def _converged_placement(chaos: Chaos) -> None:

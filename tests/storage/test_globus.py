@@ -546,6 +546,35 @@ def test_task_past_its_deadline_is_failed_and_cancelled(site: Site) -> None:
     assert site.fake.calls["cancel"] == 1
 
 
+def test_a_cancelled_task_ends_only_when_transfer_says_it_stopped(site: Site) -> None:
+    """A delete past its deadline is cancelled; until Transfer shows it FAILED it may still
+    remove files, so it stays in flight (its scans are settled from a listing afterwards)."""
+    clock = FakeClock(datetime.fromtimestamp(1_800_000_000, UTC))
+    b = build_globus(site.config(deadline_hours=1), site.fake.environ, clock=clock)
+    try:
+        site.fake.stall_next_task("PERMISSION_DENIED")
+        site.fake.cancels_linger = 1
+        f = write_scan(site, "2026/a.h5", b"abc")
+        request = TaskRequest(
+            kind="delete",
+            source=None,
+            target="dtn",
+            items=(file_item("del-a", f),),
+            submission_id=b.mover.new_submission_id(),
+            label="bl931 delete dtn",
+        )
+        task_id = b.mover.submit(request)
+        clock.advance(3601)
+        lingering = b.mover.poll(task_id)
+        ended = b.mover.poll(task_id)
+    finally:
+        b.close()
+    assert lingering.state == "active" and "waiting for Transfer" in (lingering.error or "")
+    assert not lingering.finished
+    assert ended.state == "failed" and "deadline" in (ended.error or "")
+    assert site.fake.calls["cancel"] == 2
+
+
 def test_throttled_then_accepted(site: Site, backend: GlobusBackend) -> None:
     f = write_scan(site, "2026/a.h5", b"abc")
     site.fake.fail_next("submission_id", 1, 429)
@@ -641,6 +670,32 @@ def test_delete_batch_is_one_task_of_the_manifest_files(site: Site, backend: Glo
     assert not (site.dir("dtn") / "2026/a.h5").exists()
     assert not (site.dir("dtn") / "2026/d/x.h5").exists()
     assert user.exists(), "a file beside the scan's files was deleted"
+
+
+def test_a_delete_task_failing_part_way_says_only_that_it_failed(
+    site: Site, backend: GlobusBackend
+) -> None:
+    """Transfer reports a FAILED task by its fatal error and counters, not by item: the mover
+    fails every scan of it, and the executor finds out from a fresh listing what went."""
+    files = [write_scan(site, f"2026/s{i}.h5", b"x") for i in range(3)]
+    site.fake.fail_next_task("PERMISSION_DENIED", "Permission denied", after_items=1, kind="DELETE")
+    mover = backend.mover
+    request = TaskRequest(
+        kind="delete",
+        source=None,
+        target="dtn",
+        items=tuple(file_item(f"del-{i}", f) for i, f in enumerate(files)),
+        submission_id=mover.new_submission_id(),
+        label="bl931 delete dtn",
+    )
+    task_id = mover.submit(request)
+    status = poll_until_finished(mover, task_id)[-1]
+    doc = backend.session.transfer_client(10).get_task(task_id)
+    assert doc["status"] == "FAILED" and doc["nice_status"] is None
+    assert doc["fatal_error"]["code"] == "PERMISSION_DENIED" and doc["files_transferred"] == 1
+    assert status.state == "failed" and status.error_class is ErrorClass.NEEDS_HUMAN
+    assert [r.ok for r in status.results] == [False, False, False]
+    assert [(site.dir("dtn") / f.path).exists() for f in files] == [False, True, True]
 
 
 def test_a_folder_item_without_recursive_fails_as_transfer_does(site: Site) -> None:

@@ -326,5 +326,6 @@ async def test_engine_loop_runs_in_a_worker_and_stops_with_the_app(tmp_path: obj
         assert loop.stopping
     finally:
         loop.stop()
+        assert loop.wait_stopped(timeout=60), "the engine worker never finished its pass"
         backends.close()
         store.close()

@@ -14,6 +14,10 @@ user would interrupt.
   DIR, a user's file NAME is written there first (a user working in the folder while a prune runs).
 - `BL931_CRASH_AT_DELETE=STEP`: death right after one persisted step of the first delete task
   (`delete_steps.py`: prepared, some_unlinked, all_unlinked, submitted, before_receipt).
+- `BL931_DENY_UNLINK=SUFFIX`: unlinking a path that ends with SUFFIX fails with EACCES, as a
+  file in a folder the service user may not write would (tests run as root, where `chmod`
+  cannot deny anything). With `BL931_UNMOUNT_ON_DENY=DIR`, DIR is moved away (to DIR.away) at
+  that moment too, as if its filesystem were unmounted while the task ran.
 """
 
 from __future__ import annotations
@@ -50,6 +54,22 @@ if _WRITE:
         _real_unlink(path, *args, dir_fd=dir_fd, **kw)
 
     os.unlink = _unlink_with_user
+
+_DENY = os.environ.get("BL931_DENY_UNLINK")
+if _DENY:
+    import errno
+
+    _unlink_before_deny = os.unlink
+
+    def _unlink_or_deny(path: Any, *args: Any, **kw: Any) -> None:
+        if os.fspath(path).endswith(_DENY):
+            away = os.environ.get("BL931_UNMOUNT_ON_DENY")
+            if away and os.path.isdir(away):
+                os.rename(away, away + ".away")
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        _unlink_before_deny(path, *args, **kw)
+
+    os.unlink = _unlink_or_deny
 
 if _CRASH_LOCAL is not None:
     from engine.storage import local_mover
