@@ -29,22 +29,17 @@ from textual.binding import BindingType
 from textual.message import Message
 from textual.screen import Screen
 
-from bl931tui.alerts import acknowledge_refusal
 from bl931tui.commands import RegistryCommands, bindings
 from bl931tui.decision_channel import advisory_refusal
-from bl931tui.decisions import DecisionRefused, Decisions
-from bl931tui.details import ApprovalItem
+from bl931tui.decision_dialogs import DecisionDialogs
+from bl931tui.decisions import Decisions
 from bl931tui.readmodel import CATALOG, Snapshot, connection, fingerprint, load_snapshot
-from bl931tui.render import printable, size
 from bl931tui.screens.activity import EventsScreen, TasksScreen
 from bl931tui.screens.alerts import AlertsScreen
 from bl931tui.screens.approvals import ApprovalsScreen
 from bl931tui.screens.detail import DetailScreen
-from bl931tui.screens.dialogs import AcknowledgeDialog, ConfirmDialog, HoldDialog
 from bl931tui.screens.help import HelpScreen
 from bl931tui.screens.scans import ScansScreen
-from engine.alert_log import AlertRecord
-from engine.approvals import needs_second_approver
 from engine.clock import SYSTEM_CLOCK
 from engine.config import Config
 from engine.operators import Operator, current_operator
@@ -59,7 +54,7 @@ FIRST_PAGE = 500
 """Scans read for the first paint, before the full read of a large store completes."""
 
 
-class Bl931App(App[int]):
+class Bl931App(DecisionDialogs, App[int]):
     """Scans (home), detail, approvals, alerts, tasks and events over one read-only store."""
 
     TITLE = "bl931"
@@ -103,6 +98,7 @@ class Bl931App(App[int]):
             config, operator=self.operator, clock=clock, read_only=self.read_only
         )
         self.paused = False
+        self.checked_at: datetime | None = None  # when the store was last looked at
         self.snapshot: Snapshot | None = None
         self._held_back: Snapshot | None = None
         self._store: StateStore | None = None
@@ -162,6 +158,20 @@ class Bl931App(App[int]):
         self.refresh_data()
 
     # ---- reading -------------------------------------------------------------------------
+    @property
+    def state_path_shown(self) -> str:
+        """The state store's path as an operator reads it: relative to the config's folder."""
+        path = self.config.state.path
+        base = self.config.source.parent if self.config.source else None
+        if base is not None and path.is_relative_to(base):
+            return str(path.relative_to(base))
+        return str(path)
+
+    @property
+    def store_missing(self) -> bool:
+        """No state store yet: no service has run with this config."""
+        return self._store is None and not self.config.state.path.exists()
+
     def reader(self) -> StateStore | None:
         """The read-only store (opened once it exists; the service creates it)."""
         with self._store_lock:
@@ -178,6 +188,7 @@ class Bl931App(App[int]):
     @work(thread=True, exclusive=True, group="refresh", exit_on_error=False, description="refresh")
     def _refresh(self, force: bool, last: tuple[object, ...] | None) -> None:
         store = self.reader()
+        self.checked_at = self.clock()
         if store is None:
             self.call_from_thread(self.scans_screen.update_status)
             return
@@ -249,179 +260,6 @@ class Bl931App(App[int]):
 
     def open_detail(self, scan_id: str) -> None:
         self.push_screen(DetailScreen(scan_id))
-
-    # ---- decisions -----------------------------------------------------------------------
-    def refused(self, what: str) -> bool:
-        """In a read-only session, say so clearly and refuse."""
-        if self.read_only:
-            why = (
-                f"{self.read_only_reason}."
-                if self.read_only_reason
-                else "Restart without --read-only to decide."
-            )
-            self.notify(
-                f"Read-only session: {what} refused. {why}", title="read-only", severity="error"
-            )
-            return True
-        return False
-
-    def ask_approve(self, items: list[ApprovalItem], done: Callable[[], None]) -> None:
-        if self.refused("approve") or not items:
-            return
-        total = sum(item.bytes for item in items)
-        deletes = [item for item in items if item.kind == "delete"]
-        where = sorted({item.target or "" for item in deletes})
-        if deletes:
-            typed = f"{len(items)} {size(total)}"
-            body = (
-                f"Approve {len(items)} action(s), {len(deletes)} of them deletes "
-                f"from {', '.join(where)}, {size(total)} in all. Each delete is re-checked "
-                "against a fresh observation before it runs; verified copies stay at "
-                "the endpoints its policy requires.\n\nFirst: "
-                + ", ".join(printable(item.scan) for item in items[:3])
-                + (f" … and {len(items) - 3} more" if len(items) > 3 else "")
-            )
-            dialog = ConfirmDialog("Approve deletes?", body, confirm="Approve", typed=typed)
-        else:
-            dialog = ConfirmDialog(
-                "Approve?", f"Approve {len(items)} action(s), {size(total)}?", confirm="Approve"
-            )
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._decide("approve", [item.id for item in items], done)
-
-        self.push_screen(dialog, answered)
-
-    def ask_reject(self, items: list[ApprovalItem], done: Callable[[], None]) -> None:
-        if self.refused("reject") or not items:
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._decide("reject", [item.id for item in items], done)
-
-        self.push_screen(
-            ConfirmDialog(
-                "Reject?",
-                f"Reject {len(items)} action(s)? The planner will not run them while "
-                "the scan stays the same.",
-                confirm="Reject",
-            ),
-            answered,
-        )
-
-    def ask_hold(self, scan_id: str) -> None:
-        if self.refused("hold"):
-            return
-
-        def answered(result: tuple[str, datetime | None] | None) -> None:
-            if result is not None:
-                self._decide("hold", [scan_id], None, reason=result[0], expires=result[1])
-
-        self.push_screen(HoldDialog(printable(scan_id), self.clock()), answered)
-
-    def ask_lift(self, scan_id: str) -> None:
-        if self.refused("lift hold"):
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._decide("lift", [scan_id], None)
-
-        self.push_screen(
-            ConfirmDialog(
-                "Lift hold?",
-                f"Lift the hold on {printable(scan_id)}? Its copies can then be pruned "
-                "when retention allows.",
-                confirm="Lift hold",
-            ),
-            answered,
-        )
-
-    def ask_acknowledge(self, alert: AlertRecord, done: Callable[[], None]) -> None:
-        """Acknowledge one standing alert: refused read-only, explained if it cannot be."""
-        if self.refused("acknowledge"):
-            return
-        if refusal := acknowledge_refusal(alert):
-            self.notify(refusal, title="not acknowledged", severity="error")
-            return
-
-        def answered(why: str | None) -> None:
-            if why:
-                self._decide("acknowledge", [alert.id], done, reason=why)
-
-        self.push_screen(AcknowledgeDialog(alert, self.user), answered)
-
-    def retry_scan(self, scan_id: str) -> None:
-        if self.refused("retry"):
-            return
-        self._decide("retry", [scan_id], None)
-
-    @work(thread=True, group="decide", exit_on_error=False, description="decision")
-    def _decide(
-        self,
-        what: str,
-        ids: list[str],
-        done: Callable[[], None] | None,
-        *,
-        reason: str = "",
-        expires: datetime | None = None,
-    ) -> None:
-        try:
-            message = self._write_decision(what, ids, reason, expires)
-        except DecisionRefused as exc:
-            self.call_from_thread(self.notify, str(exc), severity="error")
-            return
-        except Exception as exc:
-            log.exception("decision %s failed", what)
-            self.call_from_thread(
-                self.notify, f"{what} failed: {exc}", title="not recorded", severity="error"
-            )
-            return
-        self.call_from_thread(self.notify, message, title=f"recorded as {self.user}")
-        if done is not None:
-            self.call_from_thread(done)
-        self.call_from_thread(self.refresh_data, force=True)
-
-    def _write_decision(
-        self, what: str, ids: list[str], reason: str, expires: datetime | None
-    ) -> str:
-        if what == "approve":
-            result = self.decisions.approve(ids)
-            waiting = [aid for aid, names in result.approvals.items() if self._short_of(aid, names)]
-            second = f"; {len(waiting)} wait for a second approver" if waiting else ""
-            return f"approved {result.count} action(s){second}; the service acts on its next pass"
-        if what == "reject":
-            return f"rejected {self.decisions.reject(ids)} action(s)"
-        if what == "acknowledge":
-            result = self.decisions.acknowledge_alert(ids[0], reason)
-            return f"acknowledged {result.detail}; applied next pass"
-        scan = ids[0]
-        if what == "hold":
-            self.decisions.place_hold(scan, reason, expires)
-            return f"hold placed on {printable(scan)}"
-        if what == "lift":
-            lifted = self.decisions.lift_hold(scan)
-            return f"lifted {lifted} hold(s) on {printable(scan)}"
-        store = self.reader()
-        failed = [
-            a.id for a in (store.actions_for_scan(scan) if store else []) if a.status == "failed"
-        ]
-        if not failed:
-            return f"nothing failed to retry on {printable(scan)}"
-        self.decisions.request_retry(failed)
-        return f"retry requested for {len(failed)} action(s) of {printable(scan)}"
-
-    def _short_of(self, action_id: str, approvers: list[str]) -> bool:
-        """Whether an approved action still waits for a second, different approver."""
-        over = self.config.approval.second_approver_over_bytes
-        row = self.reader().get_action(action_id) if self.reader() else None
-        return (
-            row is not None
-            and needs_second_approver(row.kind, None, row.bytes, over)
-            and len(approvers) < 2
-        )
 
 
 class _RecentLogs(logging.Handler):

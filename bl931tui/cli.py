@@ -50,6 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument(
         "--reject", nargs="+", metavar="ACTION_ID", help="reject planned or in-flight actions"
     )
+    mode.add_argument(
+        "--unreject", nargs="+", metavar="ACTION_ID", help="withdraw rejections (recorded)"
+    )
+    mode.add_argument(
+        "--revoke",
+        nargs="+",
+        metavar="ACTION_ID",
+        help="withdraw approvals not yet acted on (recorded)",
+    )
     mode.add_argument("--demo", action="store_true", help="the whole lifecycle on local endpoints")
     mode.add_argument("--receipt", metavar="SCAN", help="print the deletion receipts of a scan")
     mode.add_argument(
@@ -251,6 +260,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bl931tui.decide import reject
 
         return reject(config, args)
+    if args.unreject or args.revoke:
+        from bl931tui.decide import undo
+
+        return undo(config, args)
     if args.receipt:
         return receipt(config, args)
     if args.backfill_catalog:

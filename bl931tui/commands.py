@@ -28,10 +28,16 @@ class ActionSpec:
     decision: bool = False  # writes an operator decision: refused in read-only sessions
     show: bool = True  # in the footer
     confirmation: str = "count and bytes typed back"  # how a dangerous action is confirmed
+    short: str = ""  # the footer's word for it (default: the description)
+    footer_rank: int = 0  # 0: the screen's own keys, then navigation; higher: later
 
     @property
     def key_display(self) -> str:
         return "/".join(KEY_NAMES.get(k, k) for k in self.keys)
+
+    @property
+    def label(self) -> str:
+        return self.short or self.description
 
 
 KEY_NAMES = {
@@ -46,15 +52,23 @@ KEY_NAMES = {
 }
 
 REGISTRY: tuple[ActionSpec, ...] = (
-    ActionSpec("app.help", "help", "Help: every key", ("question_mark",), "app"),
-    ActionSpec("app.quit", "quit", "Quit", ("q",), "app"),
-    ActionSpec("app.approvals", "show_approvals", "Approvals", ("a",), "app"),
-    ActionSpec("app.alerts", "show_alerts", "Alerts", ("exclamation_mark",), "app"),
-    ActionSpec("app.tasks", "show_tasks", "Tasks", ("t",), "app"),
-    ActionSpec("app.events", "show_events", "Events", ("e",), "app"),
+    ActionSpec("app.help", "help", "Help: every key", ("question_mark",), "app", short="help"),
+    ActionSpec("app.quit", "quit", "Quit", ("q",), "app", short="quit", footer_rank=3),
+    ActionSpec("app.approvals", "show_approvals", "Approvals", ("a",), "app", short="approvals"),
+    ActionSpec("app.alerts", "show_alerts", "Alerts", ("exclamation_mark",), "app", short="alerts"),
+    ActionSpec("app.tasks", "show_tasks", "Tasks", ("t",), "app", short="tasks"),
+    ActionSpec("app.events", "show_events", "Events", ("e",), "app", short="events"),
     ActionSpec("app.scans", "show_scans", "Scans (home)", ("1",), "app", show=False),
     ActionSpec("app.refresh", "refresh_now", "Refresh now", ("ctrl+r",), "app", show=False),
-    ActionSpec("app.pause", "toggle_pause", "Pause/resume live updates", ("p",), "app"),
+    ActionSpec(
+        "app.pause",
+        "toggle_pause",
+        "Pause/resume live updates",
+        ("p",),
+        "app",
+        short="pause",
+        footer_rank=2,
+    ),
     ActionSpec("app.palette", "command_palette", "Command palette", ("ctrl+p",), "app", show=False),
     ActionSpec("table.down", "cursor_down", "Next row", ("down", "j"), "table", show=False),
     ActionSpec("table.up", "cursor_up", "Previous row", ("up", "k"), "table", show=False),
@@ -62,20 +76,66 @@ REGISTRY: tuple[ActionSpec, ...] = (
     ActionSpec("table.page_up", "page_up", "Page up", ("pageup",), "table", show=False),
     ActionSpec("table.first", "first", "First row", ("home", "g"), "table", show=False),
     ActionSpec("table.last", "last", "Last row", ("end", "G"), "table", show=False),
-    ActionSpec("table.mark", "mark", "Mark/unmark row", ("space",), "table", show=False),
+    ActionSpec(
+        "table.mark",
+        "mark",
+        "Mark/unmark the highlighted row (approvals)",
+        ("space",),
+        "table",
+        show=False,
+    ),
     ActionSpec("table.select", "select", "Open", ("enter",), "table", show=False),
-    ActionSpec("scans.filter", "filter", "Filter", ("slash",), "scans"),
+    ActionSpec("scans.filter", "filter", "Filter", ("slash",), "scans", short="filter"),
     ActionSpec("scans.clear", "clear_filter", "Clear filter", ("escape",), "scans", show=False),
-    ActionSpec("scans.faults", "toggle_faults", "Faults only", ("f",), "scans"),
-    ActionSpec("scans.sort", "cycle_sort", "Sort", ("s",), "scans"),
+    ActionSpec("scans.faults", "toggle_faults", "Faults only", ("f",), "scans", short="faults"),
+    ActionSpec("scans.sort", "cycle_sort", "Sort", ("s",), "scans", short="sort"),
     ActionSpec("scans.reverse", "reverse_sort", "Reverse order", ("S",), "scans", show=False),
-    ActionSpec("scan.hold", "hold", "Place hold", ("h",), "scans", decision=True, show=False),
-    ActionSpec("scan.lift", "lift", "Lift hold", ("H",), "scans", decision=True, show=False),
-    ActionSpec("scan.retry", "retry", "Retry failed", ("r",), "scans", decision=True, show=False),
-    ActionSpec("detail.hold", "hold", "Place hold", ("h",), "detail", decision=True),
-    ActionSpec("detail.lift", "lift", "Lift hold", ("H",), "detail", decision=True),
-    ActionSpec("detail.retry", "retry", "Retry failed", ("r",), "detail", decision=True),
-    ActionSpec("detail.back", "back", "Back", ("escape",), "detail"),
+    ActionSpec("scans.open", "open", "Scan detail", ("enter",), "scans", show=False),
+    ActionSpec(
+        "scan.hold",
+        "hold",
+        "Place hold",
+        ("h",),
+        "scans",
+        decision=True,
+        short="hold",
+        footer_rank=1,
+    ),
+    ActionSpec(
+        "scan.lift",
+        "lift",
+        "Lift hold",
+        ("H",),
+        "scans",
+        decision=True,
+        short="lift",
+        footer_rank=1,
+    ),
+    ActionSpec(
+        "scan.retry",
+        "retry",
+        "Retry failed",
+        ("r",),
+        "scans",
+        decision=True,
+        short="retry",
+        footer_rank=1,
+    ),
+    ActionSpec("detail.hold", "hold", "Place hold", ("h",), "detail", decision=True, short="hold"),
+    ActionSpec("detail.lift", "lift", "Lift hold", ("H",), "detail", decision=True, short="lift"),
+    ActionSpec(
+        "detail.retry", "retry", "Retry failed", ("r",), "detail", decision=True, short="retry"
+    ),
+    ActionSpec(
+        "detail.undo",
+        "undo",
+        "Un-reject / revoke this scan's decisions",
+        ("u",),
+        "detail",
+        decision=True,
+        short="undo",
+    ),
+    ActionSpec("detail.back", "back", "Back", ("escape",), "detail", short="back"),
     ActionSpec(
         "approvals.approve",
         "approve",
@@ -84,6 +144,7 @@ REGISTRY: tuple[ActionSpec, ...] = (
         "approvals",
         dangerous=True,
         decision=True,
+        short="approve",
     ),
     ActionSpec(
         "approvals.approve_all",
@@ -93,6 +154,7 @@ REGISTRY: tuple[ActionSpec, ...] = (
         "approvals",
         dangerous=True,
         decision=True,
+        short="all",
     ),
     ActionSpec(
         "approvals.reject",
@@ -101,9 +163,22 @@ REGISTRY: tuple[ActionSpec, ...] = (
         ("x",),
         "approvals",
         decision=True,
+        short="reject",
+    ),
+    ActionSpec(
+        "approvals.undo",
+        "undo",
+        "Un-reject / revoke marked (or highlighted)",
+        ("u",),
+        "approvals",
+        decision=True,
+        short="undo",
+    ),
+    ActionSpec(
+        "approvals.mark", "mark", "Mark/unmark", ("space",), "approvals", short="mark", show=True
     ),
     ActionSpec("approvals.group", "next_group", "Next group", ("tab",), "approvals", show=False),
-    ActionSpec("approvals.back", "back", "Back", ("escape",), "approvals"),
+    ActionSpec("approvals.back", "back", "Back", ("escape",), "approvals", short="back"),
     ActionSpec(
         "alerts.acknowledge",
         "acknowledge",
@@ -113,11 +188,13 @@ REGISTRY: tuple[ActionSpec, ...] = (
         dangerous=True,
         decision=True,
         confirmation="what it does is named, a reason typed",
+        short="acknowledge",
     ),
-    ActionSpec("alerts.back", "back", "Back", ("escape",), "alerts"),
-    ActionSpec("events.filter", "filter", "Filter", ("slash",), "events"),
-    ActionSpec("events.back", "back", "Back", ("escape",), "events"),
-    ActionSpec("tasks.back", "back", "Back", ("escape",), "tasks"),
+    ActionSpec("alerts.back", "back", "Back", ("escape",), "alerts", short="back"),
+    ActionSpec("events.filter", "filter", "Filter", ("slash",), "events", short="filter"),
+    ActionSpec("events.open", "open", "Read the whole event", ("enter",), "events", short="read"),
+    ActionSpec("events.back", "back", "Back", ("escape",), "events", short="back"),
+    ActionSpec("tasks.back", "back", "Back", ("escape",), "tasks", short="back"),
 )
 
 SCOPE_TITLES = {
@@ -184,3 +261,11 @@ class RegistryCommands(Provider):
                     partial(self._run, spec, on_app),
                     help=spec.key_display,
                 )
+
+
+def footer_specs(scope: str) -> list[ActionSpec]:
+    """What the footer of a screen offers, most used first: the screen's own keys, then
+    navigation, then the rest (`footer_rank`); help is added last by the footer itself."""
+    own = [spec for spec in specs(scope) if spec.show]
+    app = [spec for spec in specs("app") if spec.show and spec.id != "app.help"]
+    return sorted(own + app, key=lambda spec: spec.footer_rank)

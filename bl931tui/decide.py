@@ -1,4 +1,5 @@
-"""`--approve`, `--approve-all` and `--reject`: operator decisions on the command line.
+"""`--approve`, `--approve-all`, `--reject`, `--unreject` and `--revoke`: operator decisions on
+the command line.
 
 Each decision goes to the running service, which names the caller from the kernel and appends
 it to the decision log (`engine/decisions.py`; without a service, the store's owner writes it
@@ -13,7 +14,10 @@ naming it, never a silent no-op:
   overrides the reject);
 - `--reject` takes any planned action, and actions in flight: a reject that comes after the
   submission cannot stop it (the receipt keeps naming the approval it ran under), but it is
-  recorded as its own event and stands for any later execution of the same action.
+  recorded as its own event and stands for any later execution of the same action;
+- `--unreject` / `--revoke` take back a standing rejection / an approval not yet spent
+  (`engine/decision_undo.py`): checked by whoever records them, all or nothing, each bad id
+  named (exit 64). The action then awaits approval again.
 """
 
 from __future__ import annotations
@@ -149,5 +153,24 @@ def reject(config: Config, args: argparse.Namespace) -> int:
             )
         else:
             print(f"rejected {aid} as {user} (it was rejected already by {rejected[aid][0]})")
+    print(f"({recorded_where(result)})")
+    return 0
+
+
+def undo(config: Config, args: argparse.Namespace) -> int:
+    """`--unreject` / `--revoke`: withdraw standing decisions, through the decision channel."""
+    from bl931tui.decision_channel import decide, recorded_where
+    from engine.operator_decisions import DecisionRequest
+
+    if not config.state.path.exists():
+        raise UsageError("there is no state store yet, so no decision to undo")
+    op, given = ("unreject", args.unreject) if args.unreject else ("revoke", args.revoke)
+    ids = tuple(dict.fromkeys(given))
+    result = decide(config, DecisionRequest(op, ids))
+    what = "un-rejected" if op == "unreject" else "revoked the approval of"
+    for aid in ids:
+        scan = result.scans.get(aid)
+        print(f"{what} {aid}{f' ({scan})' if scan else ''} as {result.by}")
+    print("The next pass plans them again: each awaits approval again.")
     print(f"({recorded_where(result)})")
     return 0

@@ -1,5 +1,5 @@
-"""Operator decisions: the only writes the TUI asks for (approvals, holds, retries, alert
-acknowledgements; DESIGN §8).
+"""Operator decisions: the only writes the TUI asks for (approvals, rejections and taking them
+back, holds, retries, alert acknowledgements; DESIGN §8).
 
 The TUI never writes the state store itself unless it runs as the store's owner with no
 service running: every decision goes through `decision_channel.decide`, so the running service
@@ -15,6 +15,7 @@ from datetime import datetime
 
 from bl931tui.decision_channel import decide
 from engine.config import Config
+from engine.decision_undo import Decision
 from engine.errors import Bl931Error
 from engine.operator_decisions import DecisionRequest, DecisionResult
 from engine.operators import Operator
@@ -70,8 +71,17 @@ class Decisions:
     def lift_hold(self, scan: str) -> int:
         return self._send("lift hold", DecisionRequest("lift", (scan,))).count
 
-    def request_retry(self, action_ids: Iterable[str]) -> int:
-        return self._send("retry", DecisionRequest("retry", tuple(action_ids))).count
+    def request_retry(self, scan: str, action_ids: Iterable[str]) -> int:
+        """Make the scan's failed actions due now; recorded with who asked (one event each)."""
+        ids = tuple(action_ids)
+        request = DecisionRequest("retry", ids, scans=tuple((aid, scan) for aid in ids))
+        return self._send("retry", request).count
+
+    def undo(self, action_ids: Iterable[str], decision: Decision) -> int:
+        """Un-reject (`decision` "reject") or revoke approvals (`decision` "approve"), as
+        `--unreject` / `--revoke` do (see `engine.decision_undo`)."""
+        op, what = ("unreject", "un-reject") if decision == "reject" else ("revoke", "revoke")
+        return self._send(what, DecisionRequest(op, tuple(action_ids))).count
 
     def acknowledge_alert(self, alert_id: str, why: str) -> DecisionResult:
         """Record that this operator acknowledges a standing alert, and why (as `--acknowledge`).

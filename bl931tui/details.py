@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from bl931tui.approval_items import ApprovalItem, decided
 from bl931tui.readmodel import connection
-from engine.model import Evidence, Hold, Level, Scan
+from engine.model import ActionKind, Evidence, Hold, Level, Scan
+from engine.pass_findings import BlockedRecord, read_blocked
 from engine.policy import Policy
 from engine.state import ActionRow, StateStore, parse_time
 
@@ -45,6 +47,12 @@ class ScanDetail:
     events: tuple[dict[str, Any], ...]
     hold: Hold | None
     calendar: tuple[RetentionEntry, ...]
+    blocked: tuple[BlockedRecord, ...] = ()  # what the last pass held back, and why
+    standing: tuple[ApprovalItem, ...] = ()  # rejections and unspent approvals (`u`)
+
+
+# A delete held back by another delete it must follow: it gets its own approval round after.
+_FOLLOWS = frozenset({"still_needed", "required_by_other_delete", "required_copy_being_deleted"})
 
 
 def load_detail(store: StateStore, policy: Policy, scan_id: str, now: datetime) -> ScanDetail:
@@ -95,9 +103,27 @@ def load_detail(store: StateStore, policy: Policy, scan_id: str, now: datetime) 
     ids = {a.id for a in actions}
     decisions = {aid: d for aid, d in store.decisions().items() if aid in ids}
     hold = store.active_holds(now).get(scan_id)
-    calendar = _calendar(policy, scan, levels, pruned, hold, actions, decisions, now)
+    blocked = tuple(read_blocked(conn, scan_id) or ())
+    standing = (
+        *decided(conn, policy, "reject", scan_id),
+        *decided(conn, policy, "approve", scan_id),
+    )
+    calendar = _calendar(
+        policy, scan, levels, pruned, hold, actions, decisions, now, blocked, standing
+    )
     events = tuple(store.events(scan=scan_id, limit=200))
-    return ScanDetail(scan, scan_id, tuple(replicas), actions, decisions, events, hold, calendar)
+    return ScanDetail(
+        scan,
+        scan_id,
+        tuple(replicas),
+        actions,
+        decisions,
+        events,
+        hold,
+        calendar,
+        blocked,
+        tuple(standing),
+    )
 
 
 def _calendar(
@@ -109,7 +135,13 @@ def _calendar(
     actions: tuple[ActionRow, ...],
     decisions: dict[str, tuple[str, str, datetime]],
     now: datetime,
+    blocked: tuple[BlockedRecord, ...] = (),
+    standing: tuple[ApprovalItem, ...] = (),
 ) -> tuple[RetentionEntry, ...]:
+    """Per endpoint: when its copy is due, and what its prune waits on, in the planner's own
+    words where the last pass recorded them (who rejected it; which prune it must follow, and
+    that its own approval round comes after)."""
+    gated = ActionKind.DELETE in policy.approval_for
     entries = []
     for endpoint in policy.endpoints:
         rule = policy.retention.get(endpoint)
@@ -127,6 +159,8 @@ def _calendar(
             waits = "no copy here"
         elif due is not None and due > now:
             waits = f"retention: {_days(due - now)} left"
+        elif held_back := _held_back(endpoint, actions, decisions, blocked, standing, gated):
+            waits = held_back
         elif missing := [name for name, ok in requires if not ok]:
             waits = f"a {verify.word}-verified copy at {', '.join(missing)}"
         elif hold is not None:
@@ -150,48 +184,45 @@ def _calendar(
     return tuple(entries)
 
 
+def _held_back(
+    endpoint: str,
+    actions: tuple[ActionRow, ...],
+    decisions: dict[str, tuple[str, str, datetime]],
+    blocked: tuple[BlockedRecord, ...],
+    standing: tuple[ApprovalItem, ...],
+    gated: bool,
+) -> str | None:
+    """What holds a due prune back, from the decisions and the last pass's blocked entries."""
+    delete = next((a for a in actions if a.kind.value == "delete" and a.target == endpoint), None)
+    if delete is not None and delete.status != "planned":
+        return None  # in flight or done: said by the general case
+    rejection = next(
+        (
+            i
+            for i in standing
+            if i.state == "rejected" and i.kind == "delete" and i.target == endpoint
+        ),
+        None,
+    )
+    if rejection is not None and rejection.decided_at is not None:
+        return (
+            f"rejected by {rejection.decided_by} {rejection.decided_at:%Y-%m-%d %H:%M}; "
+            "u takes it back"
+        )
+    if delete is not None:
+        return None
+    record = next((b for b in blocked if b.kind == "delete" and b.endpoint == endpoint), None)
+    if record is None:
+        return None
+    text = f"{record.reason_code}: {record.reason}"
+    if record.reason_code in _FOLLOWS and gated:
+        text += " · then its own approval (a second round)"
+    return text
+
+
 def _days(delta: timedelta) -> str:
     days = delta.total_seconds() / 86400
     return f"{days:.0f} days" if days >= 1 else f"{delta.total_seconds() / 3600:.1f} hours"
-
-
-@dataclass(frozen=True, slots=True)
-class ApprovalItem:
-    id: str
-    kind: str
-    scan: str
-    source: str | None
-    target: str | None
-    bytes: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class ApprovalGroup:
-    kind: str
-    target: str | None
-    items: tuple[ApprovalItem, ...]
-
-    @property
-    def bytes(self) -> int:
-        return sum(item.bytes for item in self.items)
-
-
-def pending_approvals(store: StateStore) -> tuple[ApprovalGroup, ...]:
-    """Planned gated actions no operator has decided on, grouped by kind and endpoint."""
-    rows = connection(store).execute(
-        """SELECT a.id, a.kind, a.scan, a.source, a.target, a.bytes, a.reason FROM actions a
-           LEFT JOIN approvals d ON d.action_id = a.id
-           WHERE a.status = 'planned' AND a.requires_approval = 1 AND d.action_id IS NULL
-           ORDER BY a.kind, a.target, a.scan"""
-    )
-    groups: dict[tuple[str, str | None], list[ApprovalItem]] = {}
-    for r in rows:
-        item = ApprovalItem(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
-        groups.setdefault((item.kind, item.target), []).append(item)
-    return tuple(
-        ApprovalGroup(kind, target, tuple(items)) for (kind, target), items in groups.items()
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +242,15 @@ class TaskView:
     error: str | None
     scans: int
     created_at: datetime | None
+    updated_at: datetime | None = None
+    first_scan: str | None = None
+
+    def elapsed(self, now: datetime) -> timedelta | None:
+        """How long it has run (to now), or ran (to its last update once finished)."""
+        if self.created_at is None:
+            return None
+        end = now if self.status in ("preparing", "active") else self.updated_at or now
+        return max(timedelta(0), end - self.created_at)
 
     @property
     def eta_seconds(self) -> float | None:
@@ -222,13 +262,14 @@ class TaskView:
 def load_tasks(store: StateStore, *, finished: int = 30) -> tuple[TaskView, ...]:
     """Open tasks first, then the most recently finished ones."""
     conn = connection(store)
+    counted = """t.*, (SELECT count(*) FROM task_items i
+                        WHERE i.submission_id = t.submission_id) AS scans,
+                     (SELECT min(scan) FROM task_items i
+                        WHERE i.submission_id = t.submission_id) AS first_scan"""
     rows = conn.execute(
-        """SELECT t.*, (SELECT count(*) FROM task_items i
-                        WHERE i.submission_id = t.submission_id) AS scans
-           FROM tasks t WHERE t.status IN ('preparing', 'active')
+        f"""SELECT {counted} FROM tasks t WHERE t.status IN ('preparing', 'active')
            UNION ALL
-           SELECT * FROM (SELECT t.*, (SELECT count(*) FROM task_items i
-                        WHERE i.submission_id = t.submission_id) AS scans
+           SELECT * FROM (SELECT {counted}
            FROM tasks t WHERE t.status NOT IN ('preparing', 'active')
            ORDER BY t.updated_at DESC LIMIT ?)""",
         (finished,),
@@ -250,6 +291,8 @@ def load_tasks(store: StateStore, *, finished: int = 30) -> tuple[TaskView, ...]
             error=r["error"],
             scans=r["scans"],
             created_at=parse_time(r["created_at"]),
+            updated_at=parse_time(r["updated_at"]),
+            first_scan=r["first_scan"],
         )
         for r in rows
     )

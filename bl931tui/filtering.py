@@ -1,7 +1,9 @@
 """The `/` filter and the sort keys of the scans table: pure functions over `ScanRow`s.
 
 Grammar (words separated by spaces, all must match; a leading `!` negates a word):
-- `state:failed|inflight|waiting|approval|hold|pruned|verified|ok`
+- `state:failed|inflight|waiting|approval|hold|pruned|verified|ok|blocked|rejected|attention`
+  (`blocked`: something the last pass wanted is held back; `rejected`: by an operator;
+  `attention`: for a reason only a person clears)
 - `at:ENDPOINT` — a verified (or held) copy is at ENDPOINT
 - `awaiting:approval` — a gated action waits for an operator
 - anything else — a case-insensitive substring of the scan path
@@ -15,9 +17,21 @@ from typing import Any
 
 from bl931tui.readmodel import ScanRow
 
-STATES = ("failed", "inflight", "waiting", "approval", "hold", "pruned", "verified", "ok")
+STATES = (
+    "failed",
+    "inflight",
+    "waiting",
+    "approval",
+    "hold",
+    "pruned",
+    "verified",
+    "ok",
+    "blocked",
+    "rejected",
+    "attention",
+)
 STATE_ALIASES = {"flight": "inflight", "in-flight": "inflight", "held": "hold", "error": "failed"}
-FAULT_STATES = frozenset({"failed", "approval", "hold"})
+FAULT_STATES = frozenset({"failed", "approval", "hold", "rejected", "attention"})
 SORT_KEYS = ("age", "name", "size", "status")
 
 Predicate = Callable[[ScanRow], bool]
@@ -81,7 +95,8 @@ def parse_filter(text: str) -> list[Predicate]:
 
 
 def is_fault(row: ScanRow) -> bool:
-    """What the faults-only toggle keeps: failures, holds and anything waiting on a person."""
+    """What the faults-only toggle keeps: failures, holds, rejections, anything awaiting an
+    approval, and whatever is held back for a reason only a person clears."""
     return not FAULT_STATES.isdisjoint(row.states)
 
 

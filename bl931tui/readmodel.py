@@ -17,8 +17,16 @@ from typing import Any, NamedTuple
 
 from engine.alert_log import AlertLog, AlertRecord
 from engine.model import AlertEffect
+from engine.pass_findings import (
+    BlockedRecord,
+    CatalogStatus,
+    read_blocked,
+    read_catalog_status,
+    read_registered,
+)
 from engine.policy import Policy
-from engine.state import StateStore, parse_time
+from engine.state import StateStore, iso, parse_time
+from engine.task_progress import open_item_progress
 
 OPEN_TASK_STATES = ("preparing", "active")
 CATALOG = "catalog"
@@ -48,6 +56,7 @@ PRUNING = Cell("⇄", "pruning", "busy")
 REGISTERED = Cell("✓", "registered", "ok")
 REGISTERING = Cell("⇄", "registering", "busy")
 UPDATE = Cell("~", "update", "wait")
+UNKNOWN = Cell("?", "unknown", "unknown")  # the catalog never answered (or was never asked)
 
 # Which filter state each tone puts a scan in.
 TONE_STATE = {
@@ -87,6 +96,15 @@ class Heartbeat:
     last_ok_pass_at: datetime | None
     host: str | None
     summary: dict[str, Any] | None
+    pid: int | None = None
+    stopped_at: datetime | None = None  # the owner exited cleanly (until a later pass starts)
+
+    @property
+    def stopped(self) -> bool:
+        """The owner said it stopped, and no pass started since."""
+        if self.stopped_at is None:
+            return False
+        return self.pass_started_at is None or self.pass_started_at <= self.stopped_at
 
 
 @dataclass(frozen=True)
@@ -105,6 +123,7 @@ class Snapshot:
     endpoint_errors: dict[str, str] = field(default_factory=dict)
     scans_total: int = 0
     alerts: tuple[AlertRecord, ...] = ()  # standing, acknowledged ones included
+    catalog: CatalogStatus | None = None  # how the catalog answered when a pass last asked
 
     @property
     def alerts_acknowledged(self) -> int:
@@ -131,6 +150,21 @@ def connection(store: StateStore) -> sqlite3.Connection:
 
 def fingerprint(conn: sqlite3.Connection) -> tuple[Any, ...]:
     """A cheap summary that changes whenever anything the TUI shows changes."""
+    try:  # what passes recorded beside their plans (a store not yet at schema 7 has none)
+        findings = tuple(
+            conn.execute(
+                """SELECT (SELECT count(*) || ':' || coalesce(max(since), '') FROM blocked),
+                          (SELECT count(*) || ':' || coalesce(max(seen_at), '')
+                           FROM catalog_entries),
+                          (SELECT ok || coalesce(error, '') FROM catalog_status)"""
+            ).fetchone()
+        )
+    except sqlite3.OperationalError:
+        findings = ()
+    return _fingerprint(conn) + findings
+
+
+def _fingerprint(conn: sqlite3.Connection) -> tuple[Any, ...]:
     row = conn.execute(
         """SELECT (SELECT max(seq) FROM events),
                   (SELECT beat_at FROM heartbeat WHERE id = 1),
@@ -177,6 +211,8 @@ def read_heartbeat(store: StateStore) -> Heartbeat | None:
         last_ok_pass_at=beat["last_ok_pass_at"],
         host=beat["host"],
         summary=beat["summary"],
+        pid=beat["pid"],
+        stopped_at=beat["stopped_at"],
     )
 
 
@@ -232,13 +268,7 @@ def load_snapshot(
         until = parse_time(expires)
         if until is None or until > now:
             holds[scan] = reason
-    progress: dict[str, float] = {}
-    for action_id, done, size in conn.execute(
-        """SELECT ti.action_id, t.bytes_done, t.bytes_total FROM task_items ti
-           JOIN tasks t ON t.submission_id = ti.submission_id
-           WHERE t.status IN ('preparing', 'active')"""
-    ):
-        progress[action_id] = done / size if size else 0.0
+    progress = open_item_progress(conn)
     active_tasks = int(
         conn.execute(
             "SELECT count(*) FROM tasks WHERE status IN ('preparing', 'active')"
@@ -250,19 +280,19 @@ def load_snapshot(
             FROM actions WHERE status != 'succeeded'{only}"""
     ):
         open_actions.setdefault(row[A_SCAN], []).append(tuple(row))
-    registered = {
-        r[0]
-        for r in conn.execute(
-            f"""SELECT DISTINCT scan FROM actions WHERE status = 'succeeded'
-               AND kind IN ('register', 'update_catalog'){only}"""
-        )
-    }
+    catalog_status = read_catalog_status(conn) if catalog else None
+    registered = catalog_truth(conn, catalog_status, only) if catalog else None
+    blocked: dict[str, list[BlockedRecord]] = {}
+    for record in read_blocked(conn) or ():
+        blocked.setdefault(record.scan, []).append(record)
     errors = {
         r[0]: r[1]
         for r in conn.execute(
             "SELECT name, last_error FROM endpoints WHERE consecutive_failures > 0"
         )
     }
+    if catalog_status is not None and not catalog_status.ok:
+        errors[CATALOG] = catalog_status.error or "no answer"
     builder = RowBuilder(
         policy,
         now,
@@ -272,6 +302,7 @@ def load_snapshot(
         holds=holds,
         progress=progress,
         registered=registered,
+        blocked=blocked,
         catalog=catalog,
     )
     build, no_actions = builder.build, ()
@@ -299,4 +330,25 @@ def load_snapshot(
         endpoint_errors=errors,
         scans_total=total,
         alerts=standing_alerts(store),
+        catalog=catalog_status,
     )
+
+
+def catalog_truth(
+    conn: sqlite3.Connection, status: CatalogStatus | None, only: str = ""
+) -> frozenset[str] | None:
+    """The scans the catalog holds, as far as the store knows; None if it does not know.
+
+    The catalog as a pass last read it, plus the registrations that succeeded since that read
+    (a pass reads the catalog before it registers). Never inferred from the copies: a scan is
+    registered only if the catalog said so or a registration of it succeeded.
+    """
+    if status is None or status.last_ok_at is None:
+        return None
+    held = read_registered(conn) or frozenset()
+    since = conn.execute(
+        f"""SELECT DISTINCT scan FROM actions WHERE status = 'succeeded'
+            AND kind IN ('register', 'update_catalog') AND updated_at >= ?{only}""",
+        (iso(status.last_ok_at),),
+    )
+    return held | {r[0] for r in since}

@@ -22,6 +22,7 @@ from bl931tui.readmodel import (
     REGISTERING,
     SIZE_ONLY,
     TONE_STATE,
+    UNKNOWN,
     UPDATE,
     VERIFIED,
     WAITING,
@@ -29,8 +30,10 @@ from bl931tui.readmodel import (
     ScanRow,
 )
 from bl931tui.render import printable
-from engine.model import Level
+from engine.model import NEEDS_PERSON_CODES, Level
+from engine.pass_findings import BlockedRecord
 from engine.policy import Policy
+from engine.task_progress import ScanProgress
 
 # Columns of an open action as `load_snapshot` selects them.
 A_ID, A_KIND, A_SCAN, A_SOURCE, A_TARGET, A_STATUS, A_GATED, A_REASON, A_ERROR = range(9)
@@ -45,12 +48,32 @@ def label_of(scan: str) -> str:
 
 def route(kind: str, source: str | None, target: str | None) -> str:
     if kind == "copy":
-        return f"copy {source}→{target}"
+        return f"copy {source}→{target}" if source else f"copy to {target}"
     if kind == "delete":
         return f"delete from {target}"
     if kind == "register":
         return "register"
     return "update catalog"
+
+
+# Codes whose blocked entry already shows as a failed action (its row keeps `failed`).
+_SHOWN_AS_FAILED = frozenset({"failed", "needs_attention"})
+_KIND_ORDER = {"delete": 0, "copy": 1, "register": 2, "update_catalog": 3}
+
+
+def blocked_states(records: Sequence[BlockedRecord]) -> set[str]:
+    """Filter states of a scan's blocked entries: `blocked` for any, `rejected` for an
+    operator's rejection, `attention` for a reason only a person clears."""
+    states = set()
+    for record in records:
+        if record.reason_code == "on_hold":
+            continue
+        states.add("blocked")
+        if record.reason_code == "rejected":
+            states.add("rejected")
+        elif record.reason_code in NEEDS_PERSON_CODES:
+            states.add("attention")
+    return states
 
 
 class RowBuilder:
@@ -65,8 +88,9 @@ class RowBuilder:
         pruned: dict[str, set[str]],
         decided: dict[str, str],
         holds: dict[str, str],
-        progress: dict[str, float],
-        registered: set[str],
+        progress: dict[str, ScanProgress],
+        registered: frozenset[str] | None,  # None: the catalog's answer is not known
+        blocked: dict[str, list[BlockedRecord]],
         catalog: bool,
     ) -> None:
         self.endpoints = tuple(policy.endpoints)
@@ -81,6 +105,8 @@ class RowBuilder:
         self.holds = holds
         self.progress = progress
         self.registered = registered
+        self.blocked = blocked
+        self.position = {name: index for index, name in enumerate(self.endpoints)}
         self.catalog = catalog
         self._settled: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self._interned: dict[Any, Any] = {}
@@ -101,9 +127,12 @@ class RowBuilder:
         self, scan: str, size: int, acquired: float, actions: Sequence[ActionTuple]
     ) -> ScanRow:
         held = scan in self.holds
-        if not actions and not held:
+        blocked = self.blocked.get(scan, ())
+        if not actions and not held and not blocked:
             return self._settled_row(scan, size, acquired)
-        cells = [self._endpoint_cell(scan, e, acquired, actions, held) for e in self.endpoints]
+        cells = [
+            self._endpoint_cell(scan, e, size, acquired, actions, held) for e in self.endpoints
+        ]
         at = [e for e, c in zip(self.endpoints, cells, strict=True) if c.tone in ("ok", "hold")]
         if self.catalog:
             cells.append(self._catalog_cell(scan, actions))
@@ -116,18 +145,21 @@ class RowBuilder:
             states.add("approval")
         if held:
             states.add("hold")
-        if not actions and "failed" not in states:
+        states |= blocked_states(blocked)
+        if any(decided.get(a[A_ID]) == "reject" for a in actions):
+            states |= {"blocked", "rejected"}
+        if not actions and not {"failed", "attention"} & states:
             states.add("ok")
-        next_text, next_tone = self._next(scan, acquired, actions, held)
+        next_text, next_tone = self._next(scan, acquired, actions, held, blocked)
         rank = (
             0
-            if "failed" in states
+            if "failed" in states or "attention" in states
             else 1
             if "inflight" in states
             else 2
             if awaiting
             else 3
-            if actions or "waiting" in states
+            if actions or "waiting" in states or "blocked" in states
             else 4
         )
         intern = self._intern
@@ -147,7 +179,7 @@ class RowBuilder:
     def _settled_row(self, scan: str, size: int, acquired: float) -> ScanRow:
         levels = tuple(self.levels[e].get(scan, 0) for e in self.endpoints)
         gone = tuple(scan in self.pruned.get(e, ()) for e in self.endpoints)
-        registered = scan in self.registered
+        registered = None if self.registered is None else scan in self.registered
         dues = tuple(
             int((acquired + keep) // 86400) if levels[self.endpoints.index(e)] else None
             for e, keep in self.keep_seconds.items()
@@ -169,14 +201,14 @@ class RowBuilder:
         )
 
     def _settled_parts(self, scan: str, acquired: float) -> tuple[Any, ...]:
-        cells = [self._endpoint_cell(scan, e, acquired, (), False) for e in self.endpoints]
+        cells = [self._endpoint_cell(scan, e, 0, acquired, (), False) for e in self.endpoints]
         at = frozenset(e for e, c in zip(self.endpoints, cells, strict=True) if c.tone == "ok")
         if self.catalog:
             cells.append(self._catalog_cell(scan, ()))
         states = {TONE_STATE[c.tone] for c in cells if c.tone in TONE_STATE}
         if "failed" not in states:
             states.add("ok")
-        next_text, _ = self._next(scan, acquired, (), False)
+        next_text, _ = self._next(scan, acquired, (), False, ())
         rank = 3 if "waiting" in states else 5
         return tuple(cells), next_text, frozenset(states), at, rank
 
@@ -184,8 +216,16 @@ class RowBuilder:
         keep = self.keep_seconds.get(endpoint)
         return None if keep is None else acquired + keep
 
-    def _copying(self, fraction: float | None) -> Cell:
-        word = "copying" if fraction is None else f"{int(fraction * 100)}%"
+    def _copying(self, action_id: str, size: int) -> Cell:
+        """This scan's own share of its task, from the mover's per-file records (not the
+        batch's percentage); "copying" when the mover does not report per scan."""
+        share = self.progress.get(action_id)
+        if share is None or share.bytes_done is None:
+            word = "copying"
+        elif size:
+            word = f"{min(100, share.bytes_done * 100 // size)}%"
+        else:
+            word = "100%" if share.files_done else "0%"
         cell = self._busy.get(word)
         if cell is None:
             cell = self._busy[word] = Cell("⇄", word, "busy")
@@ -195,6 +235,7 @@ class RowBuilder:
         self,
         scan: str,
         endpoint: str,
+        size: int,
         acquired: float,
         actions: Sequence[ActionTuple],
         held: bool,
@@ -207,7 +248,7 @@ class RowBuilder:
                 elif a[A_KIND] == "delete":
                     delete = a
         if copy is not None and copy[A_STATUS] == "submitted":
-            return self._copying(self.progress.get(copy[A_ID]))
+            return self._copying(copy[A_ID], size)
         if delete is not None and delete[A_STATUS] == "submitted":
             return PRUNING
         if (copy is not None and copy[A_STATUS] == "failed") or (
@@ -240,33 +281,60 @@ class RowBuilder:
                 if a[A_STATUS] == "failed":
                     return FAILED
                 return WAITING if a[A_KIND] == "register" else UPDATE
-        if scan in self.registered:
-            return REGISTERED
-        if self.registration and self.levels.get(self.registration, {}).get(scan, 0):
-            return REGISTERED  # a verified first copy with nothing planned: already registered
-        return WAITING
+        if self.registered is None:
+            return UNKNOWN
+        return REGISTERED if scan in self.registered else WAITING
 
     def _priority(self, a: ActionTuple) -> tuple[int, int]:
         gated = a[A_GATED] and a[A_ID] not in self.decided
         return _STATUS_ORDER.get(a[A_STATUS], 3), 0 if gated else 1
 
+    def _blocked_order(self, record: BlockedRecord) -> tuple[int, int]:
+        return _KIND_ORDER.get(record.kind, 9), self.position.get(record.endpoint or "", 0)
+
     def _next(
-        self, scan: str, acquired: float, actions: Sequence[ActionTuple], held: bool
+        self,
+        scan: str,
+        acquired: float,
+        actions: Sequence[ActionTuple],
+        held: bool,
+        blocked: Sequence[BlockedRecord],
     ) -> tuple[str, str]:
-        if actions:
-            chosen = min(actions, key=self._priority)
+        """What comes next for the scan, or what holds it back and why: a failure, then a
+        reason only a person clears, work in flight, an approval awaited, a rejection, planned
+        work, anything else blocked, a hold, and only then the retention dates."""
+        chosen = min(actions, key=self._priority) if actions else None
+        if chosen is not None and chosen[A_STATUS] == "failed":
+            where = route(chosen[A_KIND], chosen[A_SOURCE], chosen[A_TARGET])
+            return f"✗ {where}: {chosen[A_ERROR] or 'failed'}", "bad"
+        ordered = sorted(
+            (b for b in blocked if b.reason_code not in _SHOWN_AS_FAILED),
+            key=self._blocked_order,
+        )
+        for record in ordered:
+            if record.reason_code in NEEDS_PERSON_CODES:
+                where = route(record.kind, None, record.endpoint)
+                return f"⊘ {where}: {record.reason_code}: {record.reason}", "bad"
+        if chosen is not None:
             where = route(chosen[A_KIND], chosen[A_SOURCE], chosen[A_TARGET])
             status = chosen[A_STATUS]
-            if status == "failed":
-                return f"✗ {where}: {chosen[A_ERROR] or 'failed'}", "bad"
             if status == "submitted":
                 return f"⇄ {where}", "busy"
             decision = self.decided.get(chosen[A_ID])
             if chosen[A_GATED] and decision is None:
                 return f"◷ {where}: awaiting approval", "wait"
             if decision == "reject":
-                return f"✗ {where}: rejected", "none"
+                return f"⊘ {where}: rejected", "hold"
+        for record in ordered:
+            if record.reason_code == "rejected":
+                return f"⊘ {route(record.kind, None, record.endpoint)}: rejected", "hold"
+        if chosen is not None:
+            where = route(chosen[A_KIND], chosen[A_SOURCE], chosen[A_TARGET])
             return f"{where}: {chosen[A_REASON]}", "wait"
+        for record in ordered:
+            if record.reason_code != "on_hold":
+                where = route(record.kind, None, record.endpoint)
+                return f"⊘ {where}: {record.reason_code}", "wait"
         if held:
             return f"⏸ held: {self.holds[scan]}", "hold"
         upcoming = [
@@ -277,5 +345,8 @@ class RowBuilder:
         ]
         if upcoming:
             due, endpoint = min(upcoming)
-            return f"prune {endpoint} due {datetime.fromtimestamp(due, UTC).date()}", "none"
+            day = datetime.fromtimestamp(due, UTC).date()
+            if due <= self.now_ts:  # nothing planned or held back yet: the next pass plans it
+                return f"prune {endpoint} due since {day}", "none"
+            return f"prune {endpoint} due {day}", "none"
         return "in sync", "none"

@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Any
 
 from engine.backends import Backends, build_backends
+from engine.clock import SYSTEM_CLOCK
 from engine.config import Config, load_config
 from engine.decision_socket import DecisionServer, socket_path
 from engine.errors import Bl931Error, ConfigError
@@ -77,7 +78,17 @@ def _run_once(config: Config) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         backends.close()
+        _beat_stopped(store)
         store.close()
+
+
+def _beat_stopped(store: StateStore) -> None:
+    """Tell readers (the TUI) at once that no service owns the store any more."""
+    try:
+        now = SYSTEM_CLOCK.now()
+        store.beat(now, stopped_at=now)
+    except Exception:  # a stop must never fail on its own report
+        log.exception("could not record the stop in the heartbeat")
 
 
 def _probe_catalog(backends: Backends) -> None:
@@ -264,6 +275,7 @@ class Service:
             self._stop_watcher()
             self.metrics.close()
             _close_backends(self.backends)
+            _beat_stopped(self.store)
             self.store.close()
 
     def _finish_in_flight(self) -> None:

@@ -7,8 +7,8 @@ can always be read back — for the receipt of the delete they licensed, and for
 `[approval] second_approver_over_bytes`, under which a delete (or replace) of more bytes than
 that runs only once two *different* approvers approved it.
 
-An approval counts for one execution: the list restarts after a rejection and after each
-submission of the action (a restored copy deleted again needs new approvals).
+An approval counts for one execution: the list restarts after a rejection, a revoked approval
+and after each submission of the action (a restored copy deleted again needs new approvals).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from engine.operators import Operator
 from engine.state import StateStore, iso
 
 SIGNED = "decision.signed"
-_REJECTED = "action.rejected"
+# A rejection, or a revoked approval (engine/decision_undo.py), restarts the list.
+_RESTARTS = ("action.rejected", "action.approval_revoked")
 _SUBMITTED = ("delete.submitted", "copy.replace_submitted")
 _EVENT_LIMIT = 10_000
 
@@ -94,7 +95,7 @@ def approvals_for(
     signed_any = False
     for event in store.events(action_id=action_id, limit=_EVENT_LIMIT):
         kind, data = event["kind"], event.get("data") or {}
-        if kind == _REJECTED:
+        if kind in _RESTARTS:
             current = {}
         elif kind in _SUBMITTED:
             # A resubmission of the same execution (after a crash) keeps what licensed it.

@@ -56,6 +56,7 @@ from engine.storage.base import (
     TaskStatus,
     TransferItem,
 )
+from engine.task_progress import record_item_progress
 
 if TYPE_CHECKING:
     from engine.reconciler import Observation
@@ -220,6 +221,7 @@ class Executor:
                 files_done=status.files_done,
                 rate=status.bytes_per_second,
             )
+            record_item_progress(self.store, task.submission_id, status.item_progress)
             if status.finished:
                 outcome += self._finish(task, status, now)
         return outcome

@@ -1,6 +1,7 @@
 """Operators' decisions: checked against `[approval] approvers`, recorded by the store's owner.
 
-A decision (approve, reject, hold, lift a hold, retry, acknowledge an alert) is recorded only
+A decision (approve, reject, hold, lift a hold, retry, acknowledge an alert, and taking an
+approval or a rejection back: `revoke`, `unreject`, engine/decision_undo.py) is recorded only
 by the state store's one writer, the service user:
 
 - the running service takes it on its decision socket (`DecisionDesk`): the kernel names the
@@ -26,12 +27,15 @@ from engine.alert_log import AlertLog
 from engine.approvals import approvals_for, sign
 from engine.config import Config
 from engine.decision_socket import Peer, socket_path
+from engine.decision_undo import Decision, undo_decisions
 from engine.errors import NeedsHumanError, UsageError
 from engine.file_modes import owned_store
 from engine.operators import SYSTEM_ACCOUNTS, Accounts, Approvers, Operator, resolve
 from engine.state import StateStore, iso
 
-OPS = ("approve", "reject", "hold", "lift", "retry", "acknowledge")
+OPS = ("approve", "reject", "hold", "lift", "retry", "acknowledge", "unreject", "revoke")
+_ON_ACTIONS = ("approve", "reject", "retry", "unreject", "revoke")
+_UNDOES: dict[str, Decision] = {"unreject": "reject", "revoke": "approve"}  # op → what it undoes
 ACTION_ID = re.compile(r"[0-9a-f]{1,64}")
 
 
@@ -45,8 +49,8 @@ class DecisionRequest:
 
     Attributes:
         op: one of `OPS`.
-        ids: action ids (approve, reject, retry); the scan (hold, lift); the alert id
-            (acknowledge).
+        ids: action ids (approve, reject, retry, unreject, revoke); the scan (hold, lift); the
+            alert id (acknowledge).
         note: the note of an approve/reject, the reason of a hold, the why of an acknowledgement.
         expires_at: when a hold lapses (None: never).
         scans: action id → scan, as the operator's plan showed it: only labels the events of
@@ -78,7 +82,7 @@ class DecisionRequest:
             raise ValueError("ids must be a non-empty list of strings")
         if op in ("hold", "lift", "acknowledge") and len(ids) != 1:
             raise ValueError(f"{op} takes exactly one id")
-        if op in ("approve", "reject", "retry") and not all(ACTION_ID.fullmatch(i) for i in ids):
+        if op in _ON_ACTIONS and not all(ACTION_ID.fullmatch(i) for i in ids):
             raise ValueError("action ids are hexadecimal (see --dry-run for ids)")
         if not isinstance(note, str):
             raise ValueError("note must be a string")
@@ -106,9 +110,10 @@ class DecisionResult:
     Attributes:
         by: the operator's kernel-resolved name.
         via: `service` (taken by the running service) or `direct` (the service user's command).
-        count: actions decided, holds placed or lifted.
+        count: actions decided, holds placed or lifted, decisions taken back.
         approvals: for an approve, each action's approvers so far (names, first first).
         detail: words about the result (the acknowledged alert).
+        scans: for an unreject or revoke, action id → its scan (when known).
     """
 
     by: str
@@ -116,6 +121,7 @@ class DecisionResult:
     count: int = 0
     approvals: dict[str, list[str]] = field(default_factory=dict)
     detail: str = ""
+    scans: dict[str, str] = field(default_factory=dict)
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -124,6 +130,7 @@ class DecisionResult:
             "count": self.count,
             "approvals": self.approvals,
             "detail": self.detail,
+            "scans": self.scans,
         }
 
     @classmethod
@@ -134,6 +141,7 @@ class DecisionResult:
             int(data.get("count", 0)),
             {str(k): [str(n) for n in v] for k, v in dict(data.get("approvals") or {}).items()},
             str(data.get("detail", "")),
+            {str(k): str(v) for k, v in dict(data.get("scans") or {}).items()},
         )
 
 
@@ -146,7 +154,8 @@ def record(
     the same, so the pass that plans it finds it approved.
 
     Raises:
-        UsageError: an alert that cannot be acknowledged (the message says why).
+        UsageError: an alert that cannot be acknowledged, or a decision that cannot be taken
+            back (the message names each id and why; nothing is undone then).
     """
     by, ids = operator.name, list(request.ids)
     if request.op in ("approve", "reject"):
@@ -162,8 +171,21 @@ def record(
     if request.op == "lift":
         return DecisionResult(by, via, store.lift_hold(ids[0], by, now))
     if request.op == "retry":
-        store.request_retry(ids, by, now)
+        labels = dict(request.scans)
+        with store.transaction() as conn:
+            store.request_retry(ids, by, now)
+            conn.executemany(  # one event each, with who asked
+                """INSERT INTO events(at, level, kind, scan, action_id, message)
+                   VALUES (?, 'info', 'action.retry_requested',
+                           coalesce((SELECT scan FROM actions WHERE id = ?), ?), ?, ?)""",
+                [(iso(now), aid, labels.get(aid), aid, f"retry requested by {by}") for aid in ids],
+            )
         return DecisionResult(by, via, len(ids))
+    if request.op in _UNDOES:
+        signed = {"uid": operator.uid, "via": via}
+        undone = undo_decisions(store, ids, _UNDOES[request.op], by=by, now=now, signed=signed)
+        scans = {u.action_id: u.scan for u in undone if u.scan is not None}
+        return DecisionResult(by, via, len(undone), scans=scans)
     alert = AlertLog(store).acknowledge(ids[0], by=by, why=request.note, now=now)
     return DecisionResult(by, via, 1, detail=f"{alert.code} at {alert.endpoint or '—'}")
 

@@ -820,10 +820,7 @@ class _Planner:
                     f"{endpoint} holds the only verified copy of an older version of this scan",
                 )
             if reason is None and endpoint in wanted:
-                reason = (
-                    "still_needed",
-                    "another copy's delete or a copy downstream still relies on this one",
-                )
+                reason = ("still_needed", self._relied_on_by(case, endpoint))
             if reason is not None:
                 case.block(ActionKind.DELETE, endpoint, *reason)
                 continue
@@ -843,6 +840,46 @@ class _Planner:
                         self._order(ActionKind.DELETE, endpoint),
                     )
                 )
+
+    def _relied_on_by(self, case: _Case, endpoint: str) -> str:
+        """Why the copy at `endpoint` is still needed, naming what relies on it.
+
+        A holder whose delete requires this copy, and where that delete stands (awaiting
+        approval, approved, planned, in flight, or held back and why), so an operator sees that
+        this prune comes in a later round. Holders are decided first (retention order), so their
+        delete candidates are known here.
+        """
+        for holder, needs in self.requires_of.items():
+            if endpoint not in needs or holder == endpoint:
+                continue
+            level = case.levels.get(holder)
+            if level is None:
+                return f"{holder} could not be listed: the copy there may still rely on this one"
+            if level is Level.ABSENT:
+                continue
+            if any(f.kind is ActionKind.DELETE and f.target == holder for f in case.flights):
+                return f"the {holder} prune in flight relies on this copy"
+            planned = next((c for c in case.candidates if c.target == holder), None)
+            if planned is not None:
+                if planned.requires_approval and not planned.approved:
+                    return (
+                        f"the {holder} prune awaiting approval relies on this copy; "
+                        "this prune follows it"
+                    )
+                if planned.approved:
+                    return f"the approved {holder} prune relies on this copy"
+                return f"the {holder} prune planned in this pass relies on this copy"
+            held = next(
+                (
+                    b.code
+                    for b in case.blocked
+                    if b.kind is ActionKind.DELETE and b.endpoint == holder
+                ),
+                None,
+            )
+            why = f" ({holder}: {held})" if held else ""
+            return f"the {holder} copy relies on this one until it is pruned{why}"
+        return "a copy still to be made from this one needs it as its source"
 
     def _delete_blocker(self, case: _Case, endpoint: str) -> tuple[str, str | None] | None:
         """Why the copy at `endpoint` may not be deleted now (code, reason), or None.

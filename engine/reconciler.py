@@ -49,6 +49,7 @@ from engine.model import (
 )
 from engine.observe import Assessed, assess
 from engine.operators import operator_name
+from engine.pass_findings import PassFindings
 from engine.planner import PlanInput, plan
 from engine.policy import Policy
 from engine.rehash import Rehasher
@@ -142,6 +143,7 @@ class Reconciler:
         self.layout = ScanLayout.from_config(config.inventory)
         self.policy = Policy.from_config(config)
         self.executor = Executor(config, store, backends, self.layout, clock=self.clock)
+        self.findings = PassFindings(store)
         keep_pids_in(backends.catalog, store)
         self._swept = False
         # Scan id → listing signature of scans the live watcher declared complete (the service
@@ -569,6 +571,7 @@ class Reconciler:
                 extra={"alert": alert.code, "endpoint": alert.endpoint, "effect": alert.effect},
             )
         self.store.save_plan(the_plan.actions, started)
+        self.findings.record(the_plan, seen.catalog, started)
         outcome += self.executor.execute(the_plan, seen, started)
         if drain:
             outcome += self.executor.drain()

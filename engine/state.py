@@ -12,7 +12,8 @@ Tables:
 - decisions (with the view `approvals`), holds, retries (operator decisions, written by the
   TUI or CLI; engine/decisions.py);
 - deletions (receipts, one per removal; also the absences the engine caused itself),
-  endpoints (health), heartbeat (the service's liveness, read by the TUI).
+  endpoints (health), heartbeat (the service's liveness, read by the TUI);
+- blocked, catalog_entries, catalog_status (what the last pass found: `engine.pass_findings`).
 """
 
 from __future__ import annotations
@@ -320,6 +321,34 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT '', scan, MIN(at) FROM events
         WHERE kind = 'catalog.register' AND scan IS NOT NULL
         GROUP BY scan;
+    """,
+    # 7: what each pass held back and why, the catalog as last read (engine.pass_findings);
+    # per-scan progress of a task, from the mover's per-file records (engine.task_progress)
+    """
+    CREATE TABLE blocked(
+        scan TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        endpoint TEXT NOT NULL DEFAULT '',
+        reason_code TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        since TEXT NOT NULL,
+        PRIMARY KEY(scan, kind, endpoint, reason_code)
+    ) WITHOUT ROWID;
+    CREATE TABLE catalog_entries(
+        scan TEXT PRIMARY KEY,
+        locations TEXT NOT NULL,
+        seen_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE catalog_status(
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        read_at TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        error TEXT,
+        last_ok_at TEXT
+    );
+    ALTER TABLE task_items ADD COLUMN files_done INTEGER;
+    ALTER TABLE task_items ADD COLUMN bytes_done INTEGER;
+    ALTER TABLE heartbeat ADD COLUMN stopped_at TEXT;
     """,
 )
 
@@ -912,7 +941,7 @@ class StateStore:
                 ),
             )
             conn.executemany(
-                "INSERT INTO task_items VALUES (?,?,?)",
+                "INSERT INTO task_items(submission_id, action_id, scan) VALUES (?,?,?)",
                 [(task.submission_id, aid, scans[aid]) for aid in task.action_ids],
             )
             conn.executemany(
@@ -1312,6 +1341,7 @@ class StateStore:
             "pass_finished_at",
             "last_ok_pass_at",
             "summary",
+            "stopped_at",  # the owner exited cleanly (a later pass start supersedes it)
         }
         unknown = set(fields) - allowed
         if unknown:
@@ -1335,5 +1365,6 @@ class StateStore:
         out = dict(row)
         for key in ("beat_at", "pass_started_at", "pass_finished_at", "last_ok_pass_at"):
             out[key] = parse_time(out[key])
+        out["stopped_at"] = parse_time(out.get("stopped_at"))  # absent before schema 7
         out["summary"] = json.loads(out["summary"]) if out["summary"] else None
         return out

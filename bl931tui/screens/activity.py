@@ -1,8 +1,9 @@
-"""Tasks (bytes, files, rate, ETA of each batch) and Events (the audit log, filterable)."""
+"""Tasks (each batch: its scans, start, elapsed time, rate and ETA, and below the highlighted
+one its scans one by one) and Events (the audit log, filterable; enter reads one in full)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import humanize
@@ -11,35 +12,103 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from bl931tui.commands import bindings
 from bl931tui.details import TaskView, load_events, load_tasks
-from bl931tui.render import printable
+from bl931tui.readmodel import connection
+from bl931tui.render import printable, size
+from bl931tui.screens.event_dialog import EventDialog
+from bl931tui.widgets.keybar import KeyBar
+from bl931tui.widgets.status import short_delta
 from bl931tui.widgets.virtual_table import Column, VirtualTable
+from engine.task_progress import ScanProgress, task_scans
 
 if TYPE_CHECKING:
     from bl931tui.app import Bl931App
 
 STATUS_STYLE = {"active": "cyan", "preparing": "yellow", "succeeded": "green", "failed": "bold red"}
+TASKS_EMPTY = (
+    "no tasks yet: copies and deletes appear here in batches while they run, "
+    "and for a while after they finish"
+)
+EVENTS_EMPTY = "no events yet: every scan found, copy, delete, decision and alert is recorded here"
+SCANS_LISTED = 4
 
 
-def task_cells(task: TaskView) -> list[Text]:
-    done = task.bytes_done / task.bytes_total if task.bytes_total else 0.0
-    eta = task.eta_seconds
-    route = f"{task.source or ''}→{task.target}" if task.source else f"at {task.target}"
-    return [
-        Text(task.status, STATUS_STYLE.get(task.status, "")),
-        Text(task.kind),
-        Text(route),
-        Text(f"{done:4.0%}" if task.bytes_total else "—"),
-        Text(f"{humanize.naturalsize(task.bytes_done)}/{humanize.naturalsize(task.bytes_total)}"),
-        Text(f"{task.files_done}/{task.files_total}"),
-        Text(f"{humanize.naturalsize(task.rate)}/s" if task.rate else "—"),
-        Text(humanize.naturaldelta(timedelta(seconds=eta)) if eta is not None else "—"),
-        Text(task.task_id or task.submission_id, "dim"),
-        Text(task.error or task.label, "red" if task.error else "dim"),
+def started_text(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "—"
+    return f"{moment:%H:%M}" if moment.date() == now.date() else f"{moment:%m-%d}"
+
+
+class TaskCells:
+    """Formats a task row against the app's clock at paint time."""
+
+    def __init__(self) -> None:
+        self.now = datetime.fromtimestamp(0).astimezone()
+
+    def __call__(self, task: TaskView) -> list[Text]:
+        done = task.bytes_done / task.bytes_total if task.bytes_total else 0.0
+        eta = task.eta_seconds
+        route = (
+            f"{task.kind} {task.source}→{task.target}"
+            if task.source
+            else f"{task.kind} {task.target}"
+        )
+        elapsed = task.elapsed(self.now)
+        return [
+            Text(task.status, STATUS_STYLE.get(task.status, "")),
+            Text(route),
+            Text(f"{task.scans:,}"),
+            Text(f"{done:4.0%}" if task.bytes_total else "—"),
+            Text(started_text(task.created_at, self.now)),
+            Text(short_delta(elapsed) if elapsed is not None else "—"),
+            Text(f"{humanize.naturalsize(task.rate)}/s" if task.rate else "—"),
+            Text(short_delta(timedelta(seconds=eta)) if eta is not None else "—"),
+            Text(printable(task.first_scan or "")),
+            Text(f"{size(task.bytes_done)}/{size(task.bytes_total)}"),
+            Text(f"{task.files_done}/{task.files_total}"),
+            Text(task.task_id or task.submission_id, "dim"),
+            Text(task.error or task.label, "red" if task.error else "dim"),
+        ]
+
+
+def _fit(line: str, width: int, *, keep_end: bool = False) -> str:
+    if len(line) <= width:
+        return line
+    return "…" + line[len(line) - width + 1 :] if keep_end else line[: width - 1] + "…"
+
+
+def describe_task(task: TaskView, scans: list[ScanProgress], now: datetime, width: int) -> str:
+    """The highlighted task in words, then its scans, each with its own progress (one line
+    each, paths shortened from the left so the file name stays)."""
+    where = f"{task.source} → {task.target}" if task.source else f"at {task.target}"
+    started = f"{task.created_at:%Y-%m-%d %H:%M:%S}" if task.created_at else "—"
+    elapsed = task.elapsed(now)
+    took = f" ({humanize.naturaldelta(elapsed)})" if elapsed is not None else ""
+    reported = any(scan.bytes_done is not None for scan in scans)
+    lines = [
+        _fit(
+            f"{task.kind} {where} · {task.status} · started {started}{took} · "
+            f"{task.task_id or task.submission_id}",
+            width,
+        ),
+        f"{len(scans)} scan(s)"
+        + ("" if reported else ", progress per scan not reported by this mover")
+        + ":",
     ]
+    for scan in scans[:SCANS_LISTED]:
+        share = (
+            f" · {scan.files_done} file(s), {size(scan.bytes_done)}"
+            if scan.bytes_done is not None
+            else ""
+        )
+        path = _fit(printable(scan.scan), max(12, width - len(share) - 2), keep_end=True)
+        lines.append(f"  {path}{share}")
+    if len(scans) > SCANS_LISTED:
+        lines.append(f"  … and {len(scans) - SCANS_LISTED} more")
+    return "\n".join(lines)
 
 
 class _StoreScreen(Screen[None]):
@@ -60,28 +129,39 @@ class _StoreScreen(Screen[None]):
 class TasksScreen(_StoreScreen):
     SCOPE = "tasks"
     BINDINGS: ClassVar[list[BindingType]] = bindings("tasks")  # type: ignore[assignment]
-    DEFAULT_CSS = "TasksScreen #summary { height: 1; padding: 0 1; background: $panel; }"
+    DEFAULT_CSS = """
+    TasksScreen #summary { height: 1; padding: 0 1; background: $panel; }
+    TasksScreen #task { height: 7; padding: 0 1; border-top: solid $primary; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells = TaskCells()
 
     def compose(self) -> ComposeResult:
         yield Static("reading tasks…", id="summary")
         yield VirtualTable[TaskView](
             [
                 Column("status", 9),
-                Column("kind", 6),
-                Column("route", 10),
+                Column("route", 13),
+                Column("scans", 5, right=True),
                 Column("done", 5, right=True),
-                Column("bytes", 19, right=True),
-                Column("files", 9, right=True),
+                Column("started", 7),
+                Column("elapsed", 7, right=True),
                 Column("rate", 10, right=True),
-                Column("eta", 10, right=True),
-                Column("task", 0, keep_end=True),
-                Column("label / error", 0, hide_below=130),
+                Column("eta", 6, right=True),
+                Column("first scan (all below)", 0, keep_end=True, hide_below=100),
+                Column("bytes", 19, right=True, hide_below=120),
+                Column("files", 9, right=True, hide_below=120),
+                Column("task", 0, keep_end=True, hide_below=140),
+                Column("label / error", 0, hide_below=170),
             ],
-            cells=task_cells,
+            cells=self.cells,
             key=lambda t: t.submission_id,
-            empty="no tasks yet",
+            empty=TASKS_EMPTY,
         )
-        yield Footer()
+        yield Static(id="task")
+        yield KeyBar(self.SCOPE)
 
     def on_mount(self) -> None:
         self.query_one(VirtualTable).focus()
@@ -97,20 +177,42 @@ class TasksScreen(_StoreScreen):
         self.app.call_from_thread(self._show, tasks)
 
     def _show(self, tasks: tuple[TaskView, ...]) -> None:
+        self.cells.now = self.bl931.clock()
         active = [t for t in tasks if t.status in ("preparing", "active")]
         moving = sum(t.bytes_total - t.bytes_done for t in active)
         self.query_one("#summary", Static).update(
-            f"{len(active)} active task(s), {humanize.naturalsize(moving)} to go · "
+            f"{len(active)} active task(s), {size(moving)} to go · "
             f"{len(tasks) - len(active)} recently finished"
         )
         self.query_one(VirtualTable).set_rows(tasks)
+        self._describe()
+
+    @on(VirtualTable.Highlighted)
+    def _moved(self) -> None:
+        self._describe()
+
+    def _describe(self) -> None:
+        task = self.query_one(VirtualTable).cursor_row
+        if task is None:
+            self.query_one("#task", Static).update("")
+            return
+        self._load_scans(task)
+
+    @work(thread=True, exclusive=True, group="task-scans", exit_on_error=False)
+    def _load_scans(self, task: TaskView) -> None:
+        store = self.bl931.reader()
+        scans = task_scans(connection(store), task.submission_id) if store is not None else []
+        pane = self.query_one("#task", Static)
+        text = describe_task(task, scans, self.bl931.clock(), pane.content_region.width or 78)
+        self.app.call_from_thread(pane.update, Text(text))
 
 
 def event_cells(event: dict[str, Any]) -> list[Text]:
     style = {"error": "bold red", "warning": "yellow"}.get(event["level"], "")
+    level = {"warning": "warn"}.get(event["level"], event["level"])
     return [
-        Text(event["at"][:19].replace("T", " ")),
-        Text(event["level"], style),
+        Text(event["at"][5:19].replace("T", " ")),
+        Text(level, style),
         Text(event["kind"]),
         Text(printable(event["scan"] or "")),
         Text(event["message"], style),
@@ -136,17 +238,17 @@ class EventsScreen(_StoreScreen):
         yield Static("reading events…", id="summary")
         yield VirtualTable[dict[str, Any]](
             [
-                Column("when", 19),
-                Column("level", 7),
-                Column("kind", 18),
-                Column("scan", 30, keep_end=True, hide_below=120),
+                Column("when", 14),
+                Column("level", 5),
+                Column("kind", 16),
+                Column("scan", 0, keep_end=True),
                 Column("message", 0),
             ],
             cells=event_cells,
             key=lambda e: str(e["seq"]),
-            empty="no events",
+            empty=EVENTS_EMPTY,
         )
-        yield Footer()
+        yield KeyBar(self.SCOPE)
 
     def on_mount(self) -> None:
         self.query_one(VirtualTable).focus()
@@ -163,11 +265,22 @@ class EventsScreen(_StoreScreen):
 
     def _show(self, events: list[dict[str, Any]], text: str) -> None:
         shown = f"newest {len(events):,} events" + (f" matching {text!r}" if text else "")
-        self.query_one("#summary", Static).update(shown)
-        self.query_one(VirtualTable).set_rows(events)
+        self.query_one("#summary", Static).update(shown + " · enter reads one in full")
+        table = self.query_one(VirtualTable)
+        table.set_empty(f"no event matches {text!r}" if text else EVENTS_EMPTY)
+        table.set_rows(events)
 
     def action_filter(self) -> None:
         self.query_one("#filter", Input).focus()
+
+    def action_open(self) -> None:
+        event = self.query_one(VirtualTable).cursor_row
+        if event is not None:
+            self.app.push_screen(EventDialog(event))
+
+    @on(VirtualTable.Selected)
+    def _selected(self) -> None:
+        self.action_open()
 
     @on(Input.Changed, "#filter")
     def _changed(self, event: Input.Changed) -> None:

@@ -16,7 +16,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from bl931tui.alerts import (
     ALERT_GLYPH,
@@ -29,6 +29,7 @@ from bl931tui.alerts import (
 from bl931tui.commands import bindings
 from bl931tui.readmodel import standing_alerts
 from bl931tui.render import printable
+from bl931tui.widgets.keybar import KeyBar
 from bl931tui.widgets.status import ago
 from bl931tui.widgets.virtual_table import Column, VirtualTable
 from engine.alert_log import AlertRecord
@@ -151,7 +152,7 @@ class AlertsScreen(Screen[None]):
             id="alerts",
         )
         yield Static("", id="alert")
-        yield Footer()
+        yield KeyBar(self.SCOPE)
 
     def on_mount(self) -> None:
         self.query_one(VirtualTable).focus()

@@ -14,11 +14,12 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from bl931tui.commands import bindings
 from bl931tui.details import ScanDetail, load_detail
 from bl931tui.render import printable
+from bl931tui.widgets.keybar import KeyBar
 from engine.model import Level
 
 if TYPE_CHECKING:
@@ -44,8 +45,14 @@ def _table(title: str, *columns: str) -> Table:
     return table
 
 
-def render_detail(detail: ScanDetail, now: datetime) -> RenderableType:
-    """The whole description as one renderable (tested without an app)."""
+def render_detail(detail: ScanDetail, now: datetime, width: int = 160) -> RenderableType:
+    """The whole description as one renderable (tested without an app).
+
+    What an operator decides from comes first: the retention calendar (when each copy may go
+    and what it waits on) and what the last pass held back, then the evidence. Narrower than
+    120 columns, the evidence leaves out the checksum (the head line has it).
+    """
+    narrow = width < 120
     parts: list[RenderableType] = []
     scan = detail.scan
     head = Text(printable(detail.scan_id), "bold")
@@ -66,6 +73,25 @@ def render_detail(detail: ScanDetail, now: datetime) -> RenderableType:
         )
     parts.append(head)
 
+    calendar = _table("Retention calendar", "endpoint", "prune due", "needs first", "waits on")
+    for entry in detail.calendar:
+        needs = ", ".join(
+            f"{'✓' if ok else '✗'} {name} ({entry.verify.word})" for name, ok in entry.requires
+        )
+        calendar.add_row(entry.endpoint, stamp(entry.due_at), needs or "—", entry.waits_on)
+    parts.append(calendar)
+
+    if detail.blocked:
+        held = _table("Held back (last pass)", "kind", "at", "why", "since")
+        for record in detail.blocked:
+            held.add_row(
+                record.kind,
+                record.endpoint or "catalog",
+                Text(f"{record.reason_code}: {record.reason}", "magenta"),
+                stamp(record.since),
+            )
+        parts.append(held)
+
     replicas = _table("Replicas", "endpoint", "level", "size", "files", "evidence", "task", "when")
     for r in detail.replicas:
         if r.pruned_at:
@@ -75,7 +101,9 @@ def render_detail(detail: ScanDetail, now: datetime) -> RenderableType:
             continue
         ev = r.evidence
         evidence = "—"
-        if ev is not None:
+        if ev is not None and narrow:
+            evidence = f"{ev.level.word} by {ev.how}"
+        elif ev is not None:
             evidence = f"{ev.level.word} · {ev.algorithm or ''} {ev.value or ''} · by {ev.how}"
         replicas.add_row(
             r.endpoint,
@@ -87,14 +115,6 @@ def render_detail(detail: ScanDetail, now: datetime) -> RenderableType:
             stamp(ev.verified_at if ev else r.observed_at),
         )
     parts.append(replicas)
-
-    calendar = _table("Retention calendar", "endpoint", "prune due", "needs first", "waits on")
-    for entry in detail.calendar:
-        needs = ", ".join(
-            f"{'✓' if ok else '✗'} {name} ({entry.verify.word})" for name, ok in entry.requires
-        )
-        calendar.add_row(entry.endpoint, stamp(entry.due_at), needs or "—", entry.waits_on)
-    parts.append(calendar)
 
     actions = _table("Actions", "kind", "route", "status", "reason / error", "attempts", "updated")
     for a in sorted(detail.actions, key=lambda a: a.updated_at, reverse=True):
@@ -136,7 +156,7 @@ class DetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(Text(f"reading {printable(self.scan_id)}…", "dim"), id="detail")
-        yield Footer()
+        yield KeyBar(self.SCOPE)
 
     def on_mount(self) -> None:
         self.query_one(VerticalScroll).focus()
@@ -159,7 +179,8 @@ class DetailScreen(Screen[None]):
 
     def _show(self, detail: ScanDetail, now: datetime) -> None:
         self.detail = detail
-        self.query_one("#detail", Static).update(render_detail(detail, now))
+        width = self.query_one("#detail", Static).content_region.width or self.app.size.width
+        self.query_one("#detail", Static).update(render_detail(detail, now, width))
 
     def action_back(self) -> None:
         self.app.pop_screen()
@@ -172,3 +193,17 @@ class DetailScreen(Screen[None]):
 
     def action_retry(self) -> None:
         self.bl931.retry_scan(self.scan_id)
+
+    def action_undo(self) -> None:
+        """Take back this scan's rejections (or, with none, its unspent approvals)."""
+        standing = self.detail.standing if self.detail is not None else ()
+        rejected = [item for item in standing if item.state == "rejected"]
+        approved = [item for item in standing if item.state == "approved"]
+        if rejected:
+            self.bl931.ask_undo(rejected, "reject", self.reload)
+        elif approved:
+            self.bl931.ask_undo(approved, "approve", self.reload)
+        else:
+            self.notify(
+                f"nothing to un-reject or revoke on {printable(self.scan_id)}", title="undo"
+            )

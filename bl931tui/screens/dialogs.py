@@ -25,11 +25,11 @@ from engine.alert_log import AlertRecord
 DIALOG_CSS = """
 {name} {{ align: center middle; }}
 {name} > Vertical {{
-    width: 72; max-width: 95%; height: auto; padding: 1 2;
-    border: thick $warning; background: $surface;
+    width: 72; max-width: 95%; height: auto; max-height: 100%; padding: 0 2;
+    border: thick $warning; background: $surface; overflow-y: auto;
 }}
 {name} .title {{ text-style: bold; margin-bottom: 1; }}
-{name} Input {{ margin: 1 0 0 0; }}
+{name} Input {{ margin: 0; }}
 {name} Horizontal {{ height: auto; margin-top: 1; align-horizontal: right; }}
 {name} Button {{ margin-left: 2; }}
 {name} .problem {{ color: $error; height: auto; }}

@@ -13,11 +13,13 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from bl931tui.commands import bindings
 from bl931tui.filtering import SORT_KEYS, FilterError, ViewQuery, apply_view
+from bl931tui.liveness import owner_alive
 from bl931tui.readmodel import CATALOG, ScanRow, Snapshot
+from bl931tui.widgets.keybar import KeyBar
 from bl931tui.widgets.status import TONE_STYLE, ContextHeader, PulseLine
 from bl931tui.widgets.virtual_table import Column, VirtualTable
 
@@ -25,29 +27,47 @@ if TYPE_CHECKING:
     from bl931tui.app import Bl931App
 
 
+COMPACT_BELOW = 110
+"""Narrower tables (80 columns over SSH) show each stage as its glyph, so the state and the
+next action both keep their columns."""
+
+
 def scan_columns(stages: tuple[str, ...]) -> list[Column]:
     columns = [
-        Column("scan", 0, keep_end=True),
+        Column("scan", 0, keep_end=True, flex=3),
         Column("size", 8, right=True),
         Column("age", 9, right=True, hide_below=100),
     ]
-    columns += [Column(stage, 12 if stage == CATALOG else 10) for stage in stages]
-    columns.append(Column("next action · reason", 0, hide_below=110))
+    columns += [
+        Column(
+            stage,
+            12 if stage == CATALOG else 10,
+            compact_below=COMPACT_BELOW,
+            compact_width=5,
+            compact_title="cat" if stage == CATALOG else stage,
+        )
+        for stage in stages
+    ]
+    columns.append(Column("next action · reason", 0, flex=2))
     return columns
 
 
+def age_text(now: datetime, acquired: float) -> str:
+    return humanize.naturaldelta(timedelta(seconds=max(0.0, now.timestamp() - acquired)))
+
+
 class ScanCells:
-    """Formats a visible row; ages are relative to the snapshot's (injected) clock."""
+    """Formats a visible row when it is painted; ages are relative to the app's clock at
+    that moment (never to when the row last changed)."""
 
     def __init__(self) -> None:
         self.now = datetime.fromtimestamp(0).astimezone()
 
     def __call__(self, row: ScanRow) -> list[Text]:
-        age = self.now.timestamp() - row.acquired
         texts = [
             Text(row.label),
             Text(humanize.naturalsize(row.size)),
-            Text(humanize.naturaldelta(timedelta(seconds=max(0.0, age)))),
+            Text(age_text(self.now, row.acquired)),
         ]
         texts += [Text(cell.text, TONE_STYLE[cell.tone]) for cell in row.cells]
         texts.append(Text(row.next_text, TONE_STYLE[row.next_tone]))
@@ -94,11 +114,21 @@ class ScansScreen(Screen[None]):
             scan_columns(self.bl931.stages),
             cells=self.cells,
             key=lambda row: row.scan,
-            empty="no scans in the state store yet",
+            empty=self.empty_text(),
             id="scans",
         )
         yield Static(id="showing")
-        yield Footer()
+        yield KeyBar(self.SCOPE)
+
+    def empty_text(self) -> str:
+        app = self.bl931
+        if app.store_missing:
+            return (
+                f"no state store yet at {app.state_path_shown}: start the service "
+                "(bl931tui --reconcile), or run one pass (bl931tui --reconcile --once); "
+                "either creates it, and the scans it finds appear here"
+            )
+        return f"no scans yet: each scan found at {app.config.inventory.endpoint} appears here"
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).cursor_blink = False
@@ -109,7 +139,6 @@ class ScansScreen(Screen[None]):
     def show_snapshot(self, snapshot: Snapshot) -> None:
         """A new snapshot from the app's refresh worker: recompute the view off the loop."""
         self.snapshot = snapshot
-        self.cells.now = snapshot.taken_at
         self.recompute()
 
     def recompute(self) -> None:
@@ -138,9 +167,20 @@ class ScansScreen(Screen[None]):
         self.query_one(VirtualTable).set_rows(message.rows)
         self.update_status()
 
+    def _age_rows(self) -> None:
+        """Move the ages on to the app's clock, repainting only rows whose age text changed."""
+        now, before = self.bl931.clock(), self.cells.now
+        if now == before:
+            return
+        self.cells.now = now
+        self.query_one(VirtualTable).refresh_visible(
+            lambda row: age_text(now, row.acquired) != age_text(before, row.acquired)
+        )
+
     def update_status(self) -> None:
-        """Header, pulse and the "showing N of M" line (cheap: no row work)."""
+        """Header, pulse, ages and the "showing N of M" line (cheap: visible rows only)."""
         app = self.bl931
+        self._age_rows()
         self.query_one(ContextHeader).show(
             beamline=app.config.beamline.name,
             snapshot=self.snapshot,
@@ -149,8 +189,13 @@ class ScansScreen(Screen[None]):
             read_only=app.read_only,
             user=app.user,
             paused=app.paused,
+            alive=owner_alive(self.snapshot.heartbeat if self.snapshot else None),
+            read_at=app.checked_at,
         )
-        self.query_one(PulseLine).show(self.snapshot)
+        self.query_one(PulseLine).show(
+            self.snapshot, missing=app.state_path_shown if app.store_missing else None
+        )
+        self.query_one(VirtualTable).set_empty(self.empty_text())
         q = self.query_state
         total = self.snapshot.total if self.snapshot else 0
         text = Text(no_wrap=True, overflow="ellipsis")
@@ -208,6 +253,10 @@ class ScansScreen(Screen[None]):
     @on(VirtualTable.Selected)
     def _open(self, event: VirtualTable.Selected) -> None:
         self.bl931.open_detail(event.key)
+
+    def action_open(self) -> None:
+        if (scan := self._current_scan()) is not None:
+            self.bl931.open_detail(scan)
 
     def _current_scan(self) -> str | None:
         return self.query_one(VirtualTable).cursor_key

@@ -9,6 +9,7 @@ a few changed, only the changed lines are repainted.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
@@ -37,6 +38,15 @@ class Column:
     right: bool = False
     keep_end: bool = False  # truncate on the left (paths: the file name matters most)
     hide_below: int = 0  # not shown when the table is narrower than this
+    # Narrower than `compact_below`: `compact_width` columns, showing only the cell's first
+    # word (a state's glyph) under `compact_title`.
+    compact_below: int = 0
+    compact_width: int = 0
+    compact_title: str = ""
+    flex: int = 1  # a `width=0` column's share of the space left over
+
+    def compact(self, table_width: int) -> bool:
+        return table_width < self.compact_below
 
 
 class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
@@ -47,6 +57,10 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
     | `virtual-table--header` | the column titles |
     | `virtual-table--cursor` | the highlighted row |
     | `virtual-table--marked` | rows marked with space |
+
+    A `markable` table shows a mark column: `●` on each marked row (a glyph, so a mark never
+    rests on a background shade alone), and space marks or unmarks the highlighted row
+    without moving the cursor.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = bindings("table")  # type: ignore[assignment]
@@ -79,6 +93,17 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         def control(self) -> VirtualTable[Any]:
             return self.table
 
+    class MarksChanged(Message):
+        """Rows were marked or unmarked."""
+
+        def __init__(self, table: VirtualTable[Any]) -> None:
+            super().__init__()
+            self.table = table
+
+        @property
+        def control(self) -> VirtualTable[Any]:
+            return self.table
+
     class Selected(Message):
         """Enter was pressed on a row."""
 
@@ -98,18 +123,38 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         cells: Callable[[RowT], Sequence[Text]],
         key: Callable[[RowT], str],
         empty: str = "nothing to show",
+        markable: bool = False,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
-        self.columns = tuple(columns)
+        self.markable = markable
+        self.columns = ((Column("", 1),) if markable else ()) + tuple(columns)
         self._cells = cells
         self._key = key
         self.empty = empty
         self.rows: Sequence[RowT] = ()
         self.cursor = 0
         self.marked: set[str] = set()
+
+    def _texts(self, row: RowT) -> Sequence[Text]:
+        texts = self._cells(row)
+        if not self.markable:
+            return texts
+        return [Text("●" if self._key(row) in self.marked else " ", "bold"), *texts]
+
+    def set_empty(self, text: str) -> None:
+        """What the table says when it has no rows (what would appear there)."""
+        if text != self.empty:
+            self.empty = text
+            self.refresh()
+
+    def clear_marks(self) -> None:
+        if self.marked:
+            self.marked.clear()
+            self.refresh()
+            self.post_message(self.MarksChanged(self))
 
     # ---- data ----------------------------------------------------------------------------
     @property
@@ -150,6 +195,14 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
             if key_of(row) == key:
                 return index
         return None
+
+    def refresh_visible(self, changed: Callable[[RowT], bool]) -> None:
+        """Repaint the visible rows for which `changed(row)` is true (e.g. an age that moved
+        on while the row itself stayed the same)."""
+        top = round(self.scroll_y)
+        for index in range(top, min(top + self.size.height - 1, len(self.rows))):
+            if changed(self.rows[index]):
+                self.refresh(Region(0, index - top + 1, self.size.width, 1))
 
     def _refresh_changed(self, old_rows: Sequence[RowT], top: int) -> None:
         height = self.size.height - 1
@@ -208,12 +261,14 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         self.move_cursor(len(self.rows) - 1)
 
     def action_mark(self) -> None:
+        """Mark or unmark the highlighted row; the cursor stays on it (what is under the
+        cursor is what was marked)."""
         key = self.cursor_key
-        if key is None:
+        if key is None or not self.markable:
             return
         self.marked.symmetric_difference_update({key})
-        self.move_cursor(self.cursor + 1)
         self.refresh()
+        self.post_message(self.MarksChanged(self))
 
     def action_select(self) -> None:
         key = self.cursor_key
@@ -227,19 +282,38 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
     # ---- rendering -----------------------------------------------------------------------
     def _widths(self, width: int) -> list[int]:
         """Each column's width at this table width (0: hidden)."""
-        shown = [c for c in self.columns if width >= c.hide_below]
-        fixed = sum(c.width + 1 for c in shown if c.width)
-        flexible = [c for c in shown if not c.width]
-        spare = max(8, width - fixed - len(flexible))
-        share = spare // max(1, len(flexible))
-        return [0 if width < c.hide_below else c.width or share for c in self.columns]
 
-    def _line(self, texts: Sequence[Text], widths: list[int], style: Style) -> Strip:
+        def fixed_width(c: Column) -> int:
+            return c.compact_width if c.compact(width) else c.width
+
+        shown = [c for c in self.columns if width >= c.hide_below]
+        fixed = sum(fixed_width(c) + 1 for c in shown if fixed_width(c))
+        flexible = [c for c in shown if not fixed_width(c)]
+        spare = max(8, width - fixed - len(flexible))
+        shares = max(1, sum(c.flex for c in flexible))
+        return [
+            0 if width < c.hide_below else fixed_width(c) or spare * c.flex // shares
+            for c in self.columns
+        ]
+
+    def _line(
+        self, texts: Sequence[Text], widths: list[int], style: Style, *, header: bool = False
+    ) -> Strip:
         line = Text(no_wrap=True, overflow="ellipsis", end="")
+        table_width = self.size.width
         for column, text, width in zip(self.columns, texts, widths, strict=False):
             if not width:
                 continue
             cell = text.copy()
+            if column.compact(table_width):
+                if header:
+                    cell = Text(column.compact_title or column.title)
+                elif " " in cell.plain:
+                    # "⇄ 43%" → "⇄43%" when it fits, else the glyph alone
+                    glyph, _, rest = cell.plain.partition(" ")
+                    cell = cell[: len(glyph)]
+                    if len(glyph) + len(rest) <= width:
+                        cell.append(rest)
             if column.keep_end and cell.cell_len > width:
                 cell = Text("…") + cell[len(cell) - width + 1 :]
             cell.truncate(width, overflow="ellipsis")
@@ -260,11 +334,13 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         if y == 0:
             header = self.get_component_rich_style("virtual-table--header")
             titles = [Text(c.title) for c in self.columns]
-            return self._line(titles, widths, base + header)
+            return self._line(titles, widths, base + header, header=True)
         index = round(self.scroll_y) + y - 1
         if index >= len(self.rows):
-            if index == 0:
-                return Strip([Segment(f" {self.empty}", base)]).crop_extend(0, width, base)
+            if not self.rows:  # what would appear here, wrapped to the table's width
+                lines = textwrap.wrap(self.empty, max(10, width - 2))
+                if index < len(lines):
+                    return Strip([Segment(f" {lines[index]}", base)]).crop_extend(0, width, base)
             return Strip.blank(width, base)
         row = self.rows[index]
         style = base
@@ -272,4 +348,4 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
             style = style + self.get_component_rich_style("virtual-table--marked")
         if index == self.cursor:
             style = style + self.get_component_rich_style("virtual-table--cursor")
-        return self._line(self._cells(row), widths, style)
+        return self._line(self._texts(row), widths, style)

@@ -135,6 +135,19 @@ class ItemResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ItemProgress:
+    """How far a task has got with one of its scans, from the mover's per-file records.
+
+    A lower bound while the task runs: a mover counts a file once it is done (Globus lists only
+    the files it transferred, not those it found already in place).
+    """
+
+    action_id: str
+    files_done: int
+    bytes_done: int
+
+
+@dataclass(frozen=True, slots=True)
 class TaskStatus:
     task_id: str
     state: TaskState
@@ -146,6 +159,8 @@ class TaskStatus:
     error: str | None = None
     error_class: ErrorClass = ErrorClass.TRANSIENT
     results: tuple[ItemResult, ...] = field(default_factory=tuple)
+    # Per scan, when the mover can tell (empty: it cannot, or nothing is done yet).
+    item_progress: tuple[ItemProgress, ...] = ()
 
     @property
     def finished(self) -> bool:

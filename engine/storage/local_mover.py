@@ -23,6 +23,7 @@ from engine.clock import Clock, as_clock
 from engine.errors import Bl931Error, TerminalError, TransientError
 from engine.model import ErrorClass, Evidence, FileStat, Level
 from engine.storage.base import (
+    ItemProgress,
     ItemResult,
     TaskRequest,
     TaskState,
@@ -61,14 +62,25 @@ class _Task:
     ended: float | None = None
     results: list[ItemResult] = field(default_factory=list)
     future: Future[None] | None = None
+    current: str | None = None  # the action id of the scan being worked on
+    per_item: dict[str, list[int]] = field(default_factory=dict)  # action id → [files, bytes]
+
+    def start_item(self, action_id: str) -> None:
+        with self.lock:
+            self.current = action_id
+            self.per_item.setdefault(action_id, [0, 0])
 
     def add_bytes(self, count: int) -> None:
         with self.lock:
             self.bytes_done += count
+            if self.current is not None:
+                self.per_item[self.current][1] += count
 
     def add_files(self, count: int) -> None:
         with self.lock:
             self.files_done += count
+            if self.current is not None:
+                self.per_item[self.current][0] += count
 
     def check_stop(self) -> None:
         if self.stop.is_set():
@@ -90,6 +102,10 @@ class _Task:
                 error=_summarise(failures, len(self.results)),
                 error_class=_worst_class(failures),
                 results=tuple(self.results) if finished else (),
+                item_progress=tuple(
+                    ItemProgress(action_id, files, size)
+                    for action_id, (files, size) in self.per_item.items()
+                ),
             )
 
 
@@ -254,6 +270,7 @@ class LocalMover:
             task.started = self._clock.monotonic()
         try:
             for item in task.request.items:
+                task.start_item(item.action_id)
                 result = self._run_item(task, item)
                 with task.lock:
                     task.results.append(result)

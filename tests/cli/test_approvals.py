@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from bl931tui.details import pending_approvals
+from bl931tui.approval_items import PENDING, approval_groups
 from bl931tui.readmodel import load_snapshot
 from engine.policy import Policy
 from engine.state import StateStore
@@ -137,7 +137,8 @@ def test_an_approval_is_spent_by_the_prune_it_approved(
     store = StateStore(ws.state_path, readonly=True)
     try:  # what the TUI shows: the scan's row, and the approvals screen
         snapshot = load_snapshot(store, Policy.from_config(ws.config()), datetime.now(UTC))
-        pending = [item.id for group in pending_approvals(store) for item in group.items]
+        groups = approval_groups(store, Policy.from_config(ws.config()))
+        pending = [i.id for g in groups if g.state == PENDING for i in g.items]
     finally:
         store.close()
     assert pending == [prune["id"]]

@@ -187,6 +187,47 @@ def test_without_a_service_an_approver_who_owns_the_store_writes_it(ws: LocalWor
     assert decisions(ws)[action] == ("approve", ME)
 
 
+def test_taking_a_decision_back_is_a_decision_only_approvers_make(ws: LocalWorkspace) -> None:
+    """`--revoke` / `--unreject` travel like every decision: a non-approver is refused and the
+    decision stands (they used to write the store directly, whoever ran them)."""
+    action = awaiting_delete(ws)
+    assert cli("--approve", action, config=ws.config_path).returncode == 0
+    set_approval(ws.config_path, approvers=["alice"])
+    for flag in ("--revoke", "--unreject"):
+        done = cli(flag, action, config=ws.config_path, env={"USER": "alice"})
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert f"{ME} (uid {os.geteuid()}) is not an approver" in done.stderr
+    assert decisions(ws)[action] == ("approve", ME)
+
+
+def test_a_running_service_records_a_revoke_itself_all_or_nothing(
+    ws: LocalWorkspace, start_service
+) -> None:  # type: ignore[no-untyped-def]
+    action = awaiting_delete(ws)
+    set_approval(ws.config_path, approvers=[ME])
+    start_service(ws)
+    assert cli("--approve", action, config=ws.config_path).returncode == 0
+    unknown = "0123456789abcdef"
+    bad = cli("--revoke", action, unknown, config=ws.config_path)
+    assert bad.returncode == 64, bad.stdout + bad.stderr
+    assert f"{unknown}: no decision is recorded for it" in bad.stderr
+    assert decisions(ws)[action] == ("approve", ME)  # nothing undone
+    done = cli("--revoke", action, config=ws.config_path)
+    assert done.returncode == 0, done.stderr
+    assert f"revoked the approval of {action} ({SCAN}) as {ME}" in done.stdout
+    assert "recorded by the running service" in done.stdout
+    assert action not in decisions(ws)
+    store = StateStore(ws.state_path, readonly=True)
+    try:
+        (event,) = [
+            e for e in store.events(action_id=action) if e["kind"] == "action.approval_revoked"
+        ]
+    finally:
+        store.close()
+    assert event["message"] == f"approval revoked by {ME}"
+    assert (event["data"]["uid"], event["data"]["via"]) == (os.geteuid(), "service")
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to hand the store to another user")
 def test_without_a_service_only_the_store_owner_writes(ws: LocalWorkspace) -> None:
     action = awaiting_delete(ws)  # no `approvers`: the store's owner alone decides

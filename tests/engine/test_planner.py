@@ -354,3 +354,37 @@ def test_delete_waits_while_the_copy_it_relies_on_is_being_deleted() -> None:
     result = plan(inp([scan()], EVERYWHERE, in_flight=(flight,)))
     assert ("delete", "dtn", "required_copy_being_deleted") in codes(result)
     assert not [a for a in result.actions if a.kind is ActionKind.DELETE]
+
+
+def _still_needed(result) -> str:  # type: ignore[no-untyped-def]
+    (reason,) = [
+        b.reason
+        for b in result.blocked
+        if (b.kind, b.endpoint, b.reason_code) == (ActionKind.DELETE, "cfs", "still_needed")
+    ]
+    return reason
+
+
+def test_still_needed_names_the_prune_that_relies_on_the_copy() -> None:
+    """The cfs prune waits for the dtn prune that relies on cfs: the reason says which, and
+    where that prune stands, so an operator knows a second approval round follows."""
+    gated = plan(inp([scan()], EVERYWHERE))
+    assert _still_needed(gated) == (
+        "the dtn prune awaiting approval relies on this copy; this prune follows it"
+    )
+    aid = gated.actions[0].id
+    approved = plan(inp([scan()], EVERYWHERE, decisions={aid: "approve"}))
+    assert _still_needed(approved) == "the approved dtn prune relies on this copy"
+    ungated = plan(inp([scan()], EVERYWHERE, policy=dataclasses.replace(POLICY, approval_for=())))
+    assert _still_needed(ungated) == "the dtn prune planned in this pass relies on this copy"
+    rejected = plan(inp([scan()], EVERYWHERE, decisions={aid: "reject"}))
+    assert _still_needed(rejected) == (
+        "the dtn copy relies on this one until it is pruned (dtn: rejected)"
+    )
+    flight = InFlight("d1", ActionKind.DELETE, "2026/a.h5", None, "dtn")
+    in_flight = plan(inp([scan()], EVERYWHERE, in_flight=(flight,)))
+    assert _still_needed(in_flight) == "the dtn prune in flight relies on this copy"
+    unknown = plan(inp([scan()], EVERYWHERE, down=("dtn",)))
+    assert _still_needed(unknown) == (
+        "dtn could not be listed: the copy there may still rely on this one"
+    )

@@ -701,3 +701,42 @@ def test_sweep_removes_only_stale_engine_temp_files(cfs: Path) -> None:
     assert sweep_temp_files(cfs, older_than_seconds=3600, now=time.time() + 7200) == 1
     assert not stale.exists()
     assert keep.exists() and scan.exists()
+
+
+def test_progress_is_reported_per_scan_from_the_files_done(
+    dtn: Path, cfs: Path, mover: LocalMover, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's totals say nothing about any one scan: the mover counts each scan's files and
+    bytes as they are placed (the TUI shows each scan's own share, not the batch's)."""
+    put(dtn, "a.h5", b"a" * 300)
+    put(dtn, "b.h5", b"b" * 500)
+    reached, release = threading.Event(), threading.Event()
+    place = local_mover.place_file
+
+    def slow_on_b(source: Path, *args: Any, **kwargs: Any) -> Any:
+        if source.name == "b.h5":
+            reached.set()
+            release.wait(30)
+        return place(source, *args, **kwargs)
+
+    monkeypatch.setattr(local_mover, "place_file", slow_on_b)
+    items = (
+        file_item(recorded("a.h5", b"a" * 300), "a-a"),
+        file_item(recorded("b.h5", b"b" * 500), "a-b"),
+    )
+    task_id = mover.submit(
+        TaskRequest("copy", "dtn", "cfs", items, mover.new_submission_id(), "test")
+    )
+    assert reached.wait(30)
+    running = mover.poll(task_id)
+    assert running.state == "active"
+    assert {(p.action_id, p.files_done, p.bytes_done) for p in running.item_progress} == {
+        ("a-a", 1, 300),
+        ("a-b", 0, 0),
+    }
+    release.set()
+    done = mover.wait(task_id, timeout=30)
+    assert {(p.action_id, p.files_done, p.bytes_done) for p in done.item_progress} == {
+        ("a-a", 1, 300),
+        ("a-b", 1, 500),
+    }

@@ -19,15 +19,21 @@ from engine.model import (
     ActionKind,
     Alert,
     AlertEffect,
+    Blocked,
+    CatalogView,
     ClearedBy,
     ErrorClass,
     Evidence,
     Level,
+    Plan,
     Scan,
     ScanFile,
     action_id,
 )
+from engine.pass_findings import PassFindings
 from engine.state import ReplicaRow, StateStore, TaskRow
+from engine.storage.base import ItemProgress
+from engine.task_progress import record_item_progress
 from engine.workspace import create_workspace
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -171,10 +177,12 @@ def _settled(store: StateStore, scans: list[Scan]) -> None:
     )
 
 
-def fresh(store: StateStore, scans: list[Scan]) -> None:
+def fresh(store: StateStore, scans: list[Scan]) -> tuple[Blocked, ...]:
     put_replicas(store, "dtn", scans)
     store.save_plan([copy_action(s, "dtn", "cfs") for s in scans], NOW)
     beat(store)
+    why = "waits for the cfs copy to be verified first"
+    return tuple(Blocked(s.id, ActionKind.COPY, "hpss", "waiting_for_source", why) for s in scans)
 
 
 def in_flight(store: StateStore, scans: list[Scan]) -> None:
@@ -206,6 +214,17 @@ def in_flight(store: StateStore, scans: list[Scan]) -> None:
         rate=25_000.0,
         status="active",
     )
+    # Per scan, as the local mover reports it: the first done, the second 40%, the third not begun.
+    first, second, _ = moving
+    record_item_progress(
+        store,
+        "sub-0001",
+        [
+            ItemProgress(copies[0].id, 1, first.size),
+            ItemProgress(copies[1].id, 0, int(second.size * 0.4)),
+            ItemProgress(copies[2].id, 0, 0),
+        ],
+    )
     beat(store, age=timedelta(seconds=5))
 
 
@@ -216,7 +235,7 @@ def awaiting_approval(store: StateStore, scans: list[Scan]) -> None:
     beat(store)
 
 
-def failures(store: StateStore, scans: list[Scan]) -> None:
+def failures(store: StateStore, scans: list[Scan]) -> tuple[Blocked, ...]:
     _settled(store, scans[:3])
     put_replicas(store, "dtn", scans[3:])
     bad = [copy_action(s, "dtn", "cfs") for s in scans[3:5]]
@@ -226,6 +245,13 @@ def failures(store: StateStore, scans: list[Scan]) -> None:
     store.endpoint_failed("hpss", "listing timed out after 60 s", NOW - timedelta(minutes=1))
     store.event(NOW, "alert", "hpss: listing failed 1 time(s)", level="error")
     beat(store)
+    why = "permission denied on cfs (retry it to try again)"
+    return tuple(
+        Blocked(s.id, ActionKind.COPY, "cfs", "needs_attention", why) for s in scans[3:5]
+    ) + tuple(
+        Blocked(s.id, ActionKind.COPY, "hpss", "endpoint_unknown", "hpss could not be listed")
+        for s in scans[3:]
+    )
 
 
 def stale(store: StateStore, scans: list[Scan]) -> None:
@@ -280,14 +306,65 @@ def alerts(store: StateStore, scans: list[Scan]) -> None:
     beat(store)
 
 
-SCENARIOS: dict[str, Callable[[StateStore, list[Scan]], None]] = {
+def decisions(store: StateStore, scans: list[Scan]) -> tuple[Blocked, ...]:
+    """Prunes awaiting approval at two endpoints, and one the operator rejected.
+
+    The rejected prune was planned, rejected by jdoe, then left the plan at the next pass (as
+    the planner drops a rejected action), so only its decision and its blocked entries remain.
+    """
+    _settled(store, scans)
+    rejected = delete_action(scans[0], "dtn")
+    store.save_plan([rejected], NOW - timedelta(hours=2))
+    store.reject([rejected.id], "jdoe", NOW - timedelta(hours=2))
+    gated = [delete_action(s, "dtn") for s in scans[1:6]] + [
+        delete_action(s, "cfs") for s in scans[6:]
+    ]
+    store.save_plan(gated, NOW - timedelta(hours=1))
+    beat(store)
+    return (
+        Blocked(scans[0].id, ActionKind.DELETE, "dtn", "rejected", "rejected by an operator"),
+        Blocked(
+            scans[0].id,
+            ActionKind.DELETE,
+            "cfs",
+            "still_needed",
+            "the dtn copy relies on this one until it is pruned (dtn: rejected)",
+        ),
+    )
+
+
+def stopped(store: StateStore, scans: list[Scan]) -> None:
+    """Settled scans; the service stopped cleanly ten minutes ago."""
+    _settled(store, scans)
+    beat(store, age=timedelta(minutes=12))
+    store.beat(NOW - timedelta(minutes=10), stopped_at=NOW - timedelta(minutes=10))
+
+
+SCENARIOS: dict[str, Callable[[StateStore, list[Scan]], tuple[Blocked, ...] | None]] = {
     "fresh": fresh,
     "in_flight": in_flight,
     "awaiting_approval": awaiting_approval,
     "failures": failures,
     "stale": stale,
     "alerts": alerts,
+    "decisions": decisions,
+    "stopped": stopped,
 }
+
+
+def record_pass(store: StateStore, blocked: tuple[Blocked, ...]) -> None:
+    """What a service pass records beside its plan: blocked entries and the catalog as read
+    (a scan counts as registered once its registration succeeded)."""
+    registered = {
+        row[0]: frozenset({"dtn", "cfs", "hpss"})
+        for row in store.connection().execute(
+            "SELECT scan FROM actions WHERE kind = 'register' AND status = 'succeeded'"
+        )
+    }
+    plan = Plan(as_of=NOW - timedelta(seconds=20), actions=(), blocked=blocked)
+    PassFindings(store).record(
+        plan, CatalogView(enabled=True, locations=registered), NOW - timedelta(minutes=30)
+    )
 
 
 def build(root: Path, name: str, *, count: int = 8) -> Scenario:
@@ -300,7 +377,8 @@ def build(root: Path, name: str, *, count: int = 8) -> Scenario:
         store.upsert_scans(scans, NOW - timedelta(days=1))
         for scan in scans:
             store.event(NOW - timedelta(days=1), "scan.inventoried", "inventoried", scan=scan.id)
-        SCENARIOS[name](store, scans)
+        blocked = SCENARIOS[name](store, scans)
+        record_pass(store, blocked or ())
     finally:
         store.close()
     return Scenario(name, config, config.state.path, scans)
@@ -363,6 +441,7 @@ def populate_large(store: StateStore, count: int) -> list[Scan]:
             [(a.id,) for a in bad],
         )
     beat(store)
+    record_pass(store, ())  # the catalog as read: the settled scans registered
     return scans
 
 

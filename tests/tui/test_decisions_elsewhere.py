@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from bl931tui.approval_items import APPROVED, PENDING, REJECTED
 from bl931tui.readmodel import ScanRow
 from bl931tui.screens.approvals import ApprovalsScreen
 from bl931tui.widgets.virtual_table import VirtualTable
@@ -57,5 +58,10 @@ async def test_decisions_made_elsewhere_show_on_the_next_refresh(
         await pilot.press("a")
         await settle(pilot)
         assert isinstance(app.screen, ApprovalsScreen)
-        listed = {item.scan for group in app.screen.groups for item in group.items}
+        by_state: dict[str, set[str]] = {}
+        for group in app.screen.groups:  # pending, and the decisions that stand (`u`)
+            by_state.setdefault(group.state, set()).update(item.scan for item in group.items)
+        listed = by_state[PENDING]
         assert listed.isdisjoint({rejected, approved, flipped}) and len(listed) == 4
+        assert by_state[REJECTED] == {rejected, flipped}
+        assert by_state[APPROVED] == {approved}

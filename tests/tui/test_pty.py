@@ -120,3 +120,56 @@ def test_real_tui_leaves_cleanly_on_sighup(make_scenario: MakeScenario, tmp_path
         assert term.wait() == 0
     finally:
         term.close()
+
+
+def test_real_tui_rejects_then_takes_the_rejection_back(
+    make_scenario: MakeScenario, tmp_path: Path
+) -> None:
+    """Through a real terminal, without colour: mark a prune (a glyph and a count), reject it
+    (the dialog names it), find it under the rejected, un-reject it; both recorded with the
+    OS user, the rejection's withdrawal as an event."""
+    import sqlite3
+
+    from engine.reconciler import os_user
+
+    scenario = make_scenario("awaiting_approval")
+    config = scenario.store_path.parent.parent / "bl931.toml"
+    term = Terminal(
+        [sys.executable, "-m", "bl931tui", "--config", str(config), "--no-mouse"],
+        env=_env(tmp_path, NO_COLOR="1"),
+        size=(80, 24),
+    )
+    target = next(s for s in scenario.scans if "S0004_argon_EXAFS" in s.id)
+    try:
+        assert term.read_until("showing 8 of 8 scans"), term.output[-2000:]
+        term.send("a")
+        assert term.read_until("◷ delete 7 scans from dtn"), term.output[-2000:]
+        term.send(" ")
+        assert term.read_until("1 marked"), term.output[-2000:]
+        assert "●" in term.output
+        term.send("x")
+        assert term.read_until("Reject 1 delete from dtn"), term.output[-2000:]
+        assert term.read_until("S0004_argon_EXAFS.h5 · dtn · 2.5 MB"), term.output[-2000:]
+        term.send("\t\r")  # Cancel has the focus; Reject is next
+        assert term.read_until("⊘ rejected: delete 1 scan from dtn"), term.output[-2000:]
+        with sqlite3.connect(scenario.store_path) as conn:
+            decided = conn.execute("SELECT action_id, decision, decided_by FROM approvals")
+            ((rejected, decision, by),) = decided.fetchall()
+        assert (decision, by) == ("reject", os_user())
+        term.output = ""
+        term.send("\t")  # the groups: awaiting approval, then the rejected one
+        assert term.read_until("u un-rejects"), term.output[-2000:]
+        term.send("u")
+        assert term.read_until("Un-reject 1 delete from dtn"), term.output[-2000:]
+        term.send("\t\r")
+        assert term.read_until("◷ delete 7 scans from dtn"), term.output[-2000:]
+        with sqlite3.connect(scenario.store_path) as conn:
+            assert conn.execute("SELECT count(*) FROM approvals").fetchone() == (0,)
+            events = conn.execute(
+                "SELECT scan, action_id, message FROM events WHERE kind = 'action.unrejected'"
+            ).fetchall()
+        assert events == [(target.id, rejected, f"rejection withdrawn by {os_user()}")]
+        term.send("q")
+        assert term.wait() == 0
+    finally:
+        term.close()

@@ -1,21 +1,38 @@
-"""Snapshots at 80×24 and 160×48 with a fixed clock and fixed data, one per scenario.
+"""Snapshots at 80×24 (the SSH default) and 160×48, with a fixed clock and fixed data.
 
-Review a failure in `snapshot_report.html`; update with `--snapshot-update` only after reviewing.
+Every screen and dialog an operator decides from is here at both sizes. Review a failure in
+`snapshot_report.html`; update with `--snapshot-update` only after looking at the new pictures.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from textual.pilot import Pilot
 
+from bl931tui.app import Bl931App
+from engine.state import StateStore
+from engine.workspace import create_workspace
 from tests.tui.conftest import MakeScenario
 from tests.tui.helpers import settle
-from tests.tui.scenarios import SCENARIOS
+from tests.tui.scenarios import SCENARIOS, USER, fixed_clock
 
 SIZES = [(80, 24), (160, 48)]
+size_ids = pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def keys(*pressed: str):  # type: ignore[no-untyped-def]
+    async def run_before(pilot: Pilot[object]) -> None:
+        await settle(pilot)
+        for key in pressed:
+            await pilot.press(key)
+            await settle(pilot)
+
+    return run_before
+
+
+@size_ids
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_scans_screen(
     snap_compare, make_scenario: MakeScenario, name: str, size: tuple[int, int]
@@ -24,49 +41,45 @@ def test_scans_screen(
     assert snap_compare(app, terminal_size=size, run_before=settle)
 
 
-def test_detail_screen(snap_compare, make_scenario: MakeScenario) -> None:  # type: ignore[no-untyped-def]
-    app = make_scenario("awaiting_approval").app()
-
-    async def run_before(pilot: Pilot[object]) -> None:
-        await settle(pilot)
-        await pilot.press("down", "enter")
-        await settle(pilot)
-
-    assert snap_compare(app, terminal_size=(160, 48), run_before=run_before)
-
-
-def test_delete_confirmation(snap_compare, make_scenario: MakeScenario) -> None:  # type: ignore[no-untyped-def]
-    app = make_scenario("awaiting_approval").app()
-
-    async def run_before(pilot: Pilot[object]) -> None:
-        await settle(pilot)
-        await pilot.press("a")
-        await settle(pilot)
-        await pilot.press("A")
-        await settle(pilot)
-
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+# (scenario, keys pressed): each screen and dialog, at both sizes.
+VIEWS = {
+    "detail_awaiting": ("awaiting_approval", ("down", "enter")),
+    "detail_rejected": ("decisions", ("enter",)),
+    "approvals_marked": ("decisions", ("a", "space", "down", "space")),
+    "reject_dialog": ("decisions", ("a", "space", "down", "space", "down", "space", "x")),
+    "unreject_dialog": ("decisions", ("a", "tab", "tab", "u")),
+    "delete_confirmation": ("awaiting_approval", ("a", "A")),
+    "tasks": ("in_flight", ("t",)),
+    "events": ("failures", ("e",)),
+    "event_dialog": ("failures", ("e", "enter")),
+    "alerts": ("alerts", ("exclamation_mark",)),
+    "acknowledge_dialog": ("alerts", ("exclamation_mark", "y")),
+    "help": ("fresh", ("question_mark",)),
+    "hold_dialog": ("awaiting_approval", ("down", "h")),
+    "filtered_faults": ("decisions", ("f",)),
+}
 
 
-def test_alerts_screen(snap_compare, make_scenario: MakeScenario) -> None:  # type: ignore[no-untyped-def]
-    app = make_scenario("alerts").app()
-
-    async def run_before(pilot: Pilot[object]) -> None:
-        await settle(pilot)
-        await pilot.press("exclamation_mark")
-        await settle(pilot)
-
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+@size_ids
+@pytest.mark.parametrize("view", sorted(VIEWS))
+def test_view(snap_compare, make_scenario: MakeScenario, view: str, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    name, pressed = VIEWS[view]
+    app = make_scenario(name).app()
+    assert snap_compare(app, terminal_size=size, run_before=keys(*pressed))
 
 
-def test_acknowledge_dialog(snap_compare, make_scenario: MakeScenario) -> None:  # type: ignore[no-untyped-def]
-    app = make_scenario("alerts").app()
+@size_ids
+@pytest.mark.parametrize("screen", ["scans", "t", "e", "a"])
+def test_empty_store(snap_compare, tmp_path: Path, screen: str, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    ws = create_workspace(tmp_path / "ws")
+    StateStore(ws.config().state.path).close()
+    app = Bl931App(ws.config(), user=USER, clock=fixed_clock, refresh_seconds=None)
+    pressed = () if screen == "scans" else (screen,)
+    assert snap_compare(app, terminal_size=size, run_before=keys(*pressed))
 
-    async def run_before(pilot: Pilot[object]) -> None:
-        await settle(pilot)
-        await pilot.press("exclamation_mark")
-        await settle(pilot)
-        await pilot.press("y")
-        await settle(pilot)
 
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+@size_ids
+def test_no_state_store(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    ws = create_workspace(tmp_path / "ws")
+    app = Bl931App(ws.config(), user=USER, clock=fixed_clock, refresh_seconds=None)
+    assert snap_compare(app, terminal_size=size, run_before=settle)
