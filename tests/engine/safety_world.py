@@ -29,6 +29,7 @@ from engine.config import Config
 from engine.model import ScanFile, scan_digest
 from engine.reconciler import Reconciler
 from engine.state import StateStore
+from engine.storage.local_mover import LocalMover
 from engine.workspace import LocalWorkspace, create_workspace
 from tests.engine.safety_checks import (
     INTERRUPTED_DELETES_KEEP_VERSION,
@@ -162,8 +163,21 @@ class World:
 
     def run_pass(self, *, drain: bool = True) -> None:
         self.reconciler.reconcile_once(self.clock.now(), drain=drain)
+        self._workers_done()
         self.passes += 1
         self.clock.advance(seconds=1)
+
+    def _workers_done(self) -> None:
+        """Wait until every in-process task's worker has stopped touching the files (recorded
+        or not: a delete whose target cannot be listed stays open, and `drain` does not wait
+        for it). The world's next step then sees the same files on every run of the same
+        steps, which hypothesis needs: what the steps may do is drawn from what is there."""
+        for mover in self.backends.movers.values():
+            if isinstance(mover, LocalMover):
+                with mover._lock:
+                    ids = list(mover._tasks)
+                for task_id in ids:
+                    mover.wait(task_id)
 
     def approve_all(self) -> list[str]:
         plan = self.reconciler.dry_run(self.clock.now())
