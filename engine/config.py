@@ -235,14 +235,18 @@ def _validate_policy(config: Config) -> list[tuple[str, str]]:
     """Cross-key checks pydantic cannot express. Returns (key path, message) pairs."""
     problems: list[tuple[str, str]] = []
     names = set(config.endpoints)
+    # A misspelt endpoint name is one problem, at its first use, listing the other keys using it.
+    unknown: dict[str, tuple[int, list[str]]] = {}  # name → (its problem's index, other keys)
 
     def known(key: str, name: str) -> bool:
-        if name not in names:
-            problems.append(
-                (key, f"unknown endpoint {name!r} (defined: {', '.join(sorted(names))})")
-            )
-            return False
-        return True
+        if name in names:
+            return True
+        if name in unknown:
+            unknown[name][1].append(key)
+        else:
+            unknown[name] = (len(problems), [])
+            problems.append((key, ""))
+        return False
 
     known("inventory.endpoint", config.inventory.endpoint)
 
@@ -341,6 +345,8 @@ def _validate_policy(config: Config) -> list[tuple[str, str]]:
             problems.append((f"endpoints.{name}.tape", "the inventory endpoint cannot be tape"))
     if config.catalog.source_endpoint is not None:
         known("catalog.source_endpoint", config.catalog.source_endpoint)
+    for name, (at, others) in unknown.items():
+        problems[at] = (problems[at][0], config_errors.unknown_endpoint(name, names, others))
     return problems
 
 
@@ -385,7 +391,7 @@ def parse_config(
     except ValidationError as exc:
         found = config_errors.pydantic_problems(exc.errors())
         raise ConfigError(config_errors.render(where, lines, found)) from None
-    problems = config_errors.merge_unknown_endpoints(_validate_policy(config))
+    problems = _validate_policy(config)
     if problems:
         raise ConfigError(
             config_errors.render(

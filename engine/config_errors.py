@@ -144,35 +144,17 @@ def pydantic_problems(errors: Sequence[Mapping[str, Any]]) -> list[tuple[Loc, st
     return sorted(out, key=lambda p: [str(x) for x in p[0]])
 
 
-_UNKNOWN_ENDPOINT = re.compile(r"^unknown endpoint '([^']*)' \(defined: ([^)]*)\)$")
-
-
-def merge_unknown_endpoints(problems: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """One error per misspelt endpoint name, at its first use, listing the other keys using it."""
-    problems = list(problems)
-    uses: dict[str, list[str]] = {}
-    defined: dict[str, list[str]] = {}
-    for key, message in problems:
-        if found := _UNKNOWN_ENDPOINT.match(message):
-            uses.setdefault(found.group(1), []).append(key)
-            defined[found.group(1)] = found.group(2).split(", ")
-    result: list[tuple[str, str]] = []
-    for key, message in problems:
-        found = _UNKNOWN_ENDPOINT.match(message)
-        if found is None:
-            result.append((key, message))
-            continue
-        name = found.group(1)
-        if key != uses[name][0]:
-            continue
-        text = message
-        guess = difflib.get_close_matches(name, defined[name], n=1)
-        if guess:
-            text += f"; did you mean {guess[0]!r}?"
-        if len(uses[name]) > 1:
-            text += f"; also used at {', '.join(uses[name][1:])}"
-        result.append((key, text))
-    return result
+def unknown_endpoint(name: str, defined: Iterable[str], others: Sequence[str]) -> str:
+    """The one error for a misspelt endpoint name: what is defined, the likely name, and every
+    other key that uses it."""
+    listed = sorted(defined)
+    text = f"unknown endpoint {name!r} (defined: {', '.join(listed)})"
+    guess = difflib.get_close_matches(name, listed, n=1)
+    if guess:
+        text += f"; did you mean {guess[0]!r}?"
+    if others:
+        text += f"; also used at {', '.join(others)}"
+    return text
 
 
 def render(where: str, lines: Mapping[Loc, int] | None, problems: Iterable[tuple[Loc, str]]) -> str:
