@@ -290,7 +290,8 @@ class Executor:
             elif result is None or not result.ok:
                 message = (result.error if result else None) or status.error or "task failed"
                 error_class = result.error_class if result else status.error_class
-                self._fail(aid, action.scan, error_class, message, now)
+                retry_now = result.retry_now if result else False
+                self._fail(aid, action.scan, error_class, message, now, retry_now=retry_now)
                 outcome.failed += 1
             elif self._record_success(task, action, result, now):
                 outcome.succeeded += 1
