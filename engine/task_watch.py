@@ -76,8 +76,9 @@ class TaskWatch:
                 if watched.cancel_reason is not None and status.state == "failed":
                     return _as_cancelled(status, watched.cancel_reason)
             return status
-        if watched is None:
-            watched = Watched(task.submission_id, now, status.files_done, status.bytes_done)
+        if watched is None:  # no progress seen yet: counted from the submission
+            since = task.created_at or now
+            watched = Watched(task.submission_id, since, status.files_done, status.bytes_done)
         if status.files_done > watched.files_done or status.bytes_done > watched.bytes_done:
             watched = replace(
                 watched, progress_at=now, files_done=status.files_done, bytes_done=status.bytes_done
