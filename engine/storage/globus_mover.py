@@ -37,6 +37,7 @@ from engine.storage.globus_submissions import find_task, labelled
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 60.0
+TASKS = "tasks"  # the Retry-After key of task calls (submission ids, submits)
 DEFAULT_INACTIVE_GRACE = 3600.0
 # Transfer's names for the inventory's checksum algorithms (others: verified, not external).
 GLOBUS_ALGORITHMS = {"md5": "MD5", "sha1": "SHA1", "sha256": "SHA256", "sha512": "SHA512"}
@@ -119,10 +120,12 @@ class GlobusMover:
 
     def new_submission_id(self) -> str:
         """A fresh submission id from Transfer, to persist before `submit`."""
+        self._session.wait_out(TASKS, "getting a submission id")
         self._session.ensure_scopes(self._client)
         try:
             return str(self._client.get_submission_id()["value"])
         except Exception as exc:
+            self._session.note_retry_after(TASKS, exc)
             raise translate_error(exc, "getting a submission id", self._session) from exc
 
     def submit(self, request: TaskRequest) -> str:
@@ -143,6 +146,7 @@ class GlobusMover:
             self._delete_data(request) if request.kind == "delete" else self._transfer_data(request)
         )
         what = f"submitting {request.kind} task {payload.get('label')!r}"
+        self._session.wait_out(TASKS, what)
         self._session.ensure_scopes(self._client)
         try:
             if request.kind == "delete":
@@ -150,6 +154,7 @@ class GlobusMover:
             else:
                 response = self._client.submit_transfer(payload)
         except Exception as exc:
+            self._session.note_retry_after(TASKS, exc)
             raise translate_error(exc, what, self._session) from exc
         task_id = str(response["task_id"])
         log.info(

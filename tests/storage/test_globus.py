@@ -843,3 +843,61 @@ def test_a_fault_on_an_unrecognised_path_fails_every_scan_of_the_task(
     status = poll_until_finished(mover, task_id)[-1]
     assert status.state == "succeeded"
     assert not any(r.ok for r in status.results)
+
+
+def test_retry_after_beyond_the_sdk_cap_holds_that_collection_back_only(site: Site) -> None:
+    """429 with `Retry-After: 30`: the SDK sleeps at most `max_sleep` per retry and gives up;
+    bl931 sends nothing more to that collection for 30 s, while other endpoints go on."""
+    clock = FakeClock(datetime.fromtimestamp(1_800_000_000, UTC))
+    b = build_globus(site.config(), site.fake.environ, clock=clock, max_sleep=0.01)
+    try:
+        write_scan(site, "2026/a.h5", b"a")
+        site.fake.fail_next("ls", 3, 429, retry_after=30)
+        with pytest.raises(EndpointUnavailable) as first:
+            b.storages["dtn"].list_scans(FILES)
+        assert first.value.error_class is ErrorClass.TRANSIENT
+        asked = site.fake.calls["ls"]
+        with pytest.raises(EndpointUnavailable, match="Retry-After"):
+            b.storages["dtn"].list_scans(FILES)
+        assert site.fake.calls["ls"] == asked  # nothing sent while the wait lasts
+        assert b.storages["cfs"].list_scans(FILES) == {}  # another collection goes on
+        clock.advance(31)
+        assert set(b.storages["dtn"].list_scans(FILES)) == {"2026/a.h5"}
+    finally:
+        b.close()
+
+
+def test_a_missing_root_needs_a_person_naming_collection_and_path(
+    site: Site, backend: GlobusBackend
+) -> None:
+    os.rmdir(site.dir("cfs"))
+    with pytest.raises(EndpointUnavailable) as caught:
+        backend.storages["cfs"].list_scans(FILES)
+    assert caught.value.error_class is ErrorClass.NEEDS_HUMAN
+    assert ROOT in str(caught.value) and site.ids["cfs"] in str(caught.value)
+
+
+def test_close_closes_the_transports_it_built(site: Site) -> None:
+    b = site.backend()
+    transports = [s._client.transport for s in b.storages.values()]
+    closed: list[object] = []
+    for transport in transports:
+        original = transport.close
+
+        def close(t: Any = transport, o: Any = original) -> None:
+            closed.append(t)
+            o()
+
+        transport.close = close  # type: ignore[method-assign]
+    b.close()
+    assert all(t in closed for t in transports)
+
+
+def test_stat_of_one_file_scan_asks_transfer_for_that_name_only(
+    site: Site, backend: GlobusBackend
+) -> None:
+    for i in range(50):
+        write_scan(site, f"2026/s{i:02d}.h5", b"x")
+    listing = backend.storages["dtn"].stat_scan(FILES, "2026/s07.h5")
+    assert listing is not None and [f.path for f in listing.files] == ["2026/s07.h5"]
+    assert backend.storages["dtn"].stat_scan(FILES, "2026/nope.h5") is None
