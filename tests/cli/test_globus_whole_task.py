@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.state import StateStore
 from tests.cli.globus_site import (
     ACQUIRED,
     Site,
@@ -21,7 +22,6 @@ from tests.cli.globus_site import (
     reconcile,
     transfers,
 )
-from engine.state import StateStore
 from tests.conftest import RunCli
 from tests.fakes.transfer_api import FakeTransferAPI
 
@@ -68,7 +68,7 @@ def test_one_rewritten_file_fails_only_its_scan_and_the_rest_go_in_a_new_batch(
         assert error_class == "transient" and "scan_0003" not in message, message
 
     reconcile(run_cli, site)
-    code, doc = audit(run_cli, site)
+    _code, doc = audit(run_cli, site)
     assert not [b for b in doc["blocked"] if b["reason_code"] == "needs_attention"], doc
     for scan in SCANS:
         assert (site.cfs / scan / "frame_1.h5").is_file()
