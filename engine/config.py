@@ -154,9 +154,29 @@ class RetryConfig(_Section):
 
 class GlobusConfig(_Section):
     max_items_per_task: int = Field(default=1000, ge=1)
+    # Tasks of each kind (transfers; deletes) kept open per Globus identity: Transfer works on 3
+    # transfer and 3 delete tasks per identity at a time and queues the rest.
     max_active_tasks: int = Field(default=3, ge=1)
+    # Delete tasks only: a transfer carries no deadline (Transfer extends it while it works).
     deadline_hours: float = Field(default=24, gt=0)
+    # An ACTIVE task retrying a fault only a person can clear (permission, not found, quota,
+    # identity mapping) is cancelled after this long; its scans then need attention.
+    persistent_fault_minutes: float = Field(default=60, gt=0)
+    # A task that made no progress for this long is cancelled; its scans need attention.
+    stall_hours: float = Field(default=12, gt=0)
+    # Transfer slots kept for copies of new scans from the inventory endpoint (the real-time
+    # leg); the others are shared by every other copy, route by route.
+    realtime_slots: int = Field(default=1, ge=0)
     secrets_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _slots_leave_room(self) -> GlobusConfig:
+        if self.realtime_slots >= self.max_active_tasks:
+            raise ValueError(
+                f"realtime_slots ({self.realtime_slots}) must be less than max_active_tasks "
+                f"({self.max_active_tasks}): other copies (a backlog, CFS → HPSS) need a slot"
+            )
+        return self
 
 
 class CatalogConfig(_Section):

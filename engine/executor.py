@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -57,6 +57,8 @@ from engine.storage.base import (
     TransferItem,
 )
 from engine.task_progress import record_item_progress
+from engine.task_slots import REALTIME_MARK, plan_batches
+from engine.task_watch import TaskWatch
 
 if TYPE_CHECKING:
     from engine.reconciler import Observation
@@ -78,11 +80,6 @@ class Outcome:
             self.succeeded + other.succeeded,
             self.failed + other.failed,
         )
-
-
-def _chunks(items: Sequence[Action], size: int) -> Iterable[Sequence[Action]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class Executor:
@@ -109,6 +106,8 @@ class Executor:
         # The scans the catalog made durable (the reconciler reads them back every pass).
         self.registrations = Registrations(store)
         self.finished_deletes = FinishedDeletes(self)
+        # Faults remote tasks keep retrying, stalls, and the cancels they lead to.
+        self.task_watch = TaskWatch(store, config)
 
     # ---- recording helpers -------------------------------------------------------------
     def _event(
@@ -212,6 +211,7 @@ class Executor:
                     "polling task %s failed (%s): %s", task.task_id, classify(exc).value, exc
                 )
                 continue
+            status = self.task_watch.check(task, status, mover, now)
             self.store.update_task(
                 task.submission_id,
                 now,
@@ -290,7 +290,8 @@ class Executor:
             elif result is None or not result.ok:
                 message = (result.error if result else None) or status.error or "task failed"
                 error_class = result.error_class if result else status.error_class
-                self._fail(aid, action.scan, error_class, message, now)
+                retry_now = result.retry_now if result else False
+                self._fail(aid, action.scan, error_class, message, now, retry_now=retry_now)
                 outcome.failed += 1
             elif self._record_success(task, action, result, now):
                 outcome.succeeded += 1
@@ -454,30 +455,57 @@ class Executor:
     def _submit_batches(
         self, kind: str, actions: list[Action], seen: Observation, now: datetime
     ) -> Outcome:
+        """Submit what the free task slots allow (`engine/task_slots.py`): per mover and kind,
+        real-time slots for new scans, the rest shared route by route in bounded batches."""
         outcome = Outcome()
-        groups: dict[tuple[str | None, str], list[Action]] = defaultdict(list)
+        by_mover: dict[str, list[Action]] = defaultdict(list)
+        movers: dict[str, Mover] = {}
         for action in actions:
             assert action.target is not None
-            groups[(action.source, action.target)].append(action)
-        open_tasks: dict[str, int] = defaultdict(int)
+            mover = self.backends.mover_for(action.source, action.target)
+            movers[mover.name] = mover
+            by_mover[mover.name].append(action)
+        open_labels: dict[str, list[str]] = defaultdict(list)
         for task in self.store.tasks(OPEN_TASK_STATES):
-            open_tasks[task.mover] += 1
-        for (source, target), group in groups.items():
-            mover = self.backends.mover_for(source, target)
-            for chunk in _chunks(group, mover.max_items_per_task):
-                if open_tasks[mover.name] >= mover.max_active_tasks:
-                    log.info(
-                        "%s: %d tasks in flight (limit %d); %d %s actions wait",
-                        mover.name,
-                        open_tasks[mover.name],
-                        mover.max_active_tasks,
-                        len(chunk),
-                        kind,
-                    )
-                    continue
-                if self._submit(mover, kind, source, target, chunk, seen.scans, now):
-                    open_tasks[mover.name] += 1
-                    outcome.submitted += len(chunk)
+            if task.kind == kind:
+                open_labels[task.mover].append(task.label)
+        for name, group in by_mover.items():
+            mover = movers[name]
+            batches, waiting = plan_batches(
+                kind,
+                group,
+                seen.scans,
+                open_labels=open_labels[name],
+                max_active=mover.max_active_tasks,
+                max_items=mover.max_items_per_task,
+                realtime_slots=self.config.globus.realtime_slots,
+                inventory_endpoint=self.policy.inventory_endpoint,
+                now=now,
+            )
+            if waiting:
+                log.info(
+                    "%s: %d %s tasks in flight (limit %d); %d %s actions wait for a slot",
+                    name,
+                    len(open_labels[name]),
+                    kind,
+                    mover.max_active_tasks,
+                    waiting,
+                    kind,
+                )
+            for batch in batches:
+                assert batch.target is not None
+                submitted = self._submit(
+                    mover,
+                    kind,
+                    batch.source,
+                    batch.target,
+                    batch.actions,
+                    seen.scans,
+                    now,
+                    realtime=batch.realtime,
+                )
+                if submitted:
+                    outcome.submitted += len(batch.actions)
         return outcome
 
     def _item(self, action_id: str, scan: Scan, *, overwrite: bool = False) -> TransferItem:
@@ -503,6 +531,8 @@ class Executor:
         actions: Sequence[Action],
         scans: dict[str, Scan],
         now: datetime,
+        *,
+        realtime: bool = False,
     ) -> bool:
         try:
             submission_id = mover.new_submission_id()
@@ -521,7 +551,8 @@ class Executor:
             # Decisions and holds are read again under the write lock that records the
             # submission: one recorded during the last looks counts, a later one cannot slip in.
             admitted, refused = DecisionLog(self.store).admit(actions, submission_id, now)
-            label = f"bl931 {kind} {arrow}: {len(admitted)} scans {now:%Y-%m-%d %H:%M}"
+            what = REALTIME_MARK if realtime else "scans"
+            label = f"bl931 {kind} {arrow}: {len(admitted)} {what} {now:%Y-%m-%d %H:%M}"
             task = TaskRow(
                 submission_id=submission_id,
                 task_id=None,

@@ -504,7 +504,9 @@ class Reconciler:
         """The plan with what was found beside it: identity alerts, inventory problems, and
         every alert's `since` (alerts are recorded when `write`)."""
         problems = tuple(seen.inventory.problems) if seen.inventory is not None else ()
-        current = (*the_plan.alert_details, *seen.alerts, *self._foreign_alerts())
+        targets = {t.submission_id: t.target for t in self.store.tasks(("preparing", "active"))}
+        task_faults = self.executor.task_watch.alerts(targets)
+        current = (*the_plan.alert_details, *seen.alerts, *self._foreign_alerts(), *task_faults)
         standing = AlertLog(self.store).refresh(current, now, write=write)
         return replace(
             the_plan,

@@ -350,6 +350,24 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE task_items ADD COLUMN bytes_done INTEGER;
     ALTER TABLE heartbeat ADD COLUMN stopped_at TEXT;
     """,
+    # 10: what the reconciler watches on each open remote task (engine.task_watch): a fault
+    # the task keeps retrying and since when, when it last made progress, and why bl931
+    # cancelled it
+    """
+    CREATE TABLE task_watch(
+        submission_id TEXT PRIMARY KEY,
+        fault TEXT,
+        fault_class TEXT,
+        fault_message TEXT,
+        fault_since TEXT,
+        progress_at TEXT NOT NULL,
+        files_done INTEGER NOT NULL DEFAULT 0,
+        bytes_done INTEGER NOT NULL DEFAULT 0,
+        cancelled_at TEXT,
+        cancel_reason TEXT,
+        cancel_class TEXT
+    ) WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

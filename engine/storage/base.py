@@ -132,6 +132,9 @@ class ItemResult:
     removed: tuple[str, ...] | None = None
     already_absent: tuple[str, ...] | None = None
     left_behind: tuple[str, ...] | None = None
+    # The item did nothing wrong: its task failed on another item, so it is planned again at
+    # once (a new batch), without backoff.
+    retry_now: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +164,9 @@ class TaskStatus:
     results: tuple[ItemResult, ...] = field(default_factory=tuple)
     # Per scan, when the mover can tell (empty: it cannot, or nothing is done yet).
     item_progress: tuple[ItemProgress, ...] = ()
+    # A task still running but retrying a fault (Globus `nice_status`, e.g. PERMISSION_DENIED):
+    # its code; `error` and `error_class` then describe it.
+    fault: str | None = None
 
     @property
     def finished(self) -> bool:

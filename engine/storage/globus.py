@@ -107,7 +107,12 @@ def build_globus(
     for ep in endpoints.values():
         collections.setdefault(ep.collection, ep.name)
     session = GlobusSession(
-        credentials, collections, environ=environ, max_retries=max_retries, max_sleep=max_sleep
+        credentials,
+        collections,
+        environ=environ,
+        max_retries=max_retries,
+        max_sleep=max_sleep,
+        clock=clock,
     )
     storages = {
         name: GlobusStorage(

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import globus_sdk
 from globus_sdk.transport import RequestsTransport, RetryConfig
 
+from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import Config
 from engine.errors import Bl931Error, ConfigError, NeedsHumanError, TerminalError, TransientError
 from engine.secrets import Secret, lookup
@@ -99,8 +100,13 @@ class GlobusSession:
         environ: Mapping[str, str] | None = None,
         max_retries: int = SDK_MAX_RETRIES,
         max_sleep: float = SDK_MAX_SLEEP,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.client_id = credentials.client_id
+        self._clock = clock
+        # Retry-After beyond the SDK's own capped sleep: key (a collection, or "tasks") →
+        # the monotonic time before which it is not asked again.
+        self._not_before: dict[str, float] = {}
         self.collections = dict(collections)
         self._secret = credentials.client_secret
         env = environ if environ is not None else {}
@@ -115,6 +121,7 @@ class GlobusSession:
             base_url=auth_url,
             retry_config=self._retry_config(),
         )
+        self._login_client = login_client
         self.app = globus_sdk.ClientApp(
             "bl931",
             login_client=login_client,
@@ -175,6 +182,39 @@ class GlobusSession:
                 )
             self._scopes_ready = True
 
+    def wait_out(self, key: str, what: str) -> None:
+        """Refuse a call Globus asked us to hold back (`Retry-After` not over yet).
+
+        Raises:
+            TransientError: the wait is not over; says how long is left. Nothing is sent, and
+                calls for other keys (other collections) go on.
+        """
+        with self._lock:
+            until = self._not_before.get(key)
+        if until is None:
+            return
+        left = until - self._clock.monotonic()
+        if left <= 0:
+            with self._lock:
+                self._not_before.pop(key, None)
+            return
+        raise TransientError(
+            f"{what}: Globus asked to wait (Retry-After); {left:.0f} s left, not asked before"
+        )
+
+    def note_retry_after(self, key: str, exc: BaseException) -> None:
+        """After a 429/503 the SDK gave up on (it sleeps at most `max_sleep` per retry),
+        remember its `Retry-After` so no call for `key` is sent before it is over."""
+        if not isinstance(exc, globus_sdk.GlobusAPIError) or exc.http_status not in (429, 503):
+            return
+        try:
+            seconds = float(exc.headers.get("Retry-After", ""))
+        except (TypeError, ValueError):
+            return  # absent, or an HTTP date: the engine's backoff applies
+        if seconds > 0:
+            with self._lock:
+                self._not_before[key] = self._clock.monotonic() + seconds
+
     def name_of(self, collection: str) -> str:
         """`name (collection uuid)` for messages."""
         name = self.collections.get(collection)
@@ -186,10 +226,14 @@ class GlobusSession:
         return text.replace(secret, "***") if secret else text
 
     def close(self) -> None:
+        """Close every client, the transports built for them (a client does not close a
+        transport it was handed), and the app with its login client."""
         for client in self._clients:
             client.close()
+            client.transport.close()
         self._clients.clear()
         self.app.close()
+        self._login_client.close()
 
 
 def _collections_in(exc: globus_sdk.GlobusAPIError, session: GlobusSession | None) -> list[str]:

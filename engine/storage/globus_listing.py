@@ -22,10 +22,11 @@ from datetime import datetime
 from typing import Any
 
 import globus_sdk
+from globus_sdk import MISSING
 
 from engine.errors import Bl931Error, EndpointUnavailable
 from engine.layout import ScanLayout
-from engine.model import FileStat
+from engine.model import ErrorClass, FileStat
 from engine.storage.base import ScanListing
 from engine.storage.globus_auth import GlobusSession, translate_error
 from engine.storage.globus_mount import MountedTree
@@ -139,9 +140,7 @@ class GlobusStorage:
             try:
                 self._ls("", cached=True)
             except _NotFound:
-                raise EndpointUnavailable(
-                    self.name, f"root {self.root} does not exist on {self._where}"
-                ) from None
+                raise self._root_missing() from None
             files.extend(self._walk(layout, "", cached=True))
         else:
             wanted_set = set(wanted)
@@ -165,7 +164,7 @@ class GlobusStorage:
         """A fresh, uncached listing of one scan (None if absent), for re-checks before deletes."""
         if layout.unit == "file":
             parent = posixpath.dirname(scan)
-            entries = self._ls_or_absent(parent, cached=False)
+            entries = self._ls_or_absent(parent, cached=False, name=posixpath.basename(scan))
             files = [
                 _stat(scan, e)
                 for e in entries
@@ -209,25 +208,36 @@ class GlobusStorage:
                 elif kind == "file":
                     yield _stat(relpath, entry)
 
-    def _ls_or_absent(self, reldir: str, *, cached: bool) -> list[Entry]:
-        """A directory's entries, or [] if it is missing below a root that does exist."""
+    def _ls_or_absent(self, reldir: str, *, cached: bool, name: str | None = None) -> list[Entry]:
+        """A directory's entries (only `name`, if given), or [] if it is missing below a root
+        that does exist."""
         try:
+            if name is not None and "," not in name:
+                # One scan of a large directory: Transfer filters on the name (`name:=`), so
+                # one entry comes back instead of the whole directory (never cached).
+                return self._ls_remote(reldir, name=name)
             return self._ls(reldir, cached=cached)
         except _NotFound:
             if reldir:
                 self._require_root(cached=cached)
                 return []
-            raise EndpointUnavailable(
-                self.name, f"root {self.root} does not exist on {self._where}"
-            ) from None
+            raise self._root_missing() from None
 
     def _require_root(self, *, cached: bool = True) -> None:
         try:
             self._ls("", cached=cached)
         except _NotFound:
-            raise EndpointUnavailable(
-                self.name, f"root {self.root} does not exist on {self._where}"
-            ) from None
+            raise self._root_missing() from None
+
+    def _root_missing(self) -> EndpointUnavailable:
+        """The endpoint root is not on the collection: a wrong `root`, or storage missing
+        behind the collection. No pass fixes that by itself."""
+        return EndpointUnavailable(
+            self.name,
+            f"root {self.root} does not exist on {self._where}: check the collection and "
+            f"`root` of [endpoints.{self.name}]",
+            error_class=ErrorClass.NEEDS_HUMAN,
+        )
 
     @property
     def _where(self) -> str:
@@ -245,18 +255,29 @@ class GlobusStorage:
                 self._cache[reldir] = entries
         return entries
 
-    def _ls_remote(self, reldir: str) -> list[Entry]:
-        """Every entry of one directory, paging with `offset`; never a partial answer."""
+    def _ls_remote(self, reldir: str, *, name: str | None = None) -> list[Entry]:
+        """Every entry of one directory (or only `name`), paging with `offset` at the maximum
+        page size (each page makes Transfer read the directory again); never a partial
+        answer."""
         path = join(self.root, reldir)
+        try:
+            self._session.wait_out(self.collection, f"listing {path}")
+        except Bl931Error as exc:
+            raise EndpointUnavailable(self.name, f"{self._where}: {exc}") from None
         self._session.ensure_scopes(self._client)
         entries: list[Entry] = []
         while True:
             try:
                 self.ls_calls += 1
                 page = self._client.operation_ls(
-                    self.collection, path=path, limit=self.page_limit, offset=len(entries)
+                    self.collection,
+                    path=path,
+                    limit=self.page_limit,
+                    offset=len(entries),
+                    filter=f"name:={name}" if name is not None else MISSING,
                 )
             except globus_sdk.GlobusAPIError as exc:
+                self._session.note_retry_after(self.collection, exc)
                 if exc.http_status == 404 and exc.code in (
                     "ClientError.NotFound",
                     "NotFound",

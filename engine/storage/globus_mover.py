@@ -30,12 +30,14 @@ from engine.storage.base import (
     listing_signature,
 )
 from engine.storage.globus_auth import GlobusSession, translate_error
+from engine.storage.globus_faults import active_fault, culprits
 from engine.storage.globus_listing import join
 from engine.storage.globus_submissions import find_task, labelled
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 60.0
+TASKS = "tasks"  # the Retry-After key of task calls (submission ids, submits)
 DEFAULT_INACTIVE_GRACE = 3600.0
 # Transfer's names for the inventory's checksum algorithms (others: verified, not external).
 GLOBUS_ALGORITHMS = {"md5": "MD5", "sha1": "SHA1", "sha256": "SHA256", "sha512": "SHA512"}
@@ -118,10 +120,12 @@ class GlobusMover:
 
     def new_submission_id(self) -> str:
         """A fresh submission id from Transfer, to persist before `submit`."""
+        self._session.wait_out(TASKS, "getting a submission id")
         self._session.ensure_scopes(self._client)
         try:
             return str(self._client.get_submission_id()["value"])
         except Exception as exc:
+            self._session.note_retry_after(TASKS, exc)
             raise translate_error(exc, "getting a submission id", self._session) from exc
 
     def submit(self, request: TaskRequest) -> str:
@@ -142,6 +146,7 @@ class GlobusMover:
             self._delete_data(request) if request.kind == "delete" else self._transfer_data(request)
         )
         what = f"submitting {request.kind} task {payload.get('label')!r}"
+        self._session.wait_out(TASKS, what)
         self._session.ensure_scopes(self._client)
         try:
             if request.kind == "delete":
@@ -149,6 +154,7 @@ class GlobusMover:
             else:
                 response = self._client.submit_transfer(payload)
         except Exception as exc:
+            self._session.note_retry_after(TASKS, exc)
             raise translate_error(exc, what, self._session) from exc
         task_id = str(response["task_id"])
         log.info(
@@ -237,7 +243,9 @@ class GlobusMover:
             preserve_timestamp=True,
             skip_source_errors=True,  # one bad file fails its scan, not the whole batch
             fail_on_quota_errors=True,
-            deadline=self._deadline(request),
+            # No deadline: Transfer extends the deadline of a task submitted without one while
+            # it makes progress, and a fixed one turns that off (Task Behavior, "Deadlines").
+            # bl931 bounds the wait itself (`[globus] stall_hours`, engine/task_watch.py).
             notify_on_succeeded=False,
             notify_on_failed=False,
             notify_on_inactive=False,
@@ -311,10 +319,17 @@ class GlobusMover:
             return TaskStatus(task_id=task_id, state="succeeded", results=results, **progress)
         if status == "FAILED":
             code = (task.get("fatal_error") or {}).get("code") or task.get("nice_status")
+            if request is not None and request.kind == "copy" and len(request.items) > 1:
+                pinned = self._pinned_failure(task_id, request, reason, code, progress)
+                if pinned is not None:
+                    return pinned
             return self._failed(task_id, request, reason, fault_class(code), progress)
         deadline = _parse_time(task.get("deadline"))
         now = self._clock.now().timestamp()
-        if deadline is not None and now > deadline.timestamp():
+        # Only a delete carries a deadline of bl931's own; a transfer's is Transfer's, which it
+        # extends while the task progresses (stalls are bl931's to detect: engine/task_watch.py).
+        is_delete = request is not None and request.kind == "delete"
+        if is_delete and deadline is not None and now > deadline.timestamp():
             why = f"deadline {deadline.isoformat()} passed ({reason})"
             stopped = self._stop(task_id, request, why)
             if stopped is not None:
@@ -336,7 +351,81 @@ class GlobusMover:
         else:
             with self._lock:
                 self._inactive_since.pop(task_id, None)
+        nice_status = str(task.get("nice_status") or "")
+        fault_class_now = active_fault(nice_status) if status == "ACTIVE" else None
+        if fault_class_now is not None:
+            return TaskStatus(
+                task_id=task_id,
+                state=state,
+                error=f"Globus task {task_id} is retrying {nice_status} on "
+                f"{self._route_names(request, task)}",
+                error_class=fault_class_now,
+                fault=nice_status,
+                **progress,
+            )
         return TaskStatus(task_id=task_id, state=state, **progress)
+
+    def _route_names(self, request: TaskRequest | None, task: dict[str, Any]) -> str:
+        """The collections a task reads and writes, named for a person."""
+        if request is not None:
+            names = [
+                self._session.name_of(self._endpoint(name).collection)
+                for name in (request.source, request.target)
+                if name is not None
+            ]
+        else:
+            ids = (task.get("source_endpoint_id"), task.get("destination_endpoint_id"))
+            names = [self._session.name_of(str(c)) for c in ids if c]
+        return " → ".join(dict.fromkeys(names)) or "its collections"
+
+    def _pinned_failure(
+        self,
+        task_id: str,
+        request: TaskRequest,
+        reason: str,
+        code: str | None,
+        progress: dict[str, Any],
+    ) -> TaskStatus | None:
+        """A failed batch whose error events name the files at fault: those scans fail, every
+        other scan is planned again at once in a new batch (None: no event names a file)."""
+        source, target = self._endpoint(request.source), self._endpoint(request.target)
+        found = culprits(self._client, self._session, task_id, request, (source.root, target.root))
+        if not found:
+            return None
+        results = []
+        for item in request.items:
+            faults = found.get(item.action_id)
+            if faults:
+                results.append(
+                    ItemResult(
+                        item.action_id,
+                        ok=False,
+                        error=f"Globus task {task_id} failed ({reason}) on "
+                        + "; ".join(f"{path}: {fcode}" for fcode, path, _ in faults),
+                        error_class=fault_class(faults[0][0]),
+                    )
+                )
+            else:
+                results.append(
+                    ItemResult(
+                        item.action_id,
+                        ok=False,
+                        error=f"Globus task {task_id} failed on another scan's file ({code}); "
+                        "sent again in a new batch",
+                        error_class=ErrorClass.TRANSIENT,
+                        retry_now=True,
+                    )
+                )
+        with self._lock:
+            self._inactive_since.pop(task_id, None)
+        return TaskStatus(
+            task_id=task_id,
+            state="failed",
+            error=f"Globus task {task_id} failed: {reason}",
+            error_class=fault_class(code),
+            results=tuple(results),
+            **progress,
+        )
 
     def _stop(self, task_id: str, request: TaskRequest | None, why: str) -> TaskStatus | None:
         """Cancel a task and read it again. None once Transfer shows it ended FAILED (the

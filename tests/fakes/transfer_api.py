@@ -7,22 +7,33 @@ collection maps to a temporary directory: a transfer task really copies files (c
 really removes them. Tasks advance when polled (`get_task`), never on a timer, so tests are
 deterministic and need no sleeps.
 
-It reproduces the parts of Transfer's behaviour that bl931 relies on:
+It reproduces the parts of Transfer's behaviour that bl931 relies on (the Transfer docs' "Task
+Behavior" page, docs.globus.org/api/transfer/task_behavior, and globus-sdk 4 docstrings):
 - `submission_id` de-duplication: the same id returns the same task with code "Duplicate";
-- `operation/ls` with `limit`/`offset` paging, capped at `max_ls_entries` per call, and a
-  `total` so a client can tell a partial answer from a complete one;
+- `operation/ls` with `limit`/`offset` paging, capped at `max_ls_entries` per call, a `total`
+  so a client can tell a partial answer from a complete one, and `filter` on `name`/`type`;
+  every call re-reads the whole directory (`ls_entries_read` counts it);
 - ConsentRequired (403 with `required_scopes`) for a GCSv5 mapped collection when the token
   was issued without that collection's `data_access` dependency;
-- `skip_source_errors`: per-file faults land in `task/<id>/skipped_errors` and the task still
-  succeeds; without it, the first fault fails the task;
+- queuing: 3 transfer and 3 delete tasks per identity run at once, the rest stay ACTIVE with
+  `nice_status` "Queued" and make no progress;
+- `skip_source_errors` skips only source-side PERMISSION_DENIED, FILE_NOT_FOUND and
+  AMBIGUOUS_PATH (into `task/<id>/skipped_errors`); an `external_checksum` mismatch fails the
+  whole task; a destination checksum mismatch (VERIFY_CHECKSUM) is retried; any other fault
+  keeps the task ACTIVE and retrying with `nice_status` naming it. Every fault is an event in
+  `task/<id>/event_list`;
+- deadlines: a transfer without one gets 24 h, pushed to 72 h after its latest progress; a
+  user deadline or a delete's (24 h) is fixed; a task past its deadline ends FAILED/EXPIRED;
+- 429/503 answers carry `Retry-After`;
 - delete tasks remove exactly their `delete_item` paths: a folder only with `recursive`,
   a missing path is skipped with `ignore_missing` and a fault without it;
 - `task_list` with the `type`, `status`, `task_id` and `label` filters (`~` pattern, `=` exact).
 
-Fault knobs: `fail_next(route, n, status)`, `deny_consent(collection)`,
-`unmap_identity(collection)`, `ls_partial`, `fail_next_task(...)` (optionally part-way, e.g. a
+Fault knobs: `fail_next(route, n, status, retry_after)`, `deny_consent(collection)`,
+`unmap_identity(collection)`, `fault_collection(collection, code)` (tasks touching it stay ACTIVE
+with that `nice_status`), `ls_partial`, `fail_next_task(...)` (optionally part-way, e.g. a
 delete task that removed two scans and then ended FAILED with PERMISSION_DENIED),
-`stall_next_task(...)`, `corrupt_next_copy`, `finish(task_id)` (a task runs to its end
+`stall_next_task(...)`, `corrupt_next_copy` / `corrupt_copies`, `finish(task_id)` (a task runs to its end
 unpolled), and `calls` counts requests per route.
 """
 
@@ -35,11 +46,12 @@ import os
 import re
 import shutil
 import threading
-import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -47,6 +59,15 @@ from urllib.parse import parse_qs, urlsplit
 
 TRANSFER_SCOPE = "urn:globus:auth:scope:transfer.api.globus.org:all"
 LS_MAX = 100_000  # the real service's ceiling per listing call
+# Task Behavior, "Queuing": "The Transfer backend will only work on 3 transfer tasks and 3 delete
+# tasks per user at a time. Additional tasks will be queued".
+TASKS_AT_ONCE = 3
+# Task Behavior, "Skippable Errors": with `skip_source_errors`, paths hitting these errors "on the
+# source collection" are skipped; nothing else is.
+SKIPPABLE = ("PERMISSION_DENIED", "FILE_NOT_FOUND", "AMBIGUOUS_PATH")
+# A destination checksum mismatch is retried by Transfer; the fake gives up (the task FAILs with
+# VERIFY_CHECKSUM) after this many attempts of one file.
+VERIFY_ATTEMPTS = 3
 _ALGORITHMS = {"MD5": "md5", "SHA1": "sha1", "SHA256": "sha256", "SHA512": "sha512"}
 
 
@@ -93,6 +114,9 @@ class FakeTask:
     skipped_errors: list[dict[str, Any]] = field(default_factory=list)
     forced_outcome: dict[str, Any] | None = None
     deleted: list[str] = field(default_factory=list)  # paths a delete task removed
+    events: list[dict[str, Any]] = field(default_factory=list)  # newest last
+    user_deadline: bool = False  # the request carried a deadline (never extended)
+    verify_failures: Counter[str] = field(default_factory=Counter)
 
 
 class _ApiError(Exception):
@@ -102,8 +126,8 @@ class _ApiError(Exception):
         self.doc = {"code": code, "message": message, "request_id": uuid.uuid4().hex[:9], **extra}
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
 def _mtime_text(mtime: float) -> str:
@@ -126,6 +150,8 @@ class FakeTransferAPI:
         client_secret: its secret (the fake never echoes it).
         files_per_poll: how many files a task processes per `get_task` (None: all at once).
         page_size: entries per page of `successful_transfers` / `skipped_errors`.
+        clock: the service's time (request, completion and event times, deadlines); tests
+            pass a `FakeClock`, default the system's.
     """
 
     def __init__(
@@ -135,7 +161,9 @@ class FakeTransferAPI:
         client_secret: str = "fake-client-secret",
         files_per_poll: int | None = None,
         page_size: int = 100,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.client_id = client_id
         self.client_secret = client_secret
         self.files_per_poll = files_per_poll
@@ -143,6 +171,8 @@ class FakeTransferAPI:
         self.max_ls_entries = LS_MAX
         self.ls_partial = False  # ls answers short of its `total` (a truncated answer)
         self.corrupt_next_copy = False  # the next copied file's bytes differ from the source
+        self.corrupt_copies = 0  # so many further copies arrive corrupted (retries included)
+        self.ls_entries_read = 0  # directory entries the service read to answer `ls` calls
         # This many cancels are accepted without stopping their task at once (bl931 must not
         # take a cancel request for the task's end).
         self.cancels_linger = 0
@@ -152,7 +182,8 @@ class FakeTransferAPI:
         self.tokens: dict[str, str] = {}  # access token -> scope string requested
         self.token_requests: list[str] = []
         self.calls: Counter[str] = Counter()
-        self._faults: dict[str, list[tuple[int, str]]] = {}
+        self._faults: dict[str, list[tuple[int, str, int]]] = {}
+        self._collection_faults: dict[str, tuple[str, str]] = {}
         self._consent_denied: set[str] = set()
         self._unmapped: set[str] = set()
         self._next_task_outcomes: list[dict[str, Any]] = []
@@ -221,20 +252,41 @@ class FakeTransferAPI:
         self.collections[cid] = FakeCollection(cid, root, display_name, entity_type, high_assurance)
         return cid
 
-    def fail_next(self, route: str, n: int = 1, status: int = 503) -> None:
-        """The next `n` requests to `route` answer `status` (429 carries Retry-After: 0)."""
+    def fail_next(self, route: str, n: int = 1, status: int = 503, retry_after: int = 0) -> None:
+        """The next `n` requests to `route` answer `status`; a 429 or 503 carries
+        `Retry-After: retry_after` (seconds), as Transfer's throttling answers do."""
         code = {429: "RequestThrottled", 503: "ServiceUnavailable"}.get(status, "ServerError")
         with self._lock:
-            self._faults.setdefault(route, []).extend([(status, code)] * n)
+            self._faults.setdefault(route, []).extend([(status, code, retry_after)] * n)
+
+    def fault_collection(
+        self, collection: str, code: str = "PERMISSION_DENIED", description: str = ""
+    ) -> None:
+        """Every task reading or writing `collection` hits `code` and keeps retrying.
+
+        Task Behavior, "Errors": Transfer "categorizes the error, emits an event to the task's
+        event list" and, unless the error is skippable or fatal, retries: the task stays ACTIVE
+        and its `nice_status` names the error (a queued task shows "error information" instead
+        of "Queued" when it hit an error within the past 15 minutes). `clear_collection_fault`
+        lets such tasks go on.
+        """
+        with self._lock:
+            self._collection_faults[collection] = (code, description or code.lower())
+
+    def clear_collection_fault(self, collection: str) -> None:
+        with self._lock:
+            self._collection_faults.pop(collection, None)
 
     def clear_faults(self, *, tasks: bool = False) -> None:
         """Drop queued route failures (`fail_next`); with `tasks`, also the armed task outcomes
         (`fail_next_task`, `stall_next_task`) and a pending `corrupt_next_copy`."""
         with self._lock:
             self._faults.clear()
+            self._collection_faults.clear()
             if tasks:
                 self._next_task_outcomes.clear()
                 self.corrupt_next_copy = False
+                self.corrupt_copies = 0
 
     def deny_consent(self, collection: str) -> None:
         """Every operation on `collection` answers 403 ConsentRequired, whatever the token."""
@@ -283,8 +335,8 @@ class FakeTransferAPI:
         """Run a task to its end now, as Transfer does while nobody polls it."""
         with self._lock:
             task = self.tasks[task_id]
-            for _ in range(len(task.pending) + 1):  # a stalled task stays as it is
-                self._advance(task)
+            for _ in range(len(task.pending) + VERIFY_ATTEMPTS + 1):  # a stall stays as it is
+                self._advance(task, queued=False)
 
     def expire_tokens(self) -> None:
         """Invalidate every issued token (the SDK must fetch a new one)."""
@@ -315,8 +367,8 @@ class FakeTransferAPI:
             self.calls[route] += 1
             pending = self._faults.get(route)
             if pending:
-                status, code = pending.pop(0)
-                extra = {"Retry-After": "0"} if status in (429, 503) else {}
+                status, code, retry_after = pending.pop(0)
+                extra = {"Retry-After": str(retry_after)} if status in (429, 503) else {}
                 return status, {"code": code, "message": f"fake {status}"}, extra
         if route == "token":
             return 200, self._token(headers, form), {}
@@ -409,9 +461,15 @@ class FakeTransferAPI:
         limit = min(int(query.get("limit", LS_MAX)), self.max_ls_entries)
         offset = int(query.get("offset", 0))
         names = sorted(os.listdir(target))
+        # Offset paging gives the service no cursor: it reads the whole directory for every
+        # page (see the project's notes on Transfer's `operation_ls`).
+        with self._lock:
+            self.ls_entries_read += len(names)
         show_hidden = query.get("show_hidden", "1") != "0"
         if not show_hidden:
             names = [n for n in names if not n.startswith(".")]
+        for clause in (c for c in query.get("filter", "").split("/") if c):
+            names = [n for n in names if _ls_filter_matches(target / n, clause)]
         page = names[offset : offset + limit]
         if self.ls_partial:
             page = page[: len(page) // 2]
@@ -476,8 +534,9 @@ class FakeTransferAPI:
                 pending=list(items),
                 files=len(items),
                 label=body.get("label"),
-                request_time=_now_iso(),
-                deadline=body.get("deadline"),
+                request_time=_iso(self.clock()),
+                deadline=_iso(self._deadline_of(kind, body)),
+                user_deadline=bool(body.get("deadline")),
             )
             for index, outcome in enumerate(self._next_task_outcomes):
                 if outcome["kind"] in (None, kind):
@@ -496,11 +555,42 @@ class FakeTransferAPI:
             "resource": f"/{kind.lower()}",
         }
 
+    def _deadline_of(self, kind: str, body: dict[str, Any]) -> datetime:
+        """Task Behavior, "Deadlines": a user deadline is kept as given; otherwise "The deadline
+        starts at 24 hours after submission" (transfers: extended while they progress; "Delete
+        tasks default to 24 hours and do not have their deadlines automatically extended")."""
+        given = body.get("deadline")
+        if given:
+            parsed = datetime.fromisoformat(str(given).replace("Z", "+00:00"))
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return self.clock() + timedelta(hours=24)
+
     def _route_task(self, scope: str, query: dict[str, str], body: Any, tid: str) -> dict[str, Any]:
         task = self._task(tid)
         with self._lock:
             self._advance(task)
-            return _task_doc(task)
+            return _task_doc(task, self.clock())
+
+    def _route_event_list(
+        self, scope: str, query: dict[str, str], body: Any, tid: str
+    ) -> dict[str, Any]:
+        """`GET /task/<id>/event_list`, newest first, offset paging (globus-sdk
+        `TransferClient.task_event_list`: "List events (for example, faults and errors) for a
+        given Task")."""
+        task = self._task(tid)
+        with self._lock:
+            events = list(reversed(task.events))
+        offset = int(query.get("offset", 0))
+        limit = min(int(query.get("limit", 10)), 1000)
+        page = events[offset : offset + limit]
+        return {
+            "DATA_TYPE": "event_list",
+            "DATA": page,
+            "length": len(page),
+            "limit": limit,
+            "offset": offset,
+            "total": len(events),
+        }
 
     def _route_cancel(
         self, scope: str, query: dict[str, str], body: Any, tid: str
@@ -521,7 +611,7 @@ class FakeTransferAPI:
                 }
             task.status, task.nice_status = "FAILED", None
             task.fatal_error = {"code": "CANCELED", "description": "canceled"}
-            task.completion_time = _now_iso()
+            task.completion_time = _iso(self.clock())
             task.pending.clear()
         return {"DATA_TYPE": "result", "code": "Canceled", "message": "The task has been canceled"}
 
@@ -544,7 +634,7 @@ class FakeTransferAPI:
         page = tasks[offset : offset + limit]
         return {
             "DATA_TYPE": "task_list",
-            "DATA": [_task_doc(t) for t in page],
+            "DATA": [_task_doc(t, self.clock()) for t in page],
             "length": len(page),
             "limit": limit,
             "offset": offset,
@@ -579,58 +669,147 @@ class FakeTransferAPI:
 
     # ---------------------------------------------------------------- task execution
 
-    def _advance(self, task: FakeTask) -> None:
-        """Run some of the task's pending items (called on each poll)."""
+    def _advance(self, task: FakeTask, *, queued: bool = True) -> None:
+        """Run some of the task's pending items (called on each poll; `queued=False` ignores
+        the per-identity limit, for `finish`)."""
         if task.status not in ("ACTIVE", "INACTIVE"):
+            return
+        now = self.clock()
+        if task.deadline and now > _parse_iso(task.deadline):
+            # Task Events: a task whose deadline passed ends with the EXPIRED fatal error.
+            self._end(task, "EXPIRED", f"the task's deadline {task.deadline} passed")
             return
         outcome = task.forced_outcome
         done = task.files - len(task.pending)
         if outcome is not None and done >= outcome["after"]:
             self._force(task, outcome)
             return
+        fault = self._collection_fault(task)
+        if fault is not None:
+            code, description = fault
+            task.nice_status = code
+            self._event(task, code, description, f"collection fault: {description}")
+            return
+        if queued and not self._may_run(task):
+            task.nice_status = "Queued"
+            return
         task.nice_status = "OK"
         budget = self.files_per_poll if self.files_per_poll is not None else len(task.pending)
         if outcome is not None:
             budget = min(budget, outcome["after"] - done)
+        progressed = False
         while task.pending and budget > 0:
-            item = task.pending.pop(0)
+            item = task.pending[0]
             budget -= 1
-            run = self._copy if task.kind == "TRANSFER" else self._delete
-            fault = run(task, item)
-            if fault is None:
+            if task.kind == "TRANSFER":
+                if not self._transfer_one(task, item):
+                    return
+                progressed = True
                 continue
-            code, details = fault
-            if task.kind == "TRANSFER" and task.body.get("skip_source_errors"):
-                task.skipped_errors.append(
-                    {
-                        "DATA_TYPE": "skipped_error",
-                        "error_code": code,
-                        "error_details": details,
-                        "error_time": _now_iso(),
-                        "source_path": item["source_path"],
-                        "destination_path": item["destination_path"],
-                        "is_directory": False,
-                        "is_delete_destination_extra": False,
-                        "checksum_algorithm": item.get("checksum_algorithm"),
-                        "external_checksum": item.get("external_checksum"),
-                    }
-                )
-                continue
-            task.status, task.nice_status = "FAILED", None
-            task.fatal_error = {"code": code, "description": details}
-            task.completion_time = _now_iso()
-            task.pending.clear()
-            return
+            failure = self._delete(task, item)
+            task.pending.pop(0)
+            if failure is not None:
+                self._end(task, *failure)
+                return
+            progressed = True
+        if progressed and task.kind == "TRANSFER" and not task.user_deadline:
+            # "If the transfer is making progress, it will regularly have its deadline pushed
+            # to 72 hours after its most recent successfully completed batch of work."
+            task.deadline = _iso(now + timedelta(hours=72))
         if outcome is not None and task.status == "ACTIVE":
             if not task.pending or task.files - len(task.pending) >= outcome["after"]:
                 self._force(task, outcome)
             return
         if not task.pending:
             task.status, task.nice_status = "SUCCEEDED", None
-            task.completion_time = _now_iso()
+            task.completion_time = _iso(now)
 
-    @staticmethod
-    def _force(task: FakeTask, outcome: dict[str, Any]) -> None:
+    def _transfer_one(self, task: FakeTask, item: dict[str, Any]) -> bool:
+        """Copy the first pending item; False when the task cannot go on now (it failed, or it
+        retries this item at a later poll)."""
+        fault = self._copy(task, item)
+        if fault is None:
+            task.pending.pop(0)
+            return True
+        code, details, side = fault
+        self._event(task, code, details, _event_details(item, details))
+        if code in SKIPPABLE and side == "source" and task.body.get("skip_source_errors"):
+            task.pending.pop(0)
+            task.skipped_errors.append(
+                {
+                    "DATA_TYPE": "skipped_error",
+                    "error_code": code,
+                    "error_details": details,
+                    "error_time": _iso(self.clock()),
+                    "source_path": item["source_path"],
+                    "destination_path": item["destination_path"],
+                    "is_directory": False,
+                    "is_delete_destination_extra": False,
+                    "checksum_algorithm": item.get("checksum_algorithm"),
+                    "external_checksum": item.get("external_checksum"),
+                }
+            )
+            return True
+        if code == "CHECKSUM_MISMATCH":
+            # globus-sdk `TransferData.add_item`, `external_checksum`: "The checksum will be
+            # verified after the data transfer and a failure will cause the entire task to
+            # fail." The fatal error says what failed; only the event names the file.
+            self._end(task, code, details)
+            return False
+        if code == "VERIFY_CHECKSUM":
+            # A destination checksum mismatch is retried by Transfer (Task Behavior, "Retry
+            # Behavior"); a file that keeps failing ends the task.
+            task.verify_failures[item["source_path"]] += 1
+            if task.verify_failures[item["source_path"]] >= VERIFY_ATTEMPTS:
+                self._end(task, code, details)
+                return False
+        # Anything else is retried: the task stays ACTIVE, its nice_status names the fault.
+        task.nice_status = code
+        return False
+
+    def _event(self, task: FakeTask, code: str, description: str, details: str) -> None:
+        """An error event as `task_event_list` returns it (Transfer docs, "Event document":
+        `code`, `is_error`, `description`, `details`, `time`)."""
+        task.events.append(
+            {
+                "DATA_TYPE": "event",
+                "code": code,
+                "is_error": True,
+                "description": description,
+                "details": details,
+                "time": _iso(self.clock()),
+            }
+        )
+
+    def _end(self, task: FakeTask, code: str, description: str) -> None:
+        task.status, task.nice_status = "FAILED", None
+        task.fatal_error = {"code": code, "description": description}
+        task.completion_time = _iso(self.clock())
+        task.pending.clear()
+
+    def _collection_fault(self, task: FakeTask) -> tuple[str, str] | None:
+        body = task.body
+        for collection in (body.get("source_endpoint"), body.get("destination_endpoint")):
+            fault = self._collection_faults.get(str(collection))
+            if fault is not None:
+                return fault
+        fault = self._collection_faults.get(str(body.get("endpoint")))
+        return fault
+
+    def _may_run(self, task: FakeTask) -> bool:
+        """Is `task` among the first 3 working tasks of its kind (by submission)? Tasks
+        "backing off from an error" (a collection fault here) leave their place to others."""
+        working = [
+            t
+            for t in self.tasks.values()
+            if t.kind == task.kind
+            and t.status == "ACTIVE"
+            and t.forced_outcome is None
+            and self._collection_fault(t) is None
+        ]
+        return task in working[:TASKS_AT_ONCE] or task.forced_outcome is not None
+
+    def _force(self, task: FakeTask, outcome: dict[str, Any]) -> None:
         """End (or stall) a task the way a knob asked.
 
         A FAILED task's document, as Transfer shows it (docs.globus.org/api/transfer/task,
@@ -640,29 +819,30 @@ class FakeTransferAPI:
         `completion_time` is set. Nothing says which items were done before the fault.
         """
         if outcome["status"] == "FAILED":
-            task.status, task.nice_status = "FAILED", None
-            task.fatal_error = {
-                "code": outcome["nice_status"],
-                "description": outcome["description"],
-            }
-            task.completion_time = _now_iso()
-            task.pending.clear()
+            self._end(task, outcome["nice_status"], outcome["description"])
             return
         task.status, task.nice_status = outcome["status"], outcome["nice_status"]
 
-    def _copy(self, task: FakeTask, item: dict[str, Any]) -> tuple[str, str] | None:
+    def _copy(self, task: FakeTask, item: dict[str, Any]) -> tuple[str, str, str] | None:
+        """Copy one item; a fault is (code, details, "source" | "destination")."""
         body = task.body
         src = self.path_of(body["source_endpoint"], item["source_path"])
         dst = self.path_of(body["destination_endpoint"], item["destination_path"])
         if not src.is_file():
-            return "FILE_NOT_FOUND", f"No such file or directory: {item['source_path']}"
+            return (
+                "FILE_NOT_FOUND",
+                f"No such file or directory: {item['source_path']}",
+                "source",
+            )
         algorithm = _ALGORITHMS.get(str(item.get("checksum_algorithm") or "MD5").upper(), "md5")
         source_sum = _file_checksum(src, algorithm)
         expected = item.get("external_checksum")
-        if body.get("verify_checksum") and expected and expected.lower() != source_sum:
+        if expected and expected.lower() != source_sum:
             return (
                 "CHECKSUM_MISMATCH",
-                f"source checksum {source_sum} does not match external checksum {expected}",
+                f"source checksum {source_sum} does not match external checksum {expected} "
+                f"for {item['source_path']}",
+                "source",
             )
         stat = src.stat()
         # globus-sdk `TransferData` "Sync Levels": "When files match, no data transfer will
@@ -679,13 +859,20 @@ class FakeTransferAPI:
         dst.parent.mkdir(parents=True, exist_ok=True)
         partial = dst.with_name(f".{dst.name}.fake-partial")
         shutil.copyfile(src, partial)
-        if self.corrupt_next_copy:
-            self.corrupt_next_copy = False
+        if self.corrupt_next_copy or self.corrupt_copies > 0:
+            if self.corrupt_next_copy:
+                self.corrupt_next_copy = False
+            else:
+                self.corrupt_copies -= 1
             with partial.open("ab") as handle:
                 handle.write(b"\0corrupt")
         if body.get("verify_checksum") and _file_checksum(partial, algorithm) != source_sum:
             partial.unlink()
-            return "VERIFY_CHECKSUM", "checksum verification failed at the destination"
+            return (
+                "VERIFY_CHECKSUM",
+                f"checksum verification failed at the destination for {item['destination_path']}",
+                "destination",
+            )
         os.replace(partial, dst)
         if body.get("preserve_timestamp"):
             os.utime(dst, (stat.st_atime, stat.st_mtime))
@@ -743,8 +930,35 @@ def _entry(path: Path) -> dict[str, Any]:
     }
 
 
-def _task_doc(task: FakeTask) -> dict[str, Any]:
-    elapsed = max(time.time() - _parse_iso(task.request_time), 1.0)
+def _event_details(item: dict[str, Any], message: str) -> str:
+    """An error event's `details` text, naming the file it is about."""
+    return (
+        f"Error ({item.get('DATA_TYPE', 'transfer_item')})\n"
+        f"Source: {item.get('source_path')}\nDestination: {item.get('destination_path')}\n"
+        f"Message: {message}"
+    )
+
+
+def _ls_filter_matches(path: Path, clause: str) -> bool:
+    """One `operation_ls` filter clause: `name:~glob`, `name:=exact` (or `name:exact`),
+    `name:!~glob`, `type:file|dir` (Transfer docs, "List directory contents": filter)."""
+    key, _, value = clause.partition(":")
+    if key == "type":
+        kind = "dir" if path.is_dir() else "file"
+        return kind in value.split(",")
+    if key != "name":
+        raise _ApiError(400, "ClientError.BadRequest", f"unsupported filter {key!r}")
+    negated = value.startswith("!")
+    value = value.removeprefix("!")
+    if value.startswith("~"):
+        found = fnmatchcase(path.name, value[1:])
+    else:
+        found = path.name in value.removeprefix("=").split(",")
+    return found != negated
+
+
+def _task_doc(task: FakeTask, now: datetime) -> dict[str, Any]:
+    elapsed = max(now.timestamp() - _parse_iso(task.request_time).timestamp(), 1.0)
     return {
         "DATA_TYPE": "task",
         "task_id": task.task_id,
@@ -799,8 +1013,8 @@ def _label_matches(label: str, condition: str) -> bool:
     return found != negated
 
 
-def _parse_iso(text: str) -> float:
-    return datetime.fromisoformat(text).timestamp()
+def _parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text)
 
 
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -811,6 +1025,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"/v0\.10/task_list"), "task_list"),
     ("GET", re.compile(r"/v0\.10/task/([^/]+)/successful_transfers"), "successful_transfers"),
     ("GET", re.compile(r"/v0\.10/task/([^/]+)/skipped_errors"), "skipped_errors"),
+    ("GET", re.compile(r"/v0\.10/task/([^/]+)/event_list"), "event_list"),
     ("POST", re.compile(r"/v0\.10/task/([^/]+)/cancel"), "cancel"),
     ("GET", re.compile(r"/v0\.10/task/([^/]+)"), "task"),
     ("GET", re.compile(r"/v0\.10/operation/endpoint/([^/]+)/ls"), "ls"),

@@ -427,7 +427,8 @@ def test_batch_is_one_checksummed_task_with_progress_and_evidence(
     assert site.fake.calls["transfer"] == 1 and len(site.fake.tasks) == 1
     body = site.fake.tasks[task_id].body
     assert body["sync_level"] == 3 and body["verify_checksum"] and body["preserve_timestamp"]
-    assert body["label"].startswith("bl931 copy dtn") and body["deadline"]
+    assert body["label"].startswith("bl931 copy dtn")
+    assert "deadline" not in body  # Transfer extends its own while the task progresses
     assert body["submission_id"] == request.submission_id
     items = body["DATA"]
     assert [i["external_checksum"] for i in items] == [f.checksum for f in scans]
@@ -531,19 +532,53 @@ def test_inactive_task_fails_after_the_grace_and_is_cancelled(site: Site) -> Non
     assert site.fake.calls["cancel"] == 1
 
 
-def test_task_past_its_deadline_is_failed_and_cancelled(site: Site) -> None:
+def test_delete_past_its_deadline_is_failed_and_cancelled(site: Site) -> None:
     clock = FakeClock(datetime.fromtimestamp(1_800_000_000, UTC))
     b = build_globus(site.config(deadline_hours=1), site.fake.environ, clock=clock)
     try:
         site.fake.stall_next_task()
         f = write_scan(site, "2026/a.h5", b"abc")
-        task_id = b.mover.submit(copy_request(b.mover, [file_item("a", f)]))
+        request = TaskRequest(
+            "delete", None, "dtn", (file_item("a", f),), b.mover.new_submission_id(), "bl931 d"
+        )
+        task_id = b.mover.submit(request)
+        assert site.fake.tasks[task_id].body["deadline"]  # deletes keep `deadline_hours`
         clock.advance(3601)
         status = b.mover.poll(task_id)
     finally:
         b.close()
     assert status.state == "failed" and "deadline" in (status.error or "")
     assert site.fake.calls["cancel"] == 1
+
+
+def test_a_transfer_has_no_deadline_of_bl931s_own(site: Site) -> None:
+    """Transfer extends the deadline of a task submitted without one while it progresses; a
+    copy is never failed for `deadline_hours` (stalls are bounded by `stall_hours`)."""
+    clock = FakeClock(datetime.fromtimestamp(1_800_000_000, UTC))
+    b = build_globus(site.config(deadline_hours=1), site.fake.environ, clock=clock)
+    try:
+        site.fake.fault_collection(site.ids["cfs"], "ENDPOINT_TOO_BUSY")
+        f = write_scan(site, "2026/a.h5", b"abc")
+        task_id = b.mover.submit(copy_request(b.mover, [file_item("a", f)]))
+        clock.advance(3 * 3600)
+        status = b.mover.poll(task_id)
+    finally:
+        b.close()
+    assert status.state == "active" and status.fault == "ENDPOINT_TOO_BUSY"
+    assert status.error_class is ErrorClass.TRANSIENT
+    assert site.fake.calls["cancel"] == 0
+
+
+def test_a_permission_fault_on_an_active_task_names_the_collections(
+    site: Site, backend: GlobusBackend
+) -> None:
+    site.fake.fault_collection(site.ids["cfs"], "PERMISSION_DENIED")
+    f = write_scan(site, "2026/a.h5", b"abc")
+    mover = backend.mover
+    status = mover.poll(mover.submit(copy_request(mover, [file_item("a", f)])))
+    assert status.state == "active" and status.fault == "PERMISSION_DENIED"
+    assert status.error_class is ErrorClass.NEEDS_HUMAN
+    assert f"cfs (collection {site.ids['cfs']})" in (status.error or "")
 
 
 def test_a_cancelled_task_ends_only_when_transfer_says_it_stopped(site: Site) -> None:
@@ -595,14 +630,11 @@ def test_persistent_5xx_is_transient(site: Site, backend: GlobusBackend) -> None
 def test_skipped_errors_attach_to_their_scans(site: Site, backend: GlobusBackend) -> None:
     site.fake.page_size = 1  # the SDK must follow markers across pages
     good = write_scan(site, "2026/good.h5", b"good")
-    bad = write_scan(site, "2026/bad.h5", b"bad")
-    bad = ScanFile(bad.path, bad.size, bad.mtime, "0" * 32)  # inventory disagrees with the bytes
     d1 = write_scan(site, "2026/dir/x.h5", b"x")
     gone = write_scan(site, "2026/dir/y.h5", b"y")
     (site.dir("dtn") / gone.path).unlink()
     items = [
         file_item("good", good),
-        file_item("bad", bad),
         TransferItem("dir", "2026/dir", (d1, gone), "md5", recursive=True),
     ]
     mover = backend.mover
@@ -610,12 +642,61 @@ def test_skipped_errors_attach_to_their_scans(site: Site, backend: GlobusBackend
     assert status.state == "succeeded"
     results = {r.action_id: r for r in status.results}
     assert results["good"].ok and results["good"].evidence is not None
-    assert not results["bad"].ok and results["bad"].evidence is None
-    assert "CHECKSUM_MISMATCH" in (results["bad"].error or "")
-    assert results["bad"].error_class is ErrorClass.NEEDS_HUMAN
     assert not results["dir"].ok and "FILE_NOT_FOUND" in (results["dir"].error or "")
-    assert "bad.h5" not in (results["dir"].error or "")
+    assert "good.h5" not in (results["dir"].error or "")
+
+
+def test_a_rewritten_file_fails_the_whole_task_but_only_its_scan(
+    site: Site, backend: GlobusBackend
+) -> None:
+    """`external_checksum`: "a failure will cause the entire task to fail" (globus-sdk
+    `TransferData.add_item`), `skip_source_errors` or not. Only the event names the file: only
+    that scan fails (for a person), the others are sent again at once in a new batch."""
+    site.fake.files_per_poll = 1
+    first = write_scan(site, "2026/a.h5", b"aaaa")
+    bad = write_scan(site, "2026/bad.h5", b"bad")
+    bad = ScanFile(bad.path, bad.size, bad.mtime, "0" * 32)  # inventory disagrees with the bytes
+    bad_prefix = write_scan(site, "2026/bad.h5.1", b"other")  # a name the bad one is a prefix of
+    last = write_scan(site, "2026/z.h5", b"zzzz")
+    items = [file_item(n, f) for n, f in (("a", first), ("bad", bad), ("b1", bad_prefix))]
+    items.append(file_item("z", last))
+    mover = backend.mover
+    status = poll_until_finished(mover, mover.submit(copy_request(mover, items)))[-1]
+    assert status.state == "failed"
+    results = {r.action_id: r for r in status.results}
+    assert not results["bad"].ok and results["bad"].error_class is ErrorClass.NEEDS_HUMAN
+    assert "2026/bad.h5: CHECKSUM_MISMATCH" in (results["bad"].error or "")
+    for innocent in ("a", "b1", "z"):
+        result = results[innocent]
+        assert not result.ok and result.retry_now, result
+        assert result.error_class is ErrorClass.TRANSIENT
+        assert "bad.h5" not in (result.error or "")
     assert not (site.dir("cfs") / bad.path).exists()
+
+
+def test_a_failed_task_whose_events_name_no_file_fails_every_scan(
+    site: Site, backend: GlobusBackend
+) -> None:
+    site.fake.fail_next_task("QUOTA_EXCEEDED", "quota exceeded")
+    a = write_scan(site, "2026/a.h5", b"a")
+    b = write_scan(site, "2026/b.h5", b"b")
+    mover = backend.mover
+    request = copy_request(mover, [file_item("a", a), file_item("b", b)])
+    status = poll_until_finished(mover, mover.submit(request))[-1]
+    assert status.state == "failed"
+    assert all(not r.ok and not r.retry_now for r in status.results)
+    assert all(r.error_class is ErrorClass.NEEDS_HUMAN for r in status.results)
+
+
+def test_a_destination_checksum_mismatch_is_retried_by_globus(
+    site: Site, backend: GlobusBackend
+) -> None:
+    site.fake.corrupt_next_copy = True
+    a = write_scan(site, "2026/a.h5", b"a" * 10)
+    mover = backend.mover
+    status = poll_until_finished(mover, mover.submit(copy_request(mover, [file_item("a", a)])))
+    assert status[-1].state == "succeeded" and status[-1].results[0].ok
+    assert (site.dir("cfs") / a.path).read_bytes() == b"a" * 10
 
 
 def test_unknown_task_is_lost(backend: GlobusBackend) -> None:
@@ -762,3 +843,61 @@ def test_a_fault_on_an_unrecognised_path_fails_every_scan_of_the_task(
     status = poll_until_finished(mover, task_id)[-1]
     assert status.state == "succeeded"
     assert not any(r.ok for r in status.results)
+
+
+def test_retry_after_beyond_the_sdk_cap_holds_that_collection_back_only(site: Site) -> None:
+    """429 with `Retry-After: 30`: the SDK sleeps at most `max_sleep` per retry and gives up;
+    bl931 sends nothing more to that collection for 30 s, while other endpoints go on."""
+    clock = FakeClock(datetime.fromtimestamp(1_800_000_000, UTC))
+    b = build_globus(site.config(), site.fake.environ, clock=clock, max_sleep=0.01)
+    try:
+        write_scan(site, "2026/a.h5", b"a")
+        site.fake.fail_next("ls", 3, 429, retry_after=30)
+        with pytest.raises(EndpointUnavailable) as first:
+            b.storages["dtn"].list_scans(FILES)
+        assert first.value.error_class is ErrorClass.TRANSIENT
+        asked = site.fake.calls["ls"]
+        with pytest.raises(EndpointUnavailable, match="Retry-After"):
+            b.storages["dtn"].list_scans(FILES)
+        assert site.fake.calls["ls"] == asked  # nothing sent while the wait lasts
+        assert b.storages["cfs"].list_scans(FILES) == {}  # another collection goes on
+        clock.advance(31)
+        assert set(b.storages["dtn"].list_scans(FILES)) == {"2026/a.h5"}
+    finally:
+        b.close()
+
+
+def test_a_missing_root_needs_a_person_naming_collection_and_path(
+    site: Site, backend: GlobusBackend
+) -> None:
+    os.rmdir(site.dir("cfs"))
+    with pytest.raises(EndpointUnavailable) as caught:
+        backend.storages["cfs"].list_scans(FILES)
+    assert caught.value.error_class is ErrorClass.NEEDS_HUMAN
+    assert ROOT in str(caught.value) and site.ids["cfs"] in str(caught.value)
+
+
+def test_close_closes_the_transports_it_built(site: Site) -> None:
+    b = site.backend()
+    transports = [s._client.transport for s in b.storages.values()]
+    closed: list[object] = []
+    for transport in transports:
+        original = transport.close
+
+        def close(t: Any = transport, o: Any = original) -> None:
+            closed.append(t)
+            o()
+
+        transport.close = close  # type: ignore[method-assign]
+    b.close()
+    assert all(t in closed for t in transports)
+
+
+def test_stat_of_one_file_scan_asks_transfer_for_that_name_only(
+    site: Site, backend: GlobusBackend
+) -> None:
+    for i in range(50):
+        write_scan(site, f"2026/s{i:02d}.h5", b"x")
+    listing = backend.storages["dtn"].stat_scan(FILES, "2026/s07.h5")
+    assert listing is not None and [f.path for f in listing.files] == ["2026/s07.h5"]
+    assert backend.storages["dtn"].stat_scan(FILES, "2026/nope.h5") is None

@@ -1,0 +1,131 @@
+"""What a Globus task's faults mean: which `nice_status` a person must fix, and which scan of a
+failed batch caused the failure.
+
+Transfer keeps working on a task that hits an error: it "categorizes the error, emits an event to
+the task's event list" and retries, so the task stays ACTIVE while its `nice_status` names the
+fault (Transfer docs, "Task Behavior", section 4). Some faults pass by themselves (a busy endpoint,
+a dropped connection); others never do until a person acts (a permission, a missing file, a full
+quota, a missing identity mapping). `active_fault` sorts them.
+
+A fatal error ends the whole task, even with `skip_source_errors` (which skips only source-side
+PERMISSION_DENIED, FILE_NOT_FOUND and AMBIGUOUS_PATH): for instance one file whose bytes do not
+match its `external_checksum` ("a failure will cause the entire task to fail", globus-sdk
+`TransferData.add_item`). The task document then says only the fatal error's code; the event list
+says which file it was about. `culprits` reads the events and finds the scans whose files they
+name, so only those scans fail and the others are sent again in a new batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from engine.model import ErrorClass
+from engine.storage.base import TaskRequest
+from engine.storage.globus_auth import GlobusSession, translate_error
+from engine.storage.globus_listing import join
+
+log = logging.getLogger(__name__)
+
+# `nice_status` values that say a task is fine or just waiting its turn.
+_NO_FAULT = ("OK", "QUEUED", "ACTIVE", "")
+# Faults only a person can clear (an administrator, the owner of the data, a quota).
+_NEEDS_HUMAN_WORDS = (
+    "PERMISSION",
+    "NOT_FOUND",
+    "QUOTA",
+    "MAPPING",
+    "IDENTITY",
+    "CONSENT",
+    "AUTH",
+    "CREDENTIAL",
+    "AMBIGUOUS_PATH",
+    "NOT_A_FILE",
+)
+# Events that do not stand for a fault of a file (progress, task control).
+_EVENT_LIMIT = 1000  # events read per page; the SDK pages on
+
+
+def active_fault(nice_status: str | None) -> ErrorClass | None:
+    """How to treat the fault an ACTIVE task's `nice_status` names.
+
+    Returns:
+        None when there is no fault (OK, Queued); `NEEDS_HUMAN` for a fault that persists until
+        a person acts (PERMISSION_DENIED, FILE_NOT_FOUND, QUOTA_EXCEEDED, an identity mapping,
+        credentials); `TRANSIENT` for everything else (ENDPOINT_TOO_BUSY, CONNECTION_FAILED,
+        CONNECTION_RESET, timeouts…), which Transfer retries by itself.
+    """
+    word = (nice_status or "").strip().upper()
+    if word in _NO_FAULT:
+        return None
+    if any(key in word for key in _NEEDS_HUMAN_WORDS):
+        return ErrorClass.NEEDS_HUMAN
+    return ErrorClass.TRANSIENT
+
+
+Fault = tuple[str, str, str]  # code, file path on the collection, details
+
+
+def culprits(
+    client: Any,
+    session: GlobusSession,
+    task_id: str,
+    request: TaskRequest,
+    roots: tuple[str, str],
+) -> dict[str, list[Fault]]:
+    """The scans of a failed copy task whose files its error events name.
+
+    Args:
+        client: the `globus_sdk.TransferClient`.
+        session: for error translation.
+        task_id: the failed task.
+        request: the batch it carried.
+        roots: the source and target endpoint roots on their collections.
+
+    Returns:
+        action id → the faults naming that scan's files (empty: no event names a file of the
+        batch, so the failure cannot be pinned on any one scan).
+
+    Raises:
+        TransientError | NeedsHumanError | TerminalError: the events could not be read.
+    """
+    owners: dict[str, str] = {}
+    for item in request.items:
+        for scan_file in item.files:
+            for root in roots:
+                owners[join(root, scan_file.path)] = item.action_id
+    # The longest paths first, so that `/raw/a.h5.1` is not taken for `/raw/a.h5`.
+    by_length = sorted(owners, key=len, reverse=True)
+    found: dict[str, list[Fault]] = {}
+    try:
+        for page in client.paginated.task_event_list(task_id, limit=_EVENT_LIMIT):
+            for event in page:
+                if not event.get("is_error"):
+                    continue
+                text = f"{event.get('description') or ''}\n{event.get('details') or ''}"
+                for path in _named_paths(text, by_length):
+                    fault = (str(event.get("code") or "ERROR"), path, _one_line(text))
+                    found.setdefault(owners[path], []).append(fault)
+    except Exception as exc:
+        raise translate_error(exc, f"reading the events of task {task_id}", session) from exc
+    return found
+
+
+def _named_paths(text: str, paths: list[str]) -> list[str]:
+    """The paths (longest first) that appear in `text` as whole paths, each once."""
+    named = []
+    rest = text
+    for path in paths:
+        at = rest.find(path)
+        while at >= 0:
+            end = at + len(path)
+            if end == len(rest) or not (rest[end].isalnum() or rest[end] in "._-/"):
+                named.append(path)
+                rest = rest[:at] + "\0" * len(path) + rest[end:]  # not matched again as a prefix
+                break
+            at = rest.find(path, end)
+    return named
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
