@@ -350,7 +350,7 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE task_items ADD COLUMN bytes_done INTEGER;
     ALTER TABLE heartbeat ADD COLUMN stopped_at TEXT;
     """,
-    # 10: what the reconciler watches on each open remote task (engine.task_watch): a fault
+    # 8: what the reconciler watches on each open remote task (engine.task_watch): a fault
     # the task keeps retrying and since when, when it last made progress, and why bl931
     # cancelled it
     """
