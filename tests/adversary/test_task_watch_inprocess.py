@@ -219,3 +219,62 @@ def test_a_slow_transfer_that_keeps_progressing_outlives_24_hours_without_a_canc
     assert task.status == "SUCCEEDED", (task.status, task.nice_status, task.fatal_error)
     assert world.clock.now() - START > timedelta(hours=24)
     assert (world.tmp / "cfs" / "raw" / "2029" / "s15.h5").read_bytes() == bytes([15]) * 8
+
+
+def test_a_crash_between_submit_and_recording_it_never_opens_a_fourth_task(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The submit reaches Transfer, the process dies before the task id is stored. The next
+    pass must resend it under the same submission id (Duplicate) and still count it: never
+    more than the shared slots for a backlog, never a second task for one submission."""
+    world.globus = {"max_items_per_task": 1, "max_active_tasks": 3, "realtime_slots": 1}
+    world.fake.files_per_poll = 0  # tasks stay open
+    for i in range(6):
+        world.write(f"2020/old_{i}.h5", bytes([i]) * 8, OLD + i)
+    real_submit = GlobusMover.submit
+
+    def submit_then_die(self: GlobusMover, request: Any) -> str:
+        real_submit(self, request)
+        raise SystemExit("killed after the submit reached Transfer")
+
+    monkeypatch.setattr(GlobusMover, "submit", submit_then_die)
+    with pytest.raises(SystemExit):
+        one_pass(world)
+    monkeypatch.setattr(GlobusMover, "submit", real_submit)
+    assert len(world.fake.tasks) == 1
+    for _ in range(3):
+        world.clock.advance(minutes=1)
+        one_pass(world)
+        open_transfers = [t for t in world.fake.tasks.values() if t.status == "ACTIVE"]
+        # All backlog: the real-time slot stays free, two shared slots at most.
+        assert len(open_transfers) <= 2, [t.label for t in open_transfers]
+    assert len(world.fake.submissions) == len(world.fake.tasks)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="OBSERVED: the Retry-After hold lives in the GlobusSession's memory "
+    "(engine/storage/globus_auth.GlobusSession._not_before); a new process (each "
+    "`--reconcile --once` pass, a restart) lists the throttled collection again at once, "
+    "before the Retry-After of 600 s is over; docs/globus.md says bl931 sends nothing more "
+    "for that collection until the time is over (holds within one long-running process)",
+)
+def test_retry_after_is_honoured_across_once_passes(world: World) -> None:
+    world.write("2029/a.h5", b"a" * 10, OLD)
+    seen: list[tuple[str, str]] = []
+    handle = world.fake.handle
+
+    def spy(method: str, path: str, *args: Any) -> Any:
+        seen.append((method, path))
+        return handle(method, path, *args)
+
+    world.fake.handle = spy  # type: ignore[method-assign]
+    world.fake.fail_next("ls", 3, 429, retry_after=600)
+    one_pass(world)
+    throttled = [p for m, p in seen if "/ls" in p][0]
+    collection = throttled.split("/operation/endpoint/")[1].split("/")[0]
+    seen.clear()
+    world.clock.advance(minutes=1)
+    one_pass(world)  # a new process, 60 s into the 600 s wait
+    again = [p for m, p in seen if "/ls" in p and collection in p]
+    assert not again, again
