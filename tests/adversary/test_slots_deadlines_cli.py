@@ -143,3 +143,44 @@ def test_a_missing_collection_root_needs_a_person_naming_collection_and_path(
     human = run_cli("--dry-run", config=site.config_path)
     assert human.returncode == 1 and "No changes" not in human.stdout
     assert "/nope" in human.stdout + human.stderr
+
+
+def test_a_delete_task_stuck_on_a_permission_fault_is_cancelled_and_deletes_nothing(
+    run_cli: RunCli, site: Site
+) -> None:
+    """A delete task Globus keeps retrying on PERMISSION_DENIED: the scan is not reported
+    deleted, its files stay, and once cancelled it needs a person naming the collection.
+    `persistent_fault_minutes` is 0.001 (60 ms): every later pass, a new process, starts
+    later than that after the pass that first saw the fault."""
+    with_globus(site, "\n[globus]\npersistent_fault_minutes = 0.001\n")
+    from tests.cli.globus_site import until_dtn_prune_planned
+
+    until_dtn_prune_planned(run_cli, site)
+    done = run_cli("--approve-all", "--yes", config=site.config_path)
+    assert done.returncode == 0, done.stderr
+    site.fake.fault_collection(site.collections["dtn"], "PERMISSION_DENIED", "permission denied")
+    for _ in range(4):
+        reconcile(run_cli, site)
+    (task,) = deletes(site.fake)
+    assert task.status == "FAILED" and task.fatal_error["code"] == "CANCELED"
+    assert (site.dtn / "scan_0001" / "frame_1.h5").is_file()
+    assert (site.dtn / "scan_0001" / "frame_2.h5").is_file()
+    from engine.state import StateStore
+
+    store = StateStore(site.state_path)
+    try:
+        rows = store.connection().execute(
+            "SELECT a.kind, a.status, a.error_class, a.error FROM actions a "
+            "WHERE a.kind = 'delete'"
+        ).fetchall()
+    finally:
+        store.close()
+    assert rows, "no delete action"
+    for row in rows:
+        assert row["status"] != "succeeded", dict(row)
+    failed = [r for r in rows if r["error_class"] is not None]
+    assert failed, [dict(r) for r in rows]
+    assert failed[-1]["error_class"] == "needs_human", dict(failed[-1])
+    assert site.collections["dtn"] in failed[-1]["error"], failed[-1]["error"]
+    code, doc = audit(run_cli, site)
+    assert code == 1 and doc["outcome"] == "needs_person"
