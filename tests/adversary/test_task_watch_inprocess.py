@@ -325,3 +325,76 @@ def test_a_person_fault_interleaved_with_a_transient_one_is_bounded_by_stall_hou
     one_pass(world)
     error_class, message = world.failures()["2029/a.h5"]
     assert error_class == ErrorClass.NEEDS_HUMAN.value and "stall_hours" in message, message
+
+
+def audit_of(world: World, run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[int, Any]:
+    """`bl931tui --dry-run --json --as-of <fake now>` on the world's state, through the CLI."""
+    import json
+
+    globus = "".join(f"{k} = {v!r}\n" for k, v in world.globus.items())
+    config = world.tmp / "bl931.toml"
+    config.write_text(
+        f"""[state]
+path = "{world.tmp / "state.sqlite"}"
+[inventory]
+quiet_seconds = 0
+[endpoints.dtn]
+kind = "globus"
+collection = "{world.ids["dtn"]}"
+root = "/raw"
+path = "{world.raw}"
+[endpoints.cfs]
+kind = "globus"
+collection = "{world.ids["cfs"]}"
+root = "/raw"
+[[copy]]
+from = "dtn"
+to = "cfs"
+[catalog]
+kind = "none"
+[globus]
+{globus}""",
+        "utf-8",
+    )
+    for name, value in world.fake.environ.items():
+        monkeypatch.setenv(name, value)
+    done = run_cli(
+        "--dry-run", "--json", "--as-of", world.clock.now().isoformat(), config=config
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_a_stalled_copy_reads_as_needing_a_person_in_the_audit(
+    world: World, run_cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.globus = {"stall_hours": 3}
+    world.write("2029/a.h5", b"a" * 10, OLD)
+    world.fake.files_per_poll = 0  # Transfer takes the task but moves nothing
+    one_pass(world)
+    code, doc = audit_of(world, run_cli, monkeypatch)
+    assert code == 2 and doc["outcome"] == "pending", doc  # in flight, not settled
+    world.clock.advance(hours=3, minutes=1)
+    one_pass(world)  # cancelled
+    world.clock.advance(minutes=1)
+    one_pass(world)  # Transfer shows it ended: needs attention
+    code, doc = audit_of(world, run_cli, monkeypatch)
+    assert code == 1 and doc["outcome"] == "needs_person", doc
+    blocked = {b["scan"]: b for b in doc["blocked"] if b["reason_code"] == "needs_attention"}
+    assert "stall_hours" in blocked["2029/a.h5"]["reason"], blocked
+
+
+def test_a_source_side_fault_names_the_source_collection(world: World) -> None:
+    world.globus = {"persistent_fault_minutes": 10, "stall_hours": 100}
+    world.write("2029/a.h5", b"a" * 10, OLD)
+    world.fake.fault_collection(world.ids["dtn"], "PERMISSION_DENIED")
+    one_pass(world)
+    world.clock.advance(minutes=1)
+    (alert,) = task_alerts(one_pass(world))
+    assert world.ids["dtn"] in alert.message
+    world.clock.advance(minutes=10)
+    one_pass(world)
+    world.clock.advance(minutes=1)
+    one_pass(world)
+    error_class, message = world.failures()["2029/a.h5"]
+    assert error_class == ErrorClass.NEEDS_HUMAN.value and world.ids["dtn"] in message
