@@ -169,10 +169,14 @@ def test_a_delete_task_stuck_on_a_permission_fault_is_cancelled_and_deletes_noth
 
     store = StateStore(site.state_path)
     try:
-        rows = store.connection().execute(
-            "SELECT a.kind, a.status, a.error_class, a.error FROM actions a "
-            "WHERE a.kind = 'delete'"
-        ).fetchall()
+        rows = (
+            store.connection()
+            .execute(
+                "SELECT a.kind, a.status, a.error_class, a.error FROM actions a "
+                "WHERE a.kind = 'delete'"
+            )
+            .fetchall()
+        )
     finally:
         store.close()
     assert rows, "no delete action"

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from engine.clock import FakeClock
 from engine.model import ErrorClass
 from engine.storage.globus_mover import GlobusMover
-from engine.clock import FakeClock
 from tests.fakes.transfer_api import FakeTransferAPI
 from tests.storage.test_globus_task_watch import OLD, START, World, task_alerts
 
@@ -271,7 +271,7 @@ def test_retry_after_is_honoured_across_once_passes(world: World) -> None:
     world.fake.handle = spy  # type: ignore[method-assign]
     world.fake.fail_next("ls", 3, 429, retry_after=600)
     one_pass(world)
-    throttled = [p for m, p in seen if "/ls" in p][0]
+    throttled = next(p for m, p in seen if "/ls" in p)
     collection = throttled.split("/operation/endpoint/")[1].split("/")[0]
     seen.clear()
     world.clock.advance(minutes=1)
@@ -358,9 +358,7 @@ kind = "none"
     )
     for name, value in world.fake.environ.items():
         monkeypatch.setenv(name, value)
-    done = run_cli(
-        "--dry-run", "--json", "--as-of", world.clock.now().isoformat(), config=config
-    )
+    done = run_cli("--dry-run", "--json", "--as-of", world.clock.now().isoformat(), config=config)
     assert "Traceback" not in done.stderr, done.stderr
     return done.returncode, json.loads(done.stdout)
 
@@ -398,3 +396,90 @@ def test_a_source_side_fault_names_the_source_collection(world: World) -> None:
     one_pass(world)
     error_class, message = world.failures()["2029/a.h5"]
     assert error_class == ErrorClass.NEEDS_HUMAN.value and world.ids["dtn"] in message
+
+
+def long_running(world: World) -> tuple[Any, Any]:
+    """One process, many passes: the backends and store built once (as `--reconcile` does)."""
+    from engine.backends import build_backends
+    from engine.reconciler import Reconciler
+    from engine.state import StateStore
+
+    config = world.config()
+    backends = build_backends(config, environ=world.fake.environ, clock=world.clock)
+    store = StateStore(config.state.path)
+    return Reconciler(config, store, backends, clock=world.clock), (backends, store)
+
+
+@pytest.fixture
+def quick_sdk_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """globus-sdk's own two retries sleep 10 ms instead of up to 5 s (wall time)."""
+    from globus_sdk.transport import RetryConfig
+
+    from engine.storage.globus_auth import GlobusSession
+
+    monkeypatch.setattr(
+        GlobusSession,
+        "_retry_config",
+        lambda self: RetryConfig(max_retries=self._max_retries, max_sleep=0.01),
+    )
+
+
+@pytest.mark.usefixtures("quick_sdk_retries")
+def test_retry_after_on_listings_holds_that_collection_in_a_long_running_process(
+    world: World,
+) -> None:
+    world.write("2029/a.h5", b"a" * 10, OLD)
+    reconciler, (backends, store) = long_running(world)
+    try:
+        seen: list[str] = []
+        handle = world.fake.handle
+
+        def spy(method: str, path: str, *args: Any) -> Any:
+            seen.append(path)
+            return handle(method, path, *args)
+
+        world.fake.handle = spy  # type: ignore[method-assign]
+        world.fake.fail_next("ls", 3, 429, retry_after=600)
+        report = reconciler.reconcile_once()
+        assert not report.ok
+        throttled = next(p for p in seen if p.endswith("/ls")).split("/")[-2]
+        seen.clear()
+        world.clock.advance(minutes=1)
+        report = reconciler.reconcile_once()
+        assert not [p for p in seen if p.endswith("/ls") and throttled in p], seen
+        assert [p for p in seen if p.endswith("/ls")], "the other collection went on"
+        assert not report.ok  # still unknown: never read as in sync
+        world.clock.advance(minutes=10)
+        seen.clear()
+        reconciler.reconcile_once()
+        assert [p for p in seen if p.endswith("/ls") and throttled in p]
+    finally:
+        backends.close()
+        store.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BROKEN (against issue 13; docs/globus.md only promises listings and submissions): "
+    "a 429 with Retry-After on get_task is not honoured: GlobusMover.poll neither calls "
+    "note_retry_after nor wait_out, so the next pass of the same long-running process polls "
+    "the task again 60 s into a 600 s Retry-After (cancel, task_event_list and task_list "
+    "likewise); the issue asks Retry-After on 429/503 be honoured beyond the SDK cap",
+)
+@pytest.mark.usefixtures("quick_sdk_retries")
+def test_retry_after_on_task_polls_is_honoured(world: World) -> None:
+    world.write("2029/a.h5", b"a" * 10, OLD)
+    world.fake.files_per_poll = 0
+    reconciler, (backends, store) = long_running(world)
+    try:
+        reconciler.reconcile_once()  # submits
+        world.fake.fail_next("task", 3, 429, retry_after=600)
+        world.clock.advance(minutes=1)
+        reconciler.reconcile_once()  # the poll is throttled
+        asked = world.fake.calls["task"]
+        world.clock.advance(minutes=1)
+        reconciler.reconcile_once()
+        assert world.fake.calls["task"] == asked, "polled again inside Retry-After"
+    finally:
+        backends.close()
+        store.close()
