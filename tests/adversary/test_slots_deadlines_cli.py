@@ -188,3 +188,21 @@ def test_a_delete_task_stuck_on_a_permission_fault_is_cancelled_and_deletes_noth
     assert site.collections["dtn"] in failed[-1]["error"], failed[-1]["error"]
     code, doc = audit(run_cli, site)
     assert code == 1 and doc["outcome"] == "needs_person"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("realtime_slots = 3\n", "realtime_slots"),
+        ("persistent_fault_minutes = 0\n", "persistent_fault_minutes"),
+        ("stall_hours = -1\n", "stall_hours"),
+    ],
+)
+def test_bad_slot_and_watch_settings_are_config_errors_naming_the_key(
+    run_cli: RunCli, site: Site, text: str, key: str
+) -> None:
+    with_globus(site, "\n[globus]\n" + text)
+    done = run_cli("--dry-run", config=site.config_path)
+    assert done.returncode == 78, (done.returncode, done.stderr)
+    assert key in done.stderr
+    assert "Traceback" not in done.stderr

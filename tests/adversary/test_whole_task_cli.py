@@ -201,3 +201,28 @@ def test_a_file_that_keeps_changing_does_not_keep_the_other_scans_from_landing(
     assert len(transfers(site.fake)) <= 4
     for scan in ("scan_0001", "scan_0002", "scan_0004"):
         assert landed(site, scan), scan
+
+
+def test_unreadable_events_never_blame_every_scan_nor_read_as_in_sync(
+    run_cli: RunCli, site: Site
+) -> None:
+    """The batch failed on a rewritten file but Transfer cannot give its event list now (503
+    beyond the SDK's retries): nothing may be settled from that guess. The next pass, with
+    the events readable, blames only the culprit; meanwhile the audit is not settled."""
+    reconcile(run_cli, site)
+    (first,) = transfers(site.fake)
+    flip_one_byte(site.dtn / "scan_0003" / "frame_1.h5")
+    site.fake.fail_next("event_list", 3, 503)
+    reconcile(run_cli, site)
+    assert first.status == "FAILED"
+    assert not failures(site), failures(site)  # nothing recorded from a guess
+    code, doc = audit(run_cli, site)
+    assert code != 0 and doc["outcome"] != "settled"
+    reconcile(run_cli, site)
+    failed = failures(site)
+    assert failed["scan_0003"][-1][0] == "needs_human"
+    for scan in ("scan_0001", "scan_0002", "scan_0004"):
+        assert failed[scan][-1][0] == "transient", failed[scan]
+    reconcile(run_cli, site)
+    for scan in SCANS:
+        assert landed(site, scan), scan
