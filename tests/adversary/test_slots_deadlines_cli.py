@@ -163,6 +163,12 @@ def test_a_delete_task_stuck_on_a_permission_fault_is_cancelled_and_deletes_noth
         reconcile(run_cli, site)
     (task,) = deletes(site.fake)
     assert task.status == "FAILED" and task.fatal_error["code"] == "CANCELED"
+    # Exactly the manifest's files, never the scan folder, never recursive.
+    assert not task.body.get("recursive")
+    assert sorted(i["path"] for i in task.body["DATA"]) == [
+        "/raw/scan_0001/frame_1.h5",
+        "/raw/scan_0001/frame_2.h5",
+    ]
     assert (site.dtn / "scan_0001" / "frame_1.h5").is_file()
     assert (site.dtn / "scan_0001" / "frame_2.h5").is_file()
     from engine.state import StateStore
@@ -206,3 +212,48 @@ def test_bad_slot_and_watch_settings_are_config_errors_naming_the_key(
     assert done.returncode == 78, (done.returncode, done.stderr)
     assert key in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_delete_past_deadline_hours_removes_nothing_and_is_not_reported_done(
+    run_cli: RunCli, site: Site
+) -> None:
+    """deadline_hours = 0.0001 (0.36 s): the delete task's deadline has passed by the next pass
+    (a new process). Transfer ends it (EXPIRED) having removed nothing; the scan stays on the
+    DTN, nothing says it was deleted, and the audit is not settled."""
+    from tests.cli.globus_site import until_dtn_prune_planned
+
+    until_dtn_prune_planned(run_cli, site)
+    with_globus(site, "\n[globus]\ndeadline_hours = 0.0001\n")
+    done = run_cli("--approve-all", "--yes", config=site.config_path)
+    assert done.returncode == 0, done.stderr
+    site.fake.files_per_poll = 0  # the delete task gets nowhere
+    reconcile(run_cli, site)
+    (task,) = deletes(site.fake)
+    given = datetime.fromisoformat(task.body["deadline"])
+    assert given - datetime.fromisoformat(task.request_time) < timedelta(seconds=2)
+    time.sleep(0.5)  # past the deadline whatever the machine's speed
+    reconcile(run_cli, site)
+    reconcile(run_cli, site)
+    assert task.status == "FAILED", task.status
+    assert (site.dtn / "scan_0001" / "frame_1.h5").is_file()
+    assert (site.dtn / "scan_0001" / "frame_2.h5").is_file()
+    from engine.state import StateStore
+
+    store = StateStore(site.state_path)
+    try:
+        statuses = [
+            r["status"]
+            for r in store.connection().execute("SELECT status FROM actions WHERE kind='delete'")
+        ]
+        receipts = store.connection().execute("SELECT COUNT(*) FROM deletions").fetchone()[0]
+        done_events = (
+            store.connection()
+            .execute("SELECT COUNT(*) FROM events WHERE kind IN ('delete.done', 'delete.partial')")
+            .fetchone()[0]
+        )
+    finally:
+        store.close()
+    assert "succeeded" not in statuses, statuses
+    assert receipts == 0 and done_events == 0
+    code, doc = audit(run_cli, site)
+    assert code != 0 and doc["outcome"] != "settled", doc
