@@ -183,9 +183,11 @@ def test_a_delete_task_stuck_on_a_permission_fault_is_cancelled_and_deletes_noth
             )
             .fetchall()
         )
+        deletions = store.connection().execute("SELECT COUNT(*) FROM deletions").fetchone()[0]
     finally:
         store.close()
     assert rows, "no delete action"
+    assert deletions == 0  # no receipt says anything went
     for row in rows:
         assert row["status"] != "succeeded", dict(row)
     failed = [r for r in rows if r["error_class"] is not None]
