@@ -29,7 +29,7 @@ from datetime import datetime
 from engine.config import Config
 from engine.decisions import REJECT, DecisionLog
 from engine.errors import UsageError
-from engine.model import Action, InFlight, Plan
+from engine.model import Action, ActionKind, InFlight, Plan
 from engine.operator_decisions import DecisionResult
 
 
@@ -147,9 +147,16 @@ def reject(config: Config, args: argparse.Namespace) -> int:
         elif aid in flying:
             f = flying[aid]
             print(
-                f"rejected {aid} ({f.kind.value} {f.scan}) as {user}; it was already submitted, "
-                "so this reject cannot stop it (its receipt names the approval it runs under), "
-                "and stands for any later execution of the same action"
+                f"rejected {aid} ({f.kind.value} {f.scan}) as {user}; it was already submitted: "
+                + (
+                    "the service cancels its running task at the next poll (what it removed "
+                    "before the cancel took effect gets a receipt naming the approval it ran "
+                    "under, the rest stays; a task already finished keeps its receipt and this "
+                    "reject is recorded as too late)"
+                    if f.kind is ActionKind.DELETE
+                    else "this reject cannot stop it"
+                )
+                + ". The reject stands for any later execution of the same action"
             )
         else:
             print(f"rejected {aid} as {user} (it was rejected already by {rejected[aid][0]})")

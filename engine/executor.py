@@ -12,7 +12,8 @@ the copy deleted must still hold the acquisition's bytes (`last_look`). A failed
 the delete (the next pass plans it again from a new observation) and is recorded with a reason
 code. Operator decisions and holds are read once more inside the write transaction that records
 a submission, and the approvals it uses are spent there (`engine/decisions.py`): an approval
-covers one execution, and a reject recorded during the last look stops the submission.
+covers one execution, and a reject recorded during the last look stops the submission. One recorded (or a hold
+placed) while the task runs cancels the task at its next poll (`engine/withdrawn_deletes.py`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from engine.storage.base import (
     TransferItem,
 )
 from engine.task_progress import record_item_progress
+from engine.withdrawn_deletes import Withdrawals
 
 if TYPE_CHECKING:
     from engine.reconciler import Observation
@@ -109,6 +111,8 @@ class Executor:
         # The scans the catalog made durable (the reconciler reads them back every pass).
         self.registrations = Registrations(store)
         self.finished_deletes = FinishedDeletes(self)
+        # Deletes rejected or held after their submission: their running task is cancelled.
+        self.withdrawals = Withdrawals(self)
 
     # ---- recording helpers -------------------------------------------------------------
     def _event(
@@ -198,6 +202,8 @@ class Executor:
                     self._send(mover, task, request, now)
                 continue
             assert task.task_id is not None
+            # A delete rejected (or its scan held) since its submission: cancel what still runs.
+            task = self.withdrawals.cancel_if_withdrawn(task, mover, now)
             # A mover that answers per scan only for tasks it knows (Globus, in a new process)
             # is told which scans the task carries.
             knows, track = getattr(mover, "knows", None), getattr(mover, "track", None)

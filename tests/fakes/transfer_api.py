@@ -286,6 +286,16 @@ class FakeTransferAPI:
             for _ in range(len(task.pending) + 1):  # a stalled task stays as it is
                 self._advance(task)
 
+    def step(self, task_id: str, files: int = 1) -> None:
+        """Let a task do its next `files` items now, as Transfer does between two polls."""
+        with self._lock:
+            task = self.tasks[task_id]
+            saved, self.files_per_poll = self.files_per_poll, files
+            try:
+                self._advance(task)
+            finally:
+                self.files_per_poll = saved
+
     def expire_tokens(self) -> None:
         """Invalidate every issued token (the SDK must fetch a new one)."""
         with self._lock:
@@ -505,8 +515,22 @@ class FakeTransferAPI:
     def _route_cancel(
         self, scope: str, query: dict[str, str], body: Any, tid: str
     ) -> dict[str, Any]:
+        """`POST /task/<task_id>/cancel`, as Transfer answers it.
+
+        Sources: globus-sdk `TransferClient.cancel_task` ("Cancel a task which is still
+        running", `POST /task/<task_id>/cancel`, Transfer docs "Cancel task by id"); its test
+        fixture `globus_sdk/testing/data/transfer/cancel_task.py` (a `result` document with
+        code "Canceled"); the Transfer docs' task fields: a cancelled task ends FAILED ("The
+        task or one of its subtasks failed, expired, or was canceled") with a
+        `completion_time`. A task already finished cannot be cancelled: the answer is a
+        `result` with code "TaskComplete", and the task stays as it ended (a SUCCEEDED delete
+        stays SUCCEEDED). Items done before the cancel stay done: nothing is undone.
+        """
         task = self._task(tid)
         with self._lock:
+            self.calls[
+                "cancel_done" if task.status in ("SUCCEEDED", "FAILED") else "cancel_run"
+            ] += 1
             if task.status in ("SUCCEEDED", "FAILED"):
                 return {"DATA_TYPE": "result", "code": "TaskComplete", "message": "done already"}
             if self.cancels_linger > 0:
