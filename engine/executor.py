@@ -201,9 +201,9 @@ class Executor:
                 if request is not None:
                     self._send(mover, task, request, now)
                 continue
-            assert task.task_id is not None
             # A delete rejected (or its scan held) since its submission: cancel what still runs.
             task = self.withdrawals.cancel_if_withdrawn(task, mover, now)
+            assert task.task_id is not None
             # A mover that answers per scan only for tasks it knows (Globus, in a new process)
             # is told which scans the task carries.
             knows, track = getattr(mover, "knows", None), getattr(mover, "track", None)

@@ -37,7 +37,7 @@ from tests.conftest import RunCli
 FIRST, SECOND = sorted(MANIFEST)  # the order the delete task removes them in
 
 
-def events(site: GlobusSite, action_id: str) -> list[dict[str, object]]:
+def events(site: GlobusSite, action_id: str) -> list[dict[str, object]]:  # noqa: F811
     store = StateStore(site.state_path, readonly=True)
     try:
         return list(store.events(action_id=action_id))
@@ -46,7 +46,9 @@ def events(site: GlobusSite, action_id: str) -> list[dict[str, object]]:
 
 
 def submitted_prune(
-    run_cli: RunCli, site: GlobusSite, monkeypatch: pytest.MonkeyPatch
+    run_cli: RunCli,
+    site: GlobusSite,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> tuple[str, str]:
     """alice approves the dtn prune and a pass submits it: (action id, Transfer task id)."""
     write_manifest(site)
@@ -61,7 +63,11 @@ def submitted_prune(
 
 
 def withdraw(
-    how: str, run_cli: RunCli, site: GlobusSite, monkeypatch: pytest.MonkeyPatch, aid: str
+    how: str,
+    run_cli: RunCli,
+    site: GlobusSite,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    aid: str,
 ) -> None:
     as_operator(monkeypatch, "bob")
     if how == "reject":
