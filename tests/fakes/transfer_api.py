@@ -38,6 +38,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -156,6 +157,7 @@ class FakeTransferAPI:
         self._consent_denied: set[str] = set()
         self._unmapped: set[str] = set()
         self._next_task_outcomes: list[dict[str, Any]] = []
+        self._ls_hooks: list[list[Any]] = []  # [collection, path, listings to skip, action]
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -296,6 +298,29 @@ class FakeTransferAPI:
             finally:
                 self.files_per_poll = saved
 
+    def before_ls(
+        self, collection: str, path: str, action: Callable[[], None], *, skip: int = 0
+    ) -> None:
+        """Run `action` once, right before answering an `operation_ls` of `path` on
+        `collection`, after `skip` such listings were answered untouched (the world changing
+        between two listings of one pass: the observation's and the last look's)."""
+        with self._lock:
+            self._ls_hooks.append([collection, path.rstrip("/") or "/", skip, action])
+
+    def _run_ls_hooks(self, collection: str, path: str) -> None:
+        due: list[Callable[[], None]] = []
+        with self._lock:
+            for hook in list(self._ls_hooks):
+                if (hook[0], hook[1]) != (collection, path.rstrip("/") or "/"):
+                    continue
+                if hook[2] > 0:
+                    hook[2] -= 1
+                    continue
+                self._ls_hooks.remove(hook)
+                due.append(hook[3])
+        for action in due:
+            action()
+
     def expire_tokens(self) -> None:
         """Invalidate every issued token (the SDK must fetch a new one)."""
         with self._lock:
@@ -412,6 +437,7 @@ class FakeTransferAPI:
         coll = self._check_access(scope, cid)
         path = query.get("path", "/")
         target = self.path_of(coll.id, path)
+        self._run_ls_hooks(cid, path)
         if not target.is_dir():
             raise _ApiError(
                 404, "ClientError.NotFound", f"Path not found, Error (list) {path}: No such file"
