@@ -30,6 +30,7 @@ from engine.catalog.base import Location
 from engine.catalog.custody import Registrations
 from engine.clock import Clock
 from engine.config import Config
+from engine.copy_evidence import settled_signature
 from engine.decisions import DecisionLog, Refused
 from engine.deletes import InterruptedDeletes, receipt_files, report_foreign
 from engine.errors import Bl931Error, CatalogUnavailable, classify
@@ -320,6 +321,8 @@ class Executor:
                 )
                 return False
             assert action.target is not None
+            # Files a checksum-sync skipped keep their own mtimes (engine/copy_evidence.py).
+            evidence = settled_signature(self, task, action.scan, action.target, evidence)
             # The evidence is about the storage the task wrote to, even if the config was
             # repointed while it ran.
             storages = self._storage_identities()
