@@ -12,9 +12,11 @@ naming it, never a silent no-op:
 
 - `--approve` takes actions awaiting approval, and actions an operator rejected (the approval
   overrides the reject);
-- `--reject` takes any planned action, and actions in flight: a reject that comes after the
-  submission cannot stop it (the receipt keeps naming the approval it ran under), but it is
-  recorded as its own event and stands for any later execution of the same action;
+- `--reject` takes any planned action, and actions in flight: a reject of a delete in flight
+  makes the service cancel its running task at the next poll (`engine/withdrawn_deletes.py`:
+  what it removed by then keeps its receipt, naming the approval it ran under; a task already
+  finished is too late); it is recorded as its own event and stands for any later execution
+  of the same action;
 - `--unreject` / `--revoke` take back a standing rejection / an approval not yet spent
   (`engine/decision_undo.py`): checked by whoever records them, all or nothing, each bad id
   named (exit 64). The action then awaits approval again.
