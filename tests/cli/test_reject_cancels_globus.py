@@ -16,6 +16,7 @@ placed on the scan) while Transfer runs the task:
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 
 import pytest
@@ -23,6 +24,7 @@ import pytest
 from engine.state import StateStore
 from tests.cli.test_approvals_globus import as_operator, dtn_prune
 from tests.cli.test_prune_globus import (  # noqa: F401 (`site` is a fixture)
+    ACQUIRED,
     MANIFEST,
     SCAN,
     GlobusSite,
@@ -143,3 +145,53 @@ def test_a_reject_after_the_task_succeeded_is_recorded_as_too_late(
     assert (receipt["approval"]["decision"], receipt["approval"]["by"]) == ("approve", "alice")
     (late,) = [e for e in events(site, aid) if e["kind"] == "delete.withdrawn_too_late"]
     assert "bob" in str(late["message"]) and "receipt stands" in str(late["message"]), late
+
+
+def test_a_scan_that_only_shared_the_cancelled_task_runs_again_on_its_approval(
+    site: GlobusSite,  # noqa: F811
+    run_cli: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two scans in one delete task; bob rejects one. The task is cancelled whole before it
+    removed anything: the rejected scan stays; the other one's approval comes back (its
+    submission removed nothing) and a later pass deletes it under alice's approval, without
+    asking again."""
+    other = "scan_0002"
+    write_manifest(site)
+    for relpath, data in MANIFEST.items():
+        path = site.roots["dtn"] / relpath.replace(SCAN, other, 1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        os.utime(path, (ACQUIRED, ACQUIRED))
+    prunes: dict[str, str] = {}
+    for _ in range(6):
+        prunes = {
+            a["scan"]: a["id"] for a in audit(run_cli, site)["actions"] if a["kind"] == "delete"
+        }
+        if len(prunes) == 2:
+            break
+        reconcile(run_cli, site)
+    assert set(prunes) == {SCAN, other}, prunes
+    as_operator(monkeypatch, "alice")
+    done = run_cli("--approve", *prunes.values(), config=site.config_path)
+    assert done.returncode == 0, done.stderr
+    reconcile(run_cli, site)
+    (task,) = [t for t in site.fake.tasks.values() if t.kind == "DELETE"]
+    assert len(task.pending) == 2 * len(MANIFEST) and not task.deleted
+
+    withdraw("reject", run_cli, site, monkeypatch, prunes[SCAN])
+    reconcile(run_cli, site)  # cancels the task; the other scan is planned again
+    assert site.fake.tasks[task.task_id].status == "FAILED"
+    for _ in range(2):
+        reconcile(run_cli, site)
+
+    assert all((site.roots["dtn"] / relpath).exists() for relpath in MANIFEST)
+    assert not any((site.roots["dtn"] / other).rglob("*.h5")), "the other scan was not pruned"
+    assert len(delete_tasks(site.fake)) == 2
+    done = run_cli("--receipt", other, "--json", config=site.config_path)
+    (receipt,) = json.loads(done.stdout)
+    assert receipt["approval"]["by"] == "alice" and receipt["task_id"] != task.task_id
+    assert run_cli("--receipt", SCAN, "--json", config=site.config_path).stdout.strip() in (
+        "[]",
+        "",
+    )
