@@ -12,9 +12,11 @@ naming it, never a silent no-op:
 
 - `--approve` takes actions awaiting approval, and actions an operator rejected (the approval
   overrides the reject);
-- `--reject` takes any planned action, and actions in flight: a reject that comes after the
-  submission cannot stop it (the receipt keeps naming the approval it ran under), but it is
-  recorded as its own event and stands for any later execution of the same action;
+- `--reject` takes any planned action, and actions in flight: a reject of a delete in flight
+  makes the service cancel its running task at the next poll (`engine/withdrawn_deletes.py`:
+  what it removed by then keeps its receipt, naming the approval it ran under; a task already
+  finished is too late); it is recorded as its own event and stands for any later execution
+  of the same action;
 - `--unreject` / `--revoke` take back a standing rejection / an approval not yet spent
   (`engine/decision_undo.py`): checked by whoever records them, all or nothing, each bad id
   named (exit 64). The action then awaits approval again.
@@ -29,7 +31,7 @@ from datetime import datetime
 from engine.config import Config
 from engine.decisions import REJECT, DecisionLog
 from engine.errors import UsageError
-from engine.model import Action, InFlight, Plan
+from engine.model import Action, ActionKind, InFlight, Plan
 from engine.operator_decisions import DecisionResult
 
 
@@ -147,9 +149,16 @@ def reject(config: Config, args: argparse.Namespace) -> int:
         elif aid in flying:
             f = flying[aid]
             print(
-                f"rejected {aid} ({f.kind.value} {f.scan}) as {user}; it was already submitted, "
-                "so this reject cannot stop it (its receipt names the approval it runs under), "
-                "and stands for any later execution of the same action"
+                f"rejected {aid} ({f.kind.value} {f.scan}) as {user}; it was already submitted: "
+                + (
+                    "the service cancels its running task at the next poll (what it removed "
+                    "before the cancel took effect gets a receipt naming the approval it ran "
+                    "under, the rest stays; a task already finished keeps its receipt and this "
+                    "reject is recorded as too late)"
+                    if f.kind is ActionKind.DELETE
+                    else "this reject cannot stop it"
+                )
+                + ". The reject stands for any later execution of the same action"
             )
         else:
             print(f"rejected {aid} as {user} (it was rejected already by {rejected[aid][0]})")

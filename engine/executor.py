@@ -12,7 +12,8 @@ the copy deleted must still hold the acquisition's bytes (`last_look`). A failed
 the delete (the next pass plans it again from a new observation) and is recorded with a reason
 code. Operator decisions and holds are read once more inside the write transaction that records
 a submission, and the approvals it uses are spent there (`engine/decisions.py`): an approval
-covers one execution, and a reject recorded during the last look stops the submission.
+covers one execution, and a reject recorded during the last look stops the submission. One recorded (or a hold
+placed) while the task runs cancels the task at its next poll (`engine/withdrawn_deletes.py`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from engine.catalog.base import Location
 from engine.catalog.custody import Registrations
 from engine.clock import Clock
 from engine.config import Config
+from engine.copy_evidence import settled_signature
 from engine.decisions import DecisionLog, Refused
 from engine.deletes import InterruptedDeletes, receipt_files, report_foreign
 from engine.errors import Bl931Error, CatalogUnavailable, classify
@@ -59,6 +61,7 @@ from engine.storage.base import (
 from engine.task_progress import record_item_progress
 from engine.task_slots import REALTIME_MARK, plan_batches
 from engine.task_watch import TaskWatch
+from engine.withdrawn_deletes import Withdrawals
 
 if TYPE_CHECKING:
     from engine.reconciler import Observation
@@ -108,6 +111,8 @@ class Executor:
         self.finished_deletes = FinishedDeletes(self)
         # Faults remote tasks keep retrying, stalls, and the cancels they lead to.
         self.task_watch = TaskWatch(store, config)
+        # Deletes rejected or held after their submission: their running task is cancelled.
+        self.withdrawals = Withdrawals(self)
 
     # ---- recording helpers -------------------------------------------------------------
     def _event(
@@ -196,6 +201,8 @@ class Executor:
                 if request is not None:
                     self._send(mover, task, request, now)
                 continue
+            # A delete rejected (or its scan held) since its submission: cancel what still runs.
+            task = self.withdrawals.cancel_if_withdrawn(task, mover, now)
             assert task.task_id is not None
             # A mover that answers per scan only for tasks it knows (Globus, in a new process)
             # is told which scans the task carries.
@@ -315,6 +322,8 @@ class Executor:
                 )
                 return False
             assert action.target is not None
+            # Files a checksum-sync skipped keep their own mtimes (engine/copy_evidence.py).
+            evidence = settled_signature(self, task, action.scan, action.target, evidence)
             # The evidence is about the storage the task wrote to, even if the config was
             # repointed while it ran.
             storages = self._storage_identities()

@@ -36,6 +36,7 @@ from engine.deletes import fresh_leftovers, record_partial
 from engine.model import ErrorClass
 from engine.state import SUBMITTED, ActionRow, TaskRow
 from engine.storage.base import ItemResult, TaskStatus
+from engine.withdrawn_deletes import cancel_requested
 
 if TYPE_CHECKING:
     from engine.executor import Executor, Outcome
@@ -68,12 +69,16 @@ class FinishedDeletes:
         executor = self._executor
         outcome = Outcome()
         results = {r.action_id: r for r in status.results}
+        # Deletes rejected or held since the submission (engine/withdrawn_deletes.py).
+        withdrawn = executor.withdrawals.withdrawn(task, now)
         undecided = 0
         for aid in task.action_ids:
             action = executor.store.get_action(aid)
             if action is None or action.status != SUBMITTED:
                 continue  # recorded already, or withdrawn from a resumed task
-            verdict = self._settle_scan(task, status, action, results.get(aid), now)
+            verdict = self._settle_scan(
+                task, status, action, results.get(aid), now, withdrawn.get(aid)
+            )
             outcome.succeeded += verdict.done
             outcome.failed += verdict.failed
             undecided += verdict.undecided
@@ -114,10 +119,13 @@ class FinishedDeletes:
         action: ActionRow,
         result: ItemResult | None,
         now: datetime,
+        withdrawn: str | None = None,
     ) -> _Verdict:
         executor = self._executor
         if result is not None and result.ok:
             executor._record_deletion(action, task, now, result=result)
+            if withdrawn is not None:
+                executor.withdrawals.too_late(task, action, withdrawn, now)
             return _Verdict(done=True)
         found = fresh_leftovers(executor, action)
         if found is None:
@@ -133,7 +141,12 @@ class FinishedDeletes:
                     action.id, ok=True, removed=found.removed, left_behind=found.foreign
                 ),
             )
+            if withdrawn is not None:
+                executor.withdrawals.too_late(task, action, withdrawn, now)
             return _Verdict(done=True)
+        cancelled = status.state == "failed" and cancel_requested(task)
+        if cancelled:
+            how = f"task {task.task_id} cancelled by bl931 ({withdrawn or 'another scan of it was withdrawn'})"
         if found.removed:
             record_partial(
                 executor,
@@ -143,7 +156,12 @@ class FinishedDeletes:
                 now,
                 note=f"{how}; these files were confirmed absent by a fresh listing",
             )
-        if status.state == "lost":
+        if cancelled:
+            total = len(found.removed) + len(found.remaining)
+            executor.withdrawals.settle_cancelled(
+                task, action, len(found.removed), total, withdrawn, now
+            )
+        elif status.state == "lost":
             if not found.removed:
                 # Nothing removed, and the task died with its process: the approval is unused.
                 DecisionLog(executor.store).refund_unused(task.submission_id, [action.id])

@@ -4,7 +4,8 @@ The real CLI, the real globus-sdk and the fake Transfer API: a Globus delete tas
 passes, so an operator can decide while it is in flight. Operator `alice` approves the dtn
 prune, the pass submits it, operator `bob` rejects it while Transfer runs the task; the next pass
 records the delete. Its receipt must say alice approved it (bob's reject came after the
-submission and is its own event), and bob's reject stands for any later delete of those bytes.
+task had finished and is its own event), and bob's reject stands for any later delete of those
+bytes.
 """
 
 from __future__ import annotations
@@ -59,9 +60,13 @@ def test_a_reject_after_submission_does_not_rewrite_the_receipt(
     done = run_cli("--approve", prune["id"], config=site.config_path)
     assert done.returncode == 0, done.stderr
 
-    reconcile(run_cli, site)  # submits the delete; Transfer runs it until the next poll
+    reconcile(run_cli, site)  # submits the delete
     assert len(delete_tasks(site.fake)) == 1
     assert (site.roots["dtn"] / SCAN / "frame_1.h5").exists()
+    # Transfer runs the task to its end before the next poll (bob's reject cannot cancel it:
+    # tests/cli/test_reject_cancels_globus.py has the reject that comes in time).
+    (task_id,) = [t.task_id for t in site.fake.tasks.values() if t.kind == "DELETE"]
+    site.fake.finish(task_id)
 
     as_operator(monkeypatch, "bob")
     done = run_cli("--reject", prune["id"], config=site.config_path)

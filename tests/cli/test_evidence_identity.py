@@ -133,11 +133,6 @@ def test_an_intact_migration_is_reverified_without_moving_data(
     assert identity == f"globus:{site.collections['cfs2']}:/raw"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (docs/safety.md): a checksum-sync transfer skips a matching file and leaves "
-    "its new mtime, so the listing never matches the transfer's evidence (source mtimes)",
-)
 def test_a_migration_that_lost_the_mtimes_is_reverified_once(
     run_cli: RunCli, site: Site, fake: FakeTransferAPI
 ) -> None:
@@ -288,3 +283,37 @@ def test_evidence_from_before_storage_identities_still_counts_after_the_upgrade(
     with sqlite3.connect(ws.state_path) as conn:
         identities = {row[0] for row in conn.execute("SELECT identity FROM evidence")}
     assert None not in identities and len(identities) == 2  # cfs and hpss
+
+
+def test_a_copy_changed_after_its_reverification_is_not_keyed_to_the_changed_listing(
+    run_cli: RunCli, site: Site, fake: FakeTransferAPI
+) -> None:
+    """The re-verification's evidence takes the destination's listing only while it is the one
+    observed before the task: a file rewritten after Transfer compared it (new mtime, bytes
+    changed) leaves the evidence keyed to the source's listing, so the copy is verified again
+    (and repaired) before the DTN prune relies on it."""
+    until_dtn_prune_planned(run_cli, site)
+    new = add_collection(site, "cfs2")
+    shutil.copytree(site.cfs, new, copy_function=shutil.copyfile, dirs_exist_ok=True)  # new mtimes
+    site.repoint_cfs("cfs2")
+    before = len(transfers(fake))
+    reconcile(run_cli, site)  # plans and submits the re-verification
+    (reverify,) = transfers(fake)[before:]
+    fake.finish(reverify.task_id)  # Transfer compared both files: they match, both skipped
+    assert reverify.files_skipped == 2
+    victim = new / SCAN / "frame_2.h5"
+    flip_one_byte(victim)
+    os.utime(victim, (victim.stat().st_atime, victim.stat().st_mtime + 60))
+
+    def the_dtn_is_pruned_only_over_good_bytes() -> None:
+        if not (site.dtn / SCAN / "frame_1.h5").exists():
+            assert intact(new), "the DTN was pruned while the only CFS copy is corrupt"
+
+    settle(run_cli, site, 5, the_dtn_is_pruned_only_over_good_bytes)
+    assert intact(new), "the changed file was never verified again"
+    assert len(transfers(fake)) - before > 1, "the changed copy was not verified again"
+    # Once the copy stands still it is verified for good: no transfer at every pass.
+    settled = len(transfers(fake))
+    settle(run_cli, site, 2)
+    assert len(transfers(fake)) == settled
+    assert len(deletes(fake)) == 1

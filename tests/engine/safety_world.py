@@ -37,6 +37,7 @@ from tests.engine.safety_checks import (
     Content,
     forget_dtn,
 )
+from tests.engine.safety_decisions import Operators
 
 ENDPOINTS = ("dtn", "cfs", "hpss")
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -83,6 +84,8 @@ class World:
     crashes: int = 0
     log: list[str] = field(default_factory=list)  # what happened, for a failure's report
     false_receipts: list[str] = field(default_factory=list)  # found as they were written
+    # The operators' decisions as the harness made them, checked at each delete submission.
+    operators: Operators = field(default_factory=Operators)
 
     def __post_init__(self) -> None:
         # Thousands of passes: the store records what matters. Restored by `close`, so that
@@ -109,6 +112,7 @@ class World:
             self.config, self.store, self.backends, clock=self.clock, user="bl931-test"
         )
         self._watch_receipts()
+        self.operators.watch(self)
 
     def _watch_receipts(self) -> None:
         """Check each receipt at the moment it is written: the files it says were removed must
@@ -182,8 +186,7 @@ class World:
     def approve_all(self) -> list[str]:
         plan = self.reconciler.dry_run(self.clock.now())
         ids = [a.id for a in plan.actions if a.requires_approval and not a.approved]
-        if ids:
-            self.store.approve(ids, "operator", self.clock.now())
+        self.operators.approve(self, ids)
         return ids
 
     # ---- where the bytes really are ------------------------------------------------------

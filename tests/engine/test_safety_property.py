@@ -6,7 +6,9 @@ Hypothesis drives the real engine in-process (local folders, a `FakeClock`, no s
 through random sequences of: new scans (names are reused after a prune), passes, rewrites at the
 dtn (in place or by rename), truncation to zero, files added to or removed from directory scans,
 bit rot of a verified copy (while another copy holds its version), unmounted and *aliased*
-endpoints (a symlink to another endpoint's root), operator approvals, time passing, and crashes
+endpoints (a symlink to another endpoint's root), operator decisions (approve, reject, revoke,
+un-reject, hold, lift: between steps, and between a delete's last look and its submission,
+`safety_decisions.py`), time passing, and crashes
 at every persisted step of a delete (`safety_crash.crash_in_delete`, sometimes followed by an
 unmount or alias of the endpoint deleted from) or in the middle of a pass. After every step the
 invariants of `safety_checks.py` are checked against the bytes on disk; at the end everything is
@@ -37,6 +39,7 @@ from hypothesis.stateful import (
 
 from tests.engine.safety_checks import FORGED_REWRITES, Knowledge, check_all
 from tests.engine.safety_crash import CRASH_POINTS, Crash, crash_in_delete
+from tests.engine.safety_decisions import AT_SUBMISSION, OPS
 from tests.engine.safety_world import ENDPOINTS, World
 
 IN_CI = bool(os.environ.get("CI"))
@@ -177,6 +180,23 @@ class SafetyMachine(RuleBasedStateMachine):
             self.w.log.append("pass")
             self.w.run_pass()
 
+    @rule(op=st.sampled_from(OPS), pick=st.integers(0, 5), then_pass=st.booleans())
+    def decide(self, op: str, pick: int, then_pass: bool) -> None:
+        """An operator (a second one, for rejects, revokes and holds) decides on one planned
+        or in-flight delete, or holds its scan: between passes, and so also while a pass's
+        tasks are open."""
+        self.w.operators.decide(self.w, op, pick)
+        if then_pass:
+            self.w.log.append("pass")
+            self.w.run_pass()
+
+    @rule(op=st.sampled_from(AT_SUBMISSION))
+    def decide_at_submission(self, op: str) -> None:
+        """A reject, revoke or hold will arrive after the next delete's last look, before its
+        submission (in whatever pass that is): that delete must not be submitted."""
+        self.w.operators.armed = op
+        self.w.log.append(f"armed: {op} at the next delete submission")
+
     @rule(seconds=st.sampled_from([1, 30, 600, 86_400]))
     def time_passes(self, seconds: int) -> None:
         self.w.clock.advance(seconds=seconds)
@@ -241,6 +261,7 @@ class SafetyMachine(RuleBasedStateMachine):
     def safe(self) -> None:
         if self.world is not None:
             check_all(self.w, self.knowledge)
+            check_decisions(self.w)
 
     def teardown(self) -> None:
         try:
@@ -267,6 +288,7 @@ class SafetyMachine(RuleBasedStateMachine):
             if idle and not self.w.store.tasks(("preparing", "active")):
                 break
         check_all(self.w, self.knowledge, settled=True)
+        check_decisions(self.w)
         self._tally()
 
     def _tally(self) -> None:
@@ -280,10 +302,23 @@ class SafetyMachine(RuleBasedStateMachine):
             "replaces": replaced.fetchone()[0],
             "receipts": receipts.fetchone()[0],
             "crashes": self.w.crashes,
+            "operator decisions": self.w.operators.seq,
+            "delete submissions checked": self.w.operators.submissions_checked,
+            "decisions at a submission": self.w.operators.interceptions,
         }
         for name, count in counts.items():
             event(f"{name}: {min(count, 5)}{'+' if count >= 5 else ''}")
         target(float(sum(min(c, 5) for c in counts.values())))
+        for op in sorted(set(self.w.operators.fired)):
+            event(f"at a submission: {op}")
+        target(float(min(self.w.operators.interceptions, 5)), label="decisions at a submission")
+
+
+def check_decisions(world: World) -> None:
+    """No delete was submitted against the operators' decisions (`safety_decisions.py`)."""
+    if world.operators.violations:
+        history = "\n  ".join(world.log[-40:])
+        raise AssertionError(f"{world.operators.violations[0]}\nlast steps:\n  {history}")
 
 
 SafetyMachine.TestCase.settings = SAFETY_SETTINGS
@@ -314,5 +349,64 @@ def test_every_crash_point_is_reached(tmp_path: Path, point: str) -> None:
             world.run_pass()
             check_all(world, knowledge)
         check_all(world, knowledge, settled=True)
+    finally:
+        world.close()
+
+
+@pytest.mark.parametrize("gated", [True, False], ids=["gated", "ungated"])
+@pytest.mark.parametrize("op", AT_SUBMISSION)
+def test_a_decision_between_the_last_look_and_the_submission_stops_the_delete(
+    tmp_path: Path, op: str, gated: bool
+) -> None:
+    """The harness's hook really lands between a delete's last look and its submission, and
+    the delete is then not submitted (the property draws this at random points)."""
+    world = World(tmp_path / "ws", directory=True, gated=gated)
+    try:
+        knowledge = Knowledge()
+        world.write("scan_0", [b"a" * 10, b"b" * 20])
+        for _ in range(6):  # until a delete (the dtn prune) is planned
+            if any(a.kind.value == "delete" for a in world.reconciler.dry_run().actions):
+                break
+            world.run_pass()
+            check_all(world, knowledge)
+        world.approve_all()
+        world.operators.armed = op
+        world.run_pass()
+        if op == "revoke" and not gated:
+            assert world.operators.interceptions == 0  # nothing to revoke: it ran, unapproved
+        else:
+            assert world.operators.interceptions == 1, world.log
+            assert world.operators.submissions_checked == 0, "the withdrawn delete was submitted"
+            assert world.holds("dtn", "scan_0", world.versions[next(iter(world.versions))])
+        check_decisions(world)
+        check_all(world, knowledge)
+    finally:
+        world.close()
+
+
+def test_a_spent_approval_never_licenses_a_second_delete(tmp_path: Path) -> None:
+    """The same bytes put back after an approved prune: the same delete id, a spent approval.
+    The harness counts every submission against its own record (`safety_decisions.py`)."""
+    world = World(tmp_path / "ws", directory=True, gated=True)
+    try:
+        knowledge = Knowledge()
+        files = [b"a" * 10, b"b" * 20]
+        world.write("scan_0", files)
+        for _ in range(8):  # until the approved dtn prune ran
+            world.approve_all()
+            world.run_pass()
+            check_all(world, knowledge)
+            if world.store.receipts("scan_0"):
+                break
+        assert world.operators.submissions_checked == 1
+        world.write("scan_0", files)  # a user restores the pruned bytes (same checksum)
+        for _ in range(4):
+            world.run_pass()
+            check_all(world, knowledge)
+            check_decisions(world)
+        assert world.operators.submissions_checked == 1, "the spent approval ran a second delete"
+        plan = world.reconciler.dry_run(world.clock.now())
+        (again,) = [a for a in plan.actions if a.kind.value == "delete"]
+        assert again.requires_approval and not again.approved
     finally:
         world.close()

@@ -187,6 +187,7 @@ class FakeTransferAPI:
         self._consent_denied: set[str] = set()
         self._unmapped: set[str] = set()
         self._next_task_outcomes: list[dict[str, Any]] = []
+        self._ls_hooks: list[list[Any]] = []  # [collection, path, listings to skip, action]
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -338,6 +339,39 @@ class FakeTransferAPI:
             for _ in range(len(task.pending) + VERIFY_ATTEMPTS + 1):  # a stall stays as it is
                 self._advance(task, queued=False)
 
+    def step(self, task_id: str, files: int = 1) -> None:
+        """Let a task do its next `files` items now, as Transfer does between two polls."""
+        with self._lock:
+            task = self.tasks[task_id]
+            saved, self.files_per_poll = self.files_per_poll, files
+            try:
+                self._advance(task)
+            finally:
+                self.files_per_poll = saved
+
+    def before_ls(
+        self, collection: str, path: str, action: Callable[[], None], *, skip: int = 0
+    ) -> None:
+        """Run `action` once, right before answering an `operation_ls` of `path` on
+        `collection`, after `skip` such listings were answered untouched (the world changing
+        between two listings of one pass: the observation's and the last look's)."""
+        with self._lock:
+            self._ls_hooks.append([collection, path.rstrip("/") or "/", skip, action])
+
+    def _run_ls_hooks(self, collection: str, path: str) -> None:
+        due: list[Callable[[], None]] = []
+        with self._lock:
+            for hook in list(self._ls_hooks):
+                if (hook[0], hook[1]) != (collection, path.rstrip("/") or "/"):
+                    continue
+                if hook[2] > 0:
+                    hook[2] -= 1
+                    continue
+                self._ls_hooks.remove(hook)
+                due.append(hook[3])
+        for action in due:
+            action()
+
     def expire_tokens(self) -> None:
         """Invalidate every issued token (the SDK must fetch a new one)."""
         with self._lock:
@@ -454,6 +488,7 @@ class FakeTransferAPI:
         coll = self._check_access(scope, cid)
         path = query.get("path", "/")
         target = self.path_of(coll.id, path)
+        self._run_ls_hooks(cid, path)
         if not target.is_dir():
             raise _ApiError(
                 404, "ClientError.NotFound", f"Path not found, Error (list) {path}: No such file"
@@ -595,8 +630,22 @@ class FakeTransferAPI:
     def _route_cancel(
         self, scope: str, query: dict[str, str], body: Any, tid: str
     ) -> dict[str, Any]:
+        """`POST /task/<task_id>/cancel`, as Transfer answers it.
+
+        Sources: globus-sdk `TransferClient.cancel_task` ("Cancel a task which is still
+        running", `POST /task/<task_id>/cancel`, Transfer docs "Cancel task by id"); its test
+        fixture `globus_sdk/testing/data/transfer/cancel_task.py` (a `result` document with
+        code "Canceled"); the Transfer docs' task fields: a cancelled task ends FAILED ("The
+        task or one of its subtasks failed, expired, or was canceled") with a
+        `completion_time`. A task already finished cannot be cancelled: the answer is a
+        `result` with code "TaskComplete", and the task stays as it ended (a SUCCEEDED delete
+        stays SUCCEEDED). Items done before the cancel stay done: nothing is undone.
+        """
         task = self._task(tid)
         with self._lock:
+            self.calls[
+                "cancel_done" if task.status in ("SUCCEEDED", "FAILED") else "cancel_run"
+            ] += 1
             if task.status in ("SUCCEEDED", "FAILED"):
                 return {"DATA_TYPE": "result", "code": "TaskComplete", "message": "done already"}
             if self.cancels_linger > 0:
