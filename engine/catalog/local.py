@@ -1,3 +1,4 @@
+# Over 400 lines: split pending: issue 15 (identity/initialise vs. reads and merged writes).
 """The embedded catalog: SciCat-shaped dataset documents in one JSON file (TinyDB's layout).
 
 Offline-first: a beamline can run with this catalog before its SciCat ingest exists, and later
