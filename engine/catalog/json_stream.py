@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -23,6 +24,7 @@ CHUNK = 1 << 20  # bytes read at a time
 MAX_VALUE = 64 << 20  # a single document larger than this is not a catalog document
 _WHITESPACE = " \t\n\r"
 _DECODER = json.JSONDecoder()
+_NUMBER_TAIL = re.compile(r"[0-9eE+\-.]*")  # what may still follow a number's first digits
 
 
 class _Window:
@@ -84,8 +86,10 @@ class _Window:
                 if len(self.text) - self.pos > MAX_VALUE or not self.fill():
                     raise ValueError(f"{exc.msg} at byte {self.byte}") from None
                 continue
-            if end == len(self.text) and not self.eof and self.text[end - 1] not in ']}"':
-                # A number at the end of the window may continue in the next chunk.
+            tail = _NUMBER_TAIL.match(self.text, end)
+            if not self.eof and tail is not None and tail.end() == len(self.text):
+                # A value that may go on (a number, `true`…) reaches the end of the window:
+                # read on, so that "1" followed by ".5" in the next chunk is read as 1.5.
                 self.fill()
                 continue
             start = self.byte
