@@ -5,6 +5,8 @@ the shape a settled beamline has) is written once. Then each measure runs in its
 process, so that one measure's memory never inflates the next:
 
 - `baseline`: the interpreter with the engine imported, nothing read;
+- `parsed`: the whole-file model, as a yardstick: `json.load` of the file, kept (what a catalog
+  holding every document holds), then `json.dumps` of it (what rewriting it costs);
 - `observe`: a `LocalCatalog` bound to the file, one `observe()` of every scan (a pass);
 - `write`: then 1,000 new registrations and 1,000 location updates, and one `flush()`
   (the compare-and-swap write a pass ends with), and a second `observe()`.
@@ -13,9 +15,10 @@ Each child reports its RSS (VmRSS) and its peak RSS (VmHWM); what the catalog ho
 above the baseline child's. Ratios are against the baseline and the file's size, measured in the
 same run.
 
-Run: `.venv/bin/python bench/catalog.py` (about a minute; `--docs`, `--dir`). The last line is
-`catalog_docs=… file_mb=… observe_rss_mb=… observe_s=… write_peak_mb=… held_mb_per_1k_docs=…
-held_to_file_ratio=… flush_s=…`.
+Run: `.venv/bin/python bench/catalog.py` (about two minutes; `--docs`, `--dir`). The last line is
+`catalog_docs=… file_mb=… documents_mb=… observe_rss_mb=… held_to_documents_ratio=…
+write_peak_mb=… peak_to_documents_ratio=… held_mb_per_1k_docs=… observe_s=… flush_s=…
+flush_to_rewrite_ratio=…`.
 """
 
 from __future__ import annotations
@@ -93,6 +96,18 @@ def status_mb(field: str) -> float:
 
 def child(measure: str, path: Path, catalog_id: str, docs: int) -> None:
     out: dict[str, float] = {}
+    if measure == "parsed":
+        started = time.perf_counter()
+        with open(path, "rb") as handle:
+            everything = json.load(handle)
+        out["load_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        json.dumps(everything, ensure_ascii=False, sort_keys=True)
+        out["dump_s"] = time.perf_counter() - started
+        out["rss_mb"] = status_mb("VmRSS")
+        out["hwm_mb"] = status_mb("VmHWM")
+        print(json.dumps(out))
+        return
     if measure != "baseline":
         catalog = LocalCatalog(path, CONFIG, clock=lambda: CREATED)
         catalog.expect(catalog_id)
@@ -122,8 +137,18 @@ def child(measure: str, path: Path, catalog_id: str, docs: int) -> None:
 
 def run_child(measure: str, path: Path, catalog_id: str, docs: int) -> dict[str, float]:
     result = subprocess.run(
-        [sys.executable, __file__, "--child", measure, "--path", str(path), "--id", catalog_id,
-         "--docs", str(docs)],
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            measure,
+            "--path",
+            str(path),
+            "--id",
+            catalog_id,
+            "--docs",
+            str(docs),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -148,20 +173,27 @@ def main() -> None:
         started = time.perf_counter()
         catalog_id = build(path, args.docs)
         file_mb = path.stat().st_size / 2**20
-        print(f"built {args.docs} documents in {time.perf_counter() - started:.1f} s: "
-              f"{file_mb:.1f} MB")
+        print(
+            f"built {args.docs} documents in {time.perf_counter() - started:.1f} s: "
+            f"{file_mb:.1f} MB"
+        )
         base = run_child("baseline", path, catalog_id, args.docs)
+        whole = run_child("parsed", path, catalog_id, args.docs)
         seen = run_child("observe", path, catalog_id, args.docs)
         wrote = run_child("write", path, catalog_id, args.docs)
-    for name, figures in (("baseline", base), ("observe", seen), ("write", wrote)):
+    measures = (("baseline", base), ("parsed", whole), ("observe", seen), ("write", wrote))
+    for name, figures in measures:
         print(name, " ".join(f"{k}={v:.2f}" for k, v in figures.items()))
     held = seen["rss_mb"] - base["rss_mb"]
+    documents = whole["rss_mb"] - base["rss_mb"]
+    rewrite_s = whole["load_s"] + whole["dump_s"]
     print(
-        f"catalog_docs={args.docs} file_mb={file_mb:.1f} "
-        f"observe_rss_mb={held:.0f} observe_s={seen['observe_s']:.2f} "
+        f"catalog_docs={args.docs} file_mb={file_mb:.1f} documents_mb={documents:.0f} "
+        f"observe_rss_mb={held:.0f} held_to_documents_ratio={held / documents:.3f} "
         f"write_peak_mb={wrote['hwm_mb'] - base['rss_mb']:.0f} "
-        f"held_mb_per_1k_docs={held / args.docs * 1000:.2f} "
-        f"held_to_file_ratio={held / file_mb:.2f} flush_s={wrote['flush_s']:.2f}"
+        f"peak_to_documents_ratio={(wrote['hwm_mb'] - base['rss_mb']) / documents:.3f} "
+        f"held_mb_per_1k_docs={held / args.docs * 1000:.2f} observe_s={seen['observe_s']:.2f} "
+        f"flush_s={wrote['flush_s']:.2f} flush_to_rewrite_ratio={wrote['flush_s'] / rewrite_s:.2f}"
     )
 
 

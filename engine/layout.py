@@ -41,11 +41,37 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
     of these with `|` and keep one regex call per path.
     """
     (regex,), _ = wcglob.translate(pattern, flags=GLOB_FLAGS)
-    # wcmatch anchors with `$`, which also matches before a final newline; a file name may end
-    # with one, so anchor at the true end instead.
-    if not regex.endswith("$"):
-        raise AssertionError(f"unexpected translation of glob {pattern!r}: {regex!r}")
-    return re.compile(regex[:-1] + r"\Z")
+    return re.compile(_true_end_anchors(regex))
+
+
+def _true_end_anchors(regex: str) -> str:
+    """`$` → `\\Z` outside character classes.
+
+    wcmatch anchors with `$` (it calls `fullmatch` itself), and guards `.`/`..` components with
+    `(?:$|/)`; `$` also matches before a final newline, and a file name may end with one.
+    """
+    out: list[str] = []
+    in_class = False
+    i = 0
+    while i < len(regex):
+        char = regex[i]
+        if char == "\\":
+            out.append(regex[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            if regex.startswith("^", i + 1):  # a negation, never the class's closing bracket
+                out.append("[^")
+                i += 2
+                continue
+        elif char == "$":
+            char = r"\Z"
+        out.append(char)
+        i += 1
+    return "".join(out)
 
 
 def _either(patterns: list[str]) -> re.Pattern[str] | None:

@@ -214,3 +214,29 @@ def test_a_glob_set_answers_like_its_globs_one_by_one(
     for globs in ((glob,), (f"**/{glob}",), (glob, "**/*.tmp")):
         expected = any(glob_to_regex(g).match(path) for g in globs)
         assert GlobSet(globs).match(path) == expected, (globs, path)
+
+
+def test_a_bracket_right_after_the_opening_one_is_a_member() -> None:
+    """POSIX: `[]a]` is `]` or `a` (the old translation raised on it)."""
+    assert glob_to_regex("[]a]").match("]")
+    assert glob_to_regex("[]a]").match("a")
+    assert not glob_to_regex("[!]a]").match("]")
+    assert glob_to_regex("[!]a]").match("b")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "matches"),
+    [
+        ("[$]x", "$x", True),
+        ("[!$]x", "$x", False),
+        ("a$b", "a$b", True),
+        (r"a\$", "a$", True),
+        ("**", ".\n", True),  # a name "." + newline is an ordinary name, not the folder "."
+        ("*", "..\n", True),
+        ("**/*.h5", "x/a.h5\n", False),
+    ],
+)
+def test_dollar_signs_and_newlines_are_ordinary_characters(
+    pattern: str, path: str, matches: bool
+) -> None:
+    assert (glob_to_regex(pattern).match(path) is not None) == matches
