@@ -1,3 +1,4 @@
+# Over 400 lines: split pending: issue 15 (section models vs. cross-section policy validation).
 """TOML configuration → a validated, typed `Config`.
 
 Every error names the file, the key path and what was expected. Beyond types, validation

@@ -1,3 +1,4 @@
+# Over 400 lines: split pending: issue 15 item 2 (submission, polling, catalog actions, receipts).
 """Run a plan's allowed actions through the movers and the catalog, and record every outcome.
 
 Idempotency: a batch's submission id is persisted (with its actions, now `submitted`) *before* the

@@ -2,7 +2,8 @@
 
 A scan is either one file (`scan = "file"`) or every file below one directory at a fixed
 `depth` (`scan = "directory"`). Include/exclude patterns are globs over the path relative to the
-endpoint root: `*` and `?` stay within one path component, `**/` spans any number of them. An
+endpoint root, translated by `wcmatch` (the dialect is documented in docs/watcher.md): `*`, `?`
+and `[...]` stay within one path component, a component `**` spans any number of them. An
 exclude that matches a directory excludes everything below it (so `**/.*` hides dot-folders too).
 """
 
@@ -12,6 +13,8 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
+
+from wcmatch import glob as wcglob
 
 if TYPE_CHECKING:
     from engine.config import InventoryConfig
@@ -23,45 +26,85 @@ ENGINE_TEMP_PREFIX = ".bl931-"
 _MEMO_LIMIT = 2_000_000
 
 
+# The glob dialect of include/exclude patterns and done markers, translated by wcmatch:
+# `**` as a whole component spans folders (GLOBSTAR), `*`/`?`/`[...]` match a leading dot too
+# (DOTGLOB, so `**/*` includes dot-files unless an exclude hides them), POSIX paths and case on
+# every platform (FORCEUNIX, CASE). No braces, extglobs or `!` negation: `{`, `(`, `+`, `@` and a
+# leading `!` are literal characters.
+GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.DOTGLOB | wcglob.FORCEUNIX | wcglob.CASE
+
+
 def glob_to_regex(pattern: str) -> re.Pattern[str]:
-    """Translate a `**`-aware glob into an anchored regular expression over POSIX paths."""
+    """Translate an include/exclude glob into an anchored regular expression over POSIX paths.
+
+    `.match(path)` answers for the whole path (like `fullmatch`), so callers may combine several
+    of these with `|` and keep one regex call per path.
+    """
+    (regex,), _ = wcglob.translate(pattern, flags=GLOB_FLAGS)
+    return re.compile(_true_end_anchors(regex))
+
+
+def _true_end_anchors(regex: str) -> str:
+    """`$` → `\\Z` outside character classes.
+
+    wcmatch anchors with `$` (it calls `fullmatch` itself), and guards `.`/`..` components with
+    `(?:$|/)`; `$` also matches before a final newline, and a file name may end with one.
+    """
     out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        if pattern.startswith("**/", i):
-            out.append("(?:[^/]*/)*")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
+    in_class = False
+    i = 0
+    while i < len(regex):
+        char = regex[i]
+        if char == "\\":
+            out.append(regex[i : i + 2])
             i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pattern[i] == "[":
-            end = pattern.find("]", i + 1)
-            if end == -1:
-                out.append(re.escape("["))
-                i += 1
-            else:
-                body = pattern[i + 1 : end].replace("\\", "\\\\")
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append(f"[{body}]")
-                i = end + 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            if regex.startswith("^", i + 1):  # a negation, never the class's closing bracket
+                out.append("[^")
+                i += 2
+                continue
+        elif char == "$":
+            char = r"\Z"
+        out.append(char)
+        i += 1
+    return "".join(out)
 
 
-def _either(patterns: tuple[re.Pattern[str], ...]) -> re.Pattern[str] | None:
-    """One regex matching where any of `patterns` matches (one call per path instead of n)."""
+def _either(patterns: list[str]) -> re.Pattern[str] | None:
+    """One regex matching where any of the globs matches (one call per path instead of n)."""
     if not patterns:
         return None
-    return re.compile("|".join(f"(?:{rx.pattern})" for rx in patterns), re.DOTALL)
+    return re.compile("|".join(f"(?:{glob_to_regex(p).pattern})" for p in patterns), re.DOTALL)
+
+
+class GlobSet:
+    """Does a path match any of several globs? One or two regex calls per path.
+
+    A glob `**/NAME` (NAME one component, not `**`) matches exactly the paths whose last
+    component matches NAME, so those globs are tested against the file name alone: the default
+    includes and excludes are all of that form, and the name alone is several times faster to
+    match than the whole path (the translation guards every folder it spans).
+    """
+
+    def __init__(self, patterns: tuple[str, ...]) -> None:
+        by_name = [p[3:] for p in patterns if _name_at_any_depth(p)]
+        whole = [p for p in patterns if not _name_at_any_depth(p)]
+        self._by_name = _either(by_name)
+        self._whole = _either(whole)
+
+    def match(self, relpath: str) -> bool:
+        if self._by_name is not None and self._by_name.match(relpath.rpartition("/")[2]):
+            return True
+        return self._whole is not None and self._whole.match(relpath) is not None
+
+
+def _name_at_any_depth(pattern: str) -> bool:
+    name = pattern[3:]
+    return pattern.startswith("**/") and "/" not in name and name not in {"", "**"}
 
 
 @dataclass(frozen=True)
@@ -72,12 +115,12 @@ class ScanLayout:
     exclude: tuple[str, ...] = ()
 
     @cached_property
-    def _include(self) -> tuple[re.Pattern[str], ...]:
-        return tuple(glob_to_regex(p) for p in self.include)
+    def _include(self) -> GlobSet:
+        return GlobSet(self.include)
 
     @cached_property
-    def _exclude(self) -> tuple[re.Pattern[str], ...]:
-        return tuple(glob_to_regex(p) for p in self.exclude)
+    def _exclude(self) -> GlobSet:
+        return GlobSet(self.exclude)
 
     def excluded(self, relpath: str) -> bool:
         """True if the path, or any folder above it, matches an exclude (or is an engine temp)."""
@@ -86,7 +129,7 @@ class ScanLayout:
             prefix = "/".join(parts[:i])
             if parts[i - 1].startswith(ENGINE_TEMP_PREFIX):
                 return True
-            if any(rx.match(prefix) for rx in self._exclude):
+            if self._exclude.match(prefix):
                 return True
         return False
 
@@ -94,7 +137,7 @@ class ScanLayout:
         """Does this file belong to some scan?"""
         if self.excluded(relpath):
             return False
-        return any(rx.match(relpath) for rx in self._include)
+        return self._include.match(relpath)
 
     def scan_of(self, relpath: str, *, folders_checked: bool = False) -> str | None:
         """The scan id a file belongs to, or None if it belongs to none.
@@ -126,20 +169,10 @@ class ScanLayout:
     def _accepted_memo(self) -> dict[str, bool]:
         return {}
 
-    @cached_property
-    def _exclude_any(self) -> re.Pattern[str] | None:
-        return _either(self._exclude)
-
-    @cached_property
-    def _include_any(self) -> re.Pattern[str] | None:
-        return _either(self._include)
-
     def _accepts_itself(self, relpath: str) -> bool:
         if relpath.rpartition("/")[2].startswith(ENGINE_TEMP_PREFIX):
             return False
-        if self._exclude_any is not None and self._exclude_any.match(relpath):
-            return False
-        return self._include_any is not None and self._include_any.match(relpath) is not None
+        return not self._exclude.match(relpath) and self._include.match(relpath)
 
     def walk_prunes(self, reldir: str) -> bool:
         """May a walk skip this folder entirely? (It is excluded, so nothing below counts.)"""

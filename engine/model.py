@@ -1,3 +1,4 @@
+# Over 400 lines: split pending: issue 15 items 1-2 (every shared value type lives here today).
 """The values the reconciler reasons about.
 
 Everything here is a frozen dataclass or an enum: the planner takes these values and returns a

@@ -1,3 +1,4 @@
+# Over 400 lines: split pending: issue 15 item 4 (safety rules as small pure functions).
 """Desired × observed × in-flight → `Plan`, with the safety rules. Pure: no I/O, no clock.
 
 The rules (DESIGN §3) as enforced here:

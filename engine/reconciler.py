@@ -1,3 +1,4 @@
+# Over 400 lines: split pending: issue 15 item 3 (observer, breaker, backoff in own modules).
 """`reconcile_once()`: observe → plan → gate → act → record.
 
 The only way work happens. It can be called any number of times and converges: each pass reads

@@ -12,33 +12,25 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from engine.errors import ConfigError
 
 
-class Secret(str):
-    """A string whose repr and str never show its value (so it cannot leak into logs or tracebacks).
+class Secret(SecretStr):
+    """A credential whose repr, str and format never show its value (pydantic's `SecretStr`).
 
-    Use `.reveal()` at the one place the value is handed to a client library.
+    Unlike a `str`, it cannot be concatenated, encoded or serialised to JSON by accident, so it
+    cannot leak into logs, tracebacks, events or the state store. Use `.reveal()` at the one
+    place the value is handed to a client library.
     """
 
-    def __new__(cls, value: str) -> Secret:
-        return super().__new__(cls, value)
-
     def reveal(self) -> str:
-        return str.__str__(self)
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    def __str__(self) -> str:
-        return "***"
-
-    def __format__(self, spec: str) -> str:
-        return "***"
+        return self.get_secret_value()
 
 
-def read_secrets_file(path: Path) -> dict[str, str]:
-    """Read an owner-only TOML file of secrets."""
+def read_secrets_file(path: Path) -> dict[str, Secret]:
+    """Read an owner-only TOML file of secrets (every value wrapped at once)."""
     path = path.expanduser()
     try:
         info = path.stat()
@@ -58,7 +50,7 @@ def read_secrets_file(path: Path) -> dict[str, str]:
         raise ConfigError(
             f"secrets file is not valid TOML{f' (line {where})' if where else ''}", path=str(path)
         ) from None
-    return {str(k): str(v) for k, v in data.items()}
+    return {str(k): Secret(str(v)) for k, v in data.items()}
 
 
 def lookup(
@@ -70,7 +62,7 @@ def lookup(
     if value:
         return Secret(value)
     if secrets_file is not None:
-        value = read_secrets_file(secrets_file).get(name)
-        if value:
-            return Secret(value)
+        secret = read_secrets_file(secrets_file).get(name)
+        if secret:
+            return secret
     return None

@@ -1,3 +1,4 @@
+# Over 400 lines: split pending: issue 15 item 1 (a store package, one module per aggregate).
 """The SQLite state store: what the engine knows, did and was told.
 
 WAL journal, a busy timeout on every connection and `BEGIN IMMEDIATE` for writes, so the service

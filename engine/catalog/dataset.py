@@ -1,3 +1,4 @@
+# Over 400 lines: split pending: issue 15 (path templates and lifecycle vs. document bodies).
 """Pure builders of catalog documents: one scan ↦ one SciCat-shaped dataset.
 
 Both catalogs (the local TinyDB file and SciCat) keep *the same* documents, built here from a

@@ -1,3 +1,4 @@
+# Over 400 lines: split pending: issue 15 (identity/initialise vs. reads and merged writes).
 """The embedded catalog: SciCat-shaped dataset documents in one JSON file (TinyDB's layout).
 
 Offline-first: a beamline can run with this catalog before its SciCat ingest exists, and later
@@ -13,10 +14,14 @@ registered" and bl931 never starts an empty catalog over a known one.
 
 Reads follow the disk: before each use the file's stamp is compared with the one last read and
 the file is read again when it changed, so a long-running service never works from a stale copy.
-Changes are kept in memory as *pending* changes and written once per pass by `flush()`, as a
-compare-and-swap (`CatalogFile.replace` under the write lock): the file is read afresh, the
-pending changes are merged into what another writer may have added meanwhile, and the result
-replaces exactly the file that was read. Nothing another writer recorded is lost.
+What is kept in memory is an index (per scan: where its document is in the file and which
+endpoints it records — enough for `observe`), never the documents: a document is read from the
+file when it is needed (a registration that adopts one, a location update, the back-fill).
+Changes are kept in memory as *pending* changes (only the changed documents) and written once per
+pass by `flush()`, as a compare-and-swap (`CatalogFile.replace` under the write lock): the file
+is indexed afresh, the pending changes are merged into what another writer may have added
+meanwhile, and the result replaces exactly the file that was read, unchanged documents copied
+byte for byte. Nothing another writer recorded is lost.
 
 Thread-safe for one writer (the reconciler) and readers (the TUI via `documents()`).
 """
@@ -31,7 +36,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from engine.catalog.base import Location
 from engine.catalog.dataset import (
@@ -49,6 +54,8 @@ from engine.catalog.local_file import (
     CatalogFile,
     CatalogRaced,
     CatalogSnapshot,
+    DocEntry,
+    FileStamp,
 )
 from engine.clock import SYSTEM_CLOCK
 from engine.config import CatalogConfig
@@ -61,6 +68,7 @@ log = logging.getLogger(__name__)
 
 # A writer that ignores the lock and keeps replacing the file is given this many chances.
 MAX_WRITE_ATTEMPTS = 5
+NO_ENTRIES: Mapping[str, DocEntry] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +107,8 @@ class LocalCatalog:
         self._clock = clock
         self._template = compile_path_template(config.path_template)
         self._lock = threading.RLock()
-        self._snapshot: CatalogSnapshot | None = None  # the file as last read (or written)
+        self._snapshot: CatalogSnapshot | None = None  # the file's index as last read (or written)
         self._pending: dict[str, _Change] = {}  # scan id → change not yet written
-        self._docs: dict[str, dict[str, Any]] | None = None  # the snapshot with pending applied
         self._expected_id: str | None = None
         self._missing_is_fresh = False
         self._refusal: str | None = None
@@ -127,7 +134,6 @@ class LocalCatalog:
         with self._lock:
             if catalog_id != self._expected_id:
                 self._snapshot = None  # checked again against the new expectation
-                self._docs = None
             self._expected_id = catalog_id
             self._missing_is_fresh = missing_is_fresh and catalog_id is None
             self._refusal = refusal
@@ -172,7 +178,7 @@ class LocalCatalog:
                 with self.file.locked():
                     current = self._read_for_write()
                     if current is not None and current.catalog_id is not None:
-                        self._snapshot, self._docs = current, None
+                        self._snapshot = current
                         return current.catalog_id, "adopted"
                     identity = {
                         "id": str(uuid.uuid4()),
@@ -180,16 +186,13 @@ class LocalCatalog:
                         "beamline": self.beamline,
                         "created_at": to_iso(now),
                     }
-                    docs = {} if current is None else dict(current.docs)
-                    written = self.file.replace(
-                        docs, identity, expected=None if current is None else current.stamp
-                    )
+                    written = self.file.replace(current, (), _unchanged, identity)
             except (OSError, CatalogRaced) as exc:
                 raise CatalogUnavailable(
                     f"local catalog {self.path} cannot be initialised: {exc}",
                     error_class=ErrorClass.NEEDS_HUMAN,
                 ) from None
-            self._snapshot, self._docs = written, None
+            self._snapshot = written
             how = "created" if current is None else "identified"
             log.info("local catalog %s: identity %s (%s)", self.path, identity["id"], how)
             return str(identity["id"]), how
@@ -242,8 +245,8 @@ class LocalCatalog:
             ErrorClass.NEEDS_HUMAN,
         )
 
-    def _load(self) -> dict[str, dict[str, Any]]:
-        """The documents as they are on disk now, with this catalog's pending changes applied."""
+    def _entries(self) -> Mapping[str, DocEntry]:
+        """The index of the file as it is on disk now (read again if it changed)."""
         if self._refusal is not None:
             raise self._unavailable(self._refusal, ErrorClass.NEEDS_HUMAN)
         try:
@@ -255,22 +258,52 @@ class LocalCatalog:
         if stamp is None:
             self._snapshot = None
             if not self._missing_is_fresh:
-                self._docs = None
                 raise self._missing()
-            if self._docs is None:
-                self._docs = self._apply_pending({})
-            return self._docs
-        if self._snapshot is None or self._snapshot.stamp != stamp or self._docs is None:
+            return NO_ENTRIES
+        if self._snapshot is None or self._snapshot.stamp != stamp:
             self._snapshot = self._read()
-            self._docs = self._apply_pending(self._snapshot.docs)
-            log.debug("local catalog %s: %d datasets loaded", self.path, len(self._docs))
-        return self._docs
+            log.debug(
+                "local catalog %s: %d datasets indexed", self.path, len(self._snapshot.entries)
+            )
+        return self._snapshot.entries
 
-    def _apply_pending(self, docs: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        out = dict(docs)
-        for scan_id, change in self._pending.items():
-            out[scan_id] = self._changed(out.get(scan_id), change)
-        return out
+    def _endpoints(self, scan_id: str, entries: Mapping[str, DocEntry]) -> frozenset[str] | None:
+        """The endpoints the scan's document records, pending changes applied (None: none)."""
+        entry = entries.get(scan_id)
+        change = self._pending.get(scan_id)
+        if change is None:
+            return None if entry is None else entry.endpoints
+        if entry is None:
+            return recorded_endpoints(change.document)
+        if change.locations is None:
+            return entry.endpoints
+        return frozenset(loc.endpoint for loc in change.locations)
+
+    def _document(self, scan_id: str) -> dict[str, Any] | None:
+        """The scan's document as on disk now with its pending change applied (None: none)."""
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            entry = self._entries().get(scan_id)
+            change = self._pending.get(scan_id)
+            if entry is None:
+                return None if change is None else change.document
+            assert self._snapshot is not None
+            try:
+                with self.file.opened(self._snapshot) as handle:
+                    found = CatalogFile.document(handle, scan_id, entry)
+            except (CatalogRaced, FileNotFoundError):
+                self._snapshot = None  # replaced or rewritten since indexed: index it again
+                continue
+            except OSError as exc:
+                raise self._unavailable(
+                    f"cannot be read: {exc.strerror or exc}", ErrorClass.TRANSIENT
+                ) from None
+            return found if change is None else self._changed(found, change)
+        raise self._unavailable(
+            f"kept changing while being read ({MAX_WRITE_ATTEMPTS} attempts)", ErrorClass.TRANSIENT
+        )
+
+    def _merge_pending(self, scan_id: str, found: dict[str, Any] | None) -> dict[str, Any]:
+        return self._changed(found, self._pending[scan_id])
 
     def _changed(self, found: dict[str, Any] | None, change: _Change) -> dict[str, Any]:
         if found is None:
@@ -319,9 +352,10 @@ class LocalCatalog:
                         if current is None:
                             raise self._missing()
                         self._check_identity(current)
-                        merged = self._apply_pending(current.docs)
                         identity = {**current.identity, "generation": current.generation + 1}
-                        written = self.file.replace(merged, identity, expected=current.stamp)
+                        written = self.file.replace(
+                            current, self._pending.keys(), self._merge_pending, identity
+                        )
                 except CatalogRaced:
                     log.warning(
                         "local catalog %s changed while being written; merging again", self.path
@@ -333,13 +367,13 @@ class LocalCatalog:
                     raise self._unavailable(
                         f"cannot be written: {exc.strerror or exc}", ErrorClass.TRANSIENT
                     ) from None
-                self._snapshot, self._docs = written, dict(written.docs)
+                self._snapshot = written
                 self._pending.clear()
                 log.debug(
                     "local catalog %s: generation %d, %d datasets written",
                     self.path,
                     written.generation,
-                    len(written.docs),
+                    len(written.entries),
                 )
                 return
             raise self._unavailable(
@@ -357,20 +391,18 @@ class LocalCatalog:
             CatalogUnavailable: the file is missing, not this catalog, unreadable or corrupt.
         """
         with self._lock:
-            docs = self._load()
-            wanted = scans if isinstance(scans, set | frozenset | dict) else set(scans)
-            locations = {
-                scan_id: recorded_endpoints(doc)
-                for scan_id, doc in docs.items()
-                if scan_id in wanted
-            }
+            entries = self._entries()
+            locations = {}
+            for scan_id in set(scans):
+                endpoints = self._endpoints(scan_id, entries)
+                if endpoints is not None:
+                    locations[scan_id] = endpoints
         return CatalogView(enabled=True, locations=locations)
 
     def register(self, scan: Scan, locations: Sequence[Location]) -> str:
         """Record the scan's dataset; an existing one is adopted (and its locations refreshed)."""
         with self._lock:
-            docs = self._load()
-            existing = docs.get(scan.id)
+            existing = self._document(scan.id)
             now = to_iso(self._clock())
             if existing is not None:
                 log.debug("local catalog: %s already registered as %s", scan.id, existing["pid"])
@@ -383,7 +415,6 @@ class LocalCatalog:
             doc["createdAt"] = doc["updatedAt"] = now
             # Merged into a document another writer added meanwhile, these locations win.
             self._pending[scan.id] = _Change(doc, tuple(locations) or None, now)
-            docs[scan.id] = doc
             log.info("local catalog: registered %s as %s", scan.id, doc["pid"])
             return str(doc["pid"])
 
@@ -394,8 +425,7 @@ class LocalCatalog:
             TerminalError: the scan was never registered.
         """
         with self._lock:
-            docs = self._load()
-            existing = docs.get(scan.id)
+            existing = self._document(scan.id)
             if existing is None:
                 pid = dataset_pid(scan.id, prefix=self.config.pid_prefix, beamline=self.beamline)
                 raise TerminalError(f"{scan.id}: not registered in the local catalog ({pid})")
@@ -406,8 +436,6 @@ class LocalCatalog:
     ) -> None:
         updated = _with_locations(existing, locations, self.config, at)
         self._pending[scan_id] = _Change(updated, locations, at)
-        assert self._docs is not None
-        self._docs[scan_id] = updated
         log.info(
             "local catalog: %s now at %s",
             scan_id,
@@ -417,22 +445,73 @@ class LocalCatalog:
     # ---- reading for back-fill and the TUI ----------------------------------------------------
 
     def documents(self) -> Iterator[dict[str, Any]]:
-        """Every dataset document, in scan-id order (a snapshot; safe while the engine writes).
+        """Every dataset document, in scan-id order: a snapshot, safe while the engine writes.
+
+        The documents are read one at a time from the file as it was at the first `next()` (its
+        open handle keeps that file readable after a write replaces it); never all at once.
 
         Raises:
-            CatalogUnavailable: the file is missing, unreadable or corrupt.
+            CatalogUnavailable: the file is missing, unreadable or corrupt, or was rewritten in
+                place (not replaced) while being read.
         """
         with self._lock:
-            snapshot = [doc for _, doc in sorted(self._load().items())]
-        yield from snapshot
+            entries, handle = self._opened_entries()
+            pending = dict(self._pending)
+            order = sorted(entries.keys() | pending.keys())
+        try:
+            for scan_id in order:
+                entry = entries.get(scan_id)
+                change = pending.get(scan_id)
+                found = None
+                if entry is not None and handle is not None:
+                    found = CatalogFile.document(handle, scan_id, entry)
+                if change is not None:
+                    yield self._changed(found, change)
+                elif found is not None:
+                    yield found
+        except CatalogRaced:
+            raise self._unavailable(
+                "was rewritten in place while its documents were being read; try again",
+                ErrorClass.TRANSIENT,
+            ) from None
+        finally:
+            if handle is not None:
+                handle.close()
+
+    def _opened_entries(self) -> tuple[Mapping[str, DocEntry], BinaryIO | None]:
+        """The current index and the very file it indexes, open (None: no file, fresh)."""
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            entries = self._entries()
+            if self._snapshot is None:
+                return entries, None
+            try:
+                handle = open(self.path, "rb")  # noqa: SIM115 (closed by the caller)
+            except FileNotFoundError:
+                self._snapshot = None
+                continue
+            except OSError as exc:
+                raise self._unavailable(
+                    f"cannot be read: {exc.strerror or exc}", ErrorClass.TRANSIENT
+                ) from None
+            if FileStamp.of(os.fstat(handle.fileno())) == self._snapshot.stamp:
+                return entries, handle
+            handle.close()
+            self._snapshot = None
+        raise self._unavailable(
+            f"kept changing while being read ({MAX_WRITE_ATTEMPTS} attempts)", ErrorClass.TRANSIENT
+        )
 
     def document(self, scan_id: str) -> dict[str, Any] | None:
         with self._lock:
-            return self._load().get(scan_id)
+            return self._document(scan_id)
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._load())
+            return len(self._entries().keys() | self._pending.keys())
+
+
+def _unchanged(scan_id: str, found: dict[str, Any] | None) -> dict[str, Any]:
+    raise AssertionError(f"{scan_id}: no change was staged")
 
 
 def _with_locations(

@@ -15,6 +15,11 @@ Writes are compare-and-swap: under an exclusive `fcntl.flock` on a lock file bes
 inode), the writer reads the file afresh, merges its own changes into what it finds, writes a
 temporary file, checks that the catalog file is still the very one it read (device, inode, size,
 mtime, ctime: a writer that ignores the lock is caught too), and only then `os.replace`s it.
+
+Nothing here holds every document in memory: a read walks the file one document at a time
+(`engine.catalog.json_stream`) and keeps an *index* — per scan, the byte range of its document
+and the endpoints it records — and a write streams the new file, copying unchanged documents byte
+for byte from the file it replaces and serialising only the changed ones.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, NamedTuple
 
-from engine.catalog.dataset import scan_id_of
+from engine.catalog.dataset import recorded_endpoints, scan_id_of
+from engine.catalog.json_stream import read_tables
 
 TABLE = "datasets"
 IDENTITY_TABLE = "bl931_catalog"
@@ -40,7 +46,8 @@ class CatalogCorrupt(ValueError):
 
 
 class CatalogRaced(Exception):
-    """The file changed between the locked read and the replace (a writer ignoring the lock)."""
+    """The file changed between the locked read and the replace (a writer ignoring the lock),
+    or between reading the index and reading a document from it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +65,19 @@ class FileStamp:
         return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+class DocEntry(NamedTuple):
+    """Where one scan's document is in the file, and the endpoints it records."""
+
+    start: int
+    end: int
+    endpoints: frozenset[str]
+
+
 @dataclass(frozen=True, slots=True)
 class CatalogSnapshot:
-    """The file as read once: its documents by scan id, its identity, and which file it was."""
+    """The file as read once: an index of its documents by scan id, its identity, which file."""
 
-    docs: Mapping[str, dict[str, Any]]
+    entries: Mapping[str, DocEntry]
     catalog_id: str | None  # None: a file written before catalogs had an identity
     generation: int
     stamp: FileStamp
@@ -95,7 +110,7 @@ class CatalogFile:
             return None
 
     def read(self) -> CatalogSnapshot:
-        """Read and parse the whole file.
+        """Read the file once through, one document at a time, into an index.
 
         Raises:
             FileNotFoundError: there is no file (or its folder is gone).
@@ -104,8 +119,38 @@ class CatalogFile:
         """
         with open(self.path, "rb") as handle:
             stamp = FileStamp.of(os.fstat(handle.fileno()))
-            raw = handle.read()
-        return _parse(raw, stamp)
+            return _index(handle, stamp)
+
+    @contextmanager
+    def opened(self, snapshot: CatalogSnapshot) -> Iterator[BinaryIO]:
+        """The file the snapshot indexed, open for reading documents from it.
+
+        Raises:
+            CatalogRaced: the file at the path is no longer the one indexed.
+            FileNotFoundError: there is no file.
+        """
+        with open(self.path, "rb") as handle:
+            if FileStamp.of(os.fstat(handle.fileno())) != snapshot.stamp:
+                raise CatalogRaced(f"{self.path} changed since it was read")
+            yield handle
+
+    @staticmethod
+    def document(handle: BinaryIO, scan_id: str, entry: DocEntry) -> dict[str, Any]:
+        """One document, read from its byte range in a file `opened()` for its snapshot.
+
+        Raises:
+            CatalogRaced: the bytes there are not that scan's document (the file was rewritten
+                in place since it was indexed).
+        """
+        handle.seek(entry.start)
+        raw = handle.read(entry.end - entry.start)
+        try:
+            doc = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            doc = None
+        if not isinstance(doc, dict) or scan_id_of(doc) != scan_id:
+            raise CatalogRaced(f"the document of {scan_id} moved since the file was read")
+        return doc
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -129,34 +174,34 @@ class CatalogFile:
 
     def replace(
         self,
-        docs: Mapping[str, dict[str, Any]],
+        source: CatalogSnapshot | None,
+        changed: Collection[str],
+        merge: Callable[[str, dict[str, Any] | None], dict[str, Any]],
         identity: Mapping[str, Any],
-        *,
-        expected: FileStamp | None,
     ) -> CatalogSnapshot:
-        """Write `docs` and `identity` in place of the file last read as `expected`.
+        """Write a new file in place of `source` (None: there must be no file): its documents,
+        with `merge(scan id, document found or None)` for every scan in `changed`.
 
-        Call only while holding `locked()`. `expected` None means "there must be no file".
+        Call only while holding `locked()`. Unchanged documents are copied byte for byte; the
+        documents are numbered 1..n in scan-id order.
 
         Raises:
             CatalogRaced: the file is no longer the one read (nothing was replaced).
             OSError: the temporary file could not be written (the old file is intact).
         """
-        table = {str(i): doc for i, (_, doc) in enumerate(sorted(docs.items()), 1)}
-        payload = json.dumps(
-            {TABLE: table, IDENTITY_TABLE: {"1": dict(identity)}},
-            ensure_ascii=False,
-            sort_keys=True,
-        ).encode("utf-8")
         target = self.target
         folder = target.parent
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            if self.stamp() != expected:
+            with os.fdopen(fd, "wb") as out:
+                if source is None:
+                    entries = _write(out, None, {}, changed, merge, identity)
+                else:
+                    with self.opened(source) as handle:
+                        entries = _write(out, handle, source.entries, changed, merge, identity)
+                out.flush()
+                os.fsync(out.fileno())
+            if self.stamp() != (None if source is None else source.stamp):
                 raise CatalogRaced(f"{self.path} changed while it was being written")
             os.replace(tmp, target)
         except BaseException:
@@ -170,7 +215,7 @@ class CatalogFile:
         stamp = self.stamp()
         assert stamp is not None
         return CatalogSnapshot(
-            dict(docs),
+            entries,
             str(identity.get("id")) if identity.get("id") else None,
             int(identity.get("generation", 0)),
             stamp,
@@ -178,29 +223,78 @@ class CatalogFile:
         )
 
 
-def _parse(raw: bytes, stamp: FileStamp) -> CatalogSnapshot:
-    if not raw.strip():
-        raise CatalogCorrupt("the file is empty")
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True).encode("utf-8")
+
+
+def _write(
+    out: BinaryIO,
+    source: BinaryIO | None,
+    entries: Mapping[str, DocEntry],
+    changed: Collection[str],
+    merge: Callable[[str, dict[str, Any] | None], dict[str, Any]],
+    identity: Mapping[str, Any],
+) -> dict[str, DocEntry]:
+    """Stream the catalog into `out`; returns the index of what was written."""
+    written: dict[str, DocEntry] = {}
+    shared: dict[frozenset[str], frozenset[str]] = {}
+    # The layout json.dumps(sort_keys=True) gives: the identity table, then the documents.
+    head = b"{" + _dumps(IDENTITY_TABLE) + b': {"1": ' + _dumps(dict(identity)) + b"}, "
+    position = out.write(head + _dumps(TABLE) + b": {")
+    for number, scan_id in enumerate(sorted(entries.keys() | set(changed)), 1):
+        entry = entries.get(scan_id)
+        if scan_id in changed:
+            found = None
+            if entry is not None:
+                assert source is not None
+                found = CatalogFile.document(source, scan_id, entry)
+            doc = merge(scan_id, found)
+            raw = _dumps(doc)
+            endpoints = recorded_endpoints(doc)
+        else:
+            assert entry is not None and source is not None
+            source.seek(entry.start)
+            raw = source.read(entry.end - entry.start)
+            endpoints = entry.endpoints
+        key = (b", " if number > 1 else b"") + _dumps(str(number)) + b": "
+        position += out.write(key)
+        written[scan_id] = DocEntry(
+            position, position + len(raw), shared.setdefault(endpoints, endpoints)
+        )
+        position += out.write(raw)
+    out.write(b"}}")
+    return written
+
+
+def _index(handle: BinaryIO, stamp: FileStamp) -> CatalogSnapshot:
+    entries: dict[str, DocEntry] = {}
+    shared: dict[frozenset[str], frozenset[str]] = {}
+    identity: dict[str, Any] = {}
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        for table, doc_id, value, start, end in read_tables(handle, streamed=TABLE):
+            if table == IDENTITY_TABLE:
+                identity = _identity_row(value)
+            elif doc_id is None and table == TABLE:
+                entries = {}  # the table starts (a second one replaces the first)
+            elif doc_id is not None:
+                scan_id = scan_id_of(value) if isinstance(value, dict) else None
+                if scan_id is None:
+                    raise CatalogCorrupt(f"document {doc_id} has no scientificMetadata.scan_id")
+                endpoints = recorded_endpoints(value)
+                entries[scan_id] = DocEntry(start, end, shared.setdefault(endpoints, endpoints))
+    except UnicodeDecodeError as exc:
         raise CatalogCorrupt(f"not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get(TABLE, {}), dict):
-        raise CatalogCorrupt(f"expected an object with a {TABLE!r} table")
-    docs: dict[str, dict[str, Any]] = {}
-    for doc_id, doc in data.get(TABLE, {}).items():
-        scan_id = scan_id_of(doc) if isinstance(doc, dict) else None
-        if scan_id is None:
-            raise CatalogCorrupt(f"document {doc_id} has no scientificMetadata.scan_id")
-        docs[scan_id] = doc
-    identity = _identity_row(data.get(IDENTITY_TABLE))
+    except CatalogCorrupt:
+        raise
+    except ValueError as exc:
+        raise CatalogCorrupt(f"not valid JSON: {exc}") from None
     catalog_id = identity.get("id")
     if catalog_id is not None and not isinstance(catalog_id, str):
         raise CatalogCorrupt(f"the {IDENTITY_TABLE} id is not a string")
     generation = identity.get("generation", 0)
     if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
         raise CatalogCorrupt(f"the {IDENTITY_TABLE} generation is not a count")
-    return CatalogSnapshot(docs, catalog_id, generation, stamp, identity)
+    return CatalogSnapshot(entries, catalog_id, generation, stamp, identity)
 
 
 def _identity_row(table: object) -> dict[str, Any]:

@@ -1,3 +1,4 @@
+# Over 400 lines: split pending: issue 15 (one ScanWatcher class; event intake vs. walks).
 """The live inventory: a watchdog observer that notices finished scans within seconds.
 
 The full walk stays the source of truth; the watcher only makes it prompt. Events from watchdog

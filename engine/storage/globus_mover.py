@@ -1,3 +1,4 @@
+# Over 400 lines: split pending: issue 15 item 2 (submission vs. task polling/results).
 """`GlobusMover`: batches of copies and deletes as Globus Transfer tasks.
 
 One task per batch of scans, never one per file (Transfer works on at most three tasks per user

@@ -1,3 +1,4 @@
+# Over 400 lines: split pending: issue 15 item 2 (task threads vs. per-file copy/delete).
 """The local mover: copies and deletes scans between local roots, in worker threads.
 
 A copy writes each file to a temporary name beside its destination, checks the bytes against the
