@@ -292,7 +292,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.check:
         from bl931tui.check import run_check
 
-        return run_check(config)
+        return run_check(config, as_json=args.json)
     if args.init_endpoint:
         from bl931tui.operator import init_endpoint
 
