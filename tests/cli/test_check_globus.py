@@ -19,8 +19,9 @@ def line_of(stdout: str, endpoint: str) -> str:
 
 
 def test_every_collection_is_reachable_listed_and_writable(
-    site: GlobusSite, run_cli: RunCli
-) -> None:  # noqa: F811
+    site: GlobusSite,  # noqa: F811
+    run_cli: RunCli,
+) -> None:
     done = run_cli("--check", config=site.config_path)
     assert done.returncode == 0, done.stdout + done.stderr
     for name in ("dtn", "cfs", "hpss"):
@@ -46,8 +47,9 @@ def test_a_read_only_collection_needs_a_person(site: GlobusSite, run_cli: RunCli
 
 
 def test_an_unmapped_collection_and_a_missing_root_are_named(
-    site: GlobusSite, run_cli: RunCli
-) -> None:  # noqa: F811
+    site: GlobusSite,  # noqa: F811
+    run_cli: RunCli,
+) -> None:
     ids = {c.root.name: cid for cid, c in site.fake.collections.items()}
     site.fake.unmap_identity(ids["hpss"])
     (site.roots["cfs"]).rename(site.roots["cfs"].with_name("raw-moved"))
