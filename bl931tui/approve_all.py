@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from bl931tui.approval_items import ApprovalItem
+from bl931tui.approval_items import KIND_ORDER, ApprovalItem, noun, where
 from bl931tui.confirm_text import headline, listing
 from bl931tui.render import size
 from engine.errors import UsageError
@@ -34,9 +34,27 @@ def items(actions: Sequence[Action]) -> list[ApprovalItem]:
 
 
 def summary(actions: Sequence[Action]) -> str:
-    """`Approve 12 deletes from dtn (24.0 kB):`, the first scans, then `… and 2 more`."""
+    """`Approve 12 deletes from dtn (24.0 kB):` — or, for several kinds or endpoints, the total
+    and one line per kind and endpoint with its count and bytes — then the first scans and
+    `… and 2 more`."""
     chosen = items(actions)
-    return f"{headline('Approve', chosen)}\n{listing(chosen, first=FIRST, width=76)}"
+    groups: dict[tuple[str, str | None], list[ApprovalItem]] = {}
+    for item in chosen:
+        groups.setdefault((item.kind, item.target), []).append(item)
+    if len(groups) == 1:
+        head = headline("Approve", chosen)
+    else:
+        total = size(sum(item.bytes for item in chosen))
+        ordered = sorted(groups.items(), key=lambda g: KIND_ORDER.get(g[0][0], 9))
+        head = "\n".join(
+            [f"Approve {len(chosen)} actions ({total}):"]
+            + [
+                f"  {len(group)} {noun(kind, len(group))}{where(kind, target)} "
+                f"({size(sum(i.bytes for i in group))})"
+                for (kind, target), group in ordered
+            ]
+        )
+    return f"{head}\n{listing(chosen, first=FIRST, width=76)}"
 
 
 def confirm(actions: Sequence[Action]) -> None:

@@ -1,8 +1,10 @@
 """`bl931tui`: the entry point for the TUI, the service, the audit and the demo.
 
-Exit codes: `--dry-run` reports the most serious class present — 0 settled, 2 work pending,
-1 needs a person (see `Plan.outcome`); `--check` 0 all reachable, 1 a component failed;
-64 usage · 78 configuration.
+Exit codes (every case: docs/audit.md, "Exit codes of every command", checked by
+tests/cli/test_exit_code_table.py): `--dry-run` reports the most serious class present — 0
+settled, 2 work pending, 1 needs a person (see `Plan.outcome`); `--check` 0 all good, 1 an
+endpoint or the catalog needs a person; `--receipt` 1 when nothing matched; a held lock, a
+refused decision, an `--approve-all` not confirmed: 1; 64 usage · 78 configuration.
 """
 
 from __future__ import annotations

@@ -126,3 +126,33 @@ def test_approving_an_approved_id_says_whose_approval_stands(  # type: ignore[no
     everything = run_cli("--approve-all", "--yes", config=workspace.config_path)
     assert everything.returncode == 0
     assert "Nothing awaits approval (1 approved, not yet run)." in everything.stdout
+
+
+def test_the_summary_gives_count_and_bytes_per_kind_and_endpoint() -> None:
+    """Mixed approvals (prunes at two endpoints, a recall from tape) are counted and sized
+    per kind and endpoint, so an operator sees what each endpoint loses."""
+    from bl931tui.approve_all import summary
+    from engine.model import Action, ActionKind
+
+    def action(n: int, kind: ActionKind, source: str | None, target: str, size: int) -> Action:
+        return Action(f"id{n}", kind, f"2026/01/ALS-1/s{n}.h5", source, target, size, True, "r")
+
+    actions = [
+        action(1, ActionKind.DELETE, None, "dtn", 1_000),
+        action(2, ActionKind.DELETE, None, "dtn", 2_000),
+        action(3, ActionKind.DELETE, None, "cfs", 5_000_000),
+        action(4, ActionKind.COPY, "hpss", "cfs", 7_000),
+    ]
+    lines = summary(actions).splitlines()
+    assert lines[:4] == [
+        "Approve 4 actions (5.0 MB):",
+        "  2 deletes from dtn (3.0 kB)",
+        "  1 delete from cfs (5.0 MB)",
+        "  1 copy to cfs (7.0 kB)",
+    ]
+    assert lines[4:] == [
+        "  2026/01/ALS-1/s1.h5 · dtn · 1.0 kB",
+        "  2026/01/ALS-1/s2.h5 · dtn · 2.0 kB",
+        "  2026/01/ALS-1/s3.h5 · cfs · 5.0 MB",
+        "  2026/01/ALS-1/s4.h5 · hpss→cfs · 7.0 kB",
+    ]
