@@ -17,6 +17,7 @@ from typing import Any
 from engine.catalog.factory import build_catalog, resolved_catalog_config
 from engine.catalog.pid_book import keep_pids_in
 from engine.catalog.scicat_probe import ProbeResult, Verdict
+from engine.clock import SYSTEM_CLOCK
 from engine.config import Config
 from engine.endpoint_probe import EndpointReport, probe_globus, probe_local
 from engine.reconciler import os_user
@@ -65,12 +66,12 @@ def run_check(config: Config, *, as_json: bool = False) -> int:
 def _probe_endpoints(config: Config) -> list[EndpointReport]:
     from bl931tui.session import readonly_store
 
-    user = os_user()
+    user, now = os_user(), SYSTEM_CLOCK()
     reports: dict[str, EndpointReport] = {}
     with readonly_store(config) as store:
         for name, spec in config.endpoints.items():
             if spec.kind == "local":
-                reports[name] = probe_local(config, name, store, user)
+                reports[name] = probe_local(config, name, store, user, now)
     globus = [n for n, ep in config.endpoints.items() if ep.kind == "globus"]
     if globus:
         reports.update(_probe_globus(config, globus))

@@ -26,8 +26,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.catalog.scicat_probe import ProbeResult, Verdict
 from engine.config import Config
@@ -35,6 +36,11 @@ from engine.errors import EndpointUnavailable
 from engine.identity import MARKER_NAME, IdentityCheck, missing_root_hint, read_marker
 from engine.layout import ENGINE_TEMP_PREFIX
 from engine.state import StateStore
+
+if TYPE_CHECKING:
+    import globus_sdk
+
+    from engine.storage.globus_auth import GlobusSession
 
 PROBE_PREFIX = f"{ENGINE_TEMP_PREFIX}check-"
 
@@ -81,15 +87,25 @@ class EndpointReport:
         }
 
 
-def probe_local(config: Config, name: str, store: StateStore, user: str) -> EndpointReport:
-    """The checks of one local endpoint (see the module docstring)."""
+def probe_local(
+    config: Config, name: str, store: StateStore, user: str, now: datetime
+) -> EndpointReport:
+    """The checks of one local endpoint (see the module docstring).
+
+    Args:
+        config: the validated config.
+        name: the endpoint's name.
+        store: the state store (read-only, or a scratch store before the first pass).
+        user: who runs the check (writability is theirs).
+        now: the time the identity check is made at.
+    """
     spec = config.endpoints[name]
     assert spec.path is not None
     root = spec.path
     checks = [_reachable(config, name, root)]
     if checks[0].verdict is Verdict.FAILED:
         return EndpointReport(name, "local", f"local {root}", tuple(checks))
-    checks.append(_identity(config, name, root, store, user))
+    checks.append(_identity(config, name, root, store, user, now))
     checks.append(_writable(root, user))
     return EndpointReport(name, "local", f"local {root}", tuple(checks))
 
@@ -116,13 +132,11 @@ def _reachable(config: Config, name: str, root: Path) -> ProbeResult:
     return ProbeResult("reachable", Verdict.OK, "listed")
 
 
-def _identity(config: Config, name: str, root: Path, store: StateStore, user: str) -> ProbeResult:
-    from datetime import UTC, datetime
-
+def _identity(
+    config: Config, name: str, root: Path, store: StateStore, user: str, now: datetime
+) -> ProbeResult:
     try:
-        IdentityCheck(config, store, may_initialise=False).check(
-            name, user=user, now=datetime.now(UTC)
-        )
+        IdentityCheck(config, store, may_initialise=False).check(name, user=user, now=now)
         marker = read_marker(root)
     except EndpointUnavailable as exc:
         return ProbeResult("identity", Verdict.FAILED, exc.reason)
@@ -156,8 +170,8 @@ def probe_globus(
     name: str,
     collection: str,
     root: str,
-    client: Any,
-    session: Any,
+    client: globus_sdk.TransferClient,
+    session: GlobusSession,
     *,
     wait_seconds: float = 10.0,
     sleep: Callable[[float], None] = time.sleep,
@@ -217,8 +231,8 @@ def probe_globus(
 def _globus_writable(
     collection: str,
     root: str,
-    client: Any,
-    session: Any,
+    client: globus_sdk.TransferClient,
+    session: GlobusSession,
     wait_seconds: float,
     sleep: Callable[[float], None],
 ) -> ProbeResult:
