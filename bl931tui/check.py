@@ -19,7 +19,7 @@ from engine.catalog.pid_book import keep_pids_in
 from engine.catalog.scicat_probe import ProbeResult, Verdict
 from engine.clock import SYSTEM_CLOCK
 from engine.config import Config
-from engine.endpoint_probe import EndpointReport, probe_globus, probe_local
+from engine.endpoint_probe import EndpointReport, probe_globus, probe_local, writable_folder
 from engine.reconciler import os_user
 from engine.state import StateStore
 
@@ -104,7 +104,16 @@ def _probe_catalog(config: Config, kind: str) -> list[ProbeResult]:
     if kind == "local":
         path = resolved_catalog_config(config).path.expanduser()
         if path.parent.is_dir():
-            return [ProbeResult("catalog", Verdict.OK, f"local file {path}")]
+            user = os_user()
+            why = "the service writes the catalog and its lock file there"
+            problem = writable_folder(path.parent, user, why)
+            if problem is not None:
+                return [ProbeResult("catalog", Verdict.FAILED, problem)]
+            return [
+                ProbeResult(
+                    "catalog", Verdict.OK, f"local file {path}; its folder writable by {user}"
+                )
+            ]
         return [
             ProbeResult(
                 "catalog",

@@ -151,6 +151,17 @@ def _identity(
     return ProbeResult("identity", Verdict.OK, f"identity marker {marker.get('id')}")
 
 
+def writable_folder(folder: Path, user: str, why: str) -> str | None:
+    """None if `user` can create (and remove) a file in `folder`, else what went wrong."""
+    try:
+        handle, probe = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=folder)
+    except OSError as exc:
+        return f"cannot create a file in {folder}: {exc.strerror} (as {user}; {why})"
+    os.close(handle)
+    os.unlink(probe)
+    return None
+
+
 def _writable(root: Path, user: str) -> ProbeResult:
     try:
         handle, probe = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=root)

@@ -44,6 +44,10 @@ def test_before_the_first_pass_every_endpoint_is_checked_and_the_markers_are_to_
             f"endpoint {name}: warning (local {root}: listed; identity: no marker yet, the "
             f"service's first pass writes it; writable by {os_user()})"
         )
+    catalog = workspace.root / "state" / "catalog.json"
+    assert f"catalog: ok (local file {catalog}; its folder writable by {os_user()})" in (
+        done.stdout
+    )
     assert not (workspace.root / "cfs" / MARKER_NAME).exists(), "--check wrote a marker"
     assert [p.name for p in (workspace.root / "cfs").iterdir()] == [], "a probe was left"
 
