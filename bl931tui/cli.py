@@ -1,8 +1,10 @@
 """`bl931tui`: the entry point for the TUI, the service, the audit and the demo.
 
-Exit codes: `--dry-run` reports the most serious class present — 0 settled, 2 work pending,
-1 needs a person (see `Plan.outcome`); `--check` 0 all reachable, 1 a component failed;
-64 usage · 78 configuration.
+Exit codes (every case: docs/audit.md, "Exit codes of every command", checked by
+tests/cli/test_exit_code_table.py): `--dry-run` reports the most serious class present — 0
+settled, 2 work pending, 1 needs a person (see `Plan.outcome`); `--check` 0 all good, 1 an
+endpoint or the catalog needs a person; `--receipt` 1 when nothing matched; a held lock, a
+refused decision, an `--approve-all` not confirmed: 1; 64 usage · 78 configuration.
 """
 
 from __future__ import annotations
@@ -60,7 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="withdraw approvals not yet acted on (recorded)",
     )
     mode.add_argument("--demo", action="store_true", help="the whole lifecycle on local endpoints")
-    mode.add_argument("--receipt", metavar="SCAN", help="print the deletion receipts of a scan")
+    mode.add_argument(
+        "--receipt",
+        nargs="?",
+        const="",
+        metavar="SCAN",
+        help="print deletion receipts: of a scan, of every scan under a folder ending in / "
+        "(a proposal ALS-1234/, a month 2026/01/), or of every scan (no value)",
+    )
     mode.add_argument(
         "--init-endpoint",
         metavar="NAME",
@@ -104,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval", type=float, metavar="SECONDS", help="with --reconcile: pass period"
     )
     p.add_argument("--json", action="store_true", help="with --dry-run/--receipt: JSON on stdout")
+    p.add_argument(
+        "--since", metavar="DATE", help="with --receipt: deleted at or after (ISO 8601, UTC)"
+    )
+    p.add_argument(
+        "--until", metavar="DATE", help="with --receipt: deleted before the end of (a date) or at"
+    )
     p.add_argument("--as-of", metavar="ISO8601", help="with --dry-run: plan as if it were then")
     p.add_argument("--yes", action="store_true", help="with --approve-all: do not ask")
     p.add_argument("--why", metavar="TEXT", help="with --acknowledge: the reason, recorded")
@@ -158,8 +173,10 @@ def _check_combinations(args: argparse.Namespace) -> None:
         raise UsageError("--interval must be a positive number of seconds")
     if args.as_of and not args.dry_run:
         raise UsageError("--as-of goes with --dry-run")
-    if args.json and not (args.dry_run or args.receipt):
-        raise UsageError("--json goes with --dry-run or --receipt")
+    if args.json and not (args.dry_run or args.receipt is not None or args.check):
+        raise UsageError("--json goes with --dry-run, --receipt or --check")
+    if (args.since or args.until) and args.receipt is None:
+        raise UsageError("--since and --until go with --receipt")
     if args.yes and not args.approve_all:
         raise UsageError("--yes goes with --approve-all")
     if args.headless and not args.demo:
@@ -177,8 +194,8 @@ def _check_combinations(args: argparse.Namespace) -> None:
         )
 
 
-def parse_as_of(text: str) -> datetime:
-    """An ISO 8601 time with its UTC offset, or a bare date (midnight UTC)."""
+def parse_as_of(text: str, flag: str = "--as-of") -> datetime:
+    """An ISO 8601 time with its UTC offset, or a bare date (midnight UTC), given to `flag`."""
     try:
         day = date.fromisoformat(text)
     except ValueError:
@@ -189,11 +206,11 @@ def parse_as_of(text: str) -> datetime:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(
-            f"--as-of {text!r} is not a date (2027-12-01, taken as midnight UTC) or an ISO 8601 "
+            f"{flag} {text!r} is not a date (2027-12-01, taken as midnight UTC) or an ISO 8601 "
             "time with its offset (2027-12-01T08:00:00+00:00)"
         ) from None
     if moment.tzinfo is None:
-        raise UsageError(f"--as-of {text!r} needs a UTC offset, e.g. {moment.isoformat()}+00:00")
+        raise UsageError(f"{flag} {text!r} needs a UTC offset, e.g. {moment.isoformat()}+00:00")
     return moment
 
 
@@ -264,8 +281,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bl931tui.decide import undo
 
         return undo(config, args)
-    if args.receipt:
-        return receipt(config, args)
+    if args.receipt is not None:
+        from bl931tui.receipts_cli import run_receipt
+
+        return run_receipt(config, args)
     if args.backfill_catalog:
         return backfill_catalog(config)
     if args.backup_state:
@@ -275,7 +294,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.check:
         from bl931tui.check import run_check
 
-        return run_check(config)
+        return run_check(config, as_json=args.json)
     if args.init_endpoint:
         from bl931tui.operator import init_endpoint
 
@@ -325,53 +344,6 @@ def _file_role(config: Config, finding: str) -> str:
     if config.catalog.kind == "local" and finding.startswith(str(config.catalog.path)):
         return "catalog"
     return "state"
-
-
-def receipt(config: Config, args: argparse.Namespace) -> int:
-    from bl931tui.session import readonly_store
-
-    with readonly_store(config) as store:
-        receipts = store.receipts(args.receipt)
-    if args.json:
-        json.dump(receipts, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    elif not receipts:
-        print(f"No deletion receipts for {args.receipt!r}.")
-    else:
-        for r in receipts:  # one per removal, oldest first
-            acq = r["acquisition"]
-            print(
-                f"Deleted {r['scan']} from {r['endpoint']} at {r['deleted_at']} "
-                f"(receipt {r['receipt_id']}, action {r['action_id']}, "
-                f"task {r['delete_task_id']})"
-                + (" — part of the scan; the rest was still there" if r.get("partial") else "")
-            )
-            print(
-                f"  acquisition {acq['algorithm']} {acq['checksum']} "
-                f"(version {acq['version']}, {acq['files']} files, {acq['bytes']} bytes)"
-            )
-            if r.get("catalog_pid"):
-                print(f"  catalog pid {r['catalog_pid']}")
-            for copy in r["verified_copies"]:
-                print(
-                    f"  verified copy at {copy['endpoint']}: {copy['level']} "
-                    f"{copy['algorithm']} {copy['checksum']} by {copy['how']} "
-                    f"(task {copy['task_id']}, {copy['verified_at']})"
-                )
-            approval = r.get("approval")
-            print(
-                f"  approval: {approval['by']} at {approval['at']}"
-                + (
-                    f", used by submission {approval['submission_id']}"
-                    if approval.get("submission_id")
-                    else ""
-                )
-                if approval
-                else "  approval: not required by policy"
-            )
-            for signer in r.get("approvers") or []:
-                print(f"  approved by {signer['by']} at {signer['at']} (via {signer['via']})")
-    return EXIT_OK if receipts else EXIT_ERROR
 
 
 def backfill_catalog(config: Config) -> int:

@@ -29,25 +29,30 @@ import sys
 from datetime import datetime
 
 from engine.config import Config
-from engine.decisions import REJECT, DecisionLog
+from engine.decisions import REJECT, Decision, DecisionLog
 from engine.errors import UsageError
 from engine.model import Action, ActionKind, InFlight, Plan
 from engine.operator_decisions import DecisionResult
 
 
-def _plan(config: Config) -> tuple[Plan, dict[str, tuple[str, str]], datetime]:
-    """The current plan, action id → (by, at) of the rejects in force, and the time now."""
+def _plan(config: Config) -> tuple[Plan, dict[str, Decision], datetime]:
+    """The current plan, action id → the decision in force (approval or reject), and now."""
     from bl931tui.session import readonly_reconciler
 
     with readonly_reconciler(config) as reconciler:
         plan = reconciler.dry_run()
         now = reconciler.clock()
-        rejected = {
-            aid: (d.by, d.at.isoformat(timespec="seconds"))
-            for aid, d in DecisionLog(reconciler.store).in_force().items()
-            if d.decision == REJECT
-        }
-    return plan, rejected, now
+        in_force = DecisionLog(reconciler.store).in_force()
+    return plan, in_force, now
+
+
+def _rejects(in_force: dict[str, Decision]) -> dict[str, tuple[str, str]]:
+    """action id → (by, at) of the rejects in force."""
+    return {aid: _by_at(d) for aid, d in in_force.items() if d.decision == REJECT}
+
+
+def _by_at(decision: Decision) -> tuple[str, str]:
+    return decision.by, decision.at.isoformat(timespec="seconds")
 
 
 def _unknown(ids: list[str], what: str) -> UsageError:
@@ -70,27 +75,29 @@ def _send(
 
 
 def approve(config: Config, args: argparse.Namespace) -> int:
+    from bl931tui import approve_all
     from bl931tui.decision_channel import recorded_where
-    from bl931tui.render import render_ids, size
 
-    plan, rejected, now = _plan(config)
+    plan, in_force, now = _plan(config)
+    rejected = _rejects(in_force)
     gated = {a.id: a for a in plan.actions if a.requires_approval and not a.approved}
     approved_already = {a.id for a in plan.actions if a.requires_approval and a.approved}
     overriding: list[str] = []
     if args.approve_all:
         chosen = list(gated.values())
         if not chosen:
-            print("Nothing awaits approval.")
+            waiting = (
+                f" ({len(approved_already)} approved, not yet run)" if approved_already else ""
+            )
+            print(f"Nothing awaits approval{waiting}.")
             return 0
-        print(render_ids(chosen))
-        total = sum(a.bytes for a in chosen)
-        question = f"Approve these {len(chosen)} actions ({size(total)})? [y/N] "
+        print(approve_all.summary(chosen), flush=True)
         if not args.yes:
-            if not sys.stdin.isatty():
-                raise UsageError("--approve-all without a terminal needs --yes")
-            if input(question).strip().lower() not in ("y", "yes"):
-                print("Nothing approved.")
-                return 0
+            try:
+                approve_all.confirm(chosen)
+            except approve_all.NotConfirmed as exc:
+                print(str(exc), file=sys.stderr)
+                return 1
     else:
         known = gated.keys() | approved_already | rejected.keys()
         unknown = [aid for aid in args.approve if aid not in known]
@@ -98,9 +105,13 @@ def approve(config: Config, args: argparse.Namespace) -> int:
             raise _unknown(unknown, "not awaiting approval in the current plan")
         chosen = [gated[aid] for aid in args.approve if aid in gated]
         overriding = [aid for aid in args.approve if aid in rejected and aid not in gated]
+        for aid in dict.fromkeys(args.approve):
+            if aid in approved_already:
+                standing = in_force.get(aid)
+                whose = " (by {} at {})".format(*_by_at(standing)) if standing else ""
+                print(f"{aid} is already approved{whose}; nothing new recorded")
     ids = [a.id for a in chosen] + overriding
     if not ids:
-        print("Nothing new to approve: already approved.")
         return 0
     result = _send(config, "approve", ids, now, {a.id: a.scan for a in plan.actions})
     for action in chosen:
@@ -127,7 +138,8 @@ def approvers_words(config: Config, action: Action, names: list[str]) -> str:
 def reject(config: Config, args: argparse.Namespace) -> int:
     from bl931tui.decision_channel import recorded_where
 
-    plan, rejected, now = _plan(config)
+    plan, in_force, now = _plan(config)
+    rejected = _rejects(in_force)
     planned: dict[str, Action] = {a.id: a for a in plan.actions}
     flying: dict[str, InFlight] = {f.action_id: f for f in plan.in_flight}
     unknown = [

@@ -449,17 +449,26 @@ def load_config(path: Path | str | None = None) -> Config:
                 path = candidate.expanduser()
                 break
         else:
+            looked = " and ".join(
+                f"{'./' if not str(c).startswith('~') else ''}{c} ({c.expanduser().absolute()})"
+                for c in DEFAULT_LOCATIONS
+            )
             raise ConfigError(
-                "no configuration found (looked for ./bl931.toml and ~/.config/bl931/config.toml); "
-                "pass --config PATH, or copy config.example.toml (`bl931tui --example-config` "
-                "prints it) to one of those places and edit it; `bl931tui --demo` shows bl931 "
-                "at work without one"
+                f"no configuration found: looked for {looked}. To start one, write the "
+                "example (every key, commented) with `bl931tui --example-config > bl931.toml`, "
+                "then edit it; or pass --config PATH. `bl931tui --demo` shows bl931 at work "
+                "without a config"
             )
     path = Path(path)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError("file not found", path=str(path)) from None
+        raise ConfigError(
+            f"file not found (given with --config). To start one, write the example with "
+            f"`bl931tui --example-config > {path}`, then edit it; `bl931tui --demo` shows "
+            "bl931 at work without a config",
+            path=str(path),
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot be read: {exc.strerror}", path=str(path)) from None
     try:

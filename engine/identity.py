@@ -64,7 +64,7 @@ def load_identities(store: StateStore) -> dict[str, Identity]:
     }
 
 
-def _read_marker(root: Path) -> dict[str, object] | None:
+def read_marker(root: Path) -> dict[str, object] | None:
     """The marker's content; None if there is none. Raises OSError/ValueError if unreadable."""
     try:
         text = (root / MARKER_NAME).read_text("utf-8")
@@ -80,7 +80,7 @@ def _unknown(endpoint: str, reason: str) -> EndpointUnavailable:
     return EndpointUnavailable(endpoint, reason, error_class=ErrorClass.NEEDS_HUMAN)
 
 
-def _why(config: Config, root: Path) -> str:
+def missing_root_hint(config: Config, root: Path) -> str:
     """What to look at when a root is missing: a path below the config file's folder may have been
     written relative to it (relative paths are taken from there, not from the working folder)."""
     if config.source is not None and root.is_relative_to(config.source.parent):
@@ -122,7 +122,8 @@ class IdentityCheck:
         root = spec.path
         if not root.is_dir():
             raise _unknown(
-                endpoint, f"root {root} is missing or not a directory ({_why(self.config, root)})"
+                endpoint,
+                f"root {root} is missing or not a directory ({missing_root_hint(self.config, root)})",
             )
         if spec.mount and not os.path.ismount(root):
             raise _unknown(
@@ -131,7 +132,7 @@ class IdentityCheck:
                 "(is the filesystem unmounted?)",
             )
         try:
-            marker = _read_marker(root)
+            marker = read_marker(root)
         except (OSError, ValueError) as exc:
             raise _unknown(
                 endpoint, f"the identity marker {root / MARKER_NAME} cannot be read: {exc}"
@@ -191,7 +192,7 @@ class IdentityCheck:
         if spec.mount and not os.path.ismount(root):
             raise NeedsHumanError(f"{endpoint}: root {root} is not a mount point (mount = true)")
         try:
-            marker = _read_marker(root)
+            marker = read_marker(root)
         except (OSError, ValueError) as exc:
             raise NeedsHumanError(
                 f"{endpoint}: the marker at {root} cannot be read: {exc}"

@@ -162,6 +162,10 @@ class Replica:
     # The storage identity this copy was verified on, when the endpoint's storage has changed
     # since (a migration, a repointed config): the copy counts as `present` until re-verified.
     storage_changed: str | None = None
+    # Listed with the right sizes, but bl931 holds no evidence for it (a copy a person made
+    # before bl931 was installed, or whose record was lost): `present` until its bytes are
+    # re-hashed or copied again with checksum verification, whatever a rule's `verify` says.
+    found_unverified: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,12 @@ def assess(
                 used = evidence
     elif level is Level.PRESENT:
         note = "incomplete or different size"
+    found = level is Level.SIZE and not is_inventory and evidence is None
+    if found:
+        # Sizes prove nothing about bytes nobody verified: onboarding must not let a copy a
+        # person made license a delete (`verify = "size"` trusts bl931's own transfers only).
+        level = Level.PRESENT
+        note = "found with the right sizes, never verified by bl931"
     replica = Replica(
         scan=scan.id,
         endpoint=endpoint,
@@ -113,6 +119,7 @@ def assess(
         note=note,
         older_version=older,
         older_unproven=unproven,
+        found_unverified=found,
     )
     return Assessed(replica, signature)
 

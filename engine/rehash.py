@@ -70,8 +70,10 @@ class Rehasher:
             if not same:
                 assessed[scan_id] = replace(verdict, replica=replace(replica, differs=True))
             elif replica.level is Level.SIZE or (
-                # verified on other storage: `present` here until its bytes are re-hashed
-                replica.storage_changed is not None and size_level(scan, listing) is Level.SIZE
+                # verified on other storage, or found without any evidence: `present` here
+                # until its bytes are re-hashed
+                (replica.storage_changed is not None or replica.found_unverified)
+                and size_level(scan, listing) is Level.SIZE
             ):
                 evidence = Evidence(
                     Level.CHECKSUM,
@@ -91,6 +93,7 @@ class Rehasher:
                         evidence=evidence,
                         note="",
                         storage_changed=None,
+                        found_unverified=False,
                     ),
                 )
         return found

@@ -1289,31 +1289,12 @@ class StateStore:
         return out
 
     def receipts(self, scan: str) -> list[dict[str, Any]]:
-        """Every receipt of a scan, one per removal, oldest first.
+        """Every receipt of a scan, one per removal, oldest first (`engine/receipt_search.py`)."""
+        from engine.receipt_search import ReceiptQuery, find_receipts
 
-        Also readable on a store at an older schema (a read-only audit run before the service
-        migrated it): its rows have no submission id.
-        """
-        rows = self._conn().execute(
-            "SELECT rowid AS receipt_id, * FROM deletions WHERE scan = ? ORDER BY deleted_at, rowid",
-            (scan,),
-        )
-        out = []
-        for r in rows:
-            columns = r.keys()
-            out.append(
-                {
-                    "receipt_id": r["receipt_id"],
-                    "scan": r["scan"],
-                    "endpoint": r["endpoint"],
-                    "action_id": r["action_id"],
-                    "task_id": r["task_id"],
-                    "submission_id": r["submission_id"] if "submission_id" in columns else None,
-                    "deleted_at": r["deleted_at"],
-                    **json.loads(r["receipt"]),
-                }
-            )
-        return out
+        if not scan or scan.endswith("/"):
+            return []  # a scan id, never a folder
+        return find_receipts(self, ReceiptQuery(scan))
 
     # ---- endpoints and heartbeat ---------------------------------------------------------
     def endpoint_ok(self, name: str, now: datetime) -> None:

@@ -26,7 +26,7 @@ def test_version_is_printed(run_cli) -> None:  # type: ignore[no-untyped-def]
 def test_without_a_config_it_says_where_it_looked_and_what_to_do(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     done = run_cli("--dry-run")
     assert done.returncode == 78
-    assert "looked for ./bl931.toml and ~/.config/bl931/config.toml" in done.stderr
+    assert "no configuration found: looked for ./bl931.toml (" in done.stderr
     assert "bl931tui --example-config" in done.stderr and "bl931tui --demo" in done.stderr
 
 

@@ -186,6 +186,9 @@ class FakeTransferAPI:
         self._collection_faults: dict[str, tuple[str, str]] = {}
         self._consent_denied: set[str] = set()
         self._unmapped: set[str] = set()
+        # Collections whose storage refuses writes to this client (a read-only mount, an ACL
+        # granting read only): `operation_mkdir` is refused there.
+        self.read_only: set[str] = set()
         self._next_task_outcomes: list[dict[str, Any]] = []
         self._ls_hooks: list[list[Any]] = []  # [collection, path, listings to skip, action]
         self._lock = threading.RLock()
@@ -529,6 +532,38 @@ class FakeTransferAPI:
         if not target.exists():
             raise _ApiError(404, "NotFound", f"Path not found {path}: No such file or directory")
         return _entry(target)
+
+    def _route_mkdir(
+        self, scope: str, query: dict[str, str], body: Any, cid: str
+    ) -> dict[str, Any]:
+        """`POST /operation/endpoint/<id>/mkdir` with `{"DATA_TYPE": "mkdir", "path": …}`.
+
+        Sources: globus-sdk `TransferClient.operation_mkdir` (the route and body) and the
+        Transfer docs' "Make Directory" (answer `mkdir_result`, code `DirectoryCreated`; a path
+        that exists: 502 `ExternalError.MkdirFailed.Exists`, the code globus-cli's
+        `mkdir --exist-ok` tests for). A path the client may not write is refused with the
+        403 `PermissionDenied` this fake answers for other access refusals; bl931 treats any
+        refusal as "not writable" and prints its code and message.
+        """
+        coll = self._check_access(scope, cid)
+        path = str((body or {}).get("path", ""))
+        target = self.path_of(coll.id, path)
+        if cid in self.read_only:
+            raise _ApiError(403, "PermissionDenied", f"Permission denied: mkdir {path}")
+        if target.exists():
+            raise _ApiError(502, "ExternalError.MkdirFailed.Exists", f"Path already exists {path}")
+        if not target.parent.is_dir():
+            raise _ApiError(
+                502, "ExternalError.MkdirFailed.NotFound", f"Parent of {path} does not exist"
+            )
+        target.mkdir()
+        return {
+            "DATA_TYPE": "mkdir_result",
+            "code": "DirectoryCreated",
+            "message": "The directory was created successfully",
+            "request_id": uuid.uuid4().hex[:9],
+            "resource": f"/operation/endpoint/{cid}/mkdir",
+        }
 
     def _route_transfer(self, scope: str, query: dict[str, str], body: Any) -> dict[str, Any]:
         src, dst = body["source_endpoint"], body["destination_endpoint"]
@@ -1079,6 +1114,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"/v0\.10/task/([^/]+)"), "task"),
     ("GET", re.compile(r"/v0\.10/operation/endpoint/([^/]+)/ls"), "ls"),
     ("GET", re.compile(r"/v0\.10/operation/endpoint/([^/]+)/stat"), "stat"),
+    ("POST", re.compile(r"/v0\.10/operation/endpoint/([^/]+)/mkdir"), "mkdir"),
     ("GET", re.compile(r"/v0\.10/endpoint/([^/]+)"), "endpoint"),
 ]
 
