@@ -13,9 +13,10 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.state import StateStore
+if TYPE_CHECKING:
+    from engine.state import StateStore
 
 
 @dataclass(frozen=True, slots=True)
