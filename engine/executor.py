@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
+from engine import submitted
 from engine.backends import Backends
 from engine.catalog.base import Location
 from engine.catalog.custody import Registrations
@@ -250,11 +251,13 @@ class Executor:
         items = []
         for aid in task.action_ids:
             action = self.store.get_action(aid)
-            scan = self.store.get_scan(action.scan) if action else None
+            # The version submitted, not the scan's current record (engine/submitted.py).
+            scan = submitted.submitted_scan(self.store, task.submission_id, aid) if action else None
             if action is None or scan is None:
                 log.error("task %s refers to a vanished action %s", task.submission_id, aid)
                 return None
-            items.append(self._item(action.id, scan))
+            replaces = submitted.replaced_version(self.store, task.submission_id, aid)
+            items.append(self._item(action.id, scan, overwrite=replaces is not None))
         return TaskRequest(
             cast(TaskKind, task.kind),
             task.source,
@@ -537,24 +540,31 @@ class Executor:
             )
             if admitted:
                 self.store.create_task(task, {a.id: a.scan for a in admitted}, now)
+                # The version each item carries, kept with the task (engine/submitted.py).
+                submitted.record(
+                    self.store, submission_id, {a.id: (scans[a.scan], a.replaces) for a in admitted}
+                )
                 if kind == "copy":
                     self._storage_identities().remember_task_target(submission_id, target)
+                for action in admitted:
+                    if action.replaces is not None:
+                        # With the submission, before the mover runs: what the copy will
+                        # overwrite, and who approved it.
+                        self._event(
+                            now,
+                            "copy.replace_submitted",
+                            f"replacing the verified version {action.replaces} at {target}",
+                            scan=action.scan,
+                            action_id=action.id,
+                            data=replace_intent(
+                                action, scans[action.scan], self.store, submission_id, now
+                            ),
+                        )
         for refusal in refused:
             self._not_submitted(refusal, now)
         if not admitted:
             return False
         actions = admitted
-        for action in actions:
-            if action.replaces is not None:
-                # Before the mover runs: what the copy will overwrite, and who approved it.
-                self._event(
-                    now,
-                    "copy.replace_submitted",
-                    f"replacing the verified version {action.replaces} at {target}",
-                    scan=action.scan,
-                    action_id=action.id,
-                    data=replace_intent(action, scans[action.scan], self.store, submission_id, now),
-                )
         request = TaskRequest(
             cast(TaskKind, kind),
             source,

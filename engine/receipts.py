@@ -21,6 +21,7 @@ from engine.decisions import DecisionLog
 from engine.evidence_identity import StorageIdentities
 from engine.policy import Policy
 from engine.state import ActionRow, StateStore, TaskRow, iso
+from engine.submitted import submitted_scan
 
 
 def delete_receipt(
@@ -47,7 +48,9 @@ def delete_receipt(
     Returns:
         The receipt's JSON body.
     """
-    scan = store.get_scan(action.scan)
+    # The version the delete was submitted for (engine/submitted.py): the scan may have
+    # changed since, and the receipt names what was removed.
+    scan = submitted_scan(store, task.submission_id, action.id)
     evidence = store.load_evidence()
     rule = policy.retention.get(action.target or "")
     required = rule.delete_requires if rule else ()

@@ -350,6 +350,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE task_items ADD COLUMN bytes_done INTEGER;
     ALTER TABLE heartbeat ADD COLUMN stopped_at TEXT;
     """,
+    # 8: the version of each scan as a task carried it (engine.submitted): an interrupted delete
+    # or replace is settled and receipted for what was submitted, not the scan's current record
+    """
+    ALTER TABLE task_items ADD COLUMN submitted TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

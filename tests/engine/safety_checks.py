@@ -44,11 +44,10 @@ LOST_REPLACES_RECEIPTED = False
 # passes, the property rots only cfs copies (a replace at cfs relies on hpss; tape is never
 # replaced) and the chaos run rewrites no scan whose hpss copy it rotted. Then set True.
 REPLACE_LAST_LOOK = False
-# An interrupted delete is settled (receipts for what is gone) against the scan's *current*
-# record: if the scan changed meanwhile, the receipt names the new version and manifest. Until
-# `test_an_interrupted_delete_is_receipted_for_the_version_it_deleted` passes, users change no
-# scan while a delete of it is open. Then set True.
-INTERRUPTED_DELETES_KEEP_VERSION = False
+# An interrupted delete is settled (receipts for what is gone) against the version its task
+# carried (engine/submitted.py), so users may change a scan while a delete of it is open
+# (`test_an_interrupted_delete_is_receipted_for_the_version_it_deleted`).
+INTERRUPTED_DELETES_KEEP_VERSION = True
 
 COPY_TARGETS = ("cfs", "hpss")  # where the engine records evidence of a verified copy
 Content = dict[str, bytes]  # path relative to an endpoint root → bytes

@@ -221,19 +221,13 @@ def test_a_replace_never_relies_on_a_rotted_copy_of_the_older_version(tmp_path: 
         world.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an interrupted delete is settled against the scan's *current* record: after the "
-    "scan changed, its receipt names the new version and manifest, not what was deleted; when "
-    "this passes, set INTERRUPTED_DELETES_KEEP_VERSION = True in safety_checks.py",
-)
 def test_an_interrupted_delete_is_receipted_for_the_version_it_deleted(tmp_path: Path) -> None:
     """v1 is on cfs and hpss, pruned from the dtn; the cfs prune of v1 dies after removing the
     file, and cfs is unmounted at the restart, so the interrupted delete waits (unknown is not
     absent). Meanwhile the name is written again at the dtn (v2, other bytes) and inventoried.
-    When cfs is back, the delete is settled against the scan's record, now v2: the receipt names
-    v2 (its checksum, its manifest) and relies on hpss's copy of v1; none names the v1 copy
-    that was removed. (A listing that fails for a while leads to the same.)"""
+    When cfs is back, the delete is settled: its receipt must name v1 (the checksum and
+    manifest the task carried, kept with it), not the scan's record, now v2. (Before the task
+    kept its version, the receipt named v2 and no receipt named the v1 copy that was removed.)"""
     world, knowledge = archived_with_cfs_prune_crashed(tmp_path, "all_unlinked")
     try:
         world.unmount("cfs")
