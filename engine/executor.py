@@ -47,6 +47,7 @@ from engine.model import Action, ActionKind, ErrorClass, Level, Plan, Scan
 from engine.observe import assess, inventory_signature
 from engine.policy import Policy
 from engine.receipts import delete_receipt
+from engine.replace_look import passes_last_look
 from engine.replace_receipts import replace_intent, replace_receipt
 from engine.state import SUBMITTED, ActionRow, StateStore, TaskRow, iso
 from engine.storage.base import (
@@ -395,7 +396,14 @@ class Executor:
     def execute(self, plan: Plan, seen: Observation, now: datetime) -> Outcome:
         runnable = [a for a in plan.actions if not a.requires_approval or a.approved]
         outcome = Outcome()
-        copies = [a for a in runnable if a.kind is ActionKind.COPY]
+        # A replace overwrites a verified older version: its last look re-reads the older
+        # version's other copy first (engine/replace_look.py).
+        copies = [
+            a
+            for a in runnable
+            if a.kind is ActionKind.COPY
+            and (a.replaces is None or passes_last_look(self, a, seen, now))
+        ]
         outcome += self._submit_batches("copy", copies, seen, now)
         catalog_actions = [
             a for a in runnable if a.kind in (ActionKind.REGISTER, ActionKind.UPDATE_CATALOG)

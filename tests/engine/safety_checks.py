@@ -39,11 +39,10 @@ FORGED_REWRITES = True
 # older version's copy was overwritten. Until `test_a_replace_cut_by_a_crash_is_receipted_...`
 # passes, a settled world accepts the intent of a replace that never completed. Then set True.
 LOST_REPLACES_RECEIPTED = False
-# A replace relies on the older version's other copy by its evidence and listing only: it has no
-# last look, so a rotted copy there is trusted. Until `test_a_replace_never_relies_on_a_rotted_...`
-# passes, the property rots only cfs copies (a replace at cfs relies on hpss; tape is never
-# replaced) and the chaos run rewrites no scan whose hpss copy it rotted. Then set True.
-REPLACE_LAST_LOOK = False
+# A replace's last look re-reads (and where it can, re-hashes) the older version's other copy
+# (engine/replace_look.py; `test_a_replace_never_relies_on_a_rotted_copy_of_the_older_version`),
+# so the property rots hpss copies too and the chaos run rewrites scans whose hpss copy rotted.
+REPLACE_LAST_LOOK = True
 # An interrupted delete is settled (receipts for what is gone) against the version its task
 # carried (engine/submitted.py), so users may change a scan while a delete of it is open
 # (`test_an_interrupted_delete_is_receipted_for_the_version_it_deleted`).

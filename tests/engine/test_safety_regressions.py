@@ -197,17 +197,11 @@ def monkeypatched_lost_replaces(accepted: bool) -> Iterator[None]:
         safety_checks.LOST_REPLACES_RECEIPTED = before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a replace has no last look: it relies on the older version's other copy by its "
-    "stored evidence and listing only, never re-hashed (safety.md: every removal is checked "
-    "again right before it runs); when this passes, set REPLACE_LAST_LOOK = True in "
-    "safety_checks.py",
-)
 def test_a_replace_never_relies_on_a_rotted_copy_of_the_older_version(tmp_path: Path) -> None:
     """v1 is on cfs and hpss; the dtn is rewritten (v2); the hpss copy of v1 rots in place
-    (same size and mtime). The replace of v1 at cfs still counts hpss as holding v1 (its
-    listing is unchanged) and overwrites the last intact copy of v1."""
+    (same size and mtime). The replace of v1 at cfs must not count hpss as holding v1 (its
+    listing is unchanged): its last look re-hashes the hpss copy and refuses. (Before the
+    replace had a last look, it overwrote the last intact copy of v1.)"""
     world = World(tmp_path / "ws", directory=False, gated=False, dtn_keep_days=1)
     knowledge = Knowledge()
     try:
@@ -217,6 +211,12 @@ def test_a_replace_never_relies_on_a_rotted_copy_of_the_older_version(tmp_path: 
         ((scan, checksum),) = [k for k, where in world.verified.items() if "hpss" in where]
         world.rot(scan, checksum, "hpss", at=3)
         checked_passes(world, knowledge, 2)
+        refused = [
+            e["data"]["reason_code"]
+            for e in world.store.events(scan=scan)
+            if e["kind"] == "copy.recheck_failed"
+        ]
+        assert refused and refused[0] == "copy_mismatch", refused
     finally:
         world.close()
 
