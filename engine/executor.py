@@ -36,6 +36,7 @@ from engine.errors import Bl931Error, CatalogUnavailable, classify
 from engine.evidence_identity import StorageIdentities
 from engine.finished_deletes import FinishedDeletes
 from engine.identity import IdentityCheck
+from engine.interrupted_replaces import InterruptedReplaces
 from engine.last_look import (
     Refusal,
     check_distinct_copies,
@@ -108,6 +109,7 @@ class Executor:
         # This pass's storage identities (set by the reconciler when it observes).
         self.storages: StorageIdentities | None = None
         self.interrupted = InterruptedDeletes(self)
+        self.interrupted_replaces = InterruptedReplaces(self)
         # The scans the catalog made durable (the reconciler reads them back every pass).
         self.registrations = Registrations(store)
         self.finished_deletes = FinishedDeletes(self)
@@ -182,6 +184,7 @@ class Executor:
         outcome = Outcome()
         if not local_only:
             self.interrupted.begin_pass()
+            self.interrupted_replaces.begin_pass()
         for task in self.store.tasks(OPEN_TASK_STATES):
             mover = self.backends.movers.get(task.mover)
             if mover is None:
@@ -191,6 +194,13 @@ class Executor:
                 continue
             if task.status == "preparing" and task.kind == "delete":
                 adopted = None if local_only else self.interrupted.settle(task, mover, now)
+                if adopted is None:
+                    continue
+                task = adopted
+            elif task.status == "preparing" and self.interrupted_replaces.carries_replace(task):
+                # It may have overwritten the older version already: settled from a fresh
+                # listing, resumed only after a last look (engine/interrupted_replaces.py).
+                adopted = None if local_only else self.interrupted_replaces.settle(task, mover, now)
                 if adopted is None:
                     continue
                 task = adopted
@@ -240,6 +250,7 @@ class Executor:
                 if (m := self.backends.movers.get(t.mover)) is not None
                 and m.finishes_locally
                 and not (t.status == "preparing" and t.kind == "delete")  # next pass's look
+                and not (t.status == "preparing" and self.interrupted_replaces.carries_replace(t))
                 and t.submission_id not in self.finished_deletes.unsettled  # settled later
             ]
             if not open_local:
@@ -274,11 +285,25 @@ class Executor:
             return self.finished_deletes.settle(task, status, now)  # scan by scan
         outcome = Outcome()
         results: dict[str, ItemResult] = {r.action_id: r for r in status.results}
+        undecided = False
         for aid in task.action_ids:
             action = self.store.get_action(aid)
             if action is None or action.status != SUBMITTED:
                 continue  # recorded already
             result = results.get(aid)
+            if result is None or not result.ok:
+                overwrote = self.interrupted_replaces.overwritten(
+                    action, task, now, f"task {task.task_id} ended {status.state}"
+                )
+                if overwrote is None:
+                    # A replace that may have overwritten the older version: kept open until
+                    # a listing of its target tells (a later pass settles it).
+                    undecided = True
+                    continue
+                replaces = submitted.replaced_version(self.store, task.submission_id, aid)
+                if status.state == "lost" and replaces is not None and not overwrote:
+                    # Died with its process and overwrote nothing: its approval was not used.
+                    DecisionLog(self.store).refund_unused(task.submission_id, [aid])
             if status.state == "lost":
                 self._fail(
                     aid,
@@ -300,6 +325,15 @@ class Executor:
                 outcome.succeeded += 1
             else:
                 outcome.failed += 1
+        if undecided:
+            self.store.update_task(
+                task.submission_id,
+                now,
+                status="preparing",
+                error=f"ended {status.state}; a replace waits for a listing of {task.target} to "
+                "tell what it overwrote",
+            )
+            return outcome
         self.store.update_task(task.submission_id, now, status=status.state, error=status.error)
         return outcome
 
@@ -398,10 +432,13 @@ class Executor:
         outcome = Outcome()
         # A replace overwrites a verified older version: its last look re-reads the older
         # version's other copy first (engine/replace_look.py).
+        resumed_copies = self.interrupted_replaces.action_ids  # resubmitted below, not anew
+        outcome += self.interrupted_replaces.resume(plan, seen, now)
         copies = [
             a
             for a in runnable
             if a.kind is ActionKind.COPY
+            and a.id not in resumed_copies
             and (a.replaces is None or passes_last_look(self, a, seen, now))
         ]
         outcome += self._submit_batches("copy", copies, seen, now)

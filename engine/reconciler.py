@@ -514,8 +514,11 @@ class Reconciler:
         )
 
     def in_flight(self) -> tuple[InFlight, ...]:
-        # An interrupted delete cleared for its last look is planned afresh, not in flight.
-        resuming = self.executor.interrupted.action_ids
+        # An interrupted delete or replace cleared for its last look is planned afresh, not in
+        # flight.
+        resuming = (
+            self.executor.interrupted.action_ids | self.executor.interrupted_replaces.action_ids
+        )
         return tuple(
             InFlight(a.id, a.kind, a.scan, a.source, a.target)
             for a in self.store.actions([SUBMITTED])

@@ -99,9 +99,7 @@ def passes_last_look(executor: Executor, action: Action, seen: Observation, now:
         else:
             failures.append(failure)
     if passing:
-        refusal = check_distinct_copies(
-            scan, action.target, passing, executor.backends.local_roots
-        )
+        refusal = check_distinct_copies(scan, action.target, passing, executor.backends.local_roots)
         if refusal is None:
             return True
         failures.append(_Failure(refusal.code, refusal.message))
@@ -139,7 +137,7 @@ def _check_holder(
         return _Failure(
             "copy_unverified", f"the {holder} copy is no longer verified as version {old}"
         )
-    files = _version_files(listing, scan, proof.signature)
+    files = version_files(listing, scan, proof.signature)
     if files is None:
         return _Failure(
             "copy_unverified",
@@ -153,7 +151,7 @@ def _check_holder(
         return _Failure("endpoint_unknown", f"re-hashing the {holder} copy failed: {exc}")
     if sums is None:
         return None  # e.g. Globus only: its evidence is a transfer whose checksum Globus verified
-    found = _version_checksum(files, sums, algorithm, directory=scan.is_directory)
+    found = version_checksum(files, sums, algorithm, directory=scan.is_directory)
     if found is not None and checksums_equal(found, old):
         return None
     executor.store.drop_evidence(scan.id, holder)
@@ -164,9 +162,7 @@ def _check_holder(
     )
 
 
-def _version_files(
-    listing: ScanListing, scan: Scan, signature: str
-) -> tuple[FileStat, ...] | None:
+def version_files(listing: ScanListing, scan: Scan, signature: str) -> tuple[FileStat, ...] | None:
     """The listed files that are the older version: the whole listing, or its files under the
     new version's names (the way `engine.observe.assess` matched them), whichever still has the
     fingerprint the evidence was taken with; None if neither."""
@@ -179,7 +175,7 @@ def _version_files(
     return None
 
 
-def _version_checksum(
+def version_checksum(
     files: tuple[FileStat, ...], sums: dict[str, str], algorithm: str, *, directory: bool
 ) -> str | None:
     """The scan checksum these files' bytes make (None if a file could not be read)."""

@@ -34,11 +34,10 @@ from engine.state import StateStore
 # reuses a checksum only while path, size, mtime, inode and ctime are unchanged, so the property
 # and the chaos run forge them too.
 FORGED_REWRITES = True
-# A replace whose task was lost to a crash, and whose scan changed again before the retry, is
-# never receipted: only its intent (`copy.replace_submitted`, with the approval) records that the
-# older version's copy was overwritten. Until `test_a_replace_cut_by_a_crash_is_receipted_...`
-# passes, a settled world accepts the intent of a replace that never completed. Then set True.
-LOST_REPLACES_RECEIPTED = False
+# A replace cut by a crash is receipted from a fresh listing of its target, even when its scan
+# changed again before the retry (engine/interrupted_replaces.py;
+# `test_a_replace_cut_by_a_crash_is_receipted_...`): a settled world accepts receipts only.
+LOST_REPLACES_RECEIPTED = True
 # A replace's last look re-reads (and where it can, re-hashes) the older version's other copy
 # (engine/replace_look.py; `test_a_replace_never_relies_on_a_rotted_copy_of_the_older_version`),
 # so the property rots hpss copies too and the chaos run rewrites scans whose hpss copy rotted.
