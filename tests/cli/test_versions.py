@@ -176,3 +176,40 @@ def test_a_copy_never_overwrites_a_users_file_without_approval(run_cli, tmp_path
     (copy,) = [a for a in doc["actions"] if a["kind"] == "copy" and a["target"] == "cfs"]
     assert copy["requires_approval"] and copy["replaces"] == "unverified"
     assert code == 2
+
+
+def test_a_replace_never_relies_on_a_rotted_tape_copy_of_the_older_version(  # type: ignore[no-untyped-def]
+    run_cli, ws: LocalWorkspace
+) -> None:
+    """v1 on cfs and hpss; the DTN is rewritten (v2) and the replace of v1 at cfs approved; the
+    hpss copy of v1 rots in place (same size and mtime: its listing and evidence still look
+    fine). The replace's last look must re-hash hpss and refuse: cfs then holds the last intact
+    v1. (Before the replace had a last look, v2 was copied over it.)"""
+    original = archived(run_cli, ws, os.urandom(4096))
+    ws.write_scan(SCAN, b"reprocessed by accident" * 10)
+    passes(run_cli, ws, 1)
+    _, doc = audit(run_cli, ws)
+    (replace,) = [a for a in doc["actions"] if a["kind"] == "copy" and a["target"] == "cfs"]
+    assert replace["replaces"] == original
+    assert run_cli("--approve", replace["id"], config=ws.config_path).returncode == 0
+    tape = ws.hpss / SCAN
+    before = tape.stat()
+    tape.write_bytes(bytes(b ^ 0x5A for b in tape.read_bytes()))  # rot: same size
+    os.utime(tape, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the same mtime
+    passes(run_cli, ws, 2)
+    assert md5(ws.cfs / SCAN) == original, "the last intact copy of v1 was overwritten"
+    store = StateStore(ws.state_path, readonly=True)
+    try:
+        refused = [
+            e["data"]["reason_code"]
+            for e in store.events(scan=SCAN)
+            if e["kind"] == "copy.recheck_failed"
+        ]
+        replaced = [e for e in store.events(scan=SCAN) if e["kind"] == "copy.replaced"]
+    finally:
+        store.close()
+    assert refused[:1] == ["copy_mismatch"] and not replaced
+    code, doc = audit(run_cli, ws)
+    assert code == 1
+    held = [b for b in doc["blocked"] if b["endpoint"] == "cfs" and b["kind"] == "copy"]
+    assert [b["reason_code"] for b in held] == ["version_conflict"]
