@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from engine import submitted
+from engine import submitted, tape_versions
 from engine.backends import Backends
 from engine.catalog.base import Location
 from engine.catalog.custody import Registrations
@@ -269,7 +269,16 @@ class Executor:
                 log.error("task %s refers to a vanished action %s", task.submission_id, aid)
                 return None
             replaces = submitted.replaced_version(self.store, task.submission_id, aid)
-            items.append(self._item(action.id, scan, overwrite=replaces is not None))
+            source_name, target_name = submitted.names(self.store, task.submission_id, aid)
+            items.append(
+                self._item(
+                    action.id,
+                    scan,
+                    overwrite=replaces is not None,
+                    target_name=target_name,
+                    source_name=source_name,
+                )
+            )
         return TaskRequest(
             cast(TaskKind, task.kind),
             task.source,
@@ -358,7 +367,10 @@ class Executor:
             evidence = storages.stamp(
                 action.target, evidence, storages.task_target(task.submission_id, action.target)
             )
-            self.store.record_evidence(action.scan, action.target, evidence)
+            # A versioned object on tape keeps its evidence under its own name, beside the
+            # older version's (engine/tape_versions.py).
+            _, kept_as = submitted.names(self.store, task.submission_id, action.id)
+            self.store.record_evidence(kept_as or action.scan, action.target, evidence)
             self.store.record_success(action.id, now)
             receipt = replace_receipt(self.store, action.id, evidence, task.task_id, now)
             if receipt is not None:
@@ -528,7 +540,15 @@ class Executor:
                     outcome.submitted += len(chunk)
         return outcome
 
-    def _item(self, action_id: str, scan: Scan, *, overwrite: bool = False) -> TransferItem:
+    def _item(
+        self,
+        action_id: str,
+        scan: Scan,
+        *,
+        overwrite: bool = False,
+        target_name: str | None = None,
+        source_name: str | None = None,
+    ) -> TransferItem:
         return TransferItem(
             action_id,
             scan.id,
@@ -537,6 +557,8 @@ class Executor:
             recursive=scan.is_directory,
             scan_checksum=scan.checksum,
             overwrite=overwrite,
+            target_name=target_name,
+            source_name=source_name,
         )
 
     def _deadline(self, created: datetime | None) -> datetime:
@@ -586,9 +608,7 @@ class Executor:
             if admitted:
                 self.store.create_task(task, {a.id: a.scan for a in admitted}, now)
                 # The version each item carries, kept with the task (engine/submitted.py).
-                submitted.record(
-                    self.store, submission_id, {a.id: (scans[a.scan], a.replaces) for a in admitted}
-                )
+                submitted.record(self.store, submission_id, admitted, scans)
                 if kind == "copy":
                     self._storage_identities().remember_task_target(submission_id, target)
                 for action in admitted:
@@ -615,7 +635,14 @@ class Executor:
             source,
             target,
             tuple(
-                self._item(a.id, scans[a.scan], overwrite=a.replaces is not None) for a in actions
+                self._item(
+                    a.id,
+                    scans[a.scan],
+                    overwrite=a.replaces is not None,
+                    target_name=a.target_name,
+                    source_name=a.source_name,
+                )
+                for a in actions
             ),
             submission_id,
             label,
@@ -658,12 +685,13 @@ class Executor:
         return True
 
     # ---- catalog -----------------------------------------------------------------------
-    def _path_on(self, endpoint: str, scan: Scan) -> str:
+    def _path_on(self, endpoint: str, scan: Scan, name: str | None = None) -> str:
+        """The scan's path at an endpoint (`name`: a versioned object on tape)."""
         spec = self.config.endpoints[endpoint]
         if spec.kind == "globus" and spec.root:
-            return f"{spec.root.rstrip('/')}/{scan.id}"
+            return f"{spec.root.rstrip('/')}/{name or scan.id}"
         assert spec.path is not None
-        return str(spec.path / scan.id)
+        return str(spec.path / (name or scan.id))
 
     def locations(self, scan: Scan, seen: Observation) -> list[Location]:
         out = []
@@ -671,10 +699,11 @@ class Executor:
             obs = seen.observations.get(name)
             if obs is None or not obs.ok or obs.level(scan.id) < Level.CHECKSUM:
                 continue
+            replica = obs.replicas.get(scan.id)
             out.append(
                 Location(
                     name,
-                    self._path_on(name, scan),
+                    self._path_on(name, scan, replica.name if replica else None),
                     obs.level(scan.id),
                     tape=name in self.policy.tape,
                     delete_after=self.policy.delete_due_at(scan, name),
@@ -762,8 +791,11 @@ class Executor:
                 return self._recheck_failed(
                     action, now, f"{required} has no storage backend", code="endpoint_unknown"
                 )
+            # The current version's copy there: a versioned object beside an older version
+            # on tape is listed and read under its own name (engine/tape_versions.py).
+            kept_as = tape_versions.name_at(evidence.get(required, {}), scan)
             try:
-                listing = storage.stat_scan(self.layout, scan.id)
+                listing = tape_versions.fresh_listing(storage, self.layout, scan, kept_as)
             except Exception as exc:
                 return self._recheck_failed(
                     action, now, f"{required} could not be listed: {exc}", code="endpoint_unknown"
@@ -772,7 +804,7 @@ class Executor:
                 return self._recheck_failed(
                     action, now, f"the {required} copy is gone", code="copy_missing"
                 )
-            proof, moved = storages.sort(required, evidence.get(required, {}).get(scan.id))
+            proof, moved = storages.sort(required, evidence.get(required, {}).get(kept_as))
             level = assess(
                 scan,
                 required,
@@ -790,7 +822,9 @@ class Executor:
                 )
             if rule.verify >= Level.CHECKSUM:
                 try:
-                    sums = storage.checksum_files(listing, scan.checksum_algorithm)
+                    sums = tape_versions.checksums(
+                        storage, listing, scan, kept_as, scan.checksum_algorithm
+                    )
                 except Exception as exc:
                     return self._recheck_failed(
                         action, now, f"re-hashing {required} failed: {exc}", code="endpoint_unknown"
@@ -798,7 +832,7 @@ class Executor:
                 if sums is not None:
                     bad = [f.path for f in scan.files if sums.get(f.path) != f.checksum]
                     if bad:
-                        self.store.drop_evidence(scan.id, required)
+                        self.store.drop_evidence(kept_as, required)
                         return self._recheck_failed(
                             action,
                             now,

@@ -256,6 +256,8 @@ class InterruptedReplaces:
                             a.id,
                             submitted_scan(store, task.submission_id, a.id) or seen.scans[a.scan],
                             overwrite=a.replaces is not None,
+                            target_name=a.target_name,
+                            source_name=a.source_name,
                         )
                         for a in passing
                     ),

@@ -15,15 +15,15 @@ is the best left (`submitted_scan` falls back to it).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from engine.model import Scan, ScanFile
+from engine.model import Action, Scan, ScanFile
 from engine.state import StateStore, iso
 
 
-def _encode(scan: Scan, replaces: str | None) -> str:
+def _encode(scan: Scan, action: Action) -> str:
     files = [[f.path, f.size, f.mtime, f.checksum] for f in scan.files]
     body: dict[str, Any] = {
         "checksum": scan.checksum,
@@ -33,12 +33,13 @@ def _encode(scan: Scan, replaces: str | None) -> str:
         "acquired_at": iso(scan.acquired_at),
         "files": files,
     }
-    if replaces is not None:
-        body["replaces"] = replaces
+    for key in ("replaces", "target_name", "source_name"):
+        if getattr(action, key) is not None:
+            body[key] = getattr(action, key)
     return json.dumps(body, ensure_ascii=False)
 
 
-def _decode(scan_id: str, text: str) -> tuple[Scan, str | None]:
+def _decode(scan_id: str, text: str) -> tuple[Scan, dict[str, Any]]:
     body = json.loads(text)
     scan = Scan(
         id=scan_id,
@@ -49,23 +50,22 @@ def _decode(scan_id: str, text: str) -> tuple[Scan, str | None]:
         version=int(body["version"]),
         is_directory=bool(body["is_directory"]),
     )
-    return scan, body.get("replaces")
+    return scan, body
 
 
 def record(
     store: StateStore,
     submission_id: str,
-    items: Mapping[str, tuple[Scan, str | None]],
+    actions: Sequence[Action],
+    scans: Mapping[str, Scan],
 ) -> None:
     """Keep, for each action of a submission, the scan version it carries (and, for a replace,
-    the checksum it overwrites). Call it in the transaction that records the submission."""
+    the checksum it overwrites; for a copy kept under another name, its names). Call it in the
+    transaction that records the submission."""
     with store.transaction() as conn:
         conn.executemany(
             "UPDATE task_items SET submitted = ? WHERE submission_id = ? AND action_id = ?",
-            [
-                (_encode(scan, replaces), submission_id, aid)
-                for aid, (scan, replaces) in items.items()
-            ],
+            [(_encode(scans[a.scan], a), submission_id, a.id) for a in actions],
         )
 
 
@@ -101,4 +101,15 @@ def replaced_version(store: StateStore, submission_id: str, action_id: str) -> s
     found = _row(store, submission_id, action_id)
     if found is None or not found[1]:
         return None
-    return _decode(found[0], found[1])[1]
+    value = _decode(found[0], found[1])[1].get("replaces")
+    return str(value) if value is not None else None
+
+
+def names(store: StateStore, submission_id: str, action_id: str) -> tuple[str | None, str | None]:
+    """(source name, target name) of a submitted copy kept under another name than the scan's
+    own path (a versioned object on tape), each None when it is the scan's own path."""
+    found = _row(store, submission_id, action_id)
+    if found is None or not found[1]:
+        return None, None
+    body = _decode(found[0], found[1])[1]
+    return body.get("source_name"), body.get("target_name")

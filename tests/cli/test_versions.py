@@ -215,25 +215,65 @@ def test_a_replace_never_relies_on_a_rotted_tape_copy_of_the_older_version(  # t
     assert [b["reason_code"] for b in held] == ["version_conflict"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="versioned tape objects are not built yet: a new version whose older version is on "
-    "write-once tape is blocked as version_conflict (docs/safety.md, Known gaps)",
-)
-def test_a_new_version_is_archived_to_tape_beside_the_older_one(
-    run_cli, ws: LocalWorkspace
-) -> None:  # type: ignore[no-untyped-def]
-    """v1 on cfs and on tape (`tape = true`); the DTN is rewritten (v2). Tape must get v2 as a
-    distinct object under a versioned name beside v1, which is never touched."""
+def test_a_new_version_is_archived_to_tape_beside_the_older_one(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """v1 on cfs and on tape (`tape = true`); the DTN is rewritten (v2) and the replace at cfs
+    approved. Tape must get v2 as a distinct object under a versioned name beside v1, which is
+    never touched; each version keeps its own evidence; the prune of v2 from the DTN relies on
+    the versioned object and its receipt names it. (Before, v2 was blocked at tape as
+    `version_conflict` and never archived.)"""
+    ws = create_workspace(tmp_path / "ws", dtn_keep_days=0, cfs_keep_days=0)
     original = archived(run_cli, ws, os.urandom(4096))
     ws.write_scan(SCAN, b"second measurement" * 20)
-    passes(run_cli, ws, 2)
+    passes(run_cli, ws, 1)
     _, doc = audit(run_cli, ws)
-    assert not [
-        b
-        for b in doc["blocked"]
-        if b["endpoint"] == "hpss" and b["reason_code"] == "version_conflict"
-    ]
-    versioned = [p for p in (ws.hpss / SCAN).parent.iterdir() if p.name.startswith("s0.h5.v")]
-    assert len(versioned) == 1 and md5(versioned[0]) == md5(ws.dtn / SCAN)
+    assert not [b for b in doc["blocked"] if b["reason_code"] == "version_conflict"]
+    (replace,) = [a for a in doc["actions"] if a["kind"] == "copy" and a["target"] == "cfs"]
+    assert run_cli("--approve", replace["id"], config=ws.config_path).returncode == 0
+    passes(run_cli, ws, 1)  # the replace at cfs
+    _, doc = audit(run_cli, ws)
+    (archive,) = [a for a in doc["actions"] if a["kind"] == "copy" and a["target"] == "hpss"]
+    store = StateStore(ws.state_path, readonly=True)
+    try:
+        scan = store.get_scan(SCAN)
+    finally:
+        store.close()
+    assert scan is not None and scan.version == 2
+    name = f"{SCAN}.v2-{scan.checksum[:8]}"
+    assert archive["target_name"] == name and not archive["requires_approval"]
+    assert "versioned name" in archive["reason"] and "replaces" not in archive
+    passes(run_cli, ws, 2)
+
+    new = md5(ws.dtn / SCAN)
+    assert md5(ws.cfs / SCAN) == new
     assert md5(ws.hpss / SCAN) == original, "write-once tape keeps the older version"
+    assert md5(ws.hpss / name) == new, "the new version is archived beside it"
+    store = StateStore(ws.state_path, readonly=True)
+    try:
+        evidence = store.load_evidence()["hpss"]
+    finally:
+        store.close()
+    assert evidence[SCAN].value == original and evidence[name].value == new
+
+    _, doc = audit(run_cli, ws)
+    assert not [b for b in doc["blocked"] if b["reason_code"] == "version_conflict"]
+    assert not [a for a in doc["actions"] if a["kind"] == "copy"]
+    for target in ("dtn", "cfs"):  # the prunes of v2: the cfs one relies on the tape copy
+        _, doc = audit(run_cli, ws)
+        (prune,) = [a for a in doc["actions"] if a["kind"] == "delete" and a["target"] == target]
+        assert run_cli("--approve", prune["id"], config=ws.config_path).returncode == 0
+        passes(run_cli, ws, 1)
+    assert not (ws.dtn / SCAN).exists() and not (ws.cfs / SCAN).exists()
+    store = StateStore(ws.state_path, readonly=True)
+    try:
+        (receipt,) = [r for r in store.receipts(SCAN) if r["endpoint"] == "cfs"]
+    finally:
+        store.close()
+    assert receipt["acquisition"]["checksum"] == new
+    (tape,) = [c for c in receipt["verified_copies"] if c["endpoint"] == "hpss"]
+    assert tape["name"] == name and tape["checksum"] == new and tape["level"] == "checksum"
+    assert md5(ws.hpss / SCAN) == original and md5(ws.hpss / name) == new
+    passes(run_cli, ws, 1)  # the catalog's locations follow
+    code, doc = audit(run_cli, ws)
+    assert code == 0, doc
+    catalog = (ws.root / "state" / "catalog.json").read_text()
+    assert name in catalog, "the catalog names the versioned tape object"
