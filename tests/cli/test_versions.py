@@ -58,15 +58,18 @@ def test_a_rewritten_scan_never_overwrites_its_verified_copies(run_cli, ws: Loca
     (replace,) = [a for a in doc["actions"] if a["kind"] == "copy"]
     assert replace["target"] == "cfs" and replace["requires_approval"] is True
     assert replace["replaces"] == original and "replaces" in replace["reason"]
+    # Tape takes the new version beside the older one, from cfs once cfs holds it.
     tape = [b for b in doc["blocked"] if b["endpoint"] == "hpss" and b["kind"] == "copy"]
-    assert [b["reason_code"] for b in tape] == ["version_conflict"]
-    assert code == 1  # the tape conflict needs a person
+    assert [b["reason_code"] for b in tape] == ["waiting_for_source"]
+    assert code == 2  # the replace awaits approval
 
     assert run_cli("--approve", replace["id"], config=ws.config_path).returncode == 0
     passes(run_cli, ws, 2)
     new = md5(ws.dtn / SCAN)
     assert md5(ws.cfs / SCAN) == new != original
     assert md5(ws.hpss / SCAN) == original, "write-once tape keeps the older version"
+    (versioned,) = [p for p in ws.hpss.joinpath(SCAN).parent.iterdir() if p.name != "s0.h5"]
+    assert versioned.name.startswith("s0.h5.v2-") and md5(versioned) == new
     store = StateStore(ws.state_path, readonly=True)
     try:
         (receipt,) = [e["data"] for e in store.events(scan=SCAN) if e["kind"] == "copy.replaced"]
@@ -158,10 +161,12 @@ def test_bytes_without_evidence_are_never_overwritten_on_tape(run_cli, tmp_path:
         run_cli("--approve-all", "--yes", config=ws.config_path)
         passes(run_cli, ws, 1)
     assert md5(ws.hpss / SCAN) == original, "the only copy of v1 was overwritten on tape"
+    # The new version went beside those bytes, under a versioned name (write-once tape).
+    (versioned,) = [p for p in ws.hpss.joinpath(SCAN).parent.iterdir() if p.name != "s0.h5"]
+    assert versioned.name.startswith("s0.h5.v2-")
+    assert versioned.read_bytes() == b"another measurement under the same name" * 7
     code, doc = audit(run_cli, ws)
-    assert code == 1
-    (held,) = [b for b in doc["blocked"] if b["endpoint"] == "hpss" and b["kind"] == "copy"]
-    assert held["reason_code"] == "version_conflict" and "write-once tape" in held["reason"]
+    assert not [b for b in doc["blocked"] if b["reason_code"] == "version_conflict"], doc
 
 
 def test_a_copy_never_overwrites_a_users_file_without_approval(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -85,6 +85,49 @@ class Knowledge:
         self.inventoried_seen: set[tuple[str, str]] = set()
 
 
+def holds_at(base: Path, scan: str, content: Content) -> bool:
+    """Whether the storage at `base` holds every file of `content` byte for byte: at the scan's
+    own path, or in a versioned object beside it on tape (`<scan>.v<version>-<checksum>`,
+    engine/tape_versions.py)."""
+    return held_as(base, scan, content) is not None
+
+
+def held_as(base: Path, scan: str, content: Content) -> str | None:
+    """The name under which `base` holds `content` (the scan's own path, or a versioned
+    object's), or None."""
+    if _holds_exactly(base, content):
+        return scan
+    top = base / scan
+    try:
+        siblings = sorted(p for p in top.parent.iterdir() if p.name.startswith(f"{top.name}.v"))
+    except OSError:
+        return None
+    for sibling in siblings:
+        name = sibling.relative_to(base).as_posix()
+        moved = {name + relpath[len(scan) :]: data for relpath, data in content.items()}
+        if _holds_exactly(base, moved):
+            return name
+    return None
+
+
+def _holds_exactly(base: Path, content: Content) -> bool:
+    for relpath, data in content.items():
+        try:
+            if (base / relpath).read_bytes() != data:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _scan_of_key(key: str, world: Beamline) -> str:
+    """The scan an evidence row belongs to: its key, or the scan a versioned name is of."""
+    base, mark, _ = key.rpartition(".v")
+    if mark and base in set(world.scan_names()):
+        return base
+    return key
+
+
 def _fail(world: Beamline, message: str) -> AssertionError:
     history = "\n  ".join(world.log[-40:])
     return AssertionError(f"{message}\nlast steps:\n  {history}")
@@ -101,9 +144,10 @@ def learn_verified(world: Beamline, knowledge: Knowledge) -> None:
     for endpoint, rows in world.store.load_evidence().items():
         if endpoint not in COPY_TARGETS:
             continue
-        for scan, evidence in rows.items():
+        for kept_as, evidence in rows.items():
             if evidence.level < Level.CHECKSUM or evidence.value is None:
                 continue
+            scan = _scan_of_key(kept_as, world)
             fresh = (endpoint, scan, evidence.value, evidence.verified_at.isoformat())
             if fresh in knowledge.evidence_seen:
                 continue

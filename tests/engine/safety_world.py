@@ -36,6 +36,8 @@ from tests.engine.safety_checks import (
     REPLACE_LAST_LOOK,
     Content,
     forget_dtn,
+    held_as,
+    holds_at,
 )
 
 ENDPOINTS = ("dtn", "cfs", "hpss")
@@ -209,15 +211,9 @@ class World:
         return out
 
     def holds(self, endpoint: str, scan: str, content: Content) -> bool:
-        """Whether the endpoint's real storage holds every file of `content`, byte for byte."""
-        base = self.physical(endpoint)
-        for relpath, data in content.items():
-            try:
-                if (base / relpath).read_bytes() != data:
-                    return False
-            except OSError:
-                return False
-        return True
+        """Whether the endpoint's real storage holds every file of `content`, byte for byte
+        (at the scan's path, or in a versioned object beside it on tape)."""
+        return holds_at(self.physical(endpoint), scan, content)
 
     def intact_copies(self, scan: str, checksum: str) -> list[str]:
         content = self.versions[(scan, checksum)]
@@ -366,8 +362,11 @@ class World:
 
     def rot(self, scan: str, checksum: str, endpoint: str, at: int) -> None:
         """Flip a byte of one file of a verified copy, keeping its size and mtime (bit rot)."""
-        files = [p for p, data in sorted(self.versions[(scan, checksum)].items()) if data]
-        path = self.physical(endpoint) / files[at % len(files)]
+        content = self.versions[(scan, checksum)]
+        files = [p for p, data in sorted(content.items()) if data]
+        # Where the endpoint keeps this version: the scan's path, or a versioned tape object.
+        name = held_as(self.physical(endpoint), scan, content) or scan
+        path = self.physical(endpoint) / (name + files[at % len(files)][len(scan) :])
         before = path.stat()
         data = bytearray(path.read_bytes())
         data[at % len(data)] ^= 0xFF
