@@ -107,12 +107,12 @@ class ChaosView:
     def configured(self, endpoint: str) -> Path:
         return self.root / endpoint
 
-    def busy(self) -> set[str]:
-        """Scans with a delete still open (`preparing`/`active`)."""
+    def busy(self, states: tuple[str, ...] = ("preparing", "active")) -> set[str]:
+        """Scans with a delete still open (`preparing`/`active`, or only those `states`)."""
         if not self.state_path.exists():
             return set()
         with self.opened():
-            tasks = self.store.tasks(("preparing", "active"))
+            tasks = self.store.tasks(states)
             ids = {aid for t in tasks if t.kind == "delete" for aid in t.action_ids}
             return {a.scan for a in map(self.store.get_action, ids) if a is not None}
 

@@ -55,9 +55,12 @@ class WorldChanges:
         new size, the same size with a new mtime, or (only with `FORGED_REWRITES`) the same
         size and mtime; or zero bytes."""
         # (While the known gaps stand, not a scan whose tape copy rotted, nor one whose delete
-        # is still open: see REPLACE_LAST_LOOK and INTERRUPTED_DELETES_KEEP_VERSION.) Scans
-        # already on tape are rewritten too: the new version goes beside the older one there.
-        busy = set() if INTERRUPTED_DELETES_KEEP_VERSION else self.view.busy()
+        # is still open: see REPLACE_LAST_LOOK and INTERRUPTED_DELETES_KEEP_VERSION.) Never one
+        # whose delete task is running at its mover (`active`: a Globus task runs across
+        # passes): a user who rewrites a file while a delete of its path runs loses the new
+        # bytes, and no last look can stop a delete already running. Scans already on tape are
+        # rewritten too: the new version goes beside the older one there.
+        busy = self.view.busy(("active",)) if INTERRUPTED_DELETES_KEEP_VERSION else self.view.busy()
         at_dtn = [
             s
             for s in sorted(self.view.latest)
