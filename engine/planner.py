@@ -825,6 +825,18 @@ class _Planner:
                     "version_conflict",
                     f"{endpoint} holds the only verified copy of an older version of this scan",
                 )
+            if (
+                reason is None
+                and endpoint in self.policy.tape
+                and (endpoint in case.older or endpoint in case.differs)
+            ):
+                # The scan's own path there holds other bytes: this version is kept beside
+                # them under a versioned name, and a prune would remove the scan's own path.
+                reason = (
+                    "version_conflict",
+                    f"{endpoint} is write-once tape and keeps this version beside other bytes "
+                    "at the scan's path: it is not pruned there (an operator decides)",
+                )
             if reason is None and endpoint in wanted:
                 reason = ("still_needed", self._relied_on_by(case, endpoint))
             if reason is not None:

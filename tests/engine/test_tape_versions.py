@@ -96,3 +96,27 @@ def test_a_new_version_goes_beside_the_older_one_on_tape() -> None:
     assert (copy.source, copy.target, copy.replaces) == ("cfs", "hpss", None)
     assert copy.target_name == versioned_name(s) and not copy.requires_approval
     assert not [b for b in result.blocked if b.reason_code == "version_conflict"]
+
+
+def test_a_version_kept_beside_another_on_tape_is_never_pruned_there() -> None:
+    """Should tape have a retention rule, a prune there removes the scan's own path: where that
+    path holds an older version (this version is kept under its versioned name), the prune is
+    held for a person instead."""
+    from engine.policy import RetentionRule
+    from tests.engine.test_planner import POLICY
+
+    policy = dataclasses.replace(
+        POLICY,
+        retention={**POLICY.retention, "hpss": RetentionRule(0, ("cfs",), Level.CHECKSUM)},
+    )
+    s = scan()
+    levels = {"dtn": {}, "cfs": {s.id: Level.CHECKSUM}, "hpss": {s.id: Level.CHECKSUM}}
+    base = inp([s], levels, policy=policy)
+    tape = Replica(s.id, "hpss", Level.CHECKSUM, 100, 1, name=versioned_name(s), older_version="v1")
+    observations = dict(base.observations)
+    observations["hpss"] = dataclasses.replace(observations["hpss"], replicas={s.id: tape})
+    result = plan(dataclasses.replace(base, observations=observations))
+    assert not [a for a in result.actions if a.kind is ActionKind.DELETE and a.target == "hpss"]
+    assert [b.reason_code for b in result.blocked if b.endpoint == "hpss"] == ["version_conflict"]
+    plain = plan(base)  # the same without an older version there: no such conflict
+    assert "version_conflict" not in [b.reason_code for b in plain.blocked if b.endpoint == "hpss"]
