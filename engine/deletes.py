@@ -51,6 +51,7 @@ from engine.identity import IdentityCheck
 from engine.model import Action, ActionKind, Plan, Scan
 from engine.state import PLANNED, SUBMITTED, ActionRow, TaskRow
 from engine.storage.base import ItemResult, Mover, ScanListing, TaskKind, TaskRequest
+from engine.submitted import submitted_scan
 
 if TYPE_CHECKING:
     from engine.executor import Executor, Outcome
@@ -92,7 +93,7 @@ def receipt_files(
     What the mover did not report (`left_behind` from Globus) comes from a fresh listing of
     the scan at the target; if that fails, `left_behind` is None and the note says so.
     """
-    scan = executor.store.get_scan(action.scan)
+    scan = submitted_scan(executor.store, action.submission_id, action.id)
     manifest = tuple(f.path for f in scan.files) if scan else ()
     out: dict[str, Any] = {
         "removed": sorted(result.removed if result and result.removed is not None else manifest)
@@ -147,7 +148,8 @@ def fresh_leftovers(executor: Executor, action: ActionRow) -> Leftovers | None:
     is settled first), so the identity is checked here, afresh.
     """
     storage = executor.backends.storages.get(action.target or "")
-    scan = executor.store.get_scan(action.scan)
+    # The version the delete was submitted for: the scan may have changed since.
+    scan = submitted_scan(executor.store, action.submission_id, action.id)
     if storage is None or scan is None or action.target is None:
         return None
     try:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
+from engine import submitted, tape_versions
 from engine.backends import Backends
 from engine.catalog.base import Location
 from engine.catalog.custody import Registrations
@@ -38,6 +39,7 @@ from engine.errors import Bl931Error, CatalogUnavailable, classify
 from engine.evidence_identity import StorageIdentities
 from engine.finished_deletes import FinishedDeletes
 from engine.identity import IdentityCheck
+from engine.interrupted_replaces import InterruptedReplaces
 from engine.last_look import (
     Refusal,
     check_distinct_copies,
@@ -49,6 +51,7 @@ from engine.model import Action, ActionKind, ErrorClass, Level, Plan, Scan
 from engine.observe import assess, inventory_signature
 from engine.policy import Policy
 from engine.receipts import delete_receipt
+from engine.replace_look import passes_last_look
 from engine.replace_receipts import replace_intent, replace_receipt
 from engine.state import SUBMITTED, ActionRow, StateStore, TaskRow, iso
 from engine.storage.base import (
@@ -107,6 +110,7 @@ class Executor:
         # This pass's storage identities (set by the reconciler when it observes).
         self.storages: StorageIdentities | None = None
         self.interrupted = InterruptedDeletes(self)
+        self.interrupted_replaces = InterruptedReplaces(self)
         # The scans the catalog made durable (the reconciler reads them back every pass).
         self.registrations = Registrations(store)
         self.finished_deletes = FinishedDeletes(self)
@@ -185,6 +189,7 @@ class Executor:
         outcome = Outcome()
         if not local_only:
             self.interrupted.begin_pass()
+            self.interrupted_replaces.begin_pass()
         for task in self.store.tasks(OPEN_TASK_STATES):
             mover = self.backends.movers.get(task.mover)
             if mover is None:
@@ -194,6 +199,13 @@ class Executor:
                 continue
             if task.status == "preparing" and task.kind == "delete":
                 adopted = None if local_only else self.interrupted.settle(task, mover, now)
+                if adopted is None:
+                    continue
+                task = adopted
+            elif task.status == "preparing" and self.interrupted_replaces.carries_replace(task):
+                # It may have overwritten the older version already: settled from a fresh
+                # listing, resumed only after a last look (engine/interrupted_replaces.py).
+                adopted = None if local_only else self.interrupted_replaces.settle(task, mover, now)
                 if adopted is None:
                     continue
                 task = adopted
@@ -246,6 +258,7 @@ class Executor:
                 if (m := self.backends.movers.get(t.mover)) is not None
                 and m.finishes_locally
                 and not (t.status == "preparing" and t.kind == "delete")  # next pass's look
+                and not (t.status == "preparing" and self.interrupted_replaces.carries_replace(t))
                 and t.submission_id not in self.finished_deletes.unsettled  # settled later
             ]
             if not open_local:
@@ -258,11 +271,22 @@ class Executor:
         items = []
         for aid in task.action_ids:
             action = self.store.get_action(aid)
-            scan = self.store.get_scan(action.scan) if action else None
+            # The version submitted, not the scan's current record (engine/submitted.py).
+            scan = submitted.submitted_scan(self.store, task.submission_id, aid) if action else None
             if action is None or scan is None:
                 log.error("task %s refers to a vanished action %s", task.submission_id, aid)
                 return None
-            items.append(self._item(action.id, scan))
+            replaces = submitted.replaced_version(self.store, task.submission_id, aid)
+            source_name, target_name = submitted.names(self.store, task.submission_id, aid)
+            items.append(
+                self._item(
+                    action.id,
+                    scan,
+                    overwrite=replaces is not None,
+                    target_name=target_name,
+                    source_name=source_name,
+                )
+            )
         return TaskRequest(
             cast(TaskKind, task.kind),
             task.source,
@@ -278,11 +302,25 @@ class Executor:
             return self.finished_deletes.settle(task, status, now)  # scan by scan
         outcome = Outcome()
         results: dict[str, ItemResult] = {r.action_id: r for r in status.results}
+        undecided = False
         for aid in task.action_ids:
             action = self.store.get_action(aid)
             if action is None or action.status != SUBMITTED:
                 continue  # recorded already
             result = results.get(aid)
+            if result is None or not result.ok:
+                overwrote = self.interrupted_replaces.overwritten(
+                    action, task, now, f"task {task.task_id} ended {status.state}"
+                )
+                if overwrote is None:
+                    # A replace that may have overwritten the older version: kept open until
+                    # a listing of its target tells (a later pass settles it).
+                    undecided = True
+                    continue
+                replaces = submitted.replaced_version(self.store, task.submission_id, aid)
+                if status.state == "lost" and replaces is not None and not overwrote:
+                    # Died with its process and overwrote nothing: its approval was not used.
+                    DecisionLog(self.store).refund_unused(task.submission_id, [aid])
             if status.state == "lost":
                 self._fail(
                     aid,
@@ -305,6 +343,15 @@ class Executor:
                 outcome.succeeded += 1
             else:
                 outcome.failed += 1
+        if undecided:
+            self.store.update_task(
+                task.submission_id,
+                now,
+                status="preparing",
+                error=f"ended {status.state}; a replace waits for a listing of {task.target} to "
+                "tell what it overwrote",
+            )
+            return outcome
         self.store.update_task(task.submission_id, now, status=status.state, error=status.error)
         return outcome
 
@@ -331,7 +378,10 @@ class Executor:
             evidence = storages.stamp(
                 action.target, evidence, storages.task_target(task.submission_id, action.target)
             )
-            self.store.record_evidence(action.scan, action.target, evidence)
+            # A versioned object on tape keeps its evidence under its own name, beside the
+            # older version's (engine/tape_versions.py).
+            _, kept_as = submitted.names(self.store, task.submission_id, action.id)
+            self.store.record_evidence(kept_as or action.scan, action.target, evidence)
             self.store.record_success(action.id, now)
             receipt = replace_receipt(self.store, action.id, evidence, task.task_id, now)
             if receipt is not None:
@@ -403,7 +453,17 @@ class Executor:
     def execute(self, plan: Plan, seen: Observation, now: datetime) -> Outcome:
         runnable = [a for a in plan.actions if not a.requires_approval or a.approved]
         outcome = Outcome()
-        copies = [a for a in runnable if a.kind is ActionKind.COPY]
+        # A replace overwrites a verified older version: its last look re-reads the older
+        # version's other copy first (engine/replace_look.py).
+        resumed_copies = self.interrupted_replaces.action_ids  # resubmitted below, not anew
+        outcome += self.interrupted_replaces.resume(plan, seen, now)
+        copies = [
+            a
+            for a in runnable
+            if a.kind is ActionKind.COPY
+            and a.id not in resumed_copies
+            and (a.replaces is None or passes_last_look(self, a, seen, now))
+        ]
         outcome += self._submit_batches("copy", copies, seen, now)
         catalog_actions = [
             a for a in runnable if a.kind in (ActionKind.REGISTER, ActionKind.UPDATE_CATALOG)
@@ -518,7 +578,15 @@ class Executor:
                     outcome.submitted += len(batch.actions)
         return outcome
 
-    def _item(self, action_id: str, scan: Scan, *, overwrite: bool = False) -> TransferItem:
+    def _item(
+        self,
+        action_id: str,
+        scan: Scan,
+        *,
+        overwrite: bool = False,
+        target_name: str | None = None,
+        source_name: str | None = None,
+    ) -> TransferItem:
         return TransferItem(
             action_id,
             scan.id,
@@ -527,6 +595,8 @@ class Executor:
             recursive=scan.is_directory,
             scan_checksum=scan.checksum,
             overwrite=overwrite,
+            target_name=target_name,
+            source_name=source_name,
         )
 
     def _deadline(self, created: datetime | None) -> datetime:
@@ -578,30 +648,42 @@ class Executor:
             )
             if admitted:
                 self.store.create_task(task, {a.id: a.scan for a in admitted}, now)
+                # The version each item carries, kept with the task (engine/submitted.py).
+                submitted.record(self.store, submission_id, admitted, scans)
                 if kind == "copy":
                     self._storage_identities().remember_task_target(submission_id, target)
+                for action in admitted:
+                    if action.replaces is not None:
+                        # With the submission, before the mover runs: what the copy will
+                        # overwrite, and who approved it.
+                        self._event(
+                            now,
+                            "copy.replace_submitted",
+                            f"replacing the verified version {action.replaces} at {target}",
+                            scan=action.scan,
+                            action_id=action.id,
+                            data=replace_intent(
+                                action, scans[action.scan], self.store, submission_id, now
+                            ),
+                        )
         for refusal in refused:
             self._not_submitted(refusal, now)
         if not admitted:
             return False
         actions = admitted
-        for action in actions:
-            if action.replaces is not None:
-                # Before the mover runs: what the copy will overwrite, and who approved it.
-                self._event(
-                    now,
-                    "copy.replace_submitted",
-                    f"replacing the verified version {action.replaces} at {target}",
-                    scan=action.scan,
-                    action_id=action.id,
-                    data=replace_intent(action, scans[action.scan], self.store, submission_id, now),
-                )
         request = TaskRequest(
             cast(TaskKind, kind),
             source,
             target,
             tuple(
-                self._item(a.id, scans[a.scan], overwrite=a.replaces is not None) for a in actions
+                self._item(
+                    a.id,
+                    scans[a.scan],
+                    overwrite=a.replaces is not None,
+                    target_name=a.target_name,
+                    source_name=a.source_name,
+                )
+                for a in actions
             ),
             submission_id,
             label,
@@ -644,12 +726,13 @@ class Executor:
         return True
 
     # ---- catalog -----------------------------------------------------------------------
-    def _path_on(self, endpoint: str, scan: Scan) -> str:
+    def _path_on(self, endpoint: str, scan: Scan, name: str | None = None) -> str:
+        """The scan's path at an endpoint (`name`: a versioned object on tape)."""
         spec = self.config.endpoints[endpoint]
         if spec.kind == "globus" and spec.root:
-            return f"{spec.root.rstrip('/')}/{scan.id}"
+            return f"{spec.root.rstrip('/')}/{name or scan.id}"
         assert spec.path is not None
-        return str(spec.path / scan.id)
+        return str(spec.path / (name or scan.id))
 
     def locations(self, scan: Scan, seen: Observation) -> list[Location]:
         out = []
@@ -657,10 +740,11 @@ class Executor:
             obs = seen.observations.get(name)
             if obs is None or not obs.ok or obs.level(scan.id) < Level.CHECKSUM:
                 continue
+            replica = obs.replicas.get(scan.id)
             out.append(
                 Location(
                     name,
-                    self._path_on(name, scan),
+                    self._path_on(name, scan, replica.name if replica else None),
                     obs.level(scan.id),
                     tape=name in self.policy.tape,
                     delete_after=self.policy.delete_due_at(scan, name),
@@ -748,8 +832,11 @@ class Executor:
                 return self._recheck_failed(
                     action, now, f"{required} has no storage backend", code="endpoint_unknown"
                 )
+            # The current version's copy there: a versioned object beside an older version
+            # on tape is listed and read under its own name (engine/tape_versions.py).
+            kept_as = tape_versions.name_at(evidence.get(required, {}), scan)
             try:
-                listing = storage.stat_scan(self.layout, scan.id)
+                listing = tape_versions.fresh_listing(storage, self.layout, scan, kept_as)
             except Exception as exc:
                 return self._recheck_failed(
                     action, now, f"{required} could not be listed: {exc}", code="endpoint_unknown"
@@ -758,7 +845,7 @@ class Executor:
                 return self._recheck_failed(
                     action, now, f"the {required} copy is gone", code="copy_missing"
                 )
-            proof, moved = storages.sort(required, evidence.get(required, {}).get(scan.id))
+            proof, moved = storages.sort(required, evidence.get(required, {}).get(kept_as))
             level = assess(
                 scan,
                 required,
@@ -776,7 +863,9 @@ class Executor:
                 )
             if rule.verify >= Level.CHECKSUM:
                 try:
-                    sums = storage.checksum_files(listing, scan.checksum_algorithm)
+                    sums = tape_versions.checksums(
+                        storage, listing, scan, kept_as, scan.checksum_algorithm
+                    )
                 except Exception as exc:
                     return self._recheck_failed(
                         action, now, f"re-hashing {required} failed: {exc}", code="endpoint_unknown"
@@ -784,7 +873,7 @@ class Executor:
                 if sums is not None:
                     bad = [f.path for f in scan.files if sums.get(f.path) != f.checksum]
                     if bad:
-                        self.store.drop_evidence(scan.id, required)
+                        self.store.drop_evidence(kept_as, required)
                         return self._recheck_failed(
                             action,
                             now,

@@ -166,6 +166,9 @@ class Replica:
     # before bl931 was installed, or whose record was lost): `present` until its bytes are
     # re-hashed or copied again with checksum verification, whatever a rule's `verify` says.
     found_unverified: bool = False
+    # Where this copy of the current version is kept when not at the scan's own path: its
+    # versioned name on write-once tape (engine/tape_versions.py), beside an older version.
+    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +274,10 @@ class Action(NamedTuple):
     approved: bool = False
     # For a copy onto a verified older version: that version's checksum (the copy replaces it).
     replaces: str | None = None
+    # For a copy: the scan's name at the target / at the source when not its own path (a
+    # versioned name on write-once tape, beside an older version: engine/tape_versions.py).
+    target_name: str | None = None
+    source_name: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -286,6 +293,10 @@ class Action(NamedTuple):
         }
         if self.replaces is not None:
             out["replaces"] = self.replaces
+        if self.target_name is not None:
+            out["target_name"] = self.target_name
+        if self.source_name is not None:
+            out["source_name"] = self.source_name
         return out
 
 

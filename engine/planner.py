@@ -43,6 +43,7 @@ from engine.model import (
     action_id,
 )
 from engine.policy import Policy
+from engine.tape_versions import versioned_name
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,9 @@ class _ActionPlan(NamedTuple):
     approved: bool
     order: tuple[int, int]  # (kind rank, target position): see `_Planner._order`
     replaces: bool = False  # a copy over a verified older version
+    # a copy onto write-once tape beside other bytes at the scan's path: kept under a
+    # versioned name (engine/tape_versions.py)
+    versioned: bool = False
 
 
 class _DeletePlan(NamedTuple):
@@ -534,10 +538,21 @@ class _Planner:
                     action.reason,
                     action.approved,
                     self._replaced(action, sid),
+                    versioned_name(scan) if action.versioned else None,
+                    self._source_name(action, sid),
                 )
             )
         if shape.deletes:
             pending_deletes.append((scan, shape.deletes, ids[len(shape.actions) :]))
+
+    def _source_name(self, action: _ActionPlan, scan_id: str) -> str | None:
+        """Where a copy reads the scan at its source, when not at the scan's own path (a
+        versioned object on tape, e.g. a restore)."""
+        if action.kind is not ActionKind.COPY or action.source is None:
+            return None
+        replicas = self._replicas.get(action.source)
+        replica = replicas.get(scan_id) if replicas else None
+        return replica.name if replica is not None else None
 
     def _replaced(self, action: _ActionPlan, scan_id: str) -> str | None:
         """What a copy replaces at its target: the older version's checksum, "unverified" for
@@ -613,7 +628,8 @@ class _Planner:
             if level >= Level.CHECKSUM:
                 continue
             older = case.older.get(target)
-            if older is not None and not self._may_replace(case, target, older):
+            tape = target in self.policy.tape
+            if older is not None and not tape and not self._may_replace(case, target, older):
                 continue
             source = self._copy_source(case, configured_source, target, coming, wanted)
             if source is None:
@@ -624,19 +640,11 @@ class _Planner:
             recall = source in self.policy.tape
             # Files of this scan already listed at a disk target but not verified as this
             # version may be an older version whose evidence was lost, or a user's file:
-            # overwriting them is a replace. (On tape nothing is ever overwritten: the mover
-            # adopts identical bytes and refuses others.)
+            # overwriting them is a replace. On write-once tape nothing is ever overwritten:
+            # the new version is archived beside them under a versioned name.
             unverified = target in case.differs
-            if unverified and target in self.policy.tape:
-                case.block(
-                    ActionKind.COPY,
-                    target,
-                    "version_conflict",
-                    f"{target} is write-once tape and holds other bytes at this scan's path; "
-                    "they are never overwritten (an operator decides)",
-                )
-                continue
-            replaces = older is not None or unverified
+            versioned = tape and (older is not None or unverified)
+            replaces = (older is not None or unverified) and not versioned
             if replaces and case.hold is not None:
                 # A replace removes the bytes there, like a delete: a hold stops it too.
                 hold = case.hold
@@ -654,10 +662,16 @@ class _Planner:
             reason = f"{target} copy is {state}"
             if unverified:
                 reason += "; the files there hold other bytes, which this copy overwrites"
-            if older is not None:
+            if older is not None and not versioned:
                 reason = (
                     f"replaces the verified older version at {target} with the new one "
                     "(the older version stays verified elsewhere)"
+                )
+            if versioned:
+                reason = (
+                    f"{target} is write-once tape and holds other bytes at this scan's path "
+                    "(an older version): the new version is archived beside it under a "
+                    "versioned name, nothing is overwritten"
                 )
             if source != configured_source:
                 reason += f"; restoring from {source}" + (" (tape recall)" if recall else "")
@@ -671,22 +685,14 @@ class _Planner:
                     approved if needs_approval else False,
                     self._order(ActionKind.COPY, target),
                     replaces,
+                    versioned,
                 )
             )
             coming.add(target)
 
     def _may_replace(self, case: _Case, target: str, verified_elsewhere: bool) -> bool:
-        """Whether the new version may be copied over the older version `target` holds."""
-        if target in self.policy.tape:
-            case.block(
-                ActionKind.COPY,
-                target,
-                "version_conflict",
-                f"{target} is write-once tape and holds (or may still hold) an older version at "
-                "this scan's path: the new version is never written over it; an operator "
-                "decides (docs/safety.md)",
-            )
-            return False
+        """Whether the new version may be copied over the older version disk endpoint `target`
+        holds (on tape the new version goes beside it, under a versioned name)."""
         if not verified_elsewhere:
             case.block(
                 ActionKind.COPY,
@@ -819,6 +825,18 @@ class _Planner:
                 reason = (
                     "version_conflict",
                     f"{endpoint} holds the only verified copy of an older version of this scan",
+                )
+            if (
+                reason is None
+                and endpoint in self.policy.tape
+                and (endpoint in case.older or endpoint in case.differs)
+            ):
+                # The scan's own path there holds other bytes: this version is kept beside
+                # them under a versioned name, and a prune would remove the scan's own path.
+                reason = (
+                    "version_conflict",
+                    f"{endpoint} is write-once tape and keeps this version beside other bytes "
+                    "at the scan's path: it is not pruned there (an operator decides)",
                 )
             if reason is None and endpoint in wanted:
                 reason = ("still_needed", self._relied_on_by(case, endpoint))

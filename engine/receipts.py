@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from engine import tape_versions
 from engine.approvals import approvals_for
 from engine.catalog.dataset import dataset_pid
 from engine.catalog.factory import resolved_catalog_config
@@ -21,6 +22,7 @@ from engine.decisions import DecisionLog
 from engine.evidence_identity import StorageIdentities
 from engine.policy import Policy
 from engine.state import ActionRow, StateStore, TaskRow, iso
+from engine.submitted import submitted_scan
 
 
 def delete_receipt(
@@ -47,16 +49,23 @@ def delete_receipt(
     Returns:
         The receipt's JSON body.
     """
-    scan = store.get_scan(action.scan)
+    # The version the delete was submitted for (engine/submitted.py): the scan may have
+    # changed since, and the receipt names what was removed.
+    scan = submitted_scan(store, task.submission_id, action.id)
     evidence = store.load_evidence()
     rule = policy.retention.get(action.target or "")
     required = rule.delete_requires if rule else ()
     decision = DecisionLog(store).spent_by(task.submission_id, action.id)
     copies = []
     for endpoint in required:
-        ev = evidence.get(endpoint, {}).get(action.scan)
+        # The copy of this version there (a versioned object beside an older version on tape
+        # keeps its evidence under its own name: engine/tape_versions.py).
+        here = evidence.get(endpoint, {})
+        kept_as = tape_versions.name_at(here, scan) if scan is not None else action.scan
+        ev = here.get(kept_as)
         copies.append(
             {
+                **({"name": kept_as} if kept_as != action.scan else {}),
                 "endpoint": endpoint,
                 "level": ev.level.word if ev else None,
                 "algorithm": ev.algorithm if ev else None,

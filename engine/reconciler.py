@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from engine import tape_versions
 from engine.alert_log import AlertLog
 from engine.approvals import require_second_approver
 from engine.backends import Backends
@@ -386,6 +387,9 @@ class Reconciler:
             listings[name] = listing
             here, elsewhere = storages.split(name, evidence.get(name, {}))
             assessed = self._assess(name, scans, listing, here, elsewhere)
+            if name in self.policy.tape and storage is not None:
+                # A new version kept beside an older one, under a versioned name.
+                tape_versions.upgrade(name, storage, self.layout, scans, assessed, here)
             if name != self.policy.inventory_endpoint:
                 adopted = self._rehasher.settle(
                     name, storage, scans, listing, assessed, now, storages.of(name)
@@ -517,8 +521,11 @@ class Reconciler:
         )
 
     def in_flight(self) -> tuple[InFlight, ...]:
-        # An interrupted delete cleared for its last look is planned afresh, not in flight.
-        resuming = self.executor.interrupted.action_ids
+        # An interrupted delete or replace cleared for its last look is planned afresh, not in
+        # flight.
+        resuming = (
+            self.executor.interrupted.action_ids | self.executor.interrupted_replaces.action_ids
+        )
         return tuple(
             InFlight(a.id, a.kind, a.scan, a.source, a.target)
             for a in self.store.actions([SUBMITTED])

@@ -47,6 +47,12 @@ def replace_receipt(
     if not intents:
         return None
     intent = intents[-1]["data"] or {}
+    submission = intent.get("submission_id")
+    if any(
+        e["kind"] == "copy.replaced" and (e["data"] or {}).get("submission_id") == submission
+        for e in store.events(action_id=action_id)
+    ):
+        return None  # receipted already, from a fresh listing after an interruption
     return {
         **intent,
         "new_checksum": evidence.value,

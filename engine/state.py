@@ -369,6 +369,11 @@ MIGRATIONS: tuple[str, ...] = (
         cancel_class TEXT
     ) WITHOUT ROWID;
     """,
+    # 9: the version of each scan as a task carried it (engine.submitted): an interrupted delete
+    # or replace is settled and receipted for what was submitted, not the scan's current record
+    """
+    ALTER TABLE task_items ADD COLUMN submitted TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -75,6 +75,13 @@ class Storage(Protocol):
         ...
 
 
+def _named(path: str, scan: str, name: str | None) -> str:
+    """A scan file's path under the name the scan is kept as at one end (None: its own)."""
+    if name is None or name == scan:
+        return path
+    return name + path[len(scan) :]
+
+
 TaskKind = Literal["copy", "delete"]
 TaskState = Literal["queued", "active", "succeeded", "failed", "lost"]
 
@@ -92,6 +99,19 @@ class TransferItem:
     # A copy may replace other bytes found at the target (a replace the planner gated); without
     # it, a target file with other bytes fails the item for a person.
     overwrite: bool = False
+    # The scan's name at the target / at the source when it is not the scan's own path (a
+    # versioned object on write-once tape: engine/tape_versions.py). `files` keep the scan's
+    # own paths; a mover writes (reads) each one under the name instead.
+    target_name: str | None = None
+    source_name: str | None = None
+
+    def source_path(self, path: str) -> str:
+        """Where a file of the scan (by its own path) is read at the source."""
+        return _named(path, self.scan, self.source_name)
+
+    def target_path(self, path: str) -> str:
+        """Where a file of the scan (by its own path) is written at the target."""
+        return _named(path, self.scan, self.target_name)
 
     def whole_checksum(self) -> str | None:
         """The scan's acquisition checksum: as the inventory recorded it, else derived from the

@@ -254,17 +254,18 @@ class GlobusMover:
         for item in request.items:
             algorithm = GLOBUS_ALGORITHMS.get(item.checksum_algorithm.lower())
             for scan_file in item.files:
+                # A versioned object on tape: the same files under another name.
+                source_path = join(source.root, item.source_path(scan_file.path))
+                target_path = join(target.root, item.target_path(scan_file.path))
                 if algorithm is not None:
                     data.add_item(
-                        join(source.root, scan_file.path),
-                        join(target.root, scan_file.path),
+                        source_path,
+                        target_path,
                         external_checksum=scan_file.checksum,
                         checksum_algorithm=algorithm,
                     )
                 else:
-                    data.add_item(
-                        join(source.root, scan_file.path), join(target.root, scan_file.path)
-                    )
+                    data.add_item(source_path, target_path)
         return data
 
     def _delete_data(self, request: TaskRequest) -> globus_sdk.DeleteData:
@@ -566,7 +567,7 @@ class GlobusMover:
         owner: dict[str, str] = {}
         for item in request.items:
             for scan_file in item.files:
-                owner[join(source.root, scan_file.path)] = item.action_id
+                owner[join(source.root, item.source_path(scan_file.path))] = item.action_id
         faults: dict[str, list[tuple[str, str, str]]] = {}
         try:
             for page in self._client.paginated.task_skipped_errors(task_id):

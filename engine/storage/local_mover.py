@@ -325,9 +325,11 @@ class LocalMover:
         for expected in item.files:
             task.check_stop()
             _check_belongs(item, expected.path)
+            # A versioned object on tape: the same files under another name (the evidence
+            # still fingerprints the scan's own paths: engine/tape_versions.py).
             source, target = (
-                safe_path(source_root, expected.path),
-                safe_path(target_root, expected.path),
+                safe_path(source_root, item.source_path(expected.path)),
+                safe_path(target_root, item.target_path(expected.path)),
             )
             try:
                 placed.append(

@@ -34,21 +34,18 @@ from engine.state import StateStore
 # reuses a checksum only while path, size, mtime, inode and ctime are unchanged, so the property
 # and the chaos run forge them too.
 FORGED_REWRITES = True
-# A replace whose task was lost to a crash, and whose scan changed again before the retry, is
-# never receipted: only its intent (`copy.replace_submitted`, with the approval) records that the
-# older version's copy was overwritten. Until `test_a_replace_cut_by_a_crash_is_receipted_...`
-# passes, a settled world accepts the intent of a replace that never completed. Then set True.
-LOST_REPLACES_RECEIPTED = False
-# A replace relies on the older version's other copy by its evidence and listing only: it has no
-# last look, so a rotted copy there is trusted. Until `test_a_replace_never_relies_on_a_rotted_...`
-# passes, the property rots only cfs copies (a replace at cfs relies on hpss; tape is never
-# replaced) and the chaos run rewrites no scan whose hpss copy it rotted. Then set True.
-REPLACE_LAST_LOOK = False
-# An interrupted delete is settled (receipts for what is gone) against the scan's *current*
-# record: if the scan changed meanwhile, the receipt names the new version and manifest. Until
-# `test_an_interrupted_delete_is_receipted_for_the_version_it_deleted` passes, users change no
-# scan while a delete of it is open. Then set True.
-INTERRUPTED_DELETES_KEEP_VERSION = False
+# A replace cut by a crash is receipted from a fresh listing of its target, even when its scan
+# changed again before the retry (engine/interrupted_replaces.py;
+# `test_a_replace_cut_by_a_crash_is_receipted_...`): a settled world accepts receipts only.
+LOST_REPLACES_RECEIPTED = True
+# A replace's last look re-reads (and where it can, re-hashes) the older version's other copy
+# (engine/replace_look.py; `test_a_replace_never_relies_on_a_rotted_copy_of_the_older_version`),
+# so the property rots hpss copies too and the chaos run rewrites scans whose hpss copy rotted.
+REPLACE_LAST_LOOK = True
+# An interrupted delete is settled (receipts for what is gone) against the version its task
+# carried (engine/submitted.py), so users may change a scan while a delete of it is open
+# (`test_an_interrupted_delete_is_receipted_for_the_version_it_deleted`).
+INTERRUPTED_DELETES_KEEP_VERSION = True
 
 COPY_TARGETS = ("cfs", "hpss")  # where the engine records evidence of a verified copy
 Content = dict[str, bytes]  # path relative to an endpoint root → bytes
@@ -88,6 +85,49 @@ class Knowledge:
         self.inventoried_seen: set[tuple[str, str]] = set()
 
 
+def holds_at(base: Path, scan: str, content: Content) -> bool:
+    """Whether the storage at `base` holds every file of `content` byte for byte: at the scan's
+    own path, or in a versioned object beside it on tape (`<scan>.v<version>-<checksum>`,
+    engine/tape_versions.py)."""
+    return held_as(base, scan, content) is not None
+
+
+def held_as(base: Path, scan: str, content: Content) -> str | None:
+    """The name under which `base` holds `content` (the scan's own path, or a versioned
+    object's), or None."""
+    if _holds_exactly(base, content):
+        return scan
+    top = base / scan
+    try:
+        siblings = sorted(p for p in top.parent.iterdir() if p.name.startswith(f"{top.name}.v"))
+    except OSError:
+        return None
+    for sibling in siblings:
+        name = sibling.relative_to(base).as_posix()
+        moved = {name + relpath[len(scan) :]: data for relpath, data in content.items()}
+        if _holds_exactly(base, moved):
+            return name
+    return None
+
+
+def _holds_exactly(base: Path, content: Content) -> bool:
+    for relpath, data in content.items():
+        try:
+            if (base / relpath).read_bytes() != data:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _scan_of_key(key: str, world: Beamline) -> str:
+    """The scan an evidence row belongs to: its key, or the scan a versioned name is of."""
+    base, mark, _ = key.rpartition(".v")
+    if mark and base in set(world.scan_names()):
+        return base
+    return key
+
+
 def _fail(world: Beamline, message: str) -> AssertionError:
     history = "\n  ".join(world.log[-40:])
     return AssertionError(f"{message}\nlast steps:\n  {history}")
@@ -104,9 +144,10 @@ def learn_verified(world: Beamline, knowledge: Knowledge) -> None:
     for endpoint, rows in world.store.load_evidence().items():
         if endpoint not in COPY_TARGETS:
             continue
-        for scan, evidence in rows.items():
+        for kept_as, evidence in rows.items():
             if evidence.level < Level.CHECKSUM or evidence.value is None:
                 continue
+            scan = _scan_of_key(kept_as, world)
             fresh = (endpoint, scan, evidence.value, evidence.verified_at.isoformat())
             if fresh in knowledge.evidence_seen:
                 continue

@@ -4,14 +4,11 @@ each stays fixed (or, while it is not, is pinned as a strict xfail with its repr
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.engine import safety_checks
 from tests.engine.safety_checks import Knowledge, check_all
 from tests.engine.safety_crash import Crash, crash_in_delete
 from tests.engine.safety_world import World
@@ -154,20 +151,15 @@ def test_a_rewrite_keeping_size_and_mtime_is_a_new_version(tmp_path: Path, in_pl
         world.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a replace lost to a crash is receipted only if the same version is copied again; "
-    "when this passes, set LOST_REPLACES_RECEIPTED = True in safety_checks.py",
-)
 def test_a_replace_cut_by_a_crash_is_receipted_even_if_the_scan_changes_again(
     tmp_path: Path,
 ) -> None:
     """v1 is on cfs and hpss; v2 (a frame emptied) replaces v1 at cfs, but the process dies
     before the copy's outcome is recorded (the bytes are already placed). Before the retry the
     scan changes again (a frame removed; v3 holds 0 bytes, so its copy waits for a person): the
-    v2 copy is never retried, and no `copy.replaced` receipt names v1 at cfs — only the intent
-    recorded before the mover ran. (If the operator approves v3, its replace's receipt names v1,
-    since cfs still carries v1's evidence.)"""
+    v2 copy is never retried, yet a fresh listing of cfs shows v1 overwritten there, so a
+    `copy.replaced` receipt must name v1 at cfs (settled from the listing). (Before, only the
+    intent recorded before the mover ran said so.)"""
     world = World(tmp_path / "ws", directory=True, gated=False, dtn_keep_days=1)
     knowledge = Knowledge()
     try:
@@ -180,34 +172,20 @@ def test_a_replace_cut_by_a_crash_is_receipted_even_if_the_scan_changes_again(
         world.remove_file("scan 1")
         world.restart()
         checked_passes(world, knowledge, 4)  # v3 (0 bytes) waits for a person; nothing else
-        with monkeypatched_lost_replaces(False):
-            check_all(world, knowledge, settled=True)
+        check_all(world, knowledge, settled=True)
+        (receipt,) = [
+            e["data"] for e in world.store.events(scan="scan 1") if e["kind"] == "copy.replaced"
+        ]
+        assert receipt["target"] == "cfs" and receipt["settled_from_listing"] is True
     finally:
         world.close()
 
 
-@contextlib.contextmanager
-def monkeypatched_lost_replaces(accepted: bool) -> Iterator[None]:
-    """Check a settled world without (False) the allowance for lost replaces."""
-    before = safety_checks.LOST_REPLACES_RECEIPTED
-    safety_checks.LOST_REPLACES_RECEIPTED = not accepted
-    try:
-        yield
-    finally:
-        safety_checks.LOST_REPLACES_RECEIPTED = before
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="a replace has no last look: it relies on the older version's other copy by its "
-    "stored evidence and listing only, never re-hashed (safety.md: every removal is checked "
-    "again right before it runs); when this passes, set REPLACE_LAST_LOOK = True in "
-    "safety_checks.py",
-)
 def test_a_replace_never_relies_on_a_rotted_copy_of_the_older_version(tmp_path: Path) -> None:
     """v1 is on cfs and hpss; the dtn is rewritten (v2); the hpss copy of v1 rots in place
-    (same size and mtime). The replace of v1 at cfs still counts hpss as holding v1 (its
-    listing is unchanged) and overwrites the last intact copy of v1."""
+    (same size and mtime). The replace of v1 at cfs must not count hpss as holding v1 (its
+    listing is unchanged): its last look re-hashes the hpss copy and refuses. (Before the
+    replace had a last look, it overwrote the last intact copy of v1.)"""
     world = World(tmp_path / "ws", directory=False, gated=False, dtn_keep_days=1)
     knowledge = Knowledge()
     try:
@@ -217,23 +195,23 @@ def test_a_replace_never_relies_on_a_rotted_copy_of_the_older_version(tmp_path: 
         ((scan, checksum),) = [k for k, where in world.verified.items() if "hpss" in where]
         world.rot(scan, checksum, "hpss", at=3)
         checked_passes(world, knowledge, 2)
+        refused = [
+            e["data"]["reason_code"]
+            for e in world.store.events(scan=scan)
+            if e["kind"] == "copy.recheck_failed"
+        ]
+        assert refused and refused[0] == "copy_mismatch", refused
     finally:
         world.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an interrupted delete is settled against the scan's *current* record: after the "
-    "scan changed, its receipt names the new version and manifest, not what was deleted; when "
-    "this passes, set INTERRUPTED_DELETES_KEEP_VERSION = True in safety_checks.py",
-)
 def test_an_interrupted_delete_is_receipted_for_the_version_it_deleted(tmp_path: Path) -> None:
     """v1 is on cfs and hpss, pruned from the dtn; the cfs prune of v1 dies after removing the
     file, and cfs is unmounted at the restart, so the interrupted delete waits (unknown is not
     absent). Meanwhile the name is written again at the dtn (v2, other bytes) and inventoried.
-    When cfs is back, the delete is settled against the scan's record, now v2: the receipt names
-    v2 (its checksum, its manifest) and relies on hpss's copy of v1; none names the v1 copy
-    that was removed. (A listing that fails for a while leads to the same.)"""
+    When cfs is back, the delete is settled: its receipt must name v1 (the checksum and
+    manifest the task carried, kept with it), not the scan's record, now v2. (Before the task
+    kept its version, the receipt named v2 and no receipt named the v1 copy that was removed.)"""
     world, knowledge = archived_with_cfs_prune_crashed(tmp_path, "all_unlinked")
     try:
         world.unmount("cfs")

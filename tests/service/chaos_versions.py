@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.state import StateStore
-from tests.engine.safety_checks import Content, Knowledge, check_all
+from tests.engine.safety_checks import Content, Knowledge, check_all, holds_at
 from tests.engine.safety_world import ENDPOINTS, engine_checksum
 
 
@@ -98,21 +98,21 @@ class ChaosView:
             self.learn(scan)
 
     def holds(self, endpoint: str, scan: str, content: Content) -> bool:
-        return holds(self.where(endpoint), content)
+        return holds_at(self.where(endpoint), scan, content)
 
     def intact_copies(self, scan: str, checksum: str) -> list[str]:
         content = self.versions[(scan, checksum)]
-        return [e for e in ENDPOINTS if holds(self.where(e), content)]
+        return [e for e in ENDPOINTS if holds_at(self.where(e), scan, content)]
 
     def configured(self, endpoint: str) -> Path:
         return self.root / endpoint
 
-    def busy(self) -> set[str]:
-        """Scans with a delete still open (`preparing`/`active`)."""
+    def busy(self, states: tuple[str, ...] = ("preparing", "active")) -> set[str]:
+        """Scans with a delete still open (`preparing`/`active`, or only those `states`)."""
         if not self.state_path.exists():
             return set()
         with self.opened():
-            tasks = self.store.tasks(("preparing", "active"))
+            tasks = self.store.tasks(states)
             ids = {aid for t in tasks if t.kind == "delete" for aid in t.action_ids}
             return {a.scan for a in map(self.store.get_action, ids) if a is not None}
 

@@ -55,17 +55,18 @@ class WorldChanges:
         new size, the same size with a new mtime, or (only with `FORGED_REWRITES`) the same
         size and mtime; or zero bytes."""
         # (While the known gaps stand, not a scan whose tape copy rotted, nor one whose delete
-        # is still open: see REPLACE_LAST_LOOK and INTERRUPTED_DELETES_KEEP_VERSION.)
-        busy = set() if INTERRUPTED_DELETES_KEEP_VERSION else self.view.busy()
+        # is still open: see REPLACE_LAST_LOOK and INTERRUPTED_DELETES_KEEP_VERSION.) Never one
+        # whose delete task is running at its mover (`active`: a Globus task runs across
+        # passes): a user who rewrites a file while a delete of its path runs loses the new
+        # bytes, and no last look can stop a delete already running. Scans already on tape are
+        # rewritten too: the new version goes beside the older one there.
+        busy = self.view.busy(("active",)) if INTERRUPTED_DELETES_KEEP_VERSION else self.view.busy()
         at_dtn = [
             s
             for s in sorted(self.view.latest)
             if holds(self.where("dtn"), self._latest(s))
             and (REPLACE_LAST_LOOK or s not in self.rotted_on_tape)
             and s not in busy
-            # Write-once tape never takes a new version over an older one yet (a person
-            # decides: docs/safety.md); rewrites after tape are covered by tests/cli/test_versions.
-            and not (self.where("hpss") / s).exists()
         ]
         if not at_dtn:
             return None

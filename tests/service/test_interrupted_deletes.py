@@ -199,8 +199,9 @@ def test_a_directory_scan_cut_part_way_is_accounted_for_and_never_lost(
 
     # Every frame is still on cfs and hpss; the part the crash had removed has its receipt.
     # The rest changed (a new version: fewer files): cfs may take it (the older version stays
-    # verified on hpss), but write-once tape never has a version written over another, so the
-    # dtn keeps the new version until a person decides — nothing is lost either way.
+    # verified on hpss), and write-once tape would take it beside the older one, never over
+    # it; the rest looks like a pruned name that reappeared, so its copies wait for a person —
+    # nothing is lost either way.
     for endpoint in (ws.cfs, ws.hpss):
         assert {p: (endpoint / p).read_bytes() for p in frames} == frames
     assert sorted(p.name for p in (ws.dtn / "scan_1").iterdir()) == sorted(
@@ -214,10 +215,9 @@ def test_a_directory_scan_cut_part_way_is_accounted_for_and_never_lost(
     assert partial["partial"] is True and partial["removed"] == [first_gone]
     done = run_cli("--dry-run", "--json", config=ws.config_path)
     doc = json.loads(done.stdout)
-    assert done.returncode == 1
-    assert any(
-        b["endpoint"] == "hpss" and b["reason_code"] == "version_conflict" for b in doc["blocked"]
-    )
+    assert done.returncode in (1, 2), doc
+    assert not any(b["reason_code"] == "version_conflict" for b in doc["blocked"]), doc
+    assert any(a["requires_approval"] and not a["approved"] for a in doc["actions"]), doc
 
 
 def test_an_active_delete_killed_part_way_leaves_a_receipt_for_what_went(
