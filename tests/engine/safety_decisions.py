@@ -147,12 +147,12 @@ class Operators:
             return bool(real_send(mover, task, request, now))
 
         def submit(
-            mover: Any, kind: str, source: Any, target: str, actions: Any, *rest: Any
+            mover: Any, kind: str, source: Any, target: str, actions: Any, *rest: Any, **kw: Any
         ) -> bool:
             # After the batch's last looks, before the transaction that records its submission.
             if kind == "delete" and actions and self.armed is not None:
                 self.fire_armed(world, actions)
-            return bool(real_submit(mover, kind, source, target, actions, *rest))
+            return bool(real_submit(mover, kind, source, target, actions, *rest, **kw))
 
         executor._send, executor._submit = send, submit
 
