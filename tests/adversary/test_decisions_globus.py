@@ -260,7 +260,7 @@ def test_decisions_a_file_rewritten_while_its_globus_delete_is_queued(
     run_cli: RunCli,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    aid, task_id = submitted_prune(run_cli, site, monkeypatch)
+    _aid, task_id = submitted_prune(run_cli, site, monkeypatch)
     target = site.roots["dtn"] / FIRST
     target.write_bytes(b"reprocessed after the submission" * 40)
     expected = target.read_bytes()
@@ -369,9 +369,7 @@ def test_decisions_the_rest_of_a_rejected_partial_delete_stays_blocked_by_the_re
                 if task.status == "ACTIVE":
                     site.fake.finish(task.task_id)
         doc = audit(run_cli, site)
-    dtn_deletes = [
-        a for a in doc["actions"] if a["kind"] == "delete" and a["target"] == "dtn"
-    ]
+    dtn_deletes = [a for a in doc["actions"] if a["kind"] == "delete" and a["target"] == "dtn"]
     assert not replaces and not dtn_deletes and codes == ["rejected"], json.dumps(
         {"first_offer": offered, "dtn_blocked": codes, "then": doc["actions"]}, indent=1
     )

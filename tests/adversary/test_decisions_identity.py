@@ -75,7 +75,10 @@ def test_decisions_an_approved_prune_after_cfs_is_repointed_to_a_bad_copy(
     flip_one_byte(new_cfs / SCAN)
     text = ws.config_path.read_text("utf-8")
     ws.config_path.write_text(
-        text.replace('[endpoints.cfs]\nkind = "local"\npath = "cfs"', '[endpoints.cfs]\nkind = "local"\npath = "cfs2"'),
+        text.replace(
+            '[endpoints.cfs]\nkind = "local"\npath = "cfs"',
+            '[endpoints.cfs]\nkind = "local"\npath = "cfs2"',
+        ),
         "utf-8",
     )
     assert 'path = "cfs2"' in ws.config_path.read_text("utf-8")
@@ -128,3 +131,52 @@ def test_decisions_a_frame_added_to_an_approved_directory_scan(
         assert (ws.dtn / "scan_0001" / name).exists(), f"{name} of the new version was deleted"
     done = run_cli("--receipt", "scan_0001", "--json", config=ws.config_path)
     assert json.loads(done.stdout or "[]") == []
+
+
+def test_decisions_an_approval_given_before_a_globus_cfs_is_repointed(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Globus DTN and CFS (fake Transfer API). alice approves the DTN prune while CFS is the
+    old collection; CFS is then migrated with `cp -p` to a new collection, one byte flipped,
+    and repointed. No pass may prune the DTN while the only CFS copy is corrupt; the receipt
+    of a prune that does run names alice and evidence from the new storage."""
+    from tests.cli.globus_site import SCAN as DIR_SCAN
+    from tests.cli.globus_site import (
+        add_collection,
+        copy_tree_preserving,
+        intact,
+        make_site,
+        until_dtn_prune_planned,
+    )
+    from tests.cli.globus_site import dtn_prunes as globus_dtn_prunes
+    from tests.cli.globus_site import reconcile as globus_reconcile
+    from tests.fakes.transfer_api import FakeTransferAPI
+
+    with FakeTransferAPI() as fake:
+        for name, value in fake.environ.items():
+            monkeypatch.setenv(name, value)
+        site = make_site(tmp_path, fake)
+        (prune,) = globus_dtn_prunes(until_dtn_prune_planned(run_cli, site))
+        as_operator(monkeypatch, "alice")
+        done = run_cli("--approve", prune["id"], config=site.config_path)
+        assert done.returncode == 0, done.stderr
+
+        new = add_collection(site, "cfs2")
+        copy_tree_preserving(site.cfs, new)
+        flip_one_byte(new / DIR_SCAN / "frame_2.h5")
+        site.repoint_cfs("cfs2")
+        for _ in range(5):
+            globus_reconcile(run_cli, site)
+            for task in fake.tasks.values():
+                if task.status == "ACTIVE":
+                    fake.finish(task.task_id)
+            if not (site.dtn / DIR_SCAN / "frame_1.h5").exists():
+                assert intact(new), "the DTN was pruned while the only CFS copy is corrupt"
+        # Pinned: once the new storage is re-verified (the checksum sync repaired the flipped
+        # byte), alice's approval, never spent, runs the prune.
+        assert not any((site.dtn / DIR_SCAN).rglob("*.h5")), "the approved prune never ran"
+        done = run_cli("--receipt", DIR_SCAN, "--json", config=site.config_path)
+        (receipt,) = json.loads(done.stdout)
+        assert receipt["approval"]["by"] == "alice"
+        storages = {c["storage"] for c in receipt["verified_copies"]}
+        assert storages == {f"globus:{site.collections['cfs']}:/raw"}, receipt

@@ -95,7 +95,15 @@ def test_decisions_two_operators_deciding_at_the_same_moment(
         }
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "bl931tui", "--config", str(ws.config_path), flag, prune["id"]],
+                [
+                    sys.executable,
+                    "-m",
+                    "bl931tui",
+                    "--config",
+                    str(ws.config_path),
+                    flag,
+                    prune["id"],
+                ],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -104,7 +112,7 @@ def test_decisions_two_operators_deciding_at_the_same_moment(
             )
         )
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
+        _out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
     with sqlite3.connect(ws.state_path) as conn:
         rows = conn.execute(

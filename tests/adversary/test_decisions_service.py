@@ -30,9 +30,7 @@ def ws(tmp_path: Path) -> LocalWorkspace:
 @pytest.fixture
 def service(ws: LocalWorkspace, tmp_path: Path) -> Iterator[ServiceProcess]:
     awaiting_delete(ws)
-    proc = ServiceProcess(
-        ws.config_path, "--interval", "3600", log_path=tmp_path / "service.log"
-    )
+    proc = ServiceProcess(ws.config_path, "--interval", "3600", log_path=tmp_path / "service.log")
     try:
         proc.wait_log(r"pass done in")
         wait_for(lambda: Path(f"{ws.state_path}.sock").exists(), what="the decision socket")
