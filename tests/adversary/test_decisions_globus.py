@@ -399,3 +399,45 @@ def test_decisions_after_a_partial_cancel_the_rest_awaits_a_new_approval(
     assert again and again[0]["requires_approval"] and not again[0]["approved"], json.dumps(
         {"actions": doc["actions"], "blocked": doc["blocked"]}, indent=1
     )
+
+
+def test_decisions_a_hold_in_a_running_batch_then_lifted(
+    site: GlobusSite,  # noqa: F811
+    run_cli: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two scans in one task; bob holds SCAN while it runs (nothing removed yet). The task is
+    cancelled whole; OTHER runs again on its returned approval; SCAN stays while held, and
+    once the hold is lifted runs on its returned approval without a new one (docs/safety.md:
+    a lifted hold lets the delete run without asking again). Both receipts name alice."""
+    from datetime import UTC, datetime
+
+    from engine.state import StateStore
+
+    prunes, task_id = two_scans_in_one_task(run_cli, site, monkeypatch)
+    withdraw("hold", run_cli, site, monkeypatch, prunes[SCAN])
+    reconcile(run_cli, site)
+    assert site.fake.tasks[task_id].status == "FAILED"
+    for _ in range(2):
+        reconcile(run_cli, site)
+        for task in site.fake.tasks.values():
+            if task.kind == "DELETE" and task.status == "ACTIVE":
+                site.fake.finish(task.task_id)
+    assert all((site.roots["dtn"] / rel).exists() for rel in MANIFEST), "a held scan went"
+    assert not any((site.roots["dtn"] / OTHER).rglob("*.h5"))
+
+    store = StateStore(site.state_path)
+    try:
+        assert store.lift_hold(SCAN, "bob", datetime.now(UTC)) == 1
+    finally:
+        store.close()
+    for _ in range(2):
+        reconcile(run_cli, site)
+        for task in site.fake.tasks.values():
+            if task.kind == "DELETE" and task.status == "ACTIVE":
+                site.fake.finish(task.task_id)
+    assert not any((site.roots["dtn"] / SCAN).rglob("*.h5")), "the lifted scan never ran"
+    for scan in (SCAN, OTHER):
+        (receipt,) = receipts_of(run_cli, site, scan)
+        assert receipt["approval"]["by"] == "alice", receipt
+        assert receipt["task_id"] != task_id
