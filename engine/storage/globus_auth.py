@@ -196,12 +196,19 @@ class GlobusSession:
         except Exception as exc:  # an unreadable book must not stop the pass
             log.warning("reading the Retry-After holds failed: %s", exc)
             held = []
+        now = self._clock.now()
+        over = [hold.key for hold in held if hold.until <= now or now < hold.since]
         with self._lock:
             self._hold_book = book
             for hold in held:
                 known = self._holds.get(hold.key)
-                if known is None or known.until < hold.until:
+                if hold.key not in over and (known is None or known.until < hold.until):
                     self._holds[hold.key] = hold
+        for key in over:
+            try:
+                book.drop(key)
+            except Exception as exc:
+                log.warning("clearing the Retry-After hold for %s failed: %s", key, exc)
 
     def wait_out(self, key: str, what: str) -> None:
         """Refuse a call Globus asked us to hold back (`Retry-After` not over yet).
