@@ -177,7 +177,12 @@ class TaskWatch:
             if endpoint is None:
                 continue
             if watched.cancel_reason is not None:
-                message = f"{watched.cancel_reason} (waiting for Transfer to stop it)"
+                step = (
+                    "waiting for Transfer to stop it"
+                    if watched.cancelled_at is not None
+                    else "the cancel is sent again at the next pass"
+                )
+                message = f"{watched.cancel_reason} ({step})"
             elif watched.fault_class == ErrorClass.NEEDS_HUMAN.value and watched.fault_since:
                 message = (
                     f"{watched.fault_message} since {iso(watched.fault_since)}; it is cancelled "

@@ -139,3 +139,31 @@ def test_a_hold_whose_start_lies_ahead_of_a_clock_set_back_is_dropped(world: Wor
     one_pass(world)
     assert [p for p in seen if p.endswith("/ls") and throttled in p]
     assert not holds(world)
+
+
+def test_a_cancel_meant_but_never_sent_does_not_take_over_the_task_s_own_failure(
+    world: World,
+) -> None:
+    """The fault-cancel is recorded, then throttled; meanwhile the fault clears and the task
+    fails on its own (the file was rewritten: CHECKSUM_MISMATCH). The scan fails for what
+    really ended the task, not for a cancel that never reached Transfer."""
+    world.globus = {"persistent_fault_minutes": 10, "stall_hours": 100}
+    world.write("2029/a.h5", b"a" * 10, OLD)
+    world.fake.fault_collection(world.ids["cfs"], "PERMISSION_DENIED")
+    one_pass(world)
+    world.clock.advance(minutes=1)
+    one_pass(world)
+    world.clock.advance(minutes=10)
+    world.fake.fail_next("cancel", 3, 429, retry_after=300)
+    one_pass(world)  # the cancel is meant (recorded) and throttled
+    (task,) = world.fake.tasks.values()
+    assert task.status == "ACTIVE"
+    world.fake.clear_collection_fault(world.ids["cfs"])
+    flip(world.raw / "2029/a.h5")
+    world.clock.advance(minutes=6)
+    one_pass(world)  # the wait is over: the poll finds the task failed on its own
+    assert task.status == "FAILED" and task.fatal_error["code"] == "CHECKSUM_MISMATCH"
+    assert world.fake.calls["cancel"] == 3  # never sent again: the task had ended
+    error_class, message = world.failures()["2029/a.h5"]
+    assert "CHECKSUM_MISMATCH" in message and "persistent_fault_minutes" not in message
+    assert error_class == ErrorClass.NEEDS_HUMAN.value
