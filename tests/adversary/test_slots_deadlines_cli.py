@@ -265,6 +265,7 @@ def test_a_delete_past_deadline_hours_removes_nothing_and_is_not_reported_done(
     reconcile(run_cli, site)
     reconcile(run_cli, site)
     assert task.status == "FAILED", task.status
+    assert task.fatal_error["code"] == "EXPIRED", task.fatal_error
     assert (site.dtn / "scan_0001" / "frame_1.h5").is_file()
     assert (site.dtn / "scan_0001" / "frame_2.h5").is_file()
     from engine.state import StateStore
