@@ -715,6 +715,7 @@ class Executor:
         self.store.update_task(
             task.submission_id, now, task_id=task_id, status="active", error=None
         )
+        self.task_watch.started(task, mover, now)
         for item in request.items:
             self._event(
                 now,

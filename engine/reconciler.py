@@ -55,6 +55,7 @@ from engine.pass_findings import PassFindings
 from engine.planner import PlanInput, plan
 from engine.policy import Policy
 from engine.rehash import Rehasher
+from engine.retry_holds import keep_holds_in
 from engine.state import SUBMITTED, ReplicaRow, StateStore
 from engine.storage.base import ScanListing
 from engine.storage.local import LocalStorage, sweep_temp_files
@@ -147,6 +148,7 @@ class Reconciler:
         self.executor = Executor(config, store, backends, self.layout, clock=self.clock)
         self.findings = PassFindings(store)
         keep_pids_in(backends.catalog, store)
+        keep_holds_in(backends, store)  # Retry-After waits outlive this process
         self._swept = False
         # Scan id → listing signature of scans the live watcher declared complete (the service
         # sets it when it runs a watcher); the walk accepts those before `quiet_seconds`.

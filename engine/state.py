@@ -374,6 +374,16 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE task_items ADD COLUMN submitted TEXT;
     """,
+    # 10: the waits Globus asked for with Retry-After (engine.retry_holds), kept so that a new
+    # process (`--reconcile --once`, a restart) honours them too
+    """
+    CREATE TABLE retry_holds(
+        key TEXT PRIMARY KEY,
+        since TEXT NOT NULL,
+        until TEXT NOT NULL,
+        what TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -13,6 +13,14 @@ open for days while nobody knows. So each poll of a remote task passes through `
   progress, so bl931 bounds the wait itself);
 - busy endpoints and dropped connections are transient: the task is left to Globus.
 
+The fault clock runs while faults a person must clear follow one another on the task (a
+PERMISSION_DENIED, then a QUOTA_EXCEEDED: one persistent fault); a poll that shows no such fault
+(the task runs, or only retries a busy endpoint) stops it, and the next one starts afresh. The
+stall clock starts when bl931 submits the task; a task with no record (in flight when this
+table came with an upgrade) starts it at the first poll that sees it.
+
+A cancel is recorded (why, and that a person is needed) before it is sent, so a process that
+dies right after sending it still ends the task's scans as needing attention, with the reason.
 A cancelled task still counts as open until Transfer shows it ended; its scans then fail as
 needing attention, with the reason the cancel was made. What is watched is kept in the state
 store (`task_watch`), so a fault's age survives restarts and `--once` passes.
@@ -73,32 +81,62 @@ class TaskWatch:
         if status.finished:
             if watched is not None:
                 self._drop(task.submission_id)
-                if watched.cancel_reason is not None and status.state == "failed":
+                # A cancel bl931 saw through, or one it meant and may have sent before the
+                # process died (the task then ended CANCELED, and nobody else cancels it).
+                ours = watched.cancelled_at is not None or status.fault == "CANCELED"
+                if watched.cancel_reason is not None and status.state == "failed" and ours:
                     return _as_cancelled(status, watched.cancel_reason)
             return status
-        if watched is None:  # no progress seen yet: counted from the submission
-            since = task.created_at or now
-            watched = Watched(task.submission_id, since, status.files_done, status.bytes_done)
+        if watched is None:
+            # No record: a task in flight when this table came (an upgrade), or whose record
+            # was lost. Its progress is counted from now, never from its creation, so a copy
+            # that progressed all along is not taken for one stalled since it was submitted.
+            watched = Watched(task.submission_id, now, status.files_done, status.bytes_done)
         if status.files_done > watched.files_done or status.bytes_done > watched.bytes_done:
             watched = replace(
                 watched, progress_at=now, files_done=status.files_done, bytes_done=status.bytes_done
             )
         if status.fault is not None and status.error_class is ErrorClass.NEEDS_HUMAN:
-            if watched.fault != status.fault or watched.fault_since is None:
-                watched = replace(watched, fault=status.fault, fault_since=now)
+            # The clock runs while faults only a person can clear follow one another (a
+            # PERMISSION_DENIED, then a QUOTA_EXCEEDED...): each code seen is kept.
+            running = watched.fault_since is not None and watched.fault is not None
+            codes = watched.fault.split(", ") if running and watched.fault else []
+            if status.fault not in codes:
+                codes.append(status.fault)
             watched = replace(
-                watched, fault_class=status.error_class.value, fault_message=status.error
+                watched,
+                fault=", ".join(codes),
+                fault_since=watched.fault_since or now,
+                fault_class=status.error_class.value,
+                fault_message=status.error,
             )
         else:
             watched = replace(
                 watched, fault=None, fault_class=None, fault_message=None, fault_since=None
             )
-        if watched.cancelled_at is None:
+        if watched.cancel_reason is None:
             reason = self._why_cancel(task, watched, now)
-            if reason is not None and self._cancel(mover, task.task_id, reason):
-                watched = replace(watched, cancelled_at=now, cancel_reason=reason)
+            if reason is not None:
+                # The intent first: if the process dies once the cancel has reached Transfer,
+                # the next pass still knows why the task ended CANCELED.
+                watched = replace(watched, cancel_reason=reason)
+                self._save(watched)
+        pending = watched.cancel_reason is not None and watched.cancelled_at is None
+        if pending and self._cancel(mover, task.task_id, str(watched.cancel_reason)):
+            watched = replace(watched, cancelled_at=now)
         self._save(watched)
         return status
+
+    def started(self, task: TaskRow, mover: Mover, now: datetime) -> None:
+        """A remote task was just submitted: its stall clock starts now (a task without a
+        record, in flight across an upgrade, starts it at the first poll that sees it)."""
+        if mover.finishes_locally:
+            return
+        with self.store.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO task_watch(submission_id, progress_at) VALUES (?, ?)",
+                (task.submission_id, iso(now)),
+            )
 
     def _why_cancel(self, task: TaskRow, watched: Watched, now: datetime) -> str | None:
         if watched.fault_since is not None and now - watched.fault_since >= self.fault_limit:
@@ -139,7 +177,12 @@ class TaskWatch:
             if endpoint is None:
                 continue
             if watched.cancel_reason is not None:
-                message = f"{watched.cancel_reason} (waiting for Transfer to stop it)"
+                step = (
+                    "waiting for Transfer to stop it"
+                    if watched.cancelled_at is not None
+                    else "the cancel is sent again at the next pass"
+                )
+                message = f"{watched.cancel_reason} ({step})"
             elif watched.fault_class == ErrorClass.NEEDS_HUMAN.value and watched.fault_since:
                 message = (
                     f"{watched.fault_message} since {iso(watched.fault_since)}; it is cancelled "

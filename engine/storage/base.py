@@ -185,7 +185,8 @@ class TaskStatus:
     # Per scan, when the mover can tell (empty: it cannot, or nothing is done yet).
     item_progress: tuple[ItemProgress, ...] = ()
     # A task still running but retrying a fault (Globus `nice_status`, e.g. PERMISSION_DENIED):
-    # its code; `error` and `error_class` then describe it.
+    # its code; `error` and `error_class` then describe it. A failed task: its fatal error's
+    # code (e.g. CANCELED), when the mover knows it.
     fault: str | None = None
 
     @property

@@ -19,6 +19,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 import globus_sdk
 from globus_sdk.transport import RequestsTransport, RetryConfig
@@ -26,6 +27,7 @@ from globus_sdk.transport import RequestsTransport, RetryConfig
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import Config
 from engine.errors import Bl931Error, ConfigError, NeedsHumanError, TerminalError, TransientError
+from engine.retry_holds import Hold, HoldBook
 from engine.secrets import Secret, lookup
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,9 @@ AUTH_URL_VAR = "GLOBUS_SDK_SERVICE_URL_AUTH"
 SDK_MAX_RETRIES = 2
 SDK_MAX_SLEEP = 5.0
 DOCS_HINT = "see docs/globus.md"
+# The Retry-After key of every Transfer task call (submission ids, submits, polls, events,
+# skipped errors, cancels, task lists); a listing's key is its collection.
+TASK_CALLS = "tasks"
 _SCOPE_COLLECTION = re.compile(r"scopes/([0-9a-fA-F-]{36})/data_access")
 
 
@@ -104,9 +109,10 @@ class GlobusSession:
     ) -> None:
         self.client_id = credentials.client_id
         self._clock = clock
-        # Retry-After beyond the SDK's own capped sleep: key (a collection, or "tasks") →
-        # the monotonic time before which it is not asked again.
-        self._not_before: dict[str, float] = {}
+        # Retry-After beyond the SDK's own capped sleep: key (a collection, or TASK_CALLS) →
+        # the hold (no call before its `until`), kept in `hold_book` when one is given.
+        self._holds: dict[str, Hold] = {}
+        self._hold_book: HoldBook | None = None
         self.collections = dict(collections)
         self._secret = credentials.client_secret
         env = environ if environ is not None else {}
@@ -182,6 +188,28 @@ class GlobusSession:
                 )
             self._scopes_ready = True
 
+    def keep_holds_in(self, book: HoldBook) -> None:
+        """Keep `Retry-After` holds in `book` (the state store's), and honour those it holds
+        already: a wait Globus asked of an earlier process is not over because this one is new."""
+        try:
+            held = book.load()
+        except Exception as exc:  # an unreadable book must not stop the pass
+            log.warning("reading the Retry-After holds failed: %s", exc)
+            held = []
+        now = self._clock.now()
+        over = [hold.key for hold in held if hold.until <= now or now < hold.since]
+        with self._lock:
+            self._hold_book = book
+            for hold in held:
+                known = self._holds.get(hold.key)
+                if hold.key not in over and (known is None or known.until < hold.until):
+                    self._holds[hold.key] = hold
+        for key in over:
+            try:
+                book.drop(key)
+            except Exception as exc:
+                log.warning("clearing the Retry-After hold for %s failed: %s", key, exc)
+
     def wait_out(self, key: str, what: str) -> None:
         """Refuse a call Globus asked us to hold back (`Retry-After` not over yet).
 
@@ -190,30 +218,53 @@ class GlobusSession:
                 calls for other keys (other collections) go on.
         """
         with self._lock:
-            until = self._not_before.get(key)
-        if until is None:
+            hold = self._holds.get(key)
+        if hold is None:
             return
-        left = until - self._clock.monotonic()
-        if left <= 0:
-            with self._lock:
-                self._not_before.pop(key, None)
+        now = self._clock.now()
+        left = (hold.until - now).total_seconds()
+        # A clock set back before the hold began would stretch the wait: it is over then.
+        if left <= 0 or now < hold.since:
+            self._drop_hold(key)
             return
         raise TransientError(
-            f"{what}: Globus asked to wait (Retry-After); {left:.0f} s left, not asked before"
+            f"{what}: Globus asked to wait (Retry-After, when {hold.what}); {left:.0f} s left "
+            f"(until {hold.until.isoformat()}), not asked before"
         )
 
-    def note_retry_after(self, key: str, exc: BaseException) -> None:
+    def note_retry_after(self, key: str, exc: BaseException, what: str = "") -> None:
         """After a 429/503 the SDK gave up on (it sleeps at most `max_sleep` per retry),
-        remember its `Retry-After` so no call for `key` is sent before it is over."""
+        remember its `Retry-After` so no call for `key` is sent before it is over, by this
+        process or (with a hold book) the next one."""
         if not isinstance(exc, globus_sdk.GlobusAPIError) or exc.http_status not in (429, 503):
             return
         try:
             seconds = float(exc.headers.get("Retry-After", ""))
         except (TypeError, ValueError):
             return  # absent, or an HTTP date: the engine's backoff applies
-        if seconds > 0:
-            with self._lock:
-                self._not_before[key] = self._clock.monotonic() + seconds
+        if not seconds > 0:
+            return
+        now = self._clock.now()
+        hold = Hold(key, now, now + timedelta(seconds=seconds), what or key)
+        with self._lock:
+            self._holds[key] = hold
+            book = self._hold_book
+        log.warning("Globus asked to wait %.0f s (Retry-After) for %s", seconds, hold.what)
+        if book is not None:
+            try:
+                book.put(hold)
+            except Exception as exc2:  # kept in memory at least
+                log.warning("recording the Retry-After hold for %s failed: %s", key, exc2)
+
+    def _drop_hold(self, key: str) -> None:
+        with self._lock:
+            self._holds.pop(key, None)
+            book = self._hold_book
+        if book is not None:
+            try:
+                book.drop(key)
+            except Exception as exc:
+                log.warning("clearing the Retry-After hold for %s failed: %s", key, exc)
 
     def name_of(self, collection: str) -> str:
         """`name (collection uuid)` for messages."""

@@ -11,8 +11,12 @@ A fatal error ends the whole task, even with `skip_source_errors` (which skips o
 PERMISSION_DENIED, FILE_NOT_FOUND and AMBIGUOUS_PATH): for instance one file whose bytes do not
 match its `external_checksum` ("a failure will cause the entire task to fail", globus-sdk
 `TransferData.add_item`). The task document then says only the fatal error's code; the event list
-says which file it was about. `culprits` reads the events and finds the scans whose files they
-name, so only those scans fail and the others are sent again in a new batch.
+says which file it was about. `culprits` reads the events, picks the one that failed the task
+(the newest error event with the fatal error's code, its description when several carry it) and
+finds the scans whose files it names, so only those scans fail and the others are sent again in
+a new batch. Earlier error events are faults Transfer retried and got past (a destination
+checksum mismatch, VERIFY_CHECKSUM, is retried by Transfer itself: Task Behavior, "Retry
+Behavior"): they name files that were copied in the end and blame nobody.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 from engine.model import ErrorClass
 from engine.storage.base import TaskRequest
-from engine.storage.globus_auth import GlobusSession, translate_error
+from engine.storage.globus_auth import TASK_CALLS, GlobusSession, translate_error
 from engine.storage.globus_listing import join
 
 log = logging.getLogger(__name__)
@@ -72,22 +76,27 @@ def culprits(
     task_id: str,
     request: TaskRequest,
     roots: tuple[str, str],
+    fatal: dict[str, Any] | None = None,
 ) -> dict[str, list[Fault]]:
-    """The scans of a failed copy task whose files its error events name.
+    """The scans of a failed copy task whose files the fatal event names.
 
     Args:
         client: the `globus_sdk.TransferClient`.
-        session: for error translation.
+        session: for error translation (and its `Retry-After` hold on task calls).
         task_id: the failed task.
         request: the batch it carried.
         roots: the source and target endpoint roots on their collections.
+        fatal: the task document's `fatal_error` (`code`, `description`: "from the fatal
+            event", Transfer docs, "Task Fields"); None or without a code: the newest error
+            event is taken as the fatal one.
 
     Returns:
-        action id → the faults naming that scan's files (empty: no event names a file of the
-        batch, so the failure cannot be pinned on any one scan).
+        action id → the faults naming that scan's files (empty: the fatal event names no file
+        of the batch, so the failure cannot be pinned on any one scan).
 
     Raises:
-        TransientError | NeedsHumanError | TerminalError: the events could not be read.
+        TransientError | NeedsHumanError | TerminalError: the events could not be read (or
+            Globus asked to wait before task calls: nothing was sent).
     """
     owners: dict[str, str] = {}
     for item in request.items:
@@ -96,19 +105,46 @@ def culprits(
                 owners[join(root, scan_file.path)] = item.action_id
     # The longest paths first, so that `/raw/a.h5.1` is not taken for `/raw/a.h5`.
     by_length = sorted(owners, key=len, reverse=True)
-    found: dict[str, list[Fault]] = {}
+    what = f"reading the events of task {task_id}"
+    session.wait_out(TASK_CALLS, what)
+    errors: list[dict[str, Any]] = []
     try:
         for page in client.paginated.task_event_list(task_id, limit=_EVENT_LIMIT):
-            for event in page:
-                if not event.get("is_error"):
-                    continue
-                text = f"{event.get('description') or ''}\n{event.get('details') or ''}"
-                for path in _named_paths(text, by_length):
-                    fault = (str(event.get("code") or "ERROR"), path, _one_line(text))
-                    found.setdefault(owners[path], []).append(fault)
+            errors.extend(event for event in page if event.get("is_error"))
     except Exception as exc:
-        raise translate_error(exc, f"reading the events of task {task_id}", session) from exc
+        session.note_retry_after(TASK_CALLS, exc)
+        raise translate_error(exc, what, session) from exc
+    event = fatal_event(errors, fatal)
+    found: dict[str, list[Fault]] = {}
+    if event is None:
+        return found
+    text = f"{event.get('description') or ''}\n{event.get('details') or ''}"
+    for path in _named_paths(text, by_length):
+        fault = (str(event.get("code") or "ERROR"), path, _one_line(text))
+        found.setdefault(owners[path], []).append(fault)
     return found
+
+
+def fatal_event(
+    errors: list[dict[str, Any]], fatal: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The error event that failed the task, out of its error events (newest first, as
+    `task_event_list` returns them; an event's `time` decides where it is given).
+
+    It carries the fatal error's code; of several such events (a code Transfer retried before
+    it gave up), the one with the fatal error's description, else the newest. Without a fatal
+    code, the newest error event. None: no event carries the fatal code.
+    """
+    code = str((fatal or {}).get("code") or "")
+    description = str((fatal or {}).get("description") or "")
+    # Newest first; a stable sort keeps the service's order among events of the same time.
+    ordered = sorted(errors, key=lambda e: str(e.get("time") or ""), reverse=True)
+    if code:
+        ordered = [e for e in ordered if str(e.get("code") or "") == code]
+    if description:
+        exact = [e for e in ordered if str(e.get("description") or "") == description]
+        ordered = exact or ordered
+    return ordered[0] if ordered else None
 
 
 def _named_paths(text: str, paths: list[str]) -> list[str]:

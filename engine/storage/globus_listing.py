@@ -277,7 +277,9 @@ class GlobusStorage:
                     filter=f"name:={name}" if name is not None else MISSING,
                 )
             except globus_sdk.GlobusAPIError as exc:
-                self._session.note_retry_after(self.collection, exc)
+                self._session.note_retry_after(
+                    self.collection, exc, f"listing {path} on {self._where}"
+                )
                 if exc.http_status == 404 and exc.code in (
                     "ClientError.NotFound",
                     "NotFound",

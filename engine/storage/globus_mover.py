@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ import globus_sdk
 
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.model import ErrorClass, Evidence, FileStat, Level
+from engine.retry_holds import HoldBook
 from engine.storage.base import (
     ItemResult,
     TaskRequest,
@@ -30,7 +31,7 @@ from engine.storage.base import (
     TransferItem,
     listing_signature,
 )
-from engine.storage.globus_auth import GlobusSession, translate_error
+from engine.storage.globus_auth import TASK_CALLS, GlobusSession, translate_error
 from engine.storage.globus_faults import active_fault, culprits
 from engine.storage.globus_listing import join
 from engine.storage.globus_submissions import find_task, labelled
@@ -38,7 +39,7 @@ from engine.storage.globus_submissions import find_task, labelled
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 60.0
-TASKS = "tasks"  # the Retry-After key of task calls (submission ids, submits)
+TASKS = TASK_CALLS  # the Retry-After key of every task call (submits, polls, cancels, ...)
 DEFAULT_INACTIVE_GRACE = 3600.0
 # Transfer's names for the inventory's checksum algorithms (others: verified, not external).
 GLOBUS_ALGORITHMS = {"md5": "MD5", "sha1": "SHA1", "sha256": "SHA256", "sha512": "SHA512"}
@@ -126,7 +127,7 @@ class GlobusMover:
         try:
             return str(self._client.get_submission_id()["value"])
         except Exception as exc:
-            self._session.note_retry_after(TASKS, exc)
+            self._session.note_retry_after(TASKS, exc, "getting a submission id")
             raise translate_error(exc, "getting a submission id", self._session) from exc
 
     def submit(self, request: TaskRequest) -> str:
@@ -155,7 +156,7 @@ class GlobusMover:
             else:
                 response = self._client.submit_transfer(payload)
         except Exception as exc:
-            self._session.note_retry_after(TASKS, exc)
+            self._session.note_retry_after(TASKS, exc, what)
             raise translate_error(exc, what, self._session) from exc
         task_id = str(response["task_id"])
         log.info(
@@ -194,14 +195,17 @@ class GlobusMover:
             self.track(task_id, request)
         with self._lock:
             request = self._requests.get(task_id)
+        what = f"polling task {task_id}"
+        self._session.wait_out(TASKS, what)
         try:
             task = self._client.get_task(task_id)
         except globus_sdk.GlobusAPIError as exc:
             if exc.http_status == 404:
                 return TaskStatus(task_id=task_id, state="lost", error=f"task {task_id} not found")
-            raise translate_error(exc, f"polling task {task_id}", self._session) from exc
+            self._session.note_retry_after(TASKS, exc, what)
+            raise translate_error(exc, what, self._session) from exc
         except Exception as exc:
-            raise translate_error(exc, f"polling task {task_id}", self._session) from exc
+            raise translate_error(exc, what, self._session) from exc
         return self._status(task_id, task.data, request)
 
     def find_task(self, request: TaskRequest) -> str | None:
@@ -212,14 +216,21 @@ class GlobusMover:
 
     def cancel(self, task_id: str) -> None:
         """Cancel a task (a finished or unknown task is left as it is)."""
+        what = f"cancelling task {task_id}"
+        self._session.wait_out(TASKS, what)
         try:
             self._client.cancel_task(task_id)
         except globus_sdk.GlobusAPIError as exc:
             if exc.http_status == 404:
                 return
-            raise translate_error(exc, f"cancelling task {task_id}", self._session) from exc
+            self._session.note_retry_after(TASKS, exc, what)
+            raise translate_error(exc, what, self._session) from exc
         except Exception as exc:
-            raise translate_error(exc, f"cancelling task {task_id}", self._session) from exc
+            raise translate_error(exc, what, self._session) from exc
+
+    def keep_holds_in(self, book: HoldBook) -> None:
+        """Keep the session's `Retry-After` holds (task calls and listings) in `book`."""
+        self._session.keep_holds_in(book)
 
     # ------------------------------------------------------------------ payloads
 
@@ -320,12 +331,16 @@ class GlobusMover:
             results = self._results(task_id, task, request) if request is not None else ()
             return TaskStatus(task_id=task_id, state="succeeded", results=results, **progress)
         if status == "FAILED":
-            code = (task.get("fatal_error") or {}).get("code") or task.get("nice_status")
+            fatal_code = (task.get("fatal_error") or {}).get("code")
+            code = fatal_code or task.get("nice_status")
+            failed: TaskStatus | None = None
             if request is not None and request.kind == "copy" and len(request.items) > 1:
-                pinned = self._pinned_failure(task_id, request, reason, code, progress)
-                if pinned is not None:
-                    return pinned
-            return self._failed(task_id, request, reason, fault_class(code), progress)
+                failed = self._pinned_failure(
+                    task_id, request, reason, task.get("fatal_error"), progress
+                )
+            if failed is None:
+                failed = self._failed(task_id, request, reason, fault_class(code), progress)
+            return replace(failed, fault=str(fatal_code)) if fatal_code else failed
         deadline = _parse_time(task.get("deadline"))
         now = self._clock.now().timestamp()
         # Only a delete carries a deadline of bl931's own; a transfer's is Transfer's, which it
@@ -385,13 +400,21 @@ class GlobusMover:
         task_id: str,
         request: TaskRequest,
         reason: str,
-        code: str | None,
+        fatal: dict[str, Any] | None,
         progress: dict[str, Any],
     ) -> TaskStatus | None:
-        """A failed batch whose error events name the files at fault: those scans fail, every
-        other scan is planned again at once in a new batch (None: no event names a file)."""
+        """A failed batch whose fatal event names the files at fault: those scans fail, every
+        other scan is planned again at once in a new batch (None: it names no file)."""
+        code = (fatal or {}).get("code")
         source, target = self._endpoint(request.source), self._endpoint(request.target)
-        found = culprits(self._client, self._session, task_id, request, (source.root, target.root))
+        found = culprits(
+            self._client,
+            self._session,
+            task_id,
+            request,
+            (source.root, target.root),
+            fatal,
+        )
         if not found:
             return None
         results = []
@@ -441,10 +464,13 @@ class GlobusMover:
         remove files.
         """
         self.cancel(task_id)
+        what = f"polling task {task_id}"
+        self._session.wait_out(TASKS, what)
         try:
             task = self._client.get_task(task_id).data
         except Exception as exc:
-            raise translate_error(exc, f"polling task {task_id}", self._session) from exc
+            self._session.note_retry_after(TASKS, exc, what)
+            raise translate_error(exc, what, self._session) from exc
         status = str(task.get("status", ""))
         if status == "FAILED":
             return None
@@ -569,6 +595,8 @@ class GlobusMover:
             for scan_file in item.files:
                 owner[join(source.root, item.source_path(scan_file.path))] = item.action_id
         faults: dict[str, list[tuple[str, str, str]]] = {}
+        what = f"reading skipped errors of task {task_id}"
+        self._session.wait_out(TASKS, what)
         try:
             for page in self._client.paginated.task_skipped_errors(task_id):
                 for error in page:
@@ -587,7 +615,6 @@ class GlobusMover:
                         continue
                     faults.setdefault(action, []).append(fault)
         except Exception as exc:
-            raise translate_error(
-                exc, f"reading skipped errors of task {task_id}", self._session
-            ) from exc
+            self._session.note_retry_after(TASKS, exc, what)
+            raise translate_error(exc, what, self._session) from exc
         return faults

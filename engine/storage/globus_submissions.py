@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.errors import TerminalError
 from engine.storage.base import TaskRequest
-from engine.storage.globus_auth import GlobusSession, translate_error
+from engine.storage.globus_auth import TASK_CALLS, GlobusSession, translate_error
 
 # Characters Transfer accepts in a label (at most 128 of them); others become "_".
 _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9 _,.:-]+")
@@ -62,15 +62,16 @@ def find_task(client: Any, session: GlobusSession, request: TaskRequest) -> str 
     """
     kind = "DELETE" if request.kind == "delete" else "TRANSFER"
     marker = submission_marker(request.submission_id)
+    what = f"looking up submission {request.submission_id}"
+    session.wait_out(TASK_CALLS, what)
     try:
         answer = client.task_list(filter={"type": kind, "label": f"~*{marker}*"}, limit=10)
         task_ids = [
             str(task["task_id"]) for task in answer if marker in str(task.get("label") or "")
         ]
     except Exception as exc:
-        raise translate_error(
-            exc, f"looking up submission {request.submission_id}", session
-        ) from exc
+        session.note_retry_after(TASK_CALLS, exc, what)
+        raise translate_error(exc, what, session) from exc
     if len(task_ids) > 1:
         raise TerminalError(
             f"{len(task_ids)} Transfer tasks carry submission {request.submission_id}: "

@@ -150,9 +150,11 @@ def test_a_delete_task_stuck_on_a_permission_fault_is_cancelled_and_deletes_noth
 ) -> None:
     """A delete task Globus keeps retrying on PERMISSION_DENIED: the scan is not reported
     deleted, its files stay, and once cancelled it needs a person naming the collection.
-    `persistent_fault_minutes` is 0.001 (60 ms): every later pass, a new process, starts
-    later than that after the pass that first saw the fault."""
-    with_globus(site, "\n[globus]\npersistent_fault_minutes = 0.001\n")
+    `persistent_fault_minutes` is 60; between passes (each a new process on the system's
+    clock) the fault's recorded first sighting is moved two hours back, as if those passes
+    were two hours apart (no sleep: how fast the machine is does not matter). The clock itself
+    is tested in-process on a FakeClock (test_task_watch_inprocess.py)."""
+    with_globus(site, "\n[globus]\npersistent_fault_minutes = 60\n")
     from tests.cli.globus_site import until_dtn_prune_planned
 
     until_dtn_prune_planned(run_cli, site)
@@ -161,6 +163,7 @@ def test_a_delete_task_stuck_on_a_permission_fault_is_cancelled_and_deletes_noth
     site.fake.fault_collection(site.collections["dtn"], "PERMISSION_DENIED", "permission denied")
     for _ in range(4):
         reconcile(run_cli, site)
+        two_hours_pass_for_the_fault(site)
     (task,) = deletes(site.fake)
     assert task.status == "FAILED" and task.fatal_error["code"] == "CANCELED"
     # Exactly the manifest's files, never the scan folder, never recursive.
@@ -198,6 +201,28 @@ def test_a_delete_task_stuck_on_a_permission_fault_is_cancelled_and_deletes_noth
     assert code == 1 and doc["outcome"] == "needs_person"
 
 
+def two_hours_pass_for_the_fault(site: Site) -> None:
+    """Move every recorded fault sighting two hours back (the state a pass two hours later
+    finds), instead of letting real time pass."""
+    from engine.state import StateStore, iso, parse_time
+
+    store = StateStore(site.state_path)
+    try:
+        with store.transaction() as conn:
+            rows = conn.execute(
+                "SELECT submission_id, fault_since FROM task_watch WHERE fault_since IS NOT NULL"
+            ).fetchall()
+            for row in rows:
+                since = parse_time(row["fault_since"])
+                assert since is not None
+                conn.execute(
+                    "UPDATE task_watch SET fault_since = ? WHERE submission_id = ?",
+                    (iso(since - timedelta(hours=2)), row["submission_id"]),
+                )
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize(
     ("text", "key"),
     [
@@ -219,24 +244,28 @@ def test_bad_slot_and_watch_settings_are_config_errors_naming_the_key(
 def test_a_delete_past_deadline_hours_removes_nothing_and_is_not_reported_done(
     run_cli: RunCli, site: Site
 ) -> None:
-    """deadline_hours = 0.0001 (0.36 s): the delete task's deadline has passed by the next pass
-    (a new process). Transfer ends it (EXPIRED) having removed nothing; the scan stays on the
-    DTN, nothing says it was deleted, and the audit is not settled."""
+    """deadline_hours = 1: the delete task gets nowhere, and by the next pass (a new process)
+    two hours have passed on Transfer's clock (the fake's own clock knob: no sleep, no
+    dependence on how fast the machine is). Transfer ends it (EXPIRED) having removed nothing;
+    the scan stays on the DTN, nothing says it was deleted, and the audit is not settled."""
     from tests.cli.globus_site import until_dtn_prune_planned
 
     until_dtn_prune_planned(run_cli, site)
-    with_globus(site, "\n[globus]\ndeadline_hours = 0.0001\n")
+    with_globus(site, "\n[globus]\ndeadline_hours = 1\n")
     done = run_cli("--approve-all", "--yes", config=site.config_path)
     assert done.returncode == 0, done.stderr
     site.fake.files_per_poll = 0  # the delete task gets nowhere
     reconcile(run_cli, site)
     (task,) = deletes(site.fake)
     given = datetime.fromisoformat(task.body["deadline"])
-    assert given - datetime.fromisoformat(task.request_time) < timedelta(seconds=2)
-    time.sleep(0.5)  # past the deadline whatever the machine's speed
+    submitted = datetime.fromisoformat(task.request_time)
+    assert timedelta(minutes=59) < given - submitted < timedelta(minutes=61)
+    assert task.status == "ACTIVE"
+    site.fake.advance_clock(hours=2)  # the deadline is behind Transfer now
     reconcile(run_cli, site)
     reconcile(run_cli, site)
     assert task.status == "FAILED", task.status
+    assert task.fatal_error["code"] == "EXPIRED", task.fatal_error
     assert (site.dtn / "scan_0001" / "frame_1.h5").is_file()
     assert (site.dtn / "scan_0001" / "frame_2.h5").is_file()
     from engine.state import StateStore

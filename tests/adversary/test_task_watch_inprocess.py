@@ -136,14 +136,6 @@ def test_a_fault_that_clears_before_the_limit_is_not_cancelled_and_its_clock_res
     assert "2029/a.h5" not in world.failures()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BROKEN: engine/task_watch.TaskWatch.check records the cancel only after "
-    "mover.cancel returns; if the process dies in between, the next pass finds the task FAILED "
-    "with CANCELED and no cancel_reason, so the scan fails 'terminal: Globus task … failed: "
-    "CANCELED; canceled' naming neither PERMISSION_DENIED nor the collection; promised: "
-    "needs_human naming the collection",
-)
 def test_a_cancel_the_process_died_during_still_ends_needs_human_naming_the_collection(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -251,14 +243,6 @@ def test_a_crash_between_submit_and_recording_it_never_opens_a_fourth_task(
     assert len(world.fake.submissions) == len(world.fake.tasks)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="OBSERVED: the Retry-After hold lives in the GlobusSession's memory "
-    "(engine/storage/globus_auth.GlobusSession._not_before); a new process (each "
-    "`--reconcile --once` pass, a restart) lists the throttled collection again at once, "
-    "before the Retry-After of 600 s is over; docs/globus.md says bl931 sends nothing more "
-    "for that collection until the time is over (holds within one long-running process)",
-)
 def test_retry_after_is_honoured_across_once_passes(world: World) -> None:
     world.write("2029/a.h5", b"a" * 10, OLD)
     seen: list[tuple[str, str]] = []
@@ -292,14 +276,6 @@ def flap(world: World, faults: list[str], steps: int) -> None:
         one_pass(world)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BROKEN: engine/task_watch.TaskWatch.check restarts fault_since whenever the "
-    "person-only fault's code changes (PERMISSION_DENIED -> QUOTA_EXCEEDED -> ...), so a task "
-    "stuck on person-only faults for 75 minutes with persistent_fault_minutes = 20 is never "
-    "cancelled (only stall_hours would end it); promised: cancelled after "
-    "persistent_fault_minutes of a persistent non-transient fault",
-)
 def test_person_only_faults_that_change_code_still_count_as_one_persistent_fault(
     world: World,
 ) -> None:
@@ -458,14 +434,6 @@ def test_retry_after_on_listings_holds_that_collection_in_a_long_running_process
         store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BROKEN (against issue 13; docs/globus.md only promises listings and submissions): "
-    "a 429 with Retry-After on get_task is not honoured: GlobusMover.poll neither calls "
-    "note_retry_after nor wait_out, so the next pass of the same long-running process polls "
-    "the task again 60 s into a 600 s Retry-After (cancel, task_event_list and task_list "
-    "likewise); the issue asks Retry-After on 429/503 be honoured beyond the SDK cap",
-)
 @pytest.mark.usefixtures("quick_sdk_retries")
 def test_retry_after_on_task_polls_is_honoured(world: World) -> None:
     world.write("2029/a.h5", b"a" * 10, OLD)
@@ -485,15 +453,6 @@ def test_retry_after_on_task_polls_is_honoured(world: World) -> None:
         store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BROKEN: engine/task_watch.TaskWatch.check, seeing an open task with no task_watch "
-    "row (every task in flight when migration 8 is applied), counts its last progress from "
-    "the task's creation and takes the counters it shows now as the baseline, so a transfer "
-    "that has progressed all along but was submitted more than stall_hours ago is cancelled "
-    "at the first poll after the upgrade; promised: only a copy with no progress for "
-    "stall_hours is cancelled",
-)
 def test_a_progressing_transfer_in_flight_across_the_upgrade_is_not_stall_cancelled(
     world: World,
 ) -> None:

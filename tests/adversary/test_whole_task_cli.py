@@ -150,15 +150,6 @@ def test_a_resubmitted_batch_that_fails_again_blames_the_new_culprit_only(
     assert not needs_attention(doc), doc
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BROKEN: engine/storage/globus_faults.culprits takes every error event that names a "
-    "file as a culprit, including a destination VERIFY_CHECKSUM that Transfer retried "
-    "successfully. The innocent scan whose file was retried ends needs_human ('failed "
-    "(CHECKSUM_MISMATCH ... for /raw/<bad scan>/frame_1.h5) on /raw/<innocent>/frame_1.h5: "
-    "VERIFY_CHECKSUM') and is not resubmitted; promised: only the rewritten file's scan fails, "
-    "the others are resent at once",
-)
 def test_a_destination_verify_retry_earlier_in_the_task_does_not_blame_an_innocent_scan(
     run_cli: RunCli, site: Site
 ) -> None:

@@ -34,7 +34,8 @@ Fault knobs: `fail_next(route, n, status, retry_after)`, `deny_consent(collectio
 with that `nice_status`), `ls_partial`, `fail_next_task(...)` (optionally part-way, e.g. a
 delete task that removed two scans and then ended FAILED with PERMISSION_DENIED),
 `stall_next_task(...)`, `corrupt_next_copy` / `corrupt_copies`, `finish(task_id)` (a task runs to its end
-unpolled), and `calls` counts requests per route.
+unpolled), `advance_clock(hours=...)` (the service's time passes: deadlines fall behind it), and
+`calls` counts requests per route.
 """
 
 from __future__ import annotations
@@ -163,7 +164,11 @@ class FakeTransferAPI:
         page_size: int = 100,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self._base_clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        # How far the service's clock runs ahead of `clock` (`advance_clock`): a test that
+        # drives bl931 through its CLI (the system's clock) lets the service's time pass so,
+        # never by sleeping.
+        self.clock_ahead = timedelta(0)
         self.client_id = client_id
         self.client_secret = client_secret
         self.files_per_poll = files_per_poll
@@ -194,6 +199,16 @@ class FakeTransferAPI:
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    def clock(self) -> datetime:
+        """The service's time: request, completion and event times, deadlines."""
+        return self._base_clock() + self.clock_ahead
+
+    def advance_clock(self, **delta: float) -> None:
+        """Let the service's time pass (`hours=2`): a task whose deadline is now behind it
+        ends FAILED/EXPIRED at its next poll, as Transfer ends it (Task Events)."""
+        with self._lock:
+            self.clock_ahead += timedelta(**delta)
 
     # ---------------------------------------------------------------- lifecycle
 
