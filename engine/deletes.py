@@ -85,6 +85,19 @@ def leftovers(scan: Scan, listing: ScanListing | None) -> Leftovers:
     )
 
 
+def receipted_earlier(executor: Executor, action: ActionRow) -> set[str]:
+    """Files an earlier `partial` receipt of this action, under another submission, names as
+    removed (a delete cut part-way, then submitted again)."""
+    return {
+        name
+        for r in executor.store.receipts(action.scan)
+        if r.get("partial")
+        and r.get("action_id") == action.id
+        and r.get("submission_id") != action.submission_id
+        for name in (r.get("removed") or ())
+    }
+
+
 def receipt_files(
     executor: Executor, action: ActionRow, result: ItemResult | None
 ) -> dict[str, Any]:
@@ -95,11 +108,16 @@ def receipt_files(
     """
     scan = submitted_scan(executor.store, action.submission_id, action.id)
     manifest = tuple(f.path for f in scan.files) if scan else ()
-    out: dict[str, Any] = {
-        "removed": sorted(result.removed if result and result.removed is not None else manifest)
-    }
-    if result is not None and result.already_absent:
-        out["already_absent"] = sorted(result.already_absent)
+    # What the mover reports removed (a Globus task: the items it was given), else the
+    # manifest; less what an earlier, cut delete of this action already receipted as removed
+    # (a delete submitted again lists those files too, and Transfer skips them as missing).
+    claimed = result.removed if result is not None and result.removed is not None else manifest
+    earlier = receipted_earlier(executor, action)
+    out: dict[str, Any] = {"removed": sorted(set(claimed) - earlier)}
+    absent = set(result.already_absent or ()) if result is not None else set()
+    absent |= earlier & set(claimed)
+    if absent:
+        out["already_absent"] = sorted(absent)
     if result is not None and result.left_behind is not None:
         out["left_behind"] = sorted(result.left_behind)
         return out

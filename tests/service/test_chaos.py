@@ -171,8 +171,21 @@ def _deletes_had_verified_copies(chaos: Chaos, store: StateStore) -> None:
     deleted_at: dict[tuple[str, str], str] = {}
     receipts = {scan: store.receipts(scan) for scan in chaos.originals}
     for scan, scan_receipts in receipts.items():
-        endpoints = sorted(r["endpoint"] for r in scan_receipts)
+        # One complete receipt per endpoint; a delete cut part-way (a task cancelled on a
+        # persistent fault, then retried) leaves a `partial` receipt before it, for other files.
+        whole = [r for r in scan_receipts if not r.get("partial")]
+        endpoints = sorted(r["endpoint"] for r in whole)
         assert endpoints == ["cfs", "dtn"], chaos.report(f"{scan!r} receipts: {endpoints}")
+        for endpoint in endpoints:
+            removed = [
+                name
+                for r in scan_receipts
+                if r["endpoint"] == endpoint
+                for name in (r.get("removed") or [])
+            ]
+            assert len(removed) == len(set(removed)), chaos.report(
+                f"{scan!r}: a file receipted twice at {endpoint}: {removed}", scan
+            )
         for receipt in scan_receipts:
             deleted_at[(scan, receipt["endpoint"])] = receipt["deleted_at"]
     for scan, scan_receipts in receipts.items():
