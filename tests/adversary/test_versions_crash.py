@@ -152,3 +152,32 @@ def test_a_replace_that_ran_before_the_crash_keeps_v2_after_v3_arrived(
     assert holders(ws, V1) and holders(ws, V3)
     assert holders(ws, V2), "the only copy of v2 (cfs) was overwritten by v3"
     assert file_contents(ws.hpss)[SCAN] == V1
+
+
+def test_a_rewrite_while_the_replace_is_in_flight_never_lands_unapproved_bytes(
+    run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replace of v1 by v2 at cfs is approved; right as it is handed to the mover, the DTN
+    file is rewritten (v3). cfs must end with v1 or v2 (the approved version), never v3; v1
+    stays intact somewhere; any receipt names v1 -> v2 only."""
+    ws = create_workspace(tmp_path / "ws", dtn_keep_days=1000, cfs_keep_days=1000)
+    ws.write_scan(SCAN, V1)
+    passes(run_cli, ws, 3)
+    ws.write_scan(SCAN, V2)
+    passes(run_cli, ws, 1)
+    _, doc = audit(run_cli, ws)
+    (replace,) = [a for a in doc["actions"] if a["kind"] == "copy" and a["target"] == "cfs"]
+    assert run_cli("--approve", replace["id"], config=ws.config_path).returncode == 0
+    with monkeypatch.context() as patch:
+        patch.setenv("PYTHONPATH", os.pathsep.join([str(INJECT), os.environ.get("PYTHONPATH", "")]))
+        patch.setenv("BL931_REWRITE_DURING_REPLACE", str(ws.dtn / SCAN))
+        done = run_cli("--reconcile", "--once", config=ws.config_path)
+    assert done.returncode in (0, 1), done.stderr
+    v3 = (ws.dtn / SCAN).read_bytes()
+    assert v3 not in (V1, V2), "the hook did not rewrite the DTN file"
+    passes(run_cli, ws, 3)
+    assert file_contents(ws.cfs)[SCAN] in (V1, V2), "unapproved bytes landed at cfs"
+    assert holders(ws, V1), "v1 lost"
+    for receipt in events(ws, SCAN, "copy.replaced"):
+        assert receipt["new_checksum"] == md5(V2), receipt
+    assert not unsettled(ws)

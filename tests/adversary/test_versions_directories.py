@@ -28,12 +28,16 @@ def holds_version(
     found = []
     for name, root in (("dtn", ws.dtn), ("cfs", ws.cfs), ("hpss", ws.hpss)):
         parent = root / SCAN
-        candidates = [parent] + sorted(parent.parent.glob(parent.name + ".v*"))
+        candidates = [parent, *sorted(parent.parent.glob(parent.name + ".v*"))]
         for folder in candidates:
-            if folder.is_dir() and all(
-                (folder / rel).is_file() and (folder / rel).read_bytes() == data
-                for rel, data in version.items()
-            ) and (not exact or set(file_contents(folder)) == set(version)):
+            if (
+                folder.is_dir()
+                and all(
+                    (folder / rel).is_file() and (folder / rel).read_bytes() == data
+                    for rel, data in version.items()
+                )
+                and (not exact or set(file_contents(folder)) == set(version))
+            ):
                 found.append(f"{name}:{folder.relative_to(root).as_posix()}")
     return found
 

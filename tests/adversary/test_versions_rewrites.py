@@ -86,3 +86,22 @@ def test_v3_arriving_before_v2_reached_tape_never_loses_v2(run_cli: RunCli, tmp_
     assert holders(ws, v1), "v1 lost"
     assert holders(ws, v2), "v2's last copy (cfs) was overwritten by v3"
     assert file_contents(ws.hpss)[SCAN] == v1
+
+
+def test_a_scan_shrunk_to_zero_with_everything_approved_keeps_v1_on_tape(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """Prunes due everywhere but tape; the DTN file is truncated to 0 bytes after v1 was
+    archived. The alert (`version_suspect`, notify) is raised; even an operator approving
+    everything never loses v1, and tape is never written over."""
+    ws = create_workspace(tmp_path / "ws", dtn_keep_days=0, cfs_keep_days=0)
+    v1 = os.urandom(2222)
+    ws.write_scan(SCAN, v1)
+    passes(run_cli, ws, 3)
+    (ws.dtn / SCAN).write_bytes(b"")
+    passes(run_cli, ws, 1)
+    code, doc = audit(run_cli, ws)
+    assert any(a["code"] == "version_suspect" for a in doc["alert_details"]) and code == 1
+    approve_everything(run_cli, ws, 6)
+    assert file_contents(ws.hpss)[SCAN] == v1, "tape's v1 was written over"
+    assert holders(ws, v1)

@@ -51,3 +51,22 @@ if STEP:
 
     local_mover.LocalMover.submit = _submit_then_die  # type: ignore[method-assign]
     _executor.Executor._send = _send_then_die  # type: ignore[method-assign]
+
+# `BL931_REWRITE_DURING_REPLACE=PATH`: right as the first replace is handed to the local mover
+# (after its last look), a user rewrites PATH (the DTN source) with other bytes: a rewrite while
+# the replace is in flight.
+_REWRITE = os.environ.get("BL931_REWRITE_DURING_REPLACE")
+if _REWRITE:
+    from engine.storage import local_mover as _lm
+
+    _plain_submit = _lm.LocalMover.submit
+    _rewritten = [False]
+
+    def _submit_after_rewrite(self: Any, request: Any) -> str:
+        if not _rewritten[0] and request.kind == "copy" and any(i.overwrite for i in request.items):
+            _rewritten[0] = True
+            with open(_REWRITE, "wb") as out:
+                out.write(b"rewritten while the replace was in flight " * 20)
+        return str(_plain_submit(self, request))
+
+    _lm.LocalMover.submit = _submit_after_rewrite  # type: ignore[method-assign]
