@@ -164,6 +164,7 @@ class ScanWatcher:
         self._wakeup = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._started = False
         self._observer: BaseObserver | None = None
         self._observer_kind = "none"
         self._next_walk = 0.0
@@ -179,8 +180,9 @@ class ScanWatcher:
         With `checker=False` only the observer runs: events are still taken in, and the caller
         runs the checker's turns itself with `step()` (tests drive it on a fake clock that way).
         """
-        if self._thread is not None:
+        if self._started:
             return self
+        self._started = True
         self._stop.clear()
         self._start_observer()
         if checker:
@@ -208,6 +210,7 @@ class ScanWatcher:
             self._thread.join(timeout)
             self._thread = None
         self._stop_observer()
+        self._started = False
 
     def __enter__(self) -> ScanWatcher:
         return self.start()

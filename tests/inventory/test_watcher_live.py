@@ -8,6 +8,7 @@ fake time alone and the only real waits are for events to arrive.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -357,3 +358,20 @@ def test_a_failing_stat_is_reported_retried_and_recovers(
         assert w.stats().stat_failures == 3
         reports = [r for r in caplog.records if "will retry" in r.getMessage()]
         assert len(reports) == 1  # reported once, not at every retry
+
+
+def test_checker_thread_completes_a_renamed_scan_and_calls_on_complete(root: Path) -> None:
+    """The watcher as the service runs it: its own checker thread, woken by the event.
+
+    A rename into place completes on the first stat with no time passing, so the only wait is
+    for the event to arrive and the thread to act on it (positive, generous).
+    """
+    w = make_watcher(root, quiet_seconds=60)
+    with w:  # start(): observer and checker thread
+        assert any(t.name == "bl931-watcher" for t in threading.enumerate())
+        temp = root / ".scan_0009.h5.part"
+        temp.write_bytes(b"payload")
+        os.replace(temp, root / "scan_0009.h5")
+        assert wait_until(lambda: w.completion_log == ["scan_0009.h5"], timeout=60)  # type: ignore[attr-defined]
+        assert w.completions()["scan_0009.h5"].rule.value == "rename"
+    assert not any(t.name == "bl931-watcher" for t in threading.enumerate())
