@@ -164,6 +164,7 @@ class ScanWatcher:
         self._wakeup = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._started = False
         self._observer: BaseObserver | None = None
         self._observer_kind = "none"
         self._next_walk = 0.0
@@ -173,15 +174,32 @@ class ScanWatcher:
         self._reported_failures: set[str] = set()
 
     # ---- lifecycle ---------------------------------------------------------------------
-    def start(self) -> ScanWatcher:
-        """Start the observer and the checker thread; the first thing the checker does is walk."""
-        if self._thread is not None:
+    def start(self, *, checker: bool = True) -> ScanWatcher:
+        """Start the observer and the checker thread; the first thing the checker does is walk.
+
+        With `checker=False` only the observer runs: events are still taken in, and the caller
+        runs the checker's turns itself with `step()` (tests drive it on a fake clock that way).
+        """
+        if self._started:
             return self
+        self._started = True
         self._stop.clear()
         self._start_observer()
-        self._thread = threading.Thread(target=self._run, name="bl931-watcher", daemon=True)
-        self._thread.start()
+        if checker:
+            self._thread = threading.Thread(target=self._run, name="bl931-watcher", daemon=True)
+            self._thread.start()
         return self
+
+    def step(self) -> list[str]:
+        """Run one checker turn now, never waiting; returns the scans it declared complete.
+
+        The turn the checker thread runs: restart a dead observer when its retry is due, walk
+        when a walk is due, stat the scans due for a stat and call `on_complete`. For a watcher
+        started with `checker=False`; what is due is decided by the watcher's clock alone.
+        """
+        with self._lock:
+            self._tracker.expire(self.clock.monotonic())
+        return self._turn(wait=False)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop watching; safe to call twice."""
@@ -192,6 +210,7 @@ class ScanWatcher:
             self._thread.join(timeout)
             self._thread = None
         self._stop_observer()
+        self._started = False
 
     def __enter__(self) -> ScanWatcher:
         return self.start()
@@ -330,7 +349,7 @@ class ScanWatcher:
                 log.exception("%s watcher: unexpected error; continuing", self.name)
                 self._stop.wait(1.0)
 
-    def _turn(self) -> None:
+    def _turn(self, *, wait: bool = True) -> list[str]:
         now = self.clock.monotonic()
         if self._observer_dead() and now >= self._restart_at:
             log.warning("%s watcher: observer stopped; restarting it and walking", self.name)
@@ -343,14 +362,17 @@ class ScanWatcher:
         with self._wakeup:
             due = self._tracker.due(self.clock.monotonic())
             if not due:
-                self._wait_locked()
-                return
+                if wait:
+                    self._wait_locked()
+                return []
         completions = self._check(due)
-        if completions and self.on_complete is not None:
+        scans = [c.scan for c in completions]
+        if scans and self.on_complete is not None:
             try:
-                self.on_complete([c.scan for c in completions])
+                self.on_complete(scans)
             except Exception:
                 log.exception("%s watcher: on_complete failed", self.name)
+        return scans
 
     def _wait_locked(self) -> None:
         """Sleep until the next stat, walk or restart is due, or an event arrives."""
@@ -508,6 +530,7 @@ def watcher_for(
     backends: Backends,
     *,
     on_complete: Callable[[list[str]], None] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> ScanWatcher | None:
     """The watcher the config asks for, or None (`watch = "off"`, or no local path to watch)."""
     inventory = config.inventory
@@ -525,5 +548,6 @@ def watcher_for(
         ScanLayout.from_config(inventory),
         inventory,
         on_complete=on_complete,
+        clock=clock,
         name=inventory.endpoint,
     )

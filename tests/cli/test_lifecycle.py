@@ -17,6 +17,7 @@ from engine.state import StateStore
 from engine.workspace import LocalWorkspace, create_workspace
 
 SCAN = "2026/11/ALS-1/scan 0001 Å.h5"
+CRASH_INJECT = Path(__file__).parents[1] / "service" / "crash_inject"
 
 
 def audit(run_cli, ws: LocalWorkspace) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
@@ -157,12 +158,19 @@ def test_kill_9_mid_copy_leaves_no_partial_files_and_no_duplicates(tmp_path: Pat
         "--reconcile",
         "--once",
     ]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
+    # The first copy hangs after its first chunk (tests/service/crash_inject), so the kill below
+    # lands mid-copy however fast or loaded the machine is; the wait is only for it to start.
+    env = {
+        **os.environ,
+        "BL931_HANG_MID_COPY": "1",
+        "PYTHONPATH": os.pathsep.join([str(CRASH_INJECT), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 120
     mid_copy = False
-    while time.monotonic() < deadline and not mid_copy:
+    while time.monotonic() < deadline and not mid_copy and proc.poll() is None:
         mid_copy = (ws.cfs / "2026").is_dir() and any((ws.cfs / "2026").glob(".bl931-*"))
-        time.sleep(0.002)
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert mid_copy, "the copy was never caught in progress"

@@ -1,22 +1,28 @@
-"""The watcher feeding the real `Reconciler` and `ServiceLoop` on local endpoints."""
+"""The watcher feeding the real `Reconciler` and `ServiceLoop` on local endpoints.
+
+The watcher runs on a `FakeClock` with its checker turned by the test (`start(checker=False)`,
+`step()`): a scan renamed into place completes on the first turn after its event arrived with no
+fake time passing, so waiting for that (a real event) is the only real wait.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from engine.backends import build_backends
-from engine.inventory.watcher import watcher_for
+from engine.clock import FakeClock
+from engine.inventory.watcher import ScanWatcher, watcher_for
 from engine.model import ActionKind, Level
 from engine.reconciler import Reconciler
 from engine.service import ServiceLoop
 from engine.state import StateStore
 from engine.workspace import LocalWorkspace, create_workspace
-from tests.inventory.watcher_helpers import wait_until
+from tests.inventory.watcher_helpers import fake_clock, wait_until
 
 # In the watched root itself: a file renamed into a folder created the same instant may reach
 # the watcher only as "created" (its folder's watch comes a moment late) and then completes by
@@ -28,6 +34,42 @@ SCAN = "scan_0001.h5"
 def ws(tmp_path: Path) -> LocalWorkspace:
     # quiet_seconds = 30: only the watcher can make a fresh scan complete within the test.
     return create_workspace(tmp_path / "ws", dtn_keep_days=0, quiet_seconds=30, watch="inotify")
+
+
+def stepped_watcher(reconciler: Reconciler, **kwargs: object) -> ScanWatcher:
+    watcher = watcher_for(
+        reconciler.config,
+        reconciler.backends,
+        clock=fake_clock(),
+        **kwargs,  # type: ignore[arg-type]
+    )
+    assert watcher is not None
+    watcher.start(checker=False)
+    watcher.step()  # the start-up walk, before the test writes anything
+    return watcher
+
+
+def turn_until_complete(watcher: ScanWatcher, scan: str, *, other_than: str | None = None) -> bool:
+    """Turn the checker (no fake time passing) until `scan` completes with a signature other
+    than `other_than`; the real wait is only for the rename's event to arrive."""
+    return wait_until(
+        lambda: bool(watcher.step()) and watcher.completed().get(scan) not in (None, other_than),
+        timeout=60,
+    )
+
+
+def advance_until(watcher: ScanWatcher, predicate: Callable[[], bool]) -> bool:
+    """Turn the checker a quarter second of fake time apart until `predicate` holds (the real
+    wait is for the events to arrive; fake time decides when the scan is quiet)."""
+    clock = watcher.clock
+    assert isinstance(clock, FakeClock)
+
+    def turn() -> bool:
+        clock.advance(0.25)
+        watcher.step()
+        return predicate()
+
+    return wait_until(turn, timeout=60)
 
 
 @pytest.fixture
@@ -45,25 +87,21 @@ def reconciler(ws: LocalWorkspace) -> Iterator[Reconciler]:
 def test_watcher_declared_scan_is_inventoried_before_quiet_seconds(
     ws: LocalWorkspace, reconciler: Reconciler
 ) -> None:
-    watcher = watcher_for(reconciler.config, reconciler.backends)
-    assert watcher is not None
-    with watcher:
+    with stepped_watcher(reconciler) as watcher:
         ws.write_scan(SCAN, b"frame data")  # temporary name, then a rename into place
         assert SCAN not in reconciler.observe(reconciler.clock()).scans  # 30 s of quiet not up
         reconciler.completion_hint = watcher.completed
-        assert wait_until(lambda: SCAN in watcher.completed())
+        assert turn_until_complete(watcher, SCAN)
         assert SCAN in reconciler.observe(reconciler.clock()).scans
 
 
 def test_rewritten_scan_gets_a_new_version_and_old_evidence_stops_counting(
     ws: LocalWorkspace, reconciler: Reconciler
 ) -> None:
-    watcher = watcher_for(reconciler.config, reconciler.backends)
-    assert watcher is not None
-    with watcher:
+    with stepped_watcher(reconciler) as watcher:
         reconciler.completion_hint = watcher.completed
         ws.write_scan(SCAN, b"version one")
-        assert wait_until(lambda: SCAN in watcher.completed())
+        assert turn_until_complete(watcher, SCAN)
         reconciler.reconcile_once(drain=True)  # inventory v1, copy to cfs with evidence
         reconciler.reconcile_once(drain=True)  # register it in the catalog
         seen = reconciler.observe(reconciler.clock())
@@ -76,7 +114,9 @@ def test_rewritten_scan_gets_a_new_version_and_old_evidence_stops_counting(
         first = watcher.completed()[SCAN]
         with (ws.dtn / SCAN).open("ab") as f:  # the scan grows after it was seen complete
             f.write(b" and a late frame")
-        assert wait_until(lambda: watcher.completed().get(SCAN) not in (None, first))
+        # Events of the append reopen the scan; it completes again by its close (1 s of fake
+        # time) or by quiet (30 s): either way with the grown file's signature.
+        assert advance_until(watcher, lambda: watcher.completed().get(SCAN) not in (None, first))
 
         seen = reconciler.observe(reconciler.clock())
         v2 = seen.scans[SCAN]
@@ -107,8 +147,7 @@ def test_service_loop_is_woken_by_a_completed_scan(
     ws: LocalWorkspace, reconciler: Reconciler
 ) -> None:
     loop = ServiceLoop(reconciler, interval_seconds=3600)  # only a wake can start pass two
-    watcher = watcher_for(reconciler.config, reconciler.backends, on_complete=lambda s: loop.wake())
-    assert watcher is not None
+    watcher = stepped_watcher(reconciler, on_complete=lambda s: loop.wake())
     reconciler.completion_hint = watcher.completed
     thread = threading.Thread(target=loop.run, daemon=True)
     with watcher:
@@ -116,6 +155,7 @@ def test_service_loop_is_woken_by_a_completed_scan(
         try:
             assert wait_until(lambda: loop.passes >= 1)
             ws.write_scan(SCAN, b"fresh")
+            assert turn_until_complete(watcher, SCAN)  # its on_complete wakes the loop
             assert wait_until(lambda: SCAN in reconciler.store.load_scans(), timeout=20)
             # The scan is stored while pass two is still running; it is counted when it ends.
             assert wait_until(lambda: loop.passes >= 2, timeout=20)

@@ -18,6 +18,9 @@ user would interrupt.
   file in a folder the service user may not write would (tests run as root, where `chmod`
   cannot deny anything). With `BL931_UNMOUNT_ON_DENY=DIR`, DIR is moved away (to DIR.away) at
   that moment too, as if its filesystem were unmounted while the task ran.
+- `BL931_HANG_MID_COPY=1`: the first local copy writes its first chunk into its temporary file
+  and then never writes again (the thread blocks forever), so a test can kill the process while
+  that copy is certainly in progress, however fast the machine is.
 """
 
 from __future__ import annotations
@@ -156,3 +159,18 @@ if _CRASH_ACTIVE is not None:
 
 if os.environ.get("BL931_CRASH_AT_DELETE"):
     import delete_steps  # noqa: F401  (installs its hooks on import)
+
+if os.environ.get("BL931_HANG_MID_COPY"):
+    import threading
+
+    from engine.storage import localfs as _localfs
+
+    _real_write_all = _localfs._write_all
+    _hung = threading.Lock()
+
+    def _write_then_hang(fd: int, chunk: Any) -> None:
+        _real_write_all(fd, chunk)
+        if _hung.acquire(blocking=False):  # the first copy to write anything stops here
+            threading.Event().wait()
+
+    _localfs._write_all = _write_then_hang
