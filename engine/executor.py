@@ -51,6 +51,7 @@ from engine.model import Action, ActionKind, ErrorClass, Level, Plan, Scan
 from engine.observe import assess, inventory_signature
 from engine.policy import Policy
 from engine.receipts import delete_receipt
+from engine.remnants import remnant_index
 from engine.replace_look import passes_last_look
 from engine.replace_receipts import replace_intent, replace_receipt
 from engine.state import SUBMITTED, ActionRow, StateStore, TaskRow, iso
@@ -885,7 +886,14 @@ class Executor:
         if action.target == self.policy.inventory_endpoint:
             storage = self.backends.storages.get(action.target)
             listing = storage.stat_scan(self.layout, scan.id) if storage else None
-            if listing is not None and listing.signature != inventory_signature(scan):
+            if (
+                listing is not None
+                and listing.signature != inventory_signature(scan)
+                # the rest of a partial delete of this version: the same version, not a change
+                and not remnant_index(self.store, action.target).is_remnant(
+                    scan, listing.files, by_identity=False
+                )
+            ):
                 return self._recheck_failed(
                     action, now, "the scan changed since inventory", code="changed_since_inventory"
                 )

@@ -55,6 +55,7 @@ from engine.pass_findings import PassFindings
 from engine.planner import PlanInput, plan
 from engine.policy import Policy
 from engine.rehash import Rehasher
+from engine.remnants import remnant_index
 from engine.state import SUBMITTED, ReplicaRow, StateStore
 from engine.storage.base import ScanListing
 from engine.storage.local import LocalStorage, sweep_temp_files
@@ -194,6 +195,7 @@ class Reconciler:
             known=known,
             done_marker=self.config.inventory.done_marker,
             declared_complete=self.completion_hint() if self.completion_hint else None,
+            remnants=remnant_index(self.store, name),
         )
         if isinstance(storage, LocalStorage):
             # Only a local endpoint's own listing stands in for it; a Globus endpoint mounted
@@ -484,6 +486,21 @@ class Reconciler:
                 out.add(scan_id)
         return frozenset(out)
 
+    def _remnants(self, seen: Observation) -> frozenset[str]:
+        """Scans whose inventory-endpoint listing is what a partial delete of their current
+        version left (`engine/remnants.py`): the rest may be deleted, never copied from."""
+        name = self.policy.inventory_endpoint
+        listed = seen.listings.get(name)
+        if not listed:
+            return frozenset()
+        index = remnant_index(self.store, name)
+        return frozenset(
+            scan_id
+            for scan_id, listing in listed.items()
+            if (scan := seen.scans.get(scan_id)) is not None
+            and index.is_remnant(scan, listing.files, by_identity=False)
+        )
+
     def _foreign_alerts(self) -> list[Alert]:
         """One `notify` alert per scan and endpoint where a prune left files it never copied."""
         alerts = []
@@ -546,6 +563,7 @@ class Reconciler:
                 failures=self.store.failures(),
                 errors=tuple(seen.errors),
                 reappeared=self._reappeared(seen),
+                remnants=self._remnants(seen),
             )
         )
         over = self.config.approval.second_approver_over_bytes

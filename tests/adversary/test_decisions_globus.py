@@ -336,20 +336,6 @@ def partial_cancel(
     return aid
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "observed: after the partial cancel, the file left on the DTN (the inventory "
-        "endpoint) is inventoried as a new version of the scan (one file). The audit blocks "
-        "the DTN delete as copy_unverified ('cfs copy is verified by size only'), not as "
-        "'rejected' while bob's reject stands, and offers an approval-gated copy dtn->cfs "
-        "'replaces the verified older version at cfs with the new one' (replaces: version 1's "
-        "checksum) - the 'new version' being bl931's own half-deleted remnant. Once carol "
-        "approves that replace, a DTN delete of the remnant is planned under a new action id, "
-        "awaiting approval, and bob's standing reject (of version 1's id) no longer blocks it. "
-        "Promised (docs/safety.md): the withdrawn scan stays blocked while its reject stands."
-    ),
-)
 def test_decisions_the_rest_of_a_rejected_partial_delete_stays_blocked_by_the_reject(
     site: GlobusSite,  # noqa: F811
     run_cli: RunCli,
@@ -375,17 +361,6 @@ def test_decisions_the_rest_of_a_rejected_partial_delete_stays_blocked_by_the_re
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "observed: after a partial cancel and bob's --unreject, no DTN delete of the rest is "
-        "planned at all (nothing awaits approval): the remnant is a new version, its DTN "
-        "delete blocked copy_unverified, and a replace of the complete CFS copy with the "
-        "remnant is offered instead. Promised (docs/safety.md, 'A crash does not ask twice' "
-        "and the withdrawal paragraph): if the delete removed part of the scan, the rest "
-        "needs a new approval (i.e. it is planned, awaiting one)."
-    ),
-)
 def test_decisions_after_a_partial_cancel_the_rest_awaits_a_new_approval(
     site: GlobusSite,  # noqa: F811
     run_cli: RunCli,
@@ -441,3 +416,51 @@ def test_decisions_a_hold_in_a_running_batch_then_lifted(
         (receipt,) = receipts_of(run_cli, site, scan)
         assert receipt["approval"]["by"] == "alice", receipt
         assert receipt["task_id"] != task_id
+
+
+def test_decisions_after_a_partial_cancel_a_new_approval_deletes_the_rest(
+    site: GlobusSite,  # noqa: F811
+    run_cli: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The rest of the rejected partial delete, once bob takes the reject back and carol
+    approves it again, is deleted under the same action id; the receipt of that execution
+    names carol, and the first (partial) receipt still names alice."""
+    aid = partial_cancel(run_cli, site, monkeypatch)
+    as_operator(monkeypatch, "bob")
+    assert run_cli("--unreject", aid, config=site.config_path).returncode == 0
+    as_operator(monkeypatch, "carol")
+    done = run_cli("--approve", aid, config=site.config_path)
+    assert done.returncode == 0, done.stderr
+    for _ in range(3):
+        reconcile(run_cli, site)
+        for task in site.fake.tasks.values():
+            if task.kind == "DELETE" and task.status == "ACTIVE":
+                site.fake.finish(task.task_id)
+    assert not (site.roots["dtn"] / SECOND).exists(), "the rest was never deleted"
+    first, second = receipts_of(run_cli, site, SCAN)
+    assert first["approval"]["by"] == "alice" and first["removed"] == [FIRST]
+    assert second["approval"]["by"] == "carol" and SECOND in second["removed"], second
+    assert first["acquisition"] == second["acquisition"], "the rest was taken as a new version"
+
+
+def test_decisions_a_remnant_changed_by_hand_is_a_new_version(
+    site: GlobusSite,  # noqa: F811
+    run_cli: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After the partial cancel, a person rewrites the file the delete left: that is not what
+    the receipt describes, so it is a change (a new version, judged afresh), never deleted
+    as the rest of alice's version."""
+    aid = partial_cancel(run_cli, site, monkeypatch)
+    left = site.roots["dtn"] / SECOND
+    left.write_bytes(b"reprocessed by hand" * 30)
+    os.utime(left, (ACQUIRED, ACQUIRED))  # even with the old mtime: the ctime moved
+    expected = left.read_bytes()
+    as_operator(monkeypatch, "bob")
+    assert run_cli("--unreject", aid, config=site.config_path).returncode == 0
+    for _ in range(2):
+        reconcile(run_cli, site)
+    doc = audit(run_cli, site)
+    assert not [a for a in doc["actions"] if a["id"] == aid], doc["actions"]
+    assert left.read_bytes() == expected
