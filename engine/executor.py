@@ -30,6 +30,7 @@ from engine import submitted, tape_versions
 from engine.backends import Backends
 from engine.catalog.base import Location
 from engine.catalog.custody import Registrations
+from engine.changed_deletes import mark_unverified
 from engine.clock import Clock
 from engine.config import Config
 from engine.copy_evidence import settled_signature
@@ -417,10 +418,12 @@ class Executor:
         result: ItemResult | None = None,
     ) -> None:
         """The delete is done: its receipt (with exactly the files removed and those left
-        beside the scan) is written and the absence becomes expected."""
+        beside the scan) is written and the absence becomes expected. Removed files seen
+        changed after the last look are `removed_unverified` (engine/changed_deletes.py)."""
         assert action.target is not None
         receipt = self._receipt(action, task, now)
         receipt.update(receipt_files(self, action, result))
+        mark_unverified(self, task, action, receipt, now)
         if note is not None:
             receipt["note"] = f"{note}; {receipt['note']}" if "note" in receipt else note
         self.store.record_deletion(

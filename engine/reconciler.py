@@ -24,6 +24,7 @@ from engine.approvals import require_second_approver
 from engine.backends import Backends
 from engine.catalog.custody import CATALOG, observe_catalog
 from engine.catalog.pid_book import keep_pids_in
+from engine.changed_deletes import unverified_alerts
 from engine.clock import Clock, as_clock
 from engine.config import Config
 from engine.errors import Bl931Error, EndpointUnavailable
@@ -528,7 +529,13 @@ class Reconciler:
         problems = tuple(seen.inventory.problems) if seen.inventory is not None else ()
         targets = {t.submission_id: t.target for t in self.store.tasks(("preparing", "active"))}
         task_faults = self.executor.task_watch.alerts(targets)
-        current = (*the_plan.alert_details, *seen.alerts, *self._foreign_alerts(), *task_faults)
+        current = (
+            *the_plan.alert_details,
+            *seen.alerts,
+            *self._foreign_alerts(),
+            *unverified_alerts(self.store),
+            *task_faults,
+        )
         standing = AlertLog(self.store).refresh(current, now, write=write)
         return replace(
             the_plan,
