@@ -245,7 +245,7 @@ def test_decisions_a_file_rewritten_while_its_globus_delete_is_queued(
     kept as the contract; the scenario gained the poll a service makes while a task waits. A
     rewrite that Transfer deletes before any pass looks cannot be seen: the remaining window,
     docs/safety.md "Known gaps".)"""
-    aid, task_id = submitted_prune(run_cli, site, monkeypatch)
+    _aid, task_id = submitted_prune(run_cli, site, monkeypatch)
     target = site.roots["dtn"] / FIRST
     target.write_bytes(b"reprocessed after the submission" * 40)
     expected = target.read_bytes()
