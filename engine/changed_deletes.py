@@ -9,12 +9,13 @@ keeps the record honest:
 
 - *Narrowed* (`QueuedChanges.look`, at each poll of an open delete task, before the poll): when
   the target is mounted here, each file the task carries is stat'ed; one whose size or mtime
-  differs from what the last look recorded (the submitted version, `engine/submitted.py`) makes
+  (size only at another endpoint than the inventory's, whose copies' mtimes need not be the
+  acquisition's) differs from the submitted version's record (`engine/submitted.py`) makes
   the task be cancelled like a withdrawn delete (`engine/withdrawn_deletes.py`), and the change
   is recorded (`delete.source_changed`, naming the paths and the submission).
 - *Honest* (`QueuedChanges.unverified`, when the task's receipts are written): a removed path
-  that bl931 saw changed after the last look — recorded at a poll, or in the scan's record by a
-  later inventory walk — is not claimed as the approved version's bytes: the receipt lists it
+  that bl931 saw changed after the last look — recorded at a poll, or (at the inventory
+  endpoint) in the scan's record by a later inventory walk — is not claimed as the approved version's bytes: the receipt lists it
   under `removed_unverified`, not `removed`, and a `notify` alert (`removed_unverified`) names
   it until acknowledged: bytes nobody approved may be gone.
 
@@ -59,6 +60,9 @@ class QueuedChanges:
         root = executor.backends.local_roots.get(task.target or "")
         if task.kind != "delete" or root is None:
             return {}
+        # The last look at the inventory endpoint saw the inventoried sizes and mtimes; a copy
+        # elsewhere was re-hashed, its mtimes need not be the acquisition's: sizes only there.
+        with_mtime = task.target == executor.policy.inventory_endpoint
         out: dict[str, list[str]] = {}
         for aid in task.action_ids:
             action = executor.store.get_action(aid)
@@ -73,7 +77,7 @@ class QueuedChanges:
                     st = os.stat(safe_path(root, f.path))
                 except (OSError, UnsafePath):
                     continue  # gone (the task's work) or unreadable: nothing seen
-                if (st.st_size, st.st_mtime) != (f.size, f.mtime):
+                if st.st_size != f.size or (with_mtime and st.st_mtime != f.mtime):
                     changed.append(f.path)
             if changed:
                 out[aid] = changed
@@ -112,7 +116,9 @@ class QueuedChanges:
         changed = self._recorded(task, action.id)
         submitted = submitted_scan(store, task.submission_id, action.id)
         current = store.get_scan(action.scan)
-        if submitted is not None and current is not None:
+        inventory = action.target == self._executor.policy.inventory_endpoint
+        if inventory and submitted is not None and current is not None:
+            # The scan's record describes the inventory endpoint only.
             changed |= _differing(submitted, current)
         return sorted(set(removed) & changed)
 
