@@ -199,7 +199,12 @@ class AlertLog:
 
 
 # Which codes an operator may acknowledge (the alert's own `cleared_by` says the same in JSON).
-_ACKNOWLEDGEABLE = {"missing_fraction", "foreign_files", "catalog_lost_documents"}
+_ACKNOWLEDGEABLE = {
+    "missing_fraction",
+    "foreign_files",
+    "catalog_lost_documents",
+    "removed_unverified",
+}
 
 
 def _cleared_by(record: AlertRecord) -> ClearedBy:

@@ -46,6 +46,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from engine.changed_deletes import mark_unverified
 from engine.decisions import DecisionLog
 from engine.identity import IdentityCheck
 from engine.model import Action, ActionKind, Plan, Scan
@@ -204,6 +205,7 @@ def record_partial(
         left_behind=[],
         note=note,
     )
+    mark_unverified(executor, task, row, receipt, now)
     executor.store.record_deletion(
         row.scan, row.target, row.id, task.task_id, now, receipt, submission_id=task.submission_id
     )

@@ -30,6 +30,7 @@ from engine import submitted, tape_versions
 from engine.backends import Backends
 from engine.catalog.base import Location
 from engine.catalog.custody import Registrations
+from engine.changed_deletes import mark_unverified
 from engine.clock import Clock
 from engine.config import Config
 from engine.copy_evidence import settled_signature
@@ -51,6 +52,7 @@ from engine.model import Action, ActionKind, ErrorClass, Level, Plan, Scan
 from engine.observe import assess, inventory_signature
 from engine.policy import Policy
 from engine.receipts import delete_receipt
+from engine.remnants import remnant_index
 from engine.replace_look import passes_last_look
 from engine.replace_receipts import replace_intent, replace_receipt
 from engine.state import SUBMITTED, ActionRow, StateStore, TaskRow, iso
@@ -416,10 +418,12 @@ class Executor:
         result: ItemResult | None = None,
     ) -> None:
         """The delete is done: its receipt (with exactly the files removed and those left
-        beside the scan) is written and the absence becomes expected."""
+        beside the scan) is written and the absence becomes expected. Removed files seen
+        changed after the last look are `removed_unverified` (engine/changed_deletes.py)."""
         assert action.target is not None
         receipt = self._receipt(action, task, now)
         receipt.update(receipt_files(self, action, result))
+        mark_unverified(self, task, action, receipt, now)
         if note is not None:
             receipt["note"] = f"{note}; {receipt['note']}" if "note" in receipt else note
         self.store.record_deletion(
@@ -886,7 +890,14 @@ class Executor:
         if action.target == self.policy.inventory_endpoint:
             storage = self.backends.storages.get(action.target)
             listing = storage.stat_scan(self.layout, scan.id) if storage else None
-            if listing is not None and listing.signature != inventory_signature(scan):
+            if (
+                listing is not None
+                and listing.signature != inventory_signature(scan)
+                # the rest of a partial delete of this version: the same version, not a change
+                and not remnant_index(self.store, action.target).is_remnant(
+                    scan, listing.files, by_identity=False
+                )
+            ):
                 return self._recheck_failed(
                     action, now, "the scan changed since inventory", code="changed_since_inventory"
                 )

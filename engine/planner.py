@@ -60,6 +60,10 @@ class PlanInput:
     errors: tuple[EndpointError, ...] = ()
     # scans pruned from the inventory endpoint that are listed there again with other bytes
     reappeared: frozenset[str] = frozenset()
+    # scans whose inventory-endpoint listing is what a receipted partial delete of their current
+    # version left (engine/remnants.py): the rest may be deleted (the same action, the same
+    # decisions), though the listing no longer matches the inventoried version
+    remnants: frozenset[str] = frozenset()
 
 
 _KIND_RANK = {
@@ -98,6 +102,8 @@ class _ScanFacts(NamedTuple):
     # None — no older version there, True — it holds one also verified elsewhere, False — the
     # only verified copy of it; and why the new version is suspect, or None)
     versions: tuple[object, ...] = ()
+    # the inventory endpoint holds what a partial delete of this version left (PlanInput.remnants)
+    remnant: bool = False
 
 
 class _BlockPlan(NamedTuple):
@@ -188,6 +194,7 @@ class _Case:
             }
             self.differs = frozenset(name for name, status in pairs if status == "differs")
             self.suspect = suspect if isinstance(suspect, str) else None
+        self.remnant = facts.remnant
         self.flights = flights
         self.hold = hold
         self.blocked: list[_BlockPlan] = []
@@ -367,6 +374,7 @@ class _Planner:
         seen_at = tuple(self.inp.observations[n].previously_present for n in self.unknown_retention)
         holds, flight_by_scan = self.inp.holds, self.flight_by_scan
         older_scans, reappeared = self._older_scans, self.inp.reappeared
+        remnants = self.inp.remnants
         # action ids some decision or failure names: a scan with one of them is decided alone
         named = set(self.inp.decisions).union(self.inp.failures)
         shapes = self._shapes
@@ -390,6 +398,7 @@ class _Planner:
                 self._versions(scan)
                 if scan_id in older_scans or scan_id in reappeared or _emptied(scan)
                 else (),
+                scan_id in remnants,
             )
             if scan_id in flight_by_scan or scan_id in holds:
                 shape = self._decide(_ScanFacts(*facts), alone=scan)
@@ -910,8 +919,10 @@ class _Planner:
         rule = self.policy.retention[endpoint]
         if case.retained[endpoint]:  # now < acquired_at + keep
             return "retention_not_reached", None
-        if endpoint == self.policy.inventory_endpoint and (
-            (levels[endpoint] or Level.ABSENT) < Level.CHECKSUM
+        if (
+            endpoint == self.policy.inventory_endpoint
+            and (levels[endpoint] or Level.ABSENT) < Level.CHECKSUM
+            and not (case.remnant and levels[endpoint] is Level.PRESENT)
         ):
             return (
                 "changed_since_inventory",

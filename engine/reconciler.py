@@ -24,6 +24,7 @@ from engine.approvals import require_second_approver
 from engine.backends import Backends
 from engine.catalog.custody import CATALOG, observe_catalog
 from engine.catalog.pid_book import keep_pids_in
+from engine.changed_deletes import unverified_alerts
 from engine.clock import Clock, as_clock
 from engine.config import Config
 from engine.errors import Bl931Error, EndpointUnavailable
@@ -55,6 +56,7 @@ from engine.pass_findings import PassFindings
 from engine.planner import PlanInput, plan
 from engine.policy import Policy
 from engine.rehash import Rehasher
+from engine.remnants import remnant_index
 from engine.retry_holds import keep_holds_in
 from engine.state import SUBMITTED, ReplicaRow, StateStore
 from engine.storage.base import ScanListing
@@ -196,6 +198,7 @@ class Reconciler:
             known=known,
             done_marker=self.config.inventory.done_marker,
             declared_complete=self.completion_hint() if self.completion_hint else None,
+            remnants=remnant_index(self.store, name),
         )
         if isinstance(storage, LocalStorage):
             # Only a local endpoint's own listing stands in for it; a Globus endpoint mounted
@@ -486,6 +489,21 @@ class Reconciler:
                 out.add(scan_id)
         return frozenset(out)
 
+    def _remnants(self, seen: Observation) -> frozenset[str]:
+        """Scans whose inventory-endpoint listing is what a partial delete of their current
+        version left (`engine/remnants.py`): the rest may be deleted, never copied from."""
+        name = self.policy.inventory_endpoint
+        listed = seen.listings.get(name)
+        if not listed:
+            return frozenset()
+        index = remnant_index(self.store, name)
+        return frozenset(
+            scan_id
+            for scan_id, listing in listed.items()
+            if (scan := seen.scans.get(scan_id)) is not None
+            and index.is_remnant(scan, listing.files, by_identity=False)
+        )
+
     def _foreign_alerts(self) -> list[Alert]:
         """One `notify` alert per scan and endpoint where a prune left files it never copied."""
         alerts = []
@@ -513,7 +531,13 @@ class Reconciler:
         problems = tuple(seen.inventory.problems) if seen.inventory is not None else ()
         targets = {t.submission_id: t.target for t in self.store.tasks(("preparing", "active"))}
         task_faults = self.executor.task_watch.alerts(targets)
-        current = (*the_plan.alert_details, *seen.alerts, *self._foreign_alerts(), *task_faults)
+        current = (
+            *the_plan.alert_details,
+            *seen.alerts,
+            *self._foreign_alerts(),
+            *unverified_alerts(self.store),
+            *task_faults,
+        )
         standing = AlertLog(self.store).refresh(current, now, write=write)
         return replace(
             the_plan,
@@ -548,6 +572,7 @@ class Reconciler:
                 failures=self.store.failures(),
                 errors=tuple(seen.errors),
                 reappeared=self._reappeared(seen),
+                remnants=self._remnants(seen),
             )
         )
         over = self.config.approval.second_approver_over_bytes

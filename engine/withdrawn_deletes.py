@@ -10,6 +10,8 @@ can run for hours). Such a *withdrawal* stops what can still be stopped:
   Transfer task for the batch, so the whole batch stops). The request is recorded once, on the
   task (its `error` starts with `CANCEL_REQUESTED`) and as a `delete.cancel_requested` event
   per withdrawn scan naming who withdrew it; it is repeated at every poll until the task ends.
+- A file of the task that changed at a mounted target since the last look cancels the task the
+  same way (`engine/changed_deletes.py`): a delete by path would remove bytes nobody approved.
 - The task ends as it ends: only its end (Transfer: status FAILED with a `completion_time`)
   lets its scans be settled, from a fresh listing (`engine/finished_deletes.py`). What was
   removed before the cancel took effect gets its receipt (`partial`, or a full one if the
@@ -29,6 +31,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from engine.changed_deletes import QueuedChanges
 from engine.decisions import REJECT, DecisionLog
 from engine.errors import classify
 from engine.model import ErrorClass
@@ -79,6 +82,13 @@ class Withdrawals:
         if task.kind != "delete" or task.task_id is None or task.status != "active":
             return task
         why = self.withdrawn(task, now)
+        # A file changed at a mounted target since the last look: a delete by path would
+        # remove bytes nobody approved, so it is stopped like a withdrawn one
+        # (engine/changed_deletes.py).
+        for aid, paths in QueuedChanges(self._executor).look(task, now).items():
+            why.setdefault(
+                aid, f"changed at {task.target} since its last look ({', '.join(paths[:3])})"
+            )
         if not why:
             return task
         try:
@@ -145,7 +155,7 @@ class Withdrawals:
             message = f"task {task.task_id} cancelled: the delete was {why}"
         else:
             message = (
-                f"task {task.task_id} cancelled because another delete in it was withdrawn "
+                f"task {task.task_id} cancelled by bl931 "
                 f"({(task.error or '')[len(CANCEL_REQUESTED) :]})"
             )
         message += (

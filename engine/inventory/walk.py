@@ -26,6 +26,7 @@ from engine.errors import UnsafePath
 from engine.inventory.checksum import file_checksum
 from engine.layout import ScanLayout, glob_to_regex
 from engine.model import FileStat, Problem, Scan, ScanFile, scan_digest
+from engine.remnants import RemnantIndex
 from engine.storage.base import ScanListing
 from engine.storage.local import LocalStorage
 
@@ -63,6 +64,7 @@ def walk_inventory(
     known: Mapping[str, Scan],
     done_marker: str | None = None,
     declared_complete: Mapping[str, str] | None = None,
+    remnants: RemnantIndex | None = None,
 ) -> InventoryResult:
     """List the inventory endpoint and describe every complete scan.
 
@@ -81,6 +83,9 @@ def walk_inventory(
             complete (a producer's marker, a rename into place, a close after writing). Such a
             scan is complete before `quiet_seconds` have passed, but only while its listing still
             has that signature: a scan that changed since is judged afresh.
+        remnants: partial delete receipts at this endpoint. A listing that is a known version
+            minus files one of them says were removed keeps that version (`engine/remnants.py`):
+            the rest of a half-deleted scan is not a new version of it.
 
     Returns:
         The complete scans, the incomplete ones, and problems met on the way.
@@ -124,6 +129,14 @@ def walk_inventory(
         previous = known.get(scan_id)
         if previous is not None and _unchanged(previous, listing, algorithm):
             scans[scan_id] = previous  # the steady state: nothing to read, nothing to rebuild
+            continue
+        if (
+            previous is not None
+            and remnants is not None
+            and previous.checksum_algorithm == algorithm
+            and remnants.is_remnant(previous, listing.files)
+        ):
+            scans[scan_id] = previous  # what a partial delete left: the same version
             continue
         try:
             files, read = _scan_files(storage, listing, algorithm, previous)
