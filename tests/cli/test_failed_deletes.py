@@ -73,6 +73,19 @@ def dtn_deletes(state_path: Path) -> dict[str, tuple[str, str | None]]:
         store.close()
 
 
+def dtn_delete_ids(state_path: Path) -> dict[str, tuple[str, str]]:
+    """Action id → (scan, status) of every dtn delete."""
+    store = StateStore(state_path, readonly=True)
+    try:
+        return {
+            a.id: (a.scan, a.status)
+            for a in store.actions()
+            if a.kind.value == "delete" and a.target == "dtn"
+        }
+    finally:
+        store.close()
+
+
 def no_freeze(doc: dict[str, Any]) -> None:
     """The pass planned deletes normally: no missing-fraction alert, nothing frozen."""
     assert [a for a in doc["alert_details"] if a["code"] == "missing_fraction"] == [], doc["alerts"]
@@ -132,6 +145,31 @@ def test_a_globus_delete_failing_part_way_leaves_receipts_and_no_freeze(
         for b in doc["blocked"]
         if b["scan"] in SCANS[3:] and b["kind"] == "delete" and b["endpoint"] == "dtn"
     } == {"needs_attention"}, doc["blocked"]
+
+    # An operator retries scan 2 once the permission is fixed: the new task is given every
+    # manifest file again (Transfer skips the one already gone), and its receipt names only the
+    # file it removed, the other as already absent: no file is receipted twice.
+    (cut,) = [a for a, (s, _) in dtn_delete_ids(site.state_path).items() if s == SCANS[2]]
+    store = StateStore(site.state_path)
+    try:
+        store.request_retry([cut], "tester", datetime.now(UTC))
+    finally:
+        store.close()
+    for _ in range(6):
+        reconcile(run_cli, site)
+        if len(receipts(site.state_path, SCANS[2])) == 2:
+            break
+    else:
+        doc = audit(run_cli, site)
+        raise AssertionError(
+            [b for b in doc["blocked"] if b["scan"] == SCANS[2]],
+            dtn_delete_ids(site.state_path),
+        )
+    first, second = receipts(site.state_path, SCANS[2])
+    assert first == partial and not second.get("partial")
+    assert sorted(first["removed"] + second["removed"]) == sorted(frames(SCANS[2]))
+    assert second["already_absent"] == first["removed"]
+    assert not set(frames(SCANS[2])) & files_below(site.roots["dtn"])
 
     # Later prunes are not frozen: a new scan is copied and pruned from the dtn as usual.
     site.write_scan(frames("scan_5"))
