@@ -45,6 +45,7 @@ from engine.evidence_identity import StorageIdentities
 from engine.identity import IdentityCheck
 from engine.inventory.checksum import checksums_equal
 from engine.model import Action, ActionKind, Level, Plan
+from engine.receipted_versions import REHASH_HOW, rehash_submitted
 from engine.replace_look import UNVERIFIED, passes_last_look, version_checksum, version_files
 from engine.state import PLANNED, SUBMITTED, ActionRow, TaskRow, iso
 from engine.storage.base import Mover, ScanListing, TaskKind, TaskRequest
@@ -95,7 +96,8 @@ class InterruptedReplaces:
         if self._receipted(row.id, task.submission_id):
             return True
         evidence = store.load_evidence().get(target, {}).get(scan.id)
-        proof, _ = StorageIdentities(executor.config, store).sort(target, evidence)
+        storages = StorageIdentities(executor.config, store)
+        proof, _ = storages.sort(target, evidence)
         if proof is None or proof.level < Level.CHECKSUM or proof.value != old:
             return False  # no verified older version recorded there (any more)
         storage = executor.backends.storages.get(target)
@@ -126,7 +128,21 @@ class InterruptedReplaces:
         if intact:
             return False
         self._receipt(row, task, scan.checksum, old, now, how)
-        store.drop_evidence(scan.id, target)  # the older version is not there any more
+        # The older version is not there any more. If the bytes there are the submitted
+        # version, they are verified as that version (re-hashed here): protected like any
+        # verified copy, never overwritten as "unverified" (engine/receipted_versions.py).
+        if rehash_submitted(store, storages, storage, listing, target, scan, task.task_id, now):
+            executor._event(
+                now,
+                "copy.rehashed",
+                f"{target} re-hashed after an interrupted replace: it holds version "
+                f"{scan.checksum} (recorded as a verified copy)",
+                scan=row.scan,
+                action_id=row.id,
+                data={"target": target, "checksum": scan.checksum, "how": REHASH_HOW},
+            )
+        else:
+            store.drop_evidence(scan.id, target)
         return True
 
     def _receipted(self, action_id: str, submission_id: str) -> bool:
