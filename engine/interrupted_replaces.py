@@ -15,8 +15,10 @@ active, and a failed transfer may have written some files. So:
    intact (its files, sizes and mtimes changed since that version was verified, or its bytes
    hash to another checksum), the older version *was* overwritten there: a `copy.replaced`
    receipt is written at once from the intent (naming the older and the submitted checksum,
-   the approval and the task, `settled_from_listing: true`), and the older version's evidence
-   at the target is dropped. This holds even when the scan changed again before any retry: the
+   the approval and the task, `settled_from_listing: true`). Where the target can be read
+   here, its bytes are then re-hashed: if they are the submitted version, that version is
+   recorded there as a verified copy (`engine/receipted_versions.py`), so a later replace of
+   it needs it verified elsewhere; otherwise the target's evidence is dropped. This holds even when the scan changed again before any retry: the
    receipt names the versions the task carried, not the scan's current record. A target that
    cannot be listed decides nothing: the task stays open (`preparing`) and a later pass
    settles it.

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engine.evidence_identity import StorageIdentities
 from engine.inventory.checksum import checksums_equal
@@ -123,7 +123,9 @@ def rehash_submitted(
     return True
 
 
-def latest_receipted(store: StateStore, scan_id: str, target: str) -> tuple[str, dict] | None:
+def latest_receipted(
+    store: StateStore, scan_id: str, target: str
+) -> tuple[str, dict[str, Any]] | None:
     """The latest `copy.replaced` receipt for `scan_id` at `target`: (its action id, data)."""
     rows = (
         store.connection()
@@ -199,9 +201,7 @@ def receipted_version_at_risk(executor: Executor, action: Action, now: datetime)
             if digest is None or not checksums_equal(digest, held):
                 return None  # re-hashed: other bytes than that version
             task_id = receipt.get("task_id")
-            record_rehashed(
-                store, storages, target, version, own, listing, task_id, now  # type: ignore[arg-type]
-            )
+            record_rehashed(store, storages, target, version, own, listing, task_id, now)
     return (
         f"a copy.replaced receipt says {target} holds version {held}, which no other endpoint "
         "holds verified: it is not overwritten until that version is verified elsewhere "
