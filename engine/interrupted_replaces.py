@@ -15,8 +15,10 @@ active, and a failed transfer may have written some files. So:
    intact (its files, sizes and mtimes changed since that version was verified, or its bytes
    hash to another checksum), the older version *was* overwritten there: a `copy.replaced`
    receipt is written at once from the intent (naming the older and the submitted checksum,
-   the approval and the task, `settled_from_listing: true`), and the older version's evidence
-   at the target is dropped. This holds even when the scan changed again before any retry: the
+   the approval and the task, `settled_from_listing: true`). Where the target can be read
+   here, its bytes are then re-hashed: if they are the submitted version, that version is
+   recorded there as a verified copy (`engine/receipted_versions.py`), so a later replace of
+   it needs it verified elsewhere; otherwise the target's evidence is dropped. This holds even when the scan changed again before any retry: the
    receipt names the versions the task carried, not the scan's current record. A target that
    cannot be listed decides nothing: the task stays open (`preparing`) and a later pass
    settles it.
@@ -45,6 +47,7 @@ from engine.evidence_identity import StorageIdentities
 from engine.identity import IdentityCheck
 from engine.inventory.checksum import checksums_equal
 from engine.model import Action, ActionKind, Level, Plan
+from engine.receipted_versions import REHASH_HOW, rehash_submitted
 from engine.replace_look import UNVERIFIED, passes_last_look, version_checksum, version_files
 from engine.state import PLANNED, SUBMITTED, ActionRow, TaskRow, iso
 from engine.storage.base import Mover, ScanListing, TaskKind, TaskRequest
@@ -95,7 +98,8 @@ class InterruptedReplaces:
         if self._receipted(row.id, task.submission_id):
             return True
         evidence = store.load_evidence().get(target, {}).get(scan.id)
-        proof, _ = StorageIdentities(executor.config, store).sort(target, evidence)
+        storages = StorageIdentities(executor.config, store)
+        proof, _ = storages.sort(target, evidence)
         if proof is None or proof.level < Level.CHECKSUM or proof.value != old:
             return False  # no verified older version recorded there (any more)
         storage = executor.backends.storages.get(target)
@@ -126,7 +130,21 @@ class InterruptedReplaces:
         if intact:
             return False
         self._receipt(row, task, scan.checksum, old, now, how)
-        store.drop_evidence(scan.id, target)  # the older version is not there any more
+        # The older version is not there any more. If the bytes there are the submitted
+        # version, they are verified as that version (re-hashed here): protected like any
+        # verified copy, never overwritten as "unverified" (engine/receipted_versions.py).
+        if rehash_submitted(store, storages, storage, listing, target, scan, task.task_id, now):
+            executor._event(
+                now,
+                "copy.rehashed",
+                f"{target} re-hashed after an interrupted replace: it holds version "
+                f"{scan.checksum} (recorded as a verified copy)",
+                scan=row.scan,
+                action_id=row.id,
+                data={"target": target, "checksum": scan.checksum, "how": REHASH_HOW},
+            )
+        else:
+            store.drop_evidence(scan.id, target)
         return True
 
     def _receipted(self, action_id: str, submission_id: str) -> bool:

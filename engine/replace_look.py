@@ -21,7 +21,10 @@ crash is resubmitted (`engine/interrupted_replaces.py`):
 5. a holder must be a different file (device, inode) from the one overwritten.
 
 The replace runs only if at least one holder passes every check. A replace over bytes bl931
-never verified (`replaces: "unverified"`) relies on no other copy: nothing is re-read. Holds and
+never verified (`replaces: "unverified"`) relies on no other copy — unless a `copy.replaced`
+receipt says the target holds a version with no other verified copy: then it waits
+(`version_conflict`; `engine/receipted_versions.py`, which re-hashes the target first where it
+can be read). Holds and
 decisions are read again under the write lock that records the submission
 (`DecisionLog.admit`), as for a delete.
 """
@@ -76,8 +79,17 @@ def holders_of(action: Action, seen: Observation) -> list[str]:
 
 def passes_last_look(executor: Executor, action: Action, seen: Observation, now: datetime) -> bool:
     """Whether the replace `action` may be submitted now; records why not (an event)."""
-    if action.replaces is None or action.replaces == UNVERIFIED:
+    if action.replaces is None:
         return True
+    if action.replaces == UNVERIFIED:
+        # Nothing bl931 verified is there — unless a receipt says a version with no other
+        # verified copy is (engine/receipted_versions.py).
+        from engine.receipted_versions import receipted_version_at_risk
+
+        why = receipted_version_at_risk(executor, action, now)
+        if why is None:
+            return True
+        return _failed(executor, action, now, _Failure("version_conflict", why), level="error")
     assert action.target is not None
     if action.scan in executor.store.active_holds(now):
         return _failed(executor, action, now, _Failure("on_hold", "a hold was placed"))

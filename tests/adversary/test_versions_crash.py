@@ -119,18 +119,6 @@ def test_a_crashed_replace_of_v2_never_writes_v3_after_the_dtn_changed_again(
     assert again["replaces"] == md5(V1) and not again["approved"] and code == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "observed: after the restart the interrupted replace is settled (copy.replaced v1->v2 at "
-        "cfs, settled from the listing) but no evidence of v2 at cfs is recorded, so the cfs copy "
-        "is 'verified by present only'; with the DTN now at v3, the plan offers a replace of "
-        "cfs with replaces='unverified' (no alert, no version_conflict, audit exit 2) whose last "
-        "look relies on no other copy; approving it writes v3 over the only copy of v2, which "
-        "then exists nowhere (tape holds v1 and v3). Promised: a replace of a verified version "
-        "is allowed only while that version stays verified on another endpoint"
-    ),
-)
 @pytest.mark.parametrize("step", ["copied", "submitted"])
 def test_a_replace_that_ran_before_the_crash_keeps_v2_after_v3_arrived(
     run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
