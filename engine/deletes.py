@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, cast
 from engine.decisions import DecisionLog
 from engine.identity import IdentityCheck
 from engine.model import Action, ActionKind, Plan, Scan
-from engine.state import PLANNED, SUBMITTED, ActionRow, TaskRow
+from engine.state import PLANNED, SUBMITTED, ActionRow, TaskRow, TaskRowStatus
 from engine.storage.base import ItemResult, Mover, ScanListing, TaskKind, TaskRequest
 from engine.submitted import submitted_scan
 
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WITHDRAWN = "withdrawn"  # a task status: an interrupted delete that was not resubmitted
+WITHDRAWN = TaskRowStatus.WITHDRAWN  # an interrupted delete that was not resubmitted
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +241,7 @@ class InterruptedDeletes:
             return None
         executor = self._executor
         executor.store.update_task(
-            task.submission_id, now, task_id=task_id, status="active", error=None
+            task.submission_id, now, task_id=task_id, status=TaskRowStatus.ACTIVE, error=None
         )
         for item in request.items:
             executor._event(
@@ -251,7 +251,7 @@ class InterruptedDeletes:
                 scan=item.scan,
                 action_id=item.action_id,
             )
-        return replace(task, task_id=task_id, status="active")
+        return replace(task, task_id=task_id, status=TaskRowStatus.ACTIVE)
 
     def _record_what_is_gone(self, task: TaskRow, now: datetime) -> bool:
         """Receipts for the scans a fresh listing shows gone; False if some could not be listed."""
@@ -283,7 +283,9 @@ class InterruptedDeletes:
                     "fresh listing, the rest waits for its last look",
                 )
         if not self._pending(task):
-            executor.store.update_task(task.submission_id, now, status="succeeded", error=None)
+            executor.store.update_task(
+                task.submission_id, now, status=TaskRowStatus.SUCCEEDED, error=None
+            )
             return False
         return listed_all
 
