@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,27 +38,33 @@ class ForeignFiles:
     recorded_at: datetime
 
 
+def write_events(conn: sqlite3.Connection, events: Iterable[EventRow]) -> None:
+    """Append audit-log rows inside the caller's transaction (the one place events are
+    written from Python values; `EventStore.add_events` opens its own transaction)."""
+    rows = [
+        (iso(at), level, kind, scan, aid, message, json.dumps(data) if data else None)
+        for at, level, kind, scan, aid, message, data in events
+    ]
+    if rows:
+        conn.executemany(
+            """INSERT INTO events(at, level, kind, scan, action_id, message, data)
+               VALUES (?,?,?,?,?,?,?)""",
+            rows,
+        )
+
+
 class EventStore(StoreBase):
     """The events and deletions tables."""
 
     def add_events(
         self,
-        events: Iterable[
-            tuple[datetime, str, str, str | None, str | None, str, dict[str, Any] | None]
-        ],
+        events: Iterable[EventRow],
     ) -> None:
         """Append (at, level, kind, scan, action_id, message, data) rows to the audit log."""
-        rows = [
-            (iso(at), level, kind, scan, aid, message, json.dumps(data) if data else None)
-            for at, level, kind, scan, aid, message, data in events
-        ]
+        rows = list(events)
         if rows:
             with self.transaction() as conn:
-                conn.executemany(
-                    """INSERT INTO events(at, level, kind, scan, action_id, message, data)
-                       VALUES (?,?,?,?,?,?,?)""",
-                    rows,
-                )
+                write_events(conn, rows)
 
     def event(
         self,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, cast
 
 from engine.model import Hold
 from engine.store.connection import StoreBase, iso, parse_time
+from engine.store.events import write_events
 
 if TYPE_CHECKING:
     from engine.store import StateStore
@@ -66,11 +67,8 @@ class OperatorStore(StoreBase):
                 "INSERT INTO holds(scan, reason, placed_by, placed_at, expires_at) VALUES (?,?,?,?,?)",
                 (scan, reason, by, iso(now), iso(expires_at)),
             )
-            conn.execute(
-                """INSERT INTO events(at, level, kind, scan, message) VALUES (?, 'info',
-                   'hold.placed', ?, ?)""",
-                (iso(now), scan, f"hold placed by {by}: {reason}"),
-            )
+            message = f"hold placed by {by}: {reason}"
+            write_events(conn, [(now, "info", "hold.placed", scan, None, message, None)])
             return int(cur.lastrowid or 0)
 
     def lift_hold(self, scan: str, by: str, now: datetime) -> int:
@@ -81,11 +79,8 @@ class OperatorStore(StoreBase):
                 (by, iso(now), scan),
             )
             if cur.rowcount:
-                conn.execute(
-                    """INSERT INTO events(at, level, kind, scan, message) VALUES (?, 'info',
-                       'hold.lifted', ?, ?)""",
-                    (iso(now), scan, f"hold lifted by {by}"),
-                )
+                message = f"hold lifted by {by}"
+                write_events(conn, [(now, "info", "hold.lifted", scan, None, message, None)])
             return int(cur.rowcount)
 
     def active_holds(self, now: datetime) -> dict[str, Hold]:
