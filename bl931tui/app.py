@@ -33,7 +33,7 @@ from bl931tui.commands import RegistryCommands, bindings
 from bl931tui.decision_channel import advisory_refusal
 from bl931tui.decision_dialogs import DecisionDialogs
 from bl931tui.decisions import Decisions
-from bl931tui.readmodel import CATALOG, Snapshot, connection, fingerprint, load_snapshot
+from bl931tui.readmodel import CATALOG, Snapshot, fingerprint, load_snapshot
 from bl931tui.screens.activity import EventsScreen, TasksScreen
 from bl931tui.screens.alerts import AlertsScreen
 from bl931tui.screens.approvals import ApprovalsScreen
@@ -192,7 +192,7 @@ class Bl931App(DecisionDialogs, App[int]):
         if store is None:
             self.call_from_thread(self.scans_screen.update_status)
             return
-        if not force and last is not None and fingerprint(connection(store)) == last:
+        if not force and last is not None and fingerprint(store) == last:
             self.call_from_thread(self.scans_screen.update_status)
             return
         if last is None:

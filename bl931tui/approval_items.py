@@ -9,17 +9,16 @@ so its description (kind, endpoints) is recovered from its scan: action ids are 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import permutations
 
-from bl931tui.readmodel import connection
 from bl931tui.render import size
 from engine.model import ActionKind, action_id
 from engine.policy import Policy
-from engine.state import StateStore
+from engine.state import ActionStatus, StateStore
+from engine.store import views
 
 PENDING, REJECTED, APPROVED = "pending", "rejected", "approved"
 STATE_ORDER = {PENDING: 0, REJECTED: 1, APPROVED: 2}
@@ -96,8 +95,7 @@ def noun(kind: str, count: int) -> str:
 
 def approval_groups(store: StateStore, policy: Policy) -> tuple[ApprovalGroup, ...]:
     """Pending, rejected and approved-not-yet-run actions, grouped by kind and endpoint."""
-    conn = connection(store)
-    items = [*pending(conn), *decided(conn, policy, "reject"), *decided(conn, policy, "approve")]
+    items = [*pending(store), *decided(store, policy, "reject"), *decided(store, policy, "approve")]
     return group(items, policy)
 
 
@@ -120,39 +118,27 @@ def group(items: Iterable[ApprovalItem], policy: Policy) -> tuple[ApprovalGroup,
     )
 
 
-def pending(conn: sqlite3.Connection) -> Iterator[ApprovalItem]:
+def pending(store: StateStore) -> Iterator[ApprovalItem]:
     """Planned gated actions no operator has decided on."""
-    rows = conn.execute(
-        """SELECT a.id, a.kind, a.scan, a.source, a.target, a.bytes, a.reason FROM actions a
-           LEFT JOIN approvals d ON d.action_id = a.id
-           WHERE a.status = 'planned' AND a.requires_approval = 1 AND d.action_id IS NULL"""
-    )
-    for r in rows:
+    for r in views.undecided_gated(store):
         yield ApprovalItem(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
 
 
 def decided(
-    conn: sqlite3.Connection, policy: Policy, decision: str, scan: str | None = None
+    store: StateStore, policy: Policy, decision: str, scan: str | None = None
 ) -> Iterator[ApprovalItem]:
     """Decisions that still stand: every rejection, and approvals not yet acted on (an
     approval whose action was submitted or done is spent)."""
-    rows = conn.execute(
-        """SELECT d.action_id, a.kind, a.scan, a.source, a.target, a.bytes, a.reason, a.status,
-                  d.decided_by, d.decided_at
-           FROM approvals d LEFT JOIN actions a ON a.id = d.action_id
-           WHERE d.decision = ?""",
-        (decision,),
-    ).fetchall()
     state = REJECTED if decision == "reject" else APPROVED
-    for r in rows:
-        if decision == "approve" and r[7] not in (None, "planned"):
+    for r in views.decisions_with_actions(store, decision):
+        if decision == "approve" and r[7] not in (None, ActionStatus.PLANNED):
             continue
         when = datetime.fromisoformat(r[9])
         if r[1] is not None:
             if scan is None or r[2] == scan:
                 yield ApprovalItem(r[0], r[1], r[2], r[3], r[4], r[5], r[6], state, r[8], when)
             continue
-        described = describe(conn, policy, r[0])
+        described = describe(store, policy, r[0])
         if described is None or (scan is not None and described[1] != scan):
             continue
         kind, scan_id, source, target, volume = described
@@ -160,21 +146,16 @@ def decided(
 
 
 def describe(
-    conn: sqlite3.Connection, policy: Policy, aid: str
+    store: StateStore, policy: Policy, aid: str
 ) -> tuple[str, str, str | None, str | None, int] | None:
     """(kind, scan, source, target, bytes) of an action no longer in the plan, from its scan."""
-    row = conn.execute(
-        """SELECT scan FROM events WHERE action_id = ? AND scan IS NOT NULL
-           ORDER BY seq DESC LIMIT 1""",
-        (aid,),
-    ).fetchone()
-    if row is None:
-        return None
-    scan = row[0]
-    found = conn.execute("SELECT checksum, size FROM scans WHERE id = ?", (scan,)).fetchone()
+    found = views.last_scan_of_action(store, aid)
     if found is None:
+        return None
+    scan, facts = found
+    if facts is None:
         return "?", scan, None, None, 0
-    checksum, volume = found
+    checksum, volume = facts
     candidates: list[tuple[ActionKind, str | None, str | None]] = [
         (ActionKind.DELETE, None, name) for name in policy.endpoints
     ]

@@ -24,6 +24,7 @@ from engine.alert_log import AlertRecord
 from engine.approvals import needs_second_approver
 from engine.config import Config
 from engine.decision_undo import Decision
+from engine.state import ActionStatus
 
 if TYPE_CHECKING:
     from engine.state import StateStore
@@ -161,7 +162,9 @@ class DecisionDialogs:
         """Retry the scan's failed actions; with none, say so and record nothing."""
         store = self.reader()
         failed = [
-            a.id for a in (store.actions_for_scan(scan_id) if store else []) if a.status == "failed"
+            a.id
+            for a in (store.actions_for_scan(scan_id) if store else [])
+            if a.status == ActionStatus.FAILED
         ]
         if not failed:
             self.call_from_thread(

@@ -28,7 +28,7 @@ from engine.lock import OwnerLock
 from engine.logs import setup_logging
 from engine.reconciler import Reconciler
 from engine.service import ServiceLoop
-from engine.state import StateStore
+from engine.state import ActionStatus, StateStore
 from engine.workspace import LocalWorkspace, create_workspace, scan_path, synthetic_scan_bytes
 
 log = logging.getLogger("bl931.demo")
@@ -110,7 +110,7 @@ class EventPrinter(threading.Thread):
     def _approve_pending(self) -> None:
         waiting = [
             a
-            for a in self.store.actions(["planned"])
+            for a in self.store.actions([ActionStatus.PLANNED])
             if a.requires_approval and a.id not in self.store.decisions()
         ]
         if not waiting:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from bl931tui.approval_items import ApprovalItem, decided
-from bl931tui.readmodel import connection
 from engine.model import ActionKind, Evidence, Hold, Level, Scan
-from engine.pass_findings import BlockedRecord, read_blocked
+from engine.pass_findings import BlockedRecord
 from engine.policy import Policy
-from engine.state import ActionRow, StateStore, parse_time
+from engine.state import OPEN_TASK_STATES, ActionRow, ActionStatus, StateStore, parse_time
+from engine.store import views
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +55,10 @@ _FOLLOWS = frozenset({"still_needed", "required_by_other_delete", "required_copy
 
 
 def load_detail(store: StateStore, policy: Policy, scan_id: str, now: datetime) -> ScanDetail:
-    conn = connection(store)
     scan = store.get_scan(scan_id)
-    evidence: dict[str, Evidence] = {}
-    for row in conn.execute("SELECT * FROM evidence WHERE scan = ?", (scan_id,)):
-        evidence[row["endpoint"]] = Evidence(
+    evidence_rows, observed, pruned = views.scan_copies(store, scan_id)
+    evidence: dict[str, Evidence] = {
+        endpoint: Evidence(
             level=Level(row["level"]),
             algorithm=row["algorithm"],
             value=row["value"],
@@ -69,18 +67,7 @@ def load_detail(store: StateStore, policy: Policy, scan_id: str, now: datetime) 
             signature=row["signature"],
             how=row["how"],
         )
-    pruned = {
-        row["endpoint"]: row["deleted_at"]
-        for row in conn.execute(
-            "SELECT endpoint, deleted_at FROM deletions WHERE scan = ?", (scan_id,)
-        )
-    }
-    observed = {
-        row["endpoint"]: row
-        for row in conn.execute(
-            "SELECT endpoint, level, size, files, observed_at FROM replicas WHERE scan = ?",
-            (scan_id,),
-        )
+        for endpoint, row in evidence_rows.items()
     }
     replicas = []
     levels: dict[str, Level] = {}
@@ -103,10 +90,10 @@ def load_detail(store: StateStore, policy: Policy, scan_id: str, now: datetime) 
     ids = {a.id for a in actions}
     decisions = {aid: d for aid, d in store.decisions().items() if aid in ids}
     hold = store.active_holds(now).get(scan_id)
-    blocked = tuple(read_blocked(conn, scan_id) or ())
+    blocked = views.blocked_of(store, scan_id)
     standing = (
-        *decided(conn, policy, "reject", scan_id),
-        *decided(conn, policy, "approve", scan_id),
+        *decided(store, policy, "reject", scan_id),
+        *decided(store, policy, "approve", scan_id),
     )
     calendar = _calendar(
         policy, scan, levels, pruned, hold, actions, decisions, now, blocked, standing
@@ -171,7 +158,7 @@ def _calendar(
             )
             if delete is None:
                 waits = "due now; the next pass plans it"
-            elif delete.status == "planned" and delete.requires_approval:
+            elif delete.status == ActionStatus.PLANNED and delete.requires_approval:
                 decision = decisions.get(delete.id)
                 waits = (
                     "operator approval"
@@ -194,7 +181,7 @@ def _held_back(
 ) -> str | None:
     """What holds a due prune back, from the decisions and the last pass's blocked entries."""
     delete = next((a for a in actions if a.kind.value == "delete" and a.target == endpoint), None)
-    if delete is not None and delete.status != "planned":
+    if delete is not None and delete.status != ActionStatus.PLANNED:
         return None  # in flight or done: said by the general case
     rejection = next(
         (
@@ -249,7 +236,7 @@ class TaskView:
         """How long it has run (to now), or ran (to its last update once finished)."""
         if self.created_at is None:
             return None
-        end = now if self.status in ("preparing", "active") else self.updated_at or now
+        end = now if self.status in OPEN_TASK_STATES else self.updated_at or now
         return max(timedelta(0), end - self.created_at)
 
     @property
@@ -261,19 +248,7 @@ class TaskView:
 
 def load_tasks(store: StateStore, *, finished: int = 30) -> tuple[TaskView, ...]:
     """Open tasks first, then the most recently finished ones."""
-    conn = connection(store)
-    counted = """t.*, (SELECT count(*) FROM task_items i
-                        WHERE i.submission_id = t.submission_id) AS scans,
-                     (SELECT min(scan) FROM task_items i
-                        WHERE i.submission_id = t.submission_id) AS first_scan"""
-    rows = conn.execute(
-        f"""SELECT {counted} FROM tasks t WHERE t.status IN ('preparing', 'active')
-           UNION ALL
-           SELECT * FROM (SELECT {counted}
-           FROM tasks t WHERE t.status NOT IN ('preparing', 'active')
-           ORDER BY t.updated_at DESC LIMIT ?)""",
-        (finished,),
-    ).fetchall()
+    rows = views.task_rows(store, finished=finished)
     return tuple(
         TaskView(
             submission_id=r["submission_id"],
@@ -300,28 +275,4 @@ def load_tasks(store: StateStore, *, finished: int = 30) -> tuple[TaskView, ...]
 
 def load_events(store: StateStore, text: str = "", *, limit: int = 2000) -> list[dict[str, Any]]:
     """The newest audit events matching `text` (words: `level:error`, `kind:delete`, substrings)."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    for word in text.split():
-        field, sep, value = word.partition(":")
-        if sep and field == "level":
-            clauses.append("level = ?")
-            params.append(value.lower())
-        elif sep and field == "kind":
-            clauses.append("kind LIKE ?")
-            params.append(f"%{value}%")
-        else:
-            clauses.append("(kind LIKE ? OR coalesce(scan, '') LIKE ? OR message LIKE ?)")
-            params.extend([f"%{word}%"] * 3)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    rows = connection(store).execute(
-        f"SELECT seq, at, level, kind, scan, action_id, message, data FROM events {where} "
-        "ORDER BY seq DESC LIMIT ?",
-        (*params, limit),
-    )
-    out = []
-    for row in rows:
-        item = dict(row)
-        item["data"] = json.loads(item["data"]) if item["data"] else None
-        out.append(item)
-    return out
+    return views.search_events(store, text, limit=limit)

@@ -18,17 +18,12 @@ from typing import Any, NamedTuple
 from engine.alert_log import AlertLog, AlertRecord
 from engine.model import AlertEffect
 from engine.pass_findings import (
-    BlockedRecord,
     CatalogStatus,
-    read_blocked,
-    read_catalog_status,
-    read_registered,
 )
 from engine.policy import Policy
-from engine.state import StateStore, iso, parse_time
-from engine.task_progress import open_item_progress
+from engine.state import StateStore
+from engine.store import views
 
-OPEN_TASK_STATES = ("preparing", "active")
 CATALOG = "catalog"
 
 
@@ -139,44 +134,9 @@ class Snapshot:
         return len(self.rows) < self.scans_total
 
 
-def connection(store: StateStore) -> sqlite3.Connection:
-    """The store's connection for this thread (read-only when the store was opened so).
-
-    The read model runs its own SELECTs rather than the store's loaders, which parse every scan's
-    file list; only the columns a row shows are read.
-    """
-    return store.connection()
-
-
-def fingerprint(conn: sqlite3.Connection) -> tuple[Any, ...]:
+def fingerprint(store: StateStore) -> tuple[Any, ...]:
     """A cheap summary that changes whenever anything the TUI shows changes."""
-    try:  # what passes recorded beside their plans (a store not yet at schema 7 has none)
-        findings = tuple(
-            conn.execute(
-                """SELECT (SELECT count(*) || ':' || coalesce(max(since), '') FROM blocked),
-                          (SELECT count(*) || ':' || coalesce(max(seen_at), '')
-                           FROM catalog_entries),
-                          (SELECT ok || coalesce(error, '') FROM catalog_status)"""
-            ).fetchone()
-        )
-    except sqlite3.OperationalError:
-        findings = ()
-    return _fingerprint(conn) + findings
-
-
-def _fingerprint(conn: sqlite3.Connection) -> tuple[Any, ...]:
-    row = conn.execute(
-        """SELECT (SELECT max(seq) FROM events),
-                  (SELECT beat_at FROM heartbeat WHERE id = 1),
-                  (SELECT count(*) || ':' || coalesce(max(updated_at), '') FROM tasks),
-                  (SELECT count(*) || ':' || coalesce(max(decided_at), '') FROM approvals),
-                  (SELECT count(*) || ':' || coalesce(max(placed_at), '')
-                          || coalesce(max(lifted_at), '') FROM holds),
-                  (SELECT count(*) FROM actions),
-                  (SELECT count(*) FROM deletions),
-                  (SELECT count(*) FROM scans)"""
-    ).fetchone()
-    return tuple(row)
+    return views.fingerprint(store)
 
 
 # What blocks most comes first on the Alerts screen.
@@ -229,80 +189,26 @@ def load_snapshot(
     With `first`, only the newest `first` scans are read: the first paint shows them while the
     full read runs, and the snapshot says it is partial.
     """
-    from bl931tui.rows import A_SCAN, RowBuilder
+    from bl931tui.rows import RowBuilder
 
-    conn = connection(store)
-    stamp = fingerprint(conn)
+    stamp = fingerprint(store)
     stages = tuple(policy.endpoints) + ((CATALOG,) if catalog else ())
-    epoch = "(julianday(acquired_at) - 2440587.5) * 86400.0"
-    if first is None:
-        scans = conn.execute(f"SELECT id, size, {epoch} FROM scans").fetchall()
-        only = ""
-    else:
-        scans = conn.execute(
-            f"SELECT id, size, {epoch} AS t FROM scans ORDER BY t DESC LIMIT ?", (first,)
-        ).fetchall()
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS page(scan TEXT PRIMARY KEY)")
-        conn.execute("DELETE FROM temp.page")
-        conn.executemany("INSERT INTO temp.page VALUES (?)", [(s[0],) for s in scans])
-        only = " AND scan IN (SELECT scan FROM temp.page)"
-    total = (
-        len(scans)
-        if first is None
-        else int(conn.execute("SELECT count(*) FROM scans").fetchone()[0])
-    )
-    levels: dict[str, dict[str, int]] = {
-        name: dict(
-            conn.execute(f"SELECT scan, level FROM replicas WHERE endpoint = ?{only}", (name,))
-        )
-        for name in policy.endpoints
-    }
-    pruned: dict[str, set[str]] = {name: set() for name in policy.endpoints}
-    for scan, endpoint in conn.execute(f"SELECT scan, endpoint FROM deletions WHERE 1{only}"):
-        pruned.setdefault(endpoint, set()).add(scan)
-    decided = {r[0]: r[1] for r in conn.execute("SELECT action_id, decision FROM approvals")}
-    holds: dict[str, str] = {}
-    for scan, reason, expires in conn.execute(
-        "SELECT scan, reason, expires_at FROM holds WHERE lifted_at IS NULL"
-    ):
-        until = parse_time(expires)
-        if until is None or until > now:
-            holds[scan] = reason
-    progress = open_item_progress(conn)
-    active_tasks = int(
-        conn.execute(
-            "SELECT count(*) FROM tasks WHERE status IN ('preparing', 'active')"
-        ).fetchone()[0]
-    )
-    open_actions: dict[str, list[tuple[Any, ...]]] = {}
-    for row in conn.execute(
-        f"""SELECT id, kind, scan, source, target, status, requires_approval, reason, error
-            FROM actions WHERE status != 'succeeded'{only}"""
-    ):
-        open_actions.setdefault(row[A_SCAN], []).append(tuple(row))
-    catalog_status = read_catalog_status(conn) if catalog else None
-    registered = catalog_truth(conn, catalog_status, only) if catalog else None
-    blocked: dict[str, list[BlockedRecord]] = {}
-    for record in read_blocked(conn) or ():
-        blocked.setdefault(record.scan, []).append(record)
-    errors = {
-        r[0]: r[1]
-        for r in conn.execute(
-            "SELECT name, last_error FROM endpoints WHERE consecutive_failures > 0"
-        )
-    }
+    facts = views.scan_table(store, tuple(policy.endpoints), now, catalog=catalog, first=first)
+    scans, holds, open_actions = facts.scans, facts.holds, facts.open_actions
+    catalog_status = facts.catalog_status
+    errors = dict(facts.endpoint_errors)
     if catalog_status is not None and not catalog_status.ok:
         errors[CATALOG] = catalog_status.error or "no answer"
     builder = RowBuilder(
         policy,
         now,
-        levels=levels,
-        pruned=pruned,
-        decided=decided,
+        levels=facts.levels,
+        pruned=facts.pruned,
+        decided=facts.decided,
         holds=holds,
-        progress=progress,
-        registered=registered,
-        blocked=blocked,
+        progress=facts.progress,
+        registered=facts.registered,
+        blocked=facts.blocked,
         catalog=catalog,
     )
     build, no_actions = builder.build, ()
@@ -326,29 +232,9 @@ def load_snapshot(
         pulse=pulse,
         awaiting_approval=awaiting,
         active_holds=len(holds),
-        active_tasks=active_tasks,
+        active_tasks=facts.active_tasks,
         endpoint_errors=errors,
-        scans_total=total,
+        scans_total=facts.total,
         alerts=standing_alerts(store),
         catalog=catalog_status,
     )
-
-
-def catalog_truth(
-    conn: sqlite3.Connection, status: CatalogStatus | None, only: str = ""
-) -> frozenset[str] | None:
-    """The scans the catalog holds, as far as the store knows; None if it does not know.
-
-    The catalog as a pass last read it, plus the registrations that succeeded since that read
-    (a pass reads the catalog before it registers). Never inferred from the copies: a scan is
-    registered only if the catalog said so or a registration of it succeeded.
-    """
-    if status is None or status.last_ok_at is None:
-        return None
-    held = read_registered(conn) or frozenset()
-    since = conn.execute(
-        f"""SELECT DISTINCT scan FROM actions WHERE status = 'succeeded'
-            AND kind IN ('register', 'update_catalog') AND updated_at >= ?{only}""",
-        (iso(status.last_ok_at),),
-    )
-    return held | {r[0] for r in since}

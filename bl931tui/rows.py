@@ -33,12 +33,13 @@ from bl931tui.render import printable
 from engine.model import NEEDS_PERSON_CODES, Level
 from engine.pass_findings import BlockedRecord
 from engine.policy import Policy
+from engine.state import ActionStatus
 from engine.task_progress import ScanProgress
 
 # Columns of an open action as `load_snapshot` selects them.
 A_ID, A_KIND, A_SCAN, A_SOURCE, A_TARGET, A_STATUS, A_GATED, A_REASON, A_ERROR = range(9)
 ActionTuple = tuple[Any, ...]
-_STATUS_ORDER = {"failed": 0, "submitted": 1, "planned": 2}
+_STATUS_ORDER = {ActionStatus.FAILED: 0, ActionStatus.SUBMITTED: 1, ActionStatus.PLANNED: 2}
 
 
 def label_of(scan: str) -> str:
@@ -139,7 +140,8 @@ class RowBuilder:
         states = {TONE_STATE[c.tone] for c in cells if c.tone in TONE_STATE}
         decided = self.decided
         awaiting = any(
-            a[A_GATED] and a[A_STATUS] == "planned" and a[A_ID] not in decided for a in actions
+            a[A_GATED] and a[A_STATUS] == ActionStatus.PLANNED and a[A_ID] not in decided
+            for a in actions
         )
         if awaiting:
             states.add("approval")
@@ -247,12 +249,12 @@ class RowBuilder:
                     copy = a
                 elif a[A_KIND] == "delete":
                     delete = a
-        if copy is not None and copy[A_STATUS] == "submitted":
+        if copy is not None and copy[A_STATUS] == ActionStatus.SUBMITTED:
             return self._copying(copy[A_ID], size)
-        if delete is not None and delete[A_STATUS] == "submitted":
+        if delete is not None and delete[A_STATUS] == ActionStatus.SUBMITTED:
             return PRUNING
-        if (copy is not None and copy[A_STATUS] == "failed") or (
-            delete is not None and delete[A_STATUS] == "failed"
+        if (copy is not None and copy[A_STATUS] == ActionStatus.FAILED) or (
+            delete is not None and delete[A_STATUS] == ActionStatus.FAILED
         ):
             return FAILED
         level = self.levels[endpoint].get(scan, 0)
@@ -276,9 +278,9 @@ class RowBuilder:
     def _catalog_cell(self, scan: str, actions: Sequence[ActionTuple]) -> Cell:
         for a in actions:
             if a[A_KIND] in ("register", "update_catalog"):
-                if a[A_STATUS] == "submitted":
+                if a[A_STATUS] == ActionStatus.SUBMITTED:
                     return REGISTERING
-                if a[A_STATUS] == "failed":
+                if a[A_STATUS] == ActionStatus.FAILED:
                     return FAILED
                 return WAITING if a[A_KIND] == "register" else UPDATE
         if self.registered is None:
@@ -304,7 +306,7 @@ class RowBuilder:
         reason only a person clears, work in flight, an approval awaited, a rejection, planned
         work, anything else blocked, a hold, and only then the retention dates."""
         chosen = min(actions, key=self._priority) if actions else None
-        if chosen is not None and chosen[A_STATUS] == "failed":
+        if chosen is not None and chosen[A_STATUS] == ActionStatus.FAILED:
             where = route(chosen[A_KIND], chosen[A_SOURCE], chosen[A_TARGET])
             return f"✗ {where}: {chosen[A_ERROR] or 'failed'}", "bad"
         ordered = sorted(
@@ -318,7 +320,7 @@ class RowBuilder:
         if chosen is not None:
             where = route(chosen[A_KIND], chosen[A_SOURCE], chosen[A_TARGET])
             status = chosen[A_STATUS]
-            if status == "submitted":
+            if status == ActionStatus.SUBMITTED:
                 return f"⇄ {where}", "busy"
             decision = self.decided.get(chosen[A_ID])
             if chosen[A_GATED] and decision is None:

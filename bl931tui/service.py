@@ -38,7 +38,7 @@ from engine.metrics import ServiceMetrics
 from engine.operator_decisions import DecisionDesk
 from engine.reconciler import Reconciler
 from engine.service import ServiceLoop
-from engine.state import StateStore
+from engine.state import OPEN_TASK_STATES, StateStore
 
 log = logging.getLogger("bl931.service")
 
@@ -293,7 +293,7 @@ def _say_what_is_waited_for(store: StateStore, backends: Backends) -> None:
     """Name the in-process tasks a stop waits for (or abandons), so an operator is never left
     guessing why the process has not exited yet."""
     try:
-        tasks = store.tasks(("preparing", "active"))
+        tasks = store.tasks(OPEN_TASK_STATES)
     except Exception:  # a stop must never fail on its own report
         return
     local = [

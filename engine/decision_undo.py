@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from engine.errors import UsageError
-from engine.state import StateStore, iso
+from engine.state import FAILED, SUBMITTED, SUCCEEDED, StateStore, iso
 
 Decision = Literal["reject", "approve"]
 
@@ -127,7 +127,7 @@ def _standing(
         return None, f"{aid}: it is {_PAST[recorded]}, not {_PAST[decision]} ({_HOW[recorded]})"
     if spent_by is not None:
         status = conn.execute("SELECT status FROM actions WHERE id = ?", (aid,)).fetchone()
-        acted = status is not None and status[0] in ("submitted", "succeeded", "failed")
+        acted = status is not None and status[0] in (SUBMITTED, SUCCEEDED, FAILED)
         how = status[0] if acted else f"its approval spent by submission {spent_by}"
         return None, f"{aid}: already acted on ({how}); nothing to revoke"
     return int(seq), None

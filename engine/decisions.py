@@ -36,10 +36,13 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.model import Action, ActionKind
-from engine.state import StateStore, iso, parse_time
+from engine.store.connection import iso, parse_time
+
+if TYPE_CHECKING:
+    from engine.store import StateStore
 
 APPROVE, REJECT = "approve", "reject"
 PAST = {APPROVE: "approved", REJECT: "rejected"}

@@ -50,7 +50,7 @@ from engine.changed_deletes import mark_unverified
 from engine.decisions import DecisionLog
 from engine.identity import IdentityCheck
 from engine.model import Action, ActionKind, Plan, Scan
-from engine.state import PLANNED, SUBMITTED, ActionRow, TaskRow
+from engine.state import PLANNED, SUBMITTED, ActionRow, TaskRow, TaskRowStatus
 from engine.storage.base import ItemResult, Mover, ScanListing, TaskKind, TaskRequest
 from engine.submitted import submitted_scan
 
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WITHDRAWN = "withdrawn"  # a task status: an interrupted delete that was not resubmitted
+WITHDRAWN = TaskRowStatus.WITHDRAWN  # an interrupted delete that was not resubmitted
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +87,7 @@ def leftovers(scan: Scan, listing: ScanListing | None) -> Leftovers:
 
 
 def receipted_earlier(executor: Executor, action: ActionRow) -> set[str]:
-    """Files an earlier `partial` receipt of this action, under another submission, names as
-    removed (a delete cut part-way, then submitted again)."""
+    """Files an earlier `partial` receipt of this action (another submission) names removed."""
     return {
         name
         for r in executor.store.receipts(action.scan)
@@ -109,9 +108,8 @@ def receipt_files(
     """
     scan = submitted_scan(executor.store, action.submission_id, action.id)
     manifest = tuple(f.path for f in scan.files) if scan else ()
-    # What the mover reports removed (a Globus task: the items it was given), else the
-    # manifest; less what an earlier, cut delete of this action already receipted as removed
-    # (a delete submitted again lists those files too, and Transfer skips them as missing).
+    # What the mover reports removed (Globus: the items it was given), else the manifest, less
+    # what a cut delete of this action receipted already (Transfer skips those as missing).
     claimed = result.removed if result is not None and result.removed is not None else manifest
     earlier = receipted_earlier(executor, action)
     out: dict[str, Any] = {"removed": sorted(set(claimed) - earlier)}
@@ -261,7 +259,7 @@ class InterruptedDeletes:
             return None
         executor = self._executor
         executor.store.update_task(
-            task.submission_id, now, task_id=task_id, status="active", error=None
+            task.submission_id, now, task_id=task_id, status=TaskRowStatus.ACTIVE, error=None
         )
         for item in request.items:
             executor._event(
@@ -271,7 +269,7 @@ class InterruptedDeletes:
                 scan=item.scan,
                 action_id=item.action_id,
             )
-        return replace(task, task_id=task_id, status="active")
+        return replace(task, task_id=task_id, status=TaskRowStatus.ACTIVE)
 
     def _record_what_is_gone(self, task: TaskRow, now: datetime) -> bool:
         """Receipts for the scans a fresh listing shows gone; False if some could not be listed."""
@@ -303,7 +301,9 @@ class InterruptedDeletes:
                     "fresh listing, the rest waits for its last look",
                 )
         if not self._pending(task):
-            executor.store.update_task(task.submission_id, now, status="succeeded", error=None)
+            executor.store.update_task(
+                task.submission_id, now, status=TaskRowStatus.SUCCEEDED, error=None
+            )
             return False
         return listed_all
 

@@ -28,7 +28,6 @@ recorded (NULL) belong to the identity the endpoint had at the first pass that r
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 from collections.abc import Collection, Mapping
@@ -40,6 +39,7 @@ from engine.errors import NeedsHumanError, UsageError
 from engine.identity import load_identities
 from engine.model import Alert, AlertEffect, ClearedBy, Evidence, Replica
 from engine.state import StateStore, iso
+from engine.store.events import write_events
 
 STORAGE_CHANGED = "storage_changed"
 
@@ -176,15 +176,19 @@ class StorageIdentities:
                         f"{elsewhere} copies verified on other storage count as present "
                         "here until re-verified"
                     )
-                conn.execute(
-                    "INSERT INTO events(at, level, kind, message, data) VALUES (?, ?, ?, ?, ?)",
-                    (
-                        iso(now),
-                        level,
-                        kind,
-                        message,
-                        json.dumps({"endpoint": endpoint, "from": recorded, "to": current}),
-                    ),
+                write_events(
+                    conn,
+                    [
+                        (
+                            now,
+                            level,
+                            kind,
+                            None,
+                            None,
+                            message,
+                            {"endpoint": endpoint, "from": recorded, "to": current},
+                        )
+                    ],
                 )
             self.store.evidence_rewritten()
             self.recorded[endpoint] = current
@@ -290,23 +294,26 @@ def adopt(
             "since = excluded.since",
             (endpoint, current, iso(now)),
         )
-        conn.execute(
-            "INSERT INTO events(at, level, kind, message, data) VALUES (?, 'warning', ?, ?, ?)",
-            (
-                iso(now),
-                "endpoint.adopted",
-                f"{endpoint}: evidence of {rekeyed} copies re-keyed from {old} to {current} "
-                f"by {user} (a migration vouched for, not re-verified)",
-                json.dumps(
+        write_events(
+            conn,
+            [
+                (
+                    now,
+                    "warning",
+                    "endpoint.adopted",
+                    None,
+                    None,
+                    f"{endpoint}: evidence of {rekeyed} copies re-keyed from {old} to {current} "
+                    f"by {user} (a migration vouched for, not re-verified)",
                     {
                         "endpoint": endpoint,
                         "from": old,
                         "to": current,
                         "copies": rekeyed,
                         "by": user,
-                    }
-                ),
-            ),
+                    },
+                )
+            ],
         )
     store.evidence_rewritten()
     return current, rekeyed

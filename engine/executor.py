@@ -55,7 +55,15 @@ from engine.receipts import delete_receipt
 from engine.remnants import remnant_index
 from engine.replace_look import passes_last_look
 from engine.replace_receipts import replace_intent, replace_receipt
-from engine.state import SUBMITTED, ActionRow, StateStore, TaskRow, iso
+from engine.state import (
+    OPEN_TASK_STATES,
+    SUBMITTED,
+    ActionRow,
+    StateStore,
+    TaskRow,
+    TaskRowStatus,
+    iso,
+)
 from engine.storage.base import (
     ItemResult,
     Mover,
@@ -73,8 +81,6 @@ if TYPE_CHECKING:
     from engine.reconciler import Observation
 
 log = logging.getLogger(__name__)
-
-OPEN_TASK_STATES = ("preparing", "active")
 
 
 @dataclass
@@ -199,19 +205,22 @@ class Executor:
                 continue
             if local_only and not mover.finishes_locally:
                 continue
-            if task.status == "preparing" and task.kind == "delete":
+            if task.status == TaskRowStatus.PREPARING and task.kind == "delete":
                 adopted = None if local_only else self.interrupted.settle(task, mover, now)
                 if adopted is None:
                     continue
                 task = adopted
-            elif task.status == "preparing" and self.interrupted_replaces.carries_replace(task):
+            elif (
+                task.status == TaskRowStatus.PREPARING
+                and self.interrupted_replaces.carries_replace(task)
+            ):
                 # It may have overwritten the older version already: settled from a fresh
                 # listing, resumed only after a last look (engine/interrupted_replaces.py).
                 adopted = None if local_only else self.interrupted_replaces.settle(task, mover, now)
                 if adopted is None:
                     continue
                 task = adopted
-            elif task.status == "preparing":
+            elif task.status == TaskRowStatus.PREPARING:
                 request = self._rebuild_request(task)
                 if request is not None:
                     self._send(mover, task, request, now)
@@ -259,8 +268,13 @@ class Executor:
                 for t in self.store.tasks(OPEN_TASK_STATES)
                 if (m := self.backends.movers.get(t.mover)) is not None
                 and m.finishes_locally
-                and not (t.status == "preparing" and t.kind == "delete")  # next pass's look
-                and not (t.status == "preparing" and self.interrupted_replaces.carries_replace(t))
+                and not (
+                    t.status == TaskRowStatus.PREPARING and t.kind == "delete"
+                )  # next pass's look
+                and not (
+                    t.status == TaskRowStatus.PREPARING
+                    and self.interrupted_replaces.carries_replace(t)
+                )
                 and t.submission_id not in self.finished_deletes.unsettled  # settled later
             ]
             if not open_local:
@@ -349,7 +363,7 @@ class Executor:
             self.store.update_task(
                 task.submission_id,
                 now,
-                status="preparing",
+                status=TaskRowStatus.PREPARING,
                 error=f"ended {status.state}; a replace waits for a listing of {task.target} to "
                 "tell what it overwrote",
             )
@@ -645,7 +659,7 @@ class Executor:
                 source=source,
                 target=target,
                 label=label,
-                status="preparing",
+                status=TaskRowStatus.PREPARING,
                 action_ids=tuple(a.id for a in admitted),
                 bytes_total=sum(a.bytes for a in admitted),
                 files_total=sum(scans[a.scan].file_count for a in admitted),
@@ -710,14 +724,16 @@ class Executor:
                     exc,
                 )
                 return False
-            self.store.update_task(task.submission_id, now, status="failed", error=str(exc))
+            self.store.update_task(
+                task.submission_id, now, status=TaskRowStatus.FAILED, error=str(exc)
+            )
             for item in request.items:
                 self._fail(
                     item.action_id, item.scan, error_class, f"submission refused: {exc}", now
                 )
             return False
         self.store.update_task(
-            task.submission_id, now, task_id=task_id, status="active", error=None
+            task.submission_id, now, task_id=task_id, status=TaskRowStatus.ACTIVE, error=None
         )
         self.task_watch.started(task, mover, now)
         for item in request.items:

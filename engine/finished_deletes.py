@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from engine.decisions import DecisionLog
 from engine.deletes import fresh_leftovers, record_partial
 from engine.model import ErrorClass
-from engine.state import SUBMITTED, ActionRow, TaskRow
+from engine.state import SUBMITTED, ActionRow, TaskRow, TaskRowStatus
 from engine.storage.base import ItemResult, TaskStatus
 from engine.withdrawn_deletes import cancel_requested
 
@@ -91,7 +91,7 @@ class FinishedDeletes:
             # Nothing will poll a lost task again: it is what a delete interrupted before it
             # was recorded is, settled before a later observation (engine/deletes.py).
             executor.store.update_task(
-                task.submission_id, now, status="preparing", error=status.error
+                task.submission_id, now, status=TaskRowStatus.PREPARING, error=status.error
             )
         else:
             self.unsettled.add(task.submission_id)

@@ -30,6 +30,7 @@ from engine.errors import EndpointUnavailable, NeedsHumanError
 from engine.layout import ENGINE_TEMP_PREFIX
 from engine.model import ErrorClass
 from engine.state import StateStore, iso, parse_time
+from engine.store.events import write_events
 
 MARKER_NAME = f"{ENGINE_TEMP_PREFIX}endpoint.json"  # the layout never lists engine files
 
@@ -223,14 +224,19 @@ class IdentityCheck:
                     iso(now),
                 ),
             )
-            conn.execute(
-                "INSERT INTO events(at, level, kind, message, data) VALUES (?, 'info', ?, ?, ?)",
-                (
-                    iso(now),
-                    "endpoint.initialised",
-                    f"{endpoint}: identity {identity.marker_id} recorded for {root} by {user}",
-                    json.dumps({"endpoint": endpoint, "marker_id": identity.marker_id}),
-                ),
+            write_events(
+                conn,
+                [
+                    (
+                        now,
+                        "info",
+                        "endpoint.initialised",
+                        None,
+                        None,
+                        f"{endpoint}: identity {identity.marker_id} recorded for {root} by {user}",
+                        {"endpoint": endpoint, "marker_id": identity.marker_id},
+                    )
+                ],
             )
         self._identities[endpoint] = identity
         return identity

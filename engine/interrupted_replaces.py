@@ -48,10 +48,11 @@ from engine.identity import IdentityCheck
 from engine.inventory.checksum import checksums_equal
 from engine.model import Action, ActionKind, Level, Plan
 from engine.receipted_versions import REHASH_HOW, rehash_submitted
-from engine.replace_look import UNVERIFIED, passes_last_look, version_checksum, version_files
-from engine.state import PLANNED, SUBMITTED, ActionRow, TaskRow, iso
+from engine.replace_look import UNVERIFIED, passes_last_look, version_files
+from engine.state import PLANNED, SUBMITTED, ActionRow, TaskRow, TaskRowStatus, iso
 from engine.storage.base import Mover, ScanListing, TaskKind, TaskRequest
 from engine.submitted import replaced_version, submitted_scan
+from engine.version_sums import version_checksum
 
 if TYPE_CHECKING:
     from engine.executor import Executor, Outcome
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WITHDRAWN = "withdrawn"  # a task status: an interrupted task that was not resubmitted
+WITHDRAWN = TaskRowStatus.WITHDRAWN  # an interrupted task that was not resubmitted
 
 
 class InterruptedReplaces:
@@ -209,9 +210,9 @@ class InterruptedReplaces:
             return None
         if task_id is not None:
             executor.store.update_task(
-                task.submission_id, now, task_id=task_id, status="active", error=None
+                task.submission_id, now, task_id=task_id, status=TaskRowStatus.ACTIVE, error=None
             )
-            return replace(task, task_id=task_id, status="active")
+            return replace(task, task_id=task_id, status=TaskRowStatus.ACTIVE)
         decided = True
         for row in self._pending(task):
             if self.overwritten(row, task, now, "task interrupted before it was recorded") is None:

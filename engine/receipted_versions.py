@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 from engine.evidence_identity import StorageIdentities
 from engine.inventory.checksum import checksums_equal
 from engine.model import Action, Evidence, FileStat, Level, Scan
-from engine.replace_look import version_checksum
 from engine.state import StateStore
 from engine.storage.base import ScanListing, Storage, listing_signature
 from engine.submitted import submitted_scan
+from engine.version_sums import version_checksum
 
 if TYPE_CHECKING:
     from engine.executor import Executor

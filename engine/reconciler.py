@@ -58,7 +58,7 @@ from engine.policy import Policy
 from engine.rehash import Rehasher
 from engine.remnants import remnant_index
 from engine.retry_holds import keep_holds_in
-from engine.state import SUBMITTED, ReplicaRow, StateStore
+from engine.state import OPEN_TASK_STATES, SUBMITTED, ReplicaRow, StateStore
 from engine.storage.base import ScanListing
 from engine.storage.local import LocalStorage, sweep_temp_files
 from engine.storage.same_storage import shared_storage
@@ -529,7 +529,7 @@ class Reconciler:
         """The plan with what was found beside it: identity alerts, inventory problems, and
         every alert's `since` (alerts are recorded when `write`)."""
         problems = tuple(seen.inventory.problems) if seen.inventory is not None else ()
-        targets = {t.submission_id: t.target for t in self.store.tasks(("preparing", "active"))}
+        targets = {t.submission_id: t.target for t in self.store.tasks(OPEN_TASK_STATES)}
         task_faults = self.executor.task_watch.alerts(targets)
         current = (
             *the_plan.alert_details,

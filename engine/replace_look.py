@@ -40,8 +40,9 @@ from engine.errors import Bl931Error
 from engine.evidence_identity import StorageIdentities
 from engine.inventory.checksum import checksums_equal
 from engine.last_look import check_distinct_copies
-from engine.model import Action, ErrorClass, FileStat, Level, Scan, ScanFile, scan_digest
+from engine.model import Action, ErrorClass, FileStat, Level, Scan
 from engine.storage.base import ScanListing, listing_signature
+from engine.version_sums import version_checksum
 
 if TYPE_CHECKING:
     from engine.executor import Executor
@@ -185,17 +186,6 @@ def version_files(listing: ScanListing, scan: Scan, signature: str) -> tuple[Fil
     if own and listing_signature(own) == signature:
         return own
     return None
-
-
-def version_checksum(
-    files: tuple[FileStat, ...], sums: dict[str, str], algorithm: str, *, directory: bool
-) -> str | None:
-    """The scan checksum these files' bytes make (None if a file could not be read)."""
-    if any(f.path not in sums for f in files):
-        return None
-    if not directory:
-        return sums[files[0].path] if len(files) == 1 else None
-    return scan_digest(algorithm, [ScanFile(f.path, f.size, f.mtime, sums[f.path]) for f in files])
 
 
 def _failed(

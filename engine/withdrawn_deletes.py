@@ -35,7 +35,7 @@ from engine.changed_deletes import QueuedChanges
 from engine.decisions import REJECT, DecisionLog
 from engine.errors import classify
 from engine.model import ErrorClass
-from engine.state import SUBMITTED, ActionRow, TaskRow, iso
+from engine.state import SUBMITTED, ActionRow, TaskRow, TaskRowStatus, iso
 from engine.storage.base import Mover
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class Withdrawals:
     def cancel_if_withdrawn(self, task: TaskRow, mover: Mover, now: datetime) -> TaskRow:
         """Cancel an open delete task one of whose deletes was withdrawn; returns the task as
         recorded now (marked once the cancel was asked for)."""
-        if task.kind != "delete" or task.task_id is None or task.status != "active":
+        if task.kind != "delete" or task.task_id is None or task.status != TaskRowStatus.ACTIVE:
             return task
         why = self.withdrawn(task, now)
         # A file changed at a mounted target since the last look: a delete by path would

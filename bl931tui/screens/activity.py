@@ -16,18 +16,24 @@ from textual.widgets import Input, Static
 
 from bl931tui.commands import bindings
 from bl931tui.details import TaskView, load_events, load_tasks
-from bl931tui.readmodel import connection
 from bl931tui.render import printable, size
 from bl931tui.screens.event_dialog import EventDialog
 from bl931tui.widgets.keybar import KeyBar
 from bl931tui.widgets.status import short_delta
 from bl931tui.widgets.virtual_table import Column, VirtualTable
-from engine.task_progress import ScanProgress, task_scans
+from engine.state import OPEN_TASK_STATES, TaskRowStatus
+from engine.store.views import scans_of_task
+from engine.task_progress import ScanProgress
 
 if TYPE_CHECKING:
     from bl931tui.app import Bl931App
 
-STATUS_STYLE = {"active": "cyan", "preparing": "yellow", "succeeded": "green", "failed": "bold red"}
+STATUS_STYLE: dict[str, str] = {
+    TaskRowStatus.ACTIVE: "cyan",
+    TaskRowStatus.PREPARING: "yellow",
+    TaskRowStatus.SUCCEEDED: "green",
+    TaskRowStatus.FAILED: "bold red",
+}
 TASKS_EMPTY = (
     "no tasks yet: copies and deletes appear here in batches while they run, "
     "and for a while after they finish"
@@ -178,7 +184,7 @@ class TasksScreen(_StoreScreen):
 
     def _show(self, tasks: tuple[TaskView, ...]) -> None:
         self.cells.now = self.bl931.clock()
-        active = [t for t in tasks if t.status in ("preparing", "active")]
+        active = [t for t in tasks if t.status in OPEN_TASK_STATES]
         moving = sum(t.bytes_total - t.bytes_done for t in active)
         self.query_one("#summary", Static).update(
             f"{len(active)} active task(s), {size(moving)} to go · "
@@ -201,7 +207,7 @@ class TasksScreen(_StoreScreen):
     @work(thread=True, exclusive=True, group="task-scans", exit_on_error=False)
     def _load_scans(self, task: TaskView) -> None:
         store = self.bl931.reader()
-        scans = task_scans(connection(store), task.submission_id) if store is not None else []
+        scans = scans_of_task(store, task.submission_id) if store is not None else []
         pane = self.query_one("#task", Static)
         text = describe_task(task, scans, self.bl931.clock(), pane.content_region.width or 78)
         self.app.call_from_thread(pane.update, Text(text))

@@ -21,6 +21,7 @@ from bl931tui.details import ScanDetail, load_detail
 from bl931tui.render import printable
 from bl931tui.widgets.keybar import KeyBar
 from engine.model import Level
+from engine.state import ActionStatus
 
 if TYPE_CHECKING:
     from bl931tui.app import Bl931App
@@ -123,9 +124,9 @@ def render_detail(detail: ScanDetail, now: datetime, width: int = 160) -> Render
         decision = detail.decisions.get(a.id)
         if decision is not None:
             status += f" ({decision[0]}d by {decision[1]})"
-        elif a.requires_approval and a.status == "planned":
+        elif a.requires_approval and a.status == ActionStatus.PLANNED:
             status += " (awaiting approval)"
-        why = a.error if a.status == "failed" and a.error else a.reason
+        why = a.error if a.status == ActionStatus.FAILED and a.error else a.reason
         actions.add_row(a.kind.value, route, status, why, str(a.attempts), stamp(a.updated_at))
     parts.append(actions)
 

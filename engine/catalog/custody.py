@@ -22,7 +22,6 @@ a `CatalogView` with `ok=False` (reason code `catalog_unavailable` for everythin
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -33,6 +32,7 @@ from engine.catalog.local import LocalCatalog
 from engine.errors import Bl931Error
 from engine.model import Alert, AlertEffect, CatalogView, ClearedBy
 from engine.state import StateStore, iso, parse_time
+from engine.store.events import write_events
 
 CATALOG = "catalog"  # the name errors and alerts give the catalog
 LOST_DOCUMENTS = "catalog_lost_documents"
@@ -82,20 +82,23 @@ def initialise_catalog(
             "INSERT OR REPLACE INTO catalog_identity VALUES (1, ?, ?, ?, ?)",
             (catalog_id, identity.path, user, iso(now)),
         )
-        conn.execute(
-            "INSERT INTO events(at, level, kind, message, data) VALUES (?, 'info', ?, ?, ?)",
-            (
-                iso(now),
-                "catalog.initialised",
-                f"local catalog {identity.path}: identity {catalog_id} recorded ({how}) by {user}",
-                json.dumps(
+        write_events(
+            conn,
+            [
+                (
+                    now,
+                    "info",
+                    "catalog.initialised",
+                    None,
+                    None,
+                    f"local catalog {identity.path}: identity {catalog_id} recorded ({how}) by {user}",
                     {
                         "catalog_id": catalog_id,
                         "how": how,
                         "previous": previous.catalog_id if previous else None,
-                    }
-                ),
-            ),
+                    },
+                )
+            ],
         )
     catalog.expect(catalog_id)
     return identity, how

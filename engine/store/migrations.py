@@ -1,0 +1,360 @@
+"""The state store's schema, as the ordered list of migrations that build it.
+
+One tuple in one place: a new table or column is a new entry appended at the end (never an edit
+of an old one); `PRAGMA user_version` counts the entries a store has run
+(`engine.store.connection` runs the missing ones on open).
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: initial schema
+    """
+    CREATE TABLE scans(
+        id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        checksum_algorithm TEXT NOT NULL,
+        checksum TEXT NOT NULL,
+        is_directory INTEGER NOT NULL,
+        acquired_at TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        file_count INTEGER NOT NULL,
+        files TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE replicas(
+        scan TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        level INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        files INTEGER NOT NULL,
+        signature TEXT NOT NULL,
+        observed_at TEXT NOT NULL,
+        PRIMARY KEY(scan, endpoint)
+    ) WITHOUT ROWID;
+    CREATE INDEX replicas_endpoint ON replicas(endpoint);
+    CREATE TABLE evidence(
+        scan TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        level INTEGER NOT NULL,
+        algorithm TEXT,
+        value TEXT,
+        task_id TEXT,
+        signature TEXT NOT NULL,
+        how TEXT NOT NULL,
+        verified_at TEXT NOT NULL,
+        PRIMARY KEY(scan, endpoint)
+    ) WITHOUT ROWID;
+    CREATE TABLE actions(
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        scan TEXT NOT NULL,
+        source TEXT,
+        target TEXT,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        requires_approval INTEGER NOT NULL DEFAULT 0,
+        reason TEXT NOT NULL DEFAULT '',
+        submission_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error_class TEXT,
+        error TEXT,
+        retry_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX actions_status ON actions(status);
+    CREATE INDEX actions_scan ON actions(scan);
+    CREATE TABLE tasks(
+        submission_id TEXT PRIMARY KEY,
+        task_id TEXT,
+        mover TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        source TEXT,
+        target TEXT NOT NULL,
+        label TEXT NOT NULL,
+        status TEXT NOT NULL,
+        bytes_total INTEGER NOT NULL DEFAULT 0,
+        bytes_done INTEGER NOT NULL DEFAULT 0,
+        files_total INTEGER NOT NULL DEFAULT 0,
+        files_done INTEGER NOT NULL DEFAULT 0,
+        rate REAL NOT NULL DEFAULT 0,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX tasks_status ON tasks(status);
+    CREATE TABLE task_items(
+        submission_id TEXT NOT NULL,
+        action_id TEXT NOT NULL,
+        scan TEXT NOT NULL,
+        PRIMARY KEY(submission_id, action_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX task_items_action ON task_items(action_id);
+    CREATE TABLE events(
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        level TEXT NOT NULL DEFAULT 'info',
+        kind TEXT NOT NULL,
+        scan TEXT,
+        action_id TEXT,
+        message TEXT NOT NULL,
+        data TEXT
+    );
+    CREATE INDEX events_scan ON events(scan);
+    CREATE INDEX events_action ON events(action_id);
+    CREATE TABLE approvals(
+        action_id TEXT PRIMARY KEY,
+        decision TEXT NOT NULL CHECK (decision IN ('approve', 'reject')),
+        decided_by TEXT NOT NULL,
+        decided_at TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE holds(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        scan TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        placed_by TEXT NOT NULL,
+        placed_at TEXT NOT NULL,
+        expires_at TEXT,
+        lifted_by TEXT,
+        lifted_at TEXT
+    );
+    CREATE INDEX holds_scan ON holds(scan);
+    CREATE TABLE retries(
+        action_id TEXT PRIMARY KEY,
+        requested_by TEXT NOT NULL,
+        requested_at TEXT NOT NULL
+    );
+    CREATE TABLE deletions(
+        scan TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        action_id TEXT NOT NULL,
+        task_id TEXT,
+        deleted_at TEXT NOT NULL,
+        receipt TEXT NOT NULL,
+        PRIMARY KEY(scan, endpoint, action_id)
+    );
+    CREATE TABLE endpoints(
+        name TEXT PRIMARY KEY,
+        last_ok_at TEXT,
+        last_error TEXT,
+        last_error_at TEXT,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE heartbeat(
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        pid INTEGER,
+        host TEXT,
+        mode TEXT,
+        beat_at TEXT,
+        pass_started_at TEXT,
+        pass_finished_at TEXT,
+        last_ok_pass_at TEXT,
+        summary TEXT
+    );
+    """,
+    # 2: typed alerts with acknowledgements; endpoint identities
+    """
+    CREATE TABLE alerts(
+        id TEXT PRIMARY KEY,
+        code TEXT NOT NULL,
+        endpoint TEXT,
+        scan TEXT,
+        effect TEXT NOT NULL,
+        message TEXT NOT NULL,
+        since TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        cleared_at TEXT,
+        acknowledged_by TEXT,
+        acknowledged_at TEXT,
+        acknowledged_why TEXT
+    );
+    CREATE TABLE endpoint_identity(
+        endpoint TEXT PRIMARY KEY,
+        marker_id TEXT NOT NULL,
+        root TEXT NOT NULL,
+        device INTEGER,
+        initialised_by TEXT NOT NULL,
+        initialised_at TEXT NOT NULL
+    );
+    """,
+    # 3: the pid each scan was registered with in the catalog (reused forever), seeded from the
+    # register events that recorded it
+    """
+    CREATE TABLE catalog_pids(
+        scan TEXT PRIMARY KEY,
+        pid TEXT NOT NULL,
+        pid_prefix TEXT,
+        beamline TEXT,
+        creation_location TEXT,
+        recorded_at TEXT NOT NULL
+    );
+    INSERT OR IGNORE INTO catalog_pids(scan, pid, recorded_at)
+        SELECT scan, json_extract(data, '$.pid'), at FROM events
+        WHERE kind = 'catalog.register' AND scan IS NOT NULL
+          AND json_valid(data) AND json_extract(data, '$.pid') IS NOT NULL
+        ORDER BY seq;
+    """,
+    # 4: evidence belongs to a storage identity (engine/evidence_identity.py)
+    """
+    ALTER TABLE evidence ADD COLUMN identity TEXT;
+    ALTER TABLE tasks ADD COLUMN target_identity TEXT;
+    CREATE TABLE endpoint_storage(
+        endpoint TEXT PRIMARY KEY,
+        identity TEXT NOT NULL,
+        since TEXT NOT NULL
+    );
+    """,
+    # 5: operator decisions as an append-only log whose approvals are spent by the submission
+    # that used them (engine/decisions.py), `approvals` now the view of the decisions in force;
+    # receipts append-only, one row per removal (keyed by their own id and the submission).
+    # An approval a recorded task carried after it was given counts as spent by the latest.
+    """
+    CREATE TABLE decisions(
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        action_id TEXT NOT NULL,
+        decision TEXT NOT NULL CHECK (decision IN ('approve', 'reject')),
+        decided_by TEXT NOT NULL,
+        decided_at TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        superseded INTEGER NOT NULL DEFAULT 0,
+        spent_by TEXT,
+        spent_at TEXT
+    );
+    CREATE INDEX decisions_action ON decisions(action_id);
+    CREATE INDEX decisions_spent ON decisions(spent_by) WHERE spent_by IS NOT NULL;
+    CREATE INDEX decisions_standing ON decisions(action_id)
+        WHERE superseded = 0 AND spent_by IS NULL;
+    INSERT INTO decisions(action_id, decision, decided_by, decided_at, note, spent_by, spent_at)
+    SELECT action_id, decision, decided_by, decided_at, note,
+           CASE WHEN decision = 'approve' THEN (
+               SELECT t.submission_id FROM task_items i
+               JOIN tasks t ON t.submission_id = i.submission_id
+               WHERE i.action_id = ap.action_id AND t.created_at >= ap.decided_at
+               ORDER BY t.created_at DESC, t.rowid DESC LIMIT 1) END,
+           CASE WHEN decision = 'approve' THEN (
+               SELECT t.created_at FROM task_items i
+               JOIN tasks t ON t.submission_id = i.submission_id
+               WHERE i.action_id = ap.action_id AND t.created_at >= ap.decided_at
+               ORDER BY t.created_at DESC, t.rowid DESC LIMIT 1) END
+    FROM approvals ap ORDER BY decided_at;
+    DROP TABLE approvals;
+    CREATE VIEW approvals AS
+        SELECT action_id, decision, decided_by, decided_at, note, seq, spent_by, spent_at
+        FROM decisions WHERE superseded = 0 AND spent_by IS NULL
+        UNION ALL
+        SELECT d.action_id, d.decision, d.decided_by, d.decided_at, d.note, d.seq, d.spent_by,
+               d.spent_at
+        FROM tasks t
+        JOIN decisions d ON d.spent_by = t.submission_id AND d.superseded = 0
+        JOIN actions a ON a.id = d.action_id AND a.submission_id = t.submission_id
+                      AND a.status = 'submitted'
+        WHERE t.status IN ('preparing', 'active');
+    CREATE TABLE receipts(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        scan TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        action_id TEXT NOT NULL,
+        task_id TEXT,
+        submission_id TEXT,
+        deleted_at TEXT NOT NULL,
+        receipt TEXT NOT NULL
+    );
+    INSERT INTO receipts(scan, endpoint, action_id, task_id, submission_id, deleted_at, receipt)
+    SELECT d.scan, d.endpoint, d.action_id, d.task_id,
+           (SELECT t.submission_id FROM tasks t WHERE t.task_id = d.task_id LIMIT 1),
+           d.deleted_at, d.receipt
+    FROM deletions d ORDER BY d.deleted_at, d.scan, d.endpoint;
+    DROP TABLE deletions;
+    ALTER TABLE receipts RENAME TO deletions;
+    CREATE INDEX deletions_scan ON deletions(scan, endpoint);
+    CREATE INDEX deletions_submission ON deletions(submission_id, action_id);
+    """,
+    # 6: the local catalog's identity; which scans each catalog registered (from past events:
+    # catalog '' stands for "the catalog configured then", claimed by the first pass)
+    """
+    CREATE TABLE catalog_identity(
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        catalog_id TEXT NOT NULL,
+        path TEXT NOT NULL,
+        initialised_by TEXT NOT NULL,
+        initialised_at TEXT NOT NULL
+    );
+    CREATE TABLE catalog_registrations(
+        catalog TEXT NOT NULL,
+        scan TEXT NOT NULL,
+        pid TEXT,
+        registered_at TEXT NOT NULL,
+        PRIMARY KEY(catalog, scan)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO catalog_registrations(catalog, scan, registered_at)
+        SELECT '', scan, MIN(at) FROM events
+        WHERE kind = 'catalog.register' AND scan IS NOT NULL
+        GROUP BY scan;
+    """,
+    # 7: what each pass held back and why, the catalog as last read (engine.pass_findings);
+    # per-scan progress of a task, from the mover's per-file records (engine.task_progress)
+    """
+    CREATE TABLE blocked(
+        scan TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        endpoint TEXT NOT NULL DEFAULT '',
+        reason_code TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        since TEXT NOT NULL,
+        PRIMARY KEY(scan, kind, endpoint, reason_code)
+    ) WITHOUT ROWID;
+    CREATE TABLE catalog_entries(
+        scan TEXT PRIMARY KEY,
+        locations TEXT NOT NULL,
+        seen_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE catalog_status(
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        read_at TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        error TEXT,
+        last_ok_at TEXT
+    );
+    ALTER TABLE task_items ADD COLUMN files_done INTEGER;
+    ALTER TABLE task_items ADD COLUMN bytes_done INTEGER;
+    ALTER TABLE heartbeat ADD COLUMN stopped_at TEXT;
+    """,
+    # 8: what the reconciler watches on each open remote task (engine.task_watch): a fault
+    # the task keeps retrying and since when, when it last made progress, and why bl931
+    # cancelled it
+    """
+    CREATE TABLE task_watch(
+        submission_id TEXT PRIMARY KEY,
+        fault TEXT,
+        fault_class TEXT,
+        fault_message TEXT,
+        fault_since TEXT,
+        progress_at TEXT NOT NULL,
+        files_done INTEGER NOT NULL DEFAULT 0,
+        bytes_done INTEGER NOT NULL DEFAULT 0,
+        cancelled_at TEXT,
+        cancel_reason TEXT,
+        cancel_class TEXT
+    ) WITHOUT ROWID;
+    """,
+    # 9: the version of each scan as a task carried it (engine.submitted): an interrupted delete
+    # or replace is settled and receipted for what was submitted, not the scan's current record
+    """
+    ALTER TABLE task_items ADD COLUMN submitted TEXT;
+    """,
+    # 10: the waits Globus asked for with Retry-After (engine.retry_holds), kept so that a new
+    # process (`--reconcile --once`, a restart) honours them too
+    """
+    CREATE TABLE retry_holds(
+        key TEXT PRIMARY KEY,
+        since TEXT NOT NULL,
+        until TEXT NOT NULL,
+        what TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)

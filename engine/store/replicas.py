@@ -1,0 +1,164 @@
+"""Replicas (what the last observation of each endpoint found) and evidence (why a replica is
+believed verified).
+
+The writable store is the one writer of both (the owner lock), so it keeps what it last read and
+drops it on its own writes (`StoreBase._forget`): a steady pass over 100k scans then parses
+nothing. A read-only store (the TUI, an audit) always reads afresh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine.model import Evidence, Level
+from engine.store.connection import StoreBase, iso
+
+_LEVELS = tuple(Level)  # index = stored integer; cheaper than calling the enum per row
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaRow:
+    level: Level
+    size: int
+    files: int
+    signature: str
+    observed_at: datetime
+
+
+class ReplicaStore(StoreBase):
+    """The replicas and evidence tables."""
+
+    def load_replicas(self) -> dict[str, dict[str, ReplicaRow]]:
+        """endpoint → scan → last observed replica (a copy the caller may change)."""
+        with self._cache_lock:
+            cached, generation = self._replicas_cache, self._generation
+        if cached is None:
+            cached = self._read_replicas()
+            if not self.readonly:
+                with self._cache_lock:
+                    if generation == self._generation:
+                        self._replicas_cache = cached
+        return {endpoint: dict(rows) for endpoint, rows in cached.items()}
+
+    def _read_replicas(self) -> dict[str, dict[str, ReplicaRow]]:
+        out: dict[str, dict[str, ReplicaRow]] = {}
+        levels = _LEVELS
+        parse = datetime.fromisoformat
+        cursor = self._conn().cursor()
+        cursor.row_factory = None  # plain tuples: this runs over every replica in every pass
+        cursor.execute(
+            "SELECT endpoint, scan, level, size, files, signature, observed_at FROM replicas"
+        )
+        for endpoint, scan, level, size, files, signature, observed_at in cursor:
+            rows = out.get(endpoint)
+            if rows is None:
+                rows = out[endpoint] = {}
+            rows[scan] = ReplicaRow(levels[level], size, files, signature, parse(observed_at))
+        return out
+
+    def replace_replicas(
+        self,
+        endpoint: str,
+        upserts: Mapping[str, ReplicaRow],
+        removed: Iterable[str],
+    ) -> None:
+        """Record one endpoint's observation: changed rows written, vanished rows dropped."""
+        removed = list(removed)
+        if not upserts and not removed:
+            return
+        self._forget(replicas=True)
+        with self.transaction() as conn:
+            conn.executemany(
+                """INSERT INTO replicas VALUES (?,?,?,?,?,?,?)
+                   ON CONFLICT(scan, endpoint) DO UPDATE SET level=excluded.level,
+                     size=excluded.size, files=excluded.files, signature=excluded.signature,
+                     observed_at=excluded.observed_at""",
+                [
+                    (scan, endpoint, int(r.level), r.size, r.files, r.signature, iso(r.observed_at))
+                    for scan, r in upserts.items()
+                ],
+            )
+            conn.executemany(
+                "DELETE FROM replicas WHERE scan = ? AND endpoint = ?",
+                [(scan, endpoint) for scan in removed],
+            )
+        self._forget(replicas=True)  # and again after: a reader may have cached in between
+
+    def load_evidence(self) -> dict[str, dict[str, Evidence]]:
+        """endpoint → scan → evidence (a copy the caller may change)."""
+        with self._cache_lock:
+            cached, generation = self._evidence_cache, self._generation
+        if cached is None:
+            cached = self._read_evidence()
+            if not self.readonly:
+                with self._cache_lock:
+                    if generation == self._generation:
+                        self._evidence_cache = cached
+        return {endpoint: dict(rows) for endpoint, rows in cached.items()}
+
+    def _read_evidence(self) -> dict[str, dict[str, Evidence]]:
+        out: dict[str, dict[str, Evidence]] = {}
+        levels = _LEVELS
+        parse = datetime.fromisoformat
+        cursor = self._conn().cursor()
+        cursor.row_factory = None
+        # A read-only store still at a schema from before identities has no such column.
+        identity = "identity" if self._has_column("evidence", "identity") else "NULL"
+        cursor.execute(
+            f"""SELECT endpoint, scan, level, algorithm, value, task_id, verified_at, signature,
+                      how, {identity} FROM evidence"""
+        )
+        for row in cursor:
+            endpoint, scan, level, algorithm, value, task_id, verified, signature, how, ident = row
+            rows = out.get(endpoint)
+            if rows is None:
+                rows = out[endpoint] = {}
+            rows[scan] = Evidence(
+                level=levels[level],
+                algorithm=algorithm,
+                value=value,
+                task_id=task_id,
+                verified_at=parse(verified),
+                signature=signature,
+                how=how,
+                identity=ident,
+            )
+        return out
+
+    def record_evidence(self, scan: str, endpoint: str, evidence: Evidence) -> None:
+        self._forget(evidence=True)
+        with self.transaction() as conn:
+            conn.execute(
+                """INSERT INTO evidence(scan, endpoint, level, algorithm, value, task_id,
+                     signature, how, verified_at, identity) VALUES (?,?,?,?,?,?,?,?,?,?)
+                   ON CONFLICT(scan, endpoint) DO UPDATE SET level=excluded.level,
+                     algorithm=excluded.algorithm, value=excluded.value, task_id=excluded.task_id,
+                     signature=excluded.signature, how=excluded.how,
+                     verified_at=excluded.verified_at, identity=excluded.identity""",
+                (
+                    scan,
+                    endpoint,
+                    int(evidence.level),
+                    evidence.algorithm,
+                    evidence.value,
+                    evidence.task_id,
+                    evidence.signature,
+                    evidence.how,
+                    iso(evidence.verified_at),
+                    evidence.identity,
+                ),
+            )
+        self._forget(evidence=True)  # and again after: a reader may have cached in between
+
+    def evidence_rewritten(self) -> None:
+        """Forget the cached evidence: call before and after another module rewrites evidence
+        rows in its own transaction (`engine.evidence_identity` re-keys them)."""
+        self._forget(evidence=True)
+
+    def drop_evidence(self, scan: str, endpoint: str) -> None:
+        self._forget(evidence=True)
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM evidence WHERE scan = ? AND endpoint = ?", (scan, endpoint))
+        self._forget(evidence=True)  # and again after: a reader may have cached in between
