@@ -28,6 +28,7 @@ from typing import Any
 from engine.state import StateStore
 from engine.workspace import LocalWorkspace, create_workspace
 from tests.engine.safety_checks import held_as
+from tests.service.chaos_decisions import Decider
 from tests.service.chaos_versions import ChaosView
 from tests.service.chaos_world import ENDPOINTS, WorldChanges
 
@@ -65,6 +66,9 @@ class Chaos(WorldChanges):
     root: Path
     seed: int
     scan_unit: str = "file"
+    # Deletes gated by approval, and operator decisions drawn per pass (chaos_decisions.py).
+    gated: bool = False
+    decider: Decider | None = field(init=False, default=None)
     ws: LocalWorkspace = field(init=False)
     rng: random.Random = field(init=False)
     view: ChaosView = field(init=False)  # every version written, and where each was verified
@@ -86,7 +90,7 @@ class Chaos(WorldChanges):
             self.root / "ws",
             dtn_keep_days=0,
             cfs_keep_days=0,
-            approval=(),
+            approval=("delete",) if self.gated else (),
             retry_base_seconds=0.01,
             scan_unit=self.scan_unit,
             depth=3,
@@ -98,6 +102,10 @@ class Chaos(WorldChanges):
             self.where,
             lambda: [str(r) for r in self.journal[-40:]],
         )
+        if self.gated:
+            self.decider = Decider(
+                CLI, self.ws.config_path, self.ws.state_path, self.child_env, self.report
+            )
         # Short back-offs: the harness runs passes back to back, not once a minute.
         text = self.ws.config_path.read_text("utf-8")
         text = text.replace("max_seconds = 60", "max_seconds = 0.2")
@@ -213,7 +221,14 @@ class Chaos(WorldChanges):
         return drawn
 
     def run_pass(self, number: int, *, chaotic: bool = True) -> PassRecord:
+        # The operator decides first, while every endpoint is where the configuration says.
+        decided: list[str] = []
+        if self.decider is not None and chaotic:
+            self.decider.draw(self.rng, self.audit()[1], decided)
         drawn = self._draw_faults(number) if chaotic else Faults()
+        drawn.notes[:0] = decided
+        if self.decider is not None:
+            self.decider.before_pass()
         argv = [*CLI, "--config", str(self.ws.config_path), "--reconcile", "--once"]
         env = self._env(drawn.injected, drawn.crash_step, self.seed * 100_003 + number)
         proc = subprocess.Popen(
@@ -247,6 +262,8 @@ class Chaos(WorldChanges):
             assert "Traceback" not in text, self.report(f"{record}: a crash\n{text}")
         if os.environ.get("BL931_CHAOS_TRACE"):
             self.trace.append((number, self.audit()[1]))
+        if self.decider is not None:
+            self.decider.check(sorted(self.view.latest))
         return record
 
     def check_no_scan_lost(self, *, settled: bool = False) -> None:
@@ -359,7 +376,11 @@ class Chaos(WorldChanges):
         )
 
     def operator_approves(self) -> None:
-        """What a person does after looking at a suspect version: approve its copies."""
+        """What a person does after looking at a suspect version: approve its copies (and, in
+        a gated run, the prunes that await approval)."""
+        if self.decider is not None:
+            self.decider.approve_all()
+            return
         done = subprocess.run(
             [*CLI, "--config", str(self.ws.config_path), "--approve-all", "--yes"],
             capture_output=True,
