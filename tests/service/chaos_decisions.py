@@ -218,6 +218,11 @@ class Decider:
                 )
                 assert seq in self.given and seq not in self.revoked | self.overridden
         self._check_receipts(scans)
+        refused = self._rows(
+            "SELECT data FROM events WHERE kind = 'delete.recheck_failed' AND "
+            "(data LIKE '%rejected%' OR data LIKE '%not_approved%')"
+        )
+        self.counts["refused at submission (rejected/not approved)"] = len(refused)
         self.counts["delete submissions"] = sum(1 for t in tasks if t["kind"] == "delete")
 
     def _check_receipts(self, scans: list[str]) -> None:
@@ -236,7 +241,8 @@ class Decider:
                 (
                     s
                     for s, sub in self.spent.items()
-                    if sub == approval["submission_id"] and self.action_of[s] == receipt["action_id"]
+                    if sub == approval["submission_id"]
+                    and self.action_of[s] == receipt["action_id"]
                 ),
                 None,
             )
