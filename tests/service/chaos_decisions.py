@@ -207,11 +207,11 @@ class Decider:
             if task["kind"] != "delete":
                 continue
             for aid in of.get(submission, []):
-                row = spent.get((submission, aid))
-                assert row is not None, self.report(
+                used = spent.get((submission, aid))
+                assert used is not None, self.report(
                     f"delete {submission} of {aid} spent no approval"
                 )
-                seq = int(row["seq"])
+                seq = int(used["seq"])
                 assert self.at_start.get(aid) == ("approve", seq), self.report(
                     f"delete {submission} of {aid} spent approval {seq}, not in force at the "
                     f"pass's start ({self.at_start.get(aid)})"
