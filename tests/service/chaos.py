@@ -158,7 +158,7 @@ class Chaos(WorldChanges):
         for scan in sorted(self.view.latest):
             good = self.good_copies(scan)
             if "hpss" in good and "cfs" in good and any(self._latest(scan).values()):
-                candidates += [(scan, "hpss"), (scan, "cfs")]
+                candidates += [(scan, e) for e in ("hpss", "cfs") if not self._last_copy(scan, e)]
         if not candidates:
             return None
         scan, endpoint = self.rng.choice(candidates)
@@ -173,6 +173,16 @@ class Chaos(WorldChanges):
         if endpoint == "hpss":
             self.rotted_on_tape.add(scan)
         return f"corrupt {endpoint}:{scan}"
+
+    def _last_copy(self, scan: str, endpoint: str) -> bool:
+        """Whether `endpoint` holds the last intact copy of some version of the scan (an older
+        version kept on tape beside the latest, or at cfs): rot there would be the harness
+        destroying a version, not a fault the service must survive."""
+        return any(
+            self.view.intact_copies(name, checksum) == [endpoint]
+            for name, checksum in self.view.versions
+            if name == scan
+        )
 
     # ---- passes -----------------------------------------------------------------------
     def child_env(self) -> dict[str, str]:
