@@ -2,7 +2,8 @@
 roots vanish (missing, or an empty mount point), an endpoint's root is swapped for a symlink to
 another's (an alias), disks fill, permissions fail, copies rot, users rewrite and truncate scans
 at the dtn, and processes are killed at random points or right after a chosen step of a delete
-(`crash_inject/delete_steps.py`). File scans or directory scans (`scan_unit`).
+(`crash_inject/delete_steps.py`). File scans or directory scans (`scan_unit`). With `gated`,
+deletes need approval and an operator decides before each pass (`chaos_decisions.py`).
 
 Everything random is drawn from one `random.Random(seed)`, and each pass's faults are written
 to `Chaos.journal`, so a failing seed can be replayed and read. Between passes the harness

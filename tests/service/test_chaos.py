@@ -2,7 +2,8 @@
 happens — with file scans and with directory scans.
 
 With local endpoints (`chaos.py`) and with Globus endpoints served by the fake Transfer API
-(`chaos_globus.py`). The default run is short enough for CI; the full run is
+(`chaos_globus.py`); and, with deletes gated by approval, with an operator approving,
+rejecting, un-rejecting and revoking at random points (`chaos_decisions.py`). The default run is short enough for CI; the full run is
 `pytest tests/service/test_chaos.py --chaos-passes=200` (or `BL931_CHAOS_PASSES=200`), and
 `BL931_CHAOS_SEED` replays another seed (for both flavours).
 """
