@@ -2,7 +2,8 @@
 roots vanish (missing, or an empty mount point), an endpoint's root is swapped for a symlink to
 another's (an alias), disks fill, permissions fail, copies rot, users rewrite and truncate scans
 at the dtn, and processes are killed at random points or right after a chosen step of a delete
-(`crash_inject/delete_steps.py`). File scans or directory scans (`scan_unit`).
+(`crash_inject/delete_steps.py`). File scans or directory scans (`scan_unit`). With `gated`,
+deletes need approval and an operator decides before each pass (`chaos_decisions.py`).
 
 Everything random is drawn from one `random.Random(seed)`, and each pass's faults are written
 to `Chaos.journal`, so a failing seed can be replayed and read. Between passes the harness
@@ -28,6 +29,7 @@ from typing import Any
 from engine.state import StateStore
 from engine.workspace import LocalWorkspace, create_workspace
 from tests.engine.safety_checks import held_as
+from tests.service.chaos_decisions import Decider
 from tests.service.chaos_versions import ChaosView
 from tests.service.chaos_world import ENDPOINTS, WorldChanges
 
@@ -65,6 +67,9 @@ class Chaos(WorldChanges):
     root: Path
     seed: int
     scan_unit: str = "file"
+    # Deletes gated by approval, and operator decisions drawn per pass (chaos_decisions.py).
+    gated: bool = False
+    decider: Decider | None = field(init=False, default=None)
     ws: LocalWorkspace = field(init=False)
     rng: random.Random = field(init=False)
     view: ChaosView = field(init=False)  # every version written, and where each was verified
@@ -86,7 +91,7 @@ class Chaos(WorldChanges):
             self.root / "ws",
             dtn_keep_days=0,
             cfs_keep_days=0,
-            approval=(),
+            approval=("delete",) if self.gated else (),
             retry_base_seconds=0.01,
             scan_unit=self.scan_unit,
             depth=3,
@@ -98,6 +103,10 @@ class Chaos(WorldChanges):
             self.where,
             lambda: [str(r) for r in self.journal[-40:]],
         )
+        if self.gated:
+            self.decider = Decider(
+                CLI, self.ws.config_path, self.ws.state_path, self.child_env, self.report
+            )
         # Short back-offs: the harness runs passes back to back, not once a minute.
         text = self.ws.config_path.read_text("utf-8")
         text = text.replace("max_seconds = 60", "max_seconds = 0.2")
@@ -150,7 +159,7 @@ class Chaos(WorldChanges):
         for scan in sorted(self.view.latest):
             good = self.good_copies(scan)
             if "hpss" in good and "cfs" in good and any(self._latest(scan).values()):
-                candidates += [(scan, "hpss"), (scan, "cfs")]
+                candidates += [(scan, e) for e in ("hpss", "cfs") if not self._last_copy(scan, e)]
         if not candidates:
             return None
         scan, endpoint = self.rng.choice(candidates)
@@ -165,6 +174,16 @@ class Chaos(WorldChanges):
         if endpoint == "hpss":
             self.rotted_on_tape.add(scan)
         return f"corrupt {endpoint}:{scan}"
+
+    def _last_copy(self, scan: str, endpoint: str) -> bool:
+        """Whether `endpoint` holds the last intact copy of some version of the scan (an older
+        version kept on tape beside the latest, or at cfs): rot there would be the harness
+        destroying a version, not a fault the service must survive."""
+        return any(
+            self.view.intact_copies(name, checksum) == [endpoint]
+            for name, checksum in self.view.versions
+            if name == scan
+        )
 
     # ---- passes -----------------------------------------------------------------------
     def child_env(self) -> dict[str, str]:
@@ -213,7 +232,14 @@ class Chaos(WorldChanges):
         return drawn
 
     def run_pass(self, number: int, *, chaotic: bool = True) -> PassRecord:
+        # The operator decides first, while every endpoint is where the configuration says.
+        decided: list[str] = []
+        if self.decider is not None and chaotic:
+            self.decider.draw(self.rng, self.audit()[1], decided)
         drawn = self._draw_faults(number) if chaotic else Faults()
+        drawn.notes[:0] = decided
+        if self.decider is not None:
+            self.decider.before_pass()
         argv = [*CLI, "--config", str(self.ws.config_path), "--reconcile", "--once"]
         env = self._env(drawn.injected, drawn.crash_step, self.seed * 100_003 + number)
         proc = subprocess.Popen(
@@ -247,6 +273,8 @@ class Chaos(WorldChanges):
             assert "Traceback" not in text, self.report(f"{record}: a crash\n{text}")
         if os.environ.get("BL931_CHAOS_TRACE"):
             self.trace.append((number, self.audit()[1]))
+        if self.decider is not None:
+            self.decider.check(sorted(self.view.latest))
         return record
 
     def check_no_scan_lost(self, *, settled: bool = False) -> None:
@@ -359,7 +387,11 @@ class Chaos(WorldChanges):
         )
 
     def operator_approves(self) -> None:
-        """What a person does after looking at a suspect version: approve its copies."""
+        """What a person does after looking at a suspect version: approve its copies (and, in
+        a gated run, the prunes that await approval)."""
+        if self.decider is not None:
+            self.decider.approve_all()
+            return
         done = subprocess.run(
             [*CLI, "--config", str(self.ws.config_path), "--approve-all", "--yes"],
             capture_output=True,

@@ -2,7 +2,8 @@
 happens — with file scans and with directory scans.
 
 With local endpoints (`chaos.py`) and with Globus endpoints served by the fake Transfer API
-(`chaos_globus.py`). The default run is short enough for CI; the full run is
+(`chaos_globus.py`); and, with deletes gated by approval, with an operator approving,
+rejecting, un-rejecting and revoking at random points (`chaos_decisions.py`). The default run is short enough for CI; the full run is
 `pytest tests/service/test_chaos.py --chaos-passes=200` (or `BL931_CHAOS_PASSES=200`), and
 `BL931_CHAOS_SEED` replays another seed (for both flavours).
 """
@@ -67,6 +68,45 @@ def test_chaos_converges_without_loss_or_duplicates(
             )
     assert any(r.killed for r in chaos.journal)
 
+    _converged_placement(chaos)
+    store = StateStore(chaos.ws.state_path, readonly=True)
+    try:
+        assert store.integrity_check() == "ok"
+        _no_overlapping_submissions(chaos, store)
+        _deletes_had_verified_copies(chaos, store)
+    finally:
+        store.close()
+
+
+# What the operator does in a gated run (chaos_decisions.py); holds have no CLI path.
+DECISION_KINDS = ("approve", "reject", "unreject", "revoke")
+
+
+@pytest.mark.parametrize(("unit", "default_seed"), [("file", 931)])
+def test_chaos_with_operator_decisions_never_deletes_without_a_standing_approval(
+    tmp_path: Path, chaos_passes: int, unit: str, default_seed: int
+) -> None:
+    """Deletes gated by approval; before each pass the seeded RNG may approve a random subset
+    of what awaits approval, reject some, un-reject some and revoke an unspent approval. After
+    every pass: no delete without an approval the harness gave and had not revoked or
+    overridden, nothing submitted while rejected, no approval spent twice (`Decider.check`)."""
+    seed = int(os.environ.get("BL931_CHAOS_SEED", default_seed))
+    chaos = Chaos(tmp_path, seed, scan_unit=unit, gated=True)
+    decider = chaos.decider
+    assert decider is not None
+    for number in range(chaos_passes):
+        chaos.run_pass(number)
+        chaos.check_no_scan_lost()
+    decider.withdraw_all()
+    chaos.settle(chaos_passes)
+    chaos.check_no_scan_lost(settled=True)
+
+    if "BL931_CHAOS_SEED" not in os.environ:
+        for kind in DECISION_KINDS:
+            assert decider.counts[kind] > 0, chaos.report(
+                f"the run never made a {kind!r} decision ({dict(decider.counts)}); pick another seed"
+            )
+    print(f"decisions: {dict(decider.counts)}")
     _converged_placement(chaos)
     store = StateStore(chaos.ws.state_path, readonly=True)
     try:
