@@ -340,9 +340,16 @@ def test_a_local_delete_whose_target_vanishes_as_it_fails_is_settled_after_the_r
     Path(f"{ws.dtn}.away").rename(ws.dtn)  # the filesystem is back
     done = run_cli("--reconcile", "--once", config=ws.config_path)
     assert "Traceback" not in done.stderr, done.stderr
-    (partial,) = receipts(ws.state_path, SCANS[2])
+    partial, rest = receipts(ws.state_path, SCANS[2])
     assert partial["partial"] is True
     assert partial["removed"] == [f"{SCANS[2]}/frame_1.h5"] and partial["remaining"] == [denied]
+    # What the cut delete left is the same version less the receipted file (not a new
+    # version): this beamline needs no approval, so the rest is deleted like a fresh delete,
+    # after its own last look, and receipted once.
+    assert not rest.get("partial") and rest["action_id"] == partial["action_id"]
+    assert rest["submission_id"] != partial["submission_id"]
+    assert rest["removed"] == [denied] and rest["already_absent"] == partial["removed"]
+    assert not any(f.startswith(SCANS[2]) for f in files_below(ws.dtn))
     for scan in SCANS[:2]:  # removed before the unmount: receipted from the mover's report
         (receipt,) = receipts(ws.state_path, scan)
         assert sorted(receipt["removed"]) == sorted(frames(scan))
