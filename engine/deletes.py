@@ -86,14 +86,14 @@ def leftovers(scan: Scan, listing: ScanListing | None) -> Leftovers:
     )
 
 
-def receipted_earlier(executor: Executor, action: ActionRow) -> set[str]:
-    """Files an earlier `partial` receipt of this action (another submission) names removed."""
+def receipted_earlier(executor: Executor, action: ActionRow, *, same: bool = False) -> set[str]:
+    """Files a `partial` receipt of this action names removed (`same`: this submission's)."""
     return {
         name
         for r in executor.store.receipts(action.scan)
         if r.get("partial")
         and r.get("action_id") == action.id
-        and r.get("submission_id") != action.submission_id
+        and (r.get("submission_id") == action.submission_id) == same
         for name in (r.get("removed") or ())
     }
 
@@ -108,13 +108,13 @@ def receipt_files(
     """
     scan = submitted_scan(executor.store, action.submission_id, action.id)
     manifest = tuple(f.path for f in scan.files) if scan else ()
-    # What the mover reports removed (Globus: the items it was given), else the manifest, less
-    # what a cut delete of this action receipted already (Transfer skips those as missing).
+    # The mover's removed (Globus: its items), else the manifest, less a cut delete's receipted.
     claimed = result.removed if result is not None and result.removed is not None else manifest
     earlier = receipted_earlier(executor, action)
-    out: dict[str, Any] = {"removed": sorted(set(claimed) - earlier)}
+    ours = receipted_earlier(executor, action, same=True)
+    out: dict[str, Any] = {"removed": sorted((set(claimed) - earlier) | ours)}
     absent = set(result.already_absent or ()) if result is not None else set()
-    absent |= earlier & set(claimed)
+    absent = (absent | (earlier & set(claimed))) - ours
     if absent:
         out["already_absent"] = sorted(absent)
     if result is not None and result.left_behind is not None:
