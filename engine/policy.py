@@ -101,36 +101,3 @@ class Policy:
     def retained(self, scan: Scan, endpoint: str, now: datetime) -> bool:
         due = self.delete_due_at(scan, endpoint)
         return due is None or now < due
-
-
-def wanted_holders(
-    policy: Policy,
-    scan: Scan,
-    now: datetime,
-    verified: Mapping[str, bool | None],
-    holding: frozenset[str] = frozenset(),
-) -> frozenset[str]:
-    """Copy targets that should hold the scan now.
-
-    A target should hold a copy while its retention lasts; while a copy downstream of it still
-    has to be made from it (a scan older than CFS retention still passes through CFS on its way to
-    HPSS); and while an endpoint still `holding` the scan needs it before its own delete (the DTN
-    copy waits on CFS). Callers count an endpoint that could not be listed as holding. `verified[e]` is True/False, or None when `e` is unknown this pass;
-    unknown endpoints never create demand upstream.
-    """
-    required_by_holders = {
-        required
-        for holder in holding
-        if holder in policy.retention
-        for required in policy.retention[holder].delete_requires
-    }
-    wants: dict[str, bool] = {}
-    for target in policy.targets_bottom_up:  # children are decided before their parents
-        wanted = target in required_by_holders or policy.retained(scan, target, now)
-        if not wanted:
-            for child in policy.children(target):
-                if wants.get(child, False) and verified.get(child) is False:
-                    wanted = True
-                    break
-        wants[target] = wanted
-    return frozenset(name for name, wanted in wants.items() if wanted)
