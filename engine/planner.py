@@ -259,15 +259,11 @@ class _Planner:
         admitted = 0
         cap = self.inp.policy.max_deletes_per_pass
         capped = f"at most {cap} deletes per pass"
-        delete = ActionKind.DELETE
+        delete, at_cap = ActionKind.DELETE, ReasonCode.DELETE_CAP_REACHED
         for scan, deletes, ids in pending:
             for index, (action, together) in enumerate(deletes):
                 if admitted >= cap:
-                    self.blocked.append(
-                        Blocked(
-                            scan.id, delete, action.target, ReasonCode.DELETE_CAP_REACHED, capped
-                        )
-                    )
+                    self.blocked.append(Blocked(scan.id, delete, action.target, at_cap, capped))
                     continue
                 if together is not None:
                     self.blocked.append(Blocked(scan.id, delete, action.target, *together))
