@@ -97,7 +97,3 @@ class Policy:
         """When retention lets the copy at `endpoint` go (None: kept forever)."""
         keep = self.keep.get(endpoint)
         return None if keep is None else scan.acquired_at + keep
-
-    def retained(self, scan: Scan, endpoint: str, now: datetime) -> bool:
-        due = self.delete_due_at(scan, endpoint)
-        return due is None or now < due
