@@ -87,7 +87,7 @@ _STATE: dict[SfJobState, JobState] = {
 _ONE_TRY = {"stop": tenacity.stop_after_attempt(1), "reraise": True}
 
 
-class _OneTryClient(Client):  # type: ignore[misc]
+class _OneTryClient(Client):
     """`sfapi_client.Client` making one attempt per request (see the module docstring)."""
 
     def get(self, url: str, params: dict[str, Any] | None = None) -> httpx.Response:
@@ -262,7 +262,7 @@ class SfapiRunner:
             raise error from None
 
     def _translate(self, what: str, exc: Exception) -> EndpointUnavailable:
-        transient, human = ErrorClass.TRANSIENT, ErrorClass.NEEDS_HUMAN
+        human = ErrorClass.NEEDS_HUMAN
         if isinstance(exc, httpx.HTTPStatusError):
             code = exc.response.status_code
             if code in (401, 403):

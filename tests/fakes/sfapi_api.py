@@ -38,7 +38,7 @@ run=)` (the next submitted job ends so, e.g. NODE_FAIL or COMPLETED with exit 3)
 are refused), `fail_commands(message)` (the command endpoint answers ERROR, e.g. HPSS down on
 the login nodes), `lose_submit_answer()` (the job is created but the task poll answering its id
 fails: a crash right after submit), `reject_submit(message)` (sbatch refuses the job),
-`machine_status`, `hold_jobs`. `calls` counts requests per route; `jobs` holds every job.
+`sacct_error` (sacct itself fails), `machine_status`, `hold_jobs`. `calls` counts requests per route; `jobs` holds every job.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ import subprocess
 import tempfile
 import threading
 import uuid
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -58,7 +59,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from authlib.jose import JoseError, jwt
+with warnings.catch_warnings():  # authlib asks for joserfc; its `jose` still verifies JWTs
+    warnings.simplefilter("ignore")
+    from authlib.jose import JoseError, jwt
 
 API_PREFIX = "/api/v1.2"
 TERMINAL = {
@@ -138,6 +141,7 @@ class FakeSfapi:
         self.jobs: dict[str, FakeJob] = {}
         self.tasks: dict[str, FakeTask] = {}
         self.tokens: set[str] = set()
+        self.issued: list[str] = []  # every access token ever issued (tests look for leaks)
         self.calls: Counter[str] = Counter()
         self.token_forms: list[dict[str, str]] = []
         self._next_jobid = 41_000_000
@@ -145,6 +149,7 @@ class FakeSfapi:
         self._job_outcomes: list[tuple[str, int, bool]] = []
         self._refused = False
         self._command_error: str | None = None
+        self.sacct_error: str | None = None  # `sacct` exits 1 with this on stderr (slurmdbd down)
         self._lose_submit_answer = False
         self._reject_submit: str | None = None
         self._lock = threading.RLock()
@@ -285,6 +290,7 @@ class FakeSfapi:
             raise invalid
         token = secrets.token_urlsafe(24)
         self.tokens.add(token)
+        self.issued.append(token)
         return 200, {"access_token": token, "token_type": "Bearer", "expires_in": 600}, {}
 
     def _status(self) -> dict[str, Any]:
@@ -434,6 +440,8 @@ class FakeSfapi:
 
     def _sacct(self, args: list[str]) -> dict[str, Any]:
         """`sacct --name=N -X -n -P --format=JobID,State` over the fake's jobs."""
+        if self.sacct_error is not None:
+            return {"status": "error", "output": "", "error": self.sacct_error, "exit_code": 1}
         name = next((a.split("=", 1)[1] for a in args if a.startswith("--name=")), None)
         fields = next(
             (a.split("=", 1)[1] for a in args if a.startswith("--format=")), "JobID,State"

@@ -141,9 +141,7 @@ def test_submit_runs_on_xfer_and_completes(
         "PREEMPTED",
     ],
 )
-def test_every_failure_state_ends_not_ok(
-    runner: SfapiRunner, fake: FakeSfapi, state: str
-) -> None:
+def test_every_failure_state_ends_not_ok(runner: SfapiRunner, fake: FakeSfapi, state: str) -> None:
     fake.next_job_ends(state, exit_code=0, run=state not in ("NODE_FAIL", "BOOT_FAIL"))
     job_id = runner.submit("bl931-fail", "echo hi\n")
     status = run_to_end(runner, job_id)
@@ -227,6 +225,15 @@ def test_find_that_cannot_ask_raises_instead_of_saying_none(
     runner.submit("bl931-there", "true\n")
     fake.fail_commands("login nodes unavailable")
     with pytest.raises(EndpointUnavailable):
+        runner.find("bl931-there")
+
+
+def test_find_when_sacct_fails_raises_instead_of_saying_none(
+    runner: SfapiRunner, fake: FakeSfapi
+) -> None:
+    runner.submit("bl931-there", "true\n")
+    fake.sacct_error = "sacct: error: Problem talking to the database"
+    with pytest.raises(EndpointUnavailable, match="Problem talking"):
         runner.find("bl931-there")
 
 
@@ -349,12 +356,17 @@ def test_secrets_never_leak(
     job_id = runner.submit("bl931-secret", "echo fine\n")
     texts.append(repr(run_to_end(runner, job_id)))
     fake.fail_next(1, 503, retry_after=1, route="compute/jobs")
-    fake.reject_submit("Invalid account")
     for action in (
-        lambda: runner.submit("bl931-secret", "true\n"),
-        lambda: (clock.advance(seconds=5), runner.submit("bl931-secret", "true\n")),
-        lambda: (fake.refuse_client(), runner.status(job_id)),
-        lambda: runner.status(job_id),
+        lambda: runner.submit("bl931-secret", "true\n"),  # 503
+        lambda: runner.submit("bl931-secret", "true\n"),  # held by Retry-After
+        lambda: (
+            clock.advance(seconds=5),
+            fake.reject_submit("Invalid account"),
+            runner.submit("bl931-secret", "true\n"),
+        ),
+        lambda: runner.status(job_id),  # works: a new token after the refusal above
+        lambda: (fake.refuse_client(), runner.status(job_id)),  # the token it holds is refused
+        lambda: runner.status(job_id),  # a new token is refused: invalid_client
     ):
         try:
             action()
@@ -362,12 +374,18 @@ def test_secrets_never_leak(
             texts.append("".join(traceback.format_exception(exc)))
     out, err = capfd.readouterr()
     texts += [caplog.text, out, err]
-    key_body = "".join(key_pair[0].strip().splitlines()[1:-1])
+    assert len(texts) == 11  # every action above raised
     blob = "".join(texts).replace("\n", "")
-    assert len(texts) > 7
+    assert (
+        "refused the token (HTTP 401)" in blob
+        and "(invalid_client)" in blob
+        and "Retry-After" in blob
+    )
+    key_body = "".join(key_pair[0].strip().splitlines()[1:-1])
     assert key_body[:40] not in blob and key_body[-40:] not in blob
-    for token in fake.token_forms:
-        assert token.get("client_assertion", "")[-40:] not in blob
+    assert fake.issued and not any(token in blob for token in fake.issued)
+    for form in fake.token_forms:
+        assert form["client_assertion"][-40:] not in blob
     runner.close()
 
 
@@ -398,7 +416,9 @@ def test_missing_or_malformed_credentials_name_what_and_where(tmp_path: Path) ->
 
 def test_xfer_script_directives() -> None:
     settings = SfapiSettings(output_dir="/global/cfs/out", account="als", constraint=None)
-    text = xfer_script("bl931-x", "set -e\n#SBATCH -q debug\n#SBATCH --mail-type=END\nhtar\n", settings)
+    text = xfer_script(
+        "bl931-x", "set -e\n#SBATCH -q debug\n#SBATCH --mail-type=END\nhtar\n", settings
+    )
     lines = text.splitlines()
     assert lines[0] == "#!/bin/bash"
     assert "#SBATCH --qos=xfer" in lines and "#SBATCH -q debug" not in lines
