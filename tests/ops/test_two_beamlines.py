@@ -107,11 +107,12 @@ def test_two_beamline_services_side_by_side(tmp_path: Path) -> None:
                 "/metrics/job/bl931/beamline/9.3.1",
                 "/metrics/job/bl931/beamline/7.3.3",
             } <= paths
-            # Each catalog holds its own scan only.
+            # Each catalog is its own beamline's, and never names the other's scan.
             for name, ws in worlds.items():
-                catalog = (ws.root / "state" / "catalog.json").read_text()
-                assert ("S931" in catalog) is (name == "9.3.1")
-                assert ("S733" in catalog) is (name == "7.3.3")
+                doc = json.loads((ws.root / "state" / "catalog.json").read_text())
+                assert [i["beamline"] for i in doc["bl931_catalog"].values()] == [name]
+                other_scan = "S733" if name == "9.3.1" else "S931"
+                assert other_scan not in json.dumps(doc)
         finally:
             for svc in services.values():
                 svc.close()
