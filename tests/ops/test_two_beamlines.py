@@ -83,7 +83,7 @@ def test_two_beamline_services_side_by_side(tmp_path: Path) -> None:
             ports = {name: metrics_port(svc) for name, svc in services.items()}
             for svc in services.values():
                 svc.wait_log(r"pass done in")
-            for name, ws in worlds.items():
+            for ws in worlds.values():
                 wait_for(lambda ws=ws: Path(f"{ws.state_path}.sock").exists(), what="socket")
             wait_for(lambda: len(pushes) >= 3, what="a push from each service")
             for name, ws in worlds.items():
