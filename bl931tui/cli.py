@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="register every locally catalogued scan in the configured SciCat",
     )
+    from bl931tui.flight_cli import add_modes
+
+    add_modes(mode)
     p.add_argument("--once", action="store_true", help="with --reconcile: one pass, then exit")
     p.add_argument(
         "--interval", type=float, metavar="SECONDS", help="with --reconcile: pass period"
@@ -173,8 +176,10 @@ def _check_combinations(args: argparse.Namespace) -> None:
         raise UsageError("--interval must be a positive number of seconds")
     if args.as_of and not args.dry_run:
         raise UsageError("--as-of goes with --dry-run")
-    if args.json and not (args.dry_run or args.receipt is not None or args.check):
-        raise UsageError("--json goes with --dry-run, --receipt or --check")
+    if args.json and not (
+        args.dry_run or args.receipt is not None or args.check or args.flight_check
+    ):
+        raise UsageError("--json goes with --dry-run, --receipt, --check or --flight-check")
     if (args.since or args.until) and args.receipt is None:
         raise UsageError("--since and --until go with --receipt")
     if args.yes and not args.approve_all:
@@ -258,6 +263,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bl931tui.demo import run_demo
 
         return run_demo(args)
+    if args.import_splash:
+        from bl931tui.flight_cli import import_splash
+
+        return import_splash(args.import_splash)
     config = load_config(args.config)
     if args.log_format is None and config.service.log_format == "json":
         from engine.logs import setup_logging
@@ -265,6 +274,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         setup_logging(level=logging.DEBUG if args.verbose else logging.INFO, fmt="json")
     if args.dry_run:
         return dry_run(config, args)
+    if args.flight_check:
+        from bl931tui.flight_cli import run_flight
+
+        return run_flight(config, args)
     if args.reconcile:
         from bl931tui.service import run_service
 

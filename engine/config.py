@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from engine import config_errors
+from engine import config_errors, splash
 from engine.errors import ConfigError
 from engine.model import ActionKind, Level
 from engine.operators import APPROVER_ENTRY
@@ -209,6 +209,20 @@ class ServiceConfig(_Section):
     metrics_port: int = Field(default=0, ge=0, le=65535)
 
 
+class FlightCheckConfig(_Section):
+    """`bl931tui --flight-check` (engine/flight_check.py): how long a leg may take, the canary."""
+
+    timeout_seconds: float = Field(default=600, gt=0)
+    poll_seconds: float = Field(default=2, gt=0)
+    canary_bytes: int = Field(default=4096, ge=1, le=16 * 1024 * 1024)
+
+
+class SplashConfig(_Section):
+    """splash_flows' `config.yml`, the source of `from_splash` endpoints (engine/splash.py)."""
+
+    config: Path | None = None
+
+
 class Config(_Section):
     beamline: BeamlineConfig = BeamlineConfig()
     state: StateConfig = StateConfig()
@@ -222,6 +236,8 @@ class Config(_Section):
     globus: GlobusConfig = GlobusConfig()
     catalog: CatalogConfig = CatalogConfig()
     service: ServiceConfig = ServiceConfig()
+    flight_check: FlightCheckConfig = FlightCheckConfig()
+    splash: SplashConfig = SplashConfig()
     source: Path | None = Field(default=None, exclude=True)
 
     @field_validator("endpoints")
@@ -407,6 +423,7 @@ def parse_config(
     `text` (the TOML as written) lets errors name their line."""
     where = str(source) if source is not None else "<config>"
     lines = config_errors.key_lines(text) if text is not None else None
+    data = splash.expand(data, source)  # `from_splash` endpoints, from splash_flows' config.yml
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:

@@ -30,6 +30,7 @@ from engine.config import Config
 from engine.errors import Bl931Error, EndpointUnavailable
 from engine.evidence_identity import StorageIdentities
 from engine.executor import Executor
+from engine.flight_record import flight_alerts
 from engine.foreign import ForeignPaths, WithoutForeign, foreign_paths, without_foreign
 from engine.identity import IdentityCheck
 from engine.inventory.listing import ListingInventory
@@ -537,6 +538,7 @@ class Reconciler:
             *self._foreign_alerts(),
             *unverified_alerts(self.store),
             *task_faults,
+            *flight_alerts(self.store),
         )
         standing = AlertLog(self.store).refresh(current, now, write=write)
         return replace(

@@ -355,6 +355,16 @@ MIGRATIONS: tuple[str, ...] = (
         what TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 17 (its place in this tuple is set at merge): flight checks (engine.flight_record): each
+    # check's report, the latest of which decides the `flight_check_failed` alerts
+    """
+    CREATE TABLE flight_checks(
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        report TEXT NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
