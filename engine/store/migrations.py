@@ -355,7 +355,7 @@ MIGRATIONS: tuple[str, ...] = (
         what TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
-    # 17 (its place in this tuple is set at merge): flight checks (engine.flight_record): each
+    # 11: flight checks (engine.flight_record): each
     # check's report, the latest of which decides the `flight_check_failed` alerts
     """
     CREATE TABLE flight_checks(
