@@ -34,6 +34,7 @@ from engine.changed_deletes import mark_unverified
 from engine.clock import Clock
 from engine.config import Config
 from engine.copy_evidence import settled_signature
+from engine.storage.tape_catalog import tape_location
 from engine.decisions import DecisionLog, Refused
 from engine.deletes import InterruptedDeletes, receipt_files, report_foreign
 from engine.errors import Bl931Error, CatalogUnavailable, classify
@@ -750,6 +751,8 @@ class Executor:
     def _path_on(self, endpoint: str, scan: Scan, name: str | None = None) -> str:
         """The scan's path at an endpoint (`name`: a versioned object on tape)."""
         spec = self.config.endpoints[endpoint]
+        if spec.kind == "tape":  # the bundle path + member (engine/storage/tape_catalog.py)
+            return tape_location(self.store, endpoint, name or scan.id)
         if spec.kind == "globus" and spec.root:
             return f"{spec.root.rstrip('/')}/{name or scan.id}"
         assert spec.path is not None
