@@ -116,11 +116,20 @@ class TapeStorage:
         held = tape_store.held_scans(store, self.name)
         on_hpss = self._ls(self.endpoint.base, recursive=True)
         out: dict[str, ScanListing] = {}
+        broken: set[str] = set()
         for scan_key, entries in held.items():
             for bundle, _checksum, detail in reversed(entries):
                 if _present(bundle, detail, on_hpss):
                     out[scan_key] = _listing(scan_key, detail)
                     break
+                broken.add(bundle.bundle)
+        if not store.readonly:
+            for name in sorted(broken):
+                log.error("%s: bundle %s is missing or not its verified size", self.name, name)
+                tape_store.update_bundle(
+                    store, self.name, name, state="broken",
+                    error="missing from hsi ls, or not the size it was verified at",
+                )
         return out
 
     def stat_scan(self, layout: ScanLayout, scan: str) -> ScanListing | None:
