@@ -18,7 +18,7 @@ from engine.store import tape as tape_store
 def request_restore(config: Config, scan: str, target: str | None) -> int:
     tapes = [n for n, e in config.endpoints.items() if e.kind == "tape"]
     if not tapes:
-        raise UsageError("--restore needs a kind = \"tape\" endpoint in the config")
+        raise UsageError('--restore needs a kind = "tape" endpoint in the config')
     if target is None:
         source = config.inventory.endpoint
         target = next((c.to for c in config.copy_ if c.from_ == source), None)

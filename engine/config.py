@@ -96,11 +96,13 @@ class EndpointConfig(_Section):
         if self.kind == "tape":
             if self.runner == "local" and self.path is None:
                 raise ValueError(
-                    "a tape endpoint with runner = \"local\" needs `path` (the directory that "
+                    'a tape endpoint with runner = "local" needs `path` (the directory that '
                     "stands in for HPSS)"
                 )
             if self.runner == "sfapi" and not self.root:
-                raise ValueError("a tape endpoint with runner = \"sfapi\" needs `root` (its HPSS directory)")
+                raise ValueError(
+                    'a tape endpoint with runner = "sfapi" needs `root` (its HPSS directory)'
+                )
             return self
         if self.kind == "local" and self.path is None:
             raise ValueError("a local endpoint needs `path` (the directory that holds its tree)")

@@ -34,7 +34,6 @@ from engine.changed_deletes import mark_unverified
 from engine.clock import Clock
 from engine.config import Config
 from engine.copy_evidence import settled_signature
-from engine.storage.tape_catalog import tape_location
 from engine.decisions import DecisionLog, Refused
 from engine.deletes import InterruptedDeletes, receipt_files, report_foreign
 from engine.errors import Bl931Error, CatalogUnavailable, classify
@@ -73,6 +72,7 @@ from engine.storage.base import (
     TaskStatus,
     TransferItem,
 )
+from engine.storage.tape_catalog import tape_location
 from engine.task_progress import record_item_progress
 from engine.task_slots import REALTIME_MARK, plan_batches
 from engine.task_watch import TaskWatch

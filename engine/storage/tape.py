@@ -26,18 +26,15 @@ from typing import Any
 from engine.clock import Clock
 from engine.errors import EndpointUnavailable
 from engine.layout import ScanLayout
-from engine.model import ErrorClass, Evidence, FileStat, Level, Scan, ScanFile
-from engine.storage.base import ItemResult, ScanListing, TaskRequest, TaskStatus, listing_signature
+from engine.model import FileStat, Scan
+from engine.storage.base import ItemResult, ScanListing, TaskRequest, TaskStatus
 from engine.storage.tape_groups import bundle_name, cut_parts, group_of, job_name
 from engine.storage.tape_runner import TapeRunner
 from engine.storage.tape_script import (
     MAX_HTAR_MEMBER,
     Member,
     archive_script,
-    failed_sums,
     htar_can_store,
-    listing,
-    marked,
     parse_ls,
     parse_tvf,
 )
@@ -77,7 +74,7 @@ class TapeEndpoint:
 
     def need_store(self) -> StoreBase:
         if self.store is None:
-            raise EndpointUnavailable(f"{self.name}: tape endpoint has no state store attached")
+            raise EndpointUnavailable(self.name, "tape endpoint has no state store attached")
         return self.store
 
 
@@ -103,8 +100,8 @@ class TapeStorage:
             if "No such file" in done.stderr and not recursive:
                 return {}
             raise EndpointUnavailable(
-                f"{self.name}: hsi ls {path} failed (exit {done.returncode}): "
-                f"{done.stderr.strip()[-300:]}"
+                self.name,
+                f"hsi ls {path} failed (exit {done.returncode}): {done.stderr.strip()[-300:]}",
             )
         return parse_ls(done.stdout)
 
@@ -127,7 +124,10 @@ class TapeStorage:
             for name in sorted(broken):
                 log.error("%s: bundle %s is missing or not its verified size", self.name, name)
                 tape_store.update_bundle(
-                    store, self.name, name, state="broken",
+                    store,
+                    self.name,
+                    name,
+                    state="broken",
                     error="missing from hsi ls, or not the size it was verified at",
                 )
         return out
@@ -143,7 +143,10 @@ class TapeStorage:
                 self._looked[bundle.bundle] = intact
                 if not intact and not store.readonly:
                     tape_store.update_bundle(
-                        store, self.name, bundle.bundle, state="broken",
+                        store,
+                        self.name,
+                        bundle.bundle,
+                        state="broken",
                         error="the last look found it missing or not matching its manifest",
                     )
             if intact:
@@ -157,34 +160,33 @@ class TapeStorage:
         if in_tar:
             sizes = self._ls(bundle.bundle)
             if sizes.get(bundle.bundle) != bundle.archive_size:
-                log.error("%s: bundle %s missing or not its verified size", self.name, bundle.bundle)
+                log.error(
+                    "%s: bundle %s missing or not its verified size", self.name, bundle.bundle
+                )
                 return False
             done = self.endpoint.runner.command(["htar", "-tvf", bundle.bundle])
             if done.returncode != 0 or parse_tvf(done.stdout) != in_tar:
                 log.error("%s: htar -tvf %s does not match the manifest", self.name, bundle.bundle)
                 return False
-        for m in cput:
-            if self._ls(m["hpss_path"]).get(m["hpss_path"]) != m["size"]:
-                return False
-        return True
+        return all(self._ls(m["hpss_path"]).get(m["hpss_path"]) == m["size"] for m in cput)
 
     def checksum_files(self, listing: ScanListing, algorithm: str) -> dict[str, str] | None:
         return None  # tape bytes are not re-read for a look; the bundle's evidence stands
 
 
-def _present(bundle: tape_store.BundleRow, detail: Mapping[str, Any], on_hpss: Mapping[str, int]) -> bool:
-    if any(m["via"] == "htar" for m in members_of(detail)):
-        if on_hpss.get(bundle.bundle) != bundle.archive_size:
-            return False
+def _present(
+    bundle: tape_store.BundleRow, detail: Mapping[str, Any], on_hpss: Mapping[str, int]
+) -> bool:
+    in_tar = any(m["via"] == "htar" for m in members_of(detail))
+    if in_tar and on_hpss.get(bundle.bundle) != bundle.archive_size:
+        return False
     return all(
         on_hpss.get(m["hpss_path"]) == m["size"] for m in members_of(detail) if m["via"] == "cput"
     )
 
 
 def _listing(scan_key: str, detail: Mapping[str, Any]) -> ScanListing:
-    files = tuple(
-        FileStat(m["listed_as"], m["size"], m["mtime"]) for m in members_of(detail)
-    )
+    files = tuple(FileStat(m["listed_as"], m["size"], m["mtime"]) for m in members_of(detail))
     return ScanListing(scan_key, files)
 
 
@@ -195,7 +197,10 @@ class TapeMover:
     max_active_tasks = 1
 
     def __init__(
-        self, endpoint: TapeEndpoint, source_roots: Mapping[str, str], stage_roots: Mapping[str, Path]
+        self,
+        endpoint: TapeEndpoint,
+        source_roots: Mapping[str, str],
+        stage_roots: Mapping[str, Path],
     ) -> None:
         self.endpoint = endpoint
         self.name = f"tape:{endpoint.name}"
@@ -290,9 +295,19 @@ class TapeMover:
                     "members": members,
                 }
                 row = tape_store.BundleRow(
-                    ep.name, bundle, group, part, request.submission_id,
-                    job_name(bundle, "archive", request.submission_id), None, "archive",
-                    "submitting", None, None, manifest, now,
+                    ep.name,
+                    bundle,
+                    group,
+                    part,
+                    request.submission_id,
+                    job_name(bundle, "archive", request.submission_id),
+                    None,
+                    "archive",
+                    "submitting",
+                    None,
+                    None,
+                    manifest,
+                    now,
                 )
                 tape_store.add_bundle(store, row)  # persisted before the job is submitted
                 rows.append(row)
@@ -321,6 +336,8 @@ class TapeMover:
 
                 results += judge_restore(self, row, status)
             else:
+                from engine.storage.tape_judge import judge_archive
+
                 results += judge_archive(self, row, status)
         if running:
             return TaskStatus(task_id, "active")
@@ -379,89 +396,3 @@ def _with_action(result: ItemResult, action_id: str) -> ItemResult:
     from dataclasses import replace
 
     return replace(result, action_id=action_id)
-
-
-def judge_archive(mover: TapeMover, row: tape_store.BundleRow, status: Any) -> list[ItemResult]:
-    """Whether a finished archive job made a verified bundle; one result per scan (keyed by
-    scan; the caller maps scans to actions)."""
-    ep = mover.endpoint
-    store = ep.need_store()
-    now = ep.clock()
-    manifest = row.manifest
-    scans = sorted(manifest["scans"])
-    members = manifest["members"]
-    output = status.output or ""
-
-    def fail(error: str, error_class: ErrorClass, only: Collection[str] | None = None) -> list[ItemResult]:
-        tape_store.update_bundle(store, ep.name, row.bundle, state="failed", error=error, finished_at=now)
-        out = []
-        for scan in scans:
-            if only is None or scan in only:
-                out.append(ItemResult(scan, False, error, error_class))
-            else:
-                out.append(ItemResult(scan, False, f"bundled again: {error}", ErrorClass.TRANSIENT, retry_now=True))
-        return out
-
-    rotted = failed_sums(output)
-    if rotted:
-        bad = {m["scan"] for m in members if m["path"] in rotted}
-        return fail(
-            f"{len(rotted)} file(s) at the source do not match the acquisition checksum "
-            f"(e.g. {rotted[0]!r}); not archived", ErrorClass.NEEDS_HUMAN, bad,
-        )
-    if not status.ok:
-        last = output.strip().splitlines()[-1:] or [""]
-        return fail(
-            f"tape job {row.job_id} ended {status.state} with exit {status.exit_code}: {last[0][-200:]}",
-            ErrorClass.TRANSIENT,
-        )
-    if not marked(output, "SUMS OK"):
-        return fail(f"tape job {row.job_id} did not check the members' checksums", ErrorClass.TRANSIENT)
-    in_tar = {m["path"]: m["size"] for m in members if m["via"] == "htar"}
-    size: int | None = None
-    if in_tar:
-        if marked(output, "HTAR") != ["0"]:
-            return fail(f"tape job {row.job_id}: htar did not report success", ErrorClass.TRANSIENT)
-        listed = listing(output)
-        if listed != in_tar:
-            return fail(f"bundle {row.bundle}: htar -tvf does not match the manifest", ErrorClass.TRANSIENT)
-        sizes = parse_ls(" ".join(marked(output, "SIZE")))
-        size = sizes.get(row.bundle)
-        if size is None:
-            return fail(f"bundle {row.bundle}: its size on HPSS was not reported", ErrorClass.TRANSIENT)
-    cput_ok = {line.split(" ", 1)[1] for line in marked(output, "CPUT OK") if " " in line}
-    for m in members:
-        if m["via"] == "cput" and m["hpss_path"] not in cput_ok:
-            return fail(f"{m['hpss_path']}: hsi cput not verified", ErrorClass.TRANSIENT)
-    tape_store.update_bundle(
-        store, ep.name, row.bundle, state="verified", archive_size=size, finished_at=now
-    )
-    results, recorded = [], []
-    for scan in scans:
-        own = [m for m in members if m["scan"] == scan]
-        kept_as = manifest["kept_as"][scan]
-        detail = {
-            "bundle": row.bundle,
-            "job_id": row.job_id,
-            "verified_at": now.isoformat(),
-            "crc": "htar -Hcrc -Hverify=all" if any(m["via"] == "htar" for m in own) else None,
-            "cput": [m["hpss_path"] for m in own if m["via"] == "cput"],
-            "files": own,
-        }
-        recorded.append((kept_as, manifest["scans"][scan], detail))
-        files = [FileStat(m["listed_as"], m["size"], m["mtime"]) for m in own]
-        evidence = Evidence(
-            Level.CHECKSUM,
-            manifest["algorithm"],
-            manifest["scans"][scan],
-            row.job_id,
-            now,
-            listing_signature(files),
-            how="htar" if detail["crc"] else "cput",
-        )
-        results.append(ItemResult(scan, True, evidence=evidence))
-    tape_store.add_members(store, ep.name, row.bundle, recorded)
-    return results
-
-
-__all__ = ["TapeEndpoint", "TapeMover", "TapeStorage", "ScanFile"]

@@ -24,12 +24,14 @@ def _runner(config: Config, name: str, environ: Mapping[str, str] | None) -> Tap
         jobs = config.state.path.expanduser().parent / "tape-jobs" / name
         return LocalTapeRunner(spec.path, jobs, spec.tools)
     try:
-        from engine.storage import tape_sfapi
+        import importlib
+
+        tape_sfapi = importlib.import_module("engine.storage.tape_sfapi")
     except ImportError as exc:
         raise ConfigError(
             f'endpoints.{name}.runner = "sfapi" needs the Superfacility API runner: {exc}'
         ) from exc
-    runner: TapeRunner = tape_sfapi.build_runner(config, name, environ=environ)  # type: ignore[attr-defined]
+    runner: TapeRunner = tape_sfapi.build_runner(config, name, environ=environ)
     return runner
 
 

@@ -63,7 +63,7 @@ class LocalTapeRunner:
 
     def submit(self, name: str, script: str) -> str:
         if not self.hpss_root.is_dir():
-            raise EndpointUnavailable(f"HPSS stand-in {self.hpss_root} is not a directory")
+            raise EndpointUnavailable("hpss", f"HPSS stand-in {self.hpss_root} is not a directory")
         job_id = self._next_id()
         self._write(job_id, {"name": name, "state": "RUNNING", "pid": os.getpid()})
         done = subprocess.run(
@@ -87,7 +87,7 @@ class LocalTapeRunner:
         except FileNotFoundError:
             return JobStatus(job_id, JobState.FAILED, None, "no such job")
         except (OSError, ValueError) as exc:
-            raise EndpointUnavailable(f"job record {job_id} unreadable: {exc}") from exc
+            raise EndpointUnavailable("hpss", f"job record {job_id} unreadable: {exc}") from exc
         state = JobState(record["state"])
         if state is JobState.RUNNING and record.get("pid") != os.getpid():
             # Its bash ran in a process that is gone: the job died with it.
@@ -116,7 +116,7 @@ class LocalTapeRunner:
                 check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise EndpointUnavailable(f"{argv[0]} failed to run: {exc}") from exc
+            raise EndpointUnavailable("hpss", f"{argv[0]} failed to run: {exc}") from exc
         return CommandResult(done.returncode, done.stdout, done.stderr)
 
     def close(self) -> None:

@@ -149,7 +149,7 @@ def warn_small_scans(config: Config, seen: Observation) -> None:
             log.warning(
                 "%s: tape = true over Globus receives every scan as its own tape file, and the "
                 "median scan here is %d bytes (under 1 GB); NERSC asks that small files be "
-                "bundled with htar: use kind = \"tape\" (docs/hpss.md)",
+                'bundled with htar: use kind = "tape" (docs/hpss.md)',
                 name,
                 int(median),
             )

@@ -50,9 +50,19 @@ def plan_restores(mover: TapeMover, request: TaskRequest) -> list[tape_store.Bun
             "members": files,
         }
         row = tape_store.BundleRow(
-            ep.name, key, bundle.group, bundle.part, request.submission_id,
-            job_name(name, "restore", request.submission_id), None, "restore", "submitting",
-            None, None, manifest, now,
+            ep.name,
+            key,
+            bundle.group,
+            bundle.part,
+            request.submission_id,
+            job_name(name, "restore", request.submission_id),
+            None,
+            "restore",
+            "submitting",
+            None,
+            None,
+            manifest,
+            now,
         )
         tape_store.add_bundle(store, row)
         rows.append(row)

@@ -87,7 +87,7 @@ def archive_script(
     parts = [
         "set -uo pipefail",
         f"cd -- {shlex.quote(source_root)} || {{ echo 'BL931 SOURCE UNREADABLE'; exit 66; }}",
-        'WORK=$(mktemp -d); trap \'rm -rf "$WORK"\' EXIT',
+        "WORK=$(mktemp -d); trap 'rm -rf \"$WORK\"' EXIT",
         _check_sums(algorithm, members),
         _hsi(f"mkdir -p {shlex.quote(folder)}") + ' || { echo "BL931 HSI FAILED $?"; exit 72; }',
     ]
@@ -120,16 +120,14 @@ def archive_script(
     return "\n".join(parts) + "\n"
 
 
-def restore_script(
-    stage: str, bundle: str, algorithm: str, members: Sequence[Member]
-) -> str:
+def restore_script(stage: str, bundle: str, algorithm: str, members: Sequence[Member]) -> str:
     """The job that recalls some members of one bundle into `stage` and checks them."""
     in_tar = [m for m in members if m.via == "htar"]
     cput = [m for m in members if m.via == "cput"]
     parts = [
         "set -uo pipefail",
         f"mkdir -p -- {shlex.quote(stage)} && cd -- {shlex.quote(stage)} || exit 66",
-        'WORK=$(mktemp -d); trap \'rm -rf "$WORK"\' EXIT',
+        "WORK=$(mktemp -d); trap 'rm -rf \"$WORK\"' EXIT",
     ]
     if in_tar:
         names = " ".join(shlex.quote(m.path) for m in in_tar)
@@ -139,7 +137,7 @@ def restore_script(
         ]
     for m in cput:
         parts.append(
-            f"mkdir -p -- \"$(dirname -- {shlex.quote(m.path)})\" && "
+            f'mkdir -p -- "$(dirname -- {shlex.quote(m.path)})" && '
             + _hsi(f"get {shlex.quote(m.path)} : {shlex.quote(m.hpss_path)}")
             + " || exit 72"
         )

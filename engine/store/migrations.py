@@ -1,3 +1,4 @@
+# Over 400 lines: the schema is one ordered tuple of migrations, appended to and never split.
 """The state store's schema, as the ordered list of migrations that build it.
 
 One tuple in one place: a new table or column is a new entry appended at the end (never an edit

@@ -100,7 +100,7 @@ def bundles(
 ) -> list[BundleRow]:
     if not _ready(store):
         return []
-    sql, args = "SELECT * FROM tape_bundles WHERE 1=1", []
+    sql, args = "SELECT * FROM tape_bundles WHERE 1=1", list[str]()
     if endpoint is not None:
         sql, args = sql + " AND endpoint = ?", [*args, endpoint]
     if submission_id is not None:
@@ -138,7 +138,9 @@ def add_members(
         )
 
 
-def held_scans(store: StoreBase, endpoint: str) -> dict[str, list[tuple[BundleRow, str, dict[str, Any]]]]:
+def held_scans(
+    store: StoreBase, endpoint: str
+) -> dict[str, list[tuple[BundleRow, str, dict[str, Any]]]]:
     """scan → [(verified bundle, checksum, evidence detail)], newest bundle last."""
     if not _ready(store):
         return {}

@@ -20,7 +20,11 @@ JAN = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 def tape_ws(tmp_path: Path, **kw: object) -> LocalWorkspace:
     return create_workspace(
-        tmp_path / "ws", dtn_keep_days=10**4, cfs_keep_days=0, hpss_kind="tape", **kw  # type: ignore[arg-type]
+        tmp_path / "ws",
+        dtn_keep_days=10**4,
+        cfs_keep_days=0,
+        hpss_kind="tape",
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -61,14 +65,16 @@ def test_a_cycle_of_scans_becomes_one_bundle(run_cli, tmp_path: Path) -> None:  
     once(run_cli, ws)  # cfs → hpss: one bundle
     assert tars(ws) == ["2026-1/bl9.3.1-2026-1-p001.tar"]
     assert [b[1] for b in bundles(ws)] == ["verified"]
-    code, doc = audit(run_cli, ws)
+    _, doc = audit(run_cli, ws)
     copies = [a for a in doc["actions"] if a["kind"] == "copy"]
     assert copies == [], copies
     assert all("hpss" in a["reason"] for a in doc["actions"] if a["kind"] == "update_catalog")
     once(run_cli, ws)  # the catalog records bundle path + member
     catalog = (ws.root / "state" / "catalog.json").read_text("utf-8")
     assert "bl9.3.1-2026-1-p001.tar#2026/03/ALS-7/scan_000.h5" in catalog
-    manifest = json.loads((ws.hpss / "2026-1" / "bl9.3.1-2026-1-p001.tar.manifest.json").read_text())
+    manifest = json.loads(
+        (ws.hpss / "2026-1" / "bl9.3.1-2026-1-p001.tar.manifest.json").read_text()
+    )
     assert sorted(manifest["scans"]) == sorted(scans)
 
 
@@ -82,7 +88,9 @@ def test_scans_wait_for_their_bundle_with_the_close_date(run_cli, tmp_path: Path
     (wait,) = [b for b in doc["blocked"] if b["reason_code"] == "waiting_for_bundle"]
     assert wait["endpoint"] == "hpss" and "expected to close 20" in wait["reason"]
     assert code == 2  # work pending: it comes by itself
-    later = datetime.now(UTC).replace(microsecond=0).isoformat()  # as-of must be after the wait start
+    later = (
+        datetime.now(UTC).replace(microsecond=0).isoformat()
+    )  # as-of must be after the wait start
     from datetime import timedelta
 
     as_of = (datetime.fromisoformat(later) + timedelta(days=15)).isoformat()
@@ -90,7 +98,9 @@ def test_scans_wait_for_their_bundle_with_the_close_date(run_cli, tmp_path: Path
     assert [a["target"] for a in doc["actions"] if a["kind"] == "copy"] == ["hpss"]
 
 
-def test_a_scan_added_late_to_a_closed_cycle_goes_into_the_next_part(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_scan_added_late_to_a_closed_cycle_goes_into_the_next_part(
+    run_cli, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     ws = tape_ws(tmp_path)
     write(ws, 1)
     write(ws, 2)
@@ -115,7 +125,7 @@ def test_a_restore_returns_the_acquired_bytes(run_cli, tmp_path: Path) -> None: 
     done = run_cli("--restore", scan, "--to", "cfs", config=ws.config_path)
     assert done.returncode == 0, done.stderr
     once(run_cli, ws, ok=False)
-    code, doc = audit(run_cli, ws)
+    _, doc = audit(run_cli, ws)
     recalls = [a for a in doc["actions"] if a["kind"] == "copy" and a["source"] == "hpss"]
     assert len(recalls) == 1 and recalls[0]["requires_approval"], doc["actions"]
     assert not (ws.cfs / scan).exists(), "a recall ran without approval"
@@ -134,7 +144,9 @@ def _prune_ws(tmp_path: Path) -> LocalWorkspace:
 def _acknowledge_all(run_cli, ws: LocalWorkspace) -> None:  # type: ignore[no-untyped-def]
     _, doc = audit(run_cli, ws)
     for alert in doc.get("alert_details", []):
-        done = run_cli("--acknowledge", alert["id"], "--why", "bundle lost; re-bundle", config=ws.config_path)
+        done = run_cli(
+            "--acknowledge", alert["id"], "--why", "bundle lost; re-bundle", config=ws.config_path
+        )
         assert done.returncode == 0, done.stderr
 
 
@@ -187,7 +199,7 @@ def test_a_rotted_cfs_file_is_never_archived_as_verified(run_cli, tmp_path: Path
     with sqlite3.connect(ws.state_path) as conn:
         held = {r[0] for r in conn.execute("SELECT scan FROM tape_members")}
     assert scan not in held
-    code, doc = audit(run_cli, ws)
+    _, doc = audit(run_cli, ws)
     assert any(b["scan"] == scan and b["reason_code"] == "needs_attention" for b in doc["blocked"])
     once(run_cli, ws, ok=False)
     with sqlite3.connect(ws.state_path) as conn:
@@ -196,7 +208,9 @@ def test_a_rotted_cfs_file_is_never_archived_as_verified(run_cli, tmp_path: Path
     assert (ws.dtn / scan).exists() or (ws.cfs / scan).exists()
 
 
-def test_a_crash_after_submit_finds_the_job_instead_of_resubmitting(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_crash_after_submit_finds_the_job_instead_of_resubmitting(
+    run_cli, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     import subprocess
     import sys
 
@@ -204,10 +218,23 @@ def test_a_crash_after_submit_finds_the_job_instead_of_resubmitting(run_cli, tmp
     write(ws, 1)
     once(run_cli, ws)
     env = dict(os.environ, BL931_CRASH_AFTER_TAPE_SUBMIT="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent / "inject"), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).parent / "inject"), env.get("PYTHONPATH", "")]
+    )
     died = subprocess.run(
-        [sys.executable, "-m", "bl931tui", "--config", str(ws.config_path), "--reconcile", "--once"],
-        env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "bl931tui",
+            "--config",
+            str(ws.config_path),
+            "--reconcile",
+            "--once",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert died.returncode == 137, died.stderr[-2000:]
     (row,) = bundles(ws)
@@ -225,7 +252,9 @@ def test_a_nonzero_htar_exit_archives_nothing(run_cli, tmp_path: Path) -> None: 
     tools.mkdir()
     shims = Path(__file__).parents[2] / "engine" / "storage" / "hpss_shims"
     (tools / "hsi").symlink_to(shims / "hsi")
-    (tools / "htar").write_text(f'#!/bin/bash\n"{shims / "htar"}" "$@"\necho "HTAR: ERROR: tape error" >&2\nexit 1\n')
+    (tools / "htar").write_text(
+        f'#!/bin/bash\n"{shims / "htar"}" "$@"\necho "HTAR: ERROR: tape error" >&2\nexit 1\n'
+    )
     (tools / "htar").chmod(0o755)
     text = ws.config_path.read_text().replace('kind = "tape"', f'kind = "tape"\ntools = "{tools}"')
     ws.config_path.write_text(text)
@@ -245,10 +274,12 @@ def test_a_path_htar_cannot_store_goes_through_cput(run_cli, tmp_path: Path) -> 
     once(run_cli, ws)
     once(run_cli, ws)
     with sqlite3.connect(ws.state_path) as conn:
-        held = {r[0]: json.loads(r[1]) for r in conn.execute("SELECT scan, evidence FROM tape_members")}
+        held = {
+            r[0]: json.loads(r[1]) for r in conn.execute("SELECT scan, evidence FROM tape_members")
+        }
     assert set(held) == {long_name, short}
     assert held[long_name]["cput"] and held[long_name]["files"][0]["via"] == "cput"
     stored = ws.hpss / held[long_name]["cput"][0].lstrip("/")
     assert stored.read_bytes() == b"long" * 1000
-    code, doc = audit(run_cli, ws)
+    _, doc = audit(run_cli, ws)
     assert not [a for a in doc["actions"] if a["kind"] == "copy"]
