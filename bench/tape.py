@@ -73,7 +73,9 @@ def main() -> None:
         script = archive_script(str(ws.cfs), "/2026-1/bench-p001.tar", "md5", members, {"bench": 1})
         env = {"PATH": f"{SHIMS}:/usr/bin:/bin", "HPSS_ROOT": str(ws.hpss)}
         t0 = time.perf_counter()
-        done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+        script_file = Path(tmp) / "job.sh"
+        script_file.write_text(script, "utf-8")
+        done = subprocess.run(["bash", str(script_file)], env=env, capture_output=True, text=True)
         bundle_s = time.perf_counter() - t0
         assert done.returncode == 0, done.stderr[-2000:]
         objects = len([p for p in ws.hpss.rglob("*") if p.is_file() and p.suffix == ".tar"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -35,6 +36,18 @@ class LocalTapeRunner:
         self.hpss_root = hpss_root
         self.jobs_dir = jobs_dir
         self.tools = tools or SHIMS
+        if tools is None and not os.access(SHIMS / "htar", os.X_OK):
+            self.tools = self._wrappers()  # installed without the executable bit
+
+    def _wrappers(self) -> Path:
+        """`htar`/`hsi` scripts that run the shims with this interpreter."""
+        folder = self.jobs_dir / "bin"
+        folder.mkdir(parents=True, exist_ok=True)
+        for tool in ("htar", "hsi"):
+            path = folder / tool
+            path.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{SHIMS / tool}" "$@"\n')
+            path.chmod(0o755)
+        return folder
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -66,8 +79,12 @@ class LocalTapeRunner:
             raise EndpointUnavailable("hpss", f"HPSS stand-in {self.hpss_root} is not a directory")
         job_id = self._next_id()
         self._write(job_id, {"name": name, "state": "RUNNING", "pid": os.getpid()})
+        # From a file, not `bash -c`: a bundle of 10,000 members is a script larger than one
+        # command-line argument may be (MAX_ARG_STRLEN, 128 KiB on Linux).
+        script_path = self.jobs_dir / f"{job_id}.sh"
+        script_path.write_text(script, "utf-8", errors="surrogateescape")
         done = subprocess.run(
-            ["bash", "-c", script],
+            ["bash", str(script_path)],
             env=self._env(),
             capture_output=True,
             text=True,
