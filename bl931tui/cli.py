@@ -115,6 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--interval", type=float, metavar="SECONDS", help="with --reconcile: pass period"
     )
+    p.add_argument(
+        "--restore",
+        metavar="SCAN",
+        help="request a recall of SCAN from its tape endpoint (an approval then runs it)",
+    )
+    p.add_argument(
+        "--to",
+        metavar="ENDPOINT",
+        help="with --restore: the endpoint to restore into (default: the first endpoint copies "
+        "go to from the inventory)",
+    )
     p.add_argument("--json", action="store_true", help="with --dry-run/--receipt: JSON on stdout")
     p.add_argument(
         "--since", metavar="DATE", help="with --receipt: deleted at or after (ISO 8601, UTC)"
@@ -294,6 +305,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bl931tui.decide import undo
 
         return undo(config, args)
+    if args.restore is not None:
+        from bl931tui.restore_cli import request_restore
+
+        return request_restore(config, args.restore, args.to)
     if args.receipt is not None:
         from bl931tui.receipts_cli import run_receipt
 

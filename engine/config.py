@@ -75,7 +75,7 @@ class InventoryConfig(_Section):
 
 
 class EndpointConfig(_Section):
-    kind: Literal["local", "globus"]
+    kind: Literal["local", "globus", "tape"]
     path: Path | None = None
     collection: str | None = None
     root: str | None = None
@@ -83,9 +83,27 @@ class EndpointConfig(_Section):
     list_timeout_seconds: float | None = Field(default=None, gt=0)
     # The root must be a mount point, on the device recorded when its marker was written.
     mount: bool = False
+    # kind = "tape" only (engine/storage/tape_config.py; docs/hpss.md)
+    runner: Literal["local", "sfapi"] = "local"
+    bundle_by: Literal["cycle", "proposal", "month"] = "cycle"
+    bundle_max_bytes: int = Field(default=2_000_000_000_000, gt=0)
+    close_after_days: float = Field(default=14, ge=0)
+    proposal_level: int = Field(default=3, ge=1, le=16)
+    tools: Path | None = None
 
     @model_validator(mode="after")
     def _needs_location(self) -> EndpointConfig:
+        if self.kind == "tape":
+            if self.runner == "local" and self.path is None:
+                raise ValueError(
+                    'a tape endpoint with runner = "local" needs `path` (the directory that '
+                    "stands in for HPSS)"
+                )
+            if self.runner == "sfapi" and not self.root:
+                raise ValueError(
+                    'a tape endpoint with runner = "sfapi" needs `root` (its HPSS directory)'
+                )
+            return self
         if self.kind == "local" and self.path is None:
             raise ValueError("a local endpoint needs `path` (the directory that holds its tree)")
         if self.kind == "globus" and (not self.collection or not self.root):
@@ -378,7 +396,7 @@ def _validate_policy(config: Config) -> list[tuple[str, str]]:
                     stack.append(nxt)
 
     for name, endpoint in config.endpoints.items():
-        if endpoint.kind == "globus" and endpoint.tape and name == config.inventory.endpoint:
+        if (endpoint.tape or endpoint.kind == "tape") and name == config.inventory.endpoint:
             problems.append((f"endpoints.{name}.tape", "the inventory endpoint cannot be tape"))
     if config.catalog.source_endpoint is not None:
         known("catalog.source_endpoint", config.catalog.source_endpoint)
@@ -438,7 +456,12 @@ def parse_config(
         )
     base = source.parent if source is not None else Path.cwd()
     endpoints = {
-        name: ep.model_copy(update={"path": _resolve(ep.path, base)}) if ep.path else ep
+        name: ep.model_copy(
+            update={
+                "path": _resolve(ep.path, base) if ep.path else None,
+                "tools": _resolve(ep.tools, base) if ep.tools else None,
+            }
+        )
         for name, ep in config.endpoints.items()
     }
     shared = _shared_storage(endpoints)

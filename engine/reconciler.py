@@ -60,6 +60,7 @@ from engine.rehash import Rehasher
 from engine.remnants import remnant_index
 from engine.retry_holds import keep_holds_in
 from engine.state import OPEN_TASK_STATES, SUBMITTED, ReplicaRow, StateStore
+from engine.storage import tape_plan
 from engine.storage.base import ScanListing
 from engine.storage.local import LocalStorage, sweep_temp_files
 from engine.storage.same_storage import shared_storage
@@ -152,6 +153,7 @@ class Reconciler:
         self.findings = PassFindings(store)
         keep_pids_in(backends.catalog, store)
         keep_holds_in(backends, store)  # Retry-After waits outlive this process
+        backends.attach_store(store)  # tape endpoints keep their bundles in the store
         self._swept = False
         # Scan id → listing signature of scans the live watcher declared complete (the service
         # sets it when it runs a watcher); the walk accepts those before `quiet_seconds`.
@@ -577,6 +579,8 @@ class Reconciler:
                 remnants=self._remnants(seen),
             )
         )
+        decisions = {aid: d[0] for aid, d in self.store.decisions().items()}
+        planned = tape_plan.shape_plan(planned, self.config, self.store, seen, decisions, now)
         over = self.config.approval.second_approver_over_bytes
         return require_second_approver(planned, self.store, over)
 
