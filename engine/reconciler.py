@@ -58,6 +58,8 @@ from engine.policy import Policy
 from engine.rehash import Rehasher
 from engine.remnants import remnant_index
 from engine.retry_holds import keep_holds_in
+from engine.scan_hints import declared_complete as hinted_complete
+from engine.scan_hints import export_control_for
 from engine.state import OPEN_TASK_STATES, SUBMITTED, ReplicaRow, StateStore
 from engine.storage.base import ScanListing
 from engine.storage.local import LocalStorage, sweep_temp_files
@@ -197,7 +199,7 @@ class Reconciler:
             now=now,
             known=known,
             done_marker=self.config.inventory.done_marker,
-            declared_complete=self.completion_hint() if self.completion_hint else None,
+            declared_complete=hinted_complete(self.store, self.completion_hint),
             remnants=remnant_index(self.store, name),
         )
         if isinstance(storage, LocalStorage):
@@ -573,6 +575,7 @@ class Reconciler:
                 errors=tuple(seen.errors),
                 reappeared=self._reappeared(seen),
                 remnants=self._remnants(seen),
+                export_control=export_control_for(self.config, self.store),
             )
         )
         over = self.config.approval.second_approver_over_bytes
