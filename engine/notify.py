@@ -4,7 +4,8 @@
   `notify`); the service resolves the path with its own config, records the hint and wakes its
   next pass (as the live watcher does when a scan completes). This process writes nothing.
 - No process owns the store: this process takes the owner lock (engine/lock.py), records the
-  hint and lets go; the next pass, whoever runs it, finds it.
+  hint and lets go; the next pass, whoever runs it, finds it. A store that does not exist yet
+  is not created by a notify (its first pass would not count it as new): that is an error.
 - Another process owns the store but takes no hints (a `--reconcile --once` pass, a Prefect
   flow run): wait for it to finish (up to `wait_seconds`), then as above. A hint not recorded
   in time is an error (exit 1): send it again.
@@ -24,7 +25,7 @@ from typing import Any
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import Config
 from engine.decision_socket import Handler, NoService, Peer, ask, socket_path
-from engine.errors import StateLocked, TransientError
+from engine.errors import NeedsHumanError, StateLocked, TransientError
 from engine.file_modes import owned_store
 from engine.lock import OwnerLock
 from engine.operator_decisions import NotPermitted
@@ -158,7 +159,12 @@ def _check_owner(config: Config) -> None:
     try:
         owner = path.stat().st_uid
     except FileNotFoundError:
-        return
+        # A store this process created would not count as new at the first pass, which then
+        # could not write the endpoints' identity markers by itself (engine/identity.py).
+        raise NeedsHumanError(
+            f"no state store at {path} yet (bl931 has not run here): start the service (or run "
+            "`bl931tui --reconcile --once`) first; the hint was NOT recorded"
+        ) from None
     if owner != os.geteuid():
         raise NotPermitted(
             f"no bl931 service takes hints (nothing listens on {socket_path(path)}), and this "
