@@ -67,7 +67,9 @@ def test_notify_refuses_paths_outside_the_inventory(run_cli: RunCli, tmp_path: P
     assert run_cli("--reconcile", "--once", config=ws.config_path).returncode == 0
     outside = run_cli("--notify", str(ws.cfs / "2026/a.h5"), config=ws.config_path)
     assert outside.returncode == 64
-    assert f"--notify {ws.cfs / '2026/a.h5'}: not under the inventory endpoint dtn" in outside.stderr
+    assert (
+        f"--notify {ws.cfs / '2026/a.h5'}: not under the inventory endpoint dtn" in outside.stderr
+    )
     climbing = run_cli("--notify", "../cfs/a.h5", config=ws.config_path)
     assert climbing.returncode == 64 and "'..'" in climbing.stderr
     missing = run_cli("--notify", "2026/nothing.h5", config=ws.config_path)
@@ -96,3 +98,45 @@ def test_notify_while_a_pass_holds_the_lock_waits_then_writes(
     done = run_cli("--notify", "2026/a.h5", config=ws.config_path)
     assert done.returncode == 0 and "no service running" in done.stderr
     assert hints(ws) == {"2026/a.h5": (0, "direct")}
+
+
+def test_the_scan_detail_shows_the_flag_and_the_audit_lists_it(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from bl931tui.details import load_detail
+    from bl931tui.screens.detail import render_detail
+    from engine.policy import Policy
+    from engine.state import StateStore
+
+    rules = '\n[export_control]\ncontrolled = ["2026/secret"]\ncleared = ["2026/open"]\n'
+    ws = offsite_workspace(tmp_path / "ws", quiet_seconds=0, export_control=rules)
+    for name in ("secret/a.h5", "open/b.h5", "other/c.h5", "other/d.h5"):
+        ws.write_scan(f"2026/{name}", name.encode())
+    assert run_cli("--reconcile", "--once", config=ws.config_path).returncode == 0
+    assert run_cli("--notify", "2026/other/d.h5", config=ws.config_path).returncode == 0
+    assert run_cli("--reconcile", "--once", config=ws.config_path).returncode == 0
+    assert (ws.cfs / "2026/open/b.h5").exists() and (ws.cfs / "2026/other/d.h5").exists()
+    assert not (ws.cfs / "2026/secret/a.h5").exists()
+    assert not (ws.cfs / "2026/other/c.h5").exists()  # no rule, no notify: waits
+    assert ("2026/other/c.h5", "cfs", "export_control_unknown") in blocked(ws)
+    audit = run_cli("--dry-run", "--json", config=ws.config_path)
+    assert audit.returncode == 2  # the undecided scan's wait is work pending
+    document = json.loads(audit.stdout)
+    assert document["export_controlled"] == [
+        {"scan": "2026/secret/a.h5", "source": "rule 2026/secret"}
+    ]
+    store = StateStore(ws.state_path, readonly=True)
+    try:
+        policy = Policy.from_config(ws.config())
+        now = datetime.now(UTC)
+        shown = {
+            sid: str(render_detail(load_detail(store, policy, sid, now), now).renderables[0])
+            for sid in ("2026/secret/a.h5", "2026/other/c.h5", "2026/other/d.h5")
+        }
+    finally:
+        store.close()
+    assert "export-controlled (rule 2026/secret): never copied off-site" in shown["2026/secret/a.h5"]
+    assert "export control not known yet" in shown["2026/other/c.h5"]
+    assert "not export-controlled (notify)" in shown["2026/other/d.h5"]

@@ -31,10 +31,7 @@ def controlled_inputs(draw: st.DrawFn) -> PlanInput:
     inp = draw(inputs())
     names = inp.policy.endpoints
     offsite = frozenset(draw(st.sets(st.sampled_from(names[1:]), min_size=1)))
-    flags = {
-        sid: draw(st.booleans())
-        for sid in draw(st.sets(st.sampled_from(sorted(inp.scans))))
-    }
+    flags = {sid: draw(st.booleans()) for sid in draw(st.sets(st.sampled_from(sorted(inp.scans))))}
     rules = None
     if draw(st.booleans()):
         rules = ExportControlConfig(

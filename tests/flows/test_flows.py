@@ -155,5 +155,7 @@ def _store_dump(path: Path) -> list[str]:
     out = subprocess.run(["sqlite3", str(path), ".dump"], capture_output=True, text=True)
     if out.returncode != 0:  # no sqlite3 shell: dump with Python
         with sqlite3.connect(path) as conn:
-            return [line for line in conn.iterdump() if not line.startswith("INSERT INTO \"heartbeat\"")]
+            return [
+                line for line in conn.iterdump() if not line.startswith('INSERT INTO "heartbeat"')
+            ]
     return out.stdout.splitlines()

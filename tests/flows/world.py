@@ -14,7 +14,9 @@ def offsite_workspace(
     """dtn → cfs (off-site) → hpss; scans are complete only after an hour unless notified."""
     ws = create_workspace(root, quiet_seconds=quiet_seconds, dtn_keep_days=0, cfs_keep_days=0)
     text = ws.config_path.read_text("utf-8")
-    text = text.replace('[endpoints.cfs]\nkind = "local"\n', '[endpoints.cfs]\nkind = "local"\noffsite = true\n')
+    text = text.replace(
+        '[endpoints.cfs]\nkind = "local"\n', '[endpoints.cfs]\nkind = "local"\noffsite = true\n'
+    )
     ws.config_path.write_text(text + export_control, "utf-8")
     return ws
 
