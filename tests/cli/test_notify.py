@@ -137,6 +137,8 @@ def test_the_scan_detail_shows_the_flag_and_the_audit_lists_it(
         }
     finally:
         store.close()
-    assert "export-controlled (rule 2026/secret): never copied off-site" in shown["2026/secret/a.h5"]
+    assert (
+        "export-controlled (rule 2026/secret): never copied off-site" in shown["2026/secret/a.h5"]
+    )
     assert "export control not known yet" in shown["2026/other/c.h5"]
     assert "not export-controlled (notify)" in shown["2026/other/d.h5"]
