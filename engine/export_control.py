@@ -23,6 +23,7 @@ them in the state store).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -69,16 +70,47 @@ class Verdict:
     source: str  # "notify", "rule <glob>", "default" (no [export_control] section), ""
 
 
-def _matching(globs: tuple[str, ...], sets: GlobSet | None, scan: str) -> str | None:
-    """The first glob matching the scan or a folder above it, or None."""
-    if sets is None:
-        return None
-    parts = scan.split("/")
-    for i in range(len(parts), 0, -1):
-        prefix = "/".join(parts[:i])
-        if sets.match(prefix):
-            return next((g for g in globs if glob_to_regex(g).match(prefix)), globs[0])
-    return None
+class _Rules:
+    """Globs compiled once: which of them matches a scan or a folder above it."""
+
+    def __init__(self, globs: tuple[str, ...]) -> None:
+        self.any = GlobSet(globs)
+        self.each = [(glob, glob_to_regex(glob)) for glob in globs]
+        self._folders: dict[str, str | None] = {}  # folder → its verdict (many scans share one)
+        self._scans: dict[str, str | None] = {}  # scan → its verdict (a few MB at 100k scans)
+
+    def _here(self, path: str) -> str | None:
+        if not self.any.match(path):
+            return None
+        if len(self.each) == 1:
+            return self.each[0][0]
+        return next((g for g, rx in self.each if rx.match(path)), self.each[0][0])
+
+    def _folder(self, folder: str) -> str | None:
+        if folder in self._folders:
+            return self._folders[folder]
+        parent, _, _ = folder.rpartition("/")
+        found = self._here(folder) or (self._folder(parent) if parent else None)
+        self._folders[folder] = found
+        return found
+
+    def first(self, scan: str) -> str | None:
+        """A glob matching the scan or a folder above it (the scan first, then the nearest
+        folder), or None."""
+        if scan in self._scans:
+            return self._scans[scan]
+        folder = scan.rpartition("/")[0]
+        found = self._here(scan) or (self._folder(folder) if folder else None)
+        if len(self._scans) >= 2_000_000:
+            self._scans.clear()  # bounded: scans long gone are not kept forever
+        self._scans[scan] = found
+        return found
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled(globs: tuple[str, ...]) -> _Rules:
+    """The same rules from pass to pass keep their compiled globs and their answers."""
+    return _Rules(globs)
 
 
 @dataclass
@@ -97,8 +129,8 @@ class ExportControl:
 
     def __post_init__(self) -> None:
         rules = self.rules
-        self._controlled = GlobSet(rules.controlled) if rules and rules.controlled else None
-        self._cleared = GlobSet(rules.cleared) if rules and rules.cleared else None
+        self._controlled = _compiled(rules.controlled) if rules and rules.controlled else None
+        self._cleared = _compiled(rules.cleared) if rules and rules.cleared else None
         self._verdicts: dict[str, Verdict] = {}
 
     @property
@@ -115,11 +147,11 @@ class ExportControl:
         verdict: Verdict
         if flag:
             verdict = Verdict(True, "notify")
-        elif rules is not None and (glob := _matching(rules.controlled, self._controlled, scan)):
+        elif self._controlled is not None and (glob := self._controlled.first(scan)):
             verdict = Verdict(True, f"rule {glob}")
         elif flag is False:
             verdict = Verdict(False, "notify")
-        elif rules is not None and (glob := _matching(rules.cleared, self._cleared, scan)):
+        elif self._cleared is not None and (glob := self._cleared.first(scan)):
             verdict = Verdict(False, f"rule {glob}")
         elif rules is not None:
             verdict = Verdict(None, "")
