@@ -59,24 +59,26 @@ def run_owned_pass(
         return OwnedPass(None, skipped=f"{ANOTHER_PASS}: {exc}")
     try:
         store = owned_store(config)
-        backends = build_backends(config)
         try:
-            reconciler = Reconciler(config, store, backends, clock=clock)
-            desk = DecisionDesk(store, lambda: config, reconciler.clock)
-            # A notify during the pass is recorded for the next one (no loop to wake here).
-            hints = NotifyDesk(store, lambda: config, reconciler.clock, lambda: None)
-            server = DecisionServer(
-                socket_path(config.state.path),
-                with_notify(desk, hints),
-                group=group_id(config.approval.readers_group),
-            )
-            with server:
-                if during is not None:
-                    during()
-                report = reconciler.reconcile_once(drain=True)
-            return OwnedPass(report, tuple(receipts_since(store, report)))
+            backends = build_backends(config)
+            try:
+                reconciler = Reconciler(config, store, backends, clock=clock)
+                desk = DecisionDesk(store, lambda: config, reconciler.clock)
+                # A notify during the pass is recorded for the next one (no loop to wake).
+                hints = NotifyDesk(store, lambda: config, reconciler.clock, lambda: None)
+                server = DecisionServer(
+                    socket_path(config.state.path),
+                    with_notify(desk, hints),
+                    group=group_id(config.approval.readers_group),
+                )
+                with server:
+                    if during is not None:
+                        during()
+                    report = reconciler.reconcile_once(drain=True)
+                return OwnedPass(report, tuple(receipts_since(store, report)))
+            finally:
+                backends.close()
         finally:
-            backends.close()
             now = clock.now()
             store.beat(now, stopped_at=now)
             store.close()
