@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import NoReturn
 
+from bl931tui import notify_cli
 from engine.config import Config, load_config
 from engine.errors import Bl931Error, ConfigError, StateLocked, UsageError
 from engine.operator_decisions import NotPermitted
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the systemd unit, with this installation's paths filled in",
     )
+    notify_cli.add_flags(mode, p)
     return p
 
 
@@ -179,6 +181,7 @@ def _version() -> str:
 
 
 def _check_combinations(args: argparse.Namespace) -> None:
+    notify_cli.check_combinations(args)
     if args.once and not args.reconcile:
         raise UsageError("--once goes with --reconcile")
     if args.interval is not None and not args.reconcile:
@@ -335,6 +338,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bl931tui.operator import init_catalog
 
         return init_catalog(config)
+    if args.notify is not None:
+        return notify_cli.run_notify(config, args)
     if args.acknowledge:
         from bl931tui.operator import acknowledge
 

@@ -41,6 +41,7 @@ from engine.file_modes import (
 from engine.inventory.watcher import ScanWatcher, watcher_for
 from engine.lock import OwnerLock
 from engine.metrics import ServiceMetrics
+from engine.notify import NotifyDesk, with_notify
 from engine.operator_decisions import DecisionDesk
 from engine.pushgateway import Pusher
 from engine.reconciler import Reconciler
@@ -248,10 +249,12 @@ class Service:
         """Operators' decisions arrive on a socket beside the store; the kernel names each
         caller and this service checks them against its own config's approvers."""
         desk = DecisionDesk(self.store, lambda: self.config, self.reconciler.clock)
+        # Notifies (--notify, the notify_new_scan flow) come the same way and wake a pass.
+        hints = NotifyDesk(self.store, lambda: self.config, self.reconciler.clock, self.loop.wake)
         path = socket_path(self.config.state.path)
         group = group_id(self.config.approval.readers_group)
         handler = with_flight_desk(desk, self.store, self.reconciler.clock, self.flight)
-        self.decisions = DecisionServer(path, handler, group=group).start()
+        self.decisions = DecisionServer(path, with_notify(handler, hints), group=group).start()
         finding = unsafe_writers(path, group_may_write=True)
         if finding is not None:
             raise UnsafePermissions([finding])

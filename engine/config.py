@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from engine import config_errors, splash
 from engine.errors import ConfigError
+from engine.export_control import ExportControlConfig
 from engine.model import ActionKind, Level
 from engine.operators import APPROVER_ENTRY
 from engine.storage.same_storage import Place, overlapping_places, remote_root, resolved
@@ -80,6 +81,8 @@ class EndpointConfig(_Section):
     collection: str | None = None
     root: str | None = None
     tape: bool = False
+    # Outside the facility: an export-controlled scan is never copied here (engine/export_control.py).
+    offsite: bool = False
     list_timeout_seconds: float | None = Field(default=None, gt=0)
     # The root must be a mount point, on the device recorded when its marker was written.
     mount: bool = False
@@ -256,6 +259,7 @@ class Config(_Section):
     service: ServiceConfig = ServiceConfig()
     flight_check: FlightCheckConfig = FlightCheckConfig()
     splash: SplashConfig = SplashConfig()
+    export_control: ExportControlConfig | None = None  # None: the section is not configured
     source: Path | None = Field(default=None, exclude=True)
 
     @field_validator("endpoints")

@@ -18,11 +18,12 @@ from __future__ import annotations
 import gc
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import chain
 from typing import NamedTuple
 
+from engine.export_control import ExportControl, ExportFact, copy_blocker, delete_blocker
 from engine.model import (
     Action,
     ActionKind,
@@ -64,6 +65,7 @@ class PlanInput:
     # version left (engine/remnants.py): the rest may be deleted (the same action, the same
     # decisions), though the listing no longer matches the inventoried version
     remnants: frozenset[str] = frozenset()
+    export_control: ExportControl | None = None  # engine/export_control.py
 
 
 _KIND_RANK = {
@@ -104,6 +106,7 @@ class _ScanFacts(NamedTuple):
     versions: tuple[object, ...] = ()
     # the inventory endpoint holds what a partial delete of this version left (PlanInput.remnants)
     remnant: bool = False
+    export: ExportFact = None  # what holds off-site copies back (engine/export_control.py)
 
 
 class _BlockPlan(NamedTuple):
@@ -195,6 +198,7 @@ class _Case:
             self.differs = frozenset(name for name, status in pairs if status == "differs")
             self.suspect = suspect if isinstance(suspect, str) else None
         self.remnant = facts.remnant
+        self.export = facts.export
         self.flights = flights
         self.hold = hold
         self.blocked: list[_BlockPlan] = []
@@ -262,6 +266,7 @@ class _Planner:
         self.registration_endpoint = self.policy.registration_endpoint
         self.catalog_active = self.policy.catalog_enabled and inp.catalog.enabled
         self.requires_of = {n: r.delete_requires for n, r in self.policy.retention.items()}
+        self.offsite = inp.export_control.offsite if inp.export_control else frozenset()
         self.target_plan = tuple(
             (t, self.policy.children(t)) for t in self.policy.targets_bottom_up
         )
@@ -374,7 +379,7 @@ class _Planner:
         seen_at = tuple(self.inp.observations[n].previously_present for n in self.unknown_retention)
         holds, flight_by_scan = self.inp.holds, self.flight_by_scan
         older_scans, reappeared = self._older_scans, self.inp.reappeared
-        remnants = self.inp.remnants
+        remnants, export = self.inp.remnants, self.inp.export_control
         # action ids some decision or failure names: a scan with one of them is decided alone
         named = set(self.inp.decisions).union(self.inp.failures)
         shapes = self._shapes
@@ -399,6 +404,7 @@ class _Planner:
                 if scan_id in older_scans or scan_id in reappeared or _emptied(scan)
                 else (),
                 scan_id in remnants,
+                export.fact(scan_id) if export is not None and export.active else None,
             )
             if scan_id in flight_by_scan or scan_id in holds:
                 shape = self._decide(_ScanFacts(*facts), alone=scan)
@@ -624,6 +630,9 @@ class _Planner:
         coming: set[str] = set(incoming)  # targets that will be filled by this plan or in flight
         for configured_source, target in self.policy.copies:
             if target not in wanted or target in incoming:
+                continue
+            if case.export and (held := copy_blocker(case.export, self.offsite, target)):
+                case.block(ActionKind.COPY, target, *held)
                 continue
             level = levels.get(target)
             if level is None:
@@ -919,6 +928,10 @@ class _Planner:
         rule = self.policy.retention[endpoint]
         if case.retained[endpoint]:  # now < acquired_at + keep
             return "retention_not_reached", None
+        if case.export and (
+            held := delete_blocker(case.export, self.offsite, rule.delete_requires)
+        ):
+            return held
         if (
             endpoint == self.policy.inventory_endpoint
             and (levels[endpoint] or Level.ABSENT) < Level.CHECKSUM
@@ -1077,7 +1090,10 @@ def plan(inp: PlanInput) -> Plan:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _Planner(inp).run()
+        result = _Planner(inp).run()
+        if inp.export_control is not None:
+            result = replace(result, export_controlled=inp.export_control.flagged(inp.scans))
+        return result
     finally:
         if collecting:
             gc.enable()

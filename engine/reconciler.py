@@ -59,6 +59,8 @@ from engine.policy import Policy
 from engine.rehash import Rehasher
 from engine.remnants import remnant_index
 from engine.retry_holds import keep_holds_in
+from engine.scan_hints import declared_complete as hinted_complete
+from engine.scan_hints import export_control_for
 from engine.state import OPEN_TASK_STATES, SUBMITTED, ReplicaRow, StateStore
 from engine.storage import tape_plan
 from engine.storage.base import ScanListing
@@ -200,7 +202,7 @@ class Reconciler:
             now=now,
             known=known,
             done_marker=self.config.inventory.done_marker,
-            declared_complete=self.completion_hint() if self.completion_hint else None,
+            declared_complete=hinted_complete(self.store, self.completion_hint),
             remnants=remnant_index(self.store, name),
         )
         if isinstance(storage, LocalStorage):
@@ -577,6 +579,7 @@ class Reconciler:
                 errors=tuple(seen.errors),
                 reappeared=self._reappeared(seen),
                 remnants=self._remnants(seen),
+                export_control=export_control_for(self.config, self.store),
             )
         )
         decisions = {aid: d[0] for aid, d in self.store.decisions().items()}

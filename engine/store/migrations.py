@@ -411,6 +411,19 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY(scan, target)
     ) WITHOUT ROWID;
     """,
+    # 13: what the acquisition watcher said about a scan (engine.scan_hints): that it is
+    # complete (the listing signature then) and whether it is export-controlled (sticky)
+    """
+    CREATE TABLE scan_hints(
+        scan TEXT PRIMARY KEY,
+        path TEXT NOT NULL,
+        export_controlled INTEGER NOT NULL,
+        signature TEXT,
+        notified_at TEXT NOT NULL,
+        notified_by TEXT NOT NULL,
+        via TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
