@@ -158,9 +158,7 @@ def test_a_missing_tape_root_fails_reachability_and_is_not_created(ws: LocalWork
 
 
 @pytest.mark.parametrize("unit", ["file", "directory"])
-def test_a_canary_left_by_a_killed_check_never_becomes_a_scan(
-    tmp_path: Path, unit: str
-) -> None:
+def test_a_canary_left_by_a_killed_check_never_becomes_a_scan(tmp_path: Path, unit: str) -> None:
     """A check killed after its copy landed leaves canaries on dtn and cfs. With the inventory's
     exclude emptied (dot-names included) and deletes approved, a full lifecycle must neither
     plan, copy, catalog, receipt nor delete them; the user's scan goes through as usual."""
@@ -192,7 +190,7 @@ def test_a_canary_left_by_a_killed_check_never_becomes_a_scan(
     assert scan in catalog and "flight-check" not in catalog
     with sqlite3.connect(ws.state_path) as db:
         for table in ("scans", "replicas", "actions", "deletions", "catalog_entries", "evidence"):
-            rows = db.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608
+            rows = db.execute(f"SELECT * FROM {table}").fetchall()
             assert "flight-check" not in repr(rows), table
     assert not (ws.hpss / CANARY_DIR).exists()
     # Nothing deleted, moved or rewrote the stale canaries either.
@@ -312,7 +310,7 @@ def test_a_running_service_records_the_check(ws: LocalWorkspace) -> None:
                 break
             subprocess.run(["sleep", "0.1"])
         assert sock.exists(), "the service never opened its socket"
-        rc, report, err = flight(ws)
+        rc, _report, err = flight(ws)
         assert rc == 0, err
         assert "recorded by the running service" in err
     finally:
