@@ -85,15 +85,20 @@ def notify_new_scan(
 def flight_check(config_path: str | None = None) -> State[Any]:
     """The canary through the copy chain (engine/flight_check.py); Failed when a leg fails.
     Its markdown artifact is the flight report."""
-    from engine.flight_check import run_flight_check  # another part of bl931 provides it
+    from engine.flight_check import run_flight_check
+    from engine.flight_record import hand_over
 
     config = _config(config_path)
     report = run_flight_check(config)
+    # Recorded like `bl931tui --flight-check`: with the store's owner (the running service over
+    # its socket, else under the owner lock), so a red check raises the same alert and metric.
+    where = hand_over(config, report)
     create_markdown_artifact(
         markdown=report.to_markdown(),
         key=artifact_key("flight-check", config.beamline.name),
         description=f"bl931 flight check for {config.beamline.name}",
     )
+    recorded = "" if where != "none" else " (not recorded: no state store yet)"
     if not report.ok:
-        return Failed(message="flight check failed (see the artifact)")
-    return Completed(message="flight check ok")
+        return Failed(message=f"flight check failed (see the artifact){recorded}")
+    return Completed(message=f"flight check ok{recorded}")
