@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import NoReturn
 
+from bl931tui import notify_cli
 from engine.config import Config, load_config
 from engine.errors import Bl931Error, ConfigError, StateLocked, UsageError
 from engine.operator_decisions import NotPermitted
@@ -108,9 +109,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="register every locally catalogued scan in the configured SciCat",
     )
+    from bl931tui.flight_cli import add_modes
+
+    add_modes(mode)
     p.add_argument("--once", action="store_true", help="with --reconcile: one pass, then exit")
     p.add_argument(
         "--interval", type=float, metavar="SECONDS", help="with --reconcile: pass period"
+    )
+    p.add_argument(
+        "--restore",
+        metavar="SCAN",
+        help="request a recall of SCAN from its tape endpoint (an approval then runs it)",
+    )
+    p.add_argument(
+        "--to",
+        metavar="ENDPOINT",
+        help="with --restore: the endpoint to restore into (default: the first endpoint copies "
+        "go to from the inventory)",
     )
     p.add_argument("--json", action="store_true", help="with --dry-run/--receipt: JSON on stdout")
     p.add_argument(
@@ -152,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the systemd unit, with this installation's paths filled in",
     )
+    notify_cli.add_flags(mode, p)
     return p
 
 
@@ -165,6 +181,7 @@ def _version() -> str:
 
 
 def _check_combinations(args: argparse.Namespace) -> None:
+    notify_cli.check_combinations(args)
     if args.once and not args.reconcile:
         raise UsageError("--once goes with --reconcile")
     if args.interval is not None and not args.reconcile:
@@ -173,8 +190,10 @@ def _check_combinations(args: argparse.Namespace) -> None:
         raise UsageError("--interval must be a positive number of seconds")
     if args.as_of and not args.dry_run:
         raise UsageError("--as-of goes with --dry-run")
-    if args.json and not (args.dry_run or args.receipt is not None or args.check):
-        raise UsageError("--json goes with --dry-run, --receipt or --check")
+    if args.json and not (
+        args.dry_run or args.receipt is not None or args.check or args.flight_check
+    ):
+        raise UsageError("--json goes with --dry-run, --receipt, --check or --flight-check")
     if (args.since or args.until) and args.receipt is None:
         raise UsageError("--since and --until go with --receipt")
     if args.yes and not args.approve_all:
@@ -258,6 +277,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bl931tui.demo import run_demo
 
         return run_demo(args)
+    if args.import_splash:
+        from bl931tui.flight_cli import import_splash
+
+        return import_splash(args.import_splash)
     config = load_config(args.config)
     if args.log_format is None and config.service.log_format == "json":
         from engine.logs import setup_logging
@@ -265,6 +288,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         setup_logging(level=logging.DEBUG if args.verbose else logging.INFO, fmt="json")
     if args.dry_run:
         return dry_run(config, args)
+    if args.flight_check:
+        from bl931tui.flight_cli import run_flight
+
+        return run_flight(config, args)
     if args.reconcile:
         from bl931tui.service import run_service
 
@@ -281,6 +308,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bl931tui.decide import undo
 
         return undo(config, args)
+    if args.restore is not None:
+        from bl931tui.restore_cli import request_restore
+
+        return request_restore(config, args.restore, args.to)
     if args.receipt is not None:
         from bl931tui.receipts_cli import run_receipt
 
@@ -307,6 +338,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bl931tui.operator import init_catalog
 
         return init_catalog(config)
+    if args.notify is not None:
+        return notify_cli.run_notify(config, args)
     if args.acknowledge:
         from bl931tui.operator import acknowledge
 

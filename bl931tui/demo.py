@@ -55,6 +55,7 @@ def prepare_workspace(root: Path) -> LocalWorkspace:
         quiet_seconds=1.5,
         interval_seconds=2,
         retry_base_seconds=2,
+        hpss_kind="tape",  # scans bundled with htar (local shims stand in for HPSS)
     )
     (root / DEMO_MARKER).write_text("bl931 demo workspace: safe to delete\n", "utf-8")
     return workspace

@@ -48,6 +48,7 @@ class ScanDetail:
     calendar: tuple[RetentionEntry, ...]
     blocked: tuple[BlockedRecord, ...] = ()  # what the last pass held back, and why
     standing: tuple[ApprovalItem, ...] = ()  # rejections and unspent approvals (`u`)
+    export_control: str = ""  # whether the scan is export-controlled, and by what (or "")
 
 
 # A delete held back by another delete it must follow: it gets its own approval round after.
@@ -110,7 +111,27 @@ def load_detail(store: StateStore, policy: Policy, scan_id: str, now: datetime) 
         calendar,
         blocked,
         tuple(standing),
+        _export_control(store, scan_id, blocked),
     )
+
+
+def _export_control(store: StateStore, scan_id: str, blocked: tuple[BlockedRecord, ...]) -> str:
+    """The scan's export-control flag as the watcher's notify and the last pass left it."""
+    from engine.export_control import CONTROLLED, UNKNOWN
+    from engine.scan_hints import ScanHints
+
+    flag = ScanHints(store).flags().get(scan_id)
+    ruled = next((b for b in blocked if b.reason_code == CONTROLLED), None)
+    if flag:
+        return "export-controlled (notify): never copied off-site"
+    if ruled is not None:
+        why = ruled.reason.partition("(")[2].partition(")")[0]
+        return f"export-controlled ({why}): never copied off-site"
+    if any(b.reason_code == UNKNOWN for b in blocked):
+        return "export control not known yet: off-site copies wait for a notify or a rule"
+    if flag is False:
+        return "not export-controlled (notify)"
+    return ""
 
 
 def _calendar(

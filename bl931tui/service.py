@@ -20,6 +20,12 @@ import sys
 from types import FrameType
 from typing import Any
 
+from bl931tui.service_ops import (
+    flight_metrics_for,
+    observe_and_push,
+    push_once,
+    with_flight_desk,
+)
 from engine.backends import Backends, build_backends
 from engine.clock import SYSTEM_CLOCK
 from engine.config import Config, load_config
@@ -35,7 +41,9 @@ from engine.file_modes import (
 from engine.inventory.watcher import ScanWatcher, watcher_for
 from engine.lock import OwnerLock
 from engine.metrics import ServiceMetrics
+from engine.notify import NotifyDesk, with_notify
 from engine.operator_decisions import DecisionDesk
+from engine.pushgateway import Pusher
 from engine.reconciler import Reconciler
 from engine.service import ServiceLoop
 from engine.state import OPEN_TASK_STATES, StateStore
@@ -66,6 +74,7 @@ def _run_once(config: Config) -> int:
     try:
         reconciler = Reconciler(config, store, backends)
         report = reconciler.reconcile_once(drain=True)
+        push_once(config, report, os.environ)
         print(_one_line(report.summary()), file=sys.stderr)
         return 0 if report.ok else 1
     except KeyboardInterrupt:
@@ -132,10 +141,12 @@ class Service:
         self.reconciler = Reconciler(config, self.store, self.backends)
         self.decisions: DecisionServer | None = None
         self.metrics = ServiceMetrics()
+        self.flight = flight_metrics_for(self.store, self.metrics)
+        self.pusher = Pusher(config.beamline.name, self.metrics.registry, os.environ)
         self.loop = ServiceLoop(
             self.reconciler,
             interval_seconds=self._interval(config),
-            on_pass=self.metrics.observe_pass,
+            on_pass=observe_and_push(self.metrics, self.pusher),
             on_crash=self.metrics.observe_crash,
             before_pass=self._apply_reload,
         )
@@ -238,9 +249,12 @@ class Service:
         """Operators' decisions arrive on a socket beside the store; the kernel names each
         caller and this service checks them against its own config's approvers."""
         desk = DecisionDesk(self.store, lambda: self.config, self.reconciler.clock)
+        # Notifies (--notify, the notify_new_scan flow) come the same way and wake a pass.
+        hints = NotifyDesk(self.store, lambda: self.config, self.reconciler.clock, self.loop.wake)
         path = socket_path(self.config.state.path)
         group = group_id(self.config.approval.readers_group)
-        self.decisions = DecisionServer(path, desk, group=group).start()
+        handler = with_flight_desk(desk, self.store, self.reconciler.clock, self.flight)
+        self.decisions = DecisionServer(path, with_notify(handler, hints), group=group).start()
         finding = unsafe_writers(path, group_may_write=True)
         if finding is not None:
             raise UnsafePermissions([finding])

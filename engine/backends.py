@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class Backends:
     storages: dict[str, Storage]
     movers: dict[str, Mover]
-    kinds: dict[str, str]  # endpoint → "local" | "globus"
+    kinds: dict[str, str]  # endpoint → "local" | "globus" | "tape"
     catalog: Catalog | None = None
     local_roots: dict[str, Path] = field(default_factory=dict)
     closers: list[Callable[[], None]] = field(default_factory=list)
@@ -34,9 +34,19 @@ class Backends:
     def mover_for(self, source: str | None, target: str) -> Mover:
         """Which mover runs a copy source → target (or a delete at target when source is None)."""
         sides = [target] if source is None else [source, target]
+        for side in sides:
+            if self.kinds[side] == "tape":
+                return self.movers[f"tape:{side}"]
         if any(self.kinds[name] == "globus" for name in sides):
             return self.movers["globus"]
         return self.movers["local"]
+
+    def attach_store(self, store: object) -> None:
+        """Give backends that keep their records in the state store (tape) the store."""
+        for backend in [*self.storages.values(), *self.movers.values()]:
+            attach = getattr(backend, "attach", None)
+            if attach is not None:
+                attach(store)
 
     def close(self) -> None:
         for closer in self.closers:
@@ -59,7 +69,7 @@ def build_backends(
     local_roots: dict[str, Path] = {}
     for name, endpoint in config.endpoints.items():
         kinds[name] = endpoint.kind
-        if endpoint.path is not None:
+        if endpoint.path is not None and endpoint.kind != "tape":
             local_roots[name] = endpoint.path
         if endpoint.kind == "local":
             assert endpoint.path is not None  # validated by config
@@ -78,6 +88,10 @@ def build_backends(
         storages.update(globus.storages)
         movers["globus"] = globus.mover
         backends.closers.append(globus.close)
+    if any(kind == "tape" for kind in kinds.values()):
+        from engine.storage.tape_build import build_tape
+
+        build_tape(config, backends, clock=engine_clock, environ=environ)
     if with_catalog:
         from engine.catalog.factory import build_catalog
 

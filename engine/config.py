@@ -24,8 +24,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from engine import config_errors
+from engine import config_errors, splash
 from engine.errors import ConfigError
+from engine.export_control import ExportControlConfig
 from engine.model import ActionKind, Level
 from engine.operators import APPROVER_ENTRY
 from engine.storage.same_storage import Place, overlapping_places, remote_root, resolved
@@ -75,17 +76,37 @@ class InventoryConfig(_Section):
 
 
 class EndpointConfig(_Section):
-    kind: Literal["local", "globus"]
+    kind: Literal["local", "globus", "tape"]
     path: Path | None = None
     collection: str | None = None
     root: str | None = None
     tape: bool = False
+    # Outside the facility: an export-controlled scan is never copied here (engine/export_control.py).
+    offsite: bool = False
     list_timeout_seconds: float | None = Field(default=None, gt=0)
     # The root must be a mount point, on the device recorded when its marker was written.
     mount: bool = False
+    # kind = "tape" only (engine/storage/tape_config.py; docs/hpss.md)
+    runner: Literal["local", "sfapi"] = "local"
+    bundle_by: Literal["cycle", "proposal", "month"] = "cycle"
+    bundle_max_bytes: int = Field(default=2_000_000_000_000, gt=0)
+    close_after_days: float = Field(default=14, ge=0)
+    proposal_level: int = Field(default=3, ge=1, le=16)
+    tools: Path | None = None
 
     @model_validator(mode="after")
     def _needs_location(self) -> EndpointConfig:
+        if self.kind == "tape":
+            if self.runner == "local" and self.path is None:
+                raise ValueError(
+                    'a tape endpoint with runner = "local" needs `path` (the directory that '
+                    "stands in for HPSS)"
+                )
+            if self.runner == "sfapi" and not self.root:
+                raise ValueError(
+                    'a tape endpoint with runner = "sfapi" needs `root` (its HPSS directory)'
+                )
+            return self
         if self.kind == "local" and self.path is None:
             raise ValueError("a local endpoint needs `path` (the directory that holds its tree)")
         if self.kind == "globus" and (not self.collection or not self.root):
@@ -209,6 +230,20 @@ class ServiceConfig(_Section):
     metrics_port: int = Field(default=0, ge=0, le=65535)
 
 
+class FlightCheckConfig(_Section):
+    """`bl931tui --flight-check` (engine/flight_check.py): how long a leg may take, the canary."""
+
+    timeout_seconds: float = Field(default=600, gt=0)
+    poll_seconds: float = Field(default=2, gt=0)
+    canary_bytes: int = Field(default=4096, ge=1, le=16 * 1024 * 1024)
+
+
+class SplashConfig(_Section):
+    """splash_flows' `config.yml`, the source of `from_splash` endpoints (engine/splash.py)."""
+
+    config: Path | None = None
+
+
 class Config(_Section):
     beamline: BeamlineConfig = BeamlineConfig()
     state: StateConfig = StateConfig()
@@ -222,6 +257,9 @@ class Config(_Section):
     globus: GlobusConfig = GlobusConfig()
     catalog: CatalogConfig = CatalogConfig()
     service: ServiceConfig = ServiceConfig()
+    flight_check: FlightCheckConfig = FlightCheckConfig()
+    splash: SplashConfig = SplashConfig()
+    export_control: ExportControlConfig | None = None  # None: the section is not configured
     source: Path | None = Field(default=None, exclude=True)
 
     @field_validator("endpoints")
@@ -362,7 +400,7 @@ def _validate_policy(config: Config) -> list[tuple[str, str]]:
                     stack.append(nxt)
 
     for name, endpoint in config.endpoints.items():
-        if endpoint.kind == "globus" and endpoint.tape and name == config.inventory.endpoint:
+        if (endpoint.tape or endpoint.kind == "tape") and name == config.inventory.endpoint:
             problems.append((f"endpoints.{name}.tape", "the inventory endpoint cannot be tape"))
     if config.catalog.source_endpoint is not None:
         known("catalog.source_endpoint", config.catalog.source_endpoint)
@@ -407,6 +445,7 @@ def parse_config(
     `text` (the TOML as written) lets errors name their line."""
     where = str(source) if source is not None else "<config>"
     lines = config_errors.key_lines(text) if text is not None else None
+    data = splash.expand(data, source)  # `from_splash` endpoints, from splash_flows' config.yml
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
@@ -421,7 +460,12 @@ def parse_config(
         )
     base = source.parent if source is not None else Path.cwd()
     endpoints = {
-        name: ep.model_copy(update={"path": _resolve(ep.path, base)}) if ep.path else ep
+        name: ep.model_copy(
+            update={
+                "path": _resolve(ep.path, base) if ep.path else None,
+                "tools": _resolve(ep.tools, base) if ep.tools else None,
+            }
+        )
         for name, ep in config.endpoints.items()
     }
     shared = _shared_storage(endpoints)

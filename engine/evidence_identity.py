@@ -51,6 +51,8 @@ def storage_identity(spec: EndpointConfig, marker_id: str | None) -> str | None:
         spec: the endpoint's configuration.
         marker_id: a local endpoint's recorded marker id (None: none recorded yet).
     """
+    if spec.kind == "tape":
+        return f"tape:{spec.runner}:{spec.root if spec.runner == 'sfapi' else spec.path}"
     if spec.kind == "globus":
         root = posixpath.normpath(spec.root or "/")
         return f"globus:{(spec.collection or '').lower()}:{root}"

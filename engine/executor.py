@@ -72,6 +72,7 @@ from engine.storage.base import (
     TaskStatus,
     TransferItem,
 )
+from engine.storage.tape_catalog import tape_location
 from engine.task_progress import record_item_progress
 from engine.task_slots import REALTIME_MARK, plan_batches
 from engine.task_watch import TaskWatch
@@ -750,6 +751,8 @@ class Executor:
     def _path_on(self, endpoint: str, scan: Scan, name: str | None = None) -> str:
         """The scan's path at an endpoint (`name`: a versioned object on tape)."""
         spec = self.config.endpoints[endpoint]
+        if spec.kind == "tape":  # the bundle path + member (engine/storage/tape_catalog.py)
+            return tape_location(self.store, endpoint, name or scan.id)
         if spec.kind == "globus" and spec.root:
             return f"{spec.root.rstrip('/')}/{name or scan.id}"
         assert spec.path is not None

@@ -447,6 +447,7 @@ class Plan:
     alerts: tuple[str, ...] = ()
     alert_details: tuple[Alert, ...] = ()
     problems: tuple[Problem, ...] = ()
+    export_controlled: tuple[tuple[str, str], ...] = ()  # (scan, what flagged it)
 
     FORMAT_VERSION = 1
 
@@ -532,5 +533,6 @@ class Plan:
             "alerts": list(self.alerts),
             "alert_details": [a.to_json() for a in self.alert_details],
             "problems": [p.to_json() for p in self.problems],
+            "export_controlled": [{"scan": s, "source": src} for s, src in self.export_controlled],
             "outcome": self.outcome().name.lower(),
         }

@@ -12,6 +12,7 @@ allowed appears in `blocked` with a `ReasonCode` (`engine/rules/reasons.py`).
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime
 from itertools import chain
 
@@ -107,7 +108,7 @@ class _Planner:
         seen_at = tuple(inp.observations[n].previously_present for n in facts.unknown_retention)
         holds, flight_by_scan = inp.holds, self.flight_by_scan
         older_scans, reappeared = facts.older_scans, inp.reappeared
-        remnants = inp.remnants
+        remnants, export = inp.remnants, inp.export_control
         # action ids some decision or failure names: a scan with one of them is decided alone
         named = set(inp.decisions).union(inp.failures)
         shapes, memo = self._shapes, self.memo
@@ -132,6 +133,7 @@ class _Planner:
                 if scan_id in older_scans or scan_id in reappeared or emptied(scan)
                 else (),
                 scan_id in remnants,
+                export.fact(scan_id) if export is not None and export.active else None,
             )
             if not memo or scan_id in flight_by_scan or scan_id in holds:
                 shape = self._decide(ScanFacts(*key), alone=scan)
@@ -305,4 +307,7 @@ def plan(inp: PlanInput, *, memo: bool = True) -> Plan:
         The Plan: allowed actions (copies in make-before-break order, catalog actions, deletes),
         what is blocked and why, errors and alerts.
     """
-    return _Planner(inp, memo=memo).run()
+    result = _Planner(inp, memo=memo).run()
+    if inp.export_control is not None:
+        result = replace(result, export_controlled=inp.export_control.flagged(inp.scans))
+    return result

@@ -46,7 +46,7 @@ class Policy:
                 name: RetentionRule(r.keep_days, tuple(r.delete_requires), r.verify_level)
                 for name, r in config.retention.items()
             },
-            tape=frozenset(n for n, e in config.endpoints.items() if e.tape),
+            tape=frozenset(n for n, e in config.endpoints.items() if e.tape or e.kind == "tape"),
             approval_for=frozenset(config.approval.required_for),
             max_missing_fraction=config.safety.max_missing_fraction,
             max_deletes_per_pass=config.safety.max_deletes_per_pass,

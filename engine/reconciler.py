@@ -30,6 +30,7 @@ from engine.config import Config
 from engine.errors import Bl931Error, EndpointUnavailable
 from engine.evidence_identity import StorageIdentities
 from engine.executor import Executor
+from engine.flight_record import flight_alerts
 from engine.foreign import ForeignPaths, WithoutForeign, foreign_paths, without_foreign
 from engine.gc_pause import paused_gc
 from engine.identity import IdentityCheck
@@ -59,7 +60,10 @@ from engine.policy import Policy
 from engine.rehash import Rehasher
 from engine.remnants import remnant_index
 from engine.retry_holds import keep_holds_in
+from engine.scan_hints import declared_complete as hinted_complete
+from engine.scan_hints import export_control_for
 from engine.state import OPEN_TASK_STATES, SUBMITTED, ReplicaRow, StateStore
+from engine.storage import tape_plan
 from engine.storage.base import ScanListing
 from engine.storage.local import LocalStorage, sweep_temp_files
 from engine.storage.same_storage import shared_storage
@@ -152,6 +156,7 @@ class Reconciler:
         self.findings = PassFindings(store)
         keep_pids_in(backends.catalog, store)
         keep_holds_in(backends, store)  # Retry-After waits outlive this process
+        backends.attach_store(store)  # tape endpoints keep their bundles in the store
         self._swept = False
         # Scan id → listing signature of scans the live watcher declared complete (the service
         # sets it when it runs a watcher); the walk accepts those before `quiet_seconds`.
@@ -198,7 +203,7 @@ class Reconciler:
             now=now,
             known=known,
             done_marker=self.config.inventory.done_marker,
-            declared_complete=self.completion_hint() if self.completion_hint else None,
+            declared_complete=hinted_complete(self.store, self.completion_hint),
             remnants=remnant_index(self.store, name),
         )
         if isinstance(storage, LocalStorage):
@@ -538,6 +543,7 @@ class Reconciler:
             *self._foreign_alerts(),
             *unverified_alerts(self.store),
             *task_faults,
+            *flight_alerts(self.store),
         )
         standing = AlertLog(self.store).refresh(current, now, write=write)
         return replace(
@@ -575,8 +581,11 @@ class Reconciler:
                 errors=tuple(seen.errors),
                 reappeared=self._reappeared(seen),
                 remnants=self._remnants(seen),
+                export_control=export_control_for(self.config, self.store),
             )
         )
+        decisions = {aid: d[0] for aid, d in self.store.decisions().items()}
+        planned = tape_plan.shape_plan(planned, self.config, self.store, seen, decisions, now)
         over = self.config.approval.second_approver_over_bytes
         return require_second_approver(planned, self.store, over)
 

@@ -40,11 +40,7 @@ path = "dtn"
 kind = "local"
 path = "cfs"
 
-[endpoints.hpss]
-kind = "local"
-path = "hpss"
-tape = true
-
+{hpss_section}
 [[copy]]
 from = "dtn"
 to = "cfs"
@@ -80,6 +76,21 @@ path = "state/catalog.json"
 
 [service]
 interval_seconds = {interval_seconds}
+"""
+
+HPSS_LOCAL = """[endpoints.hpss]
+kind = "local"
+path = "hpss"
+tape = true
+"""
+
+# HPSS as NERSC wants it: scans bundled with htar (a local folder stands in for HPSS).
+HPSS_TAPE = """[endpoints.hpss]
+kind = "tape"
+runner = "local"
+path = "hpss"
+bundle_by = "{bundle_by}"
+close_after_days = {close_after_days}
 """
 
 
@@ -141,6 +152,9 @@ def create_workspace(
     interval_seconds: float = 60,
     max_missing_fraction: float = 0.1,
     retry_base_seconds: float = 30,
+    hpss_kind: str = "local",
+    close_after_days: float = 0,
+    bundle_by: str = "cycle",
 ) -> LocalWorkspace:
     """Lay out the folders and write `bl931.toml` inside `root`."""
     root = Path(root)
@@ -158,6 +172,9 @@ def create_workspace(
         interval_seconds=interval_seconds,
         max_missing_fraction=max_missing_fraction,
         retry_base_seconds=retry_base_seconds,
+        hpss_section=HPSS_TAPE.format(close_after_days=close_after_days, bundle_by=bundle_by)
+        if hpss_kind == "tape"
+        else HPSS_LOCAL,
     )
     config_path = root / "bl931.toml"
     config_path.write_text(text, "utf-8")

@@ -71,7 +71,12 @@ def test_importing_the_engine_and_running_a_pass_never_loads_textual(tmp_path: P
     modules = loaded["modules"]
     assert isinstance(modules, list)
     assert "engine.reconciler" in modules and "engine.catalog.local" in modules
-    offenders = [m for m in modules if m == "textual" or m.startswith(("textual.", "bl931tui"))]
+    offenders = [
+        m
+        for m in modules
+        if m in ("textual", "prefect")
+        or m.startswith(("textual.", "bl931tui", "prefect.", "bl931_prefect"))
+    ]
     assert offenders == []
 
 

@@ -65,6 +65,8 @@ def render_detail(detail: ScanDetail, now: datetime, width: int = 160) -> Render
         )
     else:
         head.append("\nnot in the inventory (yet)", "yellow")
+    if detail.export_control:
+        head.append(f"\n⛔ {detail.export_control}", "red")
     if detail.hold is not None:
         hold = detail.hold
         until = f" until {stamp(hold.expires_at)}" if hold.expires_at else " (no expiry)"

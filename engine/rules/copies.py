@@ -12,6 +12,7 @@ beside them under a versioned name.
 
 from __future__ import annotations
 
+from engine.export_control import copy_blocker as export_copy_blocker
 from engine.model import ActionKind, Level
 from engine.rules.facts import ActionPlan, Case, Gate, PassFacts
 from engine.rules.reasons import ReasonCode
@@ -53,6 +54,9 @@ def plan_copies(facts: PassFacts, case: Case, gate: Gate, wanted: frozenset[str]
     coming: set[str] = set(incoming)  # targets that will be filled by this plan or in flight
     for configured_source, target in policy.copies:
         if target not in wanted or target in incoming:
+            continue
+        if case.export and (held := export_copy_blocker(case.export, facts.offsite, target)):
+            case.block(ActionKind.COPY, target, ReasonCode(held[0]), held[1])
             continue
         level = levels.get(target)
         if level is None:

@@ -11,6 +11,7 @@ verified copy always remains. The per-pass cap is the planner's (`engine/planner
 
 from __future__ import annotations
 
+from engine.export_control import delete_blocker as export_delete_blocker
 from engine.model import ActionKind, Level
 from engine.rules.facts import ActionPlan, Case, DeletePlan, Gate, PassFacts, catalog_unknown
 from engine.rules.reasons import ReasonCode
@@ -127,6 +128,10 @@ def delete_blocker(
     rule = policy.retention[endpoint]
     if case.retained[endpoint]:  # now < acquired_at + keep
         return ReasonCode.RETENTION_NOT_REACHED, None
+    if case.export and (
+        held := export_delete_blocker(case.export, facts.offsite, rule.delete_requires)
+    ):
+        return ReasonCode(held[0]), held[1]
     if (
         endpoint == policy.inventory_endpoint
         and (levels[endpoint] or Level.ABSENT) < Level.CHECKSUM

@@ -28,6 +28,7 @@ from engine.model import (
     Replica,
     Scan,
 )
+from engine.export_control import ExportControl, ExportFact
 from engine.policy import Policy
 from engine.rules.observations import is_stale, missing_fraction_alerts
 from engine.rules.reasons import ReasonCode
@@ -53,6 +54,7 @@ class PlanInput:
     # version left (engine/remnants.py): the rest may be deleted (the same action, the same
     # decisions), though the listing no longer matches the inventoried version
     remnants: frozenset[str] = frozenset()
+    export_control: ExportControl | None = None  # engine/export_control.py
 
 
 class NotRegistered:
@@ -89,6 +91,7 @@ class ScanFacts(NamedTuple):
     versions: tuple[object, ...] = ()
     # the inventory endpoint holds what a partial delete of this version left (PlanInput.remnants)
     remnant: bool = False
+    export: ExportFact = None  # what holds off-site copies back (engine/export_control.py)
 
 
 class BlockPlan(NamedTuple):
@@ -172,6 +175,7 @@ class PassFacts:
             for name, obs in inp.observations.items()
             if obs.ok and is_stale(obs, inp.now, policy)
         )
+        self.offsite = inp.export_control.offsite if inp.export_control else frozenset()
         self.retention_order = tuple(n for n in policy.endpoints if n in policy.retention)
         # unknown retention endpoints that were observed: a delete there is reported as blocked
         # for the scans they held before
@@ -242,6 +246,7 @@ class Case:
             self.differs = frozenset(name for name, status in pairs if status == "differs")
             self.suspect = suspect if isinstance(suspect, str) else None
         self.remnant = scan.remnant
+        self.export = scan.export
         self.flights = flights
         self.hold = hold
         self.blocked: list[BlockPlan] = []

@@ -17,6 +17,7 @@ class ReasonCode(StrEnum):
     RETENTION_NOT_REACHED = "retention_not_reached"
     ON_HOLD = "on_hold"
     REJECTED = "rejected"
+    EXPORT_CONTROLLED = "export_controlled"
     # comes by itself: work pending
     WAITING_FOR_SOURCE = "waiting_for_source"
     COPY_UNVERIFIED = "copy_unverified"
@@ -29,6 +30,8 @@ class ReasonCode(StrEnum):
     BACKING_OFF = "backing_off"
     CHANGED_SINCE_INVENTORY = "changed_since_inventory"
     LAST_COPY = "last_copy"
+    EXPORT_CONTROL_UNKNOWN = "export_control_unknown"
+    WAITING_FOR_BUNDLE = "waiting_for_bundle"
     # needs a person
     ENDPOINT_UNKNOWN = "endpoint_unknown"
     CATALOG_UNAVAILABLE = "catalog_unavailable"

@@ -1,3 +1,4 @@
+# Over 400 lines: the schema is one ordered tuple of migrations, appended to and never split.
 """The state store's schema, as the ordered list of migrations that build it.
 
 One tuple in one place: a new table or column is a new entry appended at the end (never an edit
@@ -353,6 +354,74 @@ MIGRATIONS: tuple[str, ...] = (
         since TEXT NOT NULL,
         until TEXT NOT NULL,
         what TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
+    # 11: flight checks (engine.flight_record): each
+    # check's report, the latest of which decides the `flight_check_failed` alerts
+    """
+    CREATE TABLE flight_checks(
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        report TEXT NOT NULL
+    );
+    """,
+    # 12: tape bundles (engine/storage/tape.py): each bundle's deterministic name, job name and
+    # job id (persisted before and right after submitting), state and manifest; the scans each
+    # verified bundle holds (the evidence's detail); when a scan began waiting for its bundle;
+    # and operators' restore requests.
+    """
+    CREATE TABLE tape_bundles(
+        endpoint TEXT NOT NULL,
+        bundle TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        part INTEGER NOT NULL,
+        submission_id TEXT NOT NULL,
+        job_name TEXT NOT NULL,
+        job_id TEXT,
+        purpose TEXT NOT NULL DEFAULT 'archive',
+        state TEXT NOT NULL,
+        error TEXT,
+        archive_size INTEGER,
+        manifest TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        finished_at TEXT,
+        PRIMARY KEY(endpoint, bundle)
+    ) WITHOUT ROWID;
+    CREATE INDEX tape_bundles_submission ON tape_bundles(submission_id);
+    CREATE TABLE tape_members(
+        endpoint TEXT NOT NULL,
+        scan TEXT NOT NULL,
+        bundle TEXT NOT NULL,
+        checksum TEXT NOT NULL,
+        evidence TEXT NOT NULL,
+        PRIMARY KEY(endpoint, scan, bundle)
+    ) WITHOUT ROWID;
+    CREATE TABLE tape_waits(
+        endpoint TEXT NOT NULL,
+        scan TEXT NOT NULL,
+        since TEXT NOT NULL,
+        PRIMARY KEY(endpoint, scan)
+    ) WITHOUT ROWID;
+    CREATE TABLE tape_restores(
+        scan TEXT NOT NULL,
+        target TEXT NOT NULL,
+        requested_by TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        PRIMARY KEY(scan, target)
+    ) WITHOUT ROWID;
+    """,
+    # 13: what the acquisition watcher said about a scan (engine.scan_hints): that it is
+    # complete (the listing signature then) and whether it is export-controlled (sticky)
+    """
+    CREATE TABLE scan_hints(
+        scan TEXT PRIMARY KEY,
+        path TEXT NOT NULL,
+        export_controlled INTEGER NOT NULL,
+        signature TEXT,
+        notified_at TEXT NOT NULL,
+        notified_by TEXT NOT NULL,
+        via TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
 )

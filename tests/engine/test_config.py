@@ -60,7 +60,7 @@ BAD = [
     pytest.param(GOOD + "\n[endpoints.dtn2\n", "is not valid TOML", id="toml-syntax"),
     pytest.param(
         GOOD.replace('kind = "local"\npath = "cfs"', 'kind = "ftp"\npath = "cfs"'),
-        "endpoints.cfs.kind: Input should be 'local' or 'globus' (got 'ftp')",
+        "endpoints.cfs.kind: Input should be 'local', 'globus' or 'tape' (got 'ftp')",
         id="endpoint-kind",
     ),
     pytest.param(
