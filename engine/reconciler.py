@@ -32,6 +32,7 @@ from engine.evidence_identity import StorageIdentities
 from engine.executor import Executor
 from engine.flight_record import flight_alerts
 from engine.foreign import ForeignPaths, WithoutForeign, foreign_paths, without_foreign
+from engine.gc_pause import paused_gc
 from engine.identity import IdentityCheck
 from engine.inventory.listing import ListingInventory
 from engine.inventory.walk import InventoryResult, walk_inventory
@@ -564,6 +565,7 @@ class Reconciler:
             if a.id not in resuming
         )
 
+    @paused_gc()  # planning builds many acyclic objects: no cyclic GC passes over them
     def make_plan(self, seen: Observation, now: datetime) -> Plan:
         planned = plan(
             PlanInput(
