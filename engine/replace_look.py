@@ -191,7 +191,7 @@ def version_files(listing: ScanListing, scan: Scan, signature: str) -> tuple[Fil
 def _failed(
     executor: Executor, action: Action, now: datetime, failure: _Failure, *, level: str = "warning"
 ) -> bool:
-    executor._event(
+    executor.recorder.event(
         now,
         "copy.recheck_failed",
         f"replace at {action.target} skipped: {failure.message}",

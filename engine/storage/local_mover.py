@@ -19,6 +19,7 @@ from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.clock import Clock, as_clock
 from engine.errors import Bl931Error, TerminalError, TransientError
@@ -34,6 +35,9 @@ from engine.storage.base import (
 )
 from engine.storage.local_delete import remove_manifest
 from engine.storage.localfs import place_file, safe_path
+
+if TYPE_CHECKING:
+    from engine.retry_holds import HoldBook
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +215,17 @@ class LocalMover:
                 error="no such task in this process (it ran before a restart?)",
             )
         return task.status()
+
+    def knows(self, task_id: str) -> bool:
+        """Always: a task of this process carries its own request, and one from before a
+        restart polls as `lost` whatever it is told."""
+        return True
+
+    def track(self, task_id: str, request: TaskRequest) -> None:
+        """Nothing to remember (see `knows`)."""
+
+    def keep_holds_in(self, book: HoldBook) -> None:
+        """Nothing to keep: the local filesystem asks for no waits."""
 
     def cancel(self, task_id: str) -> None:
         """Ask a task to stop; it stops before its next file and fails the items not done."""
