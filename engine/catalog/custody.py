@@ -210,15 +210,18 @@ class Registrations:
                 "DELETE FROM catalog_registrations WHERE catalog IN (?, '') AND scan = ?",
                 [(catalog, scan) for scan in chosen],
             )
-            conn.executemany(
-                "INSERT INTO events(at, level, kind, scan, message) VALUES (?, 'info', ?, ?, ?)",
+            write_events(
+                conn,
                 [
                     (
-                        iso(now),
+                        now,
+                        "info",
                         "catalog.loss_accepted",
                         scan,
+                        None,
                         f"the {catalog} catalog lost this scan's document; an operator "
                         "accepted the loss (it is registered again where a copy allows)",
+                        None,
                     )
                     for scan in chosen
                 ],
