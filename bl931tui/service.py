@@ -12,13 +12,11 @@ Under systemd (deploy/bl931.service) the service is the one owner of the state s
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import signal
 import sys
 from types import FrameType
-from typing import Any
 
 from bl931tui.service_ops import (
     flight_metrics_for,
@@ -123,10 +121,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def _stop_local_tasks(backends: Backends) -> None:
     for mover in backends.movers.values():
-        close: Any = getattr(mover, "close", None)
-        if mover.finishes_locally and close is not None:
-            with contextlib.suppress(TypeError):
-                close(wait=False)
+        if mover.finishes_locally:
+            mover.close(wait=False)
 
 
 class Service:

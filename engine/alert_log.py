@@ -14,15 +14,16 @@ event when one is raised or clears, and applies operators' acknowledgements:
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from engine.errors import UsageError
 from engine.model import Alert, AlertEffect, ClearedBy
 from engine.state import StateStore, iso, parse_time
+from engine.store.events import write_events
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +140,7 @@ class AlertLog:
                         at,
                     ),
                 )
-                _event(conn, at, "alert.raised", alert.message, alert.scan, alert.to_json())
+                _event(conn, now, "alert.raised", alert.message, alert.scan, alert.to_json())
             for alert in current:
                 conn.execute(
                     "UPDATE alerts SET last_seen = ?, message = ? WHERE id = ?",
@@ -154,7 +155,7 @@ class AlertLog:
                 )
                 _event(
                     conn,
-                    at,
+                    now,
                     "alert.cleared",
                     f"cleared ({how}): {record.message}",
                     record.scan,
@@ -189,7 +190,7 @@ class AlertLog:
             )
             _event(
                 conn,
-                at,
+                now,
                 "alert.acknowledged",
                 f"{by} acknowledged: {record.message} — {why}",
                 record.scan,
@@ -215,13 +216,11 @@ def _cleared_by(record: AlertRecord) -> ClearedBy:
 
 def _event(
     conn: sqlite3.Connection,
-    at: str | None,
+    at: datetime,
     kind: str,
     message: str,
     scan: str | None,
-    data: object,
+    data: dict[str, Any],
 ) -> None:
-    conn.execute(
-        "INSERT INTO events(at, level, kind, scan, message, data) VALUES (?, ?, ?, ?, ?, ?)",
-        (at, "error" if kind == "alert.raised" else "info", kind, scan, message, json.dumps(data)),
-    )
+    level = "error" if kind == "alert.raised" else "info"
+    write_events(conn, [(at, level, kind, scan, None, message, data)])

@@ -13,7 +13,6 @@ and after each submission of the action (a restored copy deleted again needs new
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -23,6 +22,7 @@ from typing import Any
 from engine.model import ActionKind, Plan
 from engine.operators import Operator
 from engine.state import StateStore, iso
+from engine.store.events import action_scan, write_events
 
 SIGNED = "decision.signed"
 # A rejection, or a revoked approval (engine/decision_undo.py), restarts the list.
@@ -61,15 +61,15 @@ def sign(
     via: str,
 ) -> None:
     """Append a `decision.signed` event per action, inside the decision's own transaction."""
-    data = json.dumps({"decision": decision, "by": operator.name, "uid": operator.uid, "via": via})
-    conn.executemany(
-        """INSERT INTO events(at, level, kind, scan, action_id, message, data)
-           VALUES (?, 'info', ?, (SELECT scan FROM actions WHERE id = ?), ?, ?, ?)""",
+    data = {"decision": decision, "by": operator.name, "uid": operator.uid, "via": via}
+    write_events(
+        conn,
         [
             (
-                iso(now),
+                now,
+                "info",
                 SIGNED,
-                aid,
+                action_scan(conn, aid),
                 aid,
                 f"{decision} signed by {operator.describe()} ({via})",
                 data,

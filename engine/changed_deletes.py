@@ -39,6 +39,7 @@ from engine.submitted import submitted_scan
 
 if TYPE_CHECKING:
     from engine.executor import Executor
+    from engine.receipts import Receipt
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class QueuedChanges:
         new = [p for p in paths if p not in seen]
         if not new:
             return
-        self._executor._event(
+        self._executor.recorder.event(
             now,
             SOURCE_CHANGED,
             f"{len(new)} file(s) of the scan changed at {task.target} after the delete's last "
@@ -158,19 +159,19 @@ def unverified_alerts(store: StateStore) -> list[Alert]:
 
 
 def mark_unverified(
-    executor: Executor, task: TaskRow, action: ActionRow, receipt: dict[str, object], now: datetime
+    executor: Executor, task: TaskRow, action: ActionRow, receipt: Receipt, now: datetime
 ) -> None:
     """Move the removed paths bl931 saw changed after the last look from the receipt's
     `removed` to `removed_unverified`, with an error event naming them."""
-    removed = receipt.get("removed")
-    if not isinstance(removed, list) or not removed:
+    removed = receipt.removed
+    if not removed:
         return
-    unverified = QueuedChanges(executor).unverified(task, action, [str(p) for p in removed])
+    unverified = QueuedChanges(executor).unverified(task, action, list(removed))
     if not unverified:
         return
-    receipt["removed"] = [p for p in removed if p not in unverified]
-    receipt[REMOVED_UNVERIFIED] = unverified
-    executor._event(
+    receipt.removed = [p for p in removed if p not in unverified]
+    receipt.removed_unverified = unverified
+    executor.recorder.event(
         now,
         "delete.removed_unverified",
         f"task {task.task_id} removed {len(unverified)} file(s) at {action.target} that changed "

@@ -60,7 +60,7 @@ def settled_signature(
         return evidence
     if before.observed_at > task.created_at or before.signature == evidence.signature:
         return evidence  # observed while the task ran, or nothing to re-key
-    storages = executor._storage_identities()
+    storages = executor.storage_identities()
     if storages.task_target(task.submission_id, target) != storages.current.get(target):
         return evidence  # the endpoint was repointed: a listing now shows other storage
     try:

@@ -19,7 +19,6 @@ ops `unreject` and `revoke`).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any, Literal
 
 from engine.errors import UsageError
 from engine.state import FAILED, SUBMITTED, SUCCEEDED, StateStore, iso
+from engine.store.events import action_scan, write_events
 
 Decision = Literal["reject", "approve"]
 
@@ -77,7 +77,7 @@ def undo_decisions(
     """
     ids = list(dict.fromkeys(action_ids))
     kind, message = _EVENT[decision]
-    data = json.dumps({"decision": decision, "by": by, "at": iso(now), **(signed or {})})
+    data = {"decision": decision, "by": by, "at": iso(now), **(signed or {})}
     undone: list[Undone] = []
     # Checked and written in one write transaction: a submission (which spends an approval
     # under the same lock) is either seen here, or comes after and finds no approval.
@@ -93,20 +93,9 @@ def undo_decisions(
         if problems:
             raise UsageError("nothing undone: " + "; ".join(problems))
         for aid in ids:
-            row = conn.execute(
-                """SELECT scan FROM actions WHERE id = ?
-                   UNION ALL
-                   SELECT scan FROM events WHERE action_id = ? AND scan IS NOT NULL
-                   LIMIT 1""",
-                (aid, aid),
-            ).fetchone()
-            scan = row[0] if row else None
+            scan = action_scan(conn, aid, from_events=True)
             conn.execute("UPDATE decisions SET superseded = 1 WHERE seq = ?", (standing[aid],))
-            conn.execute(
-                """INSERT INTO events(at, level, kind, scan, action_id, message, data)
-                   VALUES (?, 'info', ?, ?, ?, ?, ?)""",
-                (iso(now), kind, scan, aid, message.format(by=by), data),
-            )
+            write_events(conn, [(now, "info", kind, scan, aid, message.format(by=by), data)])
             undone.append(Undone(aid, scan, decision))
     return undone
 

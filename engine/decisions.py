@@ -31,7 +31,6 @@ for readers such as the TUI.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.model import Action, ActionKind
 from engine.store.connection import iso, parse_time
+from engine.store.events import action_scan, write_events
 
 if TYPE_CHECKING:
     from engine.store import StateStore
@@ -150,7 +150,7 @@ class DecisionLog:
         ids = list(dict.fromkeys(action_ids))
         past = PAST[decision]
         message = f"{past} by {by}" + (f": {note}" if note else "")
-        data = json.dumps({"decision": decision, "by": by, "at": iso(now)})
+        data = {"decision": decision, "by": by, "at": iso(now)}
         with self.store.transaction() as conn:
             conn.executemany(
                 "UPDATE decisions SET superseded = 1 WHERE action_id = ? AND superseded = 0",
@@ -161,19 +161,14 @@ class DecisionLog:
                    VALUES (?,?,?,?,?)""",
                 [(aid, decision, by, iso(now), note) for aid in ids],
             )
-            conn.executemany(
-                """INSERT INTO events(at, level, kind, scan, action_id, message, data)
-                   VALUES (?, 'info', ?, coalesce(
-                       (SELECT scan FROM actions WHERE id = ?), ?,
-                       (SELECT scan FROM events WHERE action_id = ? AND scan IS NOT NULL
-                        ORDER BY seq DESC LIMIT 1)), ?, ?, ?)""",
+            write_events(
+                conn,
                 [
                     (
-                        iso(now),
+                        now,
+                        "info",
                         f"action.{past}",
-                        aid,
-                        (scans or {}).get(aid),
-                        aid,
+                        action_scan(conn, aid, (scans or {}).get(aid), from_events=True),
                         aid,
                         message,
                         data,

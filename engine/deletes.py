@@ -24,7 +24,7 @@ answer was never recorded stays `preparing`. It is not simply resubmitted:
 2. after this pass's observation and plan (`InterruptedDeletes.resume`), each remaining action
    is resubmitted, under the same submission id, only if it is still in the current plan,
    approved where approval is needed (not rejected, not on hold) and passes the same last
-   look as a fresh delete (`Executor._recheck_delete`); right before the resubmission,
+   look as a fresh delete (`DeleteLook.passes`, `engine/delete_look.py`); right before the resubmission,
    decisions and holds are read again under the write lock (`DecisionLog.admit`). The
    approval it runs on is the one its submission spent: it is not asked for again. An action
    that does not pass is withdrawn (back to `planned`, with a recorded reason) and planned
@@ -44,18 +44,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from engine.changed_deletes import mark_unverified
 from engine.decisions import DecisionLog
 from engine.identity import IdentityCheck
 from engine.model import Action, ActionKind, Plan, Scan
+from engine.outcome import Outcome
 from engine.state import PLANNED, SUBMITTED, ActionRow, TaskRow, TaskRowStatus
 from engine.storage.base import ItemResult, Mover, ScanListing, TaskKind, TaskRequest
 from engine.submitted import submitted_scan
 
 if TYPE_CHECKING:
-    from engine.executor import Executor, Outcome
+    from engine.executor import Executor
+    from engine.receipts import Receipt
     from engine.reconciler import Observation
 
 log = logging.getLogger(__name__)
@@ -98,9 +100,9 @@ def receipted_earlier(executor: Executor, action: ActionRow, *, same: bool = Fal
     }
 
 
-def receipt_files(
-    executor: Executor, action: ActionRow, result: ItemResult | None
-) -> dict[str, Any]:
+def add_receipt_files(
+    executor: Executor, action: ActionRow, result: ItemResult | None, receipt: Receipt
+) -> None:
     """The receipt's account of files: `removed`, `already_absent`, `left_behind` (+ `note`).
 
     What the mover did not report (`left_behind` from Globus) comes from a fresh listing of
@@ -112,24 +114,24 @@ def receipt_files(
     claimed = result.removed if result is not None and result.removed is not None else manifest
     earlier = receipted_earlier(executor, action)
     ours = receipted_earlier(executor, action, same=True)
-    out: dict[str, Any] = {"removed": sorted((set(claimed) - earlier) | ours)}
+    receipt.removed = sorted((set(claimed) - earlier) | ours)
     absent = set(result.already_absent or ()) if result is not None else set()
     absent = (absent | (earlier & set(claimed))) - ours
     if absent:
-        out["already_absent"] = sorted(absent)
+        receipt.already_absent = sorted(absent)
     if result is not None and result.left_behind is not None:
-        out["left_behind"] = sorted(result.left_behind)
-        return out
+        receipt.left_behind = sorted(result.left_behind)
+        return
     storage = executor.backends.storages.get(action.target or "")
     try:
         if storage is None or scan is None:
             raise LookupError("no storage or no scan record")
         found = leftovers(scan, storage.stat_scan(executor.layout, action.scan))
     except Exception as exc:
-        out["left_behind"] = None
-        out["note"] = f"could not list what is left beside the scan: {exc}"
-        return out
-    out["left_behind"] = list(found.foreign)
+        receipt.left_behind = None
+        receipt.note = f"could not list what is left beside the scan: {exc}"
+        return
+    receipt.left_behind = list(found.foreign)
     if found.remaining:
         log.warning(
             "%s: %d file(s) of %r still listed after their delete succeeded, e.g. %r",
@@ -138,14 +140,13 @@ def receipt_files(
             action.scan,
             found.remaining[0],
         )
-        out["still_listed"] = list(found.remaining)
-    return out
+        receipt.still_listed = list(found.remaining)
 
 
 def report_foreign(executor: Executor, action: ActionRow, paths: list[str], now: datetime) -> None:
     """Record, once per delete, the files it left beside the scan (a person should look)."""
     shown = ", ".join(repr(p) for p in paths[:5]) + (" …" if len(paths) > 5 else "")
-    executor._event(
+    executor.recorder.event(
         now,
         "delete.foreign_files",
         f"{len(paths)} file(s) not part of the scan were left at {action.target}: {shown}",
@@ -195,19 +196,18 @@ def record_partial(
     stays spent.
     """
     assert row.target is not None
-    receipt = executor._receipt(row, task, now)
-    receipt.update(
-        partial=True,
-        removed=list(found.removed),
-        remaining=list(found.remaining),
-        left_behind=[],
-        note=note,
-    )
+    receipt = executor.delete_records.receipt(row, task, now)
+    receipt.partial = True
+    receipt.removed = list(found.removed)
+    receipt.remaining = list(found.remaining)
+    receipt.left_behind = []
+    receipt.note = note
     mark_unverified(executor, task, row, receipt, now)
+    body = receipt.to_json()
     executor.store.record_deletion(
-        row.scan, row.target, row.id, task.task_id, now, receipt, submission_id=task.submission_id
+        row.scan, row.target, row.id, task.task_id, now, body, submission_id=task.submission_id
     )
-    executor._event(
+    executor.recorder.event(
         now,
         "delete.partial",
         f"a delete had removed {len(found.removed)} of "
@@ -215,7 +215,7 @@ def record_partial(
         scan=row.scan,
         action_id=row.id,
         level="warning",
-        data=receipt,
+        data=body,
     )
 
 
@@ -237,32 +237,21 @@ class InterruptedDeletes:
 
     def settle(self, task: TaskRow, mover: Mover, now: datetime) -> TaskRow | None:
         """Step 1: what did the interrupted task already do? Returns the task to poll, if any."""
-        request = self._executor._rebuild_request(task)
-        if request is None:
+        executor = self._executor
+        found = executor.submission.find_interrupted(task, mover)
+        if found is None:
             return None
-        try:
-            task_id = mover.find_task(request)
-        except Exception as exc:
-            log.warning(
-                "%s: cannot tell whether interrupted submission %s reached %s (%s); "
-                "it waits for the next pass",
-                task.label,
-                task.submission_id,
-                mover.name,
-                exc,
-            )
-            return None
+        task_id = found.task_id
         if task_id is None:
             # A local worker dies with its process, but it may have run part of the task.
             if not mover.finishes_locally or self._record_what_is_gone(task, now):
                 self._cleared[task.submission_id] = task
             return None
-        executor = self._executor
         executor.store.update_task(
             task.submission_id, now, task_id=task_id, status=TaskRowStatus.ACTIVE, error=None
         )
-        for item in request.items:
-            executor._event(
+        for item in found.request.items:
+            executor.recorder.event(
                 now,
                 "delete.submitted",
                 f"{task.label} (task {task_id}, found at {mover.name} after an interruption)",
@@ -280,7 +269,7 @@ class InterruptedDeletes:
             if found is None:
                 listed_all = False
             elif found.gone:
-                executor._record_deletion(
+                executor.delete_records.record(
                     row,
                     task,
                     now,
@@ -319,9 +308,8 @@ class InterruptedDeletes:
         now: datetime,
     ) -> Outcome:
         """Step 2: resubmit what is still planned, allowed and passes its last look."""
-        from engine.executor import Outcome
-
         executor = self._executor
+        look = executor.delete_look
         planned = {a.id: a for a in plan.actions if a.kind is ActionKind.DELETE}
         blocked = {
             (b.scan, b.endpoint): f"{b.reason_code}: {b.reason}"
@@ -339,12 +327,8 @@ class InterruptedDeletes:
                 why = _refusal(action, blocked.get((row.scan, row.target)))
                 if why is not None:
                     assert row.target is not None
-                    executor._recheck_failed(_as_action(row), now, why, code="not_resubmitted")
-                elif action is not None and (
-                    executor._not_relied_on(action, relied_on, now)
-                    and executor._identities_hold(action, now)
-                    and executor._recheck_delete(action, seen, now)
-                ):
+                    look.failed(_as_action(row), now, why, code="not_resubmitted")
+                elif action is not None and look.passes(action, seen, relied_on, now):
                     passing.append(action)
                     continue
                 executor.store.set_action_status([row.id], PLANNED, now)
@@ -356,7 +340,7 @@ class InterruptedDeletes:
                     passing, refused = decisions.admit(passing, task.submission_id, now)
                     executor.store.set_action_status([r.action.id for r in refused], PLANNED, now)
                 for refusal in refused:
-                    executor._not_submitted(refusal, now)
+                    executor.submission.not_submitted(refusal, now)
                 withdrawn += [r.action.id for r in refused]
             # A withdrawn delete removed nothing under this submission (or has a receipt for
             # what it did): nothing of its approval was used, so it stands for a later one.
@@ -366,12 +350,12 @@ class InterruptedDeletes:
                     cast(TaskKind, task.kind),
                     task.source,
                     task.target,
-                    tuple(executor._item(a.id, seen.scans[a.scan]) for a in passing),
+                    tuple(executor.submission.item(a.id, seen.scans[a.scan]) for a in passing),
                     task.submission_id,
                     task.label,
-                    executor._deadline(task.created_at),
+                    executor.submission.deadline(task.created_at),
                 )
-                if executor._send(mover, task, request, now):
+                if executor.submission.send(mover, task, request, now):
                     outcome.submitted += len(passing)
             else:
                 executor.store.update_task(

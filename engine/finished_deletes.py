@@ -34,12 +34,13 @@ from typing import TYPE_CHECKING
 from engine.decisions import DecisionLog
 from engine.deletes import fresh_leftovers, record_partial
 from engine.model import ErrorClass
+from engine.outcome import Outcome
 from engine.state import SUBMITTED, ActionRow, TaskRow, TaskRowStatus
 from engine.storage.base import ItemResult, TaskStatus
 from engine.withdrawn_deletes import cancel_requested
 
 if TYPE_CHECKING:
-    from engine.executor import Executor, Outcome
+    from engine.executor import Executor
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,6 @@ class FinishedDeletes:
 
     def settle(self, task: TaskRow, status: TaskStatus, now: datetime) -> Outcome:
         """Record what the finished delete `task` did to each of its scans."""
-        from engine.executor import Outcome
-
         executor = self._executor
         outcome = Outcome()
         results = {r.action_id: r for r in status.results}
@@ -123,7 +122,7 @@ class FinishedDeletes:
     ) -> _Verdict:
         executor = self._executor
         if result is not None and result.ok:
-            executor._record_deletion(action, task, now, result=result)
+            executor.delete_records.record(action, task, now, result=result)
             if withdrawn is not None:
                 executor.withdrawals.too_late(task, action, withdrawn, now)
             return _Verdict(done=True)
@@ -132,7 +131,7 @@ class FinishedDeletes:
             return _Verdict(undecided=True)
         how = _how_it_ended(task, status, result)
         if found.gone:
-            executor._record_deletion(
+            executor.delete_records.record(
                 action,
                 task,
                 now,
@@ -165,7 +164,7 @@ class FinishedDeletes:
             if not found.removed:
                 # Nothing removed, and the task died with its process: the approval is unused.
                 DecisionLog(executor.store).refund_unused(task.submission_id, [action.id])
-            executor._fail(
+            executor.recorder.fail(
                 action.id,
                 action.scan,
                 ErrorClass.TRANSIENT,
@@ -183,7 +182,7 @@ class FinishedDeletes:
                     f"{message} (after removing {len(found.removed)} of "
                     f"{len(found.removed) + len(found.remaining)} files; partial receipt written)"
                 )
-            executor._fail(action.id, action.scan, error_class, message, now)
+            executor.recorder.fail(action.id, action.scan, error_class, message, now)
         return _Verdict(failed=True)
 
 

@@ -47,6 +47,7 @@ from engine.evidence_identity import StorageIdentities
 from engine.identity import IdentityCheck
 from engine.inventory.checksum import checksums_equal
 from engine.model import Action, ActionKind, Level, Plan
+from engine.outcome import Outcome
 from engine.receipted_versions import REHASH_HOW, rehash_submitted
 from engine.replace_look import UNVERIFIED, passes_last_look, version_files
 from engine.state import PLANNED, SUBMITTED, ActionRow, TaskRow, TaskRowStatus, iso
@@ -55,7 +56,7 @@ from engine.submitted import replaced_version, submitted_scan
 from engine.version_sums import version_checksum
 
 if TYPE_CHECKING:
-    from engine.executor import Executor, Outcome
+    from engine.executor import Executor
     from engine.reconciler import Observation
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class InterruptedReplaces:
         # version, they are verified as that version (re-hashed here): protected like any
         # verified copy, never overwritten as "unverified" (engine/receipted_versions.py).
         if rehash_submitted(store, storages, storage, listing, target, scan, task.task_id, now):
-            executor._event(
+            executor.recorder.event(
                 now,
                 "copy.rehashed",
                 f"{target} re-hashed after an interrupted replace: it holds version "
@@ -178,7 +179,7 @@ class InterruptedReplaces:
             f"{row.target} (the new version is not verified by this receipt)",
             "replaced_at": iso(now),
         }
-        executor._event(
+        executor.recorder.event(
             now,
             "copy.replaced",
             f"version {old} at {row.target} was overwritten by an interrupted replace "
@@ -193,21 +194,10 @@ class InterruptedReplaces:
         """A `preparing` copy task carrying a replace. Returns the task to poll, if a mover
         knows it; otherwise settles what it overwrote and clears it for `resume`."""
         executor = self._executor
-        request = executor._rebuild_request(task)
-        if request is None:
+        found = executor.submission.find_interrupted(task, mover)
+        if found is None:
             return None
-        try:
-            task_id = mover.find_task(request)
-        except Exception as exc:
-            log.warning(
-                "%s: cannot tell whether interrupted submission %s reached %s (%s); "
-                "it waits for the next pass",
-                task.label,
-                task.submission_id,
-                mover.name,
-                exc,
-            )
-            return None
+        task_id = found.task_id
         if task_id is not None:
             executor.store.update_task(
                 task.submission_id, now, task_id=task_id, status=TaskRowStatus.ACTIVE, error=None
@@ -229,8 +219,6 @@ class InterruptedReplaces:
     def resume(self, plan: Plan, seen: Observation, now: datetime) -> Outcome:
         """Resubmit, under the same submission id, what is still planned, allowed and passes
         its last look; withdraw the rest."""
-        from engine.executor import Outcome
-
         executor = self._executor
         store = executor.store
         planned = {a.id: a for a in plan.actions if a.kind is ActionKind.COPY}
@@ -257,7 +245,7 @@ class InterruptedReplaces:
                 with store.transaction():
                     passing, refused = decisions.admit(passing, task.submission_id, now)
                 for refusal in refused:
-                    executor._not_submitted(refusal, now)
+                    executor.submission.not_submitted(refusal, now)
                 withdrawn += [r.action.id for r in refused]
             store.set_action_status(withdrawn, PLANNED, now)
             # A withdrawn replace that overwrote nothing used nothing of its approval.
@@ -271,7 +259,7 @@ class InterruptedReplaces:
                     task.source,
                     task.target,
                     tuple(
-                        executor._item(
+                        executor.submission.item(
                             a.id,
                             submitted_scan(store, task.submission_id, a.id) or seen.scans[a.scan],
                             overwrite=a.replaces is not None,
@@ -282,9 +270,9 @@ class InterruptedReplaces:
                     ),
                     task.submission_id,
                     task.label,
-                    executor._deadline(task.created_at),
+                    executor.submission.deadline(task.created_at),
                 )
-                if executor._send(mover, task, request, now):
+                if executor.submission.send(mover, task, request, now):
                     outcome.submitted += len(passing)
             else:
                 store.update_task(
@@ -298,7 +286,7 @@ class InterruptedReplaces:
         return outcome
 
     def _not_resubmitted(self, row: ActionRow, why: str, now: datetime) -> None:
-        self._executor._event(
+        self._executor.recorder.event(
             now,
             "copy.not_resubmitted",
             f"copy {row.source} → {row.target}: {why}",

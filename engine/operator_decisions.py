@@ -32,6 +32,7 @@ from engine.errors import NeedsHumanError, UsageError
 from engine.file_modes import owned_store
 from engine.operators import SYSTEM_ACCOUNTS, Accounts, Approvers, Operator, resolve
 from engine.state import StateStore, iso
+from engine.store.events import action_scan, write_events
 
 OPS = ("approve", "reject", "hold", "lift", "retry", "acknowledge", "unreject", "revoke")
 _ON_ACTIONS = ("approve", "reject", "retry", "unreject", "revoke")
@@ -174,11 +175,20 @@ def record(
         labels = dict(request.scans)
         with store.transaction() as conn:
             store.request_retry(ids, by, now)
-            conn.executemany(  # one event each, with who asked
-                """INSERT INTO events(at, level, kind, scan, action_id, message)
-                   VALUES (?, 'info', 'action.retry_requested',
-                           coalesce((SELECT scan FROM actions WHERE id = ?), ?), ?, ?)""",
-                [(iso(now), aid, labels.get(aid), aid, f"retry requested by {by}") for aid in ids],
+            write_events(  # one event each, with who asked
+                conn,
+                [
+                    (
+                        now,
+                        "info",
+                        "action.retry_requested",
+                        action_scan(conn, aid, labels.get(aid)),
+                        aid,
+                        f"retry requested by {by}",
+                        None,
+                    )
+                    for aid in ids
+                ],
             )
         return DecisionResult(by, via, len(ids))
     if request.op in _UNDOES:

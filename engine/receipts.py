@@ -9,11 +9,13 @@ their own and never change a receipt.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from engine import tape_versions
 from engine.approvals import approvals_for
+from engine.catalog.custody import Registrations
 from engine.catalog.dataset import dataset_pid
 from engine.catalog.factory import resolved_catalog_config
 from engine.catalog.pid_book import StorePidBook
@@ -25,6 +27,65 @@ from engine.state import ActionRow, StateStore, TaskRow, iso
 from engine.submitted import submitted_scan
 
 
+@dataclass(slots=True)
+class Receipt:
+    """The receipt of one removal, as stored (`deletions.receipt`) and in `delete.done` events.
+
+    The first block is known when the receipt is made (`delete_receipt`); the files are the
+    mover's or a fresh listing's account (`engine/deletes.py`), and `removed_unverified` the
+    removed files bl931 saw change after the last look (`engine/changed_deletes.py`). Optional
+    parts are left out of the JSON when absent, as they always were.
+    """
+
+    catalog_pid: str | None
+    acquisition: dict[str, Any]
+    verified_copies: list[dict[str, Any]]
+    approval: dict[str, Any] | None
+    approvers: list[dict[str, Any]]
+    delete_task_id: str | None
+    recorded_at: str | None
+    # Files of the scan's manifest this removal took away (its own, not a cut delete's earlier).
+    removed: list[str] = field(default_factory=list)
+    already_absent: list[str] | None = None
+    # Everything still found beside the scan afterwards (None: it could not be listed).
+    left_behind: list[str] | None = None
+    still_listed: list[str] | None = None
+    partial: bool = False  # a delete cut part-way: `remaining` are the files still there
+    remaining: list[str] | None = None
+    removed_unverified: list[str] | None = None
+    note: str | None = None
+
+    def add_note(self, note: str) -> None:
+        """Prefix a note (what settled the delete) to any the receipt has."""
+        self.note = f"{note}; {self.note}" if self.note is not None else note
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "catalog_pid": self.catalog_pid,
+            "acquisition": self.acquisition,
+            "verified_copies": self.verified_copies,
+            "approval": self.approval,
+            "approvers": self.approvers,
+            "delete_task_id": self.delete_task_id,
+            "recorded_at": self.recorded_at,
+        }
+        if self.partial:
+            out["partial"] = True
+        out["removed"] = self.removed
+        if self.already_absent is not None:
+            out["already_absent"] = self.already_absent
+        if self.remaining is not None:
+            out["remaining"] = self.remaining
+        out["left_behind"] = self.left_behind
+        if self.still_listed is not None:
+            out["still_listed"] = self.still_listed
+        if self.note is not None:
+            out["note"] = self.note
+        if self.removed_unverified is not None:
+            out["removed_unverified"] = self.removed_unverified
+        return out
+
+
 def delete_receipt(
     config: Config,
     store: StateStore,
@@ -33,8 +94,9 @@ def delete_receipt(
     task: TaskRow,
     now: datetime,
     storages: StorageIdentities | None = None,
-) -> dict[str, Any]:
-    """The receipt of a delete run by `task`: acquisition, verified copies, approval, task.
+) -> Receipt:
+    """The receipt of a delete run by `task`: acquisition, verified copies, approval, task
+    (the files are added by the caller).
 
     Args:
         config: the configuration (for the catalog pid).
@@ -47,7 +109,7 @@ def delete_receipt(
             verified on).
 
     Returns:
-        The receipt's JSON body.
+        The receipt, its files still empty.
     """
     # The version the delete was submitted for (engine/submitted.py): the scan may have
     # changed since, and the receipt names what was removed.
@@ -76,40 +138,37 @@ def delete_receipt(
                 "storage": storages.owner(endpoint, ev) if ev and storages else None,
             }
         )
-    return {
-        "catalog_pid": catalog_pid(config, store, action.scan),
-        "acquisition": {
+    return Receipt(
+        catalog_pid=catalog_pid(config, store, action.scan),
+        acquisition={
             "algorithm": scan.checksum_algorithm if scan else None,
             "checksum": scan.checksum if scan else None,
             "version": scan.version if scan else None,
             "bytes": scan.size if scan else None,
             "files": scan.file_count if scan else None,
         },
-        "verified_copies": copies,
-        "approval": decision.as_receipt() if decision else None,
+        verified_copies=copies,
+        approval=decision.as_receipt() if decision else None,
         # Every approver of this execution (two for a delete over
         # `[approval] second_approver_over_bytes`).
-        "approvers": [a.to_json() for a in approvals_for(store, action.id, at_submission=True)],
-        "delete_task_id": task.task_id,
-        "recorded_at": iso(now),
-    }
+        approvers=[a.to_json() for a in approvals_for(store, action.id, at_submission=True)],
+        delete_task_id=task.task_id,
+        recorded_at=iso(now),
+    )
 
 
 def catalog_pid(config: Config, store: StateStore, scan_id: str) -> str | None:
     """The scan's dataset pid: as the catalog answered at registration, else derived.
 
-    Catalogs derive pids deterministically (`dataset_pid`), so a scan registered before pids
-    were recorded in events still gets the right one; an adopted SciCat dataset with another
-    pid is what the recorded answer is for.
+    The answer is stored with the registration (`catalog_registrations.pid`, back-filled from
+    the register events of older stores by migration 11); a catalog that keeps its pids (SciCat)
+    has them in `catalog_pids` first. Catalogs derive pids deterministically (`dataset_pid`), so
+    a scan with no recorded answer still gets the right one.
     """
     if config.catalog.kind == "none":
         return None
-    recorded = StorePidBook(store).get(scan_id)
+    recorded = StorePidBook(store).get(scan_id) or Registrations(store).pid(scan_id)
     if recorded is not None:
         return recorded
-    for event in reversed(store.events(scan=scan_id, limit=10_000)):
-        data = event.get("data")
-        if event["kind"] == "catalog.register" and isinstance(data, dict) and data.get("pid"):
-            return str(data["pid"])
     catalog = resolved_catalog_config(config)
     return dataset_pid(scan_id, prefix=catalog.pid_prefix, beamline=config.beamline.name)

@@ -3,7 +3,7 @@
 A replace copies a new version of a scan over a copy that holds a verified older version. The
 planner allows it only while the older version stays verified on another endpoint (normally
 tape), judged from this pass's listings and stored evidence. Like a delete's last look
-(`Executor._recheck_delete`, `engine/last_look.py`), that is proved again on the copies
+(`DeleteLook.recheck` in `engine/delete_look.py`, `engine/last_look.py`), that is proved again on the copies
 themselves right before the replace is submitted — and again before a replace interrupted by a
 crash is resubmitted (`engine/interrupted_replaces.py`):
 
@@ -191,7 +191,7 @@ def version_files(listing: ScanListing, scan: Scan, signature: str) -> tuple[Fil
 def _failed(
     executor: Executor, action: Action, now: datetime, failure: _Failure, *, level: str = "warning"
 ) -> bool:
-    executor._event(
+    executor.recorder.event(
         now,
         "copy.recheck_failed",
         f"replace at {action.target} skipped: {failure.message}",

@@ -15,9 +15,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from engine.state import StateStore, iso, parse_time
+
+if TYPE_CHECKING:
+    from engine.backends import Backends
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +78,10 @@ class StoreHoldBook:
             conn.execute("DELETE FROM retry_holds WHERE key = ?", (key,))
 
 
-def keep_holds_in(backends: Any, store: StateStore) -> None:
-    """Give every mover that honours `Retry-After` the store's book (the reconciler does at
-    start). A Globus mover hands it to the session its endpoints' listings share."""
+def keep_holds_in(backends: Backends, store: StateStore) -> None:
+    """Give every mover the store's book (the reconciler does at start); one that honours
+    `Retry-After` keeps its waits there. A Globus mover hands it to the session its endpoints'
+    listings share."""
     book = StoreHoldBook(store)
     for mover in backends.movers.values():
-        keep = getattr(mover, "keep_holds_in", None)
-        if keep is not None:
-            keep(book)
+        mover.keep_holds_in(book)

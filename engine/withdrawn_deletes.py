@@ -109,7 +109,7 @@ class Withdrawals:
         executor.store.update_task(task.submission_id, now, error=error)
         for aid, reason in why.items():
             action = executor.store.get_action(aid)
-            executor._event(
+            executor.recorder.event(
                 now,
                 "delete.cancel_requested",
                 f"delete from {task.target} {reason} after it was submitted: asked "
@@ -126,7 +126,7 @@ class Withdrawals:
         """A withdrawn delete whose task removed the whole scan before it could be stopped."""
         spent = DecisionLog(self._executor.store).spent_by(task.submission_id, action.id)
         approval = f" (approved by {spent.by})" if spent is not None else ""
-        self._executor._event(
+        self._executor.recorder.event(
             now,
             "delete.withdrawn_too_late",
             f"delete from {task.target} {why} after it was submitted, but task {task.task_id} "
@@ -169,7 +169,7 @@ class Withdrawals:
                 "" if removed else " on its approval, which is returned"
             )
         executor.store.record_failure(action.id, ErrorClass.TRANSIENT, message, now, now)
-        executor._event(
+        executor.recorder.event(
             now,
             "delete.cancelled",
             message,

@@ -200,19 +200,8 @@ def test_engine_modules_import_no_cycles_at_import_time() -> None:
 
 
 # Cycles closed only by imports inside functions (deferred to break the import-time cycle).
-# Issue 15 items 2–3 (executor by responsibility) remove them; until then
-# no new one may appear.
-KNOWN_LAZY_CYCLES = [
-    # interrupted_replaces (merged with the versions work) defers its import of the executor too
-    frozenset(
-        {
-            "engine.deletes",
-            "engine.executor",
-            "engine.finished_deletes",
-            "engine.interrupted_replaces",
-        }
-    ),
-]
+# None is left (issue 15 item 2 removed the executor's); no new one may appear.
+KNOWN_LAZY_CYCLES: list[frozenset[str]] = []
 
 
 def test_no_new_import_cycles_through_deferred_imports() -> None:

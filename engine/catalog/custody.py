@@ -173,6 +173,21 @@ class Registrations:
             self._known[catalog] = known
         return known
 
+    def pid(self, scan: str) -> str | None:
+        """The pid the latest registration of `scan` (in any catalog kind) answered, if stored."""
+        if not self.store.has_table("catalog_registrations"):
+            return None
+        row = (
+            self.store.connection()
+            .execute(
+                """SELECT pid FROM catalog_registrations WHERE scan = ? AND pid IS NOT NULL
+                   ORDER BY registered_at DESC LIMIT 1""",
+                (scan,),
+            )
+            .fetchone()
+        )
+        return str(row[0]) if row else None
+
     def claim(self, catalog: str) -> None:
         """Registrations taken over from past events belong to the catalog configured now."""
         unclaimed = self.store.connection().execute(
@@ -195,15 +210,18 @@ class Registrations:
                 "DELETE FROM catalog_registrations WHERE catalog IN (?, '') AND scan = ?",
                 [(catalog, scan) for scan in chosen],
             )
-            conn.executemany(
-                "INSERT INTO events(at, level, kind, scan, message) VALUES (?, 'info', ?, ?, ?)",
+            write_events(
+                conn,
                 [
                     (
-                        iso(now),
+                        now,
+                        "info",
                         "catalog.loss_accepted",
                         scan,
+                        None,
                         f"the {catalog} catalog lost this scan's document; an operator "
                         "accepted the loss (it is registered again where a copy allows)",
+                        None,
                     )
                     for scan in chosen
                 ],

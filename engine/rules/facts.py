@@ -15,6 +15,7 @@ from datetime import datetime
 from itertools import chain
 from typing import NamedTuple
 
+from engine.export_control import ExportControl, ExportFact
 from engine.model import (
     ActionKind,
     Alert,
@@ -28,7 +29,6 @@ from engine.model import (
     Replica,
     Scan,
 )
-from engine.export_control import ExportControl, ExportFact
 from engine.policy import Policy
 from engine.rules.observations import is_stale, missing_fraction_alerts
 from engine.rules.reasons import ReasonCode

@@ -6,7 +6,12 @@ and an empty one must never look alike).
 
 `Mover` submits batches of copies or deletes between endpoints and reports their progress. A
 submission id is obtained first, persisted by the caller, and then passed to `submit`; submitting
-twice with the same id must not start a second task.
+twice with the same id must not start a second task. The protocol states everything the engine
+calls on a mover, and every mover implements all of it (no optional methods probed for).
+
+A mover keeps nothing a restart would lose: what it is told in memory (which scans a task
+carries) the executor tells it again from the state store (`knows`/`track`), and the waits a
+service asked for are kept in the store's book (`keep_holds_in`).
 """
 
 from __future__ import annotations
@@ -15,10 +20,13 @@ import hashlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from engine.layout import ScanLayout
 from engine.model import ErrorClass, Evidence, FileStat, ScanFile, scan_digest
+
+if TYPE_CHECKING:
+    from engine.retry_holds import HoldBook
 
 
 def listing_signature(files: Sequence[FileStat] | Sequence[ScanFile]) -> str:
@@ -223,4 +231,26 @@ class Mover(Protocol):
         """
         ...
 
-    def cancel(self, task_id: str) -> None: ...
+    def knows(self, task_id: str) -> bool:
+        """Can `poll` answer per scan for this task without being told its request? False for a
+        task submitted by another process to a mover that must be told (Globus): the executor
+        then rebuilds the request from the store and calls `track`."""
+        ...
+
+    def track(self, task_id: str, request: TaskRequest) -> None:
+        """Be told which scans a task carries (a mover that never needs telling ignores it)."""
+        ...
+
+    def cancel(self, task_id: str) -> None:
+        """Ask a task to stop (a finished or unknown task is left as it is)."""
+        ...
+
+    def keep_holds_in(self, book: HoldBook) -> None:
+        """Keep the waits the service asked for (`Retry-After`) in `book`, so that they outlive
+        this process (a mover whose service asks for none ignores it)."""
+        ...
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop accepting work; with `wait=False`, work running in this process stops before
+        its next file (a mover whose tasks run elsewhere has nothing to stop)."""
+        ...

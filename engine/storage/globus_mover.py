@@ -232,6 +232,10 @@ class GlobusMover:
         """Keep the session's `Retry-After` holds (task calls and listings) in `book`."""
         self._session.keep_holds_in(book)
 
+    def close(self, *, wait: bool = True) -> None:
+        """Nothing to stop: tasks run at Globus (the shared session is closed with the
+        backends, `engine/storage/globus.py`)."""
+
     # ------------------------------------------------------------------ payloads
 
     def _endpoint(self, name: str | None) -> GlobusEndpoint:

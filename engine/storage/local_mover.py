@@ -1,4 +1,3 @@
-# Over 400 lines: split pending: issue 15 item 2 (task threads vs. per-file copy/delete).
 """The local mover: copies and deletes scans between local roots, in worker threads.
 
 A copy writes each file to a temporary name beside its destination, checks the bytes against the
@@ -14,115 +13,33 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.clock import Clock, as_clock
 from engine.errors import Bl931Error, TerminalError, TransientError
 from engine.model import ErrorClass, Evidence, FileStat, Level
 from engine.storage.base import (
-    ItemProgress,
     ItemResult,
     TaskRequest,
-    TaskState,
     TaskStatus,
     TransferItem,
     listing_signature,
 )
 from engine.storage.local_delete import remove_manifest
+from engine.storage.local_task import Cancelled, LocalTask
 from engine.storage.localfs import place_file, safe_path
+
+if TYPE_CHECKING:
+    from engine.retry_holds import HoldBook
 
 log = logging.getLogger(__name__)
 
 # A finished task's results stay pollable this long; the reconciler records them within a pass.
 FINISHED_TASKS_KEPT_SECONDS = 24 * 3600
-
-
-class _Cancelled(Exception):
-    """Raised between files once a task has been asked to stop."""
-
-
-@dataclass
-class _Task:
-    """One submitted batch and its live progress (mutated by one worker, read by pollers)."""
-
-    task_id: str
-    request: TaskRequest
-    bytes_total: int
-    files_total: int
-    monotonic: Callable[[], float]
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    stop: threading.Event = field(default_factory=threading.Event)
-    state: TaskState = "queued"
-    bytes_done: int = 0
-    files_done: int = 0
-    started: float | None = None
-    ended: float | None = None
-    results: list[ItemResult] = field(default_factory=list)
-    future: Future[None] | None = None
-    current: str | None = None  # the action id of the scan being worked on
-    per_item: dict[str, list[int]] = field(default_factory=dict)  # action id → [files, bytes]
-
-    def start_item(self, action_id: str) -> None:
-        with self.lock:
-            self.current = action_id
-            self.per_item.setdefault(action_id, [0, 0])
-
-    def add_bytes(self, count: int) -> None:
-        with self.lock:
-            self.bytes_done += count
-            if self.current is not None:
-                self.per_item[self.current][1] += count
-
-    def add_files(self, count: int) -> None:
-        with self.lock:
-            self.files_done += count
-            if self.current is not None:
-                self.per_item[self.current][0] += count
-
-    def check_stop(self) -> None:
-        if self.stop.is_set():
-            raise _Cancelled
-
-    def status(self) -> TaskStatus:
-        with self.lock:
-            elapsed = (self.ended or self.monotonic()) - self.started if self.started else 0.0
-            finished = self.state in ("succeeded", "failed")
-            failures = [r for r in self.results if not r.ok] if finished else []
-            return TaskStatus(
-                task_id=self.task_id,
-                state=self.state,
-                bytes_done=self.bytes_done,
-                bytes_total=self.bytes_total,
-                files_done=self.files_done,
-                files_total=self.files_total,
-                bytes_per_second=self.bytes_done / elapsed if elapsed > 0 else 0.0,
-                error=_summarise(failures, len(self.results)),
-                error_class=_worst_class(failures),
-                results=tuple(self.results) if finished else (),
-                item_progress=tuple(
-                    ItemProgress(action_id, files, size)
-                    for action_id, (files, size) in self.per_item.items()
-                ),
-            )
-
-
-def _summarise(failures: list[ItemResult], total: int) -> str | None:
-    if not failures:
-        return None
-    return f"{len(failures)} of {total} item(s) failed; first: {failures[0].error}"
-
-
-_SEVERITY = (ErrorClass.NEEDS_HUMAN, ErrorClass.TERMINAL, ErrorClass.TRANSIENT)
-
-
-def _worst_class(failures: list[ItemResult]) -> ErrorClass:
-    """The class that decides what happens to the task as a whole: a person beats a retry."""
-    classes = {f.error_class for f in failures}
-    return next((c for c in _SEVERITY if c in classes), ErrorClass.TRANSIENT)
 
 
 class LocalMover:
@@ -153,7 +70,7 @@ class LocalMover:
         self._clock = as_clock(clock)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bl931-local")
         self._lock = threading.Lock()
-        self._tasks: dict[str, _Task] = {}
+        self._tasks: dict[str, LocalTask] = {}
         self._task_of_submission: dict[str, str] = {}
 
     def new_submission_id(self) -> str:
@@ -172,7 +89,7 @@ class LocalMover:
                 return known
             self._check_endpoints(request)
             self._forget_old_tasks()
-            task = _Task(
+            task = LocalTask(
                 task_id=f"local-{uuid.uuid4().hex}",
                 request=request,
                 bytes_total=sum(f.size for i in request.items for f in i.files)
@@ -211,6 +128,17 @@ class LocalMover:
                 error="no such task in this process (it ran before a restart?)",
             )
         return task.status()
+
+    def knows(self, task_id: str) -> bool:
+        """Always: a task of this process carries its own request, and one from before a
+        restart polls as `lost` whatever it is told."""
+        return True
+
+    def track(self, task_id: str, request: TaskRequest) -> None:
+        """Nothing to remember (see `knows`)."""
+
+    def keep_holds_in(self, book: HoldBook) -> None:
+        """Nothing to keep: the local filesystem asks for no waits."""
 
     def cancel(self, task_id: str) -> None:
         """Ask a task to stop; it stops before its next file and fails the items not done."""
@@ -265,7 +193,7 @@ class LocalMover:
             raise TransientError(f"{endpoint}: root {root} is missing (unmounted?)")
         return root
 
-    def _run(self, task: _Task) -> None:
+    def _run(self, task: LocalTask) -> None:
         with task.lock:
             task.state = "active"
             task.started = self._clock.monotonic()
@@ -284,7 +212,7 @@ class LocalMover:
                 )
             log.info("local task %s %s", task.task_id, task.state)
 
-    def _run_item(self, task: _Task, item: TransferItem) -> ItemResult:
+    def _run_item(self, task: LocalTask, item: TransferItem) -> ItemResult:
         """One scan; every failure becomes a classified result, never an escaped exception."""
         request = task.request
         try:
@@ -294,7 +222,7 @@ class LocalMover:
             if request.kind == "copy":
                 return self._copy_item(task, item)
             return self._delete_item(task, item)
-        except _Cancelled:
+        except Cancelled:
             return _failed(item, "cancelled before this scan finished", ErrorClass.TRANSIENT)
         except Bl931Error as exc:
             return _failed(item, f"scan {item.scan!r}: {exc}", exc.error_class)
@@ -313,7 +241,7 @@ class LocalMover:
                 item, f"scan {item.scan!r}: internal error: {exc!r}", ErrorClass.NEEDS_HUMAN
             )
 
-    def _copy_item(self, task: _Task, item: TransferItem) -> ItemResult:
+    def _copy_item(self, task: LocalTask, item: TransferItem) -> ItemResult:
         request = task.request
         assert request.source is not None
         source_root = self._mounted_root(request.source)
@@ -359,7 +287,7 @@ class LocalMover:
         )
         return ItemResult(item.action_id, ok=True, evidence=evidence)
 
-    def _delete_item(self, task: _Task, item: TransferItem) -> ItemResult:
+    def _delete_item(self, task: LocalTask, item: TransferItem) -> ItemResult:
         """Remove exactly the scan's manifest files (and its folders once empty)."""
         root = self._mounted_root(task.request.target)
         for scan_file in item.files:

@@ -28,6 +28,7 @@ from engine.errors import EndpointUnavailable
 from engine.layout import ScanLayout
 from engine.model import FileStat, Scan
 from engine.storage.base import ItemResult, ScanListing, TaskRequest, TaskStatus
+from engine.storage.mover_defaults import StoredTasks
 from engine.storage.tape_groups import bundle_name, cut_parts, group_of, job_name
 from engine.storage.tape_runner import TapeRunner
 from engine.storage.tape_script import (
@@ -190,7 +191,7 @@ def _listing(scan_key: str, detail: Mapping[str, Any]) -> ScanListing:
     return ScanListing(scan_key, files)
 
 
-class TapeMover:
+class TapeMover(StoredTasks):
     """Runs copies into (bundles) and out of (recalls) one tape endpoint."""
 
     max_items_per_task = 100_000

@@ -53,6 +53,28 @@ def write_events(conn: sqlite3.Connection, events: Iterable[EventRow]) -> None:
         )
 
 
+def action_scan(
+    conn: sqlite3.Connection,
+    action_id: str,
+    fallback: str | None = None,
+    *,
+    from_events: bool = False,
+) -> str | None:
+    """The scan an action concerns, for its events: its row's; else `fallback`; else (with
+    `from_events`) the scan its latest event names (an action pruned from the table)."""
+    row = conn.execute("SELECT scan FROM actions WHERE id = ?", (action_id,)).fetchone()
+    if row is not None and row[0] is not None:
+        return str(row[0])
+    if fallback is not None or not from_events:
+        return fallback
+    row = conn.execute(
+        """SELECT scan FROM events WHERE action_id = ? AND scan IS NOT NULL
+           ORDER BY seq DESC LIMIT 1""",
+        (action_id,),
+    ).fetchone()
+    return str(row[0]) if row is not None else None
+
+
 class EventStore(StoreBase):
     """The events and deletions tables."""
 

@@ -424,6 +424,17 @@ MIGRATIONS: tuple[str, ...] = (
         via TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 14: the pid each registration answered, kept in its row (engine.receipts reads it there,
+    # never from events): filled in for the registrations recorded before the pid was, from
+    # their latest register event
+    """
+    UPDATE catalog_registrations SET pid = (
+        SELECT json_extract(e.data, '$.pid') FROM events e
+        WHERE e.kind = 'catalog.register' AND e.scan = catalog_registrations.scan
+          AND json_valid(e.data) AND json_extract(e.data, '$.pid') IS NOT NULL
+        ORDER BY e.seq DESC LIMIT 1
+    ) WHERE pid IS NULL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

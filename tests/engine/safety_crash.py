@@ -3,7 +3,7 @@ abandoned and built anew on the same state store: `World.restart`).
 
 The crash is `Crash`, a `BaseException`, so no `except Exception` in the engine swallows it, as
 nothing swallows a SIGKILL. Production code is not touched: the hooks wrap the mover's `submit`
-and the executor's `_send` and `_record_deletion` on the objects of one `World`.
+and the executor's `submission.send` and `delete_records.record` on the objects of one `World`.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ def crash_in_delete(world: World, point: str) -> Iterator[None]:
     """
     mover: Any = world.backends.movers["local"]
     executor: Any = world.reconciler.executor
-    real_submit, real_send = mover.submit, executor._send
-    real_record = executor._record_deletion
+    real_submit, real_send = mover.submit, executor.submission.send
+    real_record = executor.delete_records.record
 
     def unlink(request: Any, limit: int | None) -> None:
         """What the mover's worker would have done before the process died."""
@@ -75,11 +75,11 @@ def crash_in_delete(world: World, point: str) -> Iterator[None]:
         raise Crash(point, action.target)
 
     mover.submit = submit
-    executor._send = send
+    executor.submission.send = send
     if point == "before_receipt":
-        executor._record_deletion = record
+        executor.delete_records.record = record
     try:
         yield
     finally:
-        mover.submit, executor._send = real_submit, real_send
-        executor._record_deletion = real_record
+        mover.submit, executor.submission.send = real_submit, real_send
+        executor.delete_records.record = real_record

@@ -2,7 +2,7 @@
 
 The harness keeps its own record of every decision it makes (approve, reject, revoke,
 un-reject, hold, lift), in the order it made them, independent of the engine's decision log,
-and checks every delete the executor hands to a mover (`Executor._send`: right after the
+and checks every delete the executor hands to a mover (`Submission.send`: right after the
 transaction that records the submission, for fresh and resumed deletes alike) against it:
 
 - **an approval in force**: when deletes are gated, the latest decision the harness made on
@@ -16,7 +16,7 @@ transaction that records the submission, for fresh and resumed deletes alike) ag
 
 Decisions arrive between steps (`decide`) and inside a pass, between a delete's last look and
 its submission (`arm`: the decision waits for the next delete batch that passed its last
-looks, in whatever pass that is; a hook on `Executor._submit`, before its transaction).
+looks, in whatever pass that is; a hook on `Submission.submit`, before its transaction).
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ class Operators:
     def watch(self, world: World) -> None:
         """Check every delete handed to a mover by this (new) process's executor."""
         executor: Any = world.reconciler.executor
-        real_send, real_submit = executor._send, executor._submit
+        real_send, real_submit = executor.submission.send, executor.submission.submit
 
         def send(mover: Any, task: Any, request: Any, now: Any) -> bool:
             if request.kind == "delete":
@@ -154,7 +154,7 @@ class Operators:
                 self.fire_armed(world, actions)
             return bool(real_submit(mover, kind, source, target, actions, *rest, **kw))
 
-        executor._send, executor._submit = send, submit
+        executor.submission.send, executor.submission.submit = send, submit
 
     def check_submission(self, world: World, request: Any) -> None:
         self.submissions_checked += 1

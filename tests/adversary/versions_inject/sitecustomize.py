@@ -21,11 +21,11 @@ STEP = os.environ.get("BL931_CRASH_AT_REPLACE", "")
 if STEP:
     if STEP not in ("prepared", "copied", "submitted"):
         raise SystemExit(f"BL931_CRASH_AT_REPLACE={STEP!r}: unknown step")
-    from engine import executor as _executor
+    from engine import submission as _submission
     from engine.storage import local_mover
 
     _submit = local_mover.LocalMover.submit
-    _send = _executor.Executor._send
+    _send = _submission.Submission.send
 
     def _is_replace(request: Any) -> bool:
         return request.kind == "copy" and any(i.overwrite for i in request.items)
@@ -50,7 +50,7 @@ if STEP:
         return sent
 
     local_mover.LocalMover.submit = _submit_then_die  # type: ignore[method-assign]
-    _executor.Executor._send = _send_then_die  # type: ignore[method-assign]
+    _submission.Submission.send = _send_then_die  # type: ignore[method-assign]
 
 # `BL931_REWRITE_DURING_REPLACE=PATH`: right as the first replace is handed to the local mover
 # (after its last look), a user rewrites PATH (the DTN source) with other bytes: a rewrite while

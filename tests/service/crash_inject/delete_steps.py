@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from engine import executor as _executor
+from engine import delete_records as _delete_records
+from engine import submission as _submission
 from engine.storage import local_mover
 
 STEPS = ("prepared", "some_unlinked", "all_unlinked", "submitted", "before_receipt")
@@ -33,8 +34,8 @@ def _die() -> None:
 
 
 _submit = local_mover.LocalMover.submit
-_send = _executor.Executor._send
-_record_deletion = _executor.Executor._record_deletion
+_send = _submission.Submission.send
+_record_deletion = _delete_records.DeleteRecords.record
 
 
 def _submit_then_die(self: Any, request: Any) -> str:
@@ -72,6 +73,6 @@ def _record_then_die(self: Any, *args: Any, **kwargs: Any) -> None:
 
 
 local_mover.LocalMover.submit = _submit_then_die  # type: ignore[method-assign]
-_executor.Executor._send = _send_then_die  # type: ignore[method-assign]
+_submission.Submission.send = _send_then_die  # type: ignore[method-assign]
 if STEP == "before_receipt":
-    _executor.Executor._record_deletion = _record_then_die  # type: ignore[method-assign]
+    _delete_records.DeleteRecords.record = _record_then_die  # type: ignore[method-assign]

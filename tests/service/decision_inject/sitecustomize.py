@@ -41,12 +41,12 @@ if _OPERATOR:
 if _WHAT:
     if _WHAT not in ("reject", "hold"):
         raise SystemExit(f"BL931_DECIDE_DURING_LAST_LOOK={_WHAT!r}: not reject or hold")
-    from engine import executor as _executor
+    from engine import delete_look as _delete_look
     from engine.clock import SYSTEM_CLOCK
     from engine.model import ActionKind, action_id
     from engine.state import StateStore
 
-    _real_check = _executor.check_target_unchanged
+    _real_check = _delete_look.check_target_unchanged
     _decided: list[str] = []
 
     def _check_while_someone_decides(scan: Any, target: str, *args: Any, **kw: Any) -> Any:
@@ -66,7 +66,7 @@ if _WHAT:
                 other.close()
         return _real_check(scan, target, *args, **kw)
 
-    _executor.check_target_unchanged = _check_while_someone_decides
+    _delete_look.check_target_unchanged = _check_while_someone_decides
 
 if os.environ.get("BL931_LAST_LOOK_IO_ERROR"):
     from engine import last_look as _last_look

@@ -1,0 +1,98 @@
+"""The one place the executor records what happened: a log line and an audit-log row per event.
+
+Every lifecycle event (`copy.submitted`, `delete.done`, `action.failed`, …) is written to the
+state store's audit log (`engine/store/events.py`) and logged once, at the event's level, with
+the same identifiers as the row (`event`, `scan`, `action_id`, `error_class` as log-record
+extras), so journald's JSON lines can be filtered by scan or action without parsing prose.
+
+A failed action is recorded here too (`Recorder.fail`): its failure and retry time in the
+store, then its `action.failed` (or `action.interrupted`) event.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from engine.config import Config
+from engine.model import ErrorClass
+from engine.state import StateStore, iso
+
+log = logging.getLogger("engine.executor")  # the logger operators filter on, as before
+
+LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+class Recorder:
+    """Logs and stores the executor's events; records failed actions with their retry time."""
+
+    def __init__(self, store: StateStore, config: Config) -> None:
+        self.store = store
+        self.config = config
+
+    def event(
+        self,
+        now: datetime,
+        kind: str,
+        message: str,
+        *,
+        scan: str | None = None,
+        action_id: str | None = None,
+        level: str = "info",
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """Log the event (at `level`: info, warning or error; any other word logs as info)
+        and append it to the audit log."""
+        extra: dict[str, Any] = {"event": kind}
+        if scan is not None:
+            extra["scan"] = scan
+        if action_id is not None:
+            extra["action_id"] = action_id
+        if data and "class" in data:
+            extra["error_class"] = data["class"]
+        log.log(
+            LEVELS.get(level, logging.INFO),
+            "%s%s%s: %s",
+            kind,
+            f" [{action_id}]" if action_id else "",
+            f" {scan!r}" if scan else "",
+            message,
+            extra=extra,
+        )
+        self.store.event(now, kind, message, scan=scan, action_id=action_id, level=level, data=data)
+
+    def retry_at(self, action_id: str, error_class: ErrorClass, now: datetime) -> datetime | None:
+        """When a failed action is tried again: backoff for a transient failure, else never
+        by itself (a person retries it)."""
+        if error_class is not ErrorClass.TRANSIENT:
+            return None  # needs a person (or never works): held until an operator retries
+        attempts = self.store.attempts(action_id) if self.store.get_action(action_id) else 0
+        delay = min(self.config.retry.max_seconds, self.config.retry.base_seconds * 2**attempts)
+        return now + timedelta(seconds=delay)
+
+    def fail(
+        self,
+        action_id: str,
+        scan: str,
+        error_class: ErrorClass,
+        message: str,
+        now: datetime,
+        *,
+        retry_now: bool = False,
+        interrupted: bool = False,
+    ) -> None:
+        """Record a failed action (its class, message and retry time) and its event."""
+        retry_at = now if retry_now else self.retry_at(action_id, error_class, now)
+        self.store.record_failure(action_id, error_class, message, now, retry_at)
+        # An interruption (the process stopped mid-task) is not a failure of the action: it is
+        # logged as what it is, and the action is planned again at once.
+        self.event(
+            now,
+            "action.interrupted" if interrupted else "action.failed",
+            message if interrupted else f"{error_class.value}: {message}",
+            scan=scan,
+            action_id=action_id,
+            level="warning" if interrupted else "error",
+            data={"class": error_class.value, "retry_at": iso(retry_at)},
+        )
