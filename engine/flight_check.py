@@ -39,6 +39,7 @@ from engine.flight_report import FlightReport, LegResult
 from engine.layout import ENGINE_TEMP_PREFIX, ScanLayout
 from engine.model import Level, ScanFile
 from engine.storage.base import TaskRequest, TaskStatus, TransferItem
+from engine.storage.local_mover import LocalMover
 from engine.storage.tape_runner import TapeRunner
 
 __all__ = ["CANARY_DIR", "FlightReport", "LegResult", "run_flight_check"]
@@ -187,7 +188,7 @@ def _item(run: _Run, action: str) -> TransferItem:
 
 def _wait(run: _Run, mover: Any, task_id: str) -> TaskStatus:
     """The task's final status, or its status when it must be given up (a fault, the timeout)."""
-    if mover.finishes_locally and hasattr(mover, "wait"):
+    if isinstance(mover, LocalMover):  # runs here: wait for it rather than poll
         status: TaskStatus = mover.wait(task_id, timeout=run.timeout)
         return status
     begun = run.clock.monotonic()

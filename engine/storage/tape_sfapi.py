@@ -20,6 +20,7 @@ Built on the real `sfapi_client` (sync `Client`), with these choices of ours:
 from __future__ import annotations
 
 import logging
+import math
 import shlex
 import time
 import warnings
@@ -186,7 +187,10 @@ class SfapiRunner:
         line = " ".join(shlex.quote(arg) for arg in argv)
         what = f"running `{argv[0]}`" if argv else "running a command"
         task = self._call(what, lambda c: c.run_task(line))
-        deadline = time.monotonic() + self.settings.command_timeout_seconds
+        # Bounded by a number of polls (timeout / poll interval), not by reading a clock here.
+        polls_left = max(
+            1, math.ceil(self.settings.command_timeout_seconds / self.settings.poll_seconds)
+        )
         while True:
             self._call(what, lambda _c: task.update())
             status = getattr(task.status, "value", task.status)
@@ -194,7 +198,8 @@ class SfapiRunner:
                 break
             if status in ("FAILED", "CANCELLED"):
                 raise EndpointUnavailable(self.endpoint, f"{what}: the SFAPI task {status}")
-            if time.monotonic() > deadline:
+            polls_left -= 1
+            if polls_left <= 0:
                 raise EndpointUnavailable(self.endpoint, f"{what}: no answer from SFAPI in time")
             self._sleep(self.settings.poll_seconds)
         result = task.result
