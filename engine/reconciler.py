@@ -204,6 +204,7 @@ class Reconciler:
             done_marker=self.config.inventory.done_marker,
             declared_complete=self.completion_hint() if self.completion_hint else None,
             remnants=remnant_index(self.store, name),
+            steady=self.incremental.walk_memo if self.incremental else None,  # HOOK(incremental)
         )
         if isinstance(storage, LocalStorage):
             # Only a local endpoint's own listing stands in for it; a Globus endpoint mounted

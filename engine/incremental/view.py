@@ -14,6 +14,8 @@ from datetime import datetime
 
 from engine.incremental.dirs import DirectoryCache
 from engine.incremental.gc_policy import GcPolicy
+from engine.model import Scan
+from engine.storage.base import ScanListing
 from engine.storage.local import LocalStorage
 
 
@@ -24,6 +26,8 @@ class IncrementalView:
         self.last_full: datetime | None = None
         self.full = True  # whether the current pass is a full walk
         self.gc = GcPolicy() if freeze_gc else None
+        # The inventory walk's unchanged scans (`walk_inventory(steady=…)`).
+        self.walk_memo: dict[str, tuple[ScanListing, Scan]] = {}
 
     def begin_pass(self, now: datetime, storages: Mapping[str, object]) -> bool:
         """Decide whether this pass is a full walk and hand each local endpoint its cache.
@@ -36,6 +40,7 @@ class IncrementalView:
             self.last_full = now
             for cache in self.caches.values():
                 cache.clear()
+            self.walk_memo.clear()
         for name, storage in storages.items():
             if isinstance(storage, LocalStorage):
                 storage.directory_cache = self.cache(name)

@@ -75,6 +75,8 @@ def rewrite_in_place(path: Path, data: bytes, *, keep_mtime: bool) -> None:
         stream.truncate()
     if keep_mtime:
         os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    else:  # changed, and long settled by the fake clock (a real mtime would be its future)
+        os.utime(path, (OLD + 100, OLD + 100))
     after = os.stat(path.parent)
     assert (after.st_mtime_ns, after.st_ctime_ns) == (folder.st_mtime_ns, folder.st_ctime_ns)
 
@@ -182,3 +184,16 @@ def test_an_unmounted_root_is_unknown_never_everything_missing(beamline: Beamlin
     report = beamline.pass_()
     assert any(e.endpoint == "cfs" for e in report.plan.errors)
     assert set(beamline.store.load_replicas()["cfs"]) >= set(SCANS)  # the baseline is kept
+
+
+def test_a_scan_rewritten_in_place_on_the_dtn_is_a_new_version_at_the_full_walk(
+    beamline: Beamline,
+) -> None:
+    scan = SCANS[4]
+    rewrite_in_place(beamline.ws.dtn / scan, b"a new version", keep_mtime=False)
+    assert beamline.pass_().new_scans == 0  # incremental: the folder is unchanged
+    beamline.clock.advance(seconds=FULL_WALK)
+    report = beamline.pass_()
+    assert beamline.view.full
+    assert report.new_scans == 1
+    assert beamline.store.get_scan(scan).size == len(b"a new version")
