@@ -13,12 +13,12 @@ this script. The full-rescan floor is what any pass that looks at everything mus
 evidence) once; the steady pass is compared with it as a ratio measured in the same child.
 Cyclic garbage collection during the steady passes is timed with `gc.callbacks`.
 
-Run: `.venv/bin/python bench/service.py` (10k and 100k: about 4 minutes; `--with-300k` adds
-300,000 scans, several more minutes and GBs before the compact rows; `--new`, `--idle-seconds`
-(0: skipped, the default), `--dir`). The last line is
-`floor_s=… pass_100k_s=… ratio_to_floor=… rss_100k_mb=… growth_100k_to_300k=…` (growth: the
-100k→300k ratio of pass time divided by the ratio of scans, 1.0 = linear; `n/a` without
-`--with-300k`), followed by nothing.
+Run: `.venv/bin/python bench/service.py` (10k and 100k: minutes on a quiet machine, about 35
+at load 7; `--with-300k` adds 300,000 scans: about three times the 100k child, and GBs of RSS;
+`--full-every-pass` turns the incremental view off; `--new`, `--idle-seconds` (0: skipped, the
+default), `--dir`). The last line is `floor_s=… pass_100k_s=… ratio_to_floor=… rss_100k_mb=…
+growth_100k_to_300k=… pass_after_1000_new_s=… new_budget_s=…` (growth: the 100k→300k ratio of
+pass time divided by the ratio of scans, 1.0 = linear; `n/a` without `--with-300k`).
 """
 
 from __future__ import annotations
