@@ -36,6 +36,7 @@ from engine.file_modes import (
     owned_store,
     unsafe_writers,
 )
+from engine.incremental.view import IncrementalView
 from engine.inventory.watcher import ScanWatcher, watcher_for
 from engine.lock import OwnerLock
 from engine.metrics import ServiceMetrics
@@ -135,6 +136,7 @@ class Service:
         self.store = owned_store(config)
         self.backends = build_backends(config)
         self.reconciler = Reconciler(config, self.store, self.backends)
+        self.reconciler.incremental = IncrementalView(config.safety.full_walk_seconds)
         self.decisions: DecisionServer | None = None
         self.metrics = ServiceMetrics()
         self.flight = flight_metrics_for(self.store, self.metrics)
@@ -216,6 +218,7 @@ class Service:
         self._stop_watcher()
         self.config, self.backends = new, backends
         self.reconciler = Reconciler(new, self.store, backends)
+        self.reconciler.incremental = IncrementalView(new.safety.full_walk_seconds)
         self.loop.reconciler = self.reconciler
         self.loop.interval_seconds = self._interval(new)
         self._start_watcher()

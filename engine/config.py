@@ -167,6 +167,9 @@ class SafetyConfig(_Section):
     endpoint_backoff_after: int = Field(default=3, ge=1)
     endpoint_backoff_seconds: float = Field(default=60, gt=0)
     endpoint_backoff_max_seconds: float = Field(default=1800, gt=0)
+    # The service's steady passes re-read only local folders whose stat changed; every local
+    # tree is read in full (every file stat'ed) at least this often (engine/incremental).
+    full_walk_seconds: float = Field(default=3600, gt=0)
 
 
 class RetryConfig(_Section):

@@ -31,7 +31,11 @@ class Level(IntEnum):
 
     @property
     def word(self) -> str:
-        return self.name.lower()
+        # Read per replica per pass (metrics): a table, not the enum's slow `name` lookup.
+        return _LEVEL_WORDS[self]
+
+
+_LEVEL_WORDS = {level: level.name.lower() for level in Level}
 
 
 class ActionKind(StrEnum):

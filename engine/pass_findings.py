@@ -62,6 +62,9 @@ class PassFindings:
         self.store = store
         self._blocked: dict[BlockedKey, str] | None = None
         self._catalog: dict[str, str] | None = None
+        # The locations behind `_catalog`'s texts: a scan whose set is equal is not re-encoded
+        # (a steady pass encodes nothing; issue 15, incremental steady pass).
+        self._catalog_sets: dict[str, frozenset[str]] = {}
 
     def record(self, plan: Plan, catalog: CatalogView, now: datetime) -> None:
         """Keep this pass's blocked entries and the catalog's answer (if there is a catalog)."""
@@ -111,8 +114,12 @@ class PassFindings:
                     (stamp, catalog.error or "no answer"),
                 )
             return
+        texts, sets = self._catalog or {}, self._catalog_sets
         current = {
-            scan: json.dumps(sorted(locations)) for scan, locations in catalog.locations.items()
+            scan: text
+            if (text := texts.get(scan)) is not None and sets.get(scan) == locations
+            else json.dumps(sorted(locations))
+            for scan, locations in catalog.locations.items()
         }
         before = self._catalog
         if before is None:
@@ -139,6 +146,7 @@ class PassFindings:
                 (stamp, stamp),
             )
         self._catalog = current
+        self._catalog_sets = dict(catalog.locations)  # only with the texts they produced
 
 
 # ---- reading (the TUI) ---------------------------------------------------------------------

@@ -34,6 +34,7 @@ from engine.flight_record import flight_alerts
 from engine.foreign import ForeignPaths, WithoutForeign, foreign_paths, without_foreign
 from engine.gc_pause import paused_gc
 from engine.identity import IdentityCheck
+from engine.incremental.view import IncrementalView, prepare_pass
 from engine.inventory.listing import ListingInventory
 from engine.inventory.walk import InventoryResult, walk_inventory
 from engine.layout import ScanLayout
@@ -171,6 +172,9 @@ class Reconciler:
         self._scans: dict[str, Scan] | None = None
         # endpoint → scan → (listed files, scan, evidence, verdict) of the previous pass.
         self._assessments: dict[str, dict[str, _Assessment]] = {}
+        # HOOK(incremental): the service's steady passes reuse unchanged folders; None (the
+        # default, `--once`, `--dry-run`): every pass observes everything.
+        self.incremental: IncrementalView | None = None
 
     # ---- observation -------------------------------------------------------------------
     def _inventory(
@@ -195,6 +199,7 @@ class Reconciler:
         local = _ListedOnce(
             name, storage.root if isinstance(storage, LocalStorage) else root, left_by_prunes
         )
+        local.directory_cache = getattr(storage, "directory_cache", None)  # HOOK(incremental)
         result = walk_inventory(
             local,
             self.layout,
@@ -205,6 +210,7 @@ class Reconciler:
             done_marker=self.config.inventory.done_marker,
             declared_complete=hinted_complete(self.store, self.completion_hint),
             remnants=remnant_index(self.store, name),
+            steady=self.incremental.walk_memo if self.incremental else None,  # HOOK(incremental)
         )
         if isinstance(storage, LocalStorage):
             # Only a local endpoint's own listing stands in for it; a Globus endpoint mounted
@@ -299,6 +305,7 @@ class Reconciler:
         errors: list[EndpointError] = []
         alerts: list[Alert] = []
         backed_off: set[str] = set()
+        prepare_pass(self.incremental, now, self.backends.storages, service=circuit_breaker)
         scans = self._stored_scans()
         self._inventory_listing = None
         inventory: InventoryResult | None = None
@@ -646,6 +653,8 @@ class Reconciler:
         if report.ok:
             beat["last_ok_pass_at"] = finished
         self.store.beat(finished, **beat)
+        if self.incremental is not None:  # HOOK(incremental): GC policy after the pass
+            self.incremental.end_pass()
         log.info(
             "pass done in %.2fs: %s",
             (finished - started).total_seconds(),

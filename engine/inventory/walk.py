@@ -65,6 +65,7 @@ def walk_inventory(
     done_marker: str | None = None,
     declared_complete: Mapping[str, str] | None = None,
     remnants: RemnantIndex | None = None,
+    steady: dict[str, tuple[ScanListing, Scan]] | None = None,
 ) -> InventoryResult:
     """List the inventory endpoint and describe every complete scan.
 
@@ -86,6 +87,11 @@ def walk_inventory(
         remnants: partial delete receipts at this endpoint. A listing that is a known version
             minus files one of them says were removed keeps that version (`engine/remnants.py`):
             the rest of a half-deleted scan is not a new version of it.
+        steady: scan id → (listing, scan) the last walk found complete and unchanged, filled
+            in by this walk for the next (the service's incremental passes). A scan listed by
+            the very same listing object (a folder the listing reused) whose known scan is the
+            very same object is taken as it was without a second look: every check below
+            depends only on those two (and on time, which only ever completes a scan).
 
     Returns:
         The complete scans, the incomplete ones, and problems met on the way.
@@ -99,8 +105,17 @@ def walk_inventory(
     incomplete: list[str] = []
     problems: list[Problem] = []
     hashed = 0
+    last_steady = steady.copy() if steady is not None else {}
+    if steady is not None:
+        steady.clear()
     for scan_id in sorted(listings):
         listing = listings[scan_id]
+        previous = known.get(scan_id)
+        seen = last_steady.get(scan_id)
+        if seen is not None and seen[0] is listing and seen[1] is previous:
+            scans[scan_id] = seen[1]
+            steady[scan_id] = seen  # type: ignore[index]  # `seen` exists only with `steady`
+            continue
         if not _is_utf8(scan_id):
             # The state store, the catalog and Globus all need text; reject clearly, never crash.
             problems.append(
@@ -123,12 +138,14 @@ def walk_inventory(
             )
             continue
         declared = declared_complete.get(scan_id) if declared_complete else None
-        if declared != listing.signature and not _is_complete(listing, now, quiet_seconds, marker):
+        # Completeness first: the signature (a hash) is needed only for a scan still settling.
+        if not _is_complete(listing, now, quiet_seconds, marker) and declared != listing.signature:
             incomplete.append(scan_id)
             continue
-        previous = known.get(scan_id)
         if previous is not None and _unchanged(previous, listing, algorithm):
             scans[scan_id] = previous  # the steady state: nothing to read, nothing to rebuild
+            if steady is not None:
+                steady[scan_id] = (listing, previous)
             continue
         if (
             previous is not None

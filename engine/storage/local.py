@@ -18,6 +18,7 @@ import os
 import stat
 from collections.abc import Collection, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.errors import EndpointUnavailable
 from engine.inventory.checksum import file_checksum
@@ -26,6 +27,9 @@ from engine.model import FileStat
 from engine.storage.base import ScanListing
 from engine.storage.local_mover import LocalMover
 from engine.storage.localfs import is_within, safe_path, sweep_temp_files
+
+if TYPE_CHECKING:
+    from engine.incremental.dirs import DirectoryCache
 
 __all__ = ["LocalMover", "LocalStorage", "safe_path", "sweep_temp_files"]
 
@@ -36,6 +40,10 @@ TEMP_SUFFIX = ".tmp"
 
 class LocalStorage:
     """A tree of scans in a local directory (implements `Storage`)."""
+
+    # Incremental steady pass (engine/incremental): set by the service's passes only; the
+    # listing then re-reads only folders whose stat changed. `stat_scan` never uses it.
+    directory_cache: DirectoryCache | None = None
 
     def __init__(self, name: str, root: Path) -> None:
         self.name = name
@@ -59,6 +67,8 @@ class LocalStorage:
         Raises:
             EndpointUnavailable: the root is missing or any folder could not be listed.
         """
+        if self.directory_cache is not None:
+            return self.directory_cache.list_scans(self, layout)
         self._check_root()
         files = self._iter_files(layout, "")
         if layout.unit == "file":  # the common case, kept lean: one file, one scan

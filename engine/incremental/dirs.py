@@ -1,0 +1,165 @@
+"""Per-folder listing reuse for local endpoints.
+
+A folder's mtime and ctime change whenever an entry is added, removed or renamed in it, so a
+folder whose stat is unchanged still holds the same names. It does *not* change when a file in
+it is rewritten in place or appended to; therefore:
+
+- a folder is reused only if, when it was read, its own mtime and every file's mtime were
+  already `settle_seconds` in the past (a file still being written keeps its folder re-read
+  every pass; a change in the same timestamp tick as the read cannot hide);
+- the periodic full walk (`IncrementalView`) re-reads every folder and file;
+- nothing here is used by the last look before a delete, which stats and re-hashes afresh.
+
+The listing produced is the one `LocalStorage.list_scans` produces (same files, same
+grouping, same `EndpointUnavailable` on an unmounted root); reused folders hand back the very
+same `ScanListing` objects, which later stages compare by identity first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from engine.errors import EndpointUnavailable
+from engine.layout import ScanLayout
+from engine.model import FileStat
+from engine.storage.base import ScanListing
+
+if TYPE_CHECKING:
+    from engine.storage.local import LocalStorage
+
+log = logging.getLogger(__name__)
+
+# A folder or file touched less than this long before it was read is read again next pass.
+SETTLE_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Folder:
+    stamp: tuple[int, int, int, int] | None  # None: never reused (it was still settling)
+    files: tuple[FileStat, ...]
+    subdirs: tuple[str, ...]
+    scans: dict[str, ScanListing] | None  # one-file scans in this folder (unit "file")
+
+
+class DirectoryCache:
+    """What each folder of one local tree held when last read, keyed by its relative path."""
+
+    def __init__(self, settle_seconds: float = SETTLE_SECONDS) -> None:
+        self.settle_seconds = settle_seconds
+        self._folders: dict[str, _Folder] = {}
+        self.read = 0  # folders read (scandir + stat of every file) by the last listing
+        self.reused = 0  # folders reused by the last listing
+
+    def clear(self) -> None:
+        self._folders = {}
+
+    def list_scans(self, storage: LocalStorage, layout: ScanLayout) -> dict[str, ScanListing]:
+        """`storage.list_scans(layout)`, reading only folders whose stat changed."""
+        storage._check_root()
+        root = os.fspath(storage.root)
+        now = time.time()
+        seen: dict[str, _Folder] = {}
+        out: dict[str, ScanListing] = {}
+        grouped: dict[str, list[FileStat]] = {}
+        escaping: list[str] = []
+        self.read = self.reused = 0
+        pending = [""]
+        while pending:
+            reldir = pending.pop()
+            stamp = self._stamp(storage, root, reldir)
+            if stamp is None:
+                continue  # removed while we walk (the root was checked: not an unmount)
+            folder = self._folders.get(reldir)
+            if folder is None or folder.stamp is None or folder.stamp != stamp:
+                folder = self._read(storage, layout, reldir, stamp, now, escaping)
+                self.read += 1
+            else:
+                self.reused += 1
+            seen[reldir] = folder
+            pending.extend(folder.subdirs)
+            if folder.scans is not None:
+                out.update(folder.scans)
+            else:
+                for file in folder.files:
+                    scan = layout.scan_of(file.path, folders_checked=True)
+                    if scan is not None:
+                        grouped.setdefault(scan, []).append(file)
+        self._folders = seen
+        if escaping:
+            log.warning(
+                "%s: left out %d symlink(s) pointing outside the root, e.g. %r",
+                storage.name,
+                len(escaping),
+                escaping[0],
+            )
+        for scan, files in grouped.items():
+            if len(files) > 1:
+                files.sort(key=lambda f: f.path)
+            out[scan] = ScanListing(scan, tuple(files))
+        return out
+
+    def _stamp(
+        self, storage: LocalStorage, root: str, reldir: str
+    ) -> tuple[int, int, int, int] | None:
+        path = os.path.join(root, reldir) if reldir else root
+        try:
+            st = os.lstat(path) if reldir else os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            if reldir:
+                storage._check_root()
+                return None
+            raise EndpointUnavailable(
+                storage.name, f"root {storage.root} is missing (unmounted?)"
+            ) from None
+        except OSError as exc:
+            raise EndpointUnavailable(
+                storage.name, f"cannot stat {reldir!r}: {exc.strerror or exc}"
+            ) from exc
+        if not stat.S_ISDIR(st.st_mode):
+            return None  # replaced by a file or symlink since its parent was read
+        return (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+    def _read(
+        self,
+        storage: LocalStorage,
+        layout: ScanLayout,
+        reldir: str,
+        stamp: tuple[int, int, int, int],
+        now: float,
+        escaping: list[str],
+    ) -> _Folder:
+        """One folder read the way `LocalStorage._iter_files` reads it."""
+        prefix = f"{reldir}/" if reldir else ""
+        files: list[FileStat] = []
+        subdirs: list[str] = []
+        settled = now - stamp[0] / 1e9 >= self.settle_seconds
+        for entry in storage._entries(reldir):
+            relpath = prefix + entry.name
+            if entry.is_file(follow_symlinks=False):
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                files.append(FileStat(relpath, st.st_size, st.st_mtime, st.st_ino, st.st_ctime_ns))
+                if not now - st.st_mtime >= self.settle_seconds:
+                    settled = False  # still being written (or a clock in the future)
+            elif entry.is_dir(follow_symlinks=False):
+                if not layout.walk_prunes(relpath):
+                    subdirs.append(relpath)
+            elif entry.is_symlink():
+                storage._note_symlink(entry, relpath, escaping)
+        scans: dict[str, ScanListing] | None = None
+        if layout.unit == "file":
+            scans = {
+                f.path: ScanListing(f.path, (f,))
+                for f in files
+                if layout.scan_of(f.path, folders_checked=True) is not None
+            }
+        # One-file scans keep their files only in `scans` (no second copy held).
+        kept = () if scans is not None else tuple(files)
+        return _Folder(stamp if settled else None, kept, tuple(subdirs), scans)

@@ -1,0 +1,74 @@
+"""When a pass may use the incremental view, and the per-endpoint folder caches it uses.
+
+Only the long-running service turns the view on (`Reconciler.incremental`); `--dry-run` and
+`--reconcile --once` build a fresh reconciler without it and so observe everything. With it on,
+a pass is a *full walk* (every folder and file read again, caches refilled) when it is the
+first pass, when `[safety] full_walk_seconds` have passed since the last full walk (by the
+reconciler's clock), or when the clock went backwards; other passes reuse unchanged folders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from engine.incremental.dirs import DirectoryCache
+from engine.incremental.gc_policy import GcPolicy
+from engine.model import Scan
+from engine.storage.base import ScanListing
+from engine.storage.local import LocalStorage
+
+
+class IncrementalView:
+    def __init__(self, full_walk_seconds: float, *, freeze_gc: bool = True) -> None:
+        self.full_walk_seconds = full_walk_seconds
+        self.caches: dict[str, DirectoryCache] = {}
+        self.last_full: datetime | None = None
+        self.full = True  # whether the current pass is a full walk
+        self.gc = GcPolicy() if freeze_gc else None
+        # The inventory walk's unchanged scans (`walk_inventory(steady=…)`).
+        self.walk_memo: dict[str, tuple[ScanListing, Scan]] = {}
+
+    def begin_pass(self, now: datetime, storages: Mapping[str, object]) -> bool:
+        """Decide whether this pass is a full walk and hand each local endpoint its cache.
+        Returns whether it is a full walk."""
+        due = self.last_full is None or now < self.last_full
+        if not due and self.last_full is not None:
+            due = (now - self.last_full).total_seconds() >= self.full_walk_seconds
+        self.full = due
+        if due:
+            self.last_full = now
+            for cache in self.caches.values():
+                cache.clear()
+            self.walk_memo.clear()
+        for name, storage in storages.items():
+            if isinstance(storage, LocalStorage):
+                storage.directory_cache = self.cache(name)
+        return due
+
+    def cache(self, endpoint: str) -> DirectoryCache:
+        cache = self.caches.get(endpoint)
+        if cache is None:
+            cache = self.caches[endpoint] = DirectoryCache()
+        return cache
+
+    def end_pass(self) -> None:
+        if self.gc is not None:
+            self.gc.after_pass(full=self.full)
+
+
+def detach(storages: Mapping[str, object]) -> None:
+    """Observe everything: no local endpoint lists through a cache (an audit, a dry run)."""
+    for storage in storages.values():
+        if isinstance(storage, LocalStorage):
+            storage.directory_cache = None
+
+
+def prepare_pass(
+    view: IncrementalView | None, now: datetime, storages: Mapping[str, object], *, service: bool
+) -> None:
+    """Before observing: the view's caches for a service pass, none for anything else."""
+    if view is not None and service:
+        view.begin_pass(now, storages)
+    else:
+        detach(storages)
