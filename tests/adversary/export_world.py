@@ -141,7 +141,9 @@ def holds_bytes(w: World, endpoint: str, data: bytes) -> list[str]:
     exactly `data`; for `off` that is the leak detector."""
     root = w.folder(endpoint)
     return sorted(
-        p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.read_bytes() == data
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and p.read_bytes() == data
     )
 
 
@@ -163,7 +165,9 @@ def hint_rows(w: World) -> list[tuple[Any, ...]]:
         return []
     conn = sqlite3.connect(f"file:{w.state_path}?mode=ro", uri=True)
     try:
-        return list(conn.execute("SELECT scan, export_controlled, via FROM scan_hints ORDER BY scan"))
+        return list(
+            conn.execute("SELECT scan, export_controlled, via FROM scan_hints ORDER BY scan")
+        )
     except sqlite3.OperationalError:
         return []
     finally:

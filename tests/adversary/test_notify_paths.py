@@ -112,8 +112,16 @@ def test_non_utf8_file_name_gives_a_clear_answer(world, run_cli: RunCli) -> None
     with open(os.path.join(os.fsencode(world.folder("dtn")), name), "wb") as f:
         f.write(b"bad name")
     done = subprocess.run(
-        [sys.executable, "-m", "bl931tui", "--config", str(world.config_path), "--notify",
-         os.fsdecode(name), "--export-control"],
+        [
+            sys.executable,
+            "-m",
+            "bl931tui",
+            "--config",
+            str(world.config_path),
+            "--notify",
+            os.fsdecode(name),
+            "--export-control",
+        ],
         capture_output=True,
         stdin=subprocess.DEVNULL,
         timeout=120,
@@ -123,9 +131,7 @@ def test_non_utf8_file_name_gives_a_clear_answer(world, run_cli: RunCli) -> None
     assert done.returncode in (0, 64), (done.returncode, err)
 
 
-def test_notify_while_another_process_holds_the_lock_writes_nothing(
-    world, run_cli: RunCli
-) -> None:  # type: ignore[no-untyped-def]
+def test_notify_while_another_process_holds_the_lock_writes_nothing(world, run_cli: RunCli) -> None:  # type: ignore[no-untyped-def]
     """A `--once` pass holds the owner lock (simulated by a child process taking the same
     OwnerLock); `--notify --wait 0` must exit 1, say NOT recorded, and write nothing."""
     holder = subprocess.Popen(
@@ -168,7 +174,9 @@ def test_burst_of_concurrent_notifies_all_recorded_and_flag_sticks(world, run_cl
     calls += [[*argv, "--notify", SCAN, "--wait", "120"] for _ in range(3)]
     calls.insert(5, [*argv, "--notify", SCAN, "--export-control", "--wait", "120"])
     procs = [
-        subprocess.Popen(c, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            c, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         for c in calls
     ]
     results = [(p.wait(240), p.stderr.read().decode()) for p in procs]  # type: ignore[union-attr]
