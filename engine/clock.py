@@ -96,3 +96,10 @@ def as_clock(clock: Clock | Callable[[], datetime] | None) -> Clock:
     if isinstance(clock, Clock):
         return clock
     return _CallableClock(clock)
+
+
+def filesystem_now() -> float:
+    """The system's wall time (epoch seconds), only to compare with the mtimes a filesystem
+    stamps with it (e.g. "was this folder still being written to when it was read?"). Engine
+    decisions (due dates, deadlines, evidence) use a `Clock`, never this."""
+    return time.time()

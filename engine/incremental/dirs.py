@@ -20,10 +20,10 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from engine.clock import filesystem_now
 from engine.errors import EndpointUnavailable
 from engine.layout import ScanLayout
 from engine.model import FileStat
@@ -62,7 +62,7 @@ class DirectoryCache:
         """`storage.list_scans(layout)`, reading only folders whose stat changed."""
         storage._check_root()
         root = os.fspath(storage.root)
-        now = time.time()
+        now = filesystem_now()
         seen: dict[str, _Folder] = {}
         out: dict[str, ScanListing] = {}
         grouped: dict[str, list[FileStat]] = {}
