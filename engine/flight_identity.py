@@ -58,8 +58,8 @@ def unproven_endpoints(
             except EndpointUnavailable as exc:
                 problems[name] = exc.reason
     roots = {name: Path(root) for name, root in local_roots.items() if name in wanted}
-    for name, exc in shared_storage(roots).items():
-        problems.setdefault(name, exc.reason)
+    for name, aliased in shared_storage(roots).items():
+        problems.setdefault(name, aliased.reason)
     return problems
 
 

@@ -155,7 +155,7 @@ def expand(data: dict[str, Any], source: Path | None) -> dict[str, Any]:
             if field == "kind":
                 raise ConfigError(
                     f"endpoints.{name}.kind: {written!r}, but a `from_splash` endpoint is a "
-                    f"Globus collection (kind = \"globus\"); drop `kind` or `from_splash`",
+                    'Globus collection (kind = "globus"); drop `kind` or `from_splash`',
                     path=where,
                 )
             raise ConfigError(

@@ -140,9 +140,7 @@ def test_malformed_settings_are_a_config_error_before_anything_runs(
 
 
 def test_settings_split_and_redact_the_url() -> None:
-    settings = gateway_settings(
-        {"PUSHGATEWAY_URL": f"ops:{QUOTED}@gw.example:9091?token={TOKEN}"}
-    )
+    settings = gateway_settings({"PUSHGATEWAY_URL": f"ops:{QUOTED}@gw.example:9091?token={TOKEN}"})
     assert settings is not None
     assert settings.gateway == "http://gw.example:9091"
     assert (settings.username, settings.password) == ("ops", PASSWORD)
