@@ -49,8 +49,9 @@ def import_splash(path: Path) -> int:
 def run_flight(config: Config, args: argparse.Namespace) -> int:
     from engine.flight_check import run_flight_check
     from engine.flight_record import hand_over
-    from engine.pushgateway import push_flight
+    from engine.pushgateway import gateway_settings, push_flight
 
+    gateway_settings(os.environ)  # a malformed PUSHGATEWAY_* is a config error (78) up front
     report = run_flight_check(config)
     if args.json:
         json.dump(report.to_json(), sys.stdout, indent=2)

@@ -42,7 +42,7 @@ from engine.lock import OwnerLock
 from engine.metrics import ServiceMetrics
 from engine.notify import NotifyDesk, with_notify
 from engine.operator_decisions import DecisionDesk
-from engine.pushgateway import Pusher
+from engine.pushgateway import Pusher, gateway_settings
 from engine.reconciler import Reconciler
 from engine.service import ServiceLoop
 from engine.state import OPEN_TASK_STATES, StateStore
@@ -57,6 +57,7 @@ SHUTDOWN_GRACE_SECONDS = 20.0
 def run_service(config: Config, args: argparse.Namespace) -> int:
     # A store, folder or catalog others may write is reported, never used (exit 1).
     check_startup(config)
+    gateway_settings(os.environ)  # a malformed PUSHGATEWAY_* is a config error (78) up front
     with OwnerLock(config.state.path):
         if args.once:
             return _run_once(config)

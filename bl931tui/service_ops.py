@@ -12,7 +12,7 @@ from engine.decision_socket import Peer
 from engine.flight_record import OP, FlightDesk, FlightMetrics, latest, routed
 from engine.metrics import ServiceMetrics
 from engine.operators import Approvers, resolve
-from engine.pushgateway import Pusher
+from engine.pushgateway import Pusher, gateway_settings
 from engine.reconciler import PassReport
 from engine.state import StateStore
 
@@ -53,7 +53,7 @@ def observe_and_push(metrics: ServiceMetrics, pusher: Pusher) -> Callable[[PassR
 
 def push_once(config: Config, report: PassReport, environ: Mapping[str, str]) -> bool:
     """`--reconcile --once` with `PUSHGATEWAY_URL`: the pass's metrics, pushed once."""
-    if not (environ.get("PUSHGATEWAY_URL") or "").strip():
+    if gateway_settings(environ) is None:
         return True
     metrics = ServiceMetrics()
     metrics.observe_pass(report)

@@ -1,5 +1,10 @@
 """The flight check: a canary file driven through the copy chain, with the real movers.
 
+First every endpoint of the chain must prove it is its storage, as in every pass
+(`engine.flight_identity`: the identity marker, the mount, no two roots one storage). An unknown
+inventory endpoint fails the check before the canary is written; an unknown target fails its leg
+(and the legs behind it) without anything written there.
+
 `run_flight_check(config)` writes a small canary file on the inventory endpoint, in a folder of
 its own (`CANARY_DIR`, under the engine's prefix `.bl931-`, which no inventory walk, watcher or
 listing ever reports, so a canary never becomes a scan, a catalog entry or a receipt), and then,
@@ -35,6 +40,7 @@ from typing import Any
 from engine.backends import Backends, build_backends
 from engine.clock import Clock, as_clock
 from engine.config import Config
+from engine.flight_identity import unproven_endpoints
 from engine.flight_report import FlightReport, LegResult
 from engine.layout import ENGINE_TEMP_PREFIX, ScanLayout
 from engine.model import Level, ScanFile
@@ -110,6 +116,19 @@ def run_flight_check(
     try:
         source = config.inventory.endpoint
         root = config.endpoints[source].path
+        legs_planned = chain(config)
+        # Each endpoint proven its storage first, as every pass does (engine/flight_identity.py).
+        unproven = unproven_endpoints(
+            config, [source, *(t for _, t in legs_planned)], backends.local_roots, now=started
+        )
+        if source in unproven:
+            return FlightReport(
+                config.beamline.name,
+                started,
+                relpath,
+                setup_error=f"the inventory endpoint {source} is unknown, so no canary was "
+                f"written there: {unproven[source]}",
+            )
         if root is None:
             return FlightReport(
                 config.beamline.name,
@@ -140,8 +159,19 @@ def run_flight_check(
         legs: list[LegResult] = []
         reached = {source}
         try:
-            for leg_source, target in chain(config):
-                if is_tape(config, target):
+            for leg_source, target in legs_planned:
+                if target in unproven:
+                    check = "reachability" if is_tape(config, target) else "copy"
+                    legs.append(
+                        LegResult(
+                            leg_source,
+                            target,
+                            check,
+                            False,
+                            error=f"not run: {target} is unknown ({unproven[target]})",
+                        )
+                    )
+                elif is_tape(config, target):
                     legs.append(_reachability(run, leg_source, target))
                 elif leg_source not in reached:
                     legs.append(

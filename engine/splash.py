@@ -28,12 +28,15 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+# bl931's endpoint key → the splash_flows key it comes from (`kind` has none).
+_YAML_KEY = {"collection": "uuid", "root": "root_path"}
 
 
 def read_splash(path: Path) -> dict[str, dict[str, str]]:
@@ -46,6 +49,12 @@ def read_splash(path: Path) -> dict[str, dict[str, str]]:
         raise ConfigError("file not found (the splash_flows config.yml)", path=str(path)) from None
     except OSError as exc:
         raise ConfigError(f"cannot be read: {exc.strerror}", path=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            "splash_flows' config.yml is UTF-8 YAML",
+            path=str(path),
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"is not valid YAML: {exc}", path=str(path)) from None
     endpoints = (data or {}).get("globus", {}) if isinstance(data, dict) else None
@@ -64,8 +73,23 @@ def read_splash(path: Path) -> dict[str, dict[str, str]]:
             value = entry.get(field)
             if not isinstance(value, str) or not value.strip():
                 raise ConfigError(f"{key}.{field}: missing or not text", path=str(path))
+        if not _is_uuid(entry["uuid"]):
+            raise ConfigError(
+                f"{key}.uuid: {entry['uuid']!r} is not a UUID (a Globus collection id looks "
+                "like d40248e6-d874-4f7b-badd-2c06c16f1a58)",
+                path=str(path),
+            )
         out[str(name)] = {k: str(v) for k, v in entry.items() if v is not None}
     return out
+
+
+def _is_uuid(text: str) -> bool:
+    """A Globus collection id: the 8-4-4-4-12 hexadecimal form (any case, no braces or URN)."""
+    stripped = text.strip()
+    try:
+        return str(uuid.UUID(stripped)) == stripped.lower()
+    except ValueError:
+        return False
 
 
 def _root(root_path: str) -> str:
@@ -100,6 +124,13 @@ def expand(data: dict[str, Any], source: Path | None) -> dict[str, Any]:
     yml = Path(configured).expanduser()
     if not yml.is_absolute() and source is not None:
         yml = source.parent / yml
+    if not yml.exists():
+        users = ", ".join(f"endpoints.{n}.from_splash" for n in wanted)
+        raise ConfigError(
+            f"splash.config: {yml}: file not found (splash_flows' config.yml, the Globus "
+            f"endpoints named by {users}; a relative path is taken from this file's folder)",
+            path=where,
+        )
     known = read_splash(yml)
     filled = dict(endpoints)
     for name, table in wanted.items():
@@ -113,22 +144,37 @@ def expand(data: dict[str, Any], source: Path | None) -> dict[str, Any]:
                 path=where,
             )
         entry = known[ref]
-        derived = {"kind": "globus", "collection": entry["uuid"], "root": _root(entry["root_path"])}
+        collection = entry["uuid"].strip().lower()
+        derived = {"kind": "globus", "collection": collection, "root": _root(entry["root_path"])}
         merged = {k: v for k, v in table.items() if k != "from_splash"}
         for field, value in derived.items():
             written = merged.get(field)
-            if written is not None and (
-                written != value and not (field == "root" and _root(str(written)) == value)
-            ):
+            if written is None or _agrees(field, written, value):
+                merged[field] = value
+                continue
+            if field == "kind":
                 raise ConfigError(
-                    f"endpoints.{name}.{field}: {written!r} disagrees with {yml} "
-                    f"globus.globus_endpoints.{ref}.{'uuid' if field == 'collection' else field}"
-                    f" ({value!r}); drop one of them",
+                    f"endpoints.{name}.kind: {written!r}, but a `from_splash` endpoint is a "
+                    'Globus collection (kind = "globus"); drop `kind` or `from_splash`',
                     path=where,
                 )
-            merged[field] = value
+            raise ConfigError(
+                f"endpoints.{name}.{field}: {written!r} disagrees with {yml} "
+                f"globus.globus_endpoints.{ref}.{_YAML_KEY[field]} ({value!r}); drop one of them",
+                path=where,
+            )
         filled[name] = merged
     return {**data, "endpoints": filled}
+
+
+def _agrees(field: str, written: object, value: str) -> bool:
+    """A key written beside `from_splash` says the same as the YAML (a root's trailing slash and
+    a collection id's case make no difference)."""
+    if field == "root":
+        return _root(str(written)) == value
+    if field == "collection":
+        return str(written).strip().lower() == value
+    return written == value
 
 
 def endpoint_tables(endpoints: dict[str, dict[str, str]], path: Path) -> str:
@@ -141,7 +187,7 @@ def endpoint_tables(endpoints: dict[str, dict[str, str]], path: Path) -> str:
             "",
             f"[endpoints.{table}]",
             'kind = "globus"',
-            f"collection = {json.dumps(entry['uuid'].strip())}",
+            f"collection = {json.dumps(entry['uuid'].strip().lower())}",
             f"root = {json.dumps(_root(entry['root_path']))}",
         ]
         if entry.get("uri"):

@@ -320,15 +320,9 @@ def test_a_running_service_records_the_check(ws: LocalWorkspace) -> None:
         assert db.execute("SELECT count(*) FROM flight_checks").fetchone()[0] == 1
 
 
-# --------------------------------------------------------------------------- what breaks
+# --------------------------------------------------------------------------- what broke (now fixed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a flight check against an unmounted cfs (empty mount point, identity marker gone) "
-    "writes the canary onto the bare mount point and reports green (exit 0), while the "
-    "reconciler reports cfs unknown (marker missing: unmounted?)",
-)
 def test_an_unmounted_target_is_not_green(ws: LocalWorkspace) -> None:
     first_pass(ws)
     ws.cfs.rename(ws.root / "cfs.real")
@@ -337,27 +331,27 @@ def test_an_unmounted_target_is_not_green(ws: LocalWorkspace) -> None:
     assert any("cfs" in str(e) and "marker" in str(e) for e in plan["errors"]), plan["errors"]
     rc, report, _ = flight(ws)
     assert rc == 1, report
+    leg = report["legs"][0]
+    assert (leg["target"], leg["ok"]) == ("cfs", False) and "marker" in leg["error"], leg
+    # Nothing was written onto the bare mount point, and the failure is an alert.
+    assert list(ws.cfs.iterdir()) == []
+    assert canaries(ws.dtn, ws.cfs, ws.root / "cfs.real") == []
+    alerts = flight_alerts(dry_run(ws))
+    assert alerts and "dtn → cfs" in alerts[0]["message"], alerts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a flight check whose inventory endpoint (dtn) is unmounted writes the canary onto "
-    "the bare mount point and reports green (exit 0)",
-)
 def test_an_unmounted_inventory_endpoint_is_not_green(ws: LocalWorkspace) -> None:
     first_pass(ws)
     ws.dtn.rename(ws.root / "dtn.real")
     ws.dtn.mkdir()
     rc, report, _ = flight(ws)
     assert rc == 1, report
+    assert "dtn" in report["setup_error"] and "marker" in report["setup_error"], report
+    assert list(ws.dtn.iterdir()) == []
+    assert canaries(ws.dtn, ws.cfs, ws.root / "dtn.real") == []
+    assert flight_alerts(dry_run(ws))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with cfs a bind mount of dtn (the same storage twice) the canary 'copy' is the "
-    "source file itself; the check reports dtn → cfs verified by rehash (exit 0) while the "
-    "reconciler reports both endpoints needs-human (same storage)",
-)
 def test_an_aliased_target_is_not_green(ws: LocalWorkspace, mounts: list[Path]) -> None:
     first_pass(ws)
     bind(mounts, ws.dtn, ws.cfs)
@@ -365,3 +359,5 @@ def test_an_aliased_target_is_not_green(ws: LocalWorkspace, mounts: list[Path]) 
     assert any("same storage" in str(e) for e in plan["errors"]), plan["errors"]
     rc, report, _ = flight(ws)
     assert rc == 1, report
+    assert "same storage" in report["setup_error"], report
+    assert canaries(ws.dtn, ws.cfs) == []

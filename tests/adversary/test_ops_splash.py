@@ -139,11 +139,6 @@ def test_import_splash_prints_tables_with_roots_without_trailing_slash(tmp_path:
     assert 'root = "/"\n' in done.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a splash config.yml that is not UTF-8 crashes with a UnicodeDecodeError traceback "
-    "(exit 1) instead of a configuration error (exit 78) naming the file",
-)
 @pytest.mark.parametrize("mode", ["load", "import"])
 def test_a_non_utf8_yaml_is_a_config_error(tmp_path: Path, mode: str) -> None:
     config = beamline(tmp_path, b"globus:\n  globus_endpoints:\n    caf\xe9: {}\n")
@@ -155,23 +150,12 @@ def test_a_non_utf8_yaml_is_a_config_error(tmp_path: Path, mode: str) -> None:
         assert "config.yml" in done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a missing splash config.yml is reported as '<path>: file not found' naming no key: "
-    "neither `splash.config` nor `endpoints.cfs.from_splash` (nor the bl931 config file)",
-)
 def test_a_missing_yaml_names_the_file_and_the_key(tmp_path: Path) -> None:
     err = load_error(tmp_path, beamline(tmp_path, None))
     assert str(tmp_path / "config.yml") in err
     assert "splash.config" in err or "endpoints.cfs.from_splash" in err, err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a uuid that is not a UUID is accepted: --import-splash prints `collection = "
-    '"not-a-uuid"` (exit 0) and the config loads; the failure surfaces only at Globus, '
-    "naming neither the YAML file nor its key",
-)
 def test_a_uuid_that_is_not_a_uuid_is_refused(tmp_path: Path) -> None:
     (tmp_path / "config.yml").write_text(GOOD_YAML.replace(UUID, "not-a-uuid"), "utf-8")
     done = run("--import-splash", "config.yml", cwd=tmp_path)
@@ -179,11 +163,6 @@ def test_a_uuid_that_is_not_a_uuid_is_refused(tmp_path: Path) -> None:
     assert f"globus.globus_endpoints.{NAME}.uuid" in done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a `root` that disagrees with the YAML names the YAML key "
-    "`globus.globus_endpoints.NAME.root`, a key splash_flows does not have: it is `root_path`",
-)
 def test_a_disagreeing_root_names_the_yaml_key_that_exists(tmp_path: Path) -> None:
     err = load_error(tmp_path, beamline(tmp_path, GOOD_YAML, extra='root = "/global/cfs/other"'))
     assert f"globus.globus_endpoints.{NAME}.root_path" in err, err
