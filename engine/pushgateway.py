@@ -165,7 +165,9 @@ class Pusher:
                     job=self.job,
                     registry=self.registry,
                     grouping_key={"beamline": self.beamline},
-                    timeout=settings.timeout,
+                    # per socket operation; the whole push is bounded by the join below. Longer
+                    # than the deadline, so a push given up is never also cut by its own read.
+                    timeout=settings.timeout * 3,
                     handler=self._handler,
                 )
                 outcome.append(None)
