@@ -28,6 +28,7 @@ from engine.changed_deletes import unverified_alerts
 from engine.clock import Clock, as_clock
 from engine.config import Config
 from engine.errors import Bl931Error, EndpointUnavailable
+from engine import tape_legacy
 from engine.evidence_identity import StorageIdentities
 from engine.executor import Executor
 from engine.flight_record import flight_alerts
@@ -477,6 +478,11 @@ class Reconciler:
             except Bl931Error as exc:
                 unproven[name] = exc.message
                 errors.append(EndpointError(name, exc.message, exc.error_class))
+        refused, kind_alerts = tape_legacy.kind_changed(self.config, self.store)  # per-file → tape
+        for name, why in refused.items():
+            unproven[name] = why
+            errors.append(EndpointError(name, why, ErrorClass.NEEDS_HUMAN))
+        alerts.extend(kind_alerts)
         return unproven
 
     def _reappeared(self, seen: Observation) -> frozenset[str]:
