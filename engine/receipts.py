@@ -22,6 +22,7 @@ from engine.decisions import DecisionLog
 from engine.evidence_identity import StorageIdentities
 from engine.policy import Policy
 from engine.state import ActionRow, StateStore, TaskRow, iso
+from engine.storage.tape_catalog import tape_receipt
 from engine.submitted import submitted_scan
 
 
@@ -76,6 +77,10 @@ def delete_receipt(
                 "storage": storages.owner(endpoint, ev) if ev and storages else None,
             }
         )
+        spec = config.endpoints.get(endpoint)
+        tape = tape_receipt(store, endpoint, kept_as) if spec and spec.kind == "tape" else None
+        if tape is not None:
+            copies[-1]["tape"] = tape
     return {
         "catalog_pid": catalog_pid(config, store, action.scan),
         "acquisition": {
