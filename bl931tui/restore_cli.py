@@ -23,9 +23,7 @@ def request_restore(config: Config, scan: str, target: str | None) -> int:
     return 0
 
 
-def record_restore(
-    config: Config, scan: str, target: str | None, by: str, now: datetime
-) -> str:
+def record_restore(config: Config, scan: str, target: str | None, by: str, now: datetime) -> str:
     """Record the request (`--restore`, and the TUI's restore key); returns the target.
 
     Raises:

@@ -57,7 +57,7 @@ def delete_receipt(
     rule = policy.retention.get(action.target or "")
     required = rule.delete_requires if rule else ()
     decision = DecisionLog(store).spent_by(task.submission_id, action.id)
-    copies = []
+    copies: list[dict[str, Any]] = []
     for endpoint in required:
         # The copy of this version there (a versioned object beside an older version on tape
         # keeps its evidence under its own name: engine/tape_versions.py).

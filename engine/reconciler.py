@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from engine import tape_versions
+from engine import tape_legacy, tape_versions
 from engine.alert_log import AlertLog
 from engine.approvals import require_second_approver
 from engine.backends import Backends
@@ -28,7 +28,6 @@ from engine.changed_deletes import unverified_alerts
 from engine.clock import Clock, as_clock
 from engine.config import Config
 from engine.errors import Bl931Error, EndpointUnavailable
-from engine import tape_legacy
 from engine.evidence_identity import StorageIdentities
 from engine.executor import Executor
 from engine.flight_record import flight_alerts

@@ -168,7 +168,7 @@ def adopt_legacy(
             if scan is None or proof.level < Level.CHECKSUM or proof.value != scan.checksum:
                 older.append(key)
                 continue
-            members = []
+            members: list[dict[str, Any]] = []
             for f in scan.files:
                 listed_as = rename(f.path, scan.id, key)
                 hpss_path = posixpath.join(base, listed_as)
@@ -187,7 +187,7 @@ def adopt_legacy(
             if any(sizes.get(m["hpss_path"]) != m["size"] for m in members):
                 missing.append(key)
                 continue
-            detail = {
+            detail: dict[str, Any] = {
                 "bundle": posixpath.join(base, key),
                 "job_id": proof.task_id,
                 "verified_at": proof.verified_at.isoformat(),

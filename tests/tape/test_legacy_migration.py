@@ -141,3 +141,18 @@ def test_a_legacy_object_missing_at_the_last_look_stops_its_prune(run_cli, tmp_p
     assert not victim.exists(), "the last look never asked hsi about the legacy object"
     assert (ws.cfs / SCANS[0]).is_file(), "CFS pruned relying on a legacy object that is gone"
     assert not (ws.cfs / SCANS[1]).exists(), "the intact legacy member's prune did not run"
+
+
+def test_rearchive_bundles_everything_afresh_only_when_asked(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ws, old = per_file_archive(run_cli, tmp_path)
+    assert run_cli("--rearchive", config=ws.config_path).returncode == 64
+    done = run_cli(
+        "--adopt-endpoint", "hpss", "--from-identity", old, "--rearchive", config=ws.config_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "bundled afresh" in done.stdout
+    for _ in range(3):
+        once(run_cli, ws)
+    assert [p.name for p in tars(ws)] == ["bl9.3.1-2026-1-p001.tar"]
+    assert all((ws.hpss / s).is_file() for s in SCANS), "a per-file object was removed from tape"
+    assert not any((ws.cfs / s).exists() for s in SCANS), "the prunes did not follow the bundle"

@@ -25,9 +25,7 @@ SCAN = "2026/03/ALS-7/scan_001.h5"
 
 
 def tape_ws(run_cli, tmp_path: Path, close_after_days: float) -> LocalWorkspace:  # type: ignore[no-untyped-def]
-    ws = create_workspace(
-        tmp_path / "ws", hpss_kind="tape", close_after_days=close_after_days
-    )
+    ws = create_workspace(tmp_path / "ws", hpss_kind="tape", close_after_days=close_after_days)
     ws.write_scan(SCAN, b"tape " * 900, mtime=JAN)
     for _ in range(2):  # dtn → cfs, cfs → hpss (bundled, or waiting for its bundle)
         done = run_cli("--reconcile", "--once", config=ws.config_path)
