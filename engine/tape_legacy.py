@@ -20,7 +20,8 @@ per-file member, and the last look before a CFS prune re-checks it with `hsi ls`
 size). Objects missing or of another size are not adopted (they stay under OLD, so the scans are
 bundled afresh); an older version kept at the plain path is not adopted either (its files are
 not known here). Nothing is re-archived unless the operator asks for it (`--rearchive`: the new
-identity is recorded, nothing re-keyed, every scan is bundled afresh).
+identity is recorded, nothing re-keyed, the endpoint's remembered replicas are forgotten — the
+operator's choice, not copies that vanished — and every scan is bundled afresh).
 """
 
 from __future__ import annotations
@@ -237,7 +238,12 @@ def adopt_legacy(
         tape_store.add_members(store, endpoint, bundle, [(key, new.value, detail)])
         store.record_evidence(key, endpoint, new)
     store.evidence_rewritten()
+    store._forget(replicas=True)
     with store.transaction() as conn:
+        if rearchive:
+            # The operator chose not to count the per-file objects: they are not copies that
+            # vanished (no missing-fraction freeze), just no longer this endpoint's copies.
+            conn.execute("DELETE FROM replicas WHERE endpoint = ?", (endpoint,))
         conn.execute(
             "INSERT INTO endpoint_storage(endpoint, identity, since) VALUES (?, ?, ?) "
             "ON CONFLICT(endpoint) DO UPDATE SET identity = excluded.identity, "
