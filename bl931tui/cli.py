@@ -142,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="IDENTITY",
         help="with --adopt-endpoint: the old storage identity, as the storage_changed alert names it",
     )
+    p.add_argument(
+        "--rearchive",
+        action="store_true",
+        help='with --adopt-endpoint of a per-file HPSS endpoint now kind = "tape": bundle every '
+        "scan afresh instead of recording its per-file objects as legacy members",
+    )
     p.add_argument("--headless", action="store_true", help="with --demo: no screen, print events")
     p.add_argument(
         "--duration",
@@ -206,6 +212,8 @@ def _check_combinations(args: argparse.Namespace) -> None:
         raise UsageError("--acknowledge needs --why TEXT: the reason is recorded with your name")
     if args.from_identity is not None and not args.adopt_endpoint:
         raise UsageError("--from-identity goes with --adopt-endpoint")
+    if args.rearchive and not args.adopt_endpoint:
+        raise UsageError("--rearchive goes with --adopt-endpoint")
     if args.adopt_endpoint and not (args.from_identity or "").strip():
         raise UsageError(
             "--adopt-endpoint needs --from-identity IDENTITY: the old storage whose evidence "
@@ -333,7 +341,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.adopt_endpoint:
         from bl931tui.operator import adopt_endpoint
 
-        return adopt_endpoint(config, args.adopt_endpoint, args.from_identity.strip())
+        return adopt_endpoint(
+            config, args.adopt_endpoint, args.from_identity.strip(), rearchive=args.rearchive
+        )
     if args.init_catalog:
         from bl931tui.operator import init_catalog
 

@@ -135,6 +135,16 @@ REGISTRY: tuple[ActionSpec, ...] = (
         decision=True,
         short="undo",
     ),
+    ActionSpec(
+        "detail.restore",
+        "restore",
+        "Restore from tape (a recall: approved like one)",
+        ("R",),
+        "detail",
+        decision=True,
+        short="restore",
+        footer_rank=1,
+    ),
     ActionSpec("detail.back", "back", "Back", ("escape",), "detail", short="back"),
     ActionSpec(
         "approvals.approve",

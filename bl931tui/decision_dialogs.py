@@ -152,6 +152,42 @@ class DecisionDialogs:
 
         self.push_screen(AcknowledgeDialog(alert, self.user), answered)
 
+    def ask_restore(self, scan_id: str, done: Callable[[], None]) -> None:
+        """A recall of the scan from tape into the first disk endpoint copies go to: recorded
+        like `--restore`; the next pass plans it, and it waits for approval like every recall."""
+        if self.refused("restore"):
+            return
+        body = (
+            f"Recall {printable(scan_id)} from tape into the first disk endpoint of the copy "
+            "chain? The next pass plans the recall; it costs tape mounts and runs only once "
+            "approved."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._restore(scan_id, done)
+
+        self.push_screen(ConfirmDialog("Restore from tape?", body, confirm="Request"), answered)
+
+    @work(thread=True, group="decide", exit_on_error=False, description="restore")
+    def _restore(self, scan_id: str, done: Callable[[], None]) -> None:
+        from bl931tui.restore_cli import record_restore
+
+        try:
+            target = record_restore(self.config, scan_id, None, self.user, self.clock())
+        except Exception as exc:  # a usage error names what is wrong; anything else too
+            self.call_from_thread(
+                self.notify, f"restore not recorded: {exc}", title="restore", severity="error"
+            )
+            return
+        self.call_from_thread(
+            self.notify,
+            f"restore of {printable(scan_id)} into {target} requested; approve the recall once "
+            "the next pass plans it",
+            title="restore",
+        )
+        self.call_from_thread(done)
+
     def retry_scan(self, scan_id: str) -> None:
         if self.refused("retry"):
             return

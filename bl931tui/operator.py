@@ -20,6 +20,7 @@ from engine.model import Alert
 from engine.operator_decisions import DecisionRequest, NotPermitted, direct_refusal
 from engine.operators import current_operator, operator_name
 from engine.state import StateStore
+from engine.tape_legacy import adopt_legacy, needs_legacy_step
 
 
 def init_endpoint(config: Config, name: str) -> int:
@@ -48,7 +49,7 @@ def init_endpoint(config: Config, name: str) -> int:
     return 0
 
 
-def adopt_endpoint(config: Config, name: str, old_identity: str) -> int:
+def adopt_endpoint(config: Config, name: str, old_identity: str, *, rearchive: bool = False) -> int:
     """Re-key the evidence an endpoint's copies were verified with on its old storage.
 
     For a deliberate migration the operator vouches for (every byte kept): the copies count as
@@ -66,6 +67,10 @@ def adopt_endpoint(config: Config, name: str, old_identity: str) -> int:
     if refusal is not None:
         raise NotPermitted(refusal)
     user = operator.name
+    if needs_legacy_step(config, name, old_identity):
+        return _adopt_legacy(config, name, old_identity, user, rearchive)
+    if rearchive:
+        raise UsageError('--rearchive is for a per-file HPSS endpoint now kind = "tape"')
     with OwnerLock(config.state.path):
         store = owned_store(config)
         try:
@@ -78,6 +83,30 @@ def adopt_endpoint(config: Config, name: str, old_identity: str) -> int:
         f"{name}: re-keyed the evidence of {copies} copies from {old_identity} to {current} "
         f"(recorded as {user})"
     )
+    return 0
+
+
+def _adopt_legacy(config: Config, name: str, old: str, user: str, rearchive: bool) -> int:
+    """The per-file HPSS → `kind = "tape"` step (engine/tape_legacy.py)."""
+    with OwnerLock(config.state.path):
+        store = owned_store(config)
+        try:
+            done = adopt_legacy(
+                config, store, name, old, user=user, now=SYSTEM_CLOCK.now(), rearchive=rearchive
+            )
+        finally:
+            store.close()
+    if done.rearchive:
+        print(f"{name}: now {done.current}; nothing re-keyed, every scan is bundled afresh")
+        return 0
+    print(
+        f"{name}: now {done.current}; {done.members} legacy members recorded from {old} "
+        f"(recorded as {user})"
+    )
+    for key in done.missing:
+        print(f"  not adopted (missing on HPSS or another size; it will be bundled): {key}")
+    for key in done.older_versions:
+        print(f"  not adopted (an older version or unverified; left under {old}): {key}")
     return 0
 
 

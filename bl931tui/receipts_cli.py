@@ -112,6 +112,9 @@ def print_receipt(r: dict[str, Any]) -> None:
             f"{copy['algorithm']} {copy['checksum']} by {copy['how']} "
             f"(task {copy['task_id']}, {copy['verified_at']})"
         )
+        tape = copy.get("tape")
+        if tape:
+            print(f"    {tape_words(tape)}")
     approval = r.get("approval")
     print(
         f"  approval: {approval['by']} at {approval['at']}"
@@ -125,3 +128,18 @@ def print_receipt(r: dict[str, Any]) -> None:
     )
     for signer in r.get("approvers") or []:
         print(f"  approved by {signer['by']} at {signer['at']} (via {signer['via']})")
+
+
+def tape_words(tape: dict[str, Any]) -> str:
+    """`in bundle /2026-1/….tar (member 2026/03/s.h5), job 123, CRC verified (…)`."""
+    members = tape.get("members") or []
+    shown = ", ".join(members[:3]) + (f", … ({len(members)} in all)" if len(members) > 3 else "")
+    words = f"in bundle {tape['bundle']} ({'member' if len(members) == 1 else 'members'} {shown})"
+    if tape.get("legacy_from"):
+        words = f"a legacy per-file object {tape['bundle']}, from {tape['legacy_from']}"
+    words += f", job {tape.get('job_id') or 'unknown'}"
+    if tape.get("crc"):
+        words += f", CRC verified ({tape['crc']})"
+    if tape.get("cput"):
+        words += f", {len(tape['cput'])} file(s) by hsi cput, re-read and matched"
+    return words

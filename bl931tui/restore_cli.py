@@ -1,11 +1,13 @@
 """`bl931tui --restore SCAN [--to ENDPOINT]`: ask for a recall from tape.
 
 The request is recorded in the state store; the next pass plans the recall as a copy from the
-tape endpoint that holds the scan, waiting for approval like every recall (it costs tape
+tape endpoint that holds the scan (the TUI's scan detail records the same request with `R`), waiting for approval like every recall (it costs tape
 mounts). Many restores from one bundle run as one job.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from engine.clock import SYSTEM_CLOCK
 from engine.config import Config
@@ -16,6 +18,18 @@ from engine.store import tape as tape_store
 
 
 def request_restore(config: Config, scan: str, target: str | None) -> int:
+    target = record_restore(config, scan, target, operator_name(), SYSTEM_CLOCK.now())
+    print(f"restore of {scan} into {target} requested; approve it once the next pass plans it")
+    return 0
+
+
+def record_restore(config: Config, scan: str, target: str | None, by: str, now: datetime) -> str:
+    """Record the request (`--restore`, and the TUI's restore key); returns the target.
+
+    Raises:
+        UsageError: no tape endpoint, a target that is not a local disk endpoint, an unknown
+            scan, or no verified bundle holding it.
+    """
     tapes = [n for n, e in config.endpoints.items() if e.kind == "tape"]
     if not tapes:
         raise UsageError('--restore needs a kind = "tape" endpoint in the config')
@@ -32,8 +46,7 @@ def request_restore(config: Config, scan: str, target: str | None) -> int:
             raise UsageError(f"--restore {scan!r}: no such scan in the state store")
         if not any(tape_store.held_scans(store, t).get(scan) for t in tapes):
             raise UsageError(f"--restore {scan!r}: no verified bundle holds it")
-        tape_store.request_restore(store, scan, target, operator_name(), SYSTEM_CLOCK.now())
+        tape_store.request_restore(store, scan, target, by, now)
     finally:
         store.close()
-    print(f"restore of {scan} into {target} requested; approve it once the next pass plans it")
-    return 0
+    return target

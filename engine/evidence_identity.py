@@ -266,6 +266,11 @@ def adopt(
         )
     if old == current:
         raise NeedsHumanError(f"{endpoint}: {old} is its current storage; nothing to adopt")
+    if current.startswith("tape:") and not old.startswith("tape:"):
+        # Per-file objects are not bundle members: engine/tape_legacy.py records them.
+        raise NeedsHumanError(
+            f"{endpoint}: per-file objects on {old} are adopted as legacy members"
+        )
     evidence = store.load_evidence().get(endpoint, {})
     held: dict[str, int] = {}
     for proof in evidence.values():

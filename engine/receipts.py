@@ -24,6 +24,7 @@ from engine.decisions import DecisionLog
 from engine.evidence_identity import StorageIdentities
 from engine.policy import Policy
 from engine.state import ActionRow, StateStore, TaskRow, iso
+from engine.storage.tape_catalog import tape_receipt
 from engine.submitted import submitted_scan
 
 
@@ -118,7 +119,7 @@ def delete_receipt(
     rule = policy.retention.get(action.target or "")
     required = rule.delete_requires if rule else ()
     decision = DecisionLog(store).spent_by(task.submission_id, action.id)
-    copies = []
+    copies: list[dict[str, Any]] = []
     for endpoint in required:
         # The copy of this version there (a versioned object beside an older version on tape
         # keeps its evidence under its own name: engine/tape_versions.py).
@@ -138,6 +139,10 @@ def delete_receipt(
                 "storage": storages.owner(endpoint, ev) if ev and storages else None,
             }
         )
+        spec = config.endpoints.get(endpoint)
+        tape = tape_receipt(store, endpoint, kept_as) if spec and spec.kind == "tape" else None
+        if tape is not None:
+            copies[-1]["tape"] = tape
     return Receipt(
         catalog_pid=catalog_pid(config, store, action.scan),
         acquisition={
@@ -161,7 +166,7 @@ def catalog_pid(config: Config, store: StateStore, scan_id: str) -> str | None:
     """The scan's dataset pid: as the catalog answered at registration, else derived.
 
     The answer is stored with the registration (`catalog_registrations.pid`, back-filled from
-    the register events of older stores by migration 11); a catalog that keeps its pids (SciCat)
+    the register events of older stores by migration 14); a catalog that keeps its pids (SciCat)
     has them in `catalog_pids` first. Catalogs derive pids deterministically (`dataset_pid`), so
     a scan with no recorded answer still gets the right one.
     """

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from engine import tape_versions
+from engine import tape_legacy, tape_versions
 from engine.alert_log import AlertLog
 from engine.approvals import require_second_approver
 from engine.backends import Backends
@@ -485,6 +485,11 @@ class Reconciler:
             except Bl931Error as exc:
                 unproven[name] = exc.message
                 errors.append(EndpointError(name, exc.message, exc.error_class))
+        refused, kind_alerts = tape_legacy.kind_changed(self.config, self.store)  # per-file → tape
+        for name, why in refused.items():
+            unproven[name] = why
+            errors.append(EndpointError(name, why, ErrorClass.NEEDS_HUMAN))
+        alerts.extend(kind_alerts)
         return unproven
 
     def _reappeared(self, seen: Observation) -> frozenset[str]:

@@ -197,6 +197,10 @@ class DetailScreen(Screen[None]):
     def action_retry(self) -> None:
         self.bl931.retry_scan(self.scan_id)
 
+    def action_restore(self) -> None:
+        """Ask for a recall of this scan from tape (the same request as `--restore`)."""
+        self.bl931.ask_restore(self.scan_id, self.reload)
+
     def action_undo(self) -> None:
         """Take back this scan's rejections (or, with none, its unspent approvals)."""
         standing = self.detail.standing if self.detail is not None else ()
