@@ -16,15 +16,14 @@ from pathlib import Path
 
 from tests.adversary.tape_world import (
     TapeWorld,
+    acknowledge_alerts,
     approve_all,
     bundled_bytes,
     churn,
-    acknowledge_alerts,
     make_tape_world,
     on_disk,
     passes,
     restore,
-    run_ok,
     sql,
 )
 from tests.conftest import RunCli
@@ -135,7 +134,9 @@ def test_same_size_rot_is_caught_by_the_restore_never_returned(
     bundle.write_bytes(bytes(raw))
     done = restore(run_cli, w, S0, "cfs")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert on_disk(w, "cfs", S0) is None, "a restore put other bytes than the acquisition's in place"
+    assert on_disk(w, "cfs", S0) is None, (
+        "a restore put other bytes than the acquisition's in place"
+    )
     rotten = [p for p in w.folder("cfs").rglob("*") if p.is_file() and p.read_bytes()[1:] == D0[1:]]
     assert rotten == [], f"rotten bytes left on CFS: {rotten}"
 
