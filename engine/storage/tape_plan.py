@@ -115,8 +115,8 @@ def _restores(
     actions: list[Action],
     export: ExportControl | None,
 ) -> tuple[list[Action], list[Blocked]]:
-    out = []
-    refused = []
+    out: list[Action] = []
+    refused: list[Blocked] = []
     planned = {(a.scan, a.target) for a in actions if a.kind is ActionKind.COPY}
     for scan_id, target, by in tape_store.restores(store):
         scan = seen.scans.get(scan_id)
@@ -127,9 +127,9 @@ def _restores(
         if replica is not None and replica.level >= Level.CHECKSUM:
             continue  # restored (or never gone)
         fact = export.fact(scan_id) if export is not None and export.active else None
-        if held := copy_blocker(fact, export.offsite if export else frozenset(), target):
+        if kept := copy_blocker(fact, export.offsite if export else frozenset(), target):
             refused.append(
-                Blocked(scan_id, ActionKind.COPY, target, held[0], f"restore: {held[1]}")
+                Blocked(scan_id, ActionKind.COPY, target, kept[0], f"restore: {kept[1]}")
             )
             continue
         for tape in tapes:
