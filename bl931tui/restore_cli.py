@@ -3,6 +3,10 @@
 The request is recorded in the state store; the next pass plans the recall as a copy from the
 tape endpoint that holds the scan (the TUI's scan detail records the same request with `R`), waiting for approval like every recall (it costs tape
 mounts). Many restores from one bundle run as one job.
+
+An export-controlled scan is never restored into an endpoint marked `offsite = true`: the
+request is refused (exit 64, naming the scan and the endpoint) and nothing is recorded. The
+next pass checks again (engine/storage/tape_plan.py), for a request made before the flag came.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from engine.clock import SYSTEM_CLOCK
 from engine.config import Config
 from engine.errors import UsageError
 from engine.operators import operator_name
+from engine.scan_hints import export_control_for
 from engine.state import StateStore
 from engine.store import tape as tape_store
 
@@ -46,6 +51,15 @@ def record_restore(config: Config, scan: str, target: str | None, by: str, now: 
             raise UsageError(f"--restore {scan!r}: no such scan in the state store")
         if not any(tape_store.held_scans(store, t).get(scan) for t in tapes):
             raise UsageError(f"--restore {scan!r}: no verified bundle holds it")
+        if config.endpoints[target].offsite:
+            verdict = export_control_for(config, store).verdict(scan)
+            if verdict.controlled:
+                raise UsageError(
+                    f"refused: --restore {scan} --to {target}: {scan} is export-controlled "
+                    f"({verdict.source}) and {target} is off-site (offsite = true); an "
+                    "export-controlled scan is never copied off site: restore it into an "
+                    "on-site endpoint"
+                )
         tape_store.request_restore(store, scan, target, by, now)
     finally:
         store.close()

@@ -579,6 +579,7 @@ class Reconciler:
 
     @paused_gc()  # planning builds many acyclic objects: no cyclic GC passes over them
     def make_plan(self, seen: Observation, now: datetime) -> Plan:
+        export = export_control_for(self.config, self.store)
         planned = plan(
             PlanInput(
                 policy=self.policy,
@@ -593,11 +594,13 @@ class Reconciler:
                 errors=tuple(seen.errors),
                 reappeared=self._reappeared(seen),
                 remnants=self._remnants(seen),
-                export_control=export_control_for(self.config, self.store),
+                export_control=export,
             )
         )
         decisions = {aid: d[0] for aid, d in self.store.decisions().items()}
-        planned = tape_plan.shape_plan(planned, self.config, self.store, seen, decisions, now)
+        planned = tape_plan.shape_plan(
+            planned, self.config, self.store, seen, decisions, now, export
+        )
         over = self.config.approval.second_approver_over_bytes
         return require_second_approver(planned, self.store, over)
 

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import PurePosixPath
 
 from engine.config import Config
-from engine.errors import Bl931Error, UsageError
+from engine.errors import Bl931Error, UnsafePath, UsageError
 from engine.export_control import ExportControl
 from engine.layout import ScanLayout
 from engine.state import StateStore, iso
@@ -58,6 +58,19 @@ def _inventory_roots(config: Config) -> list[str]:
     return roots
 
 
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def escaped(name: str) -> str:
+    """A name as text anyone can read: undecodable bytes (surrogate escapes) as `\\xNN`."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def relative_scan_path(config: Config, path: str) -> str:
     """`path` relative to the inventory root: an absolute path under the inventory endpoint's
     local `path` (or its Globus `root`), or a path already relative to that root.
@@ -69,6 +82,13 @@ def relative_scan_path(config: Config, path: str) -> str:
     text = path.strip()
     if not text:
         raise UnknownScanPath("--notify: the path is empty")
+    if not _is_utf8(text):
+        # The walk leaves such a scan out as a problem (engine/inventory/walk.py): the state
+        # store, the catalog and Globus all need text.
+        raise UnknownScanPath(
+            f"--notify {escaped(path)}: the name is not valid UTF-8, so the inventory walk "
+            "leaves it out as a problem (no scan); rename it to include it"
+        )
     if os.path.isabs(text):
         normal = os.path.normpath(text)
         for root in _inventory_roots(config):
@@ -111,16 +131,29 @@ def scan_of_path(config: Config, path: str) -> str:
 def resolve(config: Config, path: str, export_controlled: bool) -> Hint:
     """The hint a notify gives: its scan and, on a local inventory, the scan's signature now.
 
+    On a local inventory the path is judged as the walk judges it: a path through a symlink
+    (a linked file or folder, pointing inside the root or out of it) is no scan, since the walk
+    never follows one; nor is a scan with a file whose name is not valid UTF-8 (the walk
+    reports it as a problem).
+
     Raises:
-        UnknownScanPath: see `scan_of_path`; also a local scan that is not there.
+        UnknownScanPath: see `scan_of_path`; also a local scan that is not there, a path
+            through a symlink, or a file name that is not valid UTF-8.
     """
     scan = scan_of_path(config, path)
     endpoint = config.endpoints[config.inventory.endpoint]
     signature = None
     if endpoint.path is not None:
         layout = ScanLayout.from_config(config.inventory)
+        storage = LocalStorage(config.inventory.endpoint, endpoint.path)
         try:
-            listing = LocalStorage(config.inventory.endpoint, endpoint.path).stat_scan(layout, scan)
+            storage.resolve(relative_scan_path(config, path))  # the notified file itself
+            listing = storage.stat_scan(layout, scan)
+        except UnsafePath as exc:
+            raise UnknownScanPath(
+                f"--notify {path}: no scan of the inventory endpoint "
+                f"{config.inventory.endpoint} (the walk never follows a symlink): {exc}"
+            ) from None
         except (Bl931Error, OSError, ValueError):
             listing = None  # the root is not mounted now: the walk judges the scan itself
             endpoint_missing = True
@@ -130,7 +163,15 @@ def resolve(config: Config, path: str, export_controlled: bool) -> Hint:
             raise UnknownScanPath(
                 f"--notify {path}: no scan {scan!r} at {endpoint.path} (nothing there yet?)"
             )
-        signature = listing.signature if listing is not None else None
+        if listing is not None:
+            odd = next((f.path for f in listing.files if not _is_utf8(f.path)), None)
+            if odd is not None:
+                raise UnknownScanPath(
+                    f"--notify {path}: the name of its file {escaped(odd)} is not valid "
+                    f"UTF-8, so the inventory walk leaves scan {scan} out as a problem; "
+                    "rename the file"
+                )
+            signature = listing.signature
     return Hint(scan, path, export_controlled, signature)
 
 

@@ -4,7 +4,9 @@ At the start of a pass every open task is looked at: a copy whose submission was
 (`preparing`) is sent again under the same submission id; an interrupted delete or replace is
 settled first (`engine/deletes.py`, `engine/interrupted_replaces.py`) and resumed only after its
 last look; an active task is polled, and a delete rejected or held since its submission is
-cancelled (`engine/withdrawn_deletes.py`). A finished copy counts only with checksum evidence;
+cancelled (`engine/withdrawn_deletes.py`), and so is a copy into an off-site endpoint whose scan
+was flagged export-controlled since (`engine/export_flights.py`: such a copy is never counted).
+A finished copy counts only with checksum evidence;
 a finished delete is settled scan by scan (`engine/finished_deletes.py`).
 """
 
@@ -18,6 +20,7 @@ from engine import submitted
 from engine.copy_evidence import settled_signature
 from engine.decisions import DecisionLog
 from engine.errors import classify
+from engine.export_flights import ExportFlights
 from engine.model import ActionKind, ErrorClass, Level
 from engine.outcome import Outcome
 from engine.replace_receipts import replace_receipt
@@ -37,6 +40,7 @@ class TaskPolling:
     def __init__(self, executor: Executor) -> None:
         self._executor = executor
         self.store = executor.store
+        self.export_flights = ExportFlights(executor)
 
     def poll_tasks(self, now: datetime, *, local_only: bool = False) -> Outcome:
         """Resubmit copies whose submission was interrupted, settle such deletes (they are
@@ -74,6 +78,8 @@ class TaskPolling:
                 continue
             # A delete rejected (or its scan held) since its submission: cancel what still runs.
             task = ex.withdrawals.cancel_if_withdrawn(task, mover, now)
+            # A copy off site whose scan was flagged export-controlled since its submission.
+            task = self.export_flights.cancel_if_controlled(task, mover, now)
             assert task.task_id is not None
             # A mover that answers per scan only for tasks it was told about (Globus, in a new
             # process) is told which scans the task carries.
@@ -199,6 +205,8 @@ class TaskPolling:
             ex.delete_records.record(action, task, now, result=result)
             return True
         evidence = result.evidence
+        if self.export_flights.refuse(task, action, evidence, now):
+            return False  # export-controlled since its submission: never counted off site
         if evidence is None or evidence.level < Level.CHECKSUM:
             ex.recorder.fail(
                 action.id,

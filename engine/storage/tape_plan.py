@@ -6,7 +6,10 @@
   (passes that write only; an audit counts a new waiter from now).
 - An operator's restore (`--restore SCAN [--to ENDPOINT]`) is a copy from the tape endpoint to
   the endpoint named; like every recall it waits for approval (it costs tape mounts). The request
-  ends once the restored copy is verified.
+  ends once the restored copy is verified. A restore into an off-site endpoint meets the export
+  check the planner's copies meet (engine/export_control.py): for an export-controlled scan it
+  is blocked `export_controlled` (the CLI refuses such a request up front; this holds for one
+  made before the flag arrived), for a scan whose flag is not known yet it waits.
 - `kind = "globus"` endpoints with `tape = true`: a warning once per process when the median scan
   is under 1 GB, pointing at `kind = "tape"` (NERSC asks for bundles of small files).
 """
@@ -21,6 +24,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from engine.config import Config
+from engine.export_control import ExportControl, copy_blocker
 from engine.model import Action, ActionKind, Blocked, Level, Plan, action_id
 from engine.storage.tape_groups import close_date, group_of
 from engine.store import tape as tape_store
@@ -41,6 +45,7 @@ def shape_plan(
     seen: Observation,
     decisions: Mapping[str, str],
     now: datetime,
+    export: ExportControl | None = None,
 ) -> Plan:
     warn_small_scans(config, seen)
     tapes = [n for n, e in config.endpoints.items() if e.kind == "tape"]
@@ -51,7 +56,10 @@ def shape_plan(
     for name in tapes:
         actions, waiting = _hold_open_groups(name, config, store, seen, actions, now)
         blocked += waiting
-    actions += _restores(tapes, store, seen, decisions, actions)
+    restores, refused = _restores(tapes, store, seen, decisions, actions, export)
+    actions += restores
+    known = {(b.scan, b.kind, b.endpoint) for b in blocked}
+    blocked += [b for b in refused if (b.scan, b.kind, b.endpoint) not in known]
     return replace(plan, actions=tuple(actions), blocked=tuple(blocked))
 
 
@@ -105,8 +113,10 @@ def _restores(
     seen: Observation,
     decisions: Mapping[str, str],
     actions: list[Action],
-) -> list[Action]:
-    out = []
+    export: ExportControl | None,
+) -> tuple[list[Action], list[Blocked]]:
+    out: list[Action] = []
+    refused: list[Blocked] = []
     planned = {(a.scan, a.target) for a in actions if a.kind is ActionKind.COPY}
     for scan_id, target, by in tape_store.restores(store):
         scan = seen.scans.get(scan_id)
@@ -116,6 +126,12 @@ def _restores(
         replica = there.replicas.get(scan_id) if there is not None else None
         if replica is not None and replica.level >= Level.CHECKSUM:
             continue  # restored (or never gone)
+        fact = export.fact(scan_id) if export is not None and export.active else None
+        if kept := copy_blocker(fact, export.offsite if export else frozenset(), target):
+            refused.append(
+                Blocked(scan_id, ActionKind.COPY, target, kept[0], f"restore: {kept[1]}")
+            )
+            continue
         for tape in tapes:
             held = seen.observations.get(tape)
             at_tape = held.replicas.get(scan_id) if held is not None else None
@@ -136,7 +152,7 @@ def _restores(
                 )
             )
             break
-    return out
+    return out, refused
 
 
 def warn_small_scans(config: Config, seen: Observation) -> None:
