@@ -23,24 +23,28 @@ import logging
 import shlex
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pydantic
 import tenacity
 
 from engine.clock import SYSTEM_CLOCK, Clock
-from engine.errors import EndpointUnavailable, TerminalError
+from engine.errors import ConfigError, EndpointUnavailable, TerminalError
 from engine.model import ErrorClass
 from engine.storage.tape_runner import CommandResult, JobState, JobStatus
 from engine.storage.tape_sfapi_settings import (
     SfapiCredentials,
     SfapiSettings,
     check_job_name,
+    load_credentials,
     xfer_script,
 )
+
+if TYPE_CHECKING:
+    from engine.config import Config
 
 with warnings.catch_warnings():
     # authlib warns that its httpx integration prefers `httpx2`; sfapi_client uses httpx.
@@ -308,6 +312,27 @@ class SfapiRunner:
         if seconds > 0:
             self._hold_until = self._clock.now() + timedelta(seconds=seconds)
             log.warning("%s: SFAPI asked to wait %.0f s (Retry-After)", self.endpoint, seconds)
+
+
+def build_runner(
+    config: Config,
+    name: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> SfapiRunner:
+    """The runner of tape endpoint `name` (`runner = "sfapi"`), credentials loaded now.
+
+    Raises:
+        ConfigError: the endpoint has no `[endpoints.<name>.sfapi]` table, or its credentials
+            are missing or unusable; names the key, never the key's content.
+    """
+    settings = config.endpoints[name].sfapi
+    where = f"endpoints.{name}.sfapi"
+    if settings is None:
+        raise ConfigError('runner = "sfapi" needs this table (docs/hpss.md)', key=where)
+    credentials = load_credentials(settings, environ=environ, where=where)
+    return SfapiRunner(name, settings, credentials, clock=clock)
 
 
 def _exit_code(exitcode: str | None) -> int | None:
