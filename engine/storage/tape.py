@@ -93,11 +93,13 @@ class TapeStorage:
     def attach(self, store: StoreBase) -> None:
         self.endpoint.attach(store)
 
-    def _ls(self, path: str, recursive: bool = False) -> dict[str, int]:
+    def _ls(self, path: str, recursive: bool = False, fresh_ok: bool = False) -> dict[str, int]:
         flags = "-l -R" if recursive else "-l"
         done = self.endpoint.runner.command(["hsi", "-q", f"ls {flags} {path}"])
         if done.returncode != 0:
-            if "No such file" in done.stderr and not recursive:
+            # A missing tree is empty only while no bundle was verified in it (a new archive:
+            # its first job makes it); once it holds bundles, its absence needs a person.
+            if "No such file" in done.stderr and (fresh_ok or not recursive):
                 return {}
             raise EndpointUnavailable(
                 self.name,
@@ -111,7 +113,7 @@ class TapeStorage:
         store = self.endpoint.need_store()
         self._looked = {}
         held = tape_store.held_scans(store, self.name)
-        on_hpss = self._ls(self.endpoint.base, recursive=True)
+        on_hpss = self._ls(self.endpoint.base, recursive=True, fresh_ok=not held)
         out: dict[str, ScanListing] = {}
         broken: set[str] = set()
         for scan_key, entries in held.items():
