@@ -218,13 +218,24 @@ class SfapiRunner:
     # ---- plumbing ------------------------------------------------------------------------------
 
     def _output(self, job_id: str) -> str:
-        """The job's output file, or "" when it cannot be read (verification then fails)."""
-        try:
-            result = self.command(["cat", self.settings.output_path(job_id)])
-        except EndpointUnavailable as exc:
-            log.warning("%s: output of job %s not read: %s", self.endpoint, job_id, exc.reason)
+        """The job's output file (its stdout and stderr: the `BL931 …` and `htar -tvf` lines
+        the tape endpoint judges), or "" when the file is not there (verification then fails).
+
+        A command endpoint that cannot be asked raises `EndpointUnavailable`: the job's outcome
+        is then unknown, not failed, so the poll is repeated next pass. Judging it failed would
+        bundle its scans again although the job may have made a good bundle (a duplicate).
+        """
+        result = self.command(["cat", self.settings.output_path(job_id)])
+        if result.returncode != 0:
+            log.warning(
+                "%s: output of job %s not readable (exit %d): %s",
+                self.endpoint,
+                job_id,
+                result.returncode,
+                result.stderr.strip()[:200],
+            )
             return ""
-        return result.stdout if result.returncode == 0 else ""
+        return result.stdout
 
     def _connect(self) -> Compute:
         if self._compute is None:
