@@ -362,7 +362,7 @@ def test_an_sfapi_tape_endpoint_reads_its_sfapi_table(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "key", "expected"),
     [
-        pytest.param(SFAPI_TAPE, "endpoints.hpss.sfapi", "runner = \"sfapi\" needs", id="missing"),
+        pytest.param(SFAPI_TAPE, "endpoints.hpss.sfapi", 'runner = "sfapi" needs', id="missing"),
         pytest.param(
             GOOD + '[endpoints.hpss.sfapi]\noutput_dir = "/jobs"\n',
             "endpoints.hpss.sfapi",
@@ -370,7 +370,7 @@ def test_an_sfapi_tape_endpoint_reads_its_sfapi_table(tmp_path: Path) -> None:
             id="not-sfapi",
         ),
         pytest.param(
-            SFAPI_TAPE + "[endpoints.hpss.sfapi]\naccount = \"als\"\n",
+            SFAPI_TAPE + '[endpoints.hpss.sfapi]\naccount = "als"\n',
             "endpoints.hpss.sfapi.output_dir",
             "required",
             id="no-output-dir",
@@ -383,7 +383,9 @@ def test_an_sfapi_tape_endpoint_reads_its_sfapi_table(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_a_bad_sfapi_table_names_its_key(tmp_path: Path, text: str, key: str, expected: str) -> None:
+def test_a_bad_sfapi_table_names_its_key(
+    tmp_path: Path, text: str, key: str, expected: str
+) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, text))
     assert key in str(caught.value) and expected in str(caught.value), str(caught.value)

@@ -435,7 +435,7 @@ def _sfapi_config(tmp_path: Path, table: str):  # type: ignore[no-untyped-def]
     path.write_text(
         '[endpoints.dtn]\nkind = "local"\npath = "dtn"\n'
         '[endpoints.hpss]\nkind = "tape"\nrunner = "sfapi"\nroot = "/home/a/alsdev/9.3.1"\n'
-        f"[endpoints.hpss.sfapi]\noutput_dir = \"/jobs\"\n{table}"
+        f'[endpoints.hpss.sfapi]\noutput_dir = "/jobs"\n{table}'
         '[[copy]]\nfrom = "dtn"\nto = "hpss"\n',
         "utf-8",
     )
@@ -464,12 +464,17 @@ def test_build_runner_reads_the_key_file_beside_the_config(
         pytest.param('key_file = "nowhere.pem"\n', {}, "endpoints.hpss.sfapi.key_file", id="gone"),
         pytest.param(
             "",
-            {"SFAPI_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LXNlY3JldA==\n"
-             "-----END PRIVATE KEY-----\n", "SFAPI_CLIENT_ID": CLIENT_ID},
+            {
+                "SFAPI_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LXNlY3JldA==\n"
+                "-----END PRIVATE KEY-----\n",
+                "SFAPI_CLIENT_ID": CLIENT_ID,
+            },
             "SFAPI_PRIVATE_KEY",
             id="not-a-key",
         ),
-        pytest.param("", {"SFAPI_PRIVATE_KEY": "KEY"}, "endpoints.hpss.sfapi.client_id", id="no-id"),
+        pytest.param(
+            "", {"SFAPI_PRIVATE_KEY": "KEY"}, "endpoints.hpss.sfapi.client_id", id="no-id"
+        ),
     ],
 )
 def test_build_runner_names_the_bad_key_never_its_content(

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from engine.storage.tape_local import SHIMS
 from engine.workspace import LocalWorkspace, create_workspace
 from tests.fakes.sfapi_api import FakeSfapi
-from tests.tape.test_tape_cli import JAN, write
+from tests.tape.test_tape_cli import write
 
 CLIENT_ID = "abcdefghij123"
 HPSS_DIR = "/home/a/alsdev/data_mover/9.3.1"
@@ -173,7 +173,9 @@ def test_a_cycle_of_scans_becomes_one_verified_bundle_through_sfapi(world: World
     (row,) = world.bundles()
     assert row[3] == job.jobid  # the Slurm job id, recorded
     with sqlite3.connect(world.ws.state_path) as conn:
-        evidence = json.loads(conn.execute("SELECT evidence FROM tape_members LIMIT 1").fetchone()[0])
+        evidence = json.loads(
+            conn.execute("SELECT evidence FROM tape_members LIMIT 1").fetchone()[0]
+        )
     assert evidence["bundle"] == BUNDLE_1 and evidence["job_id"] == job.jobid
     assert evidence["crc"] == "htar -Hcrc -Hverify=all"
     manifest = world.ws.hpss / (BUNDLE_1.lstrip("/") + ".manifest.json")
@@ -250,8 +252,12 @@ def test_a_truncated_bundle_is_rebundled_before_any_cfs_prune(
     try:
         scan = write(w.ws, 1)
         w.once(ok=True)
-        approve_deletes(w, "dtn")
-        w.until(lambda: verified(w)() and not (w.ws.dtn / scan).exists(), safe=scan)
+
+        def dtn_pruned_and_bundled() -> bool:
+            approve_deletes(w, "dtn")  # the CFS prune waits while the DTN relies on CFS
+            return verified(w)() and not (w.ws.dtn / scan).exists()
+
+        w.until(dtn_pruned_and_bundled, safe=scan)
         tar = w.ws.hpss / BUNDLE_1.lstrip("/")
         os.truncate(tar, tar.stat().st_size // 2)
         approve_deletes(w, "cfs")  # the operator approves the prune (if planned): too late
@@ -261,7 +267,9 @@ def test_a_truncated_bundle_is_rebundled_before_any_cfs_prune(
             assert rebundled or (w.ws.cfs / scan).exists(), "CFS pruned relying on a broken bundle"
             doc = w.audit()
             for alert in doc.get("alert_details", []):
-                w.run_cli("--acknowledge", alert["id"], "--why", "re-bundle", config=w.ws.config_path)
+                w.run_cli(
+                    "--acknowledge", alert["id"], "--why", "re-bundle", config=w.ws.config_path
+                )
             if rebundled:
                 approve_deletes(w, "cfs")
             if rebundled and not (w.ws.cfs / scan).exists():
@@ -371,9 +379,7 @@ def test_a_restore_through_sfapi_returns_the_acquired_bytes(world: World) -> Non
     done = w.run_cli("--restore", scan, "--to", "cfs", config=w.ws.config_path)
     assert done.returncode == 0, done.stderr  # type: ignore[attr-defined]
     w.once()
-    recalls = [
-        a for a in w.audit()["actions"] if a["kind"] == "copy" and a["source"] == "hpss"
-    ]
+    recalls = [a for a in w.audit()["actions"] if a["kind"] == "copy" and a["source"] == "hpss"]
     assert len(recalls) == 1 and recalls[0]["requires_approval"]
     assert w.run_cli("--approve", recalls[0]["id"], config=w.ws.config_path).returncode == 0  # type: ignore[attr-defined]
     w.until(lambda: (w.ws.cfs / scan).exists())
