@@ -97,8 +97,6 @@ class TapeStorage:
         flags = "-l -R" if recursive else "-l"
         done = self.endpoint.runner.command(["hsi", "-q", f"ls {flags} {path}"])
         if done.returncode != 0:
-            # A missing tree is empty only while no bundle was verified in it (a new archive:
-            # its first job makes it); once it holds bundles, its absence needs a person.
             if "No such file" in done.stderr and (fresh_ok or not recursive):
                 return {}
             raise EndpointUnavailable(
@@ -113,7 +111,7 @@ class TapeStorage:
         store = self.endpoint.need_store()
         self._looked = {}
         held = tape_store.held_scans(store, self.name)
-        on_hpss = self._ls(self.endpoint.base, recursive=True, fresh_ok=not held)
+        on_hpss = self._ls(self.endpoint.base, recursive=True, fresh_ok=not held)  # new: empty
         out: dict[str, ScanListing] = {}
         broken: set[str] = set()
         for scan_key, entries in held.items():
@@ -364,7 +362,9 @@ class TapeMover:
         return None
 
     def cancel(self, task_id: str) -> None:
-        return None  # a bundle job is short and harmless to finish; its outcome is judged
+        from engine.storage.tape_cancel import cancel_jobs
+
+        cancel_jobs(self.endpoint, task_id)
 
 
 def _renamed(path: str, scan: str, name: str) -> str:

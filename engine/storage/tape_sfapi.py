@@ -209,6 +209,17 @@ class SfapiRunner:
             code = 0 if result.status == "ok" else 1
         return CommandResult(code, result.output or "", result.error or "")
 
+    def cancel(self, job_id: str) -> None:
+        """scancel through the API (`DELETE compute/jobs/<machine>/<id>`, as `Job.cancel`)."""
+        if not job_id.isdigit():
+            raise TerminalError(f"{self.endpoint}: {job_id!r} is not a Slurm job id")
+        machine = self.settings.machine
+        self._call(
+            f"cancelling job {job_id}",
+            lambda c: c.client.delete(f"compute/jobs/{machine}/{job_id}"),
+        )
+        log.warning("%s: asked SFAPI to cancel Slurm job %s", self.endpoint, job_id)
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()

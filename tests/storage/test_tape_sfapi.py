@@ -489,3 +489,35 @@ def test_build_runner_names_the_bad_key_never_its_content(
     message = str(caught.value)
     assert key in message, message
     assert "c2VjcmV0" not in message and key_pair[0][40:80] not in message
+
+
+def test_cancel_ends_a_running_job_cancelled(runner: SfapiRunner, fake: FakeSfapi) -> None:
+    fake.hold_jobs = True
+    job_id = runner.submit("bl931-archive-slow", "#!/bin/bash\nsleep 30\n")
+    runner.status(job_id)  # PENDING
+    assert runner.status(job_id).state is JobState.RUNNING
+    runner.cancel(job_id)
+    status = runner.status(job_id)
+    assert status.state is JobState.CANCELLED and not status.ok
+    assert fake.calls["scancel"] == 1
+    with pytest.raises(TerminalError):
+        runner.cancel("41000001; rm -rf /")
+
+
+def test_cancelling_a_tape_task_cancels_its_submitted_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    import engine.storage.tape_cancel as tape_cancel
+
+    asked: list[str] = []
+    rows = [
+        SimpleNamespace(job_id="7", state="submitted"),
+        SimpleNamespace(job_id="8", state="verified"),  # judged already
+        SimpleNamespace(job_id=None, state="submitting"),  # found by name at the next poll
+    ]
+    monkeypatch.setattr(tape_cancel.tape_store, "bundles", lambda store, name, submission_id: rows)
+    endpoint = SimpleNamespace(
+        name="hpss", need_store=lambda: None, runner=SimpleNamespace(cancel=asked.append)
+    )
+    assert tape_cancel.cancel_jobs(endpoint, "tape:abc") == ["7"]  # type: ignore[arg-type]
+    assert asked == ["7"]
