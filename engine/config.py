@@ -30,6 +30,7 @@ from engine.export_control import ExportControlConfig
 from engine.model import ActionKind, Level
 from engine.operators import APPROVER_ENTRY
 from engine.storage.same_storage import Place, overlapping_places, remote_root, resolved
+from engine.storage.tape_sfapi_settings import SfapiSettings
 
 DEFAULT_LOCATIONS = (Path("bl931.toml"), Path("~/.config/bl931/config.toml"))
 
@@ -86,8 +87,9 @@ class EndpointConfig(_Section):
     list_timeout_seconds: float | None = Field(default=None, gt=0)
     # The root must be a mount point, on the device recorded when its marker was written.
     mount: bool = False
-    # kind = "tape" only (engine/storage/tape_config.py; docs/hpss.md)
+    # kind = "tape" only (engine/storage/tape*.py; docs/hpss.md)
     runner: Literal["local", "sfapi"] = "local"
+    sfapi: SfapiSettings | None = None  # runner = "sfapi": [endpoints.<name>.sfapi]
     bundle_by: Literal["cycle", "proposal", "month"] = "cycle"
     bundle_max_bytes: int = Field(default=2_000_000_000_000, gt=0)
     close_after_days: float = Field(default=14, ge=0)
@@ -405,6 +407,22 @@ def _validate_policy(config: Config) -> list[tuple[str, str]]:
     for name, endpoint in config.endpoints.items():
         if (endpoint.tape or endpoint.kind == "tape") and name == config.inventory.endpoint:
             problems.append((f"endpoints.{name}.tape", "the inventory endpoint cannot be tape"))
+        sfapi_runner = endpoint.kind == "tape" and endpoint.runner == "sfapi"
+        if sfapi_runner and endpoint.sfapi is None:
+            problems.append(
+                (
+                    f"endpoints.{name}.sfapi",
+                    'a tape endpoint with runner = "sfapi" needs this table (at least '
+                    "`output_dir`; docs/hpss.md)",
+                )
+            )
+        elif not sfapi_runner and endpoint.sfapi is not None:
+            problems.append(
+                (
+                    f"endpoints.{name}.sfapi",
+                    'only for a tape endpoint with runner = "sfapi"; remove it, or set the runner',
+                )
+            )
     if config.catalog.source_endpoint is not None:
         known("catalog.source_endpoint", config.catalog.source_endpoint)
     for name, (at, others) in unknown.items():
@@ -440,6 +458,12 @@ def _resolve(path: Path, base: Path) -> Path:
     return path if path.is_absolute() else (base / path)
 
 
+def _resolve_key_file(sfapi: SfapiSettings | None, base: Path) -> SfapiSettings | None:
+    if sfapi is None or sfapi.key_file is None:
+        return sfapi
+    return sfapi.model_copy(update={"key_file": _resolve(sfapi.key_file, base)})
+
+
 def parse_config(
     data: dict[str, Any], source: Path | None = None, *, text: str | None = None
 ) -> Config:
@@ -467,6 +491,7 @@ def parse_config(
             update={
                 "path": _resolve(ep.path, base) if ep.path else None,
                 "tools": _resolve(ep.tools, base) if ep.tools else None,
+                "sfapi": _resolve_key_file(ep.sfapi, base),
             }
         )
         for name, ep in config.endpoints.items()

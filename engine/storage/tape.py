@@ -94,11 +94,11 @@ class TapeStorage:
     def attach(self, store: StoreBase) -> None:
         self.endpoint.attach(store)
 
-    def _ls(self, path: str, recursive: bool = False) -> dict[str, int]:
+    def _ls(self, path: str, recursive: bool = False, fresh_ok: bool = False) -> dict[str, int]:
         flags = "-l -R" if recursive else "-l"
         done = self.endpoint.runner.command(["hsi", "-q", f"ls {flags} {path}"])
         if done.returncode != 0:
-            if "No such file" in done.stderr and not recursive:
+            if "No such file" in done.stderr and (fresh_ok or not recursive):
                 return {}
             raise EndpointUnavailable(
                 self.name,
@@ -112,7 +112,7 @@ class TapeStorage:
         store = self.endpoint.need_store()
         self._looked = {}
         held = tape_store.held_scans(store, self.name)
-        on_hpss = self._ls(self.endpoint.base, recursive=True)
+        on_hpss = self._ls(self.endpoint.base, recursive=True, fresh_ok=not held)  # new: empty
         out: dict[str, ScanListing] = {}
         broken: set[str] = set()
         for scan_key, entries in held.items():
@@ -363,7 +363,9 @@ class TapeMover(StoredTasks):
         return None
 
     def cancel(self, task_id: str) -> None:
-        return None  # a bundle job is short and harmless to finish; its outcome is judged
+        from engine.storage.tape_cancel import cancel_jobs
+
+        cancel_jobs(self.endpoint, task_id)
 
 
 def _renamed(path: str, scan: str, name: str) -> str:

@@ -17,7 +17,9 @@ from engine.storage.tape_local import LocalTapeRunner
 from engine.storage.tape_runner import TapeRunner
 
 
-def _runner(config: Config, name: str, environ: Mapping[str, str] | None) -> TapeRunner:
+def _runner(
+    config: Config, name: str, environ: Mapping[str, str] | None, clock: Clock
+) -> TapeRunner:
     spec = config.endpoints[name]
     if spec.runner == "local":
         assert spec.path is not None
@@ -31,7 +33,7 @@ def _runner(config: Config, name: str, environ: Mapping[str, str] | None) -> Tap
         raise ConfigError(
             f'endpoints.{name}.runner = "sfapi" needs the Superfacility API runner: {exc}'
         ) from exc
-    runner: TapeRunner = tape_sfapi.build_runner(config, name, environ=environ)
+    runner: TapeRunner = tape_sfapi.build_runner(config, name, environ=environ, clock=clock)
     return runner
 
 
@@ -52,7 +54,7 @@ def build_tape(
     for name, spec in config.endpoints.items():
         if spec.kind != "tape":
             continue
-        runner = _runner(config, name, environ)
+        runner = _runner(config, name, environ, clock)
         remote = config.endpoints[name].runner == "sfapi"
         if remote:
             # The job runs at NERSC: it reads CFS at the Globus root, not a local mount.

@@ -136,5 +136,8 @@ class LocalTapeRunner:
             raise EndpointUnavailable("hpss", f"{argv[0]} failed to run: {exc}") from exc
         return CommandResult(done.returncode, done.stdout, done.stderr)
 
+    def cancel(self, job_id: str) -> None:
+        return None  # a local job has ended by the time `submit` returns
+
     def close(self) -> None:
         return None

@@ -11,6 +11,8 @@ Contract every runner keeps:
   keeps state a restart would lose: after a crash the caller finds the job again by `find(name)`.
 - `status(job_id)` reports the job's state; `JobState.terminal` and `JobState.ok` decide what the
   caller does. Only `COMPLETED` with exit code 0 is a success.
+- `cancel(job_id)` ends a job bl931 gave up on (a stalled task, `engine/task_watch.py`); its
+  outcome is still read and judged like any other.
 - `command(argv)` runs one short command (e.g. `hsi ls`) and returns its exit code and output;
   it is used for reachability checks and for the last look before a prune.
 Failures to reach the runner raise `EndpointUnavailable` (transient) rather than returning a
@@ -89,6 +91,10 @@ class TapeRunner(Protocol):
 
     def command(self, argv: list[str]) -> CommandResult:
         """Run one short command (e.g. `["hsi", "ls", path]`) and return its result."""
+        ...
+
+    def cancel(self, job_id: str) -> None:
+        """Ask for the job to be ended (it then ends CANCELLED and its bundle is not counted)."""
         ...
 
     def close(self) -> None:

@@ -24,24 +24,28 @@ import math
 import shlex
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pydantic
 import tenacity
 
 from engine.clock import SYSTEM_CLOCK, Clock
-from engine.errors import EndpointUnavailable, TerminalError
+from engine.errors import ConfigError, EndpointUnavailable, TerminalError
 from engine.model import ErrorClass
 from engine.storage.tape_runner import CommandResult, JobState, JobStatus
 from engine.storage.tape_sfapi_settings import (
     SfapiCredentials,
     SfapiSettings,
     check_job_name,
+    load_credentials,
     xfer_script,
 )
+
+if TYPE_CHECKING:
+    from engine.config import Config
 
 with warnings.catch_warnings():
     # authlib warns that its httpx integration prefers `httpx2`; sfapi_client uses httpx.
@@ -210,6 +214,17 @@ class SfapiRunner:
             code = 0 if result.status == "ok" else 1
         return CommandResult(code, result.output or "", result.error or "")
 
+    def cancel(self, job_id: str) -> None:
+        """scancel through the API (`DELETE compute/jobs/<machine>/<id>`, as `Job.cancel`)."""
+        if not job_id.isdigit():
+            raise TerminalError(f"{self.endpoint}: {job_id!r} is not a Slurm job id")
+        machine = self.settings.machine
+        self._call(
+            f"cancelling job {job_id}",
+            lambda c: c.client.delete(f"compute/jobs/{machine}/{job_id}"),
+        )
+        log.warning("%s: asked SFAPI to cancel Slurm job %s", self.endpoint, job_id)
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
@@ -219,13 +234,24 @@ class SfapiRunner:
     # ---- plumbing ------------------------------------------------------------------------------
 
     def _output(self, job_id: str) -> str:
-        """The job's output file, or "" when it cannot be read (verification then fails)."""
-        try:
-            result = self.command(["cat", self.settings.output_path(job_id)])
-        except EndpointUnavailable as exc:
-            log.warning("%s: output of job %s not read: %s", self.endpoint, job_id, exc.reason)
+        """The job's output file (its stdout and stderr: the `BL931 …` and `htar -tvf` lines
+        the tape endpoint judges), or "" when the file is not there (verification then fails).
+
+        A command endpoint that cannot be asked raises `EndpointUnavailable`: the job's outcome
+        is then unknown, not failed, so the poll is repeated next pass. Judging it failed would
+        bundle its scans again although the job may have made a good bundle (a duplicate).
+        """
+        result = self.command(["cat", self.settings.output_path(job_id)])
+        if result.returncode != 0:
+            log.warning(
+                "%s: output of job %s not readable (exit %d): %s",
+                self.endpoint,
+                job_id,
+                result.returncode,
+                result.stderr.strip()[:200],
+            )
             return ""
-        return result.stdout if result.returncode == 0 else ""
+        return result.stdout
 
     def _connect(self) -> Compute:
         if self._compute is None:
@@ -313,6 +339,27 @@ class SfapiRunner:
         if seconds > 0:
             self._hold_until = self._clock.now() + timedelta(seconds=seconds)
             log.warning("%s: SFAPI asked to wait %.0f s (Retry-After)", self.endpoint, seconds)
+
+
+def build_runner(
+    config: Config,
+    name: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> SfapiRunner:
+    """The runner of tape endpoint `name` (`runner = "sfapi"`), credentials loaded now.
+
+    Raises:
+        ConfigError: the endpoint has no `[endpoints.<name>.sfapi]` table, or its credentials
+            are missing or unusable; names the key, never the key's content.
+    """
+    settings = config.endpoints[name].sfapi
+    where = f"endpoints.{name}.sfapi"
+    if settings is None:
+        raise ConfigError('runner = "sfapi" needs this table (docs/hpss.md)', key=where)
+    credentials = load_credentials(settings, environ=environ, where=where)
+    return SfapiRunner(name, settings, credentials, clock=clock)
 
 
 def _exit_code(exitcode: str | None) -> int | None:

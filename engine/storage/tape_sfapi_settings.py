@@ -107,7 +107,7 @@ def load_credentials(
     key_text: str | None = env.get(PRIVATE_KEY_VAR) or None
     first_line_id: str | None = None
     if key_text is None and settings.key_file is not None:
-        key_text = _read_owner_only(settings.key_file)
+        key_text = _read_owner_only(settings.key_file, f"{where}.key_file")
     if key_text is None:
         raise ConfigError(
             f"no SFAPI private key: set ${PRIVATE_KEY_VAR} or `key_file` (an owner-only PEM file)",
@@ -116,10 +116,19 @@ def load_credentials(
     head, _, rest = key_text.lstrip().partition("\n")
     if not head.startswith("-----BEGIN"):
         first_line_id, key_text = head.strip(), rest
+    key_name = f"${PRIVATE_KEY_VAR}" if env.get(PRIVATE_KEY_VAR) else f"{where}.key_file"
     if "-----BEGIN" not in key_text or "PRIVATE KEY-----" not in key_text:
         raise ConfigError(
             "the SFAPI private key is not a PEM private key (expected '-----BEGIN … PRIVATE KEY')",
-            key=f"{where}.key_file" if settings.key_file else PRIVATE_KEY_VAR,
+            key=key_name,
+        )
+    if not _is_private_key(key_text):
+        # Found now, not at the first token request of a pass (where the library's error
+        # would be a bare ValueError).
+        raise ConfigError(
+            "the SFAPI private key cannot be read as a private key (damaged, or encrypted "
+            "with a passphrase); download it from Iris again",
+            key=key_name,
         )
     client_id = settings.client_id or env.get(CLIENT_ID_VAR) or first_line_id
     if not client_id:
@@ -131,7 +140,17 @@ def load_credentials(
     return SfapiCredentials(client_id.strip(), Secret(key_text.strip() + "\n"))
 
 
-def _read_owner_only(path: Path) -> str:
+def _is_private_key(pem: str) -> bool:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        load_pem_private_key(pem.strip().encode("utf-8"), password=None)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def _read_owner_only(path: Path, key: str) -> str:
     """A key file's text, refused when anyone but its owner may read it (as `engine.secrets`)."""
     path = path.expanduser()
     try:
@@ -141,13 +160,14 @@ def _read_owner_only(path: Path) -> str:
                 f"SFAPI key file is readable by others (mode {stat.filemode(info.st_mode)}); "
                 "run `chmod 600` on it",
                 path=str(path),
+                key=key,
             )
         return path.read_text("utf-8")
     except FileNotFoundError:
-        raise ConfigError("SFAPI key file not found", path=str(path)) from None
+        raise ConfigError("SFAPI key file not found", path=str(path), key=key) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(
-            f"SFAPI key file cannot be read ({type(exc).__name__})", path=str(path)
+            f"SFAPI key file cannot be read ({type(exc).__name__})", path=str(path), key=key
         ) from None
 
 

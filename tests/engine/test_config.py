@@ -339,3 +339,53 @@ def test_key_lines_follow_tables_arrays_of_tables_and_dotted_keys() -> None:
     assert lines[("catalog", "quoted")] == 28
     assert line_of(lines, ("retention", "cfs", "verify")) == 23  # missing key: its table
     assert line_of(lines, ("nowhere",)) is None
+
+
+SFAPI_TAPE = GOOD.replace(
+    '[endpoints.hpss]\nkind = "local"\npath = "hpss"\ntape = true\n',
+    '[endpoints.hpss]\nkind = "tape"\nrunner = "sfapi"\nroot = "/home/a/alsdev/9.3.1"\n',
+)
+
+
+def test_an_sfapi_tape_endpoint_reads_its_sfapi_table(tmp_path: Path) -> None:
+    text = SFAPI_TAPE + (
+        '[endpoints.hpss.sfapi]\nkey_file = "keys/bl931.pem"\naccount = "als"\n'
+        'output_dir = "/global/cfs/jobs"\n'
+    )
+    config = load_config(write(tmp_path, text))
+    sfapi = config.endpoints["hpss"].sfapi
+    assert sfapi is not None
+    assert sfapi.account == "als" and sfapi.qos == "xfer"
+    assert sfapi.key_file == tmp_path / "keys" / "bl931.pem"  # beside the config, like `path`
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expected"),
+    [
+        pytest.param(SFAPI_TAPE, "endpoints.hpss.sfapi", 'runner = "sfapi" needs', id="missing"),
+        pytest.param(
+            GOOD + '[endpoints.hpss.sfapi]\noutput_dir = "/jobs"\n',
+            "endpoints.hpss.sfapi",
+            'only for a tape endpoint with runner = "sfapi"',
+            id="not-sfapi",
+        ),
+        pytest.param(
+            SFAPI_TAPE + '[endpoints.hpss.sfapi]\naccount = "als"\n',
+            "endpoints.hpss.sfapi.output_dir",
+            "required",
+            id="no-output-dir",
+        ),
+        pytest.param(
+            SFAPI_TAPE + '[endpoints.hpss.sfapi]\noutput_dir = "/jobs"\nquos = "xfer"\n',
+            "endpoints.hpss.sfapi.quos",
+            "unknown key",
+            id="typo",
+        ),
+    ],
+)
+def test_a_bad_sfapi_table_names_its_key(
+    tmp_path: Path, text: str, key: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    assert key in str(caught.value) and expected in str(caught.value), str(caught.value)

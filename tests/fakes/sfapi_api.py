@@ -38,7 +38,8 @@ run=)` (the next submitted job ends so, e.g. NODE_FAIL or COMPLETED with exit 3)
 are refused), `fail_commands(message)` (the command endpoint answers ERROR, e.g. HPSS down on
 the login nodes), `lose_submit_answer()` (the job is created but the task poll answering its id
 fails: a crash right after submit), `reject_submit(message)` (sbatch refuses the job),
-`sacct_error` (sacct itself fails), `machine_status`, `hold_jobs`. `calls` counts requests per route; `jobs` holds every job.
+`sacct_error` (sacct itself fails), `machine_status`, `hold_jobs`. `DELETE compute/jobs/{machine}/{id}`
+cancels a job (it ends CANCELLED, its script killed). `calls` counts requests per route; `jobs` holds every job.
 """
 
 from __future__ import annotations
@@ -268,6 +269,10 @@ class FakeSfapi:
             if self._command_error is not None:
                 return 200, {"task_id": "", "status": "ERROR", "error": self._command_error}, {}
             return 200, self._new_task("command", form.get("executable", "")), {}
+        if method == "DELETE" and route.startswith(f"compute/jobs/{self.machine}/"):
+            # scancel: sfapi_client's `Job.cancel` sends this and reads no body
+            # (`_sync/jobs.py`); an unknown job id is a 404.
+            return 200, self._cancel(route.rsplit("/", 1)[1]), {}
         if method == "GET" and route.startswith("tasks/"):
             return 200, self._poll_task(route.split("/", 1)[1]), {}
         raise _Refused(404, {"detail": "Not Found"})
@@ -392,6 +397,19 @@ class FakeSfapi:
             job.state, job.exitcode = forced[0], f"{forced[1]}:0"
         else:  # Slurm: a batch script exiting nonzero ends the job FAILED
             job.state, job.exitcode = ("COMPLETED" if code == 0 else "FAILED"), f"{code}:0"
+
+    def _cancel(self, jobid: str) -> dict[str, Any]:
+        with self._lock:
+            job = self.jobs.get(jobid)
+            if job is None:
+                raise _Refused(404, {"detail": f"Job {jobid} not found"})
+            self.calls["scancel"] += 1
+            if job.state not in TERMINAL:
+                if job.process is not None and job.process.poll() is None:
+                    job.process.kill()
+                    job.process.wait()
+                job.state, job.exitcode = "CANCELLED", "0:15"
+        return {"status": "OK", "output": "", "error": None}
 
     def _job_rows(self, query: dict[str, list[str]]) -> dict[str, Any]:
         sacct = query.get("sacct", ["false"])[-1].lower() == "true"

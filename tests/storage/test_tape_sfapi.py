@@ -425,3 +425,99 @@ def test_xfer_script_directives() -> None:
     assert "#SBATCH --mail-type=END" in lines  # not an option the runner owns
     assert "#SBATCH --output=/global/cfs/out/bl931-%j.out" in lines
     assert not any("--constraint" in line for line in lines)
+
+
+def _sfapi_config(tmp_path: Path, table: str):  # type: ignore[no-untyped-def]
+    from engine.config import load_config
+
+    (tmp_path / "dtn").mkdir(exist_ok=True)
+    path = tmp_path / "bl931.toml"
+    path.write_text(
+        '[endpoints.dtn]\nkind = "local"\npath = "dtn"\n'
+        '[endpoints.hpss]\nkind = "tape"\nrunner = "sfapi"\nroot = "/home/a/alsdev/9.3.1"\n'
+        f'[endpoints.hpss.sfapi]\noutput_dir = "/jobs"\n{table}'
+        '[[copy]]\nfrom = "dtn"\nto = "hpss"\n',
+        "utf-8",
+    )
+    return load_config(path)
+
+
+def test_build_runner_reads_the_key_file_beside_the_config(
+    key_pair: tuple[str, str], tmp_path: Path
+) -> None:
+    from engine.storage.tape_sfapi import build_runner
+
+    (tmp_path / "keys").mkdir()
+    key_file = tmp_path / "keys" / "bl931.pem"
+    key_file.write_text(f"{CLIENT_ID}\n{key_pair[0]}")
+    key_file.chmod(0o600)
+    config = _sfapi_config(tmp_path, 'key_file = "keys/bl931.pem"\naccount = "als"\n')
+    runner = build_runner(config, "hpss", environ={})
+    assert isinstance(runner, TapeRunner) and runner.endpoint == "hpss"
+    assert runner.settings.account == "als"
+
+
+@pytest.mark.parametrize(
+    ("table", "environ", "key"),
+    [
+        pytest.param("", {}, "endpoints.hpss.sfapi.key_file", id="no-key"),
+        pytest.param('key_file = "nowhere.pem"\n', {}, "endpoints.hpss.sfapi.key_file", id="gone"),
+        pytest.param(
+            "",
+            {
+                "SFAPI_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LXNlY3JldA==\n"
+                "-----END PRIVATE KEY-----\n",
+                "SFAPI_CLIENT_ID": CLIENT_ID,
+            },
+            "SFAPI_PRIVATE_KEY",
+            id="not-a-key",
+        ),
+        pytest.param(
+            "", {"SFAPI_PRIVATE_KEY": "KEY"}, "endpoints.hpss.sfapi.client_id", id="no-id"
+        ),
+    ],
+)
+def test_build_runner_names_the_bad_key_never_its_content(
+    key_pair: tuple[str, str], tmp_path: Path, table: str, environ: dict[str, str], key: str
+) -> None:
+    from engine.storage.tape_sfapi import build_runner
+
+    environ = {k: (key_pair[0] if v == "KEY" else v) for k, v in environ.items()}
+    config = _sfapi_config(tmp_path, table)
+    with pytest.raises(ConfigError) as caught:
+        build_runner(config, "hpss", environ=environ)
+    message = str(caught.value)
+    assert key in message, message
+    assert "c2VjcmV0" not in message and key_pair[0][40:80] not in message
+
+
+def test_cancel_ends_a_running_job_cancelled(runner: SfapiRunner, fake: FakeSfapi) -> None:
+    fake.hold_jobs = True
+    job_id = runner.submit("bl931-archive-slow", "#!/bin/bash\nsleep 30\n")
+    runner.status(job_id)  # PENDING
+    assert runner.status(job_id).state is JobState.RUNNING
+    runner.cancel(job_id)
+    status = runner.status(job_id)
+    assert status.state is JobState.CANCELLED and not status.ok
+    assert fake.calls["scancel"] == 1
+    with pytest.raises(TerminalError):
+        runner.cancel("41000001; rm -rf /")
+
+
+def test_cancelling_a_tape_task_cancels_its_submitted_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    import engine.storage.tape_cancel as tape_cancel
+
+    asked: list[str] = []
+    rows = [
+        SimpleNamespace(job_id="7", state="submitted"),
+        SimpleNamespace(job_id="8", state="verified"),  # judged already
+        SimpleNamespace(job_id=None, state="submitting"),  # found by name at the next poll
+    ]
+    monkeypatch.setattr(tape_cancel.tape_store, "bundles", lambda store, name, submission_id: rows)
+    endpoint = SimpleNamespace(
+        name="hpss", need_store=lambda: None, runner=SimpleNamespace(cancel=asked.append)
+    )
+    assert tape_cancel.cancel_jobs(endpoint, "tape:abc") == ["7"]  # type: ignore[arg-type]
+    assert asked == ["7"]
