@@ -116,11 +116,12 @@ class LegacyResult:
 
 def _hpss_sizes(config: Config, endpoint: str) -> tuple[str, dict[str, int]]:
     """(the tape root, HPSS path → size) from one `hsi ls -l -R` of the root."""
+    from engine.clock import SYSTEM_CLOCK
     from engine.storage.tape_build import _runner
 
     spec = config.endpoints[endpoint]
     base = (spec.root or "/") if spec.runner == "sfapi" else "/"
-    runner = _runner(config, endpoint, None)
+    runner = _runner(config, endpoint, None, SYSTEM_CLOCK)
     try:
         done = runner.command(["hsi", "-q", f"ls -l -R {base}"])
     finally:
