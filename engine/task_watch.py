@@ -146,7 +146,13 @@ class TaskWatch:
                 f"([globus] persistent_fault_minutes), so the task was cancelled: fix "
                 f"{watched.fault} on the collection, then retry the action"
             )
-        if task.kind == "copy" and now - watched.progress_at >= self.stall_limit:
+        # A tape bundle job reports no progress until it ends, and Slurm bounds it by its own
+        # walltime (it ends TIMEOUT): the Globus stall rule does not apply to it.
+        if (
+            task.kind == "copy"
+            and not task.mover.startswith("tape:")
+            and now - watched.progress_at >= self.stall_limit
+        ):
             hours = self.stall_limit.total_seconds() / 3600
             return (
                 f"task {task.task_id} made no progress for {hours:g} hours ([globus] "
