@@ -56,7 +56,7 @@ from engine.submitted import submitted_scan
 
 if TYPE_CHECKING:
     from engine.executor import Executor, Outcome
-    from engine.reconciler import Observation
+    from engine.observe.observation import Observation
 
 log = logging.getLogger(__name__)
 

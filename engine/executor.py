@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from engine import submitted, tape_versions
 from engine.backends import Backends
+from engine.backoff import backoff_seconds
 from engine.catalog.base import Location
 from engine.catalog.custody import Registrations
 from engine.changed_deletes import mark_unverified
@@ -78,7 +79,7 @@ from engine.task_watch import TaskWatch
 from engine.withdrawn_deletes import Withdrawals
 
 if TYPE_CHECKING:
-    from engine.reconciler import Observation
+    from engine.observe.observation import Observation
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,9 @@ class Executor:
         if error_class is not ErrorClass.TRANSIENT:
             return None  # needs a person (or never works): held until an operator retries
         attempts = self.store.attempts(action_id) if self.store.get_action(action_id) else 0
-        delay = min(self.config.retry.max_seconds, self.config.retry.base_seconds * 2**attempts)
+        delay = backoff_seconds(
+            attempts, self.config.retry.base_seconds, self.config.retry.max_seconds
+        )
         return now + timedelta(seconds=delay)
 
     def _fail(
