@@ -1,11 +1,13 @@
-"""The plan step of a pass: the planner's input from an observation and the store, and the
-findings set beside the plan (alerts from observation, prunes, changed deletes and tasks).
+"""The plan step of a pass: the planner's input from an observation and the store, the findings
+set beside the plan (alerts from observation, prunes, changed deletes and tasks), and the plan
+recorded (its actions, its alerts logged, what blocked which scan).
 
 `make_plan` is the one place a pass calls `engine.planner.plan`.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import datetime
 
@@ -16,10 +18,14 @@ from engine.config import Config
 from engine.executor import Executor
 from engine.model import Alert, AlertEffect, ClearedBy, InFlight, Plan
 from engine.observe.observation import Observation
+from engine.pass_findings import PassFindings
 from engine.planner import PlanInput, plan
 from engine.policy import Policy
 from engine.remnants import remnant_index
 from engine.store import OPEN_TASK_STATES, SUBMITTED, StateStore
+
+# Logged under the reconciler's name, as before the pass had steps of its own.
+log = logging.getLogger("engine.reconciler")
 
 
 class PassPlanner:
@@ -30,6 +36,7 @@ class PassPlanner:
         self.store = store
         self.policy = policy
         self.executor = executor
+        self.findings = PassFindings(store)
 
     def in_flight(self) -> tuple[InFlight, ...]:
         # An interrupted delete or replace cleared for its last look is planned afresh, not in
@@ -85,6 +92,18 @@ class PassPlanner:
             alert_details=standing,
             problems=problems,
         )
+
+    def record(self, the_plan: Plan, seen: Observation, now: datetime) -> None:
+        """Save the plan's actions and what blocked which scan; log every standing alert."""
+        for alert in the_plan.alert_details:
+            log.error(
+                "ALERT %s [%s]",
+                alert.message,
+                alert.id,
+                extra={"alert": alert.code, "endpoint": alert.endpoint, "effect": alert.effect},
+            )
+        self.store.save_plan(the_plan.actions, now)
+        self.findings.record(the_plan, seen.catalog, now)
 
     def _reappeared(self, seen: Observation) -> frozenset[str]:
         """Scans bl931 pruned from the inventory endpoint that are listed there again with

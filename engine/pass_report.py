@@ -8,13 +8,22 @@ rows this pass wrote, so the metrics agree with the audit by construction.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from engine.model import ActionKind, Level, Plan
 from engine.observe.observation import Observation
+from engine.store import StateStore
+
+if TYPE_CHECKING:
+    from engine.executor import Outcome
+
+# Logged under the reconciler's name, as before the pass had steps of its own.
+log = logging.getLogger("engine.reconciler")
 
 
 class ActionOutcome(StrEnum):
@@ -117,3 +126,41 @@ def replica_levels(seen: Observation) -> dict[tuple[str, str], int]:
                 key = (name, replica.level.word)
                 out[key] = out.get(key, 0) + 1
     return out
+
+
+def report_pass(
+    store: StateStore,
+    the_plan: Plan,
+    seen: Observation,
+    outcome: Outcome,
+    *,
+    started: datetime,
+    finished: datetime,
+    endpoints: tuple[str, ...],
+    events_after: int,
+) -> PassReport:
+    """The pass's report (its action outcomes from the audit rows after `events_after`), the
+    heartbeat that says the pass finished, and its log line."""
+    report = PassReport(
+        plan=the_plan,
+        started_at=started,
+        finished_at=finished,
+        submitted=outcome.submitted,
+        succeeded=outcome.succeeded,
+        failed=outcome.failed,
+        new_scans=len(seen.new_scans),
+        scans=len(seen.scans),
+        endpoints=endpoints,
+        replica_levels=replica_levels(seen),
+        actions=ActionTallies.of_events(store.action_events_since(events_after)),
+    )
+    beat: dict[str, object] = {"pass_finished_at": finished, "summary": report.summary()}
+    if report.ok:
+        beat["last_ok_pass_at"] = finished
+    store.beat(finished, **beat)
+    log.info(
+        "pass done in %.2fs: %s",
+        (finished - started).total_seconds(),
+        ", ".join(f"{k}={v}" for k, v in report.summary().items() if v) or "nothing to do",
+    )
+    return report

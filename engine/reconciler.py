@@ -27,9 +27,8 @@ from engine.observe.observation import Observation
 from engine.observe.observer import Observer
 from engine.observe.record import record_observation
 from engine.operators import operator_name
-from engine.pass_findings import PassFindings
 from engine.pass_plan import PassPlanner
-from engine.pass_report import ActionTallies, PassReport, replica_levels
+from engine.pass_report import PassReport, report_pass
 from engine.policy import Policy
 from engine.retry_holds import keep_holds_in
 from engine.store import StateStore
@@ -67,7 +66,6 @@ class Reconciler:
             user=self.user,
         )  # fmt: skip
         self.planner = PassPlanner(config, store, self.policy, self.executor)
-        self.findings = PassFindings(store)
         keep_pids_in(backends.catalog, store)
         keep_holds_in(backends, store)  # Retry-After waits outlive this process
         self._swept = False
@@ -120,15 +118,7 @@ class Reconciler:
         # plan
         the_plan = self.make_plan(seen, started)
         the_plan = self.planner.with_findings(the_plan, seen, started, write=True)
-        for alert in the_plan.alert_details:
-            log.error(
-                "ALERT %s [%s]",
-                alert.message,
-                alert.id,
-                extra={"alert": alert.code, "endpoint": alert.endpoint, "effect": alert.effect},
-            )
-        self.store.save_plan(the_plan.actions, started)
-        self.findings.record(the_plan, seen.catalog, started)
+        self.planner.record(the_plan, seen, started)
         # execute
         outcome += self.executor.execute(the_plan, seen, started)
         if drain:
@@ -139,27 +129,13 @@ class Reconciler:
             except Bl931Error as exc:
                 log.error("catalog flush failed: %s", exc)
         # report
-        finished = self.clock()
-        report = PassReport(
-            plan=the_plan,
-            started_at=started,
-            finished_at=finished,
-            submitted=outcome.submitted,
-            succeeded=outcome.succeeded,
-            failed=outcome.failed,
-            new_scans=len(seen.new_scans),
-            scans=len(seen.scans),
+        return report_pass(
+            self.store,
+            the_plan,
+            seen,
+            outcome,
+            started=started,
+            finished=self.clock(),
             endpoints=tuple(self.policy.endpoints),
-            replica_levels=replica_levels(seen),
-            actions=ActionTallies.of_events(self.store.action_events_since(mark)),
+            events_after=mark,
         )
-        beat: dict[str, object] = {"pass_finished_at": finished, "summary": report.summary()}
-        if report.ok:
-            beat["last_ok_pass_at"] = finished
-        self.store.beat(finished, **beat)
-        log.info(
-            "pass done in %.2fs: %s",
-            (finished - started).total_seconds(),
-            ", ".join(f"{k}={v}" for k, v in report.summary().items() if v) or "nothing to do",
-        )
-        return report
