@@ -14,11 +14,11 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import NoReturn
 
 from bl931tui import notify_cli
+from bl931tui.as_of import parse_as_of
 from engine.config import Config, load_config
 from engine.errors import Bl931Error, ConfigError, StateLocked, UsageError
 from engine.operator_decisions import NotPermitted
@@ -219,26 +219,6 @@ def _check_combinations(args: argparse.Namespace) -> None:
             "--adopt-endpoint needs --from-identity IDENTITY: the old storage whose evidence "
             "you vouch for (the storage_changed alert names it)"
         )
-
-
-def parse_as_of(text: str, flag: str = "--as-of") -> datetime:
-    """An ISO 8601 time with its UTC offset, or a bare date (midnight UTC), given to `flag`."""
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        pass
-    else:
-        return datetime.combine(day, time(), tzinfo=UTC)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(
-            f"{flag} {text!r} is not a date (2027-12-01, taken as midnight UTC) or an ISO 8601 "
-            "time with its offset (2027-12-01T08:00:00+00:00)"
-        ) from None
-    if moment.tzinfo is None:
-        raise UsageError(f"{flag} {text!r} needs a UTC offset, e.g. {moment.isoformat()}+00:00")
-    return moment
 
 
 def main(argv: Sequence[str] | None = None) -> int:

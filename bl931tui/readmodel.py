@@ -13,8 +13,27 @@ import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
+from bl931tui.cells import (
+    FAILED,
+    HOLD,
+    NONE,
+    PARTIAL,
+    PRUNED,
+    PRUNING,
+    REGISTERED,
+    REGISTERING,
+    SIZE_ONLY,
+    TONE_STATE,
+    UNKNOWN,
+    UPDATE,
+    VERIFIED,
+    WAITING,
+    Cell,
+    ScanRow,
+)
+from bl931tui.rows import RowBuilder
 from engine.alert_log import AlertLog, AlertRecord
 from engine.model import AlertEffect
 from engine.pass_findings import (
@@ -26,61 +45,32 @@ from engine.store import views
 
 CATALOG = "catalog"
 
-
-class Cell(NamedTuple):
-    """One status cell: a glyph and a word (meaning never rests on colour alone) and a tone."""
-
-    glyph: str
-    word: str
-    tone: str  # ok · busy · wait · bad · hold · gone · none
-
-    @property
-    def text(self) -> str:
-        return f"{self.glyph} {self.word}"
-
-
-VERIFIED = Cell("✓", "verified", "ok")
-SIZE_ONLY = Cell("✓", "size", "ok")
-PARTIAL = Cell("◐", "partial", "wait")
-WAITING = Cell("…", "waiting", "wait")
-FAILED = Cell("✗", "failed", "bad")
-HOLD = Cell("⏸", "hold", "hold")
-PRUNED = Cell("–", "pruned", "gone")
-NONE = Cell("·", "none", "none")
-PRUNING = Cell("⇄", "pruning", "busy")
-REGISTERED = Cell("✓", "registered", "ok")
-REGISTERING = Cell("⇄", "registering", "busy")
-UPDATE = Cell("~", "update", "wait")
-UNKNOWN = Cell("?", "unknown", "unknown")  # the catalog never answered (or was never asked)
-
-# Which filter state each tone puts a scan in.
-TONE_STATE = {
-    "ok": "verified",
-    "busy": "inflight",
-    "wait": "waiting",
-    "bad": "failed",
-    "hold": "hold",
-    "gone": "pruned",
-}
-
-
-class ScanRow(NamedTuple):
-    """One scan as the scans table shows it; equal rows need no repaint.
-
-    A named tuple rather than a dataclass: 100,000 of them are built per full refresh, and a
-    tuple is built several times faster than a frozen dataclass.
-    """
-
-    scan: str
-    label: str
-    size: int
-    acquired: float  # epoch seconds
-    cells: tuple[Cell, ...]
-    next_text: str
-    next_tone: str
-    states: frozenset[str]
-    at: frozenset[str]
-    rank: int  # 0 failed · 1 in flight · 2 awaiting approval · 3 waiting · 4 hold · 5 settled
+__all__ = [
+    "CATALOG",
+    "EFFECT_RANK",
+    "FAILED",
+    "HOLD",
+    "NONE",
+    "PARTIAL",
+    "PRUNED",
+    "PRUNING",
+    "REGISTERED",
+    "REGISTERING",
+    "SIZE_ONLY",
+    "TONE_STATE",
+    "UNKNOWN",
+    "UPDATE",
+    "VERIFIED",
+    "WAITING",
+    "Cell",
+    "Heartbeat",
+    "ScanRow",
+    "Snapshot",
+    "fingerprint",
+    "load_snapshot",
+    "read_heartbeat",
+    "standing_alerts",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +179,6 @@ def load_snapshot(
     With `first`, only the newest `first` scans are read: the first paint shows them while the
     full read runs, and the snapshot says it is partial.
     """
-    from bl931tui.rows import RowBuilder
-
     stamp = fingerprint(store)
     stages = tuple(policy.endpoints) + ((CATALOG,) if catalog else ())
     facts = views.scan_table(store, tuple(policy.endpoints), now, catalog=catalog, first=first)

@@ -14,6 +14,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+from bl931tui.as_of import parse_as_of
 from engine.config import Config
 from engine.errors import UsageError
 from engine.receipt_search import ReceiptQuery, find_receipts
@@ -27,8 +28,6 @@ def query_of(args: argparse.Namespace) -> ReceiptQuery:
     Raises:
         UsageError: a bound that is not a date or time, or `--since` after `--until`.
     """
-    from bl931tui.cli import parse_as_of
-
     since = parse_as_of(args.since, "--since") if args.since else None
     until = None
     if args.until:

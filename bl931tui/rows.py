@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from bl931tui.readmodel import (
+from bl931tui.cells import (
     FAILED,
     HOLD,
     NONE,

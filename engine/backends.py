@@ -18,8 +18,11 @@ from engine.clock import Clock, as_clock
 from engine.config import Config
 from engine.storage.base import Mover, Storage
 from engine.storage.local import LocalMover, LocalStorage
+from engine.storage.localfs import sweep_temp_files
 
 log = logging.getLogger(__name__)
+# The sweep at a reconciler's first pass logs under the reconciler's name, as it always has.
+sweep_log = logging.getLogger("engine.reconciler")
 
 
 @dataclass
@@ -47,6 +50,21 @@ class Backends:
             attach = getattr(backend, "attach", None)
             if attach is not None:
                 attach(store)
+
+    def sweep_temp_files(self, now: datetime) -> None:
+        """Remove the temporary files interrupted copies left in every local endpoint."""
+        for name, root in self.local_roots.items():
+            if self.kinds.get(name) != "local" or not root.is_dir():
+                continue
+            try:
+                removed = sweep_temp_files(root, older_than_seconds=0, now=now.timestamp())
+            except OSError as exc:
+                sweep_log.warning("%s: could not sweep temporary files: %s", name, exc)
+                continue
+            if removed:
+                sweep_log.warning(
+                    "%s: removed %d temporary files left by an interrupted copy", name, removed
+                )
 
     def close(self) -> None:
         for closer in self.closers:

@@ -57,8 +57,8 @@ from engine.submitted import submitted_scan
 
 if TYPE_CHECKING:
     from engine.executor import Executor
+    from engine.observe.observation import Observation
     from engine.receipts import Receipt
-    from engine.reconciler import Observation
 
 log = logging.getLogger(__name__)
 

@@ -49,7 +49,7 @@ from engine.task_watch import TaskWatch
 from engine.withdrawn_deletes import Withdrawals
 
 if TYPE_CHECKING:
-    from engine.reconciler import Observation
+    from engine.observe.observation import Observation
 
 __all__ = ["Executor", "Outcome"]
 

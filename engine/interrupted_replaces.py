@@ -57,7 +57,7 @@ from engine.version_sums import version_checksum
 
 if TYPE_CHECKING:
     from engine.executor import Executor
-    from engine.reconciler import Observation
+    from engine.observe.observation import Observation
 
 log = logging.getLogger(__name__)
 

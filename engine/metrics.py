@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_se
 from prometheus_client import Counter as PromCounter
 
 from engine.model import ActionKind
-from engine.reconciler import PassReport
+from engine.pass_report import PassReport
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +165,9 @@ class ServiceMetrics:
         for error in plan.errors:
             self.errors.labels(error.error_class.value, error.endpoint).inc()
 
-        for (action_kind, outcome), count in report.action_outcomes.items():
-            self.actions.labels(action_kind, outcome).inc(count)
-        for (error_class, endpoint), count in report.action_errors.items():
+        for (action_kind, outcome), count in report.actions.outcomes.items():
+            self.actions.labels(action_kind, outcome.value).inc(count)
+        for (error_class, endpoint), count in report.actions.failures.items():
             self.errors.labels(error_class, endpoint).inc(count)
 
     def observe_crash(self) -> None:

@@ -15,6 +15,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from engine.backoff import backoff_seconds
 from engine.config import Config
 from engine.model import ErrorClass
 from engine.state import StateStore, iso
@@ -68,7 +69,9 @@ class Recorder:
         if error_class is not ErrorClass.TRANSIENT:
             return None  # needs a person (or never works): held until an operator retries
         attempts = self.store.attempts(action_id) if self.store.get_action(action_id) else 0
-        delay = min(self.config.retry.max_seconds, self.config.retry.base_seconds * 2**attempts)
+        delay = backoff_seconds(
+            attempts, self.config.retry.base_seconds, self.config.retry.max_seconds
+        )
         return now + timedelta(seconds=delay)
 
     def fail(

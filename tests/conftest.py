@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from engine.config import Config
 from engine.workspace import LocalWorkspace, create_workspace
+from tests.engine_world import Engine, open_engine
 
 CLI = [sys.executable, "-m", "bl931tui"]
 
@@ -59,3 +62,21 @@ def run_cli() -> RunCli:
 def workspace(tmp_path: Path) -> LocalWorkspace:
     """A local beamline whose retention has already passed for any scan written now."""
     return create_workspace(tmp_path / "ws", dtn_keep_days=0, cfs_keep_days=0)
+
+
+MakeEngine = Callable[..., Engine]
+
+
+@pytest.fixture
+def make_engine() -> Iterator[MakeEngine]:
+    """`open_engine(config, ...)` (tests/engine_world.py), every engine closed at teardown."""
+    opened: list[Engine] = []
+
+    def make(config: Config, **kwargs: Any) -> Engine:
+        engine = open_engine(config, **kwargs)
+        opened.append(engine)
+        return engine
+
+    yield make
+    for engine in reversed(opened):
+        engine.close()

@@ -14,6 +14,7 @@ import pytest
 from engine.clock import FakeClock
 from engine.model import ErrorClass
 from engine.storage.globus_mover import GlobusMover
+from tests.engine_world import open_engine
 from tests.fakes.transfer_api import FakeTransferAPI
 from tests.storage.test_globus_task_watch import OLD, START, World, task_alerts
 
@@ -376,14 +377,8 @@ def test_a_source_side_fault_names_the_source_collection(world: World) -> None:
 
 def long_running(world: World) -> tuple[Any, Any]:
     """One process, many passes: the backends and store built once (as `--reconcile` does)."""
-    from engine.backends import build_backends
-    from engine.reconciler import Reconciler
-    from engine.state import StateStore
-
-    config = world.config()
-    backends = build_backends(config, environ=world.fake.environ, clock=world.clock)
-    store = StateStore(config.state.path)
-    return Reconciler(config, store, backends, clock=world.clock), (backends, store)
+    engine = open_engine(world.config(), clock=world.clock, environ=world.fake.environ)
+    return engine.reconciler, (engine.backends, engine.store)
 
 
 @pytest.fixture

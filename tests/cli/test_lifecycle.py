@@ -9,12 +9,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from engine.identity import MARKER_NAME
 from engine.state import StateStore
 from engine.workspace import LocalWorkspace, create_workspace
+from tests.waiting import wait_for
 
 SCAN = "2026/11/ALS-1/scan 0001 Å.h5"
 CRASH_INJECT = Path(__file__).parents[1] / "service" / "crash_inject"
@@ -166,11 +166,13 @@ def test_kill_9_mid_copy_leaves_no_partial_files_and_no_duplicates(tmp_path: Pat
         "PYTHONPATH": os.pathsep.join([str(CRASH_INJECT), os.environ.get("PYTHONPATH", "")]),
     }
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.monotonic() + 120
-    mid_copy = False
-    while time.monotonic() < deadline and not mid_copy and proc.poll() is None:
-        mid_copy = (ws.cfs / "2026").is_dir() and any((ws.cfs / "2026").glob(".bl931-*"))
-        time.sleep(0.02)
+
+    def copying() -> bool:
+        return (ws.cfs / "2026").is_dir() and any((ws.cfs / "2026").glob(".bl931-*"))
+
+    # Until the copy is caught in progress, or the process ends without one.
+    wait_for(lambda: copying() or proc.poll() is not None, timeout=120, what="a copy to start")
+    mid_copy = copying()
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert mid_copy, "the copy was never caught in progress"

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.backends import Backends, build_backends
+from engine.backends import Backends
 from engine.clock import FakeClock
 from engine.config import Config
 from engine.model import ScanFile, scan_digest
@@ -41,6 +41,7 @@ from tests.engine.safety_checks import (
     holds_at,
 )
 from tests.engine.safety_decisions import Operators
+from tests.engine_world import open_engine
 
 ENDPOINTS = ("dtn", "cfs", "hpss")
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -109,10 +110,11 @@ class World:
 
     # ---- the engine, as one process ------------------------------------------------------
     def _open(self) -> None:
-        self.store = StateStore(self.config.state.path)
-        self.backends = build_backends(self.config, clock=self.clock)
-        self.reconciler = Reconciler(
-            self.config, self.store, self.backends, clock=self.clock, user="bl931-test"
+        engine = open_engine(self.config, clock=self.clock, user="bl931-test")
+        self.store, self.backends, self.reconciler = (
+            engine.store,
+            engine.backends,
+            engine.reconciler,
         )
         self._watch_receipts()
         self.operators.watch(self)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from engine.backends import Backends, build_backends
+from engine.backends import Backends
 from engine.catalog.custody import Registrations, recorded_identity
 from engine.catalog.local import LocalCatalog
 from engine.clock import FakeClock
@@ -20,6 +19,7 @@ from engine.model import ActionKind, ErrorClass
 from engine.reconciler import Reconciler
 from engine.state import MIGRATIONS, StateStore
 from engine.workspace import LocalWorkspace, create_workspace
+from tests.conftest import MakeEngine
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 ACQUIRED = datetime(2026, 1, 1, tzinfo=UTC)  # scans are written with this mtime, not today's
@@ -44,18 +44,12 @@ class Engine:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def engine(tmp_path: Path, make_engine: MakeEngine) -> Engine:
     ws = create_workspace(
         tmp_path / "ws", dtn_keep_days=1000, cfs_keep_days=1000, retry_base_seconds=5
     )
-    config = ws.config()
-    clock = FakeClock(START)
-    store = StateStore(config.state.path)
-    backends = build_backends(config, clock=clock)
-    reconciler = Reconciler(config, store, backends, clock=clock, user="bl931-test")
-    yield Engine(ws, clock, store, backends, reconciler)
-    backends.close()
-    store.close()
+    e = make_engine(ws.config(), start=START, user="bl931-test")
+    return Engine(ws, e.clock, e.store, e.backends, e.reconciler)
 
 
 def test_a_new_store_initialises_the_catalog_and_records_registrations(engine: Engine) -> None:

@@ -10,11 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.backends import build_backends
-from engine.clock import FakeClock
-from engine.reconciler import Reconciler
-from engine.state import StateStore
 from engine.workspace import create_workspace
+from tests.conftest import MakeEngine
 
 ENGINE = Path(__file__).resolve().parents[2] / "engine"
 
@@ -48,30 +45,25 @@ def test_the_grep_would_catch_a_clock_read() -> None:
     [datetime(2001, 1, 1, tzinfo=UTC), datetime(2099, 12, 31, 23, 0, tzinfo=UTC)],
     ids=["past", "future"],
 )
-def test_a_whole_lifecycle_runs_at_any_date(tmp_path: Path, start: datetime) -> None:
+def test_a_whole_lifecycle_runs_at_any_date(
+    tmp_path: Path, start: datetime, make_engine: MakeEngine
+) -> None:
     """Copies (with their deadlines), verification and prunes happen at the clock's date, far
     from the real one, in both directions."""
     ws = create_workspace(tmp_path / "ws", dtn_keep_days=1, cfs_keep_days=1000)
     ws.write_scan("2026/s0.h5", os.urandom(64), mtime=start - timedelta(days=3))
-    config = ws.config()
-    clock = FakeClock(start)
-    store = StateStore(config.state.path)
-    backends = build_backends(config, clock=clock)
-    try:
-        reconciler = Reconciler(config, store, backends, clock=clock)
-        for _ in range(4):
-            report = reconciler.reconcile_once(drain=True)
-            assert report.ok, report.plan.errors
-            store.approve(
-                [a.id for a in report.plan.actions if a.requires_approval],
-                "operator",
-                clock.now(),
-            )
-            clock.advance(minutes=1)
-        assert not (ws.dtn / "2026/s0.h5").exists()
-        assert (ws.cfs / "2026/s0.h5").exists() and (ws.hpss / "2026/s0.h5").exists()
-        events = store.events(scan="2026/s0.h5", limit=100)
-        assert events and all(str(e["at"]).startswith(str(start.year)) for e in events)
-    finally:
-        store.close()
-        backends.close()
+    engine = make_engine(ws.config(), start=start)
+    clock, store, reconciler = engine.clock, engine.store, engine.reconciler
+    for _ in range(4):
+        report = reconciler.reconcile_once(drain=True)
+        assert report.ok, report.plan.errors
+        store.approve(
+            [a.id for a in report.plan.actions if a.requires_approval],
+            "operator",
+            clock.now(),
+        )
+        clock.advance(minutes=1)
+    assert not (ws.dtn / "2026/s0.h5").exists()
+    assert (ws.cfs / "2026/s0.h5").exists() and (ws.hpss / "2026/s0.h5").exists()
+    events = store.events(scan="2026/s0.h5", limit=100)
+    assert events and all(str(e["at"]).startswith(str(start.year)) for e in events)

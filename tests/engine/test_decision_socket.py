@@ -26,16 +26,14 @@ from typing import Any
 import pytest
 
 from engine.approvals import approvals_for
-from engine.backends import build_backends
 from engine.clock import FakeClock
 from engine.config import Config
 from engine.decision_socket import DecisionServer, NoService, Peer, ask, socket_path
 from engine.errors import NeedsHumanError
 from engine.model import ActionKind
 from engine.operator_decisions import DecisionDesk
-from engine.reconciler import Reconciler
-from engine.state import StateStore
 from engine.workspace import create_workspace
+from tests.engine_world import open_engine
 
 SCAN = "2026/11/scan_0001.h5"
 START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -53,10 +51,10 @@ class Service:
         self.clock = FakeClock(START)
         self.config: Config = ws.config()
         self.set_approvers(approvers)
-        self.store = StateStore(self.config.state.path)
-        backends = build_backends(self.config, clock=self.clock)
+        engine = open_engine(self.config, clock=self.clock)
+        self.store = engine.store
         try:
-            reconciler = Reconciler(self.config, self.store, backends, clock=self.clock)
+            reconciler = engine.reconciler
             self.delete_id = ""
             for _ in range(4):
                 report = reconciler.reconcile_once(drain=True)
@@ -67,7 +65,7 @@ class Service:
                     break
             assert self.delete_id, "the dtn prune was never planned"
         finally:
-            backends.close()
+            engine.backends.close()
         self.peers: list[Peer] = []
         desk = DecisionDesk(self.store, lambda: self.config, self.clock)
 

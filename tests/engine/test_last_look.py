@@ -12,13 +12,10 @@ from typing import Any
 
 import pytest
 
-from engine.backends import build_backends
-from engine.clock import FakeClock
 from engine.last_look import check_distinct_copies, check_target_unchanged
 from engine.model import ActionKind, Scan, ScanFile
-from engine.reconciler import Reconciler
-from engine.state import StateStore
 from engine.workspace import LocalWorkspace, create_workspace
+from tests.engine_world import open_engine
 
 SCAN = "2026/11/scan_0001.h5"
 START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -28,10 +25,9 @@ class Beamline:
     def __init__(self, ws: LocalWorkspace) -> None:
         self.ws = ws
         config = ws.config()
-        self.clock = FakeClock(START)
-        self.store = StateStore(config.state.path)
-        self.backends = build_backends(config, clock=self.clock)
-        self.reconciler = Reconciler(config, self.store, self.backends, clock=self.clock)
+        engine = open_engine(config, start=START)
+        self.clock, self.store, self.backends = engine.clock, engine.store, engine.backends
+        self.reconciler = engine.reconciler
 
     def pass_(self) -> Any:
         report = self.reconciler.reconcile_once(drain=True)

@@ -17,15 +17,12 @@ from typing import Any
 import pytest
 
 from engine.approvals import approvals_for
-from engine.backends import build_backends
-from engine.clock import FakeClock
 from engine.decision_socket import Peer
 from engine.model import ActionKind, Plan
 from engine.operator_decisions import DecisionDesk
-from engine.reconciler import Reconciler
-from engine.state import StateStore
 from engine.workspace import create_workspace
 from tests.engine.test_operators import FakeAccounts
+from tests.engine_world import open_engine
 
 START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 BIG, SMALL = "2026/11/big.h5", "2026/11/small.h5"
@@ -50,10 +47,9 @@ class Beamline:
             )
         )
         self.config = self.ws.config()
-        self.clock = FakeClock(START)
-        self.store = StateStore(self.config.state.path)
-        self.backends = build_backends(self.config, clock=self.clock)
-        self.reconciler = Reconciler(self.config, self.store, self.backends, clock=self.clock)
+        engine = open_engine(self.config, start=START)
+        self.clock, self.store, self.backends = engine.clock, engine.store, engine.backends
+        self.reconciler = engine.reconciler
         self.desk = DecisionDesk(self.store, lambda: self.config, self.clock, accounts=ACCOUNTS)
 
     def pass_(self) -> Plan:

@@ -24,8 +24,8 @@ from tests.inventory.watcher_helpers import (
     fake_clock,
     make_watcher,
     stepped,
-    wait_until,
 )
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -328,7 +328,7 @@ def test_watcher_survives_its_root_being_replaced(root: Path) -> None:
         # The one real wait: for the observer to notice that its root went away (an inotify
         # event). Each poll turns the checker once, a second of fake time apart, so a restart
         # that failed is retried when its fake retry time comes; walks are due only in 10 min.
-        assert wait_until(lambda: bool(s.step(1.0)) or w.stats().walks >= 2, timeout=60)
+        wait_for(lambda: bool(s.step(1.0)) or w.stats().walks >= 2, timeout=60, what="a walk")
         assert w.stats().walks == 2
         (root / "b.h5").write_bytes(b"b")
         s.sync()
@@ -372,6 +372,6 @@ def test_checker_thread_completes_a_renamed_scan_and_calls_on_complete(root: Pat
         temp = root / ".scan_0009.h5.part"
         temp.write_bytes(b"payload")
         os.replace(temp, root / "scan_0009.h5")
-        assert wait_until(lambda: w.completion_log == ["scan_0009.h5"], timeout=60)  # type: ignore[attr-defined]
+        wait_for(lambda: w.completion_log == ["scan_0009.h5"], timeout=60, what="completion")  # type: ignore[attr-defined]
         assert w.completions()["scan_0009.h5"].rule.value == "rename"
     assert not any(t.name == "bl931-watcher" for t in threading.enumerate())

@@ -22,7 +22,8 @@ from engine.reconciler import Reconciler
 from engine.service import ServiceLoop
 from engine.state import StateStore
 from engine.workspace import LocalWorkspace, create_workspace
-from tests.inventory.watcher_helpers import fake_clock, wait_until
+from tests.inventory.watcher_helpers import fake_clock
+from tests.waiting import wait_for
 
 # In the watched root itself: a file renamed into a folder created the same instant may reach
 # the watcher only as "created" (its folder's watch comes a moment late) and then completes by
@@ -52,9 +53,10 @@ def stepped_watcher(reconciler: Reconciler, **kwargs: object) -> ScanWatcher:
 def turn_until_complete(watcher: ScanWatcher, scan: str, *, other_than: str | None = None) -> bool:
     """Turn the checker (no fake time passing) until `scan` completes with a signature other
     than `other_than`; the real wait is only for the rename's event to arrive."""
-    return wait_until(
+    return wait_for(
         lambda: bool(watcher.step()) and watcher.completed().get(scan) not in (None, other_than),
         timeout=60,
+        what=f"{scan} to complete",
     )
 
 
@@ -69,7 +71,7 @@ def advance_until(watcher: ScanWatcher, predicate: Callable[[], bool]) -> bool:
         watcher.step()
         return predicate()
 
-    return wait_until(turn, timeout=60)
+    return wait_for(turn, timeout=60, what="the watcher's events")
 
 
 @pytest.fixture
@@ -153,12 +155,12 @@ def test_service_loop_is_woken_by_a_completed_scan(
     with watcher:
         thread.start()
         try:
-            assert wait_until(lambda: loop.passes >= 1)
+            wait_for(lambda: loop.passes >= 1, timeout=15, what="the first pass")
             ws.write_scan(SCAN, b"fresh")
             assert turn_until_complete(watcher, SCAN)  # its on_complete wakes the loop
-            assert wait_until(lambda: SCAN in reconciler.store.load_scans(), timeout=20)
+            wait_for(lambda: SCAN in reconciler.store.load_scans(), timeout=20, what="the scan")
             # The scan is stored while pass two is still running; it is counted when it ends.
-            assert wait_until(lambda: loop.passes >= 2, timeout=20)
+            wait_for(lambda: loop.passes >= 2, timeout=20, what="a woken pass")
         finally:
             loop.stop()
             thread.join(30)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -29,20 +28,6 @@ from engine.inventory.watcher import ScanWatcher
 from engine.layout import ScanLayout
 
 EVENT_TIMEOUT = 60.0  # real seconds an event may take to arrive (only ever waited for, positively)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, step: float = 0.02) -> bool:
-    """Poll `predicate` until it holds or `timeout` seconds pass; returns its last answer.
-
-    For conditions that an outside thread makes true (an event arriving, a service pass); only
-    ever used positively, with a generous timeout.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 class RecordingWatcher(ScanWatcher):

@@ -1,7 +1,7 @@
 """Running the real service (`bl931tui --reconcile`) as a child process and waiting on it.
 
-Waits poll a condition (a log line, a file, a row in the state store) with a deadline; nothing
-sleeps for a fixed time hoping something happened.
+Waits poll a condition (a log line, a file, a row in the state store) with a deadline
+(`tests.waiting.wait_for`, the one wait of the tests); nothing sleeps for a fixed time.
 """
 
 from __future__ import annotations
@@ -10,26 +10,14 @@ import os
 import re
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TypeVar
 
-T = TypeVar("T")
+from tests.waiting import wait_for
+
+__all__ = ["ServiceProcess", "metrics_port", "sample", "wait_for"]
 
 CLI = [sys.executable, "-m", "bl931tui"]
-
-
-def wait_for(condition: Callable[[], T], *, timeout: float = 30.0, what: str = "condition") -> T:
-    """Poll `condition` until it returns something truthy; fail with `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.02)
 
 
 class ServiceProcess:

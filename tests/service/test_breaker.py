@@ -11,8 +11,7 @@ from typing import Any
 
 from prometheus_client import generate_latest
 
-from engine.backends import build_backends
-from engine.clock import FakeClock
+from engine.backends import Backends, build_backends
 from engine.errors import EndpointUnavailable
 from engine.layout import ScanLayout
 from engine.metrics import ServiceMetrics
@@ -20,6 +19,7 @@ from engine.reconciler import Reconciler
 from engine.state import StateStore
 from engine.storage.base import ScanListing, Storage
 from engine.workspace import create_workspace
+from tests.conftest import MakeEngine
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -46,64 +46,59 @@ class CountingStorage:
 
 
 def test_repeated_listing_failures_open_the_breaker_with_a_growing_interval(
-    tmp_path: Path,
+    tmp_path: Path, make_engine: MakeEngine
 ) -> None:
     ws = create_workspace(tmp_path / "ws", dtn_keep_days=0, cfs_keep_days=0)
     for i in range(3):
         ws.write_scan(f"2026/s{i}.h5", os.urandom(100), mtime=T0 - timedelta(days=1))
     config = ws.config()
     assert config.safety.endpoint_backoff_after == 3
-    store = StateStore(config.state.path)
-    # One clock for the reconciler and the movers: their deadlines are judged at the test's time.
-    clock = FakeClock(T0)
-    backends = build_backends(config, clock=clock)
     calls: Counter[str] = Counter()
     failing: set[str] = set()
-    for name in ("cfs", "hpss"):
-        backends.storages[name] = CountingStorage(backends.storages[name], calls, failing)  # type: ignore[assignment]
-    reconciler = Reconciler(config, store, backends, clock=clock)
-    try:
-        reconciler.reconcile_once(T0, drain=True)
-        failing.add("hpss")
-        for minute in (1, 2, 3):  # three failures in a row: the breaker opens
-            report = reconciler.reconcile_once(T0 + timedelta(minutes=minute), drain=True)
-            assert [e.endpoint for e in report.plan.errors] == ["hpss"]
-        assert calls["hpss"] == 4
-        health = store.endpoint_health()["hpss"]
-        assert health["consecutive_failures"] == 3
 
-        # Within the back-off: hpss is not listed, reported unknown with its last error; cfs is
-        # still listed and its copies still run.
-        cfs_before = calls["cfs"]
-        report = reconciler.reconcile_once(T0 + timedelta(minutes=3, seconds=30), drain=True)
-        assert calls["hpss"] == 4 and calls["cfs"] == cfs_before + 1
-        (error,) = report.plan.errors
-        assert error.endpoint == "hpss" and "not listed until" in error.message
-        assert "missing" in error.message  # the last real error travels with it
-        assert not any(a.kind.value == "delete" and a.target == "cfs" for a in report.plan.actions)
-        assert store.endpoint_health()["hpss"]["consecutive_failures"] == 3  # a skip is no failure
+    def counting(backends: Backends) -> None:
+        for name in ("cfs", "hpss"):
+            backends.storages[name] = CountingStorage(backends.storages[name], calls, failing)  # type: ignore[assignment]
 
-        # The audit, run by a person, always looks for real.
-        reconciler.dry_run(T0 + timedelta(minutes=3, seconds=40))
-        assert calls["hpss"] == 5
+    # One clock for the reconciler and the movers: their deadlines are judged at the test's time.
+    engine = make_engine(config, start=T0, prepare=counting)
+    store, reconciler = engine.store, engine.reconciler
+    reconciler.reconcile_once(T0, drain=True)
+    failing.add("hpss")
+    for minute in (1, 2, 3):  # three failures in a row: the breaker opens
+        report = reconciler.reconcile_once(T0 + timedelta(minutes=minute), drain=True)
+        assert [e.endpoint for e in report.plan.errors] == ["hpss"]
+    assert calls["hpss"] == 4
+    health = store.endpoint_health()["hpss"]
+    assert health["consecutive_failures"] == 3
 
-        # After 60 s it is tried again; failing once more doubles the interval to 120 s.
-        reconciler.reconcile_once(T0 + timedelta(minutes=4, seconds=1), drain=True)
-        assert calls["hpss"] == 6 and store.endpoint_health()["hpss"]["consecutive_failures"] == 4
-        reconciler.reconcile_once(T0 + timedelta(minutes=5, seconds=30), drain=True)
-        assert calls["hpss"] == 6
+    # Within the back-off: hpss is not listed, reported unknown with its last error; cfs is
+    # still listed and its copies still run.
+    cfs_before = calls["cfs"]
+    report = reconciler.reconcile_once(T0 + timedelta(minutes=3, seconds=30), drain=True)
+    assert calls["hpss"] == 4 and calls["cfs"] == cfs_before + 1
+    (error,) = report.plan.errors
+    assert error.endpoint == "hpss" and "not listed until" in error.message
+    assert "missing" in error.message  # the last real error travels with it
+    assert not any(a.kind.value == "delete" and a.target == "cfs" for a in report.plan.actions)
+    assert store.endpoint_health()["hpss"]["consecutive_failures"] == 3  # a skip is no failure
 
-        # Answering again: the next try succeeds, the breaker closes and the work resumes.
-        failing.discard("hpss")
-        report = reconciler.reconcile_once(T0 + timedelta(minutes=6, seconds=2), drain=True)
-        assert calls["hpss"] == 7 and report.ok
-        assert store.endpoint_health()["hpss"]["consecutive_failures"] == 0
-        assert sorted(p.name for p in (ws.hpss / "2026").iterdir()) == [
-            f"s{i}.h5" for i in range(3)
-        ]
-    finally:
-        backends.close()
-        store.close()
+    # The audit, run by a person, always looks for real.
+    reconciler.dry_run(T0 + timedelta(minutes=3, seconds=40))
+    assert calls["hpss"] == 5
+
+    # After 60 s it is tried again; failing once more doubles the interval to 120 s.
+    reconciler.reconcile_once(T0 + timedelta(minutes=4, seconds=1), drain=True)
+    assert calls["hpss"] == 6 and store.endpoint_health()["hpss"]["consecutive_failures"] == 4
+    reconciler.reconcile_once(T0 + timedelta(minutes=5, seconds=30), drain=True)
+    assert calls["hpss"] == 6
+
+    # Answering again: the next try succeeds, the breaker closes and the work resumes.
+    failing.discard("hpss")
+    report = reconciler.reconcile_once(T0 + timedelta(minutes=6, seconds=2), drain=True)
+    assert calls["hpss"] == 7 and report.ok
+    assert store.endpoint_health()["hpss"]["consecutive_failures"] == 0
+    assert sorted(p.name for p in (ws.hpss / "2026").iterdir()) == [f"s{i}.h5" for i in range(3)]
 
 
 def test_metrics_registries_are_isolated_and_follow_the_report(tmp_path: Path) -> None:

@@ -15,12 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.backends import build_backends
 from engine.catalog.pid_book import StorePidBook
 from engine.clock import FakeClock
-from engine.reconciler import Reconciler
-from engine.state import StateStore
 from engine.workspace import create_workspace
+from tests.conftest import MakeEngine
 from tests.fakes.scicat_api import FakeScicat
 
 START = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -39,7 +37,11 @@ def fake(clock: FakeClock) -> Iterator[FakeScicat]:
 
 @pytest.mark.parametrize("expired_status", [403, 401], ids=["anonymous-v4", "session-expired-v5"])
 def test_short_tokens_do_not_stop_convergence_or_deletes(
-    tmp_path: Path, fake: FakeScicat, clock: FakeClock, expired_status: int
+    tmp_path: Path,
+    fake: FakeScicat,
+    clock: FakeClock,
+    expired_status: int,
+    make_engine: MakeEngine,
 ) -> None:
     fake.expired_status = expired_status
     ws = create_workspace(tmp_path, dtn_keep_days=0, cfs_keep_days=3650, approval=())
@@ -57,22 +59,17 @@ def test_short_tokens_do_not_stop_convergence_or_deletes(
         "SCICAT_USERNAME": "ingestor",
         "SCICAT_PASSWORD": fake.users["ingestor"],
     }
-    store = StateStore(config.state.path)
-    backends = build_backends(config, clock=clock, environ=env)
-    reconciler = Reconciler(config, store, backends, clock=clock, user="test")
-    try:
-        reports = []
-        for _ in range(6):
-            # As the service loop does, on the same objects; drained so that no local delete
-            # is still running when the next pass lists the dtn (no real timing in the test).
-            reports.append(reconciler.reconcile_once(drain=True))
-            clock.advance(3600)
-        assert all(r.ok for r in reports), [r.summary() for r in reports]
-        assert len(fake.datasets) == 3  # each registered once
-        assert sorted(p.name for p in (ws.root / "dtn" / "2026" / "11").iterdir()) == []
-        assert len(StorePidBook(store).all()) == 3
-        # The session was always renewed in time: the backend never saw a stale token.
-        assert [r.status for r in fake.requests if r.status in (401, 403)] == []
-    finally:
-        backends.close()
-        store.close()
+    engine = make_engine(config, clock=clock, environ=env, user="test")
+    store, reconciler = engine.store, engine.reconciler
+    reports = []
+    for _ in range(6):
+        # As the service loop does, on the same objects; drained so that no local delete
+        # is still running when the next pass lists the dtn (no real timing in the test).
+        reports.append(reconciler.reconcile_once(drain=True))
+        clock.advance(3600)
+    assert all(r.ok for r in reports), [r.summary() for r in reports]
+    assert len(fake.datasets) == 3  # each registered once
+    assert sorted(p.name for p in (ws.root / "dtn" / "2026" / "11").iterdir()) == []
+    assert len(StorePidBook(store).all()) == 3
+    # The session was always renewed in time: the backend never saw a stale token.
+    assert [r.status for r in fake.requests if r.status in (401, 403)] == []

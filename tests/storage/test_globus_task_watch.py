@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from engine.backends import build_backends
 from engine.clock import FakeClock
 from engine.config import Config, parse_config
 from engine.model import ErrorClass
-from engine.reconciler import PassReport, Reconciler
+from engine.reconciler import PassReport
 from engine.state import StateStore
+from tests.engine_world import open_engine
 from tests.fakes.transfer_api import FakeTransferAPI
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
@@ -65,13 +65,12 @@ class World:
 
     def run_pass(self) -> tuple[PassReport, StateStore]:
         config = self.config()
-        backends = build_backends(config, environ=self.fake.environ, clock=self.clock)
-        store = StateStore(config.state.path)
+        engine = open_engine(config, clock=self.clock, environ=self.fake.environ)
         try:
-            report = Reconciler(config, store, backends, clock=self.clock).reconcile_once()
+            report = engine.reconciler.reconcile_once()
         finally:
-            backends.close()
-        return report, store
+            engine.backends.close()
+        return report, engine.store
 
     def failures(self) -> dict[str, tuple[str, str]]:
         """scan → (error class, message) of every failed action."""

@@ -13,12 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from engine.backends import Backends, build_backends
+from engine.backends import Backends
 from engine.clock import FakeClock
 from engine.config import Config
 from engine.reconciler import PassReport, Reconciler
 from engine.state import StateStore
 from engine.workspace import LocalWorkspace, create_workspace, synthetic_scan_bytes
+from tests.engine_world import open_engine
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 USER = "operator"
@@ -47,12 +48,9 @@ class World:
             catalog_kind=self.catalog_kind,
         )
         self.config = self.ws.config()
-        self.clock = FakeClock(NOW)
-        self.store = StateStore(self.config.state.path)
-        self.backends = build_backends(self.config, clock=self.clock)
-        self.reconciler = Reconciler(
-            self.config, self.store, self.backends, clock=self.clock, user="bl931-service"
-        )
+        engine = open_engine(self.config, start=NOW, user="bl931-service")
+        self.clock, self.store, self.backends = engine.clock, engine.store, engine.backends
+        self.reconciler = engine.reconciler
 
     def write(self, n: int, *, age_days: float, size: int = 3_000) -> str:
         """Write scan `n`, acquired `age_days` before now; returns its id."""

@@ -10,7 +10,6 @@ drops to `present` (`engine.evidence_identity`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from engine.model import Evidence, Level, Replica, Scan
@@ -43,7 +42,6 @@ def assess(
     evidence: Evidence | None,
     *,
     is_inventory: bool,
-    inventory_signature_of_scan: str | None = None,
     elsewhere: Evidence | None = None,
 ) -> Assessed:
     """The verification level of one listed replica.
@@ -88,7 +86,7 @@ def assess(
             older, unproven = evidence.value, True
     if level is Level.SIZE:
         if is_inventory:
-            expected = inventory_signature_of_scan or inventory_signature(scan)
+            expected = inventory_signature(scan)
             if signature == expected:
                 level = Level.CHECKSUM
             else:
@@ -143,29 +141,3 @@ def _moved(scan: Scan, endpoint: str, listing: ScanListing, elsewhere: Evidence)
         storage_changed=elsewhere.identity or "unrecorded",
     )
     return Assessed(replica, verdict.signature)
-
-
-def assess_endpoint(
-    endpoint: str,
-    scans: Mapping[str, Scan],
-    listings: Mapping[str, ScanListing],
-    evidence: Mapping[str, Evidence],
-    *,
-    is_inventory: bool,
-    inventory_signatures: Mapping[str, str] | None = None,
-) -> dict[str, Assessed]:
-    """Levels for every known scan listed at one endpoint (unknown extra paths are ignored)."""
-    out: dict[str, Assessed] = {}
-    for scan_id, listing in listings.items():
-        scan = scans.get(scan_id)
-        if scan is None:
-            continue
-        out[scan_id] = assess(
-            scan,
-            endpoint,
-            listing,
-            evidence.get(scan_id),
-            is_inventory=is_inventory,
-            inventory_signature_of_scan=(inventory_signatures or {}).get(scan_id),
-        )
-    return out

@@ -1,0 +1,39 @@
+"""`Observation`: everything one pass saw, before planning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.evidence_identity import StorageIdentities
+from engine.identity import IdentityCheck
+from engine.inventory.walk import InventoryResult
+from engine.model import Alert, CatalogView, EndpointError, EndpointObservation, Scan
+from engine.observe.assess import Assessed
+from engine.storage.base import ScanListing
+from engine.store import ReplicaRow
+
+
+@dataclass
+class Observation:
+    """Everything one pass saw, before planning."""
+
+    scans: dict[str, Scan]
+    observations: dict[str, EndpointObservation]
+    listings: dict[str, dict[str, ScanListing]]
+    assessed: dict[str, dict[str, Assessed]]
+    catalog: CatalogView
+    errors: list[EndpointError] = field(default_factory=list)
+    inventory: InventoryResult | None = None
+    new_scans: list[Scan] = field(default_factory=list)
+    # Endpoints not listed this pass because their circuit breaker is open (not a new failure).
+    backed_off: set[str] = field(default_factory=set)
+    # The replicas the store held before this pass (read once, used again when recording).
+    stored_replicas: dict[str, dict[str, ReplicaRow]] = field(default_factory=dict)
+    # Alerts found while observing (an endpoint whose identity does not hold).
+    alerts: list[Alert] = field(default_factory=list)
+    # Endpoints not listed because their identity does not hold (a cheap local check: no
+    # circuit breaker, so a remounted filesystem is used again at the next pass).
+    unproven: frozenset[str] = frozenset()
+    # This pass's endpoint identity check and storage identities: the executor acts on them.
+    identity: IdentityCheck | None = None
+    storages: StorageIdentities | None = None
