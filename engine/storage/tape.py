@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -396,6 +397,4 @@ def _items_by_scan(store: StoreBase, submission: str) -> dict[str, list[str]]:
 
 
 def _with_action(result: ItemResult, action_id: str) -> ItemResult:
-    from dataclasses import replace
-
     return replace(result, action_id=action_id)
