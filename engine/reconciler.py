@@ -68,6 +68,7 @@ from engine.storage import tape_plan
 from engine.storage.base import ScanListing
 from engine.storage.local import LocalStorage, sweep_temp_files
 from engine.storage.same_storage import shared_storage
+from engine.storage.tape_identity import tape_identity_checks
 
 log = logging.getLogger(__name__)
 
@@ -467,21 +468,23 @@ class Reconciler:
     ) -> dict[str, str]:
         """Endpoint → why it is not provably its storage this pass (unknown for every action)."""
         unproven: dict[str, str] = {}
-        for name in identity.local_endpoints():
+        identity.tape = tape_identity_checks(self.backends)
+        for name in identity.checked_endpoints():
             try:
-                identity.check(name, user=self.user, now=now)
+                identity.observe(name, user=self.user, now=now)
             except EndpointUnavailable as exc:
                 unproven[name] = exc.reason
                 errors.append(EndpointError(name, exc.reason, exc.error_class))
-                alerts.append(
-                    Alert(
-                        "endpoint_identity",
-                        AlertEffect.UNKNOWN_ENDPOINT,
-                        f"{name} is unknown for every action: {exc.reason}",
-                        endpoint=name,
-                        cleared_by=ClearedBy.CONDITION,
+                if exc.error_class is ErrorClass.NEEDS_HUMAN:  # not HPSS merely down
+                    alerts.append(
+                        Alert(
+                            "endpoint_identity",
+                            AlertEffect.UNKNOWN_ENDPOINT,
+                            f"{name} is unknown for every action: {exc.reason}",
+                            endpoint=name,
+                            cleared_by=ClearedBy.CONDITION,
+                        )
                     )
-                )
             except Bl931Error as exc:
                 unproven[name] = exc.message
                 errors.append(EndpointError(name, exc.message, exc.error_class))

@@ -30,6 +30,7 @@ from engine.model import FileStat, Scan
 from engine.storage.base import ItemResult, ScanListing, TaskRequest, TaskStatus
 from engine.storage.mover_defaults import StoredTasks
 from engine.storage.tape_groups import bundle_name, cut_parts, group_of, job_name
+from engine.storage.tape_identity import TapeIdentity, list_root
 from engine.storage.tape_runner import TapeRunner
 from engine.storage.tape_script import (
     MAX_HTAR_MEMBER,
@@ -90,9 +91,23 @@ class TapeStorage:
         self.endpoint = endpoint
         self.name = endpoint.name
         self._looked: dict[str, bool] = {}  # bundle → intact, this pass
+        self.identity = TapeIdentity(endpoint)
+        self._identity_ok = False  # the marker was seen this pass
 
     def attach(self, store: StoreBase) -> None:
         self.endpoint.attach(store)
+
+    def check_identity(
+        self, *, may_initialise: bool, user: str, now: datetime, fresh: bool = False
+    ) -> None:
+        """The endpoint's marker (engine/storage/tape_identity.py): checked afresh with `fresh`
+        (each pass's observation), else once per pass (each last look reuses it)."""
+        if self._identity_ok and not fresh:
+            return
+        self._identity_ok = False
+        store = self.endpoint.need_store()
+        self.identity.check(store, may_initialise=may_initialise, user=user, now=now)
+        self._identity_ok = True
 
     def _ls(self, path: str, recursive: bool = False) -> dict[str, int]:
         flags = "-l -R" if recursive else "-l"
@@ -113,6 +128,9 @@ class TapeStorage:
         self._looked = {}
         held = tape_store.held_scans(store, self.name)
         on_hpss = self._ls(self.endpoint.base, recursive=True)
+        self._identity_ok = False
+        self.identity.holds(store, on_hpss)  # an emptied root is unknown, never "all missing"
+        self._identity_ok = True
         out: dict[str, ScanListing] = {}
         broken: set[str] = set()
         for scan_key, entries in held.items():
@@ -136,6 +154,9 @@ class TapeStorage:
     def stat_scan(self, layout: ScanLayout, scan: str) -> ScanListing | None:
         """The last look: the scan's newest bundle still listed, its index matching the manifest."""
         store = self.endpoint.need_store()
+        if not self._identity_ok:
+            self.identity.holds(store, list_root(self.endpoint))
+            self._identity_ok = True
         entries = tape_store.held_scans(store, self.name).get(scan, [])
         for bundle, _checksum, detail in reversed(entries):
             intact = self._looked.get(bundle.bundle)

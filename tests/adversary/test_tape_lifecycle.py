@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.adversary.tape_world import (
     approve_all,
     audit,
@@ -47,13 +45,6 @@ def test_hpss_root_missing_is_unknown_not_missing(tmp_path: Path, run_cli: RunCl
     assert len(w.bundles()) == 1, "a bundle was made again after HPSS came back"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an empty HPSS stand-in (unmounted mount point) answers hsi ls -R with nothing: in "
-    "that same pass every verified bundle is marked broken (no missing_fraction alert), all "
-    "scans are bundled again INTO the empty mount point (p002), and the already-approved CFS "
-    "prune then runs relying on that p002 — which the remount hides",
-)
 def test_hpss_mount_point_empty_is_not_a_rebundling_storm(tmp_path: Path, run_cli: RunCli) -> None:
     """The HPSS stand-in directory exists but is empty (an unmounted mount point)."""
     w = make_tape_world(tmp_path)
@@ -67,6 +58,11 @@ def test_hpss_mount_point_empty_is_not_a_rebundling_storm(tmp_path: Path, run_cl
     passes(run_cli, w, 2)
     assert on_disk(w, "cfs", S0) == D0 and on_disk(w, "cfs", S1) == D1
     assert list(hpss.rglob("*.tar")) == [], "bundles written into the unmounted mount point"
+    assert set(s for (s,) in sql(w, "SELECT state FROM tape_bundles")) == {"verified"}
+    _, doc = audit(run_cli, w)
+    assert "endpoint_unknown" in [b["reason_code"] for b in blocked(doc, S0)]
+    codes = [a.get("code") for a in doc.get("alert_details", [])]
+    assert "endpoint_identity" in codes, doc.get("alert_details")
     hpss.rmdir()
     away.rename(hpss)
     passes(run_cli, w, 2)
