@@ -469,7 +469,10 @@ class Reconciler:
         """Endpoint → why it is not provably its storage this pass (unknown for every action)."""
         unproven: dict[str, str] = {}
         identity.tape = tape_identity_checks(self.backends)
+        refused, kind_alerts = tape_legacy.kind_changed(self.config, self.store)  # per-file → tape
         for name in identity.checked_endpoints():
+            if name in refused:
+                continue  # its kind change is the step to take first
             try:
                 identity.observe(name, user=self.user, now=now)
             except EndpointUnavailable as exc:
@@ -488,7 +491,6 @@ class Reconciler:
             except Bl931Error as exc:
                 unproven[name] = exc.message
                 errors.append(EndpointError(name, exc.message, exc.error_class))
-        refused, kind_alerts = tape_legacy.kind_changed(self.config, self.store)  # per-file → tape
         for name, why in refused.items():
             unproven[name] = why
             errors.append(EndpointError(name, why, ErrorClass.NEEDS_HUMAN))

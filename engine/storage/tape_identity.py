@@ -6,7 +6,7 @@ its scans would be bundled again *into* the wrong place, and a prune could then 
 bundle. So, like a local endpoint (engine/identity.py), a tape endpoint's listing proves
 something only while its identity holds:
 
-- a **marker** at the endpoint's root: a directory named `.bl931-endpoint.<endpoint>.<id>`,
+- a **marker** at the endpoint's root: a directory named `.bl931-tape-endpoint.<endpoint>.<id>`,
   created with `hsi mkdir` through the endpoint's runner (so the same check works for the
   local runner and, through the Superfacility API's command utility, for the sfapi runner); its
   id is recorded in the state store (`endpoint_identity`, the table local markers use). The
@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from engine.config import Config
 from engine.errors import EndpointUnavailable
 from engine.layout import ENGINE_TEMP_PREFIX
 from engine.model import ErrorClass
@@ -37,7 +38,8 @@ from engine.store.events import write_events
 if TYPE_CHECKING:
     from engine.storage.tape import TapeEndpoint
 
-MARKER_PREFIX = f"{ENGINE_TEMP_PREFIX}endpoint."
+MARKER_PREFIX = f"{ENGINE_TEMP_PREFIX}tape-endpoint."
+ROOT_PREFIX = "hpss:"  # `endpoint_identity.root` of a tape identity (a local one is a path)
 
 
 def _unknown(endpoint: str, reason: str) -> EndpointUnavailable:
@@ -49,14 +51,18 @@ def marker_path(endpoint: TapeEndpoint, marker_id: str) -> str:
 
 
 def recorded_id(store: StoreBase, endpoint: str) -> str | None:
+    """The recorded tape marker id (an identity recorded while the endpoint was a local
+    per-file one does not count: its marker is a file, and the kind change is its own step)."""
     if not store.has_table("endpoint_identity"):
         return None
     row = (
         store._conn()
-        .execute("SELECT marker_id FROM endpoint_identity WHERE endpoint = ?", (endpoint,))
+        .execute("SELECT marker_id, root FROM endpoint_identity WHERE endpoint = ?", (endpoint,))
         .fetchone()
     )
-    return None if row is None else str(row["marker_id"])
+    if row is None or not str(row["root"]).startswith(ROOT_PREFIX):
+        return None
+    return str(row["marker_id"])
 
 
 def has_records(store: StoreBase, endpoint: str) -> bool:
@@ -180,7 +186,7 @@ class TapeIdentity:
         with store.transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO endpoint_identity VALUES (?, ?, ?, ?, ?, ?)",
-                (ep.name, marker_id, ep.base, None, user, iso(now)),
+                (ep.name, marker_id, ROOT_PREFIX + ep.base, None, user, iso(now)),
             )
             write_events(
                 conn,
@@ -209,3 +215,24 @@ def tape_identity_checks(backends: object) -> dict[str, Callable[..., None]]:
         if kinds.get(name) == "tape" and check is not None:
             out[name] = check
     return out
+
+
+def init_tape_endpoint(
+    config: Config, store: StoreBase, name: str, *, user: str, now: datetime
+) -> str:
+    """`bl931tui --init-endpoint NAME` for a tape endpoint: write (or adopt) its marker through
+    its runner and record it. Returns the marker's HPSS path."""
+    from types import SimpleNamespace
+
+    from engine.storage.tape_build import build_tape
+
+    holder = SimpleNamespace(storages={}, movers={}, closers=[])
+    build_tape(config, holder, clock=lambda: now)
+    try:
+        storage = holder.storages[name]
+        storage.attach(store)
+        marker_id = storage.identity.initialise(store, user=user, now=now)
+        return marker_path(storage.endpoint, marker_id)
+    finally:
+        for close in holder.closers:
+            close()
