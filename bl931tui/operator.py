@@ -53,7 +53,7 @@ def init_endpoint(config: Config, name: str) -> int:
 
 def _init_tape(config: Config, name: str) -> int:
     """A tape endpoint's marker is written on HPSS through its runner (`hsi mkdir`)."""
-    from engine.storage.tape_identity import init_tape_endpoint
+    from engine.storage.tape_init import init_tape_endpoint
 
     with OwnerLock(config.state.path):
         store = owned_store(config)
@@ -112,7 +112,7 @@ def _adopt_legacy(config: Config, name: str, old: str, user: str, rearchive: boo
             now = SYSTEM_CLOCK.now()
             done = adopt_legacy(config, store, name, old, user=user, now=now, rearchive=rearchive)
             # The operator vouched for this HPSS directory: it gets its tape identity marker.
-            from engine.storage.tape_identity import init_tape_endpoint
+            from engine.storage.tape_init import init_tape_endpoint
 
             init_tape_endpoint(config, store, name, user=user, now=now)
         finally:

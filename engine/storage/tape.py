@@ -31,6 +31,7 @@ from engine.storage.base import ItemResult, ScanListing, TaskRequest, TaskStatus
 from engine.storage.mover_defaults import StoredTasks
 from engine.storage.tape_groups import bundle_name, cut_parts, group_of, job_name
 from engine.storage.tape_identity import TapeIdentity, list_root
+from engine.storage.tape_items import _item_scan, _items_by_scan, _renamed, _with_action
 from engine.storage.tape_runner import TapeRunner
 from engine.storage.tape_script import (
     MAX_HTAR_MEMBER,
@@ -93,6 +94,10 @@ class TapeStorage:
         self._looked: dict[str, bool] = {}  # bundle → intact, this pass
         self.identity = TapeIdentity(endpoint)
         self._identity_ok = False  # the marker was seen this pass
+        # Bundles found intact by this pass's listing, and whether any vanished: then a bundle
+        # written later in the same pass is never what a last look relies on.
+        self._listed: set[str] = set()
+        self._vanished = False
 
     def attach(self, store: StoreBase) -> None:
         self.endpoint.attach(store)
@@ -129,6 +134,7 @@ class TapeStorage:
         held = tape_store.held_scans(store, self.name)
         on_hpss = self._ls(self.endpoint.base, recursive=True)
         self._identity_ok = False
+        self._listed, self._vanished = set(), False
         self.identity.holds(store, on_hpss)  # an emptied root is unknown, never "all missing"
         self._identity_ok = True
         out: dict[str, ScanListing] = {}
@@ -137,8 +143,10 @@ class TapeStorage:
             for bundle, _checksum, detail in reversed(entries):
                 if _present(bundle, detail, on_hpss):
                     out[scan_key] = _listing(scan_key, detail)
+                    self._listed.add(bundle.bundle)
                     break
                 broken.add(bundle.bundle)
+        self._vanished = bool(broken)
         if not store.readonly:
             for name in sorted(broken):
                 log.error("%s: bundle %s is missing or not its verified size", self.name, name)
@@ -159,6 +167,8 @@ class TapeStorage:
             self._identity_ok = True
         entries = tape_store.held_scans(store, self.name).get(scan, [])
         for bundle, _checksum, detail in reversed(entries):
+            if self._vanished and bundle.bundle not in self._listed:
+                continue  # bundles vanished this pass: one written since proves nothing yet
             intact = self._looked.get(bundle.bundle)
             if intact is None:
                 intact = self._look(bundle)
@@ -385,36 +395,3 @@ class TapeMover(StoredTasks):
 
     def cancel(self, task_id: str) -> None:
         return None  # a bundle job is short and harmless to finish; its outcome is judged
-
-
-def _renamed(path: str, scan: str, name: str) -> str:
-    return path if name == scan else name + path[len(scan) :]
-
-
-def _item_scan(item: Any) -> Scan:
-    from datetime import UTC
-
-    newest = max((f.mtime for f in item.files), default=0.0)
-    return Scan(
-        item.scan,
-        tuple(item.files),
-        datetime.fromtimestamp(newest, UTC),
-        item.checksum_algorithm,
-        item.whole_checksum() or "",
-        is_directory=item.recursive,
-    )
-
-
-def _items_by_scan(store: StoreBase, submission: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for r in store._conn().execute(
-        "SELECT action_id, scan FROM task_items WHERE submission_id = ?", (submission,)
-    ):
-        out.setdefault(r["scan"], []).append(r["action_id"])
-    return out
-
-
-def _with_action(result: ItemResult, action_id: str) -> ItemResult:
-    from dataclasses import replace
-
-    return replace(result, action_id=action_id)

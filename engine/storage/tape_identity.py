@@ -28,7 +28,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from engine.config import Config
 from engine.errors import EndpointUnavailable
 from engine.layout import ENGINE_TEMP_PREFIX
 from engine.model import ErrorClass
@@ -215,24 +214,3 @@ def tape_identity_checks(backends: object) -> dict[str, Callable[..., None]]:
         if kinds.get(name) == "tape" and check is not None:
             out[name] = check
     return out
-
-
-def init_tape_endpoint(
-    config: Config, store: StoreBase, name: str, *, user: str, now: datetime
-) -> str:
-    """`bl931tui --init-endpoint NAME` for a tape endpoint: write (or adopt) its marker through
-    its runner and record it. Returns the marker's HPSS path."""
-    from types import SimpleNamespace
-
-    from engine.storage.tape_build import build_tape
-
-    holder = SimpleNamespace(storages={}, movers={}, closers=[])
-    build_tape(config, holder, clock=lambda: now)
-    try:
-        storage = holder.storages[name]
-        storage.attach(store)
-        marker_id = storage.identity.initialise(store, user=user, now=now)
-        return marker_path(storage.endpoint, marker_id)
-    finally:
-        for close in holder.closers:
-            close()
