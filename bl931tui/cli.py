@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument(
         "--init-endpoint",
         metavar="NAME",
-        help="write the identity marker of a local endpoint (after checking it is mounted)",
+        help="write the identity marker of a local or tape endpoint (after checking it is the right storage)",
     )
     mode.add_argument(
         "--adopt-endpoint",

@@ -38,6 +38,8 @@ def init_endpoint(config: Config, name: str) -> int:
             f"--init-endpoint writes the state store {path}: run it as the service user who "
             f"owns it (uid {path.stat().st_uid}), e.g. with sudo -u"
         )
+    if config.endpoints[name].kind == "tape":
+        return _init_tape(config, name)
     with OwnerLock(path):
         store = owned_store(config)
         try:
@@ -46,6 +48,22 @@ def init_endpoint(config: Config, name: str) -> int:
         finally:
             store.close()
     print(f"{name}: identity {identity.marker_id} recorded for {identity.root}")
+    return 0
+
+
+def _init_tape(config: Config, name: str) -> int:
+    """A tape endpoint's marker is written on HPSS through its runner (`hsi mkdir`)."""
+    from engine.storage.tape_init import init_tape_endpoint
+
+    with OwnerLock(config.state.path):
+        store = owned_store(config)
+        try:
+            where = init_tape_endpoint(
+                config, store, name, user=operator_name(), now=SYSTEM_CLOCK.now()
+            )
+        finally:
+            store.close()
+    print(f"{name}: identity marker {where} recorded")
     return 0
 
 
@@ -91,9 +109,12 @@ def _adopt_legacy(config: Config, name: str, old: str, user: str, rearchive: boo
     with OwnerLock(config.state.path):
         store = owned_store(config)
         try:
-            done = adopt_legacy(
-                config, store, name, old, user=user, now=SYSTEM_CLOCK.now(), rearchive=rearchive
-            )
+            now = SYSTEM_CLOCK.now()
+            done = adopt_legacy(config, store, name, old, user=user, now=now, rearchive=rearchive)
+            # The operator vouched for this HPSS directory: it gets its tape identity marker.
+            from engine.storage.tape_init import init_tape_endpoint
+
+            init_tape_endpoint(config, store, name, user=user, now=now)
         finally:
             store.close()
     if done.rearchive:

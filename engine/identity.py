@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -107,17 +108,36 @@ class IdentityCheck:
         # A dry run on a store that does not exist yet: the first pass will write the markers,
         # so an endpoint without one is what a fresh install looks like, not an unknown one.
         self._fresh = store.created_new and not self._identities
+        # Tape endpoints' marker checks go through their runner (engine/storage/tape_identity.py):
+        # endpoint → check(may_initialise=, user=, now=, fresh=). Set by the reconciler.
+        self.tape: dict[str, Callable[..., None]] = {}
 
     def local_endpoints(self) -> list[str]:
         return [n for n, ep in self.config.endpoints.items() if ep.kind == "local" and ep.path]
 
+    def checked_endpoints(self) -> list[str]:
+        """Every endpoint whose identity a pass checks: local roots and tape endpoints."""
+        return [*self.local_endpoints(), *(n for n in self.config.endpoints if n in self.tape)]
+
+    def observe(self, endpoint: str, *, user: str, now: datetime) -> None:
+        """The check made when a pass observes: a tape endpoint's marker is looked at afresh
+        (and written on first use when this pass may write)."""
+        if endpoint in self.tape:
+            self.tape[endpoint](may_initialise=self.may_initialise, user=user, now=now, fresh=True)
+            return
+        self.check(endpoint, user=user, now=now)
+
     def check(self, endpoint: str, *, user: str, now: datetime) -> None:
         """Raise `EndpointUnavailable` (needs-human) unless `endpoint` is provably its storage.
 
-        Endpoints that are not local have no marker here (a Globus collection's identity is its
-        collection id and root) and always pass.
+        Tape endpoints are checked through their runner (`self.tape`); other endpoints that
+        are not local have no marker here (a Globus collection's identity is its collection id
+        and root) and always pass.
         """
         spec = self.config.endpoints.get(endpoint)
+        if endpoint in self.tape:  # this pass's marker check (or afresh if none passed yet)
+            self.tape[endpoint](may_initialise=False, user=user, now=now)
+            return
         if spec is None or spec.kind != "local" or spec.path is None:
             return
         root = spec.path

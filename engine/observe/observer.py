@@ -42,6 +42,7 @@ from engine.policy import Policy
 from engine.rehash import Rehasher
 from engine.storage.base import ScanListing
 from engine.storage.same_storage import shared_storage
+from engine.storage.tape_identity import tape_identity_checks
 from engine.store import StateStore
 
 
@@ -117,8 +118,9 @@ class Observer:
         )
         scans = self.stored_scans()
         identity = IdentityCheck(self.config, self.store, may_initialise=write)
-        unproven = unproven_endpoints(identity, now, self.user, errors, alerts)
+        identity.tape = tape_identity_checks(self.backends)
         refused, kind_alerts = tape_legacy.kind_changed(self.config, self.store)  # per-file → tape
+        unproven = unproven_endpoints(identity, now, self.user, errors, alerts, skip=refused)
         for name, why in refused.items():
             unproven[name] = why
             errors.append(EndpointError(name, why, ErrorClass.NEEDS_HUMAN))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Collection, Mapping
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,8 @@ from engine.model import FileStat, Scan
 from engine.storage.base import ItemResult, ScanListing, TaskRequest, TaskStatus
 from engine.storage.mover_defaults import StoredTasks
 from engine.storage.tape_groups import bundle_name, cut_parts, group_of, job_name
+from engine.storage.tape_identity import TapeIdentity, list_root
+from engine.storage.tape_items import _item_scan, _items_by_scan, _renamed, _with_action
 from engine.storage.tape_runner import TapeRunner
 from engine.storage.tape_script import (
     MAX_HTAR_MEMBER,
@@ -91,9 +92,27 @@ class TapeStorage:
         self.endpoint = endpoint
         self.name = endpoint.name
         self._looked: dict[str, bool] = {}  # bundle → intact, this pass
+        self.identity = TapeIdentity(endpoint)
+        self._identity_ok = False  # the marker was seen this pass
+        # Bundles found intact by this pass's listing, and whether any vanished: then a bundle
+        # written later in the same pass is never what a last look relies on.
+        self._listed: set[str] = set()
+        self._vanished = False
 
     def attach(self, store: StoreBase) -> None:
         self.endpoint.attach(store)
+
+    def check_identity(
+        self, *, may_initialise: bool, user: str, now: datetime, fresh: bool = False
+    ) -> None:
+        """The endpoint's marker (engine/storage/tape_identity.py): checked afresh with `fresh`
+        (each pass's observation), else once per pass (each last look reuses it)."""
+        if self._identity_ok and not fresh:
+            return
+        self._identity_ok = False
+        store = self.endpoint.need_store()
+        self.identity.check(store, may_initialise=may_initialise, user=user, now=now)
+        self._identity_ok = True
 
     def _ls(self, path: str, recursive: bool = False, fresh_ok: bool = False) -> dict[str, int]:
         flags = "-l -R" if recursive else "-l"
@@ -114,14 +133,20 @@ class TapeStorage:
         self._looked = {}
         held = tape_store.held_scans(store, self.name)
         on_hpss = self._ls(self.endpoint.base, recursive=True, fresh_ok=not held)  # new: empty
+        self._identity_ok = False
+        self._listed, self._vanished = set(), False
+        self.identity.holds(store, on_hpss)  # an emptied root is unknown, never "all missing"
+        self._identity_ok = True
         out: dict[str, ScanListing] = {}
         broken: set[str] = set()
         for scan_key, entries in held.items():
             for bundle, _checksum, detail in reversed(entries):
                 if _present(bundle, detail, on_hpss):
                     out[scan_key] = _listing(scan_key, detail)
+                    self._listed.add(bundle.bundle)
                     break
                 broken.add(bundle.bundle)
+        self._vanished = bool(broken)
         if not store.readonly:
             for name in sorted(broken):
                 log.error("%s: bundle %s is missing or not its verified size", self.name, name)
@@ -137,8 +162,13 @@ class TapeStorage:
     def stat_scan(self, layout: ScanLayout, scan: str) -> ScanListing | None:
         """The last look: the scan's newest bundle still listed, its index matching the manifest."""
         store = self.endpoint.need_store()
+        if not self._identity_ok:
+            self.identity.holds(store, list_root(self.endpoint))
+            self._identity_ok = True
         entries = tape_store.held_scans(store, self.name).get(scan, [])
         for bundle, _checksum, detail in reversed(entries):
+            if self._vanished and bundle.bundle not in self._listed:
+                continue  # bundles vanished this pass: one written since proves nothing yet
             intact = self._looked.get(bundle.bundle)
             if intact is None:
                 intact = self._look(bundle)
@@ -367,34 +397,3 @@ class TapeMover(StoredTasks):
         from engine.storage.tape_cancel import cancel_jobs
 
         cancel_jobs(self.endpoint, task_id)
-
-
-def _renamed(path: str, scan: str, name: str) -> str:
-    return path if name == scan else name + path[len(scan) :]
-
-
-def _item_scan(item: Any) -> Scan:
-    from datetime import UTC
-
-    newest = max((f.mtime for f in item.files), default=0.0)
-    return Scan(
-        item.scan,
-        tuple(item.files),
-        datetime.fromtimestamp(newest, UTC),
-        item.checksum_algorithm,
-        item.whole_checksum() or "",
-        is_directory=item.recursive,
-    )
-
-
-def _items_by_scan(store: StoreBase, submission: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for r in store._conn().execute(
-        "SELECT action_id, scan FROM task_items WHERE submission_id = ?", (submission,)
-    ):
-        out.setdefault(r["scan"], []).append(r["action_id"])
-    return out
-
-
-def _with_action(result: ItemResult, action_id: str) -> ItemResult:
-    return replace(result, action_id=action_id)

@@ -11,6 +11,7 @@ starting `BL931 ` or an `htar -tvf` line; nothing else in the output is trusted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shlex
@@ -51,11 +52,25 @@ class Member:
     hpss_path: str  # the bundle, or the file's own HPSS path for cput
 
 
+def heredoc_delimiter(body: str) -> str:
+    """A heredoc delimiter that occurs nowhere in `body`: derived from the body's own hash
+    (so the same script is generated for the same members), lengthened in the astronomically
+    unlikely case a path holds it. No member path can end the heredoc early or inject."""
+    digest = hashlib.sha256(body.encode("utf-8", "surrogateescape")).hexdigest()
+    for n in range(16, len(digest) + 1):
+        delimiter = f"BL931_EOF_{digest[:n]}"
+        if delimiter not in body:
+            return delimiter
+    n = 0
+    while f"BL931_EOF_{digest}_{n}" in body:
+        n += 1
+    return f"BL931_EOF_{digest}_{n}"
+
+
 def _heredoc(path_var: str, lines: Iterable[str]) -> str:
     body = "\n".join(lines)
-    if "BL931_EOF" in body:
-        raise ValueError("a member path contains the script's heredoc delimiter")
-    return f"cat > \"{path_var}\" <<'BL931_EOF'\n{body}\nBL931_EOF\n"
+    end = heredoc_delimiter(body)
+    return f"cat > \"{path_var}\" <<'{end}'\n{body}\n{end}\n"
 
 
 def _check_sums(algorithm: str, members: Sequence[Member]) -> str:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.adversary.tape_world import (
     approve_all,
     audit,
@@ -47,13 +45,6 @@ def test_hpss_root_missing_is_unknown_not_missing(tmp_path: Path, run_cli: RunCl
     assert len(w.bundles()) == 1, "a bundle was made again after HPSS came back"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an empty HPSS stand-in (unmounted mount point) answers hsi ls -R with nothing: in "
-    "that same pass every verified bundle is marked broken (no missing_fraction alert), all "
-    "scans are bundled again INTO the empty mount point (p002), and the already-approved CFS "
-    "prune then runs relying on that p002 — which the remount hides",
-)
 def test_hpss_mount_point_empty_is_not_a_rebundling_storm(tmp_path: Path, run_cli: RunCli) -> None:
     """The HPSS stand-in directory exists but is empty (an unmounted mount point)."""
     w = make_tape_world(tmp_path)
@@ -67,6 +58,11 @@ def test_hpss_mount_point_empty_is_not_a_rebundling_storm(tmp_path: Path, run_cl
     passes(run_cli, w, 2)
     assert on_disk(w, "cfs", S0) == D0 and on_disk(w, "cfs", S1) == D1
     assert list(hpss.rglob("*.tar")) == [], "bundles written into the unmounted mount point"
+    assert set(s for (s,) in sql(w, "SELECT state FROM tape_bundles")) == {"verified"}
+    _, doc = audit(run_cli, w)
+    assert "endpoint_unknown" in [b["reason_code"] for b in blocked(doc, S0)]
+    codes = [a.get("code") for a in doc.get("alert_details", [])]
+    assert "endpoint_identity" in codes, doc.get("alert_details")
     hpss.rmdir()
     away.rename(hpss)
     passes(run_cli, w, 2)
@@ -165,3 +161,45 @@ def test_close_date_with_the_clock_going_backwards(tmp_path: Path, run_cli: RunC
         assert re.search(r"\d{4}-\d\d-\d\d", reasons[0]["reason"]), reasons[0]["reason"]
     assert w.bundles() == []
     assert on_disk(w, "cfs", S0) == D0
+
+
+def test_all_bundles_vanishing_raise_missing_fraction_and_no_prune_relies_on_a_new_one(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    """The marker is intact but every bundle vanished (deleted on HPSS): the vanished copies
+    count in the missing-fraction check, and the approved CFS prune never runs relying on a
+    bundle written in the pass where the old ones vanished."""
+    w = make_tape_world(tmp_path)
+    w.write(S0, D0)
+    w.write(S1, D1)
+    passes(run_cli, w, 3)  # the third pass lists the bundles: the copies were seen on tape
+    approve_all(run_cli, w)
+    for tar in w.bundles():
+        tar.unlink()
+    passes(run_cli, w, 3)
+    assert on_disk(w, "cfs", S0) == D0 and on_disk(w, "cfs", S1) == D1
+    _, doc = audit(run_cli, w)
+    codes = [a.get("code") for a in doc.get("alert_details", [])]
+    assert "missing_fraction" in codes, doc.get("alert_details")
+
+
+def test_a_used_archive_without_a_recorded_marker_waits_for_init_endpoint(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    """Bundles recorded but no tape identity (a store from before markers): unknown, never
+    'all missing', until the operator runs --init-endpoint, which adopts the marker there."""
+    w = make_tape_world(tmp_path)
+    w.write(S0, D0)
+    passes(run_cli, w, 3)
+    (marker,) = [p for p in w.folder("hpss").iterdir() if p.name.startswith(".bl931-tape-")]
+    sql(w, "DELETE FROM endpoint_identity WHERE endpoint = 'hpss'")
+    passes(run_cli, w)
+    _, doc = audit(run_cli, w)
+    assert "endpoint_unknown" in [b["reason_code"] for b in blocked(doc, S0)]
+    assert set(s for (s,) in sql(w, "SELECT state FROM tape_bundles")) == {"verified"}
+    done = run_ok(run_cli, w, "--init-endpoint", "hpss")
+    assert done.returncode == 0 and marker.name in done.stdout, done.stdout + done.stderr
+    passes(run_cli, w)
+    _, doc = audit(run_cli, w)
+    assert "endpoint_unknown" not in [b["reason_code"] for b in blocked(doc, S0)]
+    assert len(w.bundles()) == 1

@@ -65,13 +65,6 @@ def test_rotted_scan_with_a_backslash_in_its_name_is_isolated(
     assert b"a good scan" in bundled_bytes(w).get("2026/good.h5", [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a scan file named BL931_EOF makes archive_script raise ValueError for the whole "
-    "batch: the submission is refused ('a member path contains the script's heredoc "
-    "delimiter', reason_code failed), so every other scan of the group (2026/good.h5) is never "
-    "bundled either, pass after pass; the name is neither sent through hsi cput nor isolated",
-)
 def test_heredoc_delimiter_in_a_scan_name_does_not_crash_or_inject(
     tmp_path: Path, run_cli: RunCli
 ) -> None:
