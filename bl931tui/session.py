@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from engine.backends import build_backends
 from engine.config import Config
 from engine.reconciler import Reconciler
 from engine.state import StateStore
+from engine.store.readonly import readonly_store as engine_readonly_store
 
 
 @contextmanager
 def readonly_store(config: Config) -> Iterator[StateStore]:
     """The state store opened read-only; an empty scratch store if none exists yet."""
-    path = config.state.path
-    if path.exists():
-        store = StateStore(path, readonly=True)
-        try:
-            yield store
-        finally:
-            store.close()
-        return
-    with tempfile.TemporaryDirectory(prefix="bl931-dry-") as scratch:
-        store = StateStore(Path(scratch) / "state.sqlite")
-        try:
-            yield store
-        finally:
-            store.close()
+    with engine_readonly_store(config.state.path, scratch_prefix="bl931-dry-") as store:
+        yield store
 
 
 @contextmanager

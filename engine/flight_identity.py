@@ -18,17 +18,15 @@ writes a marker or the state store.
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 
 from engine.config import Config
 from engine.errors import EndpointUnavailable
 from engine.identity import IdentityCheck
-from engine.state import StateStore
 from engine.storage.same_storage import shared_storage
+from engine.store.readonly import readonly_store
 
 __all__ = ["unproven_endpoints"]
 
@@ -50,7 +48,7 @@ def unproven_endpoints(
     """
     wanted = list(dict.fromkeys(endpoints))
     problems: dict[str, str] = {}
-    with _store(config) as store:
+    with readonly_store(config.state.path, scratch_prefix="bl931-flight-") as store:
         identity = IdentityCheck(config, store, may_initialise=False)
         for name in wanted:
             try:
@@ -61,22 +59,3 @@ def unproven_endpoints(
     for name, aliased in shared_storage(roots).items():
         problems.setdefault(name, aliased.reason)
     return problems
-
-
-@contextmanager
-def _store(config: Config) -> Iterator[StateStore]:
-    """The state store read-only; with none yet, an empty scratch store (a fresh install)."""
-    path = config.state.path
-    if path.exists():
-        store = StateStore(path, readonly=True)
-        try:
-            yield store
-        finally:
-            store.close()
-        return
-    with tempfile.TemporaryDirectory(prefix="bl931-flight-") as scratch:
-        store = StateStore(Path(scratch) / "state.sqlite")
-        try:
-            yield store
-        finally:
-            store.close()
