@@ -149,12 +149,15 @@ def populate(ws: LocalWorkspace, count: int) -> None:
         initialise_catalog(catalog, store, user="bench", now=now)
     finally:
         store.close()
-    # The folders of a beamline's older scans last changed when those scans were written.
+    # The folders of a beamline's older scans (and the endpoints' roots, with their identity
+    # markers) last changed when those scans were written.
     stamp = ACQUIRED.timestamp()
     for root in (ws.dtn, ws.cfs, ws.hpss):
         for folder, _dirs, _files in os.walk(root):
-            if folder != os.fspath(root):
-                os.utime(folder, (stamp, stamp))
+            os.utime(folder, (stamp, stamp))
+        for entry in os.scandir(root):
+            if entry.is_file(follow_symlinks=False):
+                os.utime(entry.path, (stamp, stamp))
 
 
 def timed_pass(reconciler: Reconciler) -> tuple[float, dict[str, int]]:

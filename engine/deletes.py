@@ -308,6 +308,9 @@ class InterruptedDeletes:
         now: datetime,
     ) -> Outcome:
         """Step 2: resubmit what is still planned, allowed and passes its last look."""
+        outcome = Outcome()
+        if not self._cleared:
+            return outcome  # nothing interrupted: no index of the plan is needed
         executor = self._executor
         look = executor.delete_look
         planned = {a.id: a for a in plan.actions if a.kind is ActionKind.DELETE}
@@ -316,7 +319,6 @@ class InterruptedDeletes:
             for b in plan.blocked
             if b.kind is ActionKind.DELETE
         }
-        outcome = Outcome()
         decisions = DecisionLog(executor.store)
         for task in list(self._cleared.values()):
             mover = executor.backends.movers.get(task.mover)

@@ -219,10 +219,12 @@ class InterruptedReplaces:
     def resume(self, plan: Plan, seen: Observation, now: datetime) -> Outcome:
         """Resubmit, under the same submission id, what is still planned, allowed and passes
         its last look; withdraw the rest."""
+        outcome = Outcome()
+        if not self._cleared:
+            return outcome
         executor = self._executor
         store = executor.store
         planned = {a.id: a for a in plan.actions if a.kind is ActionKind.COPY}
-        outcome = Outcome()
         decisions = DecisionLog(store)
         for task in list(self._cleared.values()):
             mover = executor.backends.movers.get(task.mover)

@@ -138,15 +138,24 @@ class PassFindings:
                      seen_at = excluded.seen_at""",
                 changed,
             )
-            conn.execute(
-                """INSERT INTO catalog_status(id, read_at, ok, error, last_ok_at)
-                   VALUES (1, ?, 1, NULL, ?)
-                   ON CONFLICT(id) DO UPDATE SET read_at = excluded.read_at, ok = 1, error = NULL,
-                     last_ok_at = excluded.last_ok_at""",
-                (stamp, stamp),
-            )
+            _catalog_ok(conn, stamp)
         self._catalog = current
         self._catalog_sets = dict(catalog.locations)  # only with the texts they produced
+
+    def catalog_unchanged(self, now: datetime) -> None:
+        """A quiet pass found the catalog as last read (`engine.incremental.quiet`)."""
+        with self.store.transaction() as conn:
+            _catalog_ok(conn, iso(now))
+
+
+def _catalog_ok(conn: sqlite3.Connection, stamp: str | None) -> None:
+    conn.execute(
+        """INSERT INTO catalog_status(id, read_at, ok, error, last_ok_at)
+           VALUES (1, ?, 1, NULL, ?)
+           ON CONFLICT(id) DO UPDATE SET read_at = excluded.read_at, ok = 1, error = NULL,
+             last_ok_at = excluded.last_ok_at""",
+        (stamp, stamp),
+    )
 
 
 # ---- reading (the TUI) ---------------------------------------------------------------------

@@ -138,6 +138,7 @@ def report_pass(
     finished: datetime,
     endpoints: tuple[str, ...],
     events_after: int,
+    levels: dict[tuple[str, str], int] | None = None,
 ) -> PassReport:
     """The pass's report (its action outcomes from the audit rows after `events_after`), the
     heartbeat that says the pass finished, and its log line."""
@@ -151,7 +152,7 @@ def report_pass(
         new_scans=len(seen.new_scans),
         scans=len(seen.scans),
         endpoints=endpoints,
-        replica_levels=replica_levels(seen),
+        replica_levels=replica_levels(seen) if levels is None else levels,
         actions=ActionTallies.of_events(store.action_events_since(events_after)),
     )
     beat: dict[str, object] = {"pass_finished_at": finished, "summary": report.summary()}

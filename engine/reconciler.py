@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 
 from engine.backends import Backends
@@ -21,6 +22,7 @@ from engine.clock import Clock, as_clock
 from engine.config import Config
 from engine.errors import Bl931Error
 from engine.executor import Executor
+from engine.incremental.quiet import QuietPasses, Settled, record_quiet
 from engine.incremental.view import IncrementalView
 from engine.layout import ScanLayout
 from engine.model import InFlight, Plan
@@ -71,6 +73,7 @@ class Reconciler:
         keep_pids_in(backends.catalog, store)
         keep_holds_in(backends, store)  # Retry-After waits outlive this process
         self._swept = False
+        self.quiet: QuietPasses | None = None  # on with the incremental view
 
     @property
     def completion_hint(self) -> Callable[[], Mapping[str, str]] | None:
@@ -91,6 +94,7 @@ class Reconciler:
     @incremental.setter
     def incremental(self, view: IncrementalView | None) -> None:
         self.observer.inventory.incremental = view
+        self.quiet = QuietPasses() if view is not None else None
 
     def observe(
         self, now: datetime, *, circuit_breaker: bool = False, write: bool = False
@@ -115,6 +119,7 @@ class Reconciler:
     def reconcile_once(self, now: datetime | None = None, *, drain: bool = False) -> PassReport:
         """One pass. With `drain`, tasks run in this process are finished before returning."""
         started = now or self.clock()
+        reuse = self._quiet(started)  # before this pass writes anything
         self.store.beat(
             started, pid=os.getpid(), host=socket.gethostname(), pass_started_at=started
         )
@@ -124,13 +129,18 @@ class Reconciler:
         self.store.consume_retries(started)
         mark = self.store.last_event_seq()
         outcome = self.executor.poll_tasks(started)
-        # observe → record
-        seen = self.observe(started, circuit_breaker=True, write=True)
-        record_observation(self.store, self.policy, self.observer, seen, started)
-        # plan
-        the_plan = self.make_plan(seen, started)
-        the_plan = self.planner.with_findings(the_plan, seen, started, write=True)
-        self.planner.record(the_plan, seen, started)
+        if reuse is not None:  # a quiet pass: nothing it reads changed (engine.incremental.quiet)
+            seen, the_plan = reuse.seen, replace(reuse.plan, as_of=started)
+            self.executor.identity, self.executor.storages = seen.identity, seen.storages
+            record_quiet(self.store, self.planner.findings, seen, started)
+        else:
+            # observe → record
+            seen = self.observe(started, circuit_breaker=True, write=True)
+            record_observation(self.store, self.policy, self.observer, seen, started)
+            # plan
+            the_plan = self.make_plan(seen, started)
+            the_plan = self.planner.with_findings(the_plan, seen, started, write=True)
+            self.planner.record(the_plan, seen, started)
         # execute
         outcome += self.executor.execute(the_plan, seen, started)
         if drain:
@@ -150,7 +160,44 @@ class Reconciler:
             finished=self.clock(),
             endpoints=tuple(self.policy.endpoints),
             events_after=mark,
+            levels=reuse.levels if reuse is not None else None,
         )
         if self.incremental is not None:  # the GC policy after a steady pass
             self.incremental.end_pass()
+        if self.quiet is not None:
+            if reuse is None:
+                self._settle(seen, the_plan, report)
+            self.quiet.end_pass(self.store)
         return report
+
+    def _quiet(self, now: datetime) -> Settled | None:
+        """The settled pass this one may reuse, if it is a quiet pass (service passes only)."""
+        view = self.incremental
+        if self.quiet is None or view is None or view.full_walk_due(now):
+            return None
+        hint = self.completion_hint
+        return self.quiet.check(
+            now,
+            store=self.store,
+            backends=self.backends,
+            policy=self.policy,
+            hints=hint() if hint is not None else {},
+        )
+
+    def _settle(self, seen: Observation, the_plan: Plan, report: PassReport) -> None:
+        assert self.quiet is not None
+        hint = self.completion_hint
+        executor = self.executor
+        self.quiet.remember(
+            seen,
+            the_plan,
+            report.started_at,
+            store=self.store,
+            backends=self.backends,
+            policy=self.policy,
+            interrupted=bool(
+                executor.interrupted.action_ids or executor.interrupted_replaces.action_ids
+            ),
+            levels=report.replica_levels,
+            hints=hint() if hint is not None else {},
+        )

@@ -316,6 +316,11 @@ class LocalCatalog:
     def _dirty(self) -> bool:
         return bool(self._pending)
 
+    def has_pending(self) -> bool:
+        """Whether changes wait for `flush()`."""
+        with self._lock:
+            return bool(self._pending)
+
     # ---- writing ----------------------------------------------------------------------------
 
     def _read_for_write(self) -> CatalogSnapshot | None:

@@ -103,6 +103,21 @@ class DirectoryCache:
             out[scan] = ScanListing(scan, tuple(files))
         return out
 
+    def unchanged(self, storage: LocalStorage) -> bool:
+        """Whether every folder the last listing read still has the stat it had then, and had
+        settled (a quiet pass, `engine.incremental.quiet`). Stats folders only: a file
+        rewritten in place is not seen here (the full walk and the last look see it)."""
+        if not self._folders:
+            return False
+        root = os.fspath(storage.root)
+        try:
+            for reldir, folder in self._folders.items():
+                if folder.stamp is None or self._stamp(storage, root, reldir) != folder.stamp:
+                    return False
+        except EndpointUnavailable:
+            return False
+        return True
+
     def _stamp(
         self, storage: LocalStorage, root: str, reldir: str
     ) -> tuple[int, int, int, int] | None:

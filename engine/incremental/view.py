@@ -32,9 +32,7 @@ class IncrementalView:
     def begin_pass(self, now: datetime, storages: Mapping[str, object]) -> bool:
         """Decide whether this pass is a full walk and hand each local endpoint its cache.
         Returns whether it is a full walk."""
-        due = self.last_full is None or now < self.last_full
-        if not due and self.last_full is not None:
-            due = (now - self.last_full).total_seconds() >= self.full_walk_seconds
+        due = self.full_walk_due(now)
         self.full = due
         if due:
             self.last_full = now
@@ -45,6 +43,12 @@ class IncrementalView:
             if isinstance(storage, LocalStorage):
                 storage.directory_cache = self.cache(name)
         return due
+
+    def full_walk_due(self, now: datetime) -> bool:
+        """Whether a pass starting at `now` is a full walk (changes nothing)."""
+        if self.last_full is None or now < self.last_full:
+            return True
+        return (now - self.last_full).total_seconds() >= self.full_walk_seconds
 
     def cache(self, endpoint: str) -> DirectoryCache:
         cache = self.caches.get(endpoint)

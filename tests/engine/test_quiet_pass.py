@@ -1,0 +1,218 @@
+"""The quiet pass (engine/incremental/quiet.py): a settled service pass whose inputs did not
+change reuses the last observation and plan. Every test here changes one input a quiet pass
+must notice — time crossing a retention end, a file removed behind our back, a write to the
+state store by another connection, an aliased or unmounted root, an identity marker or the
+catalog rewritten in place, the periodic full walk — and checks that the next pass is not quiet
+and plans what a fresh audit (`dry_run`, which observes everything) plans.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from engine.backends import build_backends
+from engine.clock import FakeClock
+from engine.identity import MARKER_NAME
+from engine.incremental.view import IncrementalView
+from engine.model import ActionKind, Plan
+from engine.pass_report import PassReport
+from engine.reconciler import Reconciler
+from engine.state import StateStore
+from engine.workspace import LocalWorkspace, create_workspace
+
+FOLDER = "2026/11"
+SCANS = [f"{FOLDER}/scan_{n:04d}.h5" for n in range(4)]
+START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+# Written a day before the fake clock starts: inside the DTN's 30-day retention by the fake
+# clock, and long settled by any real clock that can run this test.
+WRITTEN = (START - timedelta(days=1)).timestamp()
+# One scan whose 30 days at the DTN end half an hour after the fake clock starts: well inside
+# one full-walk period, so only the quiet pass's own due date can notice it.
+DUE_SOON = f"{FOLDER}/scan_due.h5"
+DUE_SOON_WRITTEN = (START - timedelta(days=30) + timedelta(minutes=30)).timestamp()
+FULL_WALK = 3600.0
+
+
+class Line:
+    def __init__(self, ws: LocalWorkspace) -> None:
+        self.ws = ws
+        self.config = ws.config()
+        self.clock = FakeClock(START)
+        self.store = StateStore(self.config.state.path)
+        self.backends = build_backends(self.config, clock=self.clock)
+        self.reconciler = Reconciler(self.config, self.store, self.backends, clock=self.clock)
+        self.view = IncrementalView(FULL_WALK, freeze_gc=False)
+        self.reconciler.incremental = self.view
+
+    @property
+    def quiet(self) -> int:
+        assert self.reconciler.quiet is not None
+        return self.reconciler.quiet.quiet
+
+    def pass_(self) -> PassReport:
+        report = self.reconciler.reconcile_once(drain=True)
+        self.clock.advance(minutes=1)
+        return report
+
+    def audit(self) -> Plan:
+        """What `--dry-run` plans now: a fresh reconciler that observes everything."""
+        backends = build_backends(self.config, clock=self.clock)
+        try:
+            return Reconciler(self.config, self.store, backends, clock=self.clock).dry_run()
+        finally:
+            backends.close()
+
+
+def settle(ws: LocalWorkspace) -> None:
+    """Every folder and identity marker as a long-quiet beamline's (changed long ago)."""
+    for root in (ws.dtn, ws.cfs, ws.hpss):
+        if (root / MARKER_NAME).exists():
+            os.utime(root / MARKER_NAME, (WRITTEN, WRITTEN))
+        for folder, _dirs, _files in os.walk(root):
+            os.utime(folder, (WRITTEN, WRITTEN))
+
+
+def same_plan(report: PassReport, audit: Plan) -> None:
+    assert report.plan.digest == audit.digest
+    assert sorted(report.plan.blocked) == sorted(audit.blocked)
+    assert [e.endpoint for e in report.plan.errors] == [e.endpoint for e in audit.errors]
+
+
+@pytest.fixture
+def line(tmp_path: Path) -> Iterator[Line]:
+    ws = create_workspace(tmp_path / "ws", dtn_keep_days=30, cfs_keep_days=1000)
+    for scan in SCANS:
+        ws.write_scan(scan, os.urandom(2048), mtime=WRITTEN)
+    ws.write_scan(DUE_SOON, os.urandom(2048), mtime=DUE_SOON_WRITTEN)
+    settle(ws)
+    line = Line(ws)
+    try:
+        for _ in range(4):  # copied, verified, registered
+            line.pass_()
+        settle(ws)
+        line.pass_()  # the folder caches keep the settled folders
+        yield line
+    finally:
+        line.store.close()
+        line.backends.close()
+
+
+def test_settled_passes_are_quiet_and_plan_what_an_audit_plans(line: Line) -> None:
+    before = line.quiet
+    reports = [line.pass_() for _ in range(3)]
+    assert line.quiet == before + 3
+    for report in reports:
+        assert not report.plan.actions and report.plan.blocked  # retention blocks the prunes
+        same_plan(report, line.audit())
+    health = line.store.endpoint_health()
+    # A quiet pass still records that every endpoint was seen now.
+    assert {name: h["last_ok_at"] for name, h in health.items()} == {
+        name: reports[-1].started_at for name in ("dtn", "cfs", "hpss")
+    }
+
+
+def test_the_end_of_a_retention_period_ends_the_quiet(line: Line) -> None:
+    line.pass_()
+    assert line.quiet >= 1
+    line.clock.advance(minutes=30)  # DUE_SOON's 30 days at the DTN end; no full walk yet
+    quiet = line.quiet
+    report = line.pass_()
+    assert not line.view.full
+    assert line.quiet == quiet
+    deletes = [a for a in report.plan.actions if a.kind is ActionKind.DELETE]
+    assert [(a.scan, a.target) for a in deletes] == [(DUE_SOON, "dtn")]
+    same_plan(report, line.audit())
+
+
+def test_a_copy_removed_behind_our_back_is_missing_at_the_next_pass(line: Line) -> None:
+    line.pass_()
+    quiet = line.quiet
+    (line.ws.cfs / SCANS[0]).unlink()
+    report = line.pass_()
+    assert line.quiet == quiet
+    # 1 of 5 is over the missing fraction: the endpoint freezes until a person looks.
+    assert any("cfs: 1 of 5 previously seen replicas are missing" in a for a in report.plan.alerts)
+    same_plan(report, line.audit())
+
+
+def test_a_write_to_the_store_by_another_connection_ends_the_quiet(line: Line) -> None:
+    line.pass_()
+    quiet = line.quiet
+    other = StateStore(line.config.state.path)  # an operator's decision, another process
+    try:
+        other.place_hold(SCANS[1], "keep it still", "operator", line.clock.now())
+    finally:
+        other.close()
+    report = line.pass_()
+    assert line.quiet == quiet
+    assert line.reconciler.quiet is not None
+    same_plan(report, line.audit())
+
+
+def test_an_aliased_root_is_never_quiet(line: Line) -> None:
+    line.pass_()
+    quiet = line.quiet
+    moved = line.ws.cfs.with_name("cfs-real")
+    line.ws.cfs.rename(moved)
+    line.ws.cfs.symlink_to(line.ws.hpss)  # cfs now shows hpss's tree and marker
+    report = line.pass_()
+    assert line.quiet == quiet
+    assert any(e.endpoint == "cfs" for e in report.plan.errors)
+
+
+def test_an_unmounted_root_is_never_quiet(line: Line) -> None:
+    line.pass_()
+    quiet = line.quiet
+    shutil.rmtree(line.ws.hpss)
+    report = line.pass_()
+    assert line.quiet == quiet
+    assert any(e.endpoint == "hpss" for e in report.plan.errors)
+
+
+def test_an_identity_marker_rewritten_in_place_ends_the_quiet(line: Line) -> None:
+    line.pass_()
+    quiet = line.quiet
+    marker = line.ws.cfs / MARKER_NAME
+    stat = marker.stat()
+    text = marker.read_text()
+    with marker.open("r+") as stream:  # same inode, same size, mtime put back
+        stream.write(text)
+    os.utime(marker, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    line.pass_()
+    assert line.quiet == quiet
+
+
+def test_the_catalog_rewritten_by_another_writer_ends_the_quiet(line: Line) -> None:
+    line.pass_()
+    quiet = line.quiet
+    catalog = line.ws.root / "state" / "catalog.json"
+    assert catalog.exists()
+    catalog.write_bytes(catalog.read_bytes())
+    report = line.pass_()
+    assert line.quiet == quiet
+    same_plan(report, line.audit())
+
+
+def test_the_periodic_full_walk_is_never_quiet(line: Line) -> None:
+    line.pass_()
+    quiet = line.quiet
+    line.clock.advance(seconds=FULL_WALK)
+    line.pass_()
+    assert line.view.full
+    assert line.quiet == quiet
+
+
+def test_audits_and_single_passes_are_never_quiet(line: Line) -> None:
+    backends = build_backends(line.config, clock=line.clock)
+    try:
+        once = Reconciler(line.config, line.store, backends, clock=line.clock)
+        assert once.quiet is None  # no incremental view: `--once`, `--dry-run`
+        once.reconcile_once(drain=True)
+    finally:
+        backends.close()
