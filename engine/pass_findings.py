@@ -142,6 +142,29 @@ class PassFindings:
         self._catalog = current
         self._catalog_sets = dict(catalog.locations)  # only with the texts they produced
 
+    def record_added(self, blocked: Iterable[Blocked], now: datetime) -> None:
+        """A delta pass: the new scans' blocked entries, added to those recorded (which stand
+        unchanged for every other scan, `engine.incremental.delta`)."""
+        if self._blocked is None:
+            raise RuntimeError("a delta pass follows a recorded pass")  # never: a bug
+        added = {
+            (b.scan, b.kind.value, b.endpoint or "", b.reason_code): b.reason
+            for b in blocked
+            if b.reason_code != DATED
+        }
+        changed = [
+            (*key, reason) for key, reason in added.items() if self._blocked.get(key) != reason
+        ]
+        if changed:
+            with self.store.transaction() as conn:
+                conn.executemany(
+                    """INSERT INTO blocked VALUES (?,?,?,?,?,?)
+                       ON CONFLICT(scan, kind, endpoint, reason_code)
+                       DO UPDATE SET reason = excluded.reason""",
+                    [(*row, iso(now)) for row in changed],
+                )
+        self._blocked.update(added)
+
     def catalog_unchanged(self, now: datetime) -> None:
         """A quiet pass found the catalog as last read (`engine.incremental.quiet`)."""
         with self.store.transaction() as conn:

@@ -8,6 +8,7 @@ recorded (its actions, its alerts logged, what blocked which scan).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 
@@ -18,7 +19,7 @@ from engine.config import Config
 from engine.executor import Executor
 from engine.flight_record import flight_alerts
 from engine.gc_pause import paused_gc
-from engine.model import Alert, AlertEffect, ClearedBy, InFlight, Plan
+from engine.model import Alert, AlertEffect, Blocked, CatalogView, ClearedBy, InFlight, Plan
 from engine.observe.observation import Observation
 from engine.pass_findings import PassFindings
 from engine.planner import PlanInput, plan
@@ -108,15 +109,20 @@ class PassPlanner:
 
     def record(self, the_plan: Plan, seen: Observation, now: datetime) -> None:
         """Save the plan's actions and what blocked which scan; log every standing alert."""
-        for alert in the_plan.alert_details:
-            log.error(
-                "ALERT %s [%s]",
-                alert.message,
-                alert.id,
-                extra={"alert": alert.code, "endpoint": alert.endpoint, "effect": alert.effect},
-            )
+        self._log_alerts(the_plan)
         self.store.save_plan(the_plan.actions, now)
         self.findings.record(the_plan, seen.catalog, now)
+
+    def record_delta(
+        self, the_plan: Plan, added: Iterable[Blocked], catalog: CatalogView, now: datetime
+    ) -> None:
+        """`record` for a delta pass: only the new scans' entries are new
+        (`engine.incremental.delta`)."""
+        self._log_alerts(the_plan)
+        self.store.save_plan(the_plan.actions, now)
+        self.findings.record_added(added, now)
+        if catalog.enabled:
+            self.findings.catalog_unchanged(now)
 
     def _reappeared(self, seen: Observation) -> frozenset[str]:
         """Scans bl931 pruned from the inventory endpoint that are listed there again with
@@ -147,6 +153,16 @@ class PassPlanner:
             if (scan := seen.scans.get(scan_id)) is not None
             and index.is_remnant(scan, listing.files, by_identity=False)
         )
+
+    @staticmethod
+    def _log_alerts(the_plan: Plan) -> None:
+        for alert in the_plan.alert_details:
+            log.error(
+                "ALERT %s [%s]",
+                alert.message,
+                alert.id,
+                extra={"alert": alert.code, "endpoint": alert.endpoint, "effect": alert.effect},
+            )
 
     def _foreign_alerts(self) -> list[Alert]:
         """One `notify` alert per scan and endpoint where a prune left files it never copied."""

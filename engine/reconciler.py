@@ -4,7 +4,9 @@ The only way work happens. It can be called any number of times and converges: e
 the inventory, every endpoint and the catalog afresh (`engine.observe`), records what it saw
 (`engine.observe.record`), plans from what it sees, never from what it remembers doing
 (`engine.pass_plan`), runs what is allowed (`engine.executor`), and reports (`engine.pass_report`).
-The dry run is the same observation and planning with every write switched off.
+The dry run is the same observation and planning with every write switched off. A service
+pass whose inputs provably did not change since the last settled pass reuses that pass's
+observation and plan (`engine.incremental.quiet`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from engine.clock import Clock, as_clock
 from engine.config import Config
 from engine.errors import Bl931Error
 from engine.executor import Executor
+from engine.incremental.delta import Delta, merge_plans, observe_delta
 from engine.incremental.quiet import QuietPasses, Settled, record_quiet
 from engine.incremental.view import IncrementalView
 from engine.layout import ScanLayout
@@ -119,7 +122,7 @@ class Reconciler:
     def reconcile_once(self, now: datetime | None = None, *, drain: bool = False) -> PassReport:
         """One pass. With `drain`, tasks run in this process are finished before returning."""
         started = now or self.clock()
-        reuse = self._quiet(started)  # before this pass writes anything
+        base, quiet = self._quiet(started)  # before this pass writes anything
         self.store.beat(
             started, pid=os.getpid(), host=socket.gethostname(), pass_started_at=started
         )
@@ -129,18 +132,7 @@ class Reconciler:
         self.store.consume_retries(started)
         mark = self.store.last_event_seq()
         outcome = self.executor.poll_tasks(started)
-        if reuse is not None:  # a quiet pass: nothing it reads changed (engine.incremental.quiet)
-            seen, the_plan = reuse.seen, replace(reuse.plan, as_of=started)
-            self.executor.identity, self.executor.storages = seen.identity, seen.storages
-            record_quiet(self.store, self.planner.findings, seen, started)
-        else:
-            # observe → record
-            seen = self.observe(started, circuit_breaker=True, write=True)
-            record_observation(self.store, self.policy, self.observer, seen, started)
-            # plan
-            the_plan = self.make_plan(seen, started)
-            the_plan = self.planner.with_findings(the_plan, seen, started, write=True)
-            self.planner.record(the_plan, seen, started)
+        seen, the_plan, levels = self._observe_and_plan(started, base, quiet)
         # execute
         outcome += self.executor.execute(the_plan, seen, started)
         if drain:
@@ -160,21 +152,66 @@ class Reconciler:
             finished=self.clock(),
             endpoints=tuple(self.policy.endpoints),
             events_after=mark,
-            levels=reuse.levels if reuse is not None else None,
+            levels=levels,
         )
         if self.incremental is not None:  # the GC policy after a steady pass
             self.incremental.end_pass()
         if self.quiet is not None:
-            if reuse is None:
+            if not quiet:
                 self._settle(seen, the_plan, report)
             self.quiet.end_pass(self.store)
         return report
 
-    def _quiet(self, now: datetime) -> Settled | None:
-        """The settled pass this one may reuse, if it is a quiet pass (service passes only)."""
+    def _observe_and_plan(
+        self, started: datetime, base: Settled | None, quiet: bool
+    ) -> tuple[Observation, Plan, dict[tuple[str, str], int] | None]:
+        """observe → record → plan. A quiet pass reuses the settled pass, a delta pass adds
+        the new scans to it (engine/incremental), any other pass observes everything."""
+        if base is not None and quiet:
+            seen = base.seen
+            self.executor.identity, self.executor.storages = seen.identity, seen.storages
+            record_quiet(self.store, self.planner.findings, seen, started)
+            return seen, replace(base.plan, as_of=started), base.levels
+        delta = self._delta(base, started) if base is not None else None
+        if base is not None and delta is not None:
+            seen = delta.seen
+            self.executor.identity, self.executor.storages = seen.identity, seen.storages
+            record_observation(self.store, self.policy, self.observer, seen, started)
+            new_plan = self.make_plan(delta.new, started)
+            the_plan = merge_plans(base.plan, new_plan, started)
+            the_plan = self.planner.with_findings(the_plan, seen, started, write=True)
+            self.planner.record_delta(the_plan, new_plan.blocked, seen.catalog, started)
+            return seen, the_plan, delta.levels
+        seen = self.observe(started, circuit_breaker=True, write=True)
+        record_observation(self.store, self.policy, self.observer, seen, started)
+        the_plan = self.make_plan(seen, started)
+        the_plan = self.planner.with_findings(the_plan, seen, started, write=True)
+        self.planner.record(the_plan, seen, started)
+        return seen, the_plan, None
+
+    def _delta(self, base: Settled, now: datetime) -> Delta | None:
+        hint = self.completion_hint
+        delta = observe_delta(
+            base,
+            now,
+            config=self.config,
+            store=self.store,
+            storages=self.backends.storages,
+            policy=self.policy,
+            layout=self.layout,
+            hint=hint() if hint is not None else {},
+        )
+        if delta is not None:
+            assert self.quiet is not None
+            self.quiet.deltas += 1
+        return delta
+
+    def _quiet(self, now: datetime) -> tuple[Settled | None, bool]:
+        """The settled pass this one may build on, and whether it is a quiet pass (service
+        passes only; see `QuietPasses.check`)."""
         view = self.incremental
         if self.quiet is None or view is None or view.full_walk_due(now):
-            return None
+            return None, False
         hint = self.completion_hint
         return self.quiet.check(
             now,

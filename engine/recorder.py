@@ -45,11 +45,7 @@ class Recorder:
     ) -> None:
         """Log the event (at `level`: info, warning or error; any other word logs as info)
         and append it to the audit log."""
-        extra: dict[str, Any] = {"event": kind}
-        if scan is not None:
-            extra["scan"] = scan
-        if action_id is not None:
-            extra["action_id"] = action_id
+        extra = _extra(kind, scan, action_id)
         if data and "class" in data:
             extra["error_class"] = data["class"]
         log.log(
@@ -62,6 +58,24 @@ class Recorder:
             extra=extra,
         )
         self.store.event(now, kind, message, scan=scan, action_id=action_id, level=level, data=data)
+
+    def events(
+        self, now: datetime, kind: str, entries: list[tuple[str, str | None, str | None]]
+    ) -> None:
+        """`event` for many (message, scan, action id) of one kind, stored in one transaction."""
+        for message, scan, action_id in entries:
+            log.info(
+                "%s%s%s: %s",
+                kind,
+                f" [{action_id}]" if action_id else "",
+                f" {scan!r}" if scan else "",
+                message,
+                extra=_extra(kind, scan, action_id),
+            )
+        self.store.add_events(
+            (now, "info", kind, scan, action_id, message, None)
+            for message, scan, action_id in entries
+        )
 
     def retry_at(self, action_id: str, error_class: ErrorClass, now: datetime) -> datetime | None:
         """When a failed action is tried again: backoff for a transient failure, else never
@@ -99,3 +113,12 @@ class Recorder:
             level="warning" if interrupted else "error",
             data={"class": error_class.value, "retry_at": iso(retry_at)},
         )
+
+
+def _extra(kind: str, scan: str | None, action_id: str | None) -> dict[str, Any]:
+    extra: dict[str, Any] = {"event": kind}
+    if scan is not None:
+        extra["scan"] = scan
+    if action_id is not None:
+        extra["action_id"] = action_id
+    return extra

@@ -256,14 +256,12 @@ class Submission:
             task.submission_id, now, task_id=task_id, status=TaskRowStatus.ACTIVE, error=None
         )
         self._executor.task_watch.started(task, mover, now)
-        for item in request.items:
-            self.recorder.event(
-                now,
-                f"{request.kind}.submitted",
-                f"{task.label} (task {task_id})",
-                scan=item.scan,
-                action_id=item.action_id,
-            )
+        message = f"{task.label} (task {task_id})"
+        self.recorder.events(
+            now,
+            f"{request.kind}.submitted",
+            [(message, item.scan, item.action_id) for item in request.items],
+        )
         return True
 
     def rebuild_request(self, task: TaskRow) -> TaskRequest | None:

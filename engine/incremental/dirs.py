@@ -54,6 +54,9 @@ class DirectoryCache:
         self._folders: dict[str, _Folder] = {}
         self.read = 0  # folders read (scandir + stat of every file) by the last listing
         self.reused = 0  # folders reused by the last listing
+        # Scan ids listed from folders the last listing read (not reused): the only entries
+        # that may differ from the listing before it (a delta pass, engine/incremental/delta).
+        self.fresh: set[str] = set()
 
     def clear(self) -> None:
         self._folders = {}
@@ -68,6 +71,7 @@ class DirectoryCache:
         grouped: dict[str, list[FileStat]] = {}
         escaping: list[str] = []
         self.read = self.reused = 0
+        self.fresh = set()
         pending = [""]
         while pending:
             reldir = pending.pop()
@@ -78,6 +82,7 @@ class DirectoryCache:
             if folder is None or folder.stamp is None or folder.stamp != stamp:
                 folder = self._read(storage, layout, reldir, stamp, now, escaping)
                 self.read += 1
+                self._note_fresh(layout, folder)
             else:
                 self.reused += 1
             seen[reldir] = folder
@@ -102,6 +107,14 @@ class DirectoryCache:
                 files.sort(key=lambda f: f.path)
             out[scan] = ScanListing(scan, tuple(files))
         return out
+
+    def _note_fresh(self, layout: ScanLayout, folder: _Folder) -> None:
+        if folder.scans is not None:
+            self.fresh.update(folder.scans)
+        for file in folder.files:
+            scan = layout.scan_of(file.path, folders_checked=True)
+            if scan is not None:
+                self.fresh.add(scan)
 
     def unchanged(self, storage: LocalStorage) -> bool:
         """Whether every folder the last listing read still has the stat it had then, and had

@@ -86,6 +86,7 @@ class QuietPasses:
     def __init__(self) -> None:
         self.settled: Settled | None = None
         self.quiet = 0  # quiet passes so far (for logs and tests)
+        self.deltas = 0  # delta passes so far (engine/incremental/delta.py)
         self.why_not = "no settled pass yet"
 
     # ---- after a pass --------------------------------------------------------------------
@@ -137,16 +138,22 @@ class QuietPasses:
         backends: Backends,
         policy: Policy,
         hints: Mapping[str, str],
-    ) -> Settled | None:
-        """The settled pass to reuse now, or None (and `why_not` says why). Call before the
-        pass writes anything, after the incremental view decided whether it is a full walk."""
+    ) -> tuple[Settled | None, bool]:
+        """(the settled pass, whether this pass is quiet); `why_not` says why it is not. With
+        a settled pass that is not quiet, only folders or the watcher's hints changed: a delta
+        pass may apply (`engine.incremental.delta`). Call before the pass writes anything."""
         last = self.settled
-        why = self._why_not(last, now, store, backends, policy, hints)
+        why = self._why_not(last, now, store, backends, policy)
         if why is not None:
             self.forget(why)
-            return None
+            return None, False
+        assert last is not None
+        changed = self._changed(last, backends, policy, hints)
+        if changed is not None:
+            self.why_not = changed
+            return last, False
         self.quiet += 1
-        return last
+        return last, True
 
     def _why_not(
         self,
@@ -155,16 +162,14 @@ class QuietPasses:
         store: StateStore,
         backends: Backends,
         policy: Policy,
-        hints: Mapping[str, str],
     ) -> str | None:
+        """Why neither a quiet nor a delta pass may reuse `last`, or None."""
         if last is None or last.store is None:
             return self.why_not if last is None else "the last pass did not finish"
         if now < last.as_of:
             return "the clock went backwards"
         if last.next_due is not None and now >= last.next_due:
             return f"a retention period or back-off ended at {last.next_due.isoformat()}"
-        if hints != last.hints:
-            return "the watcher declared a scan complete"
         if store_stamp(store) != last.store:
             return "the state store changed"
         if _catalog_stat(backends) != last.catalog:
@@ -173,10 +178,22 @@ class QuietPasses:
             storage = backends.storages.get(name)
             if not isinstance(storage, LocalStorage) or storage.directory_cache is None:
                 return f"{name} is not read through the folder cache"
-            if not storage.directory_cache.unchanged(storage):
-                return f"{name}: a folder changed"
             if _stat(_root(backends, name) / MARKER_NAME) != last.markers.get(name):
                 return f"{name}: its identity marker changed"
+        return None
+
+    @staticmethod
+    def _changed(
+        last: Settled, backends: Backends, policy: Policy, hints: Mapping[str, str]
+    ) -> str | None:
+        """What changed that a delta pass may take in (folders, the watcher's hints), or None."""
+        if hints != last.hints:
+            return "the watcher declared a scan complete"
+        for name in policy.endpoints:
+            storage = backends.storages[name]
+            assert isinstance(storage, LocalStorage) and storage.directory_cache is not None
+            if not storage.directory_cache.unchanged(storage):
+                return f"{name}: a folder changed"
         return None
 
 

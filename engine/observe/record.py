@@ -29,13 +29,18 @@ def record_observation(
     if seen.new_scans:
         store.upsert_scans(seen.new_scans, now)
         observer.remember(seen.new_scans)
-        for scan in seen.new_scans:
-            store.event(
+        store.add_events(
+            (
                 now,
+                "info",
                 "scan.inventoried",
+                scan.id,
+                None,
                 f"inventoried version {scan.version}, {scan.file_count} files, {scan.size} bytes",
-                scan=scan.id,
+                None,
             )
+            for scan in seen.new_scans
+        )
     if seen.inventory is not None:
         for problem in seen.inventory.problems:
             log.warning("inventory: %s", problem)
