@@ -9,14 +9,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from engine.backends import build_backends
-from engine.clock import FakeClock
 from engine.identity import MARKER_NAME
 from engine.incremental.view import IncrementalView
 from engine.model import Plan
 from engine.pass_report import PassReport
 from engine.reconciler import Reconciler
-from engine.state import StateStore
 from engine.workspace import LocalWorkspace, create_workspace
+from tests.engine_world import open_engine
 
 FOLDER = "2026/11"
 SCANS = [f"{FOLDER}/scan_{n:04d}.h5" for n in range(4)]
@@ -35,10 +34,9 @@ class Line:
     def __init__(self, ws: LocalWorkspace) -> None:
         self.ws = ws
         self.config = ws.config()
-        self.clock = FakeClock(START)
-        self.store = StateStore(self.config.state.path)
-        self.backends = build_backends(self.config, clock=self.clock)
-        self.reconciler = Reconciler(self.config, self.store, self.backends, clock=self.clock)
+        self.engine = open_engine(self.config, start=START)
+        self.clock, self.store = self.engine.clock, self.engine.store
+        self.backends, self.reconciler = self.engine.backends, self.engine.reconciler
         self.view = IncrementalView(FULL_WALK, freeze_gc=False)
         self.reconciler.incremental = self.view
 
@@ -94,5 +92,4 @@ def open_line(tmp_path: Path) -> Iterator[Line]:
         line.pass_()  # the folder caches keep the settled folders
         yield line
     finally:
-        line.store.close()
-        line.backends.close()
+        line.engine.close()
