@@ -270,9 +270,11 @@ def one_size(args: argparse.Namespace) -> dict[str, float]:
             steady = []
             timer.on = True
             for i in range(3):
+                quiet = reconciler.quiet.quiet if reconciler.quiet is not None else 0
                 seconds, summary = timed_pass(reconciler)
                 steady.append(seconds)
-                log(f"[{args.scans}] steady pass {i + 1}: {seconds:.2f}s")
+                kind = "quiet" if reconciler.quiet and reconciler.quiet.quiet > quiet else "full"
+                log(f"[{args.scans}] steady pass {i + 1} ({kind}): {seconds:.4f}s")
                 assert summary["copy"] == summary["register"] == summary["update_catalog"] == 0
             timer.on = False
             if reconciler.incremental is not None:
@@ -291,7 +293,11 @@ def one_size(args: argparse.Namespace) -> dict[str, float]:
                 # The next pass after 1,000 scans landed: walk, hash and register them, plan
                 # and submit their copies (the copies themselves run after the pass).
                 new = write_scans(ws, args.scans, args.new, link=False)
+                deltas = reconciler.quiet.deltas if reconciler.quiet is not None else 0
                 seconds_new, summary = timed_pass(reconciler)
+                out["delta_pass"] = int(
+                    reconciler.quiet is not None and reconciler.quiet.deltas > deltas
+                )
                 assert summary["new_scans"] == args.new, summary
                 started = time.perf_counter()
                 for scan in new:
@@ -299,7 +305,8 @@ def one_size(args: argparse.Namespace) -> dict[str, float]:
                 out["checksum_new_s"] = time.perf_counter() - started
                 out["pass_new_s"] = seconds_new
                 log(
-                    f"[{args.scans}] pass finding {args.new} new scans: {seconds_new:.3f}s "
+                    f"[{args.scans}] pass finding {args.new} new scans "
+                    f"({'a delta pass' if out['delta_pass'] else 'a full pass'}): {seconds_new:.3f}s "
                     f"(checksum of their bytes alone {out['checksum_new_s']:.3f}s, "
                     f"copies submitted={summary['submitted']})"
                 )
