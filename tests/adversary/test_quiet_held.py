@@ -8,7 +8,6 @@ and what the store tells the TUI during quiet passes.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -84,7 +83,9 @@ def test_hold_placed_by_another_writer_then_expiring(tmp_path: Path) -> None:
         scan = "2023/12/p1/S0001.h5"
         other = StateStore(w.ws.state_path)
         try:
-            other.place_hold(scan, "checking", "alice", w.clock.now(), w.clock.now() + timedelta(minutes=5))
+            other.place_hold(
+                scan, "checking", "alice", w.clock.now(), w.clock.now() + timedelta(minutes=5)
+            )
         finally:
             other.close()
         for _ in range(8):
@@ -161,7 +162,9 @@ def test_health_and_catalog_read_time_advance_in_quiet_passes(world: World) -> N
         now = world.clock.now()
         health = world.engine.store.endpoint_health()
         assert {name: h["last_ok_at"] for name, h in health.items()} == {
-            "dtn": now, "cfs": now, "hpss": now,
+            "dtn": now,
+            "cfs": now,
+            "hpss": now,
         }
         status = read_catalog_status(world.engine.store.connection())
         assert status is not None and status.read_at == now and status.ok

@@ -70,9 +70,11 @@ def test_approval_between_passes_is_planned(rejected: World, run_cli: RunCli) ->
 
 
 def _delete_ids(world: World) -> list[str]:
-    rows = world.engine.store.connection().execute(
-        "SELECT action_id FROM decisions WHERE decision = 'reject'"
-    ).fetchall()
+    rows = (
+        world.engine.store.connection()
+        .execute("SELECT action_id FROM decisions WHERE decision = 'reject'")
+        .fetchall()
+    )
     return [r[0] for r in rows]
 
 
@@ -140,6 +142,53 @@ def test_catalog_change_during_a_pass_is_seen_by_the_next(tmp_path: Path) -> Non
     try:
         w.settle()
         during_next_pass(w, lambda: _catalog_loses(w, "2023/12/p1/S0001.h5"))
+        w.step(w.engine.config.safety.full_walk_seconds)  # a settling (full walk) pass
+        assert w.kinds[-1] == "full"
+        for _ in range(3):
+            report, audit, kind = w.step()
+            assert plan_view(report.plan) == plan_view(audit), f"{kind} pass"
+    finally:
+        w.engine.close()
+
+
+def _marker_rewritten_in_place(world: World) -> None:
+    """The cfs identity marker now names another storage (rewritten in place: the root folder's
+    stat does not change)."""
+    marker = world.ws.cfs / ".bl931-endpoint.json"
+    doc = json.loads(marker.read_text("utf-8"))
+    doc["id"] = "00000000-0000-4000-8000-000000000000"
+    with open(marker, "r+", encoding="utf-8") as fh:
+        fh.seek(0)
+        fh.write(json.dumps(doc, indent=2))
+        fh.truncate()
+
+
+def test_marker_rewritten_between_passes_is_seen(tmp_path: Path) -> None:
+    """Control: the same change between two passes ends the quiet."""
+    w = make_world(tmp_path)
+    try:
+        w.settle()
+        _marker_rewritten_in_place(w)
+        report, audit, kind = w.step()
+        assert kind != "quiet"
+        assert audit.alerts and report.plan.alerts
+        assert plan_view(report.plan) == plan_view(audit)
+    finally:
+        w.engine.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the marker stats a quiet pass compares with are taken after the pass "
+    "(QuietPasses.remember): a marker that changes while a settling pass runs, after the "
+    "pass checked it, is counted as seen; the next passes are quiet and miss the "
+    "endpoint-identity alert (cfs unknown for every action) the audit raises",
+)
+def test_marker_rewritten_during_a_pass_is_seen_by_the_next(tmp_path: Path) -> None:
+    w = make_world(tmp_path)
+    try:
+        w.settle()
+        during_next_pass(w, lambda: _marker_rewritten_in_place(w))
         w.step(w.engine.config.safety.full_walk_seconds)  # a settling (full walk) pass
         assert w.kinds[-1] == "full"
         for _ in range(3):
