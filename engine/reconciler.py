@@ -200,6 +200,7 @@ class Reconciler:
             policy=self.policy,
             layout=self.layout,
             hint=hint() if hint is not None else {},
+            catalog=self.backends.catalog,
         )
         if delta is not None:
             assert self.quiet is not None
@@ -209,21 +210,18 @@ class Reconciler:
     def _quiet(self, now: datetime) -> tuple[Settled | None, bool]:
         """The settled pass this one may build on, and whether it is a quiet pass (service
         passes only; see `QuietPasses.check`)."""
-        view = self.incremental
-        if self.quiet is None or view is None or view.full_walk_due(now):
+        if self.quiet is None:
             return None, False
         hint = self.completion_hint
-        return self.quiet.check(
-            now,
-            store=self.store,
-            backends=self.backends,
-            policy=self.policy,
-            hints=hint() if hint is not None else {},
-        )
+        hints = hint() if hint is not None else {}
+        self.quiet.begin(self.store, self.backends, self.policy, hints)
+        view = self.incremental
+        if view is None or view.full_walk_due(now):
+            return None, False
+        return self.quiet.check(now, backends=self.backends, policy=self.policy)
 
     def _settle(self, seen: Observation, the_plan: Plan, report: PassReport) -> None:
         assert self.quiet is not None
-        hint = self.completion_hint
         executor = self.executor
         self.quiet.remember(
             seen,
@@ -236,5 +234,4 @@ class Reconciler:
                 executor.interrupted.action_ids or executor.interrupted_replaces.action_ids
             ),
             levels=report.replica_levels,
-            hints=hint() if hint is not None else {},
         )

@@ -22,8 +22,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from operator import attrgetter
 from pathlib import Path
 
+from engine.catalog.base import Catalog
 from engine.config import Config
 from engine.errors import Bl931Error
 from engine.foreign import foreign_paths, without_foreign
@@ -61,6 +63,7 @@ def observe_delta(
     policy: Policy,
     layout: ScanLayout,
     hint: Mapping[str, str],
+    catalog: Catalog | None,
 ) -> Delta | None:
     """The delta observation, or None if the change is not only new scans (full pass)."""
     inventory = policy.inventory_endpoint
@@ -97,6 +100,18 @@ def observe_delta(
             else:
                 new_ids.add(scan_id)
         listings[name] = listing
+    # A new scan already listed on another endpoint (bytes placed there before bl931 knew the
+    # scan: a full pass re-hashes and may adopt them, or plans a replace that needs approval),
+    # or already in the catalog (another writer registered it): the full pass judges it.
+    for name, listing in listings.items():
+        if name != inventory and not new_ids.isdisjoint(listing):
+            return None
+    if new_ids and catalog is not None:
+        try:
+            if catalog.observe(new_ids).locations:
+                return None
+        except Bl931Error:
+            return None
     sub = {scan_id: listings[inventory][scan_id] for scan_id in sorted(new_ids)}
     walked = walk_inventory(
         _Listed(inventory, roots[inventory], sub),
@@ -147,13 +162,14 @@ def observe_delta(
 
 
 def merge_plans(settled: Plan, new: Plan, now: datetime) -> Plan:
-    """The settled plan (no actions) with the new scans' plan added."""
-    return replace(
-        new,
-        as_of=now,
-        blocked=settled.blocked + new.blocked,
-        export_controlled=settled.export_controlled + new.export_controlled,
-    )
+    """The settled plan (no actions) with the new scans' plan added, in the order a full plan
+    lists them: by scan id (a settled plan's blocked entries are all per scan, in id order —
+    the per-pass cap blocks only beside admitted deletes, which a settled plan has none of)."""
+    blocked = settled.blocked + new.blocked
+    if settled.blocked and new.blocked and new.blocked[0].scan < settled.blocked[-1].scan:
+        blocked = tuple(sorted(blocked, key=attrgetter("scan")))  # stable: per-scan order kept
+    flagged = settled.export_controlled + new.export_controlled
+    return replace(new, as_of=now, blocked=blocked, export_controlled=tuple(sorted(flagged)))
 
 
 def _with(obs: EndpointObservation, assessed: Mapping[str, Assessed]) -> EndpointObservation:

@@ -65,6 +65,17 @@ def store_stamp(store: StateStore) -> tuple[int, int, int]:
     return (id(conn), version, conn.total_changes)
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What a pass's inputs looked like *before* it read anything (taken at its start, so that
+    a change landing while the pass runs is a change at the next pass, never taken as seen)."""
+
+    store: tuple[int, int, int]
+    markers: dict[str, _Stat | None]
+    catalog: _Stat | None
+    hints: Mapping[str, str]
+
+
 @dataclass
 class Settled:
     """The last settled pass: what a quiet pass reuses, and what must not have changed."""
@@ -73,10 +84,8 @@ class Settled:
     plan: Plan
     as_of: datetime
     next_due: datetime | None
-    markers: dict[str, _Stat | None]
-    catalog: _Stat | None
+    inputs: Inputs  # as the pass found them when it started
     levels: dict[tuple[str, str], int]
-    hints: Mapping[str, str]
     store: tuple[int, int, int] | None = None  # set when the pass has finished writing
 
 
@@ -88,6 +97,18 @@ class QuietPasses:
         self.quiet = 0  # quiet passes so far (for logs and tests)
         self.deltas = 0  # delta passes so far (engine/incremental/delta.py)
         self.why_not = "no settled pass yet"
+        self._inputs: Inputs | None = None  # the current pass's, from `begin`
+
+    def begin(
+        self, store: StateStore, backends: Backends, policy: Policy, hints: Mapping[str, str]
+    ) -> None:
+        """At the start of every service pass, before it reads or writes anything."""
+        self._inputs = Inputs(
+            store_stamp(store),
+            {name: _marker_stat(backends, name) for name in policy.endpoints},
+            _catalog_stat(backends),
+            dict(hints),
+        )
 
     # ---- after a pass --------------------------------------------------------------------
     def remember(
@@ -101,29 +122,33 @@ class QuietPasses:
         policy: Policy,
         interrupted: bool,
         levels: dict[tuple[str, str], int],
-        hints: Mapping[str, str],
     ) -> None:
         """After a normal service pass: keep it if it settled, else forget the last one."""
         self.settled = None
         why = _unsettled(seen, plan, store, backends, policy, interrupted)
+        if why is None and self._inputs is None:
+            why = "the pass did not record its inputs"
         if why is not None:
             self.why_not = why
             return
+        assert self._inputs is not None
         self.settled = Settled(
-            seen,
-            plan,
-            now,
-            _next_due(seen, store, policy, now),
-            {name: _stat(_root(backends, name) / MARKER_NAME) for name in policy.endpoints},
-            _catalog_stat(backends),
-            levels,
-            dict(hints),
+            seen, plan, now, _next_due(seen, store, policy, now), self._inputs, levels
         )
 
     def end_pass(self, store: StateStore) -> None:
-        """The pass wrote everything it will write: what the next pass compares with."""
-        if self.settled is not None:
-            self.settled.store = store_stamp(store)
+        """The pass wrote everything it will write: what the next pass compares with. If
+        another connection committed while the pass ran, the pass may not have seen it: it is
+        not reused."""
+        settled, started = self.settled, self._inputs
+        self._inputs = None
+        if settled is None or started is None:
+            return
+        now = store_stamp(store)
+        if now[:2] != started.store[:2]:
+            self.forget("the state store changed while the pass ran")
+            return
+        settled.store = now
 
     def forget(self, why: str) -> None:
         self.settled = None
@@ -131,24 +156,18 @@ class QuietPasses:
 
     # ---- before a pass -------------------------------------------------------------------
     def check(
-        self,
-        now: datetime,
-        *,
-        store: StateStore,
-        backends: Backends,
-        policy: Policy,
-        hints: Mapping[str, str],
+        self, now: datetime, *, backends: Backends, policy: Policy
     ) -> tuple[Settled | None, bool]:
         """(the settled pass, whether this pass is quiet); `why_not` says why it is not. With
         a settled pass that is not quiet, only folders or the watcher's hints changed: a delta
-        pass may apply (`engine.incremental.delta`). Call before the pass writes anything."""
-        last = self.settled
-        why = self._why_not(last, now, store, backends, policy)
+        pass may apply (`engine.incremental.delta`). Call right after `begin`."""
+        last, inputs = self.settled, self._inputs
+        why = self._why_not(last, inputs, now, backends, policy)
         if why is not None:
             self.forget(why)
             return None, False
-        assert last is not None
-        changed = self._changed(last, backends, policy, hints)
+        assert last is not None and inputs is not None
+        changed = self._changed(last, inputs, backends, policy)
         if changed is not None:
             self.why_not = changed
             return last, False
@@ -158,36 +177,36 @@ class QuietPasses:
     def _why_not(
         self,
         last: Settled | None,
+        inputs: Inputs | None,
         now: datetime,
-        store: StateStore,
         backends: Backends,
         policy: Policy,
     ) -> str | None:
         """Why neither a quiet nor a delta pass may reuse `last`, or None."""
         if last is None or last.store is None:
             return self.why_not if last is None else "the last pass did not finish"
+        if inputs is None:
+            return "this pass did not record its inputs"
         if now < last.as_of:
             return "the clock went backwards"
         if last.next_due is not None and now >= last.next_due:
             return f"a retention period or back-off ended at {last.next_due.isoformat()}"
-        if store_stamp(store) != last.store:
+        if inputs.store != last.store:
             return "the state store changed"
-        if _catalog_stat(backends) != last.catalog:
+        if inputs.catalog != last.inputs.catalog:
             return "the catalog file changed"
         for name in policy.endpoints:
             storage = backends.storages.get(name)
             if not isinstance(storage, LocalStorage) or storage.directory_cache is None:
                 return f"{name} is not read through the folder cache"
-            if _stat(_root(backends, name) / MARKER_NAME) != last.markers.get(name):
+            if inputs.markers.get(name) != last.inputs.markers.get(name):
                 return f"{name}: its identity marker changed"
         return None
 
     @staticmethod
-    def _changed(
-        last: Settled, backends: Backends, policy: Policy, hints: Mapping[str, str]
-    ) -> str | None:
+    def _changed(last: Settled, inputs: Inputs, backends: Backends, policy: Policy) -> str | None:
         """What changed that a delta pass may take in (folders, the watcher's hints), or None."""
-        if hints != last.hints:
+        if inputs.hints != last.inputs.hints:
             return "the watcher declared a scan complete"
         for name in policy.endpoints:
             storage = backends.storages[name]
@@ -207,8 +226,9 @@ def record_quiet(
         findings.catalog_unchanged(now)
 
 
-def _root(backends: Backends, name: str) -> Path:
-    return Path(backends.local_roots[name])
+def _marker_stat(backends: Backends, name: str) -> _Stat | None:
+    root = backends.local_roots.get(name)
+    return _stat(Path(root) / MARKER_NAME) if root is not None else None
 
 
 def _catalog_stat(backends: Backends) -> _Stat | None:

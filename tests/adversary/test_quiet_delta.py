@@ -45,13 +45,6 @@ def test_new_scan_only_delta_pass_plans_what_the_audit_plans(world: World) -> No
     assert plan_view(report.plan) == plan_view(audit)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a delta pass lists the settled scans' blocked entries first and the new scans' "
-    "after them (merge_plans: settled.blocked + new.blocked), while the audit lists them in "
-    "scan-id order: the same entries in another order, so report.plan.digest (the audit JSON's "
-    "plan_digest) differs from the audit's",
-)
 def test_delta_pass_plan_digest_is_the_audits(tmp_path: Path) -> None:
     """A new scan whose id sorts before the settled ones."""
     w = make_world(tmp_path)
@@ -82,36 +75,22 @@ def _stray_copy_then_scan(world: World, on_cfs: bytes, on_dtn: bytes) -> tuple[o
     return world.step()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a delta pass assesses a new scan's copy found on another endpoint without the "
-    "re-hash a full observation gives it (engine.rehash.Rehasher.settle is skipped in "
-    "observe_delta): the audit adopts the identical copy on cfs (checksum) and plans no copy, "
-    "the delta pass sees it 'found unverified' (present) and plans a copy dtn→cfs",
-)
 def test_new_scan_whose_identical_copy_is_already_on_cfs(world: World) -> None:
+    """Fixed: a new scan already listed on another endpoint takes the full pass (which
+    re-hashes and adopts the copy); it was a delta pass that skipped the re-hash."""
     data = os.urandom(700)
     report, audit, kind = _stray_copy_then_scan(world, data, data)
-    assert kind == "delta", world.quiet.why_not
+    assert kind == "full", world.quiet.why_not
     assert plan_view(report.plan) == plan_view(audit)  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a delta pass assesses a new scan's copy found on another endpoint without the "
-    "re-hash (Rehasher.settle skipped in observe_delta): other bytes of the same size on cfs "
-    "are not marked `differs`, so the delta plan has a plain copy dtn→cfs (requires_approval "
-    "false) where the audit plans the same action id as a replace over unverified bytes "
-    "(requires_approval true, replaces='unverified'); the executor's own check refuses the "
-    "overwrite, but records a needs_human failure that later passes keep",
-)
 def test_new_scan_over_other_bytes_already_on_cfs(world: World) -> None:
     """Promise: the service plans what the audit plans, and bytes at a scan's path that
     bl931 never verified are overwritten only through a gated replace."""
     theirs, ours = b"a user's own file " * 40, b"the acquisition!! " * 40
     assert len(theirs) == len(ours)
     report, audit, kind = _stray_copy_then_scan(world, theirs, ours)
-    assert kind == "delta", world.quiet.why_not
+    assert kind == "full", world.quiet.why_not  # fixed: not a delta pass any more
     assert world.ws.cfs.joinpath(NEW).read_bytes() == theirs, "overwritten without approval"
     assert plan_view(report.plan) == plan_view(audit)  # type: ignore[attr-defined]
 
@@ -133,14 +112,6 @@ def _catalog_document_for(world: World, scan_id: str) -> None:
     os.replace(temp, path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a delta pass plans the new scans against the settled pass's CatalogView, whose "
-    "locations cover only the scans known then (LocalCatalog.observe(scans)): a dataset the "
-    "catalog already holds for a new scan is not seen: the audit reads its recorded locations "
-    "(dtn, cfs, hpss) and plans `update_catalog` to the truth (dtn), the delta pass takes the "
-    "scan as not registered and plans no catalog action",
-)
 def test_new_scan_the_catalog_already_holds(world: World) -> None:
     _catalog_document_for(world, NEW)
     report, audit, kind = world.step()
@@ -150,5 +121,5 @@ def test_new_scan_the_catalog_already_holds(world: World) -> None:
     assert kind == "quiet", world.quiet.why_not
     world.write(NEW, os.urandom(900))
     report, audit, kind = world.step()
-    assert kind == "delta", world.quiet.why_not
+    assert kind == "full", world.quiet.why_not  # fixed: a catalogued new scan is not a delta
     assert plan_view(report.plan) == plan_view(audit)

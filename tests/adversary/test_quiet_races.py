@@ -78,14 +78,6 @@ def _delete_ids(world: World) -> list[str]:
     return [r[0] for r in rows]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the store stamp a quiet pass compares with is taken at the end of the pass "
-    "(QuietPasses.end_pass): an approval committed by `--approve` while a settled pass runs "
-    "(after it read the decisions) is counted as seen, so every following pass is quiet and "
-    "keeps the delete `rejected` until the next full walk, while the audit plans the approved "
-    "delete",
-)
 def test_approval_committed_during_a_pass_is_planned_by_the_next(
     rejected: World, run_cli: RunCli
 ) -> None:
@@ -130,13 +122,6 @@ def test_catalog_change_between_passes_is_seen(tmp_path: Path) -> None:
         w.engine.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the catalog stat a quiet pass compares with is taken after the pass "
-    "(QuietPasses.remember): a catalog rewritten by another writer while a settling pass (here "
-    "the periodic full walk) runs, after it read the catalog, is counted as seen; the next passes are quiet and miss the "
-    "lost-documents alert (no deletes anywhere) the audit raises, until the next full walk",
-)
 def test_catalog_change_during_a_pass_is_seen_by_the_next(tmp_path: Path) -> None:
     w = make_world(tmp_path)
     try:
@@ -177,13 +162,6 @@ def test_marker_rewritten_between_passes_is_seen(tmp_path: Path) -> None:
         w.engine.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the marker stats a quiet pass compares with are taken after the pass "
-    "(QuietPasses.remember): a marker that changes while a settling pass runs, after the "
-    "pass checked it, is counted as seen; the next passes are quiet and miss the "
-    "endpoint-identity alert (cfs unknown for every action) the audit raises",
-)
 def test_marker_rewritten_during_a_pass_is_seen_by_the_next(tmp_path: Path) -> None:
     w = make_world(tmp_path)
     try:
