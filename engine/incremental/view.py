@@ -20,8 +20,11 @@ from engine.storage.local import LocalStorage
 
 
 class IncrementalView:
-    def __init__(self, full_walk_seconds: float, *, freeze_gc: bool = True) -> None:
+    def __init__(
+        self, full_walk_seconds: float, *, freeze_gc: bool = True, reverify_days: float = 7.0
+    ) -> None:
         self.full_walk_seconds = full_walk_seconds
+        self.reverify_days = reverify_days
         self.caches: dict[str, DirectoryCache] = {}
         self.last_full: datetime | None = None
         self.full = True  # whether the current pass is a full walk
