@@ -151,6 +151,6 @@ class Reconciler:
             endpoints=tuple(self.policy.endpoints),
             events_after=mark,
         )
-        if self.incremental is not None:  # the GC policy after a steady pass
-            self.incremental.end_pass()
+        if self.incremental is not None:  # the GC policy; what is not settled (Globus slice)
+            self.incremental.end_pass(the_plan)
         return report
