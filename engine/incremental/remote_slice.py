@@ -112,7 +112,7 @@ class RemoteSlice:
         self._elapsed = now - previous
         always = set(unsettled).union(new)
         keeps = tuple(policy.keep.values())
-        for scan in scans.values():  # retention fell due since the last pass
+        for scan in scans.values() if keeps else ():  # retention fell due since the last pass
             acquired = scan.acquired_at
             for keep in keeps:
                 if previous < acquired + keep <= now:
