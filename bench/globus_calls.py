@@ -18,10 +18,19 @@ Runs the real globus-sdk `TransferClient` (through `build_globus`) against
    moving `--files-per-poll` files per poll); one pass after it starts, a new scan appears. We
    count the passes until its copy is verified, and API calls per pass while the backlog drains.
 
+5. The service's steady passes with the rolling re-verification slice
+   (`engine/incremental/remote_slice.py`): the same 10,000 settled scans on two Globus endpoints
+   that are neither the inventory endpoint nor tape, `reverify_days` 7, one pass a minute for
+   `--slice-days` simulated days, and the scans of the active tasks unsettled (listed every
+   pass). Each pass asks `GlobusStorage.list_scans` for what `RemoteSlice.wanted` returns, as
+   the observer does; we count `ls` calls per pass and the longest gap between two listings of
+   a folder.
+
 Usage: `python bench/globus_calls.py [--scans 10000] [--dirs 100] [--sample 300]
-[--backlog 10000]` (`--backlog 0` skips part 4). The last line is machine-readable:
-`api_calls_per_pass=N dirs=D active_tasks=T tasks_for_10000_new=K backlog=B
-first_copy_passes=P`.
+[--backlog 10000] [--slice-days 1]` (`--backlog 0` skips part 4, `--slice-days 0` part 5). The
+last line is machine-readable: `api_calls_per_pass=N dirs=D active_tasks=T
+tasks_for_10000_new=K backlog=B first_copy_passes=P sliced_ls_per_pass=S
+sliced_expected=E unsettled_dirs=U`.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ import os
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -43,8 +52,10 @@ import globus_sdk
 from engine.backends import build_backends
 from engine.clock import FakeClock
 from engine.config import parse_config
+from engine.incremental.remote_slice import RemoteSlice
 from engine.layout import ScanLayout
-from engine.model import ScanFile
+from engine.model import ActionKind, InFlight, Plan, Scan, ScanFile
+from engine.policy import Policy
 from engine.reconciler import Reconciler
 from engine.state import StateStore
 from engine.storage.base import TaskRequest, TransferItem
@@ -122,6 +133,8 @@ def main() -> None:
     parser.add_argument("--max-items-per-task", type=int, default=1000)
     parser.add_argument("--backlog", type=int, default=10_000, help="old scans (part 4)")
     parser.add_argument("--files-per-poll", type=int, default=250)
+    parser.add_argument("--slice-days", type=float, default=1.0, help="part 5 (0: skip)")
+    parser.add_argument("--reverify-days", type=float, default=7.0)
     args = parser.parse_args()
     first_copy = time_to_first_copy(args.backlog, args.files_per_poll) if args.backlog else None
 
@@ -188,6 +201,9 @@ def main() -> None:
             f"{len(scans)} scans x {len(ids)} endpoints",
             file=sys.stderr,
         )
+        sliced = (
+            sliced_passes(fake, backend, config, scans, arriving, args) if args.slice_days else None
+        )
         backend.close()
 
         # 3. Baseline: one task per file, measured on a sample.
@@ -213,7 +229,78 @@ def main() -> None:
             f"api_calls_per_pass={pass_calls} dirs={dirs_listed} active_tasks={len(active)} "
             f"tasks_for_10000_new={tasks_new} backlog={args.backlog} "
             f"first_copy_passes={first_copy if first_copy is not None else '-'}"
+            + (
+                f" sliced_ls_per_pass={sliced[0]:.2f} sliced_expected={sliced[1]:.2f} "
+                f"unsettled_dirs={sliced[2]}"
+                if sliced is not None
+                else ""
+            )
         )
+
+
+def sliced_passes(
+    fake: FakeTransferAPI,
+    backend: object,
+    config: object,
+    scans: list[ScanFile],
+    arriving: list[ScanFile],
+    args: argparse.Namespace,
+) -> tuple[float, float, int]:
+    """Part 5: `ls` calls per steady pass with the rolling slice; returns (measured per pass,
+    expected = unsettled folders x endpoints + folders x endpoints / (reverify minutes),
+    unsettled folders)."""
+    from engine.storage.globus import GlobusBackend
+
+    assert isinstance(backend, GlobusBackend)
+    policy = Policy.from_config(config)  # type: ignore[arg-type]
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+    known = {
+        f.path: Scan(f.path, (f,), start, "md5", f.checksum or "") for f in (*scans, *arriving)
+    }
+    unsettled = frozenset(f.path for f in arriving)  # the active tasks' scans
+    unsettled_dirs = len({os.path.dirname(s) for s in unsettled})
+    flights = tuple(  # the plan of a pass with these copies in flight
+        InFlight(f"a-{s}", ActionKind.COPY, s, "dtn", "cfs") for s in sorted(unsettled)
+    )
+    names = tuple(backend.storages)
+    remote = RemoteSlice(args.reverify_days)
+    last: dict[tuple[str, str], datetime] = {}
+    worst = 0.0
+    passes = int(args.slice_days * 24 * 60)
+    now = start
+    calls = 0
+    started = time.perf_counter()
+    for n in range(passes + 1):
+        remote.begin(now, known, (), policy, frozenset(names), "file")
+        backend.begin_pass()
+        before = fake.calls["ls"]
+        for name in names:
+            wanted = remote.wanted(name)
+            backend.storages[name].list_scans(LAYOUT, known.keys() if wanted is None else wanted)
+            for folder in {os.path.dirname(s) for s in (known if wanted is None else wanted)}:
+                if (name, folder) in last:
+                    age = (now - last[(name, folder)]).total_seconds() / 86400
+                    worst = max(worst, age)
+                last[(name, folder)] = now
+            remote.merge(name, {}, known)
+        backend.end_pass()
+        if n:  # the first pass lists everything
+            calls += fake.calls["ls"] - before
+        remote.end(Plan(as_of=now, actions=(), blocked=(), in_flight=flights))
+        now += timedelta(minutes=1)
+    folders = len({os.path.dirname(f.path) for f in scans})
+    per_pass = calls / passes
+    expected = unsettled_dirs * len(names) + folders * len(names) / (args.reverify_days * 1440)
+    print(
+        f"steady passes with the slice ({args.slice_days:g} simulated days, one a minute, "
+        f"reverify_days {args.reverify_days:g}): {per_pass:.2f} ls per pass for {len(names)} "
+        f"endpoints (expected {expected:.2f} = {unsettled_dirs} unsettled folders x "
+        f"{len(names)} + {folders * len(names)} folders / {args.reverify_days * 1440:g} "
+        f"minutes); longest gap between listings of a folder {worst:.2f} days "
+        f"(only gaps within the run); {time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+    )
+    return per_pass, expected, unsettled_dirs
 
 
 def time_to_first_copy(backlog: int, files_per_poll: int) -> int:

@@ -137,7 +137,9 @@ class Service:
         self.store = owned_store(config)
         self.backends = build_backends(config)
         self.reconciler = Reconciler(config, self.store, self.backends)
-        self.reconciler.incremental = IncrementalView(config.safety.full_walk_seconds)
+        self.reconciler.incremental = IncrementalView(
+            config.safety.full_walk_seconds, reverify_days=config.safety.reverify_days
+        )
         self.decisions: DecisionServer | None = None
         self.metrics = ServiceMetrics()
         self.flight = flight_metrics_for(self.store, self.metrics)
@@ -219,7 +221,9 @@ class Service:
         self._stop_watcher()
         self.config, self.backends = new, backends
         self.reconciler = Reconciler(new, self.store, backends)
-        self.reconciler.incremental = IncrementalView(new.safety.full_walk_seconds)
+        self.reconciler.incremental = IncrementalView(
+            new.safety.full_walk_seconds, reverify_days=new.safety.reverify_days
+        )
         self.loop.reconciler = self.reconciler
         self.loop.interval_seconds = self._interval(new)
         self._start_watcher()

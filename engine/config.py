@@ -172,6 +172,10 @@ class SafetyConfig(_Section):
     # The service's steady passes re-read only local folders whose stat changed; every local
     # tree is read in full (every file stat'ed) at least this often (engine/incremental).
     full_walk_seconds: float = Field(default=3600, gt=0)
+    # The service's steady passes list on Globus only the folders of scans that are not settled
+    # plus a rolling slice, so that every settled scan is listed at least this often
+    # (engine/incremental/remote_slice.py).
+    reverify_days: float = Field(default=7, gt=0)
 
 
 class RetryConfig(_Section):

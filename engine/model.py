@@ -191,16 +191,28 @@ class EndpointObservation:
     previously_present: frozenset[str] = frozenset()
     expected_absent: frozenset[str] = frozenset()
     observed_at: datetime | None = None  # None: listed in this pass; else an older, reused listing
+    # The scans this pass's listing answered for (None: every scan). A service pass lists only
+    # part of a Globus endpoint (engine/incremental/remote_slice.py): the replicas it did not
+    # list are in `replicas` as last seen, with when that was in `carried`; not missing.
+    listed: frozenset[str] | None = None
+    carried: Mapping[str, datetime] = field(default_factory=dict)
 
     def level(self, scan: str) -> Level:
         replica = self.replicas.get(scan)
         return replica.level if replica is not None else Level.ABSENT
 
+    def baseline(self) -> frozenset[str]:
+        """Scans seen here before, not deleted by the engine, that this pass listed."""
+        previously = self.previously_present
+        if self.listed is not None:
+            previously = previously & self.listed
+        return previously - self.expected_absent
+
     def missing(self) -> frozenset[str]:
-        """Scans seen here before, not deleted by the engine, and not listed now."""
+        """Scans seen here before, not deleted by the engine, listed now and not found."""
         if not self.ok:
             return frozenset()
-        return self.previously_present.difference(self.replicas) - self.expected_absent
+        return self.baseline().difference(self.replicas)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from engine.config import Config
 from engine.executor import Executor
 from engine.flight_record import flight_alerts
 from engine.gc_pause import paused_gc
+from engine.incremental.unlisted_deletes import block_unlisted_deletes
 from engine.model import Alert, AlertEffect, Blocked, CatalogView, ClearedBy, InFlight, Plan
 from engine.observe.observation import Observation
 from engine.pass_findings import PassFindings
@@ -80,6 +81,8 @@ class PassPlanner:
         planned = tape_plan.shape_plan(
             planned, self.config, self.store, seen, decisions, now, export
         )
+        # No delete relies on a replica a sliced Globus listing did not list this pass.
+        planned = block_unlisted_deletes(planned, seen.observations, self.policy)
         over = self.config.approval.second_approver_over_bytes
         return require_second_approver(planned, self.store, over)
 

@@ -154,8 +154,8 @@ class Reconciler:
             events_after=mark,
             levels=levels,
         )
-        if self.incremental is not None:  # the GC policy after a steady pass
-            self.incremental.end_pass()
+        if self.incremental is not None:  # the GC policy; what is not settled (Globus slice)
+            self.incremental.end_pass(the_plan)
         if self.quiet is not None:
             if not quiet:
                 self._settle(seen, the_plan, report)

@@ -5,6 +5,8 @@ Only the long-running service turns the view on (`Reconciler.incremental`); `--d
 a pass is a *full walk* (every folder and file read again, caches refilled) when it is the
 first pass, when `[safety] full_walk_seconds` have passed since the last full walk (by the
 reconciler's clock), or when the clock went backwards; other passes reuse unchanged folders.
+Globus endpoints are listed for what is not settled plus a rolling slice (`remote_slice`), on
+a schedule of their own (`[safety] reverify_days`), not on the full walk's.
 """
 
 from __future__ import annotations
@@ -14,14 +16,19 @@ from datetime import datetime
 
 from engine.incremental.dirs import DirectoryCache
 from engine.incremental.gc_policy import GcPolicy
-from engine.model import Scan
+from engine.incremental.remote_slice import RemoteSlice
+from engine.model import Plan, Scan
 from engine.storage.base import ScanListing
 from engine.storage.local import LocalStorage
 
 
 class IncrementalView:
-    def __init__(self, full_walk_seconds: float, *, freeze_gc: bool = True) -> None:
+    def __init__(
+        self, full_walk_seconds: float, *, freeze_gc: bool = True, reverify_days: float = 7.0
+    ) -> None:
         self.full_walk_seconds = full_walk_seconds
+        # Which scans each pass lists on Globus endpoints (`[safety] reverify_days`).
+        self.remote = RemoteSlice(reverify_days)
         self.caches: dict[str, DirectoryCache] = {}
         self.last_full: datetime | None = None
         self.full = True  # whether the current pass is a full walk
@@ -56,7 +63,10 @@ class IncrementalView:
             cache = self.caches[endpoint] = DirectoryCache()
         return cache
 
-    def end_pass(self) -> None:
+    def end_pass(self, plan: Plan | None = None) -> None:
+        """After a pass: its plan says which scans are not settled (listed again next pass)."""
+        if plan is not None:
+            self.remote.end(plan)
         if self.gc is not None:
             self.gc.after_pass(full=self.full)
 

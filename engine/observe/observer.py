@@ -22,6 +22,7 @@ from engine.errors import Bl931Error, EndpointUnavailable
 from engine.evidence_identity import StorageIdentities
 from engine.foreign import ForeignPaths, foreign_paths, without_foreign
 from engine.identity import IdentityCheck
+from engine.incremental.remote_slice import RemoteSlice, begin_slice
 from engine.incremental.view import prepare_pass
 from engine.layout import ScanLayout
 from engine.model import (
@@ -70,6 +71,7 @@ class Observer:
         self.breaker = CircuitBreaker(config.safety)
         self._rehasher = Rehasher()
         self._scans: dict[str, Scan] | None = None
+        self._slice: RemoteSlice | None = None  # a service pass's Globus listing slice
 
     @property
     def completion_hint(self) -> Callable[[], Mapping[str, str]] | None:
@@ -145,6 +147,10 @@ class Observer:
                     seen.new_scans.append(scan)
                     scans[scan.id] = scan
         seen.stored_replicas = self.store.load_replicas()
+        self._slice = begin_slice(
+            self.inventory.incremental, now, scans, seen.new_scans, self.config, self.policy,
+            service=circuit_breaker,
+        )  # fmt: skip
         self._endpoints(seen, now, unproven, foreign, circuit_breaker=circuit_breaker, write=write)
         seen.unproven = frozenset(unproven)
         catalog, catalog_alerts = observe_catalog(
@@ -201,7 +207,9 @@ class Observer:
                 if name == self.config.inventory.endpoint and self.inventory.listing is not None:
                     listing = self.inventory.listing
                 else:
-                    listing = storage.list_scans(self.layout, wanted=seen.scans.keys())
+                    sliced = self._slice.wanted(name) if self._slice is not None else None
+                    wanted = seen.scans.keys() if sliced is None else sliced
+                    listing = storage.list_scans(self.layout, wanted=wanted)
                 listing = without_foreign(listing, foreign.get(name), seen.scans)
             except EndpointUnavailable as exc:
                 seen.errors.append(EndpointError(name, exc.reason, exc.error_class))
@@ -216,6 +224,7 @@ class Observer:
                 continue
             seen.listings[name] = listing
             assessed = self._assess(seen, name, listing, evidence.get(name, {}), now, write)
+            scope = self._slice.merge(name, assessed, seen.scans) if self._slice else None
             seen.assessed[name] = assessed
             if name in accepted:
                 # An operator accepted the loss of what vanished here: this listing is the
@@ -227,6 +236,8 @@ class Observer:
                 replicas={scan_id: a.replica for scan_id, a in assessed.items()},
                 previously_present=previously,
                 expected_absent=expected_absent,
+                listed=scope.listed if scope is not None else None,
+                carried=scope.carried if scope is not None else {},
             )
 
     def _assess(

@@ -72,13 +72,19 @@ def record_observation(
             )
             continue
         store.endpoint_ok(name, now)
-        baseline = len(obs.previously_present - obs.expected_absent)
+        baseline = len(obs.baseline())
         if baseline and len(obs.missing()) / baseline > policy.max_missing_fraction:
             continue  # keep the last good baseline so the alert stays until resolved
-        _record_replicas(store, seen, name, now)
+        _record_replicas(store, seen, name, now, obs.listed)
 
 
-def _record_replicas(store: StateStore, seen: Observation, name: str, now: datetime) -> None:
+def _record_replicas(
+    store: StateStore,
+    seen: Observation,
+    name: str,
+    now: datetime,
+    listed: frozenset[str] | None,
+) -> None:
     before = seen.stored_replicas.get(name, {})
     current = seen.assessed.get(name, {})
     # Only rows that changed are written: a steady pass writes nothing here.
@@ -94,5 +100,10 @@ def _record_replicas(store: StateStore, seen: Observation, name: str, now: datet
             changed[scan_id] = ReplicaRow(
                 replica.level, replica.size, replica.files, assessed.signature, now
             )
-    removed = [scan_id for scan_id in before if scan_id not in current]
+    # A replica the pass did not list (a sliced Globus listing) is not observed, never gone.
+    removed = [
+        scan_id
+        for scan_id in before
+        if scan_id not in current and (listed is None or scan_id in listed)
+    ]
     store.replace_replicas(name, changed, removed)

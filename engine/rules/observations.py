@@ -4,6 +4,9 @@ An endpoint that failed to list, or whose last listing is older than
 `[safety] max_observation_age`, is unknown. If more than `max_missing_fraction` of the replicas
 previously seen at an endpoint vanished, the endpoint is unknown for every action and no delete
 is planned anywhere (an alert says so until the replicas return or an operator accepts the loss).
+The fraction is of what the pass listed: a service pass that lists only part of a Globus endpoint
+(engine/incremental/remote_slice.py) counts neither the replicas it did not list as missing nor
+them in the baseline.
 """
 
 from __future__ import annotations
@@ -40,8 +43,7 @@ def missing_fraction_alerts(
         obs = observations.get(name)
         if obs is None or not obs.ok:
             continue
-        previously = obs.previously_present
-        baseline = len(previously) - len(previously & obs.expected_absent)
+        baseline = len(obs.baseline())  # what this pass listed (all, but in a sliced pass)
         missing = len(obs.missing())
         if baseline and missing / baseline > policy.max_missing_fraction:
             message = (

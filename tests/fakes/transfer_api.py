@@ -178,6 +178,8 @@ class FakeTransferAPI:
         self.corrupt_next_copy = False  # the next copied file's bytes differ from the source
         self.corrupt_copies = 0  # so many further copies arrive corrupted (retries included)
         self.ls_entries_read = 0  # directory entries the service read to answer `ls` calls
+        # (collection, path) -> `operation_ls` calls answered for it (pages included).
+        self.ls_paths: Counter[tuple[str, str]] = Counter()
         # This many cancels are accepted without stopping their task at once (bl931 must not
         # take a cancel request for the task's end).
         self.cancels_linger = 0
@@ -518,6 +520,7 @@ class FakeTransferAPI:
         # page (see the project's notes on Transfer's `operation_ls`).
         with self._lock:
             self.ls_entries_read += len(names)
+            self.ls_paths[(cid, path.rstrip("/") or "/")] += 1
         show_hidden = query.get("show_hidden", "1") != "0"
         if not show_hidden:
             names = [n for n in names if not n.startswith(".")]
