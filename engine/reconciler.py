@@ -127,7 +127,6 @@ class Reconciler:
             self.backends.sweep_temp_files(self.clock.now())
             self._swept = True
         self.store.consume_retries(started)
-        mark = self.store.last_event_seq()
         outcome = self.executor.poll_tasks(started)
         if reuse is not None:  # a quiet pass: nothing it reads changed (engine.incremental.quiet)
             seen, the_plan = reuse.seen, replace(reuse.plan, as_of=started)
@@ -159,7 +158,6 @@ class Reconciler:
             started=started,
             finished=self.clock(),
             endpoints=tuple(self.policy.endpoints),
-            events_after=mark,
             levels=reuse.levels if reuse is not None else None,
         )
         if self.incremental is not None:  # the GC policy after a steady pass
