@@ -5,19 +5,27 @@ that finished the task a crashed one submitted. Never twice, never in a later pa
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from engine.clock import FakeClock
+from engine.config import Config, parse_config
+from engine.executor import Executor
 from engine.pass_report import ActionOutcome, ActionTallies
+from engine.state import StateStore
+from engine.storage.globus_mover import GlobusMover
 from engine.storage.local_mover import LocalMover
 from engine.workspace import create_workspace
 from tests.conftest import MakeEngine
+from tests.engine.tally_oracle import audited_tallies, last_seq
 from tests.engine_world import Engine
 from tests.fakes.transfer_api import FakeTransferAPI
 from tests.storage.test_globus_task_watch import OLD, World
+from tests.storage.test_globus_task_watch import START as GLOBUS_START
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 SUBMITTED, SUCCEEDED = ActionOutcome.SUBMITTED, ActionOutcome.SUCCEEDED
@@ -128,10 +136,7 @@ def test_counts_of_a_pass_that_raised_are_not_carried_into_the_next(
 
 
 @pytest.fixture
-def globus(tmp_path: Path) -> Any:
-    from engine.clock import FakeClock
-    from tests.storage.test_globus_task_watch import START as GLOBUS_START
-
+def globus(tmp_path: Path) -> Iterator[World]:
     clock = FakeClock(GLOBUS_START)
     with FakeTransferAPI(clock=clock) as fake:
         ids = {name: fake.add_collection(tmp_path / name) for name in ("dtn", "cfs")}
@@ -148,8 +153,6 @@ def test_a_crashed_process_s_task_is_counted_once_by_the_restarted_one(
     finishes the task and counts it; B's next pass does not count it again."""
     for i in range(3):
         globus.write(f"2029/s{i}.h5", bytes([i + 1]) * 32, OLD)
-    from engine.executor import Executor
-
     execute = Executor.execute
 
     def execute_then_die(self: Executor, plan: Any, seen: Any, now: datetime) -> Any:
@@ -170,3 +173,70 @@ def test_a_crashed_process_s_task_is_counted_once_by_the_restarted_one(
     verified = [e for e in store.events(limit=1000) if e["kind"] == "copy.verified"]
     store.close()
     assert copies(report.actions) == (0, 0) and len(verified) == 3
+
+
+class Killed(BaseException):
+    """The process died here (a `BaseException`: nothing in the engine swallows it)."""
+
+
+class PruningWorld(World):
+    """The Globus world with the dtn pruned once cfs holds a verified copy, no approval."""
+
+    def config(self) -> Config:
+        return parse_config(
+            {
+                "state": {"path": str(self.tmp / "state.sqlite")},
+                "inventory": {"quiet_seconds": 0},
+                "endpoints": {
+                    "dtn": {
+                        "kind": "globus",
+                        "collection": self.ids["dtn"],
+                        "root": "/raw",
+                        "path": str(self.raw),
+                    },
+                    "cfs": {"kind": "globus", "collection": self.ids["cfs"], "root": "/raw"},
+                },
+                "copy": [{"from": "dtn", "to": "cfs"}],
+                "retention": {"dtn": {"keep_days": 0, "delete_requires": ["cfs"]}},
+                "approval": {"required_for": []},
+                "catalog": {"kind": "none"},
+            }
+        )
+
+
+def test_a_delete_found_at_globus_after_a_crash_is_counted_by_the_pass_that_found_it(
+    globus: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Process B dies right after Globus accepted its delete (the answer never recorded);
+    process C finds the task by its submission id, records it submitted, and finishes it:
+    counted in C's pass, as its audit rows say, once."""
+    world = PruningWorld(globus.fake, globus.clock, globus.tmp, globus.ids)
+    for i in range(2):
+        world.write(f"2029/s{i}.h5", bytes([i + 1]) * 32, OLD)
+    report, store = world.run_pass()  # A: the copies
+    store.close()
+    world.clock.advance(minutes=1)
+    submit = GlobusMover.submit
+
+    def submit_then_die(self: GlobusMover, request: Any) -> str:
+        task_id = submit(self, request)
+        if request.kind == "delete":
+            raise Killed(task_id)
+        return task_id
+
+    monkeypatch.setattr(GlobusMover, "submit", submit_then_die)
+    with pytest.raises(Killed):
+        world.run_pass()  # B: the copies verified, the delete accepted, then death
+    monkeypatch.setattr(GlobusMover, "submit", submit)
+    world.clock.advance(minutes=1)
+    probe = StateStore(world.config().state.path)
+    mark = last_seq(probe)
+    probe.close()
+    report, store = world.run_pass()  # C
+    try:
+        events = [e["kind"] for e in store.events(after_seq=mark, limit=1000)]
+        assert report.actions == audited_tallies(store, mark)
+    finally:
+        store.close()
+    assert events.count("delete.submitted") == 2, events
+    assert report.actions.outcomes.get(("delete", ActionOutcome.SUBMITTED)) == 2
