@@ -8,7 +8,8 @@ and the holder of this pass's shared state; each responsibility lives in its own
 - `engine/delete_look.py`: the last look before a delete (`engine/last_look.py`: file checks);
 - `engine/catalog_actions.py`: registrations and locations in the catalog;
 - `engine/delete_records.py` and `engine/receipts.py`: receipts of removals;
-- `engine/recorder.py`: the one place an event is logged and stored.
+- `engine/recorder.py`: the one place an event is logged and stored, and an action outcome
+  counted (handed up in each entry point's `Outcome`).
 
 Idempotency: a batch's submission id is persisted (with its actions, now `submitted`) *before*
 the mover is called; an interrupted submission is sent again under the same id, and a delete
