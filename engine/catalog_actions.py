@@ -18,6 +18,7 @@ from engine.errors import CatalogUnavailable, classify
 from engine.model import Action, ActionKind, ErrorClass, Level, Scan
 from engine.outcome import Outcome
 from engine.storage.tape_catalog import tape_location
+from engine.tallies import ActionOutcome
 
 if TYPE_CHECKING:
     from engine.executor import Executor
@@ -91,7 +92,9 @@ class CatalogActions:
                     catalog.update_locations(scan, locations)
                     message = f"locations now {where}"
             except Exception as exc:
-                recorder.fail(action.id, action.scan, catalog_failure(exc), str(exc), now)
+                recorder.fail(
+                    action.id, action.scan, catalog_failure(exc), str(exc), now, action=action
+                )
                 outcome.failed += 1
                 continue
             done.append((action, message, pid))
@@ -105,6 +108,7 @@ class CatalogActions:
                     catalog_failure(exc),
                     f"not written to the catalog: {exc}",
                     now,
+                    action=action,
                 )
             return outcome + Outcome(failed=len(done))
         registered = [(a.scan, pid) for a, _, pid in done if a.kind is ActionKind.REGISTER]
@@ -118,6 +122,8 @@ class CatalogActions:
                 scan=action.scan,
                 action_id=action.id,
                 data={"pid": pid} if action.kind is ActionKind.REGISTER else None,
+                outcome=ActionOutcome.SUCCEEDED,
+                action=action,
             )
             outcome.succeeded += 1
         return outcome

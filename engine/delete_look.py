@@ -29,6 +29,7 @@ from engine.model import Action, ActionKind, ErrorClass, Level
 from engine.observe import assess, inventory_signature
 from engine.remnants import remnant_index
 from engine.state import SUBMITTED
+from engine.tallies import ActionOutcome
 
 if TYPE_CHECKING:
     from engine.executor import Executor
@@ -54,6 +55,8 @@ def record_skipped(
         action_id=action.id,
         level=level,
         data={"reason_code": code},
+        outcome=ActionOutcome.SKIPPED,
+        action=action,
     )
     return False
 

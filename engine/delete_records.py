@@ -16,6 +16,7 @@ from engine.deletes import add_receipt_files, report_foreign
 from engine.receipts import Receipt, delete_receipt
 from engine.state import ActionRow, TaskRow
 from engine.storage.base import ItemResult
+from engine.tallies import ActionOutcome
 
 if TYPE_CHECKING:
     from engine.executor import Executor
@@ -72,6 +73,8 @@ class DeleteRecords:
             scan=action.scan,
             action_id=action.id,
             data=body,
+            outcome=ActionOutcome.SUCCEEDED,
+            action=action,
         )
         if receipt.left_behind:
             report_foreign(ex, action, receipt.left_behind, now)

@@ -54,6 +54,7 @@ from engine.outcome import Outcome
 from engine.state import PLANNED, SUBMITTED, ActionRow, TaskRow, TaskRowStatus
 from engine.storage.base import ItemResult, Mover, ScanListing, TaskKind, TaskRequest
 from engine.submitted import submitted_scan
+from engine.tallies import ActionOutcome
 
 if TYPE_CHECKING:
     from engine.executor import Executor
@@ -257,6 +258,8 @@ class InterruptedDeletes:
                 f"{task.label} (task {task_id}, found at {mover.name} after an interruption)",
                 scan=item.scan,
                 action_id=item.action_id,
+                outcome=ActionOutcome.SUBMITTED,
+                action=task,
             )
         return replace(task, task_id=task_id, status=TaskRowStatus.ACTIVE)
 

@@ -8,7 +8,8 @@ and the holder of this pass's shared state; each responsibility lives in its own
 - `engine/delete_look.py`: the last look before a delete (`engine/last_look.py`: file checks);
 - `engine/catalog_actions.py`: registrations and locations in the catalog;
 - `engine/delete_records.py` and `engine/receipts.py`: receipts of removals;
-- `engine/recorder.py`: the one place an event is logged and stored.
+- `engine/recorder.py`: the one place an event is logged and stored, and an action outcome
+  counted (handed up in each entry point's `Outcome`).
 
 Idempotency: a batch's submission id is persisted (with its actions, now `submitted`) *before*
 the mover is called; an interrupted submission is sent again under the same id, and a delete
@@ -99,18 +100,27 @@ class Executor:
 
     def poll_tasks(self, now: datetime, *, local_only: bool = False) -> Outcome:
         """Resubmit interrupted copies, settle interrupted deletes, poll active tasks."""
-        return self.polling.poll_tasks(now, local_only=local_only)
+        with self.recorder.counting() as tallies:
+            outcome = self.polling.poll_tasks(now, local_only=local_only)
+        return outcome + Outcome(actions=tallies)
 
     def drain(self, timeout_seconds: float = 3600) -> Outcome:
         """Wait for every task run by an in-process mover to finish, recording each outcome."""
-        return self.polling.drain(timeout_seconds)
+        with self.recorder.counting() as tallies:
+            outcome = self.polling.drain(timeout_seconds)
+        return outcome + Outcome(actions=tallies)
 
     def locations(self, scan: Scan, seen: Observation) -> list[Location]:
         return self.catalog_actions.locations(scan, seen)
 
     def execute(self, plan: Plan, seen: Observation, now: datetime) -> Outcome:
         """Submit the plan's allowed copies, run its catalog actions, and submit the deletes
-        that pass their last look."""
+        that pass their last look (the outcomes the recorder counted meanwhile in `actions`)."""
+        with self.recorder.counting() as tallies:
+            outcome = self._execute(plan, seen, now)
+        return outcome + Outcome(actions=tallies)
+
+    def _execute(self, plan: Plan, seen: Observation, now: datetime) -> Outcome:
         runnable = [a for a in plan.actions if not a.requires_approval or a.approved]
         outcome = Outcome()
         # A replace overwrites a verified older version: its last look re-reads the older

@@ -155,7 +155,9 @@ class ExportFlights:
             f"{action.target} (task {task.task_id}) is not counted; the bytes it wrote there "
             "are off site and bl931 does not remove them: an operator decides"
         )
-        ex.recorder.fail(action.id, action.scan, ErrorClass.NEEDS_HUMAN, message, now)
+        ex.recorder.fail(
+            action.id, action.scan, ErrorClass.NEEDS_HUMAN, message, now, action=action
+        )
         ex.recorder.event(
             now,
             "copy.not_counted",

@@ -171,6 +171,7 @@ class FinishedDeletes:
                 f"task {task.task_id} was interrupted before its outcome was recorded; "
                 "planning again from a fresh look",
                 now,
+                action=action,
                 retry_now=True,
                 interrupted=True,
             )
@@ -182,7 +183,7 @@ class FinishedDeletes:
                     f"{message} (after removing {len(found.removed)} of "
                     f"{len(found.removed) + len(found.remaining)} files; partial receipt written)"
                 )
-            executor.recorder.fail(action.id, action.scan, error_class, message, now)
+            executor.recorder.fail(action.id, action.scan, error_class, message, now, action=action)
         return _Verdict(failed=True)
 
 

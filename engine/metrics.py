@@ -3,7 +3,8 @@
 A `ServiceMetrics` owns a private `CollectorRegistry` (never the process-wide default), so two
 services or two tests in one process never share counters. The loop calls `observe_pass` with
 each `PassReport`; everything exported is derived from the report, which is itself derived
-from the pass's observation, plan and audit log — the metrics cannot disagree with the audit.
+from the pass's observation, plan and outcome (the action outcomes the executor's recorder
+counted as it wrote each one's audit event: engine/tallies.py).
 
 Gauges describe the latest pass (replaced wholesale each time, so a label that disappears —
 an endpoint removed by a config reload — stops being exported); counters accumulate over the

@@ -2,84 +2,27 @@
 
 The front ends read it (the exit code of `--reconcile --once`, the service's log line) and the
 metrics are fed from it alone (`engine.metrics`): its scale (scans, endpoints, replicas per
-level) comes from the observation, and its action outcomes (`ActionTallies`) from the audit log
-rows this pass wrote, so the metrics agree with the audit by construction.
+level) comes from the observation, and its action outcomes (`ActionTallies`) from the pass's
+`Outcome`, counted by the executor's recorder as it recorded each outcome's audit event
+(engine/tallies.py): what the pass did, never read back from the audit log.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
-from typing import TYPE_CHECKING
 
-from engine.model import ActionKind, Level, Plan
+from engine.model import Level, Plan
 from engine.observe.observation import Observation
+from engine.outcome import Outcome
 from engine.store import StateStore
+from engine.tallies import ActionOutcome, ActionTallies
 
-if TYPE_CHECKING:
-    from engine.executor import Outcome
+__all__ = ["ActionOutcome", "ActionTallies", "PassReport", "replica_levels", "report_pass"]
 
 # Logged under the reconciler's name, as before the pass had steps of its own.
 log = logging.getLogger("engine.reconciler")
-
-
-class ActionOutcome(StrEnum):
-    """What became of an action in a pass (the `outcome` label of `bl931_actions`)."""
-
-    SUBMITTED = "submitted"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"  # a delete whose last look refused it
-
-
-# The audit log's action events and the outcome each records; every `catalog.*` event of an
-# action is a catalog action that succeeded.
-_OUTCOME_OF_EVENT = {
-    "copy.submitted": ActionOutcome.SUBMITTED,
-    "delete.submitted": ActionOutcome.SUBMITTED,
-    "copy.verified": ActionOutcome.SUCCEEDED,
-    "delete.done": ActionOutcome.SUCCEEDED,
-    "action.failed": ActionOutcome.FAILED,
-    "delete.recheck_failed": ActionOutcome.SKIPPED,
-}
-_CATALOG_ACTIONS = frozenset({ActionKind.REGISTER.value, ActionKind.UPDATE_CATALOG.value})
-
-
-def outcome_of_event(event_kind: str) -> ActionOutcome | None:
-    """The outcome an action event records (None: the event records no outcome)."""
-    found = _OUTCOME_OF_EVENT.get(event_kind)
-    if found is None and event_kind.startswith("catalog."):
-        return ActionOutcome.SUCCEEDED
-    return found
-
-
-@dataclass
-class ActionTallies:
-    """One pass's action outcomes: (action kind, outcome) counts, and the failures by (error
-    class, where: the target endpoint, or `catalog` for catalog actions)."""
-
-    outcomes: dict[tuple[str, ActionOutcome], int] = field(default_factory=dict)
-    failures: dict[tuple[str, str], int] = field(default_factory=dict)
-
-    @classmethod
-    def of_events(cls, events: Iterable[tuple[str, str, str | None, str | None]]) -> ActionTallies:
-        """From (event kind, action kind, target, error class) rows of the audit log
-        (`StateStore.action_events_since`)."""
-        out = cls()
-        for event_kind, action_kind, target, error_class in events:
-            outcome = outcome_of_event(event_kind)
-            if outcome is None:
-                continue
-            key = (action_kind, outcome)
-            out.outcomes[key] = out.outcomes.get(key, 0) + 1
-            if outcome is ActionOutcome.FAILED:
-                where = "catalog" if action_kind in _CATALOG_ACTIONS else target
-                failure = (error_class or "transient", where or "unknown")
-                out.failures[failure] = out.failures.get(failure, 0) + 1
-        return out
 
 
 @dataclass
@@ -137,10 +80,9 @@ def report_pass(
     started: datetime,
     finished: datetime,
     endpoints: tuple[str, ...],
-    events_after: int,
     levels: dict[tuple[str, str], int] | None = None,
 ) -> PassReport:
-    """The pass's report (its action outcomes from the audit rows after `events_after`), the
+    """The pass's report (its action outcomes as the pass's `outcome` counted them), the
     heartbeat that says the pass finished, and its log line."""
     report = PassReport(
         plan=the_plan,
@@ -153,7 +95,7 @@ def report_pass(
         scans=len(seen.scans),
         endpoints=endpoints,
         replica_levels=replica_levels(seen) if levels is None else levels,
-        actions=ActionTallies.of_events(store.action_events_since(events_after)),
+        actions=outcome.actions,
     )
     beat: dict[str, object] = {"pass_finished_at": finished, "summary": report.summary()}
     if report.ok:

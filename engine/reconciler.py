@@ -130,7 +130,6 @@ class Reconciler:
             self.backends.sweep_temp_files(self.clock.now())
             self._swept = True
         self.store.consume_retries(started)
-        mark = self.store.last_event_seq()
         outcome = self.executor.poll_tasks(started)
         seen, the_plan, levels = self._observe_and_plan(started, base, quiet)
         # execute
@@ -151,7 +150,6 @@ class Reconciler:
             started=started,
             finished=self.clock(),
             endpoints=tuple(self.policy.endpoints),
-            events_after=mark,
             levels=levels,
         )
         if self.incremental is not None:  # the GC policy; what is not settled (Globus slice)

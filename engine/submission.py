@@ -29,6 +29,7 @@ from engine.outcome import Outcome
 from engine.replace_receipts import replace_intent
 from engine.state import OPEN_TASK_STATES, TaskRow, TaskRowStatus
 from engine.storage.base import Mover, TaskKind, TaskRequest, TransferItem
+from engine.tallies import ActionOutcome
 from engine.task_slots import REALTIME_MARK, plan_batches
 
 if TYPE_CHECKING:
@@ -162,6 +163,7 @@ class Submission:
                     classify(exc),
                     f"could not get a submission id: {exc}",
                     now,
+                    action=action,
                 )
             return False
         arrow = f"{source} → {target}" if source else f"at {target}"
@@ -249,7 +251,12 @@ class Submission:
             )
             for item in request.items:
                 self.recorder.fail(
-                    item.action_id, item.scan, error_class, f"submission refused: {exc}", now
+                    item.action_id,
+                    item.scan,
+                    error_class,
+                    f"submission refused: {exc}",
+                    now,
+                    action=task,  # the batch's kind and target are its actions'
                 )
             return False
         self.store.update_task(
@@ -261,6 +268,8 @@ class Submission:
             now,
             f"{request.kind}.submitted",
             [(message, item.scan, item.action_id) for item in request.items],
+            outcome=ActionOutcome.SUBMITTED,
+            action=task,
         )
         return True
 

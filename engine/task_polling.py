@@ -26,6 +26,7 @@ from engine.outcome import Outcome
 from engine.replace_receipts import replace_receipt
 from engine.state import OPEN_TASK_STATES, SUBMITTED, ActionRow, TaskRow, TaskRowStatus
 from engine.storage.base import ItemResult, TaskStatus
+from engine.tallies import ActionOutcome
 from engine.task_progress import record_item_progress
 
 if TYPE_CHECKING:
@@ -170,6 +171,7 @@ class TaskPolling:
                     f"task {task.task_id} was interrupted before its outcome was recorded; "
                     "planning again from a fresh look (a finished copy is adopted)",
                     now,
+                    action=action,
                     retry_now=True,
                     interrupted=True,
                 )
@@ -178,7 +180,9 @@ class TaskPolling:
                 message = (result.error if result else None) or status.error or "task failed"
                 error_class = result.error_class if result else status.error_class
                 retry_now = result.retry_now if result else False
-                ex.recorder.fail(aid, action.scan, error_class, message, now, retry_now=retry_now)
+                ex.recorder.fail(
+                    aid, action.scan, error_class, message, now, action=action, retry_now=retry_now
+                )
                 outcome.failed += 1
             elif self.record_success(task, action, result, now):
                 outcome.succeeded += 1
@@ -214,6 +218,7 @@ class TaskPolling:
                 ErrorClass.NEEDS_HUMAN,
                 "the transfer finished without checksum verification; not counted",
                 now,
+                action=action,
             )
             return False
         assert action.target is not None
@@ -248,5 +253,7 @@ class TaskPolling:
             f"{evidence.value} verified ({evidence.how}, task {evidence.task_id})",
             scan=action.scan,
             action_id=action.id,
+            outcome=ActionOutcome.SUCCEEDED,
+            action=action,
         )
         return True

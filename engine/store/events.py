@@ -6,7 +6,6 @@ rows of what was removed (the absence is then expected, not missing).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -126,32 +125,6 @@ class EventStore(StoreBase):
             item["data"] = json.loads(item["data"]) if item["data"] else None
             out.append(item)
         out.reverse()
-        return out
-
-    def last_event_seq(self) -> int:
-        """The newest event's sequence number (0 when none): a pass's starting mark."""
-        row = self._conn().execute("SELECT max(seq) FROM events").fetchone()
-        return int(row[0] or 0)
-
-    def action_events_since(self, after_seq: int) -> list[tuple[str, str, str | None, str | None]]:
-        """(event kind, action kind, action target, error class) of action events after a mark.
-
-        The metrics count action outcomes from the audit log, so they agree with it by
-        construction instead of being tallied separately along every executor path.
-        """
-        rows = self._conn().execute(
-            """SELECT e.kind, a.kind, a.target, e.data FROM events e
-               JOIN actions a ON a.id = e.action_id
-               WHERE e.seq > ? AND e.action_id IS NOT NULL""",
-            (after_seq,),
-        )
-        out: list[tuple[str, str, str | None, str | None]] = []
-        for event_kind, action_kind, target, data in rows:
-            error_class = None
-            if data and event_kind == "action.failed":
-                with contextlib.suppress(ValueError, TypeError, AttributeError):
-                    error_class = json.loads(data).get("class")
-            out.append((event_kind, action_kind, target, error_class))
         return out
 
     # ---- deletions (receipts) ------------------------------------------------------------

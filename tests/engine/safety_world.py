@@ -41,6 +41,7 @@ from tests.engine.safety_checks import (
     holds_at,
 )
 from tests.engine.safety_decisions import Operators
+from tests.engine.tally_oracle import audited_tallies, last_seq
 from tests.engine_world import open_engine
 
 ENDPOINTS = ("dtn", "cfs", "hpss")
@@ -171,7 +172,10 @@ class World:
         self._open()
 
     def run_pass(self, *, drain: bool = True) -> None:
-        self.reconciler.reconcile_once(self.clock.now(), drain=drain)
+        mark = last_seq(self.store)
+        report = self.reconciler.reconcile_once(self.clock.now(), drain=drain)
+        # The pass's own counts (the metrics') are what its audit rows record.
+        assert report.actions == audited_tallies(self.store, mark), self.log[-20:]
         self._workers_done()
         self.passes += 1
         self.clock.advance(seconds=1)

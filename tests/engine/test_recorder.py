@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +15,14 @@ from engine.state import StateStore
 from engine.workspace import create_workspace
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Acted:
+    """An action as the tallies see it (engine.tallies.Acted)."""
+
+    kind: str
+    target: str | None
 
 
 @pytest.fixture
@@ -76,10 +85,20 @@ def test_a_failure_is_stored_with_its_retry_time_and_recorded_as_one_event(
     recorder: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="engine.executor")
-    recorder.fail("act-2", "2026/b.h5", ErrorClass.TRANSIENT, "endpoint busy", NOW)
-    recorder.fail("act-3", "2026/c.h5", ErrorClass.NEEDS_HUMAN, "permission denied", NOW)
+    copy = Acted("copy", "cfs")
+    recorder.fail("act-2", "2026/b.h5", ErrorClass.TRANSIENT, "endpoint busy", NOW, action=copy)
     recorder.fail(
-        "act-4", "2026/d.h5", ErrorClass.TRANSIENT, "stopped", NOW, retry_now=True, interrupted=True
+        "act-3", "2026/c.h5", ErrorClass.NEEDS_HUMAN, "permission denied", NOW, action=copy
+    )
+    recorder.fail(
+        "act-4",
+        "2026/d.h5",
+        ErrorClass.TRANSIENT,
+        "stopped",
+        NOW,
+        action=copy,
+        retry_now=True,
+        interrupted=True,
     )
     events = {e["action_id"]: e for e in recorder.store.events()}
     busy = events["act-2"]
