@@ -27,7 +27,7 @@ from engine.retry_holds import HoldBook
 from engine.storage.base import TaskRequest, TaskState, TaskStatus
 from engine.storage.globus_auth import TASK_CALLS, GlobusSession, translate_error
 from engine.storage.globus_faults import active_fault, fault_class
-from engine.storage.globus_inactive import InactiveClocks
+from engine.storage.globus_inactive import InactiveClocks, InactiveRecords, StoredInactiveClocks
 from engine.storage.globus_payloads import (
     GLOBUS_ALGORITHMS,
     GlobusEndpoint,
@@ -213,6 +213,11 @@ class GlobusMover:
             raise translate_error(exc, what, self._session) from exc
         except Exception as exc:
             raise translate_error(exc, what, self._session) from exc
+
+    def attach(self, store: InactiveRecords) -> None:
+        """Keep each task's INACTIVE clock on its row in the state store (the reconciler
+        attaches its store at start), so a restart resumes the same clock."""
+        self._inactive = StoredInactiveClocks(store)
 
     def keep_holds_in(self, book: HoldBook) -> None:
         """Keep the session's `Retry-After` holds (task calls and listings) in `book`."""
