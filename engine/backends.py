@@ -45,7 +45,8 @@ class Backends:
         return self.movers["local"]
 
     def attach_store(self, store: object) -> None:
-        """Give backends that keep their records in the state store (tape) the store."""
+        """Give backends that keep their records in the state store the store (tape bundles,
+        the Globus mover's INACTIVE clocks)."""
         for backend in [*self.storages.values(), *self.movers.values()]:
             attach = getattr(backend, "attach", None)
             if attach is not None:

@@ -5,7 +5,8 @@ Transfer keeps working on a task that hits an error: it "categorizes the error, 
 the task's event list" and retries, so the task stays ACTIVE while its `nice_status` names the
 fault (Transfer docs, "Task Behavior", section 4). Some faults pass by themselves (a busy endpoint,
 a dropped connection); others never do until a person acts (a permission, a missing file, a full
-quota, a missing identity mapping). `active_fault` sorts them.
+quota, a missing identity mapping). `active_fault` sorts them; `fault_class` sorts the code a
+task or file ended with.
 
 A fatal error ends the whole task, even with `skip_source_errors` (which skips only source-side
 PERMISSION_DENIED, FILE_NOT_FOUND and AMBIGUOUS_PATH): for instance one file whose bytes do not
@@ -17,6 +18,9 @@ finds the scans whose files it names, so only those scans fail and the others ar
 a new batch. Earlier error events are faults Transfer retried and got past (a destination
 checksum mismatch, VERIFY_CHECKSUM, is retried by Transfer itself: Task Behavior, "Retry
 Behavior"): they name files that were copied in the end and blame nobody.
+
+A task that SUCCEEDED with `skip_source_errors` may still have skipped files; `skipped_errors`
+pages through them and groups them by the scan they belong to.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ _NEEDS_HUMAN_WORDS = (
     "AMBIGUOUS_PATH",
     "NOT_A_FILE",
 )
+# Task fault codes that a person must resolve, and those no retry can fix (`fault_class`).
+_NEEDS_HUMAN = ("PERMISSION", "CONSENT", "AUTH", "QUOTA", "CHECKSUM", "MAPPING", "CREDENTIAL")
+_TERMINAL = ("FILE_NOT_FOUND", "NOT_A_FILE", "CANCELED")
 # Events that do not stand for a fault of a file (progress, task control).
 _EVENT_LIMIT = 1000  # events read per page; the SDK pages on
 
@@ -64,6 +71,16 @@ def active_fault(nice_status: str | None) -> ErrorClass | None:
         return None
     if any(key in word for key in _NEEDS_HUMAN_WORDS):
         return ErrorClass.NEEDS_HUMAN
+    return ErrorClass.TRANSIENT
+
+
+def fault_class(code: str | None) -> ErrorClass:
+    """How to handle a task or file fault code (e.g. `PERMISSION_DENIED`, `FILE_NOT_FOUND`)."""
+    word = (code or "").upper()
+    if any(key in word for key in _NEEDS_HUMAN):
+        return ErrorClass.NEEDS_HUMAN
+    if any(key in word for key in _TERMINAL):
+        return ErrorClass.TERMINAL
     return ErrorClass.TRANSIENT
 
 
@@ -165,3 +182,53 @@ def _named_paths(text: str, paths: list[str]) -> list[str]:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())[:300]
+
+
+def skipped_errors(
+    client: Any,
+    session: GlobusSession,
+    task_id: str,
+    task: dict[str, Any],
+    request: TaskRequest,
+    source_root: str,
+) -> dict[str, list[Fault]]:
+    """Per-file faults of a finished task, grouped by the action of the scan they belong to.
+
+    Args:
+        client: the session's `TransferClient`.
+        session: for `Retry-After` holds and error translation.
+        task_id: the finished task.
+        task: its task document (`subtasks_skipped_errors` says whether there is anything to read).
+        request: the batch it carried.
+        source_root: the root of the source endpoint on its collection.
+    """
+    if not int(task.get("subtasks_skipped_errors") or task.get("faults") or 0):
+        return {}
+    owner: dict[str, str] = {}
+    for item in request.items:
+        for scan_file in item.files:
+            owner[join(source_root, item.source_path(scan_file.path))] = item.action_id
+    faults: dict[str, list[Fault]] = {}
+    what = f"reading skipped errors of task {task_id}"
+    session.wait_out(TASK_CALLS, what)
+    try:
+        for page in client.paginated.task_skipped_errors(task_id):
+            for error in page:
+                path = str(error.get("source_path") or "")
+                action = owner.get(path)
+                fault = (
+                    str(error.get("error_code")),
+                    path,
+                    str(error.get("error_details") or ""),
+                )
+                if action is None:
+                    # A fault we cannot place could be any scan's: none of them counts.
+                    log.warning("task %s: skipped error on unknown path %s", task_id, path)
+                    for item in request.items:
+                        faults.setdefault(item.action_id, []).append(fault)
+                    continue
+                faults.setdefault(action, []).append(fault)
+    except Exception as exc:
+        session.note_retry_after(TASK_CALLS, exc, what)
+        raise translate_error(exc, what, session) from exc
+    return faults

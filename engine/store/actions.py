@@ -266,6 +266,31 @@ class ActionStore(StoreBase):
                 (*fields.values(), iso(now), submission_id),
             )
 
+    def task_inactive_since(self, task_id: str) -> datetime | None:
+        """Since when the mover has seen task `task_id` INACTIVE (None: it has not, or it ran
+        again since)."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT inactive_since FROM tasks WHERE task_id = ? AND inactive_since IS NOT NULL",
+                (task_id,),
+            )
+            .fetchone()
+        )
+        return parse_time(row[0]) if row is not None else None
+
+    def set_task_inactive_since(self, task_id: str, since: datetime | None) -> bool:
+        """Record since when task `task_id` has been INACTIVE (None: it no longer is).
+
+        Returns:
+            False when no task row carries `task_id` (nothing was recorded).
+        """
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE tasks SET inactive_since = ? WHERE task_id = ?", (iso(since), task_id)
+            )
+        return cursor.rowcount > 0
+
     def tasks(self, statuses: Iterable[str] | None = None) -> list[TaskRow]:
         conn = self._conn()
         if statuses is None:
