@@ -435,7 +435,7 @@ MIGRATIONS: tuple[str, ...] = (
         ORDER BY e.seq DESC LIMIT 1
     ) WHERE pid IS NULL;
     """,
-    # 17: since when a remote task has been seen INACTIVE (engine/storage/globus_inactive.py),
+    # 15: since when a remote task has been seen INACTIVE (engine/storage/globus_inactive.py),
     # so the grace before it is given up survives a restart and `--once` passes; tasks are
     # looked up by the mover's task id
     """
