@@ -156,7 +156,12 @@ def delete_receipt(
         approval=decision.as_receipt() if decision else None,
         # Every approver of this execution (two for a delete over
         # `[approval] second_approver_over_bytes`).
-        approvers=[a.to_json() for a in approvals_for(store, action.id, at_submission=True)],
+        approvers=[
+            a.to_json()
+            for a in approvals_for(
+                store, action.id, at_submission=True, submission_id=task.submission_id
+            )
+        ],
         delete_task_id=task.task_id,
         recorded_at=iso(now),
     )

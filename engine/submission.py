@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, cast
 
 from engine import submitted
+from engine.approvals import record_licences
 from engine.decisions import DecisionLog, Refused
 from engine.delete_look import record_skipped
 from engine.errors import classify
@@ -190,6 +191,8 @@ class Submission:
                 self.store.create_task(task, {a.id: a.scan for a in admitted}, now)
                 # The version each item carries, kept with the task (engine/submitted.py).
                 submitted.record(self.store, submission_id, admitted, scans)
+                if kind == "delete":  # what licensed each, before any file is touched
+                    record_licences(self.store, self.recorder, admitted, submission_id, now)
                 if kind == "copy":
                     self._executor.storage_identities().remember_task_target(submission_id, target)
                 for action in admitted:

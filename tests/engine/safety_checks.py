@@ -7,10 +7,18 @@
   the world may lose one (its verified copies rotted, then a user changed the dtn's: `exempt`).
 - **Every removal is receipted.** Where a verified copy (or the dtn's copy of an inventoried
   version, unless a user changed it there) no longer holds its version's bytes, an approved
-  (when deletes are gated) delete receipt naming that version at that endpoint, or a
-  `copy.replaced` receipt naming it as the old checksum, says so. Between steps, a delete task
-  or a replace still open after a crash stands in for its receipt; after the world has settled
-  (`settled=True`), only receipts count.
+  (when deletes are gated: naming the approval and its approvers) delete receipt naming that
+  version at that endpoint, or a `copy.replaced` receipt naming it as the old checksum, says
+  so. Between steps, a delete task or a replace still open after a crash stands in for its
+  receipt; after the world has settled (`settled=True`), only receipts count.
+- **A delete runs only on the approval in force when its task was persisted.** A delete in
+  flight (its task `preparing` or `active`) must have been licensed when its submission was
+  recorded: the decision in force then — the last approve, reject, revoke or un-reject in the
+  audit log before its `delete.licensed` event — was an approval, and that approval was spent
+  by this very submission. A reject or revoke recorded *after* that cannot un-delete what the
+  mover already removed; it stops the rest (the engine cancels or withdraws it), and the
+  receipt of what went still names the approval it ran on. (Demanding an approval in force
+  *now* would blame the engine for a decision that came after the bytes were gone.)
 - **Receipts are true.** A receipt names a version that was written, relied only on copies
   verified by checksum *of that version*; and, checked as it is written (in-process), the files
   it says it removed are really gone and the copies it relied on really hold the version (a
@@ -207,9 +215,35 @@ def _replace_receipts(world: Beamline, scan: str, kind: str) -> list[dict[str, A
     return [json.loads(r[0]) for r in rows if r[0]]
 
 
-def _approved(world: Beamline, action: str) -> bool:
-    decision = world.store.decisions().get(action)
-    return decision is not None and decision[0] == "approve"
+_DECIDED = ("action.approved", "action.rejected", "action.approval_revoked", "action.unrejected")
+
+
+def _unlicensed(world: Beamline, action: str, submission_id: str) -> str:
+    """Why a delete in flight under `submission_id` was not licensed when its task was
+    persisted, or '' (it was). Read from the audit log's order, not from the engine's receipt:
+    the last decision before the submission's `delete.licensed` event must be an approval, and
+    the decisions log must say that approval was spent by this submission."""
+    in_force = None
+    for event in world.store.events(action_id=action, limit=100_000):
+        if event["kind"] in _DECIDED:
+            in_force = event["kind"]
+        elif (
+            event["kind"] == "delete.licensed"
+            and (event["data"] or {}).get("submission_id") == submission_id
+        ):
+            break
+    else:
+        return "no delete.licensed event records what licensed it"
+    if in_force != "action.approved":
+        return f"the decision in force when it was persisted: {in_force}"
+    spent = world.store.connection().execute(
+        "SELECT count(*) FROM decisions WHERE action_id = ? AND spent_by = ? "
+        "AND decision = 'approve'",
+        (action, submission_id),
+    )
+    if not spent.fetchone()[0]:
+        return "no approval was spent by its submission"
+    return ""
 
 
 def _accounted(world: Beamline, scan: str, checksum: str, endpoint: str, *, settled: bool) -> str:
@@ -217,7 +251,9 @@ def _accounted(world: Beamline, scan: str, checksum: str, endpoint: str, *, sett
     for receipt in world.store.receipts(scan):
         if receipt["endpoint"] == endpoint and receipt["acquisition"]["checksum"] == checksum:
             approval = receipt.get("approval") or {}
-            if world.gated and approval.get("decision") != "approve":
+            if world.gated and (
+                approval.get("decision") != "approve" or not receipt.get("approvers")
+            ):
                 raise _fail(world, f"an unapproved delete receipt: {receipt}")
             return "receipt"
     for receipt in _replace_receipts(world, scan, "copy.replaced"):
@@ -230,8 +266,9 @@ def _accounted(world: Beamline, scan: str, checksum: str, endpoint: str, *, sett
     delete_id = action_id(ActionKind.DELETE, scan, checksum, None, endpoint)
     for task in world.store.tasks(("preparing", "active")):
         if task.kind == "delete" and delete_id in task.action_ids:
-            if world.gated and not _approved(world, delete_id):
-                raise _fail(world, f"an unapproved delete in flight: {task}")
+            unlicensed = _unlicensed(world, delete_id, task.submission_id)
+            if world.gated and unlicensed:
+                raise _fail(world, f"an unapproved delete in flight ({unlicensed}): {task}")
             return "delete in flight"
     for intent in _replace_receipts(world, scan, "copy.replace_submitted"):
         if intent["target"] == endpoint and intent["old_checksum"] == checksum:

@@ -222,3 +222,68 @@ def test_an_interrupted_delete_is_receipted_for_the_version_it_deleted(tmp_path:
         checked_passes(world, knowledge, 2)
     finally:
         world.close()
+
+
+@pytest.mark.parametrize("directory", [False, True], ids=["file", "directory"])
+def test_a_reject_after_an_approved_delete_was_cut_by_a_crash(
+    tmp_path: Path, directory: bool
+) -> None:
+    """An operator approves the dtn prune; the pass dies inside it after the mover unlinked the
+    first file (the task is still `preparing`, no `delete.submitted`); then a second operator
+    rejects the delete. The reject cannot put back bytes removed under an approval that was in
+    force when the task was persisted; what it must do: the rest is never resubmitted (a
+    directory scan keeps its second file), and the receipt of what went names the approval
+    that licensed it — not "unapproved" because the reject came later. (The property found
+    this with `--hypothesis-seed=1`: its checker demanded the delete be approved *now*.)"""
+    world = World(tmp_path / "ws", directory=directory, gated=True)
+    knowledge = Knowledge()
+    scan = "scan_0" if directory else "s0.h5"
+    try:
+        world.write(scan, [b"\x00", b"\x01"] if directory else [b"\x00"])
+        checked_passes(world, knowledge, 2)  # on cfs and hpss; the dtn prune awaits approval
+        (approved,) = world.approve_all()
+        with pytest.raises(Crash), crash_in_delete(world, "some_unlinked"):
+            world.run_pass()
+        world.restart()
+        (task,) = [t for t in world.store.tasks() if t.kind == "delete"]
+        assert task.status == "preparing" and task.action_ids == (approved,)
+        check_all(world, knowledge)
+        world.operators.decide(world, "reject", 0)
+        assert world.store.decisions()[approved][0] == "reject"
+        check_all(world, knowledge)  # the delete in flight was licensed when it was persisted
+        for _ in range(4):  # as the property's teardown: approvals of anything new, passes
+            world.approve_all()
+            checked_passes(world, knowledge, 1)
+        check_all(world, knowledge, settled=True)
+        assert world.operators.violations == []
+        carried = [t for t in world.store.tasks() if approved in t.action_ids]
+        assert [t.submission_id for t in carried] == [task.submission_id], "resubmitted"
+        assert not any(
+            e["kind"] == "delete.submitted" for e in world.store.events(action_id=approved)
+        ), "the rejected delete was resubmitted"
+        (receipt,) = [r for r in world.store.receipts(scan) if r["endpoint"] == "dtn"]
+        assert receipt["action_id"] == approved
+        assert receipt["approval"]["decision"] == "approve"
+        assert receipt["approval"]["by"] == "operator"
+        assert receipt["approval"]["submission_id"] == task.submission_id
+        assert [a["by"] for a in receipt["approvers"]] == ["operator"]
+        (task,) = carried
+        if directory:  # the rest was withdrawn, not resubmitted: its second file is still there
+            assert receipt["partial"] is True and receipt["removed"] == ["scan_0/frame_0.h5"]
+            assert receipt["remaining"] == ["scan_0/frame_1.h5"]
+            assert world.content_at("dtn", scan) == {"scan_0/frame_1.h5": b"\x01"}
+            assert task.status == "withdrawn"
+            refused = [
+                (e["data"] or {}).get("reason_code")
+                for e in world.store.events(action_id=approved)
+                if e["kind"] == "delete.recheck_failed"
+            ]
+            assert "not_resubmitted" in refused, refused
+        else:
+            assert not receipt.get("partial") and receipt["removed"] == ["s0.h5"]
+            assert task.status == "succeeded"
+        # The reject stands: nothing of the scan is planned for deletion at the dtn again.
+        plan = world.reconciler.dry_run(world.clock.now())
+        assert approved not in {a.id for a in plan.actions}
+    finally:
+        world.close()
