@@ -68,7 +68,7 @@ def fingerprint(store: StateStore) -> tuple[Any, ...]:
 class ScanTableFacts:
     """Everything one refresh of the scan table reads, keyed the way the row builder wants it."""
 
-    scans: list[tuple[str, int, float]]  # (id, size, acquired as epoch seconds)
+    scans: list[tuple[str, int, float, int]]  # (id, size, acquired as epoch seconds, rowid)
     total: int  # every scan in the store (more than `scans` when only the newest were read)
     levels: dict[str, dict[str, int]]  # endpoint → scan → stored level
     pruned: dict[str, set[str]]  # endpoint → scans deleted there
@@ -109,11 +109,11 @@ def scan_table(
     conn = store.connection()
     epoch = "(julianday(acquired_at) - 2440587.5) * 86400.0"
     if first is None:
-        scans = conn.execute(f"SELECT id, size, {epoch} FROM scans").fetchall()
+        scans = conn.execute(f"SELECT id, size, {epoch}, rowid FROM scans ORDER BY rowid").fetchall()
         only = ""
     else:
         scans = conn.execute(
-            f"SELECT id, size, {epoch} AS t FROM scans ORDER BY t DESC LIMIT ?", (first,)
+            f"SELECT id, size, {epoch} AS t, rowid FROM scans ORDER BY t DESC LIMIT ?", (first,)
         ).fetchall()
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS page(scan TEXT PRIMARY KEY)")
         conn.execute("DELETE FROM temp.page")
@@ -149,7 +149,7 @@ def scan_table(
     open_actions: dict[str, list[tuple[Any, ...]]] = {}
     for row in conn.execute(
         f"""SELECT {", ".join(OPEN_ACTION_COLUMNS)}
-            FROM actions WHERE status != '{ActionStatus.SUCCEEDED}'{only}"""
+            FROM actions WHERE status != '{ActionStatus.SUCCEEDED}'{only} ORDER BY rowid"""
     ):
         open_actions.setdefault(row[scan_at], []).append(tuple(row))
     catalog_status = read_catalog_status(conn) if catalog else None
