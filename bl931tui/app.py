@@ -210,7 +210,9 @@ class Bl931App(DecisionDialogs, App[int]):
             )
             if page.partial:
                 self.post_message(self.SnapshotReady(page))
-        snapshot = self.rows.snapshot(store, self.policy, self.clock(), catalog=self.catalog_enabled)
+        snapshot = self.rows.snapshot(
+            store, self.policy, self.clock(), catalog=self.catalog_enabled
+        )
         self.post_message(self.SnapshotReady(snapshot))
 
     @on(SnapshotReady)

@@ -153,7 +153,9 @@ class RowCache:
             return None  # every catalog cell changes: read everything
         stale = changes.changed_since(store, base.mark.seq) if mark.seq > base.mark.seq else set()
         holds = changes.active_holds(store, now)
-        stale.update(s for s in holds.keys() | base.holds.keys() if holds.get(s) != base.holds.get(s))
+        stale.update(
+            s for s in holds.keys() | base.holds.keys() if holds.get(s) != base.holds.get(s)
+        )
         if catalog and last_ok_at is not None and base.last_ok_at != last_ok_at:
             assert base.last_ok_at is not None
             stale |= changes.registered_between(store, base.last_ok_at, last_ok_at)
@@ -245,7 +247,13 @@ class RowCache:
                 counts[new.cells] += 1
                 base.awaiting += "approval" in new.states
             if old is None or new is None or old.acquired != new.acquired:
-                moved.append((None if old is None else old.acquired, None if new is None else new.acquired, scan))
+                moved.append(
+                    (
+                        None if old is None else old.acquired,
+                        None if new is None else new.acquired,
+                        scan,
+                    )
+                )
             if new is None:
                 rows.pop(scan, None)
                 rowids.pop(scan, None)

@@ -68,8 +68,8 @@ __all__ = [
     "Heartbeat",
     "ScanRow",
     "Snapshot",
-    "fingerprint",
     "assemble",
+    "fingerprint",
     "load_snapshot",
     "read_heartbeat",
     "standing_alerts",
@@ -271,4 +271,6 @@ def load_snapshot(
 
 def awaiting_count(rows: Iterable[ScanRow]) -> int:
     """How many rows wait for an operator's approval."""
-    return sum(n for states, n in Counter(row.states for row in rows).items() if "approval" in states)
+    return sum(
+        n for states, n in Counter(row.states for row in rows).items() if "approval" in states
+    )

@@ -165,8 +165,10 @@ class ScansScreen(Screen[None]):
     @on(ViewReady)
     def _view_ready(self, message: ViewReady) -> None:
         current = self.snapshot
-        if message.query != self.query_state or current is None or (
-            message.snapshot.rows is not current.rows
+        if (
+            message.query != self.query_state
+            or current is None
+            or (message.snapshot.rows is not current.rows)
         ):
             return  # a newer question is on its way
         self.filter_error = None

@@ -32,9 +32,7 @@ from engine.task_progress import ScanProgress
 if TYPE_CHECKING:
     from engine.store import StateStore
 
-_REGISTERED = (
-    f"status = '{ActionStatus.SUCCEEDED}' AND kind IN ('register', 'update_catalog')"
-)
+_REGISTERED = f"status = '{ActionStatus.SUCCEEDED}' AND kind IN ('register', 'update_catalog')"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +159,9 @@ def scan_facts(
         " ORDER BY rowid"
     ).fetchall()
     levels = {
-        name: dict(conn.execute(f"SELECT scan, level FROM replicas WHERE endpoint = ? AND {only}", (name,)))
+        name: dict(
+            conn.execute(f"SELECT scan, level FROM replicas WHERE endpoint = ? AND {only}", (name,))
+        )
         for name in endpoints
     }
     pruned: dict[str, set[str]] = {name: set() for name in endpoints}
@@ -185,8 +185,7 @@ def scan_facts(
     if catalog and status is not None and status.last_ok_at is not None:
         listed = {r[0] for r in conn.execute(f"SELECT scan FROM catalog_entries WHERE {only}")}
         since = conn.execute(
-            f"SELECT DISTINCT scan FROM actions WHERE {_REGISTERED} AND updated_at >= ?"
-            f" AND {only}",
+            f"SELECT DISTINCT scan FROM actions WHERE {_REGISTERED} AND updated_at >= ? AND {only}",
             (iso(status.last_ok_at),),
         )
         registered = frozenset(listed | {r[0] for r in since})

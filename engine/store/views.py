@@ -37,8 +37,31 @@ _OPEN = f"('{TaskRowStatus.PREPARING}', '{TaskRowStatus.ACTIVE}')"  # SQL list o
 
 
 def fingerprint(store: StateStore) -> tuple[Any, ...]:
-    """A cheap summary that changes whenever anything the TUI shows changes."""
+    """A cheap summary that changes whenever anything the TUI shows changes.
+
+    A store with change marks (`engine.store.changes`) says in its highest mark whether any
+    scan's facts changed (scans, replicas, actions, removals, holds, what a pass held back, the
+    catalog's entries); the rest is counted and compared as before, from small tables only.
+    """
     conn = store.connection()
+    try:
+        marks = conn.execute(
+            """SELECT (SELECT epoch FROM change_epoch WHERE id = 1),
+                      (SELECT max(seq) FROM scan_changes)"""
+        ).fetchone()
+    except sqlite3.OperationalError:
+        marks = None
+    if marks is not None and marks[0] is not None:
+        row = conn.execute(
+            """SELECT (SELECT max(seq) FROM events),
+                      (SELECT beat_at FROM heartbeat WHERE id = 1),
+                      (SELECT count(*) || ':' || coalesce(max(updated_at), '') FROM tasks),
+                      (SELECT count(*) || ':' || coalesce(max(decided_at), '') FROM approvals),
+                      (SELECT count(*) || ':' || coalesce(max(placed_at), '')
+                              || coalesce(max(lifted_at), '') FROM holds),
+                      (SELECT ok || coalesce(error, '') FROM catalog_status)"""
+        ).fetchone()
+        return ("marks", *marks, *row)
     row = conn.execute(
         """SELECT (SELECT max(seq) FROM events),
                   (SELECT beat_at FROM heartbeat WHERE id = 1),
@@ -109,7 +132,9 @@ def scan_table(
     conn = store.connection()
     epoch = "(julianday(acquired_at) - 2440587.5) * 86400.0"
     if first is None:
-        scans = conn.execute(f"SELECT id, size, {epoch}, rowid FROM scans ORDER BY rowid").fetchall()
+        scans = conn.execute(
+            f"SELECT id, size, {epoch}, rowid FROM scans ORDER BY rowid"
+        ).fetchall()
         only = ""
     else:
         scans = conn.execute(

@@ -234,9 +234,13 @@ steps = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(batches=steps)
-def test_incremental_rows_equal_a_full_read(tmp_path_factory: pytest.TempPathFactory, batches) -> None:  # type: ignore[no-untyped-def]
+def test_incremental_rows_equal_a_full_read(
+    tmp_path_factory: pytest.TempPathFactory, batches
+) -> None:  # type: ignore[no-untyped-def]
     world = make_world(tmp_path_factory.mktemp("world"))
     try:
         world.check()
