@@ -167,12 +167,15 @@ def scan_facts(
     pruned: dict[str, set[str]] = {name: set() for name in endpoints}
     for scan, endpoint in conn.execute(f"SELECT scan, endpoint FROM deletions WHERE {only}"):
         pruned.setdefault(endpoint, set()).add(scan)
-    decided = {
-        r[0]: r[1]
+    # One action at a time: asked for a list, the planner reads the `approvals` view's second
+    # half through every submitted action.
+    ids = [r[0] for r in conn.execute(f"{their_actions} ORDER BY rowid")]
+    decided: dict[str, str] = {}
+    for action in ids:
         for r in conn.execute(
-            f"SELECT action_id, decision FROM approvals WHERE action_id IN ({their_actions})"
-        )
-    }
+            "SELECT action_id, decision FROM approvals WHERE action_id = ?", (action,)
+        ):
+            decided[r[0]] = r[1]
     scan_at = OPEN_ACTION_COLUMNS.index("scan")
     open_actions: dict[str, list[tuple[Any, ...]]] = {}
     for row in conn.execute(
@@ -184,8 +187,11 @@ def scan_facts(
     registered = None
     if catalog and status is not None and status.last_ok_at is not None:
         listed = {r[0] for r in conn.execute(f"SELECT scan FROM catalog_entries WHERE {only}")}
-        since = conn.execute(
-            f"SELECT DISTINCT scan FROM actions WHERE {_REGISTERED} AND updated_at >= ? AND {only}",
+        since = conn.execute(  # from the changed scans, not from every succeeded action
+            f"""SELECT DISTINCT a.scan FROM temp.changed c
+                CROSS JOIN actions a INDEXED BY actions_scan ON a.scan = c.scan
+                WHERE a.status = '{ActionStatus.SUCCEEDED}'
+                  AND a.kind IN ('register', 'update_catalog') AND a.updated_at >= ?""",
             (iso(status.last_ok_at),),
         )
         registered = frozenset(listed | {r[0] for r in since})
