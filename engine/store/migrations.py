@@ -9,14 +9,15 @@ of an old one); `PRAGMA user_version` counts the entries a store has run
 from __future__ import annotations
 
 
-def _mark(scan: str) -> str:
-    """Trigger statements that move one scan's change mark past every other."""
+def _mark(scan: str, unless: str = "0") -> str:
+    """Trigger statements that move one scan's change mark past every other (`unless` true:
+    nothing to do, such as an old row's scan that the new row's mark covers)."""
     return f"""
         INSERT INTO scan_changes(scan, seq) SELECT {scan}, 0
-            WHERE {scan} IS NOT NULL
+            WHERE {scan} IS NOT NULL AND NOT ({unless})
               AND NOT EXISTS (SELECT 1 FROM scan_changes WHERE scan = {scan});
         UPDATE scan_changes SET seq = (SELECT max(seq) + 1 FROM scan_changes)
-            WHERE scan = {scan};"""
+            WHERE scan = {scan} AND NOT ({unless});"""
 
 
 def _mark_all(scans: str) -> str:
@@ -43,7 +44,7 @@ def _triggers(table: str, scan: str, columns: str, extra: str = "", name: str = 
     CREATE TRIGGER {name}_marks_insert AFTER INSERT ON {table} BEGIN {_mark(new)} END;
     CREATE TRIGGER {name}_marks_delete AFTER DELETE ON {table} BEGIN {_mark(old)} END;
     CREATE TRIGGER {name}_marks_update AFTER UPDATE ON {table} WHEN {when}
-    BEGIN {_mark(old)} {_mark(new)} END;"""
+    BEGIN {_mark(old, unless=f"{old} IS {new}")} {_mark(new)} END;"""
 
 
 def _task_scans(row: str) -> str:
