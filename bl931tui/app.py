@@ -1,8 +1,9 @@
 """The bl931 TUI: per-scan lifecycle, transfer progress and approvals, over SSH.
 
 The app reads the state store the service writes and writes only operator decisions (DESIGN §8).
-Reads run in thread workers every `refresh_seconds`; a cheap fingerprint query skips the full
-read when nothing changed, and results arrive as messages the UI thread only swaps in. With an
+Reads run in thread workers every `refresh_seconds`; a cheap fingerprint query skips the read
+when nothing changed (and no retention date passed), a read rebuilds only the rows that changed
+(`bl931tui.incremental`), and results arrive as messages the UI thread only swaps in. With an
 `engine_loop` (the demo) the reconciler runs in a thread worker of this process.
 """
 
@@ -33,6 +34,7 @@ from bl931tui.commands import RegistryCommands, bindings
 from bl931tui.decision_channel import advisory_refusal
 from bl931tui.decision_dialogs import DecisionDialogs
 from bl931tui.decisions import Decisions
+from bl931tui.incremental import RowCache
 from bl931tui.readmodel import CATALOG, Snapshot, fingerprint, load_snapshot
 from bl931tui.screens.activity import EventsScreen, TasksScreen
 from bl931tui.screens.alerts import AlertsScreen
@@ -104,6 +106,7 @@ class Bl931App(DecisionDialogs, App[int]):
         self._store: StateStore | None = None
         self._store_lock = threading.Lock()
         self.scans_screen = ScansScreen()
+        self.rows = RowCache()
 
     # ---- lifecycle -----------------------------------------------------------------------
     def get_default_screen(self) -> Screen[None]:
@@ -180,19 +183,24 @@ class Bl931App(DecisionDialogs, App[int]):
             return self._store
 
     def action_refresh_now(self) -> None:
-        self.refresh_data(force=True)
+        self.refresh_data(force=True, full=True)
 
-    def refresh_data(self, *, force: bool = False) -> None:
-        self._refresh(force, self.snapshot.fingerprint if self.snapshot else None)
+    def refresh_data(self, *, force: bool = False, full: bool = False) -> None:
+        """Read the store again: rows that changed (`force`: even if the fingerprint did not
+        move; `full`: every row, as on the first paint)."""
+        self._refresh(force, full, self.snapshot.fingerprint if self.snapshot else None)
 
     @work(thread=True, exclusive=True, group="refresh", exit_on_error=False, description="refresh")
-    def _refresh(self, force: bool, last: tuple[object, ...] | None) -> None:
+    def _refresh(self, force: bool, full: bool, last: tuple[object, ...] | None) -> None:
         store = self.reader()
         self.checked_at = self.clock()
         if store is None:
             self.call_from_thread(self.scans_screen.update_status)
             return
-        if not force and last is not None and fingerprint(store) == last:
+        if full:
+            self.rows.forget()
+        unchanged = not force and last is not None and fingerprint(store) == last
+        if unchanged and not self.rows.dates_pass(self.policy, self.clock()):
             self.call_from_thread(self.scans_screen.update_status)
             return
         if last is None:
@@ -202,7 +210,9 @@ class Bl931App(DecisionDialogs, App[int]):
             )
             if page.partial:
                 self.post_message(self.SnapshotReady(page))
-        snapshot = load_snapshot(store, self.policy, self.clock(), catalog=self.catalog_enabled)
+        snapshot = self.rows.snapshot(
+            store, self.policy, self.clock(), catalog=self.catalog_enabled
+        )
         self.post_message(self.SnapshotReady(snapshot))
 
     @on(SnapshotReady)

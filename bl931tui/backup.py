@@ -20,6 +20,7 @@ from pathlib import Path
 
 from engine.config import Config
 from engine.errors import UsageError
+from engine.store.changes import new_epoch
 
 PAGES_PER_STEP = 1024  # ~4 MiB per step: the service's writers wait at most one step
 
@@ -52,6 +53,10 @@ def backup_state(config: Config, dest: Path) -> int:
         out = sqlite3.connect(tmp)
         try:
             src.backup(out, pages=PAGES_PER_STEP)
+            # Its own change epoch: a TUI that watched the original reads a restored copy
+            # whole rather than trusting the marks it saw (engine/store/changes.py).
+            new_epoch(out)
+            out.commit()
             check = out.execute("PRAGMA integrity_check").fetchone()[0]
             if check != "ok":
                 raise UsageError(f"the copy failed its integrity check ({check}); nothing kept")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -41,7 +42,8 @@ from engine.pass_findings import (
 )
 from engine.policy import Policy
 from engine.state import StateStore
-from engine.store import views
+from engine.store import changes, views
+from engine.store.views import ScanTableFacts
 
 CATALOG = "catalog"
 
@@ -66,6 +68,7 @@ __all__ = [
     "Heartbeat",
     "ScanRow",
     "Snapshot",
+    "assemble",
     "fingerprint",
     "load_snapshot",
     "read_heartbeat",
@@ -166,6 +169,67 @@ def read_heartbeat(store: StateStore) -> Heartbeat | None:
     )
 
 
+def row_builder(policy: Policy, now: datetime, facts: ScanTableFacts, catalog: bool) -> RowBuilder:
+    """A row builder over one read of the store (all scans, or only some)."""
+    return RowBuilder(
+        policy,
+        now,
+        levels=facts.levels,
+        pruned=facts.pruned,
+        decided=facts.decided,
+        holds=facts.holds,
+        progress=facts.progress,
+        registered=facts.registered,
+        blocked=facts.blocked,
+        catalog=catalog,
+    )
+
+
+def stages_of(policy: Policy, catalog: bool) -> tuple[str, ...]:
+    return tuple(policy.endpoints) + ((CATALOG,) if catalog else ())
+
+
+def assemble(
+    store: StateStore,
+    *,
+    taken_at: datetime,
+    stamp: tuple[Any, ...],
+    stages: tuple[str, ...],
+    rows: tuple[ScanRow, ...],
+    cell_counts: Counter[tuple[Cell, ...]],
+    awaiting: int,
+    active_holds: int,
+    active_tasks: int,
+    endpoint_errors: dict[str, str],
+    catalog_status: CatalogStatus | None,
+    total: int,
+) -> Snapshot:
+    """The snapshot of these rows, with the store-wide figures read alongside them."""
+    errors = dict(endpoint_errors)
+    if catalog_status is not None and not catalog_status.ok:
+        errors[CATALOG] = catalog_status.error or "no answer"
+    pulse: dict[str, dict[str, int]] = {stage: {} for stage in stages}
+    for cells, count in cell_counts.items():
+        if count:
+            for stage, cell in zip(stages, cells, strict=True):
+                pulse[stage][cell.tone] = pulse[stage].get(cell.tone, 0) + count
+    return Snapshot(
+        taken_at=taken_at,
+        fingerprint=stamp,
+        stages=stages,
+        rows=rows,
+        heartbeat=read_heartbeat(store),
+        pulse=pulse,
+        awaiting_approval=awaiting,
+        active_holds=active_holds,
+        active_tasks=active_tasks,
+        endpoint_errors=errors,
+        scans_total=total,
+        alerts=standing_alerts(store),
+        catalog=catalog_status,
+    )
+
+
 def load_snapshot(
     store: StateStore,
     policy: Policy,
@@ -177,52 +241,36 @@ def load_snapshot(
     """Read the store once and derive one row per scan (runs in a thread worker).
 
     With `first`, only the newest `first` scans are read: the first paint shows them while the
-    full read runs, and the snapshot says it is partial.
+    full read runs, and the snapshot says it is partial. `bl931tui.incremental.RowCache` keeps
+    a full snapshot up to date by rebuilding only the rows that changed; it must always equal
+    what this gives.
     """
-    stamp = fingerprint(store)
-    stages = tuple(policy.endpoints) + ((CATALOG,) if catalog else ())
-    facts = views.scan_table(store, tuple(policy.endpoints), now, catalog=catalog, first=first)
-    scans, holds, open_actions = facts.scans, facts.holds, facts.open_actions
-    catalog_status = facts.catalog_status
-    errors = dict(facts.endpoint_errors)
-    if catalog_status is not None and not catalog_status.ok:
-        errors[CATALOG] = catalog_status.error or "no answer"
-    builder = RowBuilder(
-        policy,
-        now,
-        levels=facts.levels,
-        pruned=facts.pruned,
-        decided=facts.decided,
-        holds=holds,
-        progress=facts.progress,
-        registered=facts.registered,
-        blocked=facts.blocked,
-        catalog=catalog,
-    )
-    build, no_actions = builder.build, ()
-    rows = tuple(
-        build(scan_id, size, acquired, open_actions.get(scan_id, no_actions))
-        for scan_id, size, acquired in scans
-    )
-    pulse: dict[str, dict[str, int]] = {stage: {} for stage in stages}
-    for cells, count in Counter(row.cells for row in rows).items():
-        for stage, cell in zip(stages, cells, strict=True):
-            pulse[stage][cell.tone] = pulse[stage].get(cell.tone, 0) + count
-    awaiting = sum(
+    with changes.one_read(store):
+        stamp = fingerprint(store)
+        facts = views.scan_table(store, tuple(policy.endpoints), now, catalog=catalog, first=first)
+        build, no_actions = row_builder(policy, now, facts, catalog).build, ()
+        rows = tuple(
+            build(scan_id, size, acquired, facts.open_actions.get(scan_id, no_actions))
+            for scan_id, size, acquired, _ in facts.scans
+        )
+        return assemble(
+            store,
+            taken_at=now,
+            stamp=stamp,
+            stages=stages_of(policy, catalog),
+            rows=rows,
+            cell_counts=Counter(row.cells for row in rows),
+            awaiting=awaiting_count(rows),
+            active_holds=len(facts.holds),
+            active_tasks=facts.active_tasks,
+            endpoint_errors=facts.endpoint_errors,
+            catalog_status=facts.catalog_status,
+            total=facts.total,
+        )
+
+
+def awaiting_count(rows: Iterable[ScanRow]) -> int:
+    """How many rows wait for an operator's approval."""
+    return sum(
         n for states, n in Counter(row.states for row in rows).items() if "approval" in states
-    )
-    return Snapshot(
-        taken_at=now,
-        fingerprint=stamp,
-        stages=stages,
-        rows=rows,
-        heartbeat=read_heartbeat(store),
-        pulse=pulse,
-        awaiting_approval=awaiting,
-        active_holds=len(holds),
-        active_tasks=facts.active_tasks,
-        endpoint_errors=errors,
-        scans_total=facts.total,
-        alerts=standing_alerts(store),
-        catalog=catalog_status,
     )

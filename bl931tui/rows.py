@@ -182,18 +182,13 @@ class RowBuilder:
         levels = tuple(self.levels[e].get(scan, 0) for e in self.endpoints)
         gone = tuple(scan in self.pruned.get(e, ()) for e in self.endpoints)
         registered = None if self.registered is None else scan in self.registered
-        dues = tuple(
-            int((acquired + keep) // 86400) if levels[self.endpoints.index(e)] else None
-            for e, keep in self.keep_seconds.items()
-            if e in self.endpoints
-        )
-        signature = (
-            levels,
-            gone,
-            registered,
-            dues,
-            tuple(d is not None and d * 86400 <= self.now_ts for d in dues),
-        )
+        # Everything the shared parts read: the retention day of each copy present (the next
+        # action's date) and, exactly, whether each retention date has passed (the date itself
+        # may fall later today for one scan and earlier for another).
+        kept = [(index, acquired + keep) for index, keep in self._kept]
+        dues = tuple(int(due // 86400) if levels[index] else None for index, due in kept)
+        passed = tuple(due <= self.now_ts for _, due in kept)
+        signature = (levels, gone, registered, dues, passed)
         shared = self._settled.get(signature)
         if shared is None:
             shared = self._settled[signature] = self._settled_parts(scan, acquired)

@@ -192,7 +192,7 @@ def read_blocked(conn: sqlite3.Connection, scan: str | None = None) -> list[Bloc
     try:
         rows = conn.execute(
             f"""SELECT scan, kind, endpoint, reason_code, reason, since FROM blocked {where}
-                ORDER BY since, scan, kind, endpoint""",
+                ORDER BY since, scan, kind, endpoint, reason_code""",
             params,
         ).fetchall()
     except sqlite3.OperationalError:

@@ -137,8 +137,12 @@ class ScansScreen(Screen[None]):
 
     # ---- data flow -----------------------------------------------------------------------
     def show_snapshot(self, snapshot: Snapshot) -> None:
-        """A new snapshot from the app's refresh worker: recompute the view off the loop."""
-        self.snapshot = snapshot
+        """A new snapshot from the app's refresh worker: recompute the view off the loop (unless
+        only the figures around the rows changed: the same rows keep the view shown)."""
+        previous, self.snapshot = self.snapshot, snapshot
+        if previous is not None and previous.rows is snapshot.rows:
+            self.update_status()
+            return
         self.recompute()
 
     def recompute(self) -> None:
@@ -160,7 +164,12 @@ class ScansScreen(Screen[None]):
 
     @on(ViewReady)
     def _view_ready(self, message: ViewReady) -> None:
-        if message.query != self.query_state or message.snapshot is not self.snapshot:
+        current = self.snapshot
+        if (
+            message.query != self.query_state
+            or current is None
+            or (message.snapshot.rows is not current.rows)
+        ):
             return  # a newer question is on its way
         self.filter_error = None
         self.shown = len(message.rows)

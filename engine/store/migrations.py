@@ -8,6 +8,98 @@ of an old one); `PRAGMA user_version` counts the entries a store has run
 
 from __future__ import annotations
 
+
+def _mark(scan: str, unless: str = "0") -> str:
+    """Trigger statements that move one scan's change mark past every other (`unless` true:
+    nothing to do, such as an old row's scan that the new row's mark covers)."""
+    return f"""
+        INSERT INTO scan_changes(scan, seq) SELECT {scan}, 0
+            WHERE {scan} IS NOT NULL AND NOT ({unless})
+              AND NOT EXISTS (SELECT 1 FROM scan_changes WHERE scan = {scan});
+        UPDATE scan_changes SET seq = (SELECT max(seq) + 1 FROM scan_changes)
+            WHERE scan = {scan} AND NOT ({unless});"""
+
+
+def _mark_all(scans: str) -> str:
+    """Trigger statements that move a set of scans' change marks past every other."""
+    return f"""
+        INSERT INTO scan_changes(scan, seq) SELECT s.scan, 0 FROM ({scans}) s
+            WHERE s.scan IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM scan_changes c WHERE c.scan = s.scan);
+        UPDATE scan_changes SET seq = (SELECT max(seq) + 1 FROM scan_changes)
+            WHERE scan IN (SELECT scan FROM ({scans}));"""
+
+
+def _differ(columns: str) -> str:
+    return " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in columns.split())
+
+
+def _triggers(table: str, scan: str, columns: str, extra: str = "", name: str = "") -> str:
+    """Insert, delete and (when one of `columns` changed) update triggers on `table` marking
+    `scan` (an expression over `{row}`, the old or new row); `name` tells two sets apart."""
+    name = name or table
+    old, new = scan.replace("{row}", "OLD"), scan.replace("{row}", "NEW")
+    when = _differ(columns) + (f" OR ({extra})" if extra else "")
+    return f"""
+    CREATE TRIGGER {name}_marks_insert AFTER INSERT ON {table} BEGIN {_mark(new)} END;
+    CREATE TRIGGER {name}_marks_delete AFTER DELETE ON {table} BEGIN {_mark(old)} END;
+    CREATE TRIGGER {name}_marks_update AFTER UPDATE ON {table} WHEN {when}
+    BEGIN {_mark(old, unless=f"{old} IS {new}")} {_mark(new)} END;"""
+
+
+def _task_scans(row: str) -> str:
+    return f"""SELECT scan FROM task_items WHERE submission_id = {row}.submission_id
+               UNION SELECT a.scan FROM task_items i JOIN actions a ON a.id = i.action_id
+               WHERE i.submission_id = {row}.submission_id"""
+
+
+_ACTION_SCAN = "(SELECT scan FROM actions WHERE id = {row}.action_id)"
+
+_CHANGE_MARKS = (
+    """
+    CREATE TABLE change_epoch(
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        epoch TEXT NOT NULL
+    );
+    INSERT INTO change_epoch VALUES (1, lower(hex(randomblob(16))));
+    CREATE TABLE scan_changes(
+        scan TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX scan_changes_seq ON scan_changes(seq);
+    CREATE INDEX actions_registered ON actions(updated_at)
+        WHERE status = 'succeeded' AND kind IN ('register', 'update_catalog');
+    """
+    + _triggers("scans", "{row}.id", "id size acquired_at")
+    + _triggers("replicas", "{row}.scan", "scan endpoint level")
+    + _triggers("deletions", "{row}.scan", "scan endpoint")
+    + _triggers(
+        "actions",
+        "{row}.scan",
+        "id kind scan source target status requires_approval reason error submission_id",
+        "OLD.updated_at IS NOT NEW.updated_at AND NEW.status = 'succeeded'"
+        " AND NEW.kind IN ('register', 'update_catalog')",
+    )
+    + _triggers("decisions", _ACTION_SCAN, "action_id decision superseded spent_by")
+    + _triggers("holds", "{row}.scan", "scan reason expires_at lifted_at")
+    + _triggers("blocked", "{row}.scan", "scan kind endpoint reason_code reason")
+    + _triggers("catalog_entries", "{row}.scan", "scan")
+    + _triggers("task_items", "{row}.scan", "submission_id action_id scan files_done bytes_done")
+    + _triggers(
+        "task_items",
+        _ACTION_SCAN,
+        "submission_id action_id scan files_done bytes_done",
+        name="task_items_action",
+    )
+    + f"""
+    CREATE TRIGGER tasks_marks_insert AFTER INSERT ON tasks BEGIN {_mark_all(_task_scans("NEW"))} END;
+    CREATE TRIGGER tasks_marks_delete AFTER DELETE ON tasks BEGIN {_mark_all(_task_scans("OLD"))} END;
+    CREATE TRIGGER tasks_marks_update AFTER UPDATE ON tasks WHEN {_differ("submission_id status")}
+    BEGIN {_mark_all(_task_scans("OLD"))} {_mark_all(_task_scans("NEW"))} END;
+    """
+)
+
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: initial schema
     """
@@ -442,6 +534,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tasks ADD COLUMN inactive_since TEXT;
     CREATE INDEX tasks_task_id ON tasks(task_id);
     """,
+    # 16: a change mark per scan for the TUI's incremental read model (engine/store/changes.py):
+    # every write to a column a scan's row is derived from moves that scan's `seq` past every
+    # other, by trigger, so no writer can forget it; the epoch tells one store from another
+    # (a backup copy gets its own); registrations indexed by when they succeeded
+    _CHANGE_MARKS,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

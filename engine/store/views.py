@@ -37,8 +37,31 @@ _OPEN = f"('{TaskRowStatus.PREPARING}', '{TaskRowStatus.ACTIVE}')"  # SQL list o
 
 
 def fingerprint(store: StateStore) -> tuple[Any, ...]:
-    """A cheap summary that changes whenever anything the TUI shows changes."""
+    """A cheap summary that changes whenever anything the TUI shows changes.
+
+    A store with change marks (`engine.store.changes`) says in its highest mark whether any
+    scan's facts changed (scans, replicas, actions, removals, holds, what a pass held back, the
+    catalog's entries); the rest is counted and compared as before, from small tables only.
+    """
     conn = store.connection()
+    try:
+        marks = conn.execute(
+            """SELECT (SELECT epoch FROM change_epoch WHERE id = 1),
+                      (SELECT max(seq) FROM scan_changes)"""
+        ).fetchone()
+    except sqlite3.OperationalError:
+        marks = None
+    if marks is not None and marks[0] is not None:
+        row = conn.execute(
+            """SELECT (SELECT max(seq) FROM events),
+                      (SELECT beat_at FROM heartbeat WHERE id = 1),
+                      (SELECT count(*) || ':' || coalesce(max(updated_at), '') FROM tasks),
+                      (SELECT count(*) || ':' || coalesce(max(decided_at), '') FROM approvals),
+                      (SELECT count(*) || ':' || coalesce(max(placed_at), '')
+                              || coalesce(max(lifted_at), '') FROM holds),
+                      (SELECT ok || coalesce(error, '') FROM catalog_status)"""
+        ).fetchone()
+        return ("marks", *marks, *row)
     row = conn.execute(
         """SELECT (SELECT max(seq) FROM events),
                   (SELECT beat_at FROM heartbeat WHERE id = 1),
@@ -68,7 +91,7 @@ def fingerprint(store: StateStore) -> tuple[Any, ...]:
 class ScanTableFacts:
     """Everything one refresh of the scan table reads, keyed the way the row builder wants it."""
 
-    scans: list[tuple[str, int, float]]  # (id, size, acquired as epoch seconds)
+    scans: list[tuple[str, int, float, int]]  # (id, size, acquired as epoch seconds, rowid)
     total: int  # every scan in the store (more than `scans` when only the newest were read)
     levels: dict[str, dict[str, int]]  # endpoint → scan → stored level
     pruned: dict[str, set[str]]  # endpoint → scans deleted there
@@ -109,11 +132,13 @@ def scan_table(
     conn = store.connection()
     epoch = "(julianday(acquired_at) - 2440587.5) * 86400.0"
     if first is None:
-        scans = conn.execute(f"SELECT id, size, {epoch} FROM scans").fetchall()
+        scans = conn.execute(
+            f"SELECT id, size, {epoch}, rowid FROM scans ORDER BY rowid"
+        ).fetchall()
         only = ""
     else:
         scans = conn.execute(
-            f"SELECT id, size, {epoch} AS t FROM scans ORDER BY t DESC LIMIT ?", (first,)
+            f"SELECT id, size, {epoch} AS t, rowid FROM scans ORDER BY t DESC LIMIT ?", (first,)
         ).fetchall()
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS page(scan TEXT PRIMARY KEY)")
         conn.execute("DELETE FROM temp.page")
@@ -149,7 +174,7 @@ def scan_table(
     open_actions: dict[str, list[tuple[Any, ...]]] = {}
     for row in conn.execute(
         f"""SELECT {", ".join(OPEN_ACTION_COLUMNS)}
-            FROM actions WHERE status != '{ActionStatus.SUCCEEDED}'{only}"""
+            FROM actions WHERE status != '{ActionStatus.SUCCEEDED}'{only} ORDER BY rowid"""
     ):
         open_actions.setdefault(row[scan_at], []).append(tuple(row))
     catalog_status = read_catalog_status(conn) if catalog else None

@@ -40,6 +40,11 @@ def test_a_backup_taken_during_a_write_restores_every_receipt(run_cli, tmp_path:
     assert copy.execute("SELECT count(*) FROM events WHERE message = 'uncommitted'").fetchone() == (
         0,
     )
+    # Its own change epoch: a TUI watching the store reads a restored copy whole.
+    epoch = "SELECT epoch FROM change_epoch"
+    original = sqlite3.connect(state)
+    assert copy.execute(epoch).fetchone() != original.execute(epoch).fetchone()
+    original.close()
     copy.close()
 
     # The store is lost: without the backup, the history is gone and the pruned scan unknown.
