@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -139,7 +140,7 @@ class DirectoryCache:
         subdirs: list[str] = []
         settled = now - stamp[0] / 1e9 >= self.settle_seconds
         for entry in storage._entries(reldir):
-            relpath = prefix + entry.name
+            relpath = sys.intern(prefix + entry.name)  # a one-file scan's id: shared with it
             if entry.is_file(follow_symlinks=False):
                 try:
                     st = entry.stat(follow_symlinks=False)

@@ -17,6 +17,7 @@ service asked for are kept in the store's book (`keep_holds_in`).
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,7 +39,8 @@ def listing_signature(files: Sequence[FileStat] | Sequence[ScanFile]) -> str:
     )
     for f in ordered:
         digest.update(f"{f.path}\0{f.size}\0{int(f.mtime)}\n".encode("utf-8", "surrogateescape"))
-    return digest.hexdigest()[:32]
+    # Shared with the replica rows and evidence that store the same signature (engine.compact).
+    return sys.intern(digest.hexdigest()[:32])
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from engine.compact import Moments, shared, shared_or_none
 from engine.model import Evidence, Level
 from engine.store.connection import StoreBase, iso
 
@@ -45,7 +46,7 @@ class ReplicaStore(StoreBase):
     def _read_replicas(self) -> dict[str, dict[str, ReplicaRow]]:
         out: dict[str, dict[str, ReplicaRow]] = {}
         levels = _LEVELS
-        parse = datetime.fromisoformat
+        parse = Moments()
         cursor = self._conn().cursor()
         cursor.row_factory = None  # plain tuples: this runs over every replica in every pass
         cursor.execute(
@@ -54,8 +55,11 @@ class ReplicaStore(StoreBase):
         for endpoint, scan, level, size, files, signature, observed_at in cursor:
             rows = out.get(endpoint)
             if rows is None:
-                rows = out[endpoint] = {}
-            rows[scan] = ReplicaRow(levels[level], size, files, signature, parse(observed_at))
+                rows = out[shared(endpoint)] = {}
+            # Ids and signatures shared with the scans, listings and evidence (engine.compact).
+            rows[shared(scan)] = ReplicaRow(
+                levels[level], size, files, shared(signature), parse(observed_at)
+            )
         return out
 
     def replace_replicas(
@@ -101,7 +105,7 @@ class ReplicaStore(StoreBase):
     def _read_evidence(self) -> dict[str, dict[str, Evidence]]:
         out: dict[str, dict[str, Evidence]] = {}
         levels = _LEVELS
-        parse = datetime.fromisoformat
+        parse = Moments()
         cursor = self._conn().cursor()
         cursor.row_factory = None
         # A read-only store still at a schema from before identities has no such column.
@@ -114,16 +118,16 @@ class ReplicaStore(StoreBase):
             endpoint, scan, level, algorithm, value, task_id, verified, signature, how, ident = row
             rows = out.get(endpoint)
             if rows is None:
-                rows = out[endpoint] = {}
-            rows[scan] = Evidence(
+                rows = out[shared(endpoint)] = {}
+            rows[shared(scan)] = Evidence(
                 level=levels[level],
-                algorithm=algorithm,
-                value=value,
-                task_id=task_id,
+                algorithm=shared_or_none(algorithm),
+                value=shared_or_none(value),
+                task_id=shared_or_none(task_id),
                 verified_at=parse(verified),
-                signature=signature,
-                how=how,
-                identity=ident,
+                signature=shared(signature),
+                how=shared(how),
+                identity=shared_or_none(ident),
             )
         return out
 
