@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 
 from engine.compact import Moments, shared, shared_or_none
 from engine.model import Evidence, Level
@@ -31,8 +32,9 @@ class ReplicaRow:
 class ReplicaStore(StoreBase):
     """The replicas and evidence tables."""
 
-    def load_replicas(self) -> dict[str, dict[str, ReplicaRow]]:
-        """endpoint → scan → last observed replica (a copy the caller may change)."""
+    def load_replicas(self) -> dict[str, Mapping[str, ReplicaRow]]:
+        """endpoint → scan → last observed replica: a read-only view of what was read (the rows
+        read are never changed afterwards, so it is a snapshot; no copy of 100k rows a call)."""
         with self._cache_lock:
             cached, generation = self._replicas_cache, self._generation
         if cached is None:
@@ -41,7 +43,7 @@ class ReplicaStore(StoreBase):
                 with self._cache_lock:
                     if generation == self._generation:
                         self._replicas_cache = cached
-        return {endpoint: dict(rows) for endpoint, rows in cached.items()}
+        return {endpoint: MappingProxyType(rows) for endpoint, rows in cached.items()}
 
     def _read_replicas(self) -> dict[str, dict[str, ReplicaRow]]:
         out: dict[str, dict[str, ReplicaRow]] = {}
@@ -90,8 +92,9 @@ class ReplicaStore(StoreBase):
             )
         self._forget(replicas=True)  # and again after: a reader may have cached in between
 
-    def load_evidence(self) -> dict[str, dict[str, Evidence]]:
-        """endpoint → scan → evidence (a copy the caller may change)."""
+    def load_evidence(self) -> dict[str, Mapping[str, Evidence]]:
+        """endpoint → scan → evidence: a read-only view of what was read (a snapshot, as
+        `load_replicas`)."""
         with self._cache_lock:
             cached, generation = self._evidence_cache, self._generation
         if cached is None:
@@ -100,7 +103,7 @@ class ReplicaStore(StoreBase):
                 with self._cache_lock:
                     if generation == self._generation:
                         self._evidence_cache = cached
-        return {endpoint: dict(rows) for endpoint, rows in cached.items()}
+        return {endpoint: MappingProxyType(rows) for endpoint, rows in cached.items()}
 
     def _read_evidence(self) -> dict[str, dict[str, Evidence]]:
         out: dict[str, dict[str, Evidence]] = {}
