@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import IntEnum, StrEnum
@@ -188,7 +188,8 @@ class EndpointObservation:
     ok: bool
     replicas: Mapping[str, Replica] = field(default_factory=dict)
     error: str | None = None
-    previously_present: frozenset[str] = frozenset()
+    # A set, or the keys of the store's rows (a view: not a copy of 100k ids per endpoint).
+    previously_present: Set[str] = frozenset()
     expected_absent: frozenset[str] = frozenset()
     observed_at: datetime | None = None  # None: listed in this pass; else an older, reused listing
 
@@ -200,7 +201,10 @@ class EndpointObservation:
         """Scans seen here before, not deleted by the engine, and not listed now."""
         if not self.ok:
             return frozenset()
-        return self.previously_present.difference(self.replicas) - self.expected_absent
+        listed, deleted = self.replicas, self.expected_absent
+        return frozenset(
+            scan for scan in self.previously_present if scan not in listed and scan not in deleted
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ local copies found beside a mount, and the circuit breaker of endpoints that kee
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 from datetime import datetime
 from typing import Any
 
@@ -176,7 +176,7 @@ class Observer:
         accepted = AlertLog(self.store).accepted_losses()
         same_storage = shared_storage(self.backends.local_roots)  # e.g. a bind mount: unknown
         for name in self.policy.endpoints:
-            previously = frozenset(seen.stored_replicas.get(name, {}))
+            previously: Set[str] = seen.stored_replicas.get(name, {}).keys()
             expected_absent = frozenset(deleted.get(name, ()))
 
             if name in unproven:
@@ -220,7 +220,7 @@ class Observer:
             if name in accepted:
                 # An operator accepted the loss of what vanished here: this listing is the
                 # endpoint's new baseline, so nothing counts as missing any more.
-                previously = previously & frozenset(assessed)
+                previously = frozenset(previously & assessed.keys())
             seen.observations[name] = EndpointObservation(
                 name,
                 ok=True,
@@ -271,7 +271,7 @@ class Observer:
 def _unknown(
     name: str,
     error: str,
-    previously: frozenset[str],
+    previously: Set[str],
     expected_absent: frozenset[str],
     observed_at: datetime | None = None,
 ) -> EndpointObservation:

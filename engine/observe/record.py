@@ -67,7 +67,8 @@ def record_observation(
             )
             continue
         store.endpoint_ok(name, now)
-        baseline = len(obs.previously_present - obs.expected_absent)
+        previously = obs.previously_present
+        baseline = len(previously) - len(previously & obs.expected_absent)
         if baseline and len(obs.missing()) / baseline > policy.max_missing_fraction:
             continue  # keep the last good baseline so the alert stays until resolved
         _record_replicas(store, seen, name, now)
