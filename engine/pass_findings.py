@@ -115,10 +115,19 @@ class PassFindings:
                 )
             return
         texts, sets = self._catalog or {}, self._catalog_sets
+        # One text per distinct set of locations (most scans share one): not 100k copies.
+        encoded: dict[frozenset[str], str] = {}
+
+        def encode(locations: frozenset[str]) -> str:
+            text = encoded.get(locations)
+            if text is None:
+                text = encoded[locations] = json.dumps(sorted(locations))
+            return text
+
         current = {
             scan: text
             if (text := texts.get(scan)) is not None and sets.get(scan) == locations
-            else json.dumps(sorted(locations))
+            else encode(locations)
             for scan, locations in catalog.locations.items()
         }
         before = self._catalog
