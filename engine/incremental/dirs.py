@@ -44,7 +44,9 @@ class _Folder:
     stamp: tuple[int, int, int, int] | None  # None: never reused (it was still settling)
     files: tuple[FileStat, ...]
     subdirs: tuple[str, ...]
-    scans: dict[str, ScanListing] | None  # one-file scans in this folder (unit "file")
+    # One-file scans in this folder (unit "file"): a tuple, not a dict (8 bytes a scan, not
+    # ~40), since the endpoint's listing is one dict built from every folder anyway.
+    scans: tuple[ScanListing, ...] | None
 
 
 class DirectoryCache:
@@ -84,7 +86,7 @@ class DirectoryCache:
             seen[reldir] = folder
             pending.extend(folder.subdirs)
             if folder.scans is not None:
-                out.update(folder.scans)
+                out.update([(listing.scan, listing) for listing in folder.scans])
             else:
                 for file in folder.files:
                     scan = layout.scan_of(file.path, folders_checked=True)
@@ -154,13 +156,13 @@ class DirectoryCache:
                     subdirs.append(relpath)
             elif entry.is_symlink():
                 storage._note_symlink(entry, relpath, escaping)
-        scans: dict[str, ScanListing] | None = None
+        scans: tuple[ScanListing, ...] | None = None
         if layout.unit == "file":
-            scans = {
-                f.path: ScanListing(f.path, (f,))
+            scans = tuple(
+                ScanListing(f.path, (f,))
                 for f in files
                 if layout.scan_of(f.path, folders_checked=True) is not None
-            }
+            )
         # One-file scans keep their files only in `scans` (no second copy held).
         kept = () if scans is not None else tuple(files)
         return _Folder(stamp if settled else None, kept, tuple(subdirs), scans)

@@ -146,6 +146,7 @@ class Observer:
                     scans[scan.id] = scan
         seen.stored_replicas = self.store.load_replicas()
         self._endpoints(seen, now, unproven, foreign, circuit_breaker=circuit_breaker, write=write)
+        self.inventory.listing = None  # lent for this pass only (seen.listings keeps it)
         seen.unproven = frozenset(unproven)
         catalog, catalog_alerts = observe_catalog(
             self.backends.catalog, self.registrations, scans, write=write, user=self.user, now=now
