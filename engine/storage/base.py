@@ -52,7 +52,9 @@ class ScanListing:
 
     @property
     def size(self) -> int:
-        return sum(f.size for f in self.files)
+        files = self.files
+        # A one-file scan's size is its file's (the same int object, not a new one per replica).
+        return files[0].size if len(files) == 1 else sum(f.size for f in files)
 
     @property
     def signature(self) -> str:
