@@ -23,7 +23,6 @@ a `CatalogView` with `ok=False` (reason code `catalog_unavailable` for everythin
 from __future__ import annotations
 
 import sys
-
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime

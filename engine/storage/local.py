@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import stat
+import sys
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
