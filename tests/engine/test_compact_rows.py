@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.model import Evidence, EndpointObservation, Level, Scan, ScanFile
+from engine.model import EndpointObservation, Evidence, Level, Scan, ScanFile
 from engine.pass_findings import read_catalog_locations
 from engine.store import ReplicaRow, StateStore
 from tests.tui.world import World
