@@ -116,18 +116,21 @@ class StorageIdentities:
 
     def split(
         self, endpoint: str, evidence: Mapping[str, Evidence]
-    ) -> tuple[dict[str, Evidence], dict[str, Evidence]]:
-        """(evidence taken on the endpoint's current storage, evidence taken on another)."""
+    ) -> tuple[Mapping[str, Evidence], dict[str, Evidence]]:
+        """(evidence taken on the endpoint's current storage, evidence taken on another).
+
+        When all of it was taken here (the steady state), the first is `evidence` itself, not
+        a copy of 100k rows."""
         current = self.current.get(endpoint)
         unstamped = self.recorded.get(endpoint) or current  # `owner`, inlined: 100k rows a pass
-        here: dict[str, Evidence] = {}
         elsewhere: dict[str, Evidence] = {}
         for scan, proof in evidence.items():
             owner = proof.identity or unstamped
-            if current is not None and owner == current:
-                here[scan] = proof
-            else:
+            if current is None or owner != current:
                 elsewhere[scan] = self.stamp(endpoint, proof, owner)
+        if not elsewhere:
+            return evidence, elsewhere
+        here = {scan: proof for scan, proof in evidence.items() if scan not in elsewhere}
         return here, elsewhere
 
     def stamp(self, endpoint: str, evidence: Evidence, identity: str | None = None) -> Evidence:

@@ -10,6 +10,7 @@ exclude that matches a directory excludes everything below it (so `**/.*` hides 
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -163,7 +164,7 @@ class ScanLayout:
         parts = relpath.split("/")
         if len(parts) <= self.depth:
             return None  # a file above the scan depth belongs to no scan
-        return "/".join(parts[: self.depth])
+        return sys.intern("/".join(parts[: self.depth]))  # one id object per scan (compact)
 
     @cached_property
     def _accepted_memo(self) -> dict[str, bool]:

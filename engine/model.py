@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import IntEnum, StrEnum
@@ -188,7 +188,8 @@ class EndpointObservation:
     ok: bool
     replicas: Mapping[str, Replica] = field(default_factory=dict)
     error: str | None = None
-    previously_present: frozenset[str] = frozenset()
+    # A set, or the keys of the store's rows (a view: not a copy of 100k ids per endpoint).
+    previously_present: Set[str] = frozenset()
     expected_absent: frozenset[str] = frozenset()
     observed_at: datetime | None = None  # None: listed in this pass; else an older, reused listing
     # The scans this pass's listing answered for (None: every scan). A service pass lists only
@@ -201,18 +202,24 @@ class EndpointObservation:
         replica = self.replicas.get(scan)
         return replica.level if replica is not None else Level.ABSENT
 
-    def baseline(self) -> frozenset[str]:
-        """Scans seen here before, not deleted by the engine, that this pass listed."""
+    def baseline(self) -> int:
+        """How many scans seen here before, not deleted by the engine, this pass listed (the
+        missing fraction's denominator; counted over the stored keys, not a copy of them)."""
         previously = self.previously_present
         if self.listed is not None:
-            previously = previously & self.listed
-        return previously - self.expected_absent
+            previously = self.listed & previously
+        return len(previously) - len(self.expected_absent & previously)
 
     def missing(self) -> frozenset[str]:
         """Scans seen here before, not deleted by the engine, listed now and not found."""
         if not self.ok:
             return frozenset()
-        return self.baseline().difference(self.replicas)
+        replicas, deleted, listed = self.replicas, self.expected_absent, self.listed
+        return frozenset(
+            scan
+            for scan in self.previously_present
+            if scan not in replicas and scan not in deleted and (listed is None or scan in listed)
+        )
 
 
 @dataclass(frozen=True, slots=True)

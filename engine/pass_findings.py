@@ -61,10 +61,9 @@ class PassFindings:
     def __init__(self, store: StateStore) -> None:
         self.store = store
         self._blocked: dict[BlockedKey, str] | None = None
-        self._catalog: dict[str, str] | None = None
-        # The locations behind `_catalog`'s texts: a scan whose set is equal is not re-encoded
-        # (a steady pass encodes nothing; issue 15, incremental steady pass).
-        self._catalog_sets: dict[str, frozenset[str]] = {}
+        # The locations last written per scan (None: nothing written by this process yet); a
+        # scan whose set is equal is not re-encoded (a steady pass encodes nothing; issue 15).
+        self._catalog_sets: dict[str, frozenset[str]] | None = None
 
     def record(self, plan: Plan, catalog: CatalogView, now: datetime) -> None:
         """Keep this pass's blocked entries and the catalog's answer (if there is a catalog)."""
@@ -114,22 +113,35 @@ class PassFindings:
                     (stamp, catalog.error or "no answer"),
                 )
             return
-        texts, sets = self._catalog or {}, self._catalog_sets
-        current = {
-            scan: text
-            if (text := texts.get(scan)) is not None and sets.get(scan) == locations
-            else json.dumps(sorted(locations))
-            for scan, locations in catalog.locations.items()
-        }
-        before = self._catalog
-        if before is None:
+        # One text per distinct set of locations (most scans share one): not 100k copies.
+        encoded: dict[frozenset[str], str] = {}
+
+        def encode(locations: frozenset[str]) -> str:
+            text = encoded.get(locations)
+            if text is None:
+                text = encoded[locations] = json.dumps(sorted(locations))
+            return text
+
+        now_at = catalog.locations
+        sets = self._catalog_sets
+        if sets is None:  # the first write: compare with the texts stored
             before = dict(
                 self.store.connection().execute("SELECT scan, locations FROM catalog_entries")
             )
-        gone = [(scan,) for scan in before if scan not in current]
-        changed = [
-            (scan, text, stamp) for scan, text in current.items() if before.get(scan) != text
-        ]
+            changed = [
+                (scan, text, stamp)
+                for scan, locations in now_at.items()
+                if before.get(scan) != (text := encode(locations))
+            ]
+            gone = [(scan,) for scan in before if scan not in now_at]
+        else:  # later: a set equal to the one written has the text written (a steady pass
+            # encodes nothing and keeps no texts)
+            changed = [
+                (scan, encode(locations), stamp)
+                for scan, locations in now_at.items()
+                if sets.get(scan) != locations
+            ]
+            gone = [(scan,) for scan in sets if scan not in now_at]
         with self.store.transaction() as conn:
             conn.executemany("DELETE FROM catalog_entries WHERE scan = ?", gone)
             conn.executemany(
@@ -139,8 +151,7 @@ class PassFindings:
                 changed,
             )
             _catalog_ok(conn, stamp)
-        self._catalog = current
-        self._catalog_sets = dict(catalog.locations)  # only with the texts they produced
+        self._catalog_sets = dict(now_at)
 
     def record_added(self, blocked: Iterable[Blocked], now: datetime) -> None:
         """A delta pass: the new scans' blocked entries, added to those recorded (which stand

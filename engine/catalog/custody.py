@@ -22,6 +22,7 @@ a `CatalogView` with `ok=False` (reason code `catalog_unavailable` for everythin
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -168,7 +169,7 @@ class Registrations:
         rows = self.store.connection().execute(
             "SELECT scan FROM catalog_registrations WHERE catalog IN (?, '')", (catalog,)
         )
-        known = frozenset(row[0] for row in rows)
+        known = frozenset(sys.intern(row[0]) for row in rows)  # ids shared with the scans
         if not self.store.readonly:
             self._known[catalog] = known
         return known

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -229,7 +230,8 @@ def _scan_files(
     for stat in listing.files:
         checksum = reusable.get(_identity(stat)) if stat.inode is not None else None
         if checksum is None:
-            checksum = _checksum(storage, listing.scan, stat, algorithm)
+            # Shared with the evidence that records the same value (engine.compact).
+            checksum = sys.intern(_checksum(storage, listing.scan, stat, algorithm))
             read += stat.size
         files.append(
             ScanFile(stat.path, stat.size, stat.mtime, checksum, stat.inode, stat.ctime_ns)

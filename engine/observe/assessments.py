@@ -9,18 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from engine.model import Evidence, FileStat, Scan
+from engine.model import Evidence, Scan
 from engine.observe.assess import Assessed, assess
 from engine.storage.base import ScanListing
-
-# (listed files, scan, evidence key, verdict): reused while the first three are the same.
-_Assessment = tuple[tuple[FileStat, ...], Scan, object, Assessed]
 
 
 class AssessmentCache:
     def __init__(self) -> None:
-        # endpoint → scan → (listed files, scan, evidence key, verdict) of the previous pass.
-        self._previous: dict[str, dict[str, _Assessment]] = {}
+        # endpoint → scan → verdict of the previous pass, carrying what it was made from
+        # (listed files, scan, evidence key): reused while those are the same.
+        self._previous: dict[str, dict[str, Assessed]] = {}
 
     def assess(
         self,
@@ -38,8 +36,7 @@ class AssessmentCache:
         other storage than the endpoint's current one.
         """
         previous = self._previous.get(name, {})
-        current: dict[str, _Assessment] = {}
-        out: dict[str, Assessed] = {}
+        current: dict[str, Assessed] = {}
         for scan_id, listed in listing.items():
             scan = scans.get(scan_id)
             if scan is None:
@@ -49,19 +46,15 @@ class AssessmentCache:
             # Evidence from other storage is never reused: the same object may have counted
             # here last pass (a remounted local root is another device).
             key: object = proof if moved is None else (moved,)
-            before = previous.get(scan_id)
+            verdict = previous.get(scan_id)
             if (
-                before is not None
-                and before[1] is scan
-                and before[2] is key
-                and before[0] == listed.files
+                verdict is None
+                or verdict.scan is not scan
+                or verdict.key is not key
+                or verdict.files != listed.files
             ):
-                verdict = before[3]
-            else:
-                verdict = assess(
-                    scan, name, listed, proof, is_inventory=is_inventory, elsewhere=moved
-                )
-            current[scan_id] = (listed.files, scan, key, verdict)
-            out[scan_id] = verdict
+                made = assess(scan, name, listed, proof, is_inventory=is_inventory, elsewhere=moved)
+                verdict = Assessed(made.replica, made.signature, listed.files, scan, key)
+            current[scan_id] = verdict
         self._previous[name] = current
-        return out
+        return dict(current)  # the caller's to change (tape versions, re-hashed copies)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from engine.evidence_identity import StorageIdentities
@@ -28,7 +29,7 @@ class Observation:
     # Endpoints not listed this pass because their circuit breaker is open (not a new failure).
     backed_off: set[str] = field(default_factory=set)
     # The replicas the store held before this pass (read once, used again when recording).
-    stored_replicas: dict[str, dict[str, ReplicaRow]] = field(default_factory=dict)
+    stored_replicas: dict[str, Mapping[str, ReplicaRow]] = field(default_factory=dict)
     # Alerts found while observing (an endpoint whose identity does not hold).
     alerts: list[Alert] = field(default_factory=list)
     # Endpoints not listed because their identity does not hold (a cheap local check: no

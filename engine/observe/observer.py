@@ -8,7 +8,7 @@ local copies found beside a mount, and the circuit breaker of endpoints that kee
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 from datetime import datetime
 from typing import Any
 
@@ -152,6 +152,7 @@ class Observer:
             service=circuit_breaker,
         )  # fmt: skip
         self._endpoints(seen, now, unproven, foreign, circuit_breaker=circuit_breaker, write=write)
+        self.inventory.listing = None  # lent for this pass only (seen.listings keeps it)
         seen.unproven = frozenset(unproven)
         catalog, catalog_alerts = observe_catalog(
             self.backends.catalog, self.registrations, scans, write=write, user=self.user, now=now
@@ -182,7 +183,7 @@ class Observer:
         accepted = AlertLog(self.store).accepted_losses()
         same_storage = shared_storage(self.backends.local_roots)  # e.g. a bind mount: unknown
         for name in self.policy.endpoints:
-            previously = frozenset(seen.stored_replicas.get(name, {}))
+            previously: Set[str] = seen.stored_replicas.get(name, {}).keys()
             expected_absent = frozenset(deleted.get(name, ()))
 
             if name in unproven:
@@ -229,7 +230,7 @@ class Observer:
             if name in accepted:
                 # An operator accepted the loss of what vanished here: this listing is the
                 # endpoint's new baseline, so nothing counts as missing any more.
-                previously = previously & frozenset(assessed)
+                previously = frozenset(previously & assessed.keys())
             seen.observations[name] = EndpointObservation(
                 name,
                 ok=True,
@@ -282,7 +283,7 @@ class Observer:
 def _unknown(
     name: str,
     error: str,
-    previously: frozenset[str],
+    previously: Set[str],
     expected_absent: frozenset[str],
     observed_at: datetime | None = None,
 ) -> EndpointObservation:

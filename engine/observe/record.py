@@ -72,7 +72,7 @@ def record_observation(
             )
             continue
         store.endpoint_ok(name, now)
-        baseline = len(obs.baseline())
+        baseline = obs.baseline()
         if baseline and len(obs.missing()) / baseline > policy.max_missing_fraction:
             continue  # keep the last good baseline so the alert stays until resolved
         _record_replicas(store, seen, name, now, obs.listed)

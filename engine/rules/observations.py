@@ -43,7 +43,7 @@ def missing_fraction_alerts(
         obs = observations.get(name)
         if obs is None or not obs.ok:
             continue
-        baseline = len(obs.baseline())  # what this pass listed (all, but in a sliced pass)
+        baseline = obs.baseline()  # what this pass listed (all, but in a sliced pass)
         missing = len(obs.missing())
         if baseline and missing / baseline > policy.max_missing_fraction:
             message = (

@@ -17,6 +17,7 @@ service asked for are kept in the store's book (`keep_holds_in`).
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,7 +39,8 @@ def listing_signature(files: Sequence[FileStat] | Sequence[ScanFile]) -> str:
     )
     for f in ordered:
         digest.update(f"{f.path}\0{f.size}\0{int(f.mtime)}\n".encode("utf-8", "surrogateescape"))
-    return digest.hexdigest()[:32]
+    # Shared with the replica rows and evidence that store the same signature (engine.compact).
+    return sys.intern(digest.hexdigest()[:32])
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +52,9 @@ class ScanListing:
 
     @property
     def size(self) -> int:
-        return sum(f.size for f in self.files)
+        files = self.files
+        # A one-file scan's size is its file's (the same int object, not a new one per replica).
+        return files[0].size if len(files) == 1 else sum(f.size for f in files)
 
     @property
     def signature(self) -> str:

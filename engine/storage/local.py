@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import sys
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -166,7 +167,7 @@ class LocalStorage:
             reldir = pending.pop()
             prefix = f"{reldir}/" if reldir else ""
             for entry in self._entries(reldir):
-                relpath = prefix + entry.name
+                relpath = sys.intern(prefix + entry.name)  # shared with the scan's id
                 if entry.is_file(follow_symlinks=False):
                     try:
                         entry_stat = entry.stat(follow_symlinks=False)

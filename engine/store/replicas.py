@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 
+from engine.compact import Moments, shared, shared_or_none
 from engine.model import Evidence, Level
 from engine.store.connection import StoreBase, iso
 
@@ -30,8 +32,9 @@ class ReplicaRow:
 class ReplicaStore(StoreBase):
     """The replicas and evidence tables."""
 
-    def load_replicas(self) -> dict[str, dict[str, ReplicaRow]]:
-        """endpoint → scan → last observed replica (a copy the caller may change)."""
+    def load_replicas(self) -> dict[str, Mapping[str, ReplicaRow]]:
+        """endpoint → scan → last observed replica: a read-only view of what was read (the rows
+        read are never changed afterwards, so it is a snapshot; no copy of 100k rows a call)."""
         with self._cache_lock:
             cached, generation = self._replicas_cache, self._generation
         if cached is None:
@@ -40,12 +43,12 @@ class ReplicaStore(StoreBase):
                 with self._cache_lock:
                     if generation == self._generation:
                         self._replicas_cache = cached
-        return {endpoint: dict(rows) for endpoint, rows in cached.items()}
+        return {endpoint: MappingProxyType(rows) for endpoint, rows in cached.items()}
 
     def _read_replicas(self) -> dict[str, dict[str, ReplicaRow]]:
         out: dict[str, dict[str, ReplicaRow]] = {}
         levels = _LEVELS
-        parse = datetime.fromisoformat
+        parse = Moments()
         cursor = self._conn().cursor()
         cursor.row_factory = None  # plain tuples: this runs over every replica in every pass
         cursor.execute(
@@ -54,8 +57,11 @@ class ReplicaStore(StoreBase):
         for endpoint, scan, level, size, files, signature, observed_at in cursor:
             rows = out.get(endpoint)
             if rows is None:
-                rows = out[endpoint] = {}
-            rows[scan] = ReplicaRow(levels[level], size, files, signature, parse(observed_at))
+                rows = out[shared(endpoint)] = {}
+            # Ids and signatures shared with the scans, listings and evidence (engine.compact).
+            rows[shared(scan)] = ReplicaRow(
+                levels[level], size, files, shared(signature), parse(observed_at)
+            )
         return out
 
     def replace_replicas(
@@ -86,8 +92,9 @@ class ReplicaStore(StoreBase):
             )
         self._forget(replicas=True)  # and again after: a reader may have cached in between
 
-    def load_evidence(self) -> dict[str, dict[str, Evidence]]:
-        """endpoint → scan → evidence (a copy the caller may change)."""
+    def load_evidence(self) -> dict[str, Mapping[str, Evidence]]:
+        """endpoint → scan → evidence: a read-only view of what was read (a snapshot, as
+        `load_replicas`)."""
         with self._cache_lock:
             cached, generation = self._evidence_cache, self._generation
         if cached is None:
@@ -96,12 +103,12 @@ class ReplicaStore(StoreBase):
                 with self._cache_lock:
                     if generation == self._generation:
                         self._evidence_cache = cached
-        return {endpoint: dict(rows) for endpoint, rows in cached.items()}
+        return {endpoint: MappingProxyType(rows) for endpoint, rows in cached.items()}
 
     def _read_evidence(self) -> dict[str, dict[str, Evidence]]:
         out: dict[str, dict[str, Evidence]] = {}
         levels = _LEVELS
-        parse = datetime.fromisoformat
+        parse = Moments()
         cursor = self._conn().cursor()
         cursor.row_factory = None
         # A read-only store still at a schema from before identities has no such column.
@@ -114,16 +121,16 @@ class ReplicaStore(StoreBase):
             endpoint, scan, level, algorithm, value, task_id, verified, signature, how, ident = row
             rows = out.get(endpoint)
             if rows is None:
-                rows = out[endpoint] = {}
-            rows[scan] = Evidence(
+                rows = out[shared(endpoint)] = {}
+            rows[shared(scan)] = Evidence(
                 level=levels[level],
-                algorithm=algorithm,
-                value=value,
-                task_id=task_id,
+                algorithm=shared_or_none(algorithm),
+                value=shared_or_none(value),
+                task_id=shared_or_none(task_id),
                 verified_at=parse(verified),
-                signature=signature,
-                how=how,
-                identity=ident,
+                signature=shared(signature),
+                how=shared(how),
+                identity=shared_or_none(ident),
             )
         return out
 

@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterable
 from datetime import datetime
 
+from engine.compact import Moments, shared
 from engine.model import Scan, ScanFile
 from engine.store.connection import StoreBase, iso
 
@@ -18,16 +19,24 @@ def _file_entry(f: ScanFile) -> list[object]:
     return entry
 
 
-def _scan_from_row(row: sqlite3.Row) -> Scan:
+def _scan_from_row(row: sqlite3.Row, parse: Moments | None = None) -> Scan:
     # [path, size, mtime, checksum] plus, when known, [inode, ctime_ns]: rows written before the
     # file identity was kept have four entries and read back without one (re-hashed once).
-    files = tuple(ScanFile(*entry[:6]) for entry in json.loads(row["files"]))
+    # Ids, paths and checksums are shared with every other layer that holds them
+    # (engine.compact): a one-file scan's file path is its id.
+    files = tuple(
+        ScanFile(shared(entry[0]), entry[1], entry[2], shared(entry[3]), *entry[4:6])
+        for entry in json.loads(row["files"])
+    )
+    checksum = row["checksum"]
+    if len(files) == 1 and files[0].checksum == checksum:
+        checksum = files[0].checksum
     return Scan(
-        id=row["id"],
+        id=shared(row["id"]),
         files=files,
-        acquired_at=datetime.fromisoformat(row["acquired_at"]),
-        checksum_algorithm=row["checksum_algorithm"],
-        checksum=row["checksum"],
+        acquired_at=(parse or datetime.fromisoformat)(row["acquired_at"]),
+        checksum_algorithm=shared(row["checksum_algorithm"]),
+        checksum=shared(checksum),
         version=row["version"],
         is_directory=bool(row["is_directory"]),
     )
@@ -37,8 +46,12 @@ class ScanStore(StoreBase):
     """The scans table."""
 
     def load_scans(self) -> dict[str, Scan]:
-        rows = self._conn().execute("SELECT * FROM scans ORDER BY id").fetchall()
-        return {row["id"]: _scan_from_row(row) for row in rows}
+        parse = Moments()
+        out: dict[str, Scan] = {}
+        for row in self._conn().execute("SELECT * FROM scans ORDER BY id"):
+            scan = _scan_from_row(row, parse)
+            out[scan.id] = scan
+        return out
 
     def get_scan(self, scan_id: str) -> Scan | None:
         row = self._conn().execute("SELECT * FROM scans WHERE id = ?", (scan_id,)).fetchone()
