@@ -6,7 +6,8 @@ the inventory, every endpoint and the catalog afresh (`engine.observe`), records
 (`engine.pass_plan`), runs what is allowed (`engine.executor`), and reports (`engine.pass_report`).
 The dry run is the same observation and planning with every write switched off. A service
 pass whose inputs provably did not change since the last settled pass reuses that pass's
-observation and plan (`engine.incremental.quiet`).
+observation and plan, and one whose only news is new scans plans just those
+(`engine.pass_modes`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from datetime import datetime
 
 from engine.backends import Backends
@@ -24,15 +24,14 @@ from engine.clock import Clock, as_clock
 from engine.config import Config
 from engine.errors import Bl931Error
 from engine.executor import Executor
-from engine.incremental.delta import Delta, merge_plans, observe_delta
-from engine.incremental.quiet import QuietPasses, Settled, record_quiet
+from engine.incremental.quiet import QuietPasses
 from engine.incremental.view import IncrementalView
 from engine.layout import ScanLayout
 from engine.model import InFlight, Plan
 from engine.observe.observation import Observation
 from engine.observe.observer import Observer
-from engine.observe.record import record_observation
 from engine.operators import operator_name
+from engine.pass_modes import PassModes
 from engine.pass_plan import PassPlanner
 from engine.pass_report import PassReport, report_pass
 from engine.policy import Policy
@@ -76,7 +75,10 @@ class Reconciler:
         keep_pids_in(backends.catalog, store)
         keep_holds_in(backends, store)  # Retry-After waits outlive this process
         self._swept = False
-        self.quiet: QuietPasses | None = None  # on with the incremental view
+        self.modes = PassModes(
+            config, store, backends, self.policy, self.layout, self.observer, self.planner,
+            self.executor,
+        )  # fmt: skip
 
     @property
     def completion_hint(self) -> Callable[[], Mapping[str, str]] | None:
@@ -97,7 +99,12 @@ class Reconciler:
     @incremental.setter
     def incremental(self, view: IncrementalView | None) -> None:
         self.observer.inventory.incremental = view
-        self.quiet = QuietPasses() if view is not None else None
+        self.modes.quiet = QuietPasses() if view is not None else None
+
+    @property
+    def quiet(self) -> QuietPasses | None:
+        """Quiet and delta passes (engine/pass_modes.py); None without the incremental view."""
+        return self.modes.quiet
 
     def observe(
         self, now: datetime, *, circuit_breaker: bool = False, write: bool = False
@@ -122,7 +129,7 @@ class Reconciler:
     def reconcile_once(self, now: datetime | None = None, *, drain: bool = False) -> PassReport:
         """One pass. With `drain`, tasks run in this process are finished before returning."""
         started = now or self.clock()
-        base, quiet = self._quiet(started)  # before this pass writes anything
+        self.modes.start(started, self.incremental)  # before this pass writes anything
         self.store.beat(
             started, pid=os.getpid(), host=socket.gethostname(), pass_started_at=started
         )
@@ -131,7 +138,9 @@ class Reconciler:
             self._swept = True
         self.store.consume_retries(started)
         outcome = self.executor.poll_tasks(started)
-        seen, the_plan, levels = self._observe_and_plan(started, base, quiet)
+        seen, the_plan, levels = self.modes.observe_and_plan(
+            started, lambda: self.observe(started, circuit_breaker=True, write=True)
+        )
         # execute
         outcome += self.executor.execute(the_plan, seen, started)
         if drain:
@@ -154,82 +163,5 @@ class Reconciler:
         )
         if self.incremental is not None:  # the GC policy; what is not settled (Globus slice)
             self.incremental.end_pass(the_plan)
-        if self.quiet is not None:
-            if not quiet:
-                self._settle(seen, the_plan, report)
-            self.quiet.end_pass(self.store)
+        self.modes.finish(seen, the_plan, report)
         return report
-
-    def _observe_and_plan(
-        self, started: datetime, base: Settled | None, quiet: bool
-    ) -> tuple[Observation, Plan, dict[tuple[str, str], int] | None]:
-        """observe → record → plan. A quiet pass reuses the settled pass, a delta pass adds
-        the new scans to it (engine/incremental), any other pass observes everything."""
-        if base is not None and quiet:
-            seen = base.seen
-            self.executor.identity, self.executor.storages = seen.identity, seen.storages
-            record_quiet(self.store, self.planner.findings, seen, started)
-            return seen, replace(base.plan, as_of=started), base.levels
-        delta = self._delta(base, started) if base is not None else None
-        if base is not None and delta is not None:
-            seen = delta.seen
-            self.executor.identity, self.executor.storages = seen.identity, seen.storages
-            record_observation(self.store, self.policy, self.observer, seen, started)
-            new_plan = self.make_plan(delta.new, started)
-            the_plan = merge_plans(base.plan, new_plan, started)
-            the_plan = self.planner.with_findings(the_plan, seen, started, write=True)
-            self.planner.record_delta(the_plan, new_plan.blocked, seen.catalog, started)
-            return seen, the_plan, delta.levels
-        seen = self.observe(started, circuit_breaker=True, write=True)
-        record_observation(self.store, self.policy, self.observer, seen, started)
-        the_plan = self.make_plan(seen, started)
-        the_plan = self.planner.with_findings(the_plan, seen, started, write=True)
-        self.planner.record(the_plan, seen, started)
-        return seen, the_plan, None
-
-    def _delta(self, base: Settled, now: datetime) -> Delta | None:
-        hint = self.completion_hint
-        delta = observe_delta(
-            base,
-            now,
-            config=self.config,
-            store=self.store,
-            storages=self.backends.storages,
-            policy=self.policy,
-            layout=self.layout,
-            hint=hint() if hint is not None else {},
-            catalog=self.backends.catalog,
-        )
-        if delta is not None:
-            assert self.quiet is not None
-            self.quiet.deltas += 1
-        return delta
-
-    def _quiet(self, now: datetime) -> tuple[Settled | None, bool]:
-        """The settled pass this one may build on, and whether it is a quiet pass (service
-        passes only; see `QuietPasses.check`)."""
-        if self.quiet is None:
-            return None, False
-        hint = self.completion_hint
-        hints = hint() if hint is not None else {}
-        self.quiet.begin(self.store, self.backends, self.policy, hints)
-        view = self.incremental
-        if view is None or view.full_walk_due(now):
-            return None, False
-        return self.quiet.check(now, backends=self.backends, policy=self.policy)
-
-    def _settle(self, seen: Observation, the_plan: Plan, report: PassReport) -> None:
-        assert self.quiet is not None
-        executor = self.executor
-        self.quiet.remember(
-            seen,
-            the_plan,
-            report.started_at,
-            store=self.store,
-            backends=self.backends,
-            policy=self.policy,
-            interrupted=bool(
-                executor.interrupted.action_ids or executor.interrupted_replaces.action_ids
-            ),
-            levels=report.replica_levels,
-        )
