@@ -112,6 +112,8 @@ def test_decisions_a_revoke_sent_to_the_running_service(
     assert (ws.dtn / SCAN).exists(), "the service deleted on a revoked approval"
     assert cli("--approve", aid, config=ws.config_path).returncode == 0
     one_pass(service)
-    assert not (ws.dtn / SCAN).exists()
+    # The service's passes do not wait for in-process tasks: the delete the pass submitted
+    # runs in the local mover's thread and may end just after "pass done" is logged.
+    wait_for(lambda: not (ws.dtn / SCAN).exists(), what="the approved prune to run", timeout=60)
     late = cli("--revoke", aid, config=ws.config_path)
     assert late.returncode == 64 and "already acted on" in late.stderr, late
