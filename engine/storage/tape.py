@@ -32,7 +32,7 @@ from engine.storage.mover_defaults import StoredTasks
 from engine.storage.tape_groups import bundle_name, cut_parts, group_of, job_name
 from engine.storage.tape_identity import TapeIdentity, list_root
 from engine.storage.tape_items import _item_scan, _items_by_scan, _renamed, _with_action
-from engine.storage.tape_runner import TapeRunner
+from engine.storage.tape_runner import RunnerHolds, TapeRunner
 from engine.storage.tape_script import (
     MAX_HTAR_MEMBER,
     Member,
@@ -222,9 +222,10 @@ def _listing(scan_key: str, detail: Mapping[str, Any]) -> ScanListing:
     return ScanListing(scan_key, files)
 
 
-class TapeMover(StoredTasks):
+class TapeMover(RunnerHolds, StoredTasks):
     """Runs copies into (bundles) and out of (recalls) one tape endpoint."""
 
+    endpoint: TapeEndpoint
     max_items_per_task = 100_000
     max_active_tasks = 1
 

@@ -19,9 +19,13 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.errors import EndpointUnavailable
 from engine.storage.tape_runner import CommandResult, JobState, JobStatus
+
+if TYPE_CHECKING:
+    from engine.retry_holds import HoldBook
 
 SHIMS = Path(__file__).resolve().parent / "hpss_shims"
 _TAIL = 20_000  # characters of a job's output kept
@@ -141,3 +145,6 @@ class LocalTapeRunner:
 
     def close(self) -> None:
         return None
+
+    def keep_holds_in(self, book: HoldBook) -> None:
+        return None  # nothing here asks to wait

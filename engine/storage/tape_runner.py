@@ -23,7 +23,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from engine.retry_holds import HoldBook
 
 
 class JobState(StrEnum):
@@ -100,3 +103,22 @@ class TapeRunner(Protocol):
     def close(self) -> None:
         """Release connections; the runner is not used afterwards."""
         ...
+
+    def keep_holds_in(self, book: HoldBook) -> None:
+        """Keep the waits the remote API asked for (`Retry-After`) in `book`, and honour those
+        an earlier process was asked for (`engine.retry_holds`); a local runner has none."""
+        ...
+
+
+class _HasRunner(Protocol):
+    @property
+    def runner(self) -> TapeRunner: ...
+
+
+class RunnerHolds:
+    """Mixin for a tape mover: its runner keeps the waits its API asked for in the store."""
+
+    endpoint: _HasRunner
+
+    def keep_holds_in(self, book: HoldBook) -> None:
+        self.endpoint.runner.keep_holds_in(book)

@@ -35,6 +35,7 @@ import tenacity
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.errors import ConfigError, EndpointUnavailable, TerminalError
 from engine.model import ErrorClass
+from engine.retry_holds import Hold
 from engine.storage.tape_runner import CommandResult, JobState, JobStatus
 from engine.storage.tape_sfapi_settings import (
     SfapiCredentials,
@@ -46,6 +47,7 @@ from engine.storage.tape_sfapi_settings import (
 
 if TYPE_CHECKING:
     from engine.config import Config
+    from engine.retry_holds import HoldBook
 
 with warnings.catch_warnings():
     # authlib warns that its httpx integration prefers `httpx2`; sfapi_client uses httpx.
@@ -137,6 +139,7 @@ class SfapiRunner:
         self._client: Client | None = None
         self._compute: Compute | None = None
         self._hold_until: datetime | None = None
+        self._book: HoldBook | None = None  # where the wait outlives this process
 
     # ---- the TapeRunner protocol ---------------------------------------------------------------
 
@@ -231,7 +234,19 @@ class SfapiRunner:
         self._client = None
         self._compute = None
 
+    def keep_holds_in(self, book: HoldBook) -> None:
+        """SFAPI's `Retry-After` waits go in the state store (`engine.retry_holds`), so a new
+        process (a restart, each `--once` pass) sends nothing before a wait asked of an earlier
+        one is over."""
+        self._book = book
+        for hold in book.load():
+            if hold.key == self._hold_key:
+                self._hold_until = hold.until
+
     # ---- plumbing ------------------------------------------------------------------------------
+    @property
+    def _hold_key(self) -> str:
+        return f"sfapi:{self.endpoint}"
 
     def _output(self, job_id: str) -> str:
         """The job's output file (its stdout and stderr: the `BL931 …` and `htar -tvf` lines
@@ -282,6 +297,8 @@ class SfapiRunner:
                     self.endpoint, f"{what}: SFAPI asked to wait (Retry-After), {left:.0f} s left"
                 )
             self._hold_until = None
+            if self._book is not None:
+                self._book.drop(self._hold_key)
         try:
             return action(self._connect())
         except EndpointUnavailable:
@@ -337,7 +354,10 @@ class SfapiRunner:
         except ValueError:
             return  # absent, or an HTTP date: the engine's backoff applies
         if seconds > 0:
-            self._hold_until = self._clock.now() + timedelta(seconds=seconds)
+            now = self._clock.now()
+            self._hold_until = now + timedelta(seconds=seconds)
+            if self._book is not None:
+                self._book.put(Hold(self._hold_key, now, self._hold_until, "SFAPI calls"))
             log.warning("%s: SFAPI asked to wait %.0f s (Retry-After)", self.endpoint, seconds)
 
 

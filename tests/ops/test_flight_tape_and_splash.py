@@ -80,6 +80,9 @@ class RecordingRunner:
     def close(self) -> None:
         pass
 
+    def keep_holds_in(self, book: object) -> None:
+        pass
+
 
 @pytest.mark.parametrize("returncode", [0, 72])
 def test_a_tape_leg_is_hsi_ls_of_its_root_and_never_a_write(

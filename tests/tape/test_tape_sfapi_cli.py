@@ -338,6 +338,24 @@ def test_sfapi_errors_are_retried_without_a_duplicate(world: World, status: int)
     assert len(w.archive_jobs()) == 1 and w.tars() == [BUNDLE_1]
 
 
+def test_a_retry_after_wait_outlives_the_process_that_was_asked(world: World) -> None:
+    """SFAPI answers 429 with `Retry-After: 3600`; every `--once` pass is a new process: the
+    next one must send SFAPI nothing while the wait lasts (the hold is kept in the state
+    store, as Globus's are), and the scan stays where it is."""
+    w = world
+    scan = write(w.ws, 1)
+    w.once(ok=True)
+    w.api.fail_next(1, 429, retry_after=3600)
+    w.once()
+    asked = sum(w.api.calls.values())
+    stderr = w.once()
+    assert sum(w.api.calls.values()) == asked, (w.api.calls, stderr[-2000:])
+    assert (w.ws.cfs / scan).exists()
+    with sqlite3.connect(w.ws.state_path) as conn:
+        keys = [row[0] for row in conn.execute("SELECT key FROM retry_holds")]
+    assert keys == ["sfapi:hpss"], keys
+
+
 def test_an_expired_client_needs_a_person_and_archives_nothing(prune_world: World) -> None:
     w = prune_world
     scan = write(w.ws, 1)
