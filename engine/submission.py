@@ -24,12 +24,14 @@ from engine import submitted
 from engine.approvals import record_licences
 from engine.decisions import DecisionLog, Refused
 from engine.delete_look import record_skipped
-from engine.errors import classify
+from engine.errors import Bl931Error, classify
+from engine.identity import IdentityCheck
 from engine.model import Action, ActionKind, ErrorClass, Scan
 from engine.outcome import Outcome
 from engine.replace_receipts import replace_intent
 from engine.state import OPEN_TASK_STATES, TaskRow, TaskRowStatus
 from engine.storage.base import Mover, TaskKind, TaskRequest, TransferItem
+from engine.storage.tape_identity import tape_identity_checks
 from engine.tallies import ActionOutcome
 from engine.task_slots import REALTIME_MARK, plan_batches
 
@@ -55,6 +57,9 @@ class Submission:
         self._executor = executor
         self.store = executor.store
         self.recorder = executor.recorder
+        # Submissions `send` kept back because an endpoint was not provably its storage: they
+        # wait for a later pass (`drain` does not wait for them, nor resends them meanwhile).
+        self.unsent: set[str] = set()
 
     def submit_batches(
         self, kind: str, actions: list[Action], seen: Observation, now: datetime
@@ -234,7 +239,21 @@ class Submission:
         return self.send(mover, task, request, now)
 
     def send(self, mover: Mover, task: TaskRow, request: TaskRequest, now: datetime) -> bool:
-        """Hand a persisted submission to its mover and record the task id it answers."""
+        """Hand a persisted submission to its mover and record the task id it answers.
+
+        Not while one of its endpoints is not provably its storage (`unproven`): the
+        submission waits, `preparing` under the same id, and a later pass sends it."""
+        unproven = self.unproven(request, now)
+        if unproven is not None:
+            self.unsent.add(task.submission_id)
+            self.store.update_task(task.submission_id, now, error=unproven)
+            log.warning(
+                "%s not sent: %s; it waits (same submission id) until the endpoint is back",
+                task.label,
+                unproven,
+            )
+            return False
+        self.unsent.discard(task.submission_id)
         try:
             task_id = mover.submit(request)
         except Exception as exc:
@@ -275,6 +294,25 @@ class Submission:
             action=task,
         )
         return True
+
+    def unproven(self, request: TaskRequest, now: datetime) -> str | None:
+        """Why an endpoint of the request is not provably its storage now (None: each is).
+
+        Checked at every hand-over, not only when the pass observed: a submission persisted by
+        a process that died is sent again by the next one *before* it observes, and a copy
+        sent onto a bare mount point would write the scan onto the disk below it.
+        """
+        ex = self._executor
+        check = ex.identity
+        if check is None:
+            check = IdentityCheck(ex.config, self.store, may_initialise=False)
+            check.tape = tape_identity_checks(ex.backends)
+        for endpoint in sorted({e for e in (request.target, request.source) if e is not None}):
+            try:
+                check.check(endpoint, user="bl931", now=now)
+            except Bl931Error as exc:
+                return f"endpoint_identity: {exc}"
+        return None
 
     def rebuild_request(self, task: TaskRow) -> TaskRequest | None:
         """The request a persisted task was (or was about to be) submitted with; None (logged)

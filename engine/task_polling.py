@@ -73,6 +73,8 @@ class TaskPolling:
                     continue
                 task = adopted
             elif task.status == TaskRowStatus.PREPARING:
+                if local_only and task.submission_id in ex.submission.unsent:
+                    continue  # kept back this pass: an endpoint is not provably its storage
                 request = ex.submission.rebuild_request(task)
                 if request is not None:
                     ex.submission.send(mover, task, request, now)
@@ -130,6 +132,7 @@ class TaskPolling:
                     and ex.interrupted_replaces.carries_replace(t)
                 )
                 and t.submission_id not in ex.finished_deletes.unsettled  # settled later
+                and t.submission_id not in ex.submission.unsent  # waits for its endpoint
             ]
             if not open_local:
                 break
