@@ -80,3 +80,17 @@ def make_engine() -> Iterator[MakeEngine]:
     yield make
     for engine in reversed(opened):
         engine.close()
+
+
+@pytest.fixture
+def quick_sdk_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """globus-sdk's own two retries sleep 10 ms instead of up to 5 s (wall time)."""
+    from globus_sdk.transport import RetryConfig
+
+    from engine.storage.globus_auth import GlobusSession
+
+    monkeypatch.setattr(
+        GlobusSession,
+        "_retry_config",
+        lambda self: RetryConfig(max_retries=self._max_retries, max_sleep=0.01),
+    )

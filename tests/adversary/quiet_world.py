@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +28,7 @@ from tests.engine_world import Engine, open_engine
 START = datetime(2024, 1, 1, tzinfo=UTC)
 OLD = (START - timedelta(days=1)).timestamp()  # mtime of every file a test writes
 MARKER = ".bl931-endpoint.json"
+NEW = "2023/12/p1/S0100.h5"  # a scan the settled world does not hold yet
 
 
 def plan_view(plan: Plan, *, ordered: bool = False) -> dict[str, Any]:
@@ -101,7 +104,11 @@ class World:
             if not report.plan.actions and not report.plan.in_flight:
                 break
         self.age()
-        for _ in range(3):
+        self.reach_quiet()
+
+    def reach_quiet(self, *, max_passes: int = 3) -> None:
+        """Run passes a minute apart until one is quiet."""
+        for _ in range(max_passes):
             self.clock.advance(60)
             self.service_pass()
             if self.kinds[-1] == "quiet":
@@ -121,6 +128,20 @@ def make_world(tmp_path: Path, scans: dict[str, bytes] | None = None, **options:
     world = make_service(ws)
     world.age()
     return world
+
+
+@contextmanager
+def service_world(
+    tmp_path: Path, scans: dict[str, bytes] | None = None, *, settled: bool = True, **options: Any
+) -> Iterator[World]:
+    """`make_world`, settled into a quiet pass unless `settled=False`; its engine closed after."""
+    world = make_world(tmp_path, scans, **options)
+    try:
+        if settled:
+            world.settle()
+        yield world
+    finally:
+        world.engine.close()
 
 
 def make_service(ws: LocalWorkspace, clock: Any = None, start: datetime = START) -> World:

@@ -16,27 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from engine.clock import FakeClock
 from engine.model import ErrorClass
 from engine.state import StateStore
 from engine.storage.globus_mover import DEFAULT_INACTIVE_GRACE
 from tests.engine_world import Engine, open_engine
-from tests.fakes.transfer_api import FakeTransferAPI
-from tests.storage.test_globus_task_watch import OLD, START, World
+from tests.storage.globus_world import OLD, World, globus_world
 
 GRACE = timedelta(seconds=DEFAULT_INACTIVE_GRACE)
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    clock = FakeClock(START)
-    with FakeTransferAPI(clock=clock) as fake:
-        ids = {name: fake.add_collection(tmp_path / name) for name in ("dtn", "cfs")}
-        (tmp_path / "cfs" / "raw").mkdir(parents=True)
-        w = World(fake, clock, tmp_path, ids)
-        w.raw.mkdir(parents=True)
-        # stall_hours far away: only the INACTIVE grace may end the task.
-        w.globus = {"stall_hours": 100}
+    # stall_hours far away: only the INACTIVE grace may end the task.
+    with globus_world(tmp_path, globus={"stall_hours": 100}) as w:
         yield w
 
 

@@ -14,17 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.adversary.quiet_world import World, make_world, plan_view
-
-NEW = "2023/12/p1/S0100.h5"
+from tests.adversary.quiet_world import NEW, World, plan_view, service_world
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    w = make_world(tmp_path)
-    w.settle()
-    yield w
-    w.engine.close()
+    with service_world(tmp_path) as w:
+        yield w
 
 
 def test_nothing_changed_quiet_pass_plans_what_the_audit_plans(world: World) -> None:
@@ -47,17 +43,13 @@ def test_new_scan_only_delta_pass_plans_what_the_audit_plans(world: World) -> No
 
 def test_delta_pass_plan_digest_is_the_audits(tmp_path: Path) -> None:
     """A new scan whose id sorts before the settled ones."""
-    w = make_world(tmp_path)
-    try:
-        w.settle()
+    with service_world(tmp_path) as w:
         w.write("2023/12/p1/A0001.h5", os.urandom(300))
         report, audit, kind = w.step()
         assert kind == "delta", w.quiet.why_not
         assert plan_view(report.plan) == plan_view(audit)  # the same entries...
         assert plan_view(report.plan, ordered=True) == plan_view(audit, ordered=True)
         assert report.plan.digest == audit.digest
-    finally:
-        w.engine.close()
 
 
 def _stray_copy_then_scan(world: World, on_cfs: bytes, on_dtn: bytes) -> tuple[object, object, str]:
@@ -65,12 +57,7 @@ def _stray_copy_then_scan(world: World, on_cfs: bytes, on_dtn: bytes) -> tuple[o
     with it there; then the scan lands on the DTN."""
     world.write(NEW, on_cfs, endpoint="cfs")
     world.age()
-    for _ in range(3):
-        world.clock.advance(60)
-        world.service_pass()
-        if world.kinds[-1] == "quiet":
-            break
-    assert world.kinds[-1] == "quiet", world.quiet.why_not
+    world.reach_quiet()
     world.write(NEW, on_dtn)
     return world.step()
 

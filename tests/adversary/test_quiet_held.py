@@ -17,17 +17,13 @@ import pytest
 from engine.model import ActionKind
 from engine.pass_findings import read_catalog_status
 from engine.state import StateStore
-from tests.adversary.quiet_world import START, World, make_world, plan_view
-
-NEW = "2023/12/p1/S0100.h5"
+from tests.adversary.quiet_world import NEW, START, World, plan_view, service_world
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    w = make_world(tmp_path)
-    w.settle()
-    yield w
-    w.engine.close()
+    with service_world(tmp_path) as w:
+        yield w
 
 
 def test_retention_ending_exactly_at_a_pass(tmp_path: Path) -> None:
@@ -36,8 +32,7 @@ def test_retention_ending_exactly_at_a_pass(tmp_path: Path) -> None:
     due = START + timedelta(minutes=30)
     acquired = (due - timedelta(days=1)).timestamp()
     scans = {f"2023/12/p1/S{n:04d}.h5": os.urandom(50 + n) for n in range(3)}
-    w = make_world(tmp_path, scans={}, dtn_keep_days=1)
-    try:
+    with service_world(tmp_path, scans={}, dtn_keep_days=1, settled=False) as w:
         for rel, data in scans.items():
             w.write(rel, data, mtime=acquired)
         w.age()
@@ -57,8 +52,6 @@ def test_retention_ending_exactly_at_a_pass(tmp_path: Path) -> None:
         assert kind != "quiet"
         assert plan_view(report.plan) == plan_view(audit)
         assert {a.kind for a in report.plan.actions} == {ActionKind.DELETE}
-    finally:
-        w.engine.close()
 
 
 def test_clock_jumping_back(world: World) -> None:
@@ -74,8 +67,7 @@ def test_clock_jumping_back(world: World) -> None:
 def test_hold_placed_by_another_writer_then_expiring(tmp_path: Path) -> None:
     """Retention has passed and the DTN prunes wait for approval; a hold from another
     connection (as the TUI's service would write it) that expires mid-way."""
-    w = make_world(tmp_path, dtn_keep_days=0)
-    try:
+    with service_world(tmp_path, dtn_keep_days=0, settled=False) as w:
         for _ in range(6):
             w.clock.advance(60)
             w.service_pass()
@@ -91,8 +83,6 @@ def test_hold_placed_by_another_writer_then_expiring(tmp_path: Path) -> None:
         for _ in range(8):
             report, audit, kind = w.step(60)
             assert plan_view(report.plan) == plan_view(audit), kind
-    finally:
-        w.engine.close()
 
 
 def test_new_scan_and_a_copy_deleted_on_cfs(world: World) -> None:
@@ -122,9 +112,7 @@ def test_new_scan_and_a_stray_file_on_hpss(world: World) -> None:
 
 def test_directory_scans_grow_while_a_new_one_lands(tmp_path: Path) -> None:
     scans = {f"run{n}/frame{k}.tif": os.urandom(64 + k) for n in range(2) for k in range(2)}
-    w = make_world(tmp_path, scans=scans, scan_unit="directory", depth=1)
-    try:
-        w.settle()
+    with service_world(tmp_path, scans=scans, scan_unit="directory", depth=1) as w:
         w.write("run9/frame0.tif", os.urandom(80))
         report, audit, kind = w.step()
         assert kind == "delta", w.quiet.why_not
@@ -135,8 +123,6 @@ def test_directory_scans_grow_while_a_new_one_lands(tmp_path: Path) -> None:
         report, audit, kind = w.step()
         assert kind == "full"
         assert plan_view(report.plan) == plan_view(audit)
-    finally:
-        w.engine.close()
 
 
 def test_unmounted_endpoint_during_quiet_passes(world: World) -> None:

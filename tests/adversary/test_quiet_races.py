@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from engine.model import ActionKind
-from tests.adversary.quiet_world import World, make_world, plan_view
+from tests.adversary.quiet_world import World, plan_view, service_world
 from tests.conftest import RunCli
 
 
@@ -24,22 +24,21 @@ from tests.conftest import RunCli
 def rejected(tmp_path: Path, run_cli: RunCli) -> Iterator[World]:
     """Retention has passed at the DTN; the operator rejected every DTN prune (a settled state:
     blocked `rejected`), and the service is quiet."""
-    w = make_world(tmp_path, dtn_keep_days=0)
-    for _ in range(8):
-        w.clock.advance(60)
-        report = w.service_pass()
-        if report.plan.actions and all(
-            a.kind is ActionKind.DELETE and a.requires_approval for a in report.plan.actions
-        ):
-            break
-    ids = [a.id for a in report.plan.actions]
-    assert ids, "no prune waits for approval"
-    done = run_cli("--reject", *ids, config=w.ws.config_path)
-    assert done.returncode == 0, done.stderr
-    w.settle()
-    assert {b.reason_code for b in w.audit().blocked} >= {"rejected"}
-    yield w
-    w.engine.close()
+    with service_world(tmp_path, dtn_keep_days=0, settled=False) as w:
+        for _ in range(8):
+            w.clock.advance(60)
+            report = w.service_pass()
+            if report.plan.actions and all(
+                a.kind is ActionKind.DELETE and a.requires_approval for a in report.plan.actions
+            ):
+                break
+        ids = [a.id for a in report.plan.actions]
+        assert ids, "no prune waits for approval"
+        done = run_cli("--reject", *ids, config=w.ws.config_path)
+        assert done.returncode == 0, done.stderr
+        w.settle()
+        assert {b.reason_code for b in w.audit().blocked} >= {"rejected"}
+        yield w
 
 
 def during_next_pass(world: World, act: Callable[[], None]) -> None:
@@ -110,30 +109,22 @@ def _catalog_loses(world: World, scan_id: str) -> None:
 
 def test_catalog_change_between_passes_is_seen(tmp_path: Path) -> None:
     """Control: the same change between two passes ends the quiet."""
-    w = make_world(tmp_path)
-    try:
-        w.settle()
+    with service_world(tmp_path) as w:
         _catalog_loses(w, "2023/12/p1/S0001.h5")
         report, audit, kind = w.step()
         assert kind != "quiet"
         assert plan_view(report.plan) == plan_view(audit)
         assert audit.alerts, "the audit raises the lost-documents alert"
-    finally:
-        w.engine.close()
 
 
 def test_catalog_change_during_a_pass_is_seen_by_the_next(tmp_path: Path) -> None:
-    w = make_world(tmp_path)
-    try:
-        w.settle()
+    with service_world(tmp_path) as w:
         during_next_pass(w, lambda: _catalog_loses(w, "2023/12/p1/S0001.h5"))
         w.step(w.engine.config.safety.full_walk_seconds)  # a settling (full walk) pass
         assert w.kinds[-1] == "full"
         for _ in range(3):
             report, audit, kind = w.step()
             assert plan_view(report.plan) == plan_view(audit), f"{kind} pass"
-    finally:
-        w.engine.close()
 
 
 def _marker_rewritten_in_place(world: World) -> None:
@@ -150,27 +141,19 @@ def _marker_rewritten_in_place(world: World) -> None:
 
 def test_marker_rewritten_between_passes_is_seen(tmp_path: Path) -> None:
     """Control: the same change between two passes ends the quiet."""
-    w = make_world(tmp_path)
-    try:
-        w.settle()
+    with service_world(tmp_path) as w:
         _marker_rewritten_in_place(w)
         report, audit, kind = w.step()
         assert kind != "quiet"
         assert audit.alerts and report.plan.alerts
         assert plan_view(report.plan) == plan_view(audit)
-    finally:
-        w.engine.close()
 
 
 def test_marker_rewritten_during_a_pass_is_seen_by_the_next(tmp_path: Path) -> None:
-    w = make_world(tmp_path)
-    try:
-        w.settle()
+    with service_world(tmp_path) as w:
         during_next_pass(w, lambda: _marker_rewritten_in_place(w))
         w.step(w.engine.config.safety.full_walk_seconds)  # a settling (full walk) pass
         assert w.kinds[-1] == "full"
         for _ in range(3):
             report, audit, kind = w.step()
             assert plan_view(report.plan) == plan_view(audit), f"{kind} pass"
-    finally:
-        w.engine.close()

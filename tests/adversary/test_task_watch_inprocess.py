@@ -11,39 +11,26 @@ from typing import Any
 
 import pytest
 
-from engine.clock import FakeClock
 from engine.model import ErrorClass
 from engine.storage.globus_mover import GlobusMover
 from tests.engine_world import open_engine
-from tests.fakes.transfer_api import FakeTransferAPI
-from tests.storage.test_globus_task_watch import OLD, START, World, task_alerts
+from tests.storage.globus_world import (
+    OLD,
+    START,
+    World,
+    faulted_copy,
+    flip,
+    globus_world,
+    one_pass,
+    paths_asked,
+    task_alerts,
+)
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    clock = FakeClock(START)
-    with FakeTransferAPI(clock=clock) as fake:
-        ids = {name: fake.add_collection(tmp_path / name) for name in ("dtn", "cfs")}
-        (tmp_path / "cfs" / "raw").mkdir(parents=True)
-        w = World(fake, clock, tmp_path, ids)
-        w.raw.mkdir(parents=True)
+    with globus_world(tmp_path) as w:
         yield w
-
-
-def one_pass(world: World) -> Any:
-    report, store = world.run_pass()
-    store.close()
-    return report
-
-
-def flip(path: Path) -> None:
-    data = bytearray(path.read_bytes())
-    data[0] ^= 1
-    info = path.stat()
-    path.write_bytes(bytes(data))
-    import os
-
-    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
 
 
 @pytest.mark.parametrize("bad", ["2029/a.h5", "2029/a.h5.1"])
@@ -108,12 +95,7 @@ def test_fault_classes_on_an_active_task(world: World, nice_status: str, person:
 def test_a_fault_that_clears_before_the_limit_is_not_cancelled_and_its_clock_restarts(
     world: World,
 ) -> None:
-    world.globus = {"persistent_fault_minutes": 30, "stall_hours": 100}
-    world.write("2029/a.h5", b"a" * 10, OLD)
-    world.fake.fault_collection(world.ids["cfs"], "PERMISSION_DENIED")
-    one_pass(world)
-    world.clock.advance(minutes=1)
-    assert task_alerts(one_pass(world))
+    assert task_alerts(faulted_copy(world, fault_minutes=30))
     world.clock.advance(minutes=25)
     one_pass(world)
     world.fake.clear_collection_fault(world.ids["cfs"])
@@ -143,12 +125,7 @@ def test_a_cancel_the_process_died_during_still_ends_needs_human_naming_the_coll
     """The cancel reached Transfer but the process died before recording it: the next pass sees
     the task FAILED with CANCELED. Promised: the scan needs a person, naming the fault and the
     collection (not a terminal 'CANCELED' that names neither)."""
-    world.globus = {"persistent_fault_minutes": 10, "stall_hours": 100}
-    world.write("2029/a.h5", b"a" * 10, OLD)
-    world.fake.fault_collection(world.ids["cfs"], "PERMISSION_DENIED")
-    one_pass(world)
-    world.clock.advance(minutes=1)
-    one_pass(world)
+    faulted_copy(world, fault_minutes=10)
     world.clock.advance(minutes=10)
     real_cancel = GlobusMover.cancel
 
@@ -246,22 +223,15 @@ def test_a_crash_between_submit_and_recording_it_never_opens_a_fourth_task(
 
 def test_retry_after_is_honoured_across_once_passes(world: World) -> None:
     world.write("2029/a.h5", b"a" * 10, OLD)
-    seen: list[tuple[str, str]] = []
-    handle = world.fake.handle
-
-    def spy(method: str, path: str, *args: Any) -> Any:
-        seen.append((method, path))
-        return handle(method, path, *args)
-
-    world.fake.handle = spy  # type: ignore[method-assign]
+    seen = paths_asked(world)
     world.fake.fail_next("ls", 3, 429, retry_after=600)
     one_pass(world)
-    throttled = next(p for m, p in seen if "/ls" in p)
+    throttled = next(p for p in seen if "/ls" in p)
     collection = throttled.split("/operation/endpoint/")[1].split("/")[0]
     seen.clear()
     world.clock.advance(minutes=1)
     one_pass(world)  # a new process, 60 s into the 600 s wait
-    again = [p for m, p in seen if "/ls" in p and collection in p]
+    again = [p for p in seen if "/ls" in p and collection in p]
     assert not again, again
 
 
@@ -381,20 +351,6 @@ def long_running(world: World) -> tuple[Any, Any]:
     return engine.reconciler, (engine.backends, engine.store)
 
 
-@pytest.fixture
-def quick_sdk_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """globus-sdk's own two retries sleep 10 ms instead of up to 5 s (wall time)."""
-    from globus_sdk.transport import RetryConfig
-
-    from engine.storage.globus_auth import GlobusSession
-
-    monkeypatch.setattr(
-        GlobusSession,
-        "_retry_config",
-        lambda self: RetryConfig(max_retries=self._max_retries, max_sleep=0.01),
-    )
-
-
 @pytest.mark.usefixtures("quick_sdk_retries")
 def test_retry_after_on_listings_holds_that_collection_in_a_long_running_process(
     world: World,
@@ -402,14 +358,7 @@ def test_retry_after_on_listings_holds_that_collection_in_a_long_running_process
     world.write("2029/a.h5", b"a" * 10, OLD)
     reconciler, (backends, store) = long_running(world)
     try:
-        seen: list[str] = []
-        handle = world.fake.handle
-
-        def spy(method: str, path: str, *args: Any) -> Any:
-            seen.append(path)
-            return handle(method, path, *args)
-
-        world.fake.handle = spy  # type: ignore[method-assign]
+        seen = paths_asked(world)
         world.fake.fail_next("ls", 3, 429, retry_after=600)
         report = reconciler.reconcile_once()
         assert not report.ok

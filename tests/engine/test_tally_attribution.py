@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine.clock import FakeClock
-from engine.config import Config, parse_config
 from engine.executor import Executor
 from engine.pass_report import ActionOutcome, ActionTallies
 from engine.state import StateStore
@@ -23,9 +22,7 @@ from engine.workspace import create_workspace
 from tests.conftest import MakeEngine
 from tests.engine.tally_oracle import audited_tallies, last_seq
 from tests.engine_world import Engine
-from tests.fakes.transfer_api import FakeTransferAPI
-from tests.storage.test_globus_task_watch import OLD, World
-from tests.storage.test_globus_task_watch import START as GLOBUS_START
+from tests.storage.globus_world import OLD, World, globus_world
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 SUBMITTED, SUCCEEDED = ActionOutcome.SUBMITTED, ActionOutcome.SUCCEEDED
@@ -137,12 +134,7 @@ def test_counts_of_a_pass_that_raised_are_not_carried_into_the_next(
 
 @pytest.fixture
 def globus(tmp_path: Path) -> Iterator[World]:
-    clock = FakeClock(GLOBUS_START)
-    with FakeTransferAPI(clock=clock) as fake:
-        ids = {name: fake.add_collection(tmp_path / name) for name in ("dtn", "cfs")}
-        (tmp_path / "cfs" / "raw").mkdir(parents=True)
-        w = World(fake, clock, tmp_path, ids)
-        w.raw.mkdir(parents=True)
+    with globus_world(tmp_path) as w:
         yield w
 
 
@@ -179,38 +171,16 @@ class Killed(BaseException):
     """The process died here (a `BaseException`: nothing in the engine swallows it)."""
 
 
-class PruningWorld(World):
-    """The Globus world with the dtn pruned once cfs holds a verified copy, no approval."""
-
-    def config(self) -> Config:
-        return parse_config(
-            {
-                "state": {"path": str(self.tmp / "state.sqlite")},
-                "inventory": {"quiet_seconds": 0},
-                "endpoints": {
-                    "dtn": {
-                        "kind": "globus",
-                        "collection": self.ids["dtn"],
-                        "root": "/raw",
-                        "path": str(self.raw),
-                    },
-                    "cfs": {"kind": "globus", "collection": self.ids["cfs"], "root": "/raw"},
-                },
-                "copy": [{"from": "dtn", "to": "cfs"}],
-                "retention": {"dtn": {"keep_days": 0, "delete_requires": ["cfs"]}},
-                "approval": {"required_for": []},
-                "catalog": {"kind": "none"},
-            }
-        )
-
-
 def test_a_delete_found_at_globus_after_a_crash_is_counted_by_the_pass_that_found_it(
     globus: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Process B dies right after Globus accepted its delete (the answer never recorded);
     process C finds the task by its submission id, records it submitted, and finishes it:
     counted in C's pass, as its audit rows say, once."""
-    world = PruningWorld(globus.fake, globus.clock, globus.tmp, globus.ids)
+    # The dtn pruned once cfs holds a verified copy, no approval.
+    world = replace(
+        globus, retention={"dtn": {"keep_days": 0, "delete_requires": ["cfs"]}}, approval=[]
+    )
     for i in range(2):
         world.write(f"2029/s{i}.h5", bytes([i + 1]) * 32, OLD)
     report, store = world.run_pass()  # A: the copies

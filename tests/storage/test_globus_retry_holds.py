@@ -7,41 +7,30 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from engine.clock import FakeClock
 from engine.model import ErrorClass
 from engine.state import StateStore
-from tests.adversary.test_task_watch_inprocess import flip, one_pass
-from tests.fakes.transfer_api import FakeTransferAPI
-from tests.storage.test_globus_task_watch import OLD, START, World, task_alerts
+from tests.storage.globus_world import (
+    OLD,
+    START,
+    World,
+    faulted_copy,
+    flip,
+    globus_world,
+    one_pass,
+    paths_asked,
+    task_alerts,
+)
+
+pytestmark = pytest.mark.usefixtures("quick_sdk_retries")
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    clock = FakeClock(START)
-    with FakeTransferAPI(clock=clock) as fake:
-        ids = {name: fake.add_collection(tmp_path / name) for name in ("dtn", "cfs")}
-        (tmp_path / "cfs" / "raw").mkdir(parents=True)
-        w = World(fake, clock, tmp_path, ids)
-        w.raw.mkdir(parents=True)
+    with globus_world(tmp_path) as w:
         yield w
-
-
-@pytest.fixture(autouse=True)
-def quick_sdk_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """globus-sdk's own two retries sleep 10 ms instead of up to 5 s (wall time)."""
-    from globus_sdk.transport import RetryConfig
-
-    from engine.storage.globus_auth import GlobusSession
-
-    monkeypatch.setattr(
-        GlobusSession,
-        "_retry_config",
-        lambda self: RetryConfig(max_retries=self._max_retries, max_sleep=0.01),
-    )
 
 
 def holds(world: World) -> list[tuple[str, str]]:
@@ -88,12 +77,7 @@ def test_a_throttled_event_list_is_not_asked_again_by_the_next_process_before_th
 def test_a_throttled_cancel_is_held_then_sent_and_the_scan_still_names_the_fault(
     world: World,
 ) -> None:
-    world.globus = {"persistent_fault_minutes": 10, "stall_hours": 100}
-    world.write("2029/a.h5", b"a" * 10, OLD)
-    world.fake.fault_collection(world.ids["cfs"], "PERMISSION_DENIED")
-    one_pass(world)
-    world.clock.advance(minutes=1)
-    assert task_alerts(one_pass(world))
+    assert task_alerts(faulted_copy(world, fault_minutes=10))
     world.clock.advance(minutes=10)
     world.fake.fail_next("cancel", 3, 429, retry_after=300)
     one_pass(world)  # the cancel is due, and throttled
@@ -118,14 +102,7 @@ def test_a_hold_whose_start_lies_ahead_of_a_clock_set_back_is_dropped(world: Wor
     """A clock set back (NTP after a bad start) must not stretch a wait beyond what Globus
     asked: a hold that began after `now` is over."""
     world.write("2029/a.h5", b"a" * 10, OLD)
-    seen: list[str] = []
-    handle = world.fake.handle
-
-    def spy(method: str, path: str, *args: Any) -> Any:
-        seen.append(path)
-        return handle(method, path, *args)
-
-    world.fake.handle = spy  # type: ignore[method-assign]
+    seen = paths_asked(world)
     world.fake.fail_next("ls", 3, 429, retry_after=600)
     one_pass(world)
     (throttled,) = [key for key, _ in holds(world)]
@@ -147,12 +124,7 @@ def test_a_cancel_meant_but_never_sent_does_not_take_over_the_task_s_own_failure
     """The fault-cancel is recorded, then throttled; meanwhile the fault clears and the task
     fails on its own (the file was rewritten: CHECKSUM_MISMATCH). The scan fails for what
     really ended the task, not for a cancel that never reached Transfer."""
-    world.globus = {"persistent_fault_minutes": 10, "stall_hours": 100}
-    world.write("2029/a.h5", b"a" * 10, OLD)
-    world.fake.fault_collection(world.ids["cfs"], "PERMISSION_DENIED")
-    one_pass(world)
-    world.clock.advance(minutes=1)
-    one_pass(world)
+    faulted_copy(world, fault_minutes=10)
     world.clock.advance(minutes=10)
     world.fake.fail_next("cancel", 3, 429, retry_after=300)
     one_pass(world)  # the cancel is meant (recorded) and throttled

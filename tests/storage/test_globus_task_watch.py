@@ -4,99 +4,19 @@ and store afresh (as `--reconcile --once` does); the fake Transfer API shares th
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from engine.clock import FakeClock
-from engine.config import Config, parse_config
 from engine.model import ErrorClass
-from engine.reconciler import PassReport
-from engine.state import StateStore
-from tests.engine_world import open_engine
-from tests.fakes.transfer_api import FakeTransferAPI
-
-START = datetime(2030, 1, 1, tzinfo=UTC)
-OLD = 1_700_000_000  # long before START: backlog scans
-
-
-@dataclass
-class World:
-    fake: FakeTransferAPI
-    clock: FakeClock
-    tmp: Path
-    ids: dict[str, str]
-    globus: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def raw(self) -> Path:
-        return self.tmp / "dtn" / "raw"
-
-    def config(self) -> Config:
-        return parse_config(
-            {
-                "state": {"path": str(self.tmp / "state.sqlite")},
-                "inventory": {"quiet_seconds": 0},
-                "endpoints": {
-                    "dtn": {
-                        "kind": "globus",
-                        "collection": self.ids["dtn"],
-                        "root": "/raw",
-                        "path": str(self.raw),
-                    },
-                    "cfs": {"kind": "globus", "collection": self.ids["cfs"], "root": "/raw"},
-                },
-                "copy": [{"from": "dtn", "to": "cfs"}],
-                "catalog": {"kind": "none"},
-                "globus": self.globus,
-            }
-        )
-
-    def write(self, relpath: str, data: bytes, mtime: float) -> None:
-        path = self.raw / relpath
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        os.utime(path, (mtime, mtime))
-
-    def run_pass(self) -> tuple[PassReport, StateStore]:
-        config = self.config()
-        engine = open_engine(config, clock=self.clock, environ=self.fake.environ)
-        try:
-            report = engine.reconciler.reconcile_once()
-        finally:
-            engine.backends.close()
-        return report, engine.store
-
-    def failures(self) -> dict[str, tuple[str, str]]:
-        """scan → (error class, message) of every failed action."""
-        store = StateStore(self.config().state.path)
-        try:
-            rows = store.connection().execute(
-                "SELECT scan, error_class, error FROM actions WHERE error_class IS NOT NULL"
-            )
-            return {r["scan"]: (r["error_class"], r["error"]) for r in rows}
-        finally:
-            store.close()
+from tests.storage.globus_world import OLD, World, globus_world, task_alerts
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    clock = FakeClock(START)
-    with FakeTransferAPI(clock=clock) as fake:
-        ids = {name: fake.add_collection(tmp_path / name) for name in ("dtn", "cfs")}
-        (tmp_path / "cfs" / "raw").mkdir(parents=True)
-        w = World(fake, clock, tmp_path, ids)
-        w.raw.mkdir(parents=True)
+    with globus_world(tmp_path) as w:
         yield w
-
-
-def task_alerts(report: PassReport) -> list[Any]:
-    return [a for a in report.plan.alert_details if a.code == "task_fault"]
 
 
 def test_a_permission_error_on_an_active_task_is_surfaced_then_cancelled(world: World) -> None:
