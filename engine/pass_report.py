@@ -10,16 +10,24 @@ level) comes from the observation, and its action outcomes (`ActionTallies`) fro
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engine.model import Level, Plan
+from engine.model import Level, Plan, Replica
 from engine.observe.observation import Observation
 from engine.outcome import Outcome
 from engine.store import StateStore
 from engine.tallies import ActionOutcome, ActionTallies
 
-__all__ = ["ActionOutcome", "ActionTallies", "PassReport", "replica_levels", "report_pass"]
+__all__ = [
+    "ActionOutcome",
+    "ActionTallies",
+    "PassReport",
+    "count_levels",
+    "replica_levels",
+    "report_pass",
+]
 
 # Logged under the reconciler's name, as before the pass had steps of its own.
 log = logging.getLogger("engine.reconciler")
@@ -60,11 +68,20 @@ class PassReport:
 
 def replica_levels(seen: Observation) -> dict[tuple[str, str], int]:
     """(endpoint, level word) → replicas at that level, for the endpoints listed this pass."""
-    out: dict[tuple[str, str], int] = {}
-    for name, obs in seen.observations.items():
-        if not obs.ok:
-            continue
-        for replica in obs.replicas.values():
+    return count_levels(
+        (name, obs.replicas.values()) for name, obs in seen.observations.items() if obs.ok
+    )
+
+
+def count_levels(
+    replicas: Iterable[tuple[str, Iterable[Replica]]],
+    base: Mapping[tuple[str, str], int] | None = None,
+) -> dict[tuple[str, str], int]:
+    """`base` plus, for each (endpoint, its replicas), one per replica present (above
+    `Level.ABSENT`) under (endpoint, level word)."""
+    out = dict(base or {})
+    for name, found in replicas:
+        for replica in found:
             if replica.level > Level.ABSENT:
                 key = (name, replica.level.word)
                 out[key] = out.get(key, 0) + 1

@@ -32,9 +32,10 @@ from engine.foreign import foreign_paths, without_foreign
 from engine.incremental.quiet import Settled
 from engine.inventory.walk import walk_inventory
 from engine.layout import ScanLayout
-from engine.model import EndpointObservation, Level, Plan
+from engine.model import EndpointObservation, Plan
 from engine.observe.assess import Assessed, assess
 from engine.observe.observation import Observation
+from engine.pass_report import count_levels
 from engine.policy import Policy
 from engine.remnants import remnant_index
 from engine.scan_hints import declared_complete
@@ -158,7 +159,10 @@ def observe_delta(
         listings={inventory: {s: sub[s] for s in found}},
         new_scans=[],
     )
-    return Delta(seen, new, _levels(base.levels, assessed))
+    replicas = (
+        (name, (v.replica for v in verdicts.values())) for name, verdicts in assessed.items()
+    )
+    return Delta(seen, new, count_levels(replicas, base.levels))
 
 
 def merge_plans(settled: Plan, new: Plan, now: datetime) -> Plan:
@@ -178,18 +182,6 @@ def _with(obs: EndpointObservation, assessed: Mapping[str, Assessed]) -> Endpoin
     replicas = dict(obs.replicas)
     replicas.update((scan_id, a.replica) for scan_id, a in assessed.items())
     return replace(obs, replicas=replicas)
-
-
-def _levels(
-    levels: Mapping[tuple[str, str], int], assessed: Mapping[str, Mapping[str, Assessed]]
-) -> dict[tuple[str, str], int]:
-    out = dict(levels)
-    for name, verdicts in assessed.items():
-        for verdict in verdicts.values():
-            if verdict.replica.level > Level.ABSENT:
-                key = (name, verdict.replica.level.word)
-                out[key] = out.get(key, 0) + 1
-    return out
 
 
 class _Listed(LocalStorage):

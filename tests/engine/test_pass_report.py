@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.model import ErrorClass
+from engine.model import ErrorClass, Level, Replica
 from engine.outcome import Outcome
-from engine.pass_report import ActionOutcome, ActionTallies
+from engine.pass_report import ActionOutcome, ActionTallies, count_levels
 from engine.recorder import Recorder
 from engine.state import StateStore
 from engine.workspace import create_workspace
@@ -101,3 +101,20 @@ def test_outcomes_add_up_with_their_tallies() -> None:
     assert total.actions.outcomes == {("copy", SUBMITTED): 2, ("copy", FAILED): 1}
     assert total.actions.failures == {("transient", "hpss"): 1}
     assert a.outcomes == {("copy", SUBMITTED): 1}  # the parts are left as they were
+
+
+def test_replica_levels_are_counted_per_endpoint_on_top_of_a_base() -> None:
+    """One counting for the full pass's report and the delta pass's (which adds the new
+    scans' verdicts to the settled pass's counts): absent replicas are not counted."""
+
+    def replica(scan: str, endpoint: str, level: Level) -> Replica:
+        return Replica(scan, endpoint, level, size=1, files=1)
+
+    dtn = [replica("a", "dtn", Level.CHECKSUM), replica("b", "dtn", Level.ABSENT)]
+    cfs = [replica("a", "cfs", Level.SIZE), replica("b", "cfs", Level.CHECKSUM)]
+    counted = count_levels([("dtn", dtn), ("cfs", cfs)])
+    assert counted == {("dtn", "checksum"): 1, ("cfs", "size"): 1, ("cfs", "checksum"): 1}
+    base = {("dtn", "checksum"): 5, ("hpss", "present"): 2}
+    added = count_levels([("dtn", iter(dtn))], base)
+    assert added == {("dtn", "checksum"): 6, ("hpss", "present"): 2}
+    assert base == {("dtn", "checksum"): 5, ("hpss", "present"): 2}  # the base is not changed
