@@ -4,10 +4,10 @@ The only way work happens. It can be called any number of times and converges: e
 the inventory, every endpoint and the catalog afresh (`engine.observe`), records what it saw
 (`engine.observe.record`), plans from what it sees, never from what it remembers doing
 (`engine.pass_plan`), runs what is allowed (`engine.executor`), and reports (`engine.pass_report`).
-The dry run is the same observation and planning with every write switched off. A service
-pass whose inputs provably did not change since the last settled pass reuses that pass's
-observation and plan, and one whose only news is new scans plans just those
-(`engine.pass_modes`).
+The dry run is the same observation and planning with every write switched off
+(`engine.dry_run`). A service pass whose inputs provably did not change since the last settled
+pass reuses that pass's observation and plan, and one whose only news is new scans plans just
+those (`engine.pass_modes`). The parts a pass runs on are wired once in `engine.pass_parts`.
 """
 
 from __future__ import annotations
@@ -15,28 +15,15 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from engine.backends import Backends
-from engine.catalog.pid_book import keep_pids_in
-from engine.clock import Clock, as_clock
-from engine.config import Config
+from engine.dry_run import dry_run
 from engine.errors import Bl931Error
-from engine.executor import Executor
-from engine.incremental.quiet import QuietPasses
-from engine.incremental.view import IncrementalView
-from engine.layout import ScanLayout
 from engine.model import InFlight, Plan
 from engine.observe.observation import Observation
-from engine.observe.observer import Observer
 from engine.operators import operator_name
-from engine.pass_modes import PassModes
-from engine.pass_plan import PassPlanner
+from engine.pass_parts import PassParts
 from engine.pass_report import PassReport, report_pass
-from engine.policy import Policy
-from engine.retry_holds import keep_holds_in
-from engine.store import StateStore
 
 __all__ = ["Observation", "PassReport", "Reconciler", "os_user"]
 
@@ -48,63 +35,11 @@ def os_user() -> str:
     return operator_name()
 
 
-class Reconciler:
-    """Owns one pass at a time over one state store and a set of backends."""
+class Reconciler(PassParts):
+    """Owns one pass at a time over one state store and a set of backends (built as
+    `Reconciler(config, store, backends, clock=…, user=…)`: see `PassParts`)."""
 
-    def __init__(
-        self,
-        config: Config,
-        store: StateStore,
-        backends: Backends,
-        *,
-        clock: Clock | Callable[[], datetime] | None = None,
-        user: str | None = None,
-    ) -> None:
-        self.config, self.store, self.backends = config, store, backends
-        backends.attach_store(store)  # tape endpoints keep their bundles in the store
-        self.clock = as_clock(clock)
-        self.user = user or os_user()
-        self.layout = ScanLayout.from_config(config.inventory)
-        self.policy = Policy.from_config(config)
-        self.executor = Executor(config, store, backends, self.layout, clock=self.clock)
-        self.observer = Observer(
-            config, store, backends, self.layout, self.policy, self.executor.registrations,
-            user=self.user,
-        )  # fmt: skip
-        self.planner = PassPlanner(config, store, self.policy, self.executor)
-        keep_pids_in(backends.catalog, store)
-        keep_holds_in(backends, store)  # Retry-After waits outlive this process
-        self._swept = False
-        self.modes = PassModes(
-            config, store, backends, self.policy, self.layout, self.observer, self.planner,
-            self.executor,
-        )  # fmt: skip
-
-    @property
-    def completion_hint(self) -> Callable[[], Mapping[str, str]] | None:
-        """Scan id → listing signature of scans the live watcher declared complete (the service
-        sets it when it runs a watcher); the walk accepts those before `quiet_seconds`."""
-        return self.observer.completion_hint
-
-    @completion_hint.setter
-    def completion_hint(self, hint: Callable[[], Mapping[str, str]] | None) -> None:
-        self.observer.completion_hint = hint
-
-    @property
-    def incremental(self) -> IncrementalView | None:
-        """The incremental view the service's steady passes use (engine/incremental); None
-        (the default, `--once`, `--dry-run`): every pass observes everything."""
-        return self.observer.inventory.incremental
-
-    @incremental.setter
-    def incremental(self, view: IncrementalView | None) -> None:
-        self.observer.inventory.incremental = view
-        self.modes.quiet = QuietPasses() if view is not None else None
-
-    @property
-    def quiet(self) -> QuietPasses | None:
-        """Quiet and delta passes (engine/pass_modes.py); None without the incremental view."""
-        return self.modes.quiet
+    _swept = False  # leftover temp files are swept once, by the process's first pass
 
     def observe(
         self, now: datetime, *, circuit_breaker: bool = False, write: bool = False
@@ -121,10 +56,8 @@ class Reconciler:
         return self.planner.make_plan(seen, now)
 
     def dry_run(self, now: datetime | None = None) -> Plan:
-        """Observe and plan; change nothing anywhere."""
-        now = now or self.clock()
-        seen = self.observe(now)
-        return self.planner.with_findings(self.make_plan(seen, now), seen, now, write=False)
+        """Observe and plan; change nothing anywhere (engine/dry_run.py)."""
+        return dry_run(self.observe, self.planner, now or self.clock())
 
     def reconcile_once(self, now: datetime | None = None, *, drain: bool = False) -> PassReport:
         """One pass. With `drain`, tasks run in this process are finished before returning."""
@@ -138,6 +71,7 @@ class Reconciler:
             self._swept = True
         self.store.consume_retries(started)
         outcome = self.executor.poll_tasks(started)
+        # observe, record, plan (or reuse the settled pass's: engine/pass_modes.py)
         seen, the_plan, levels = self.modes.observe_and_plan(
             started, lambda: self.observe(started, circuit_breaker=True, write=True)
         )
