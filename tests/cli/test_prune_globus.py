@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine.state import StateStore
+from tests.cli.globus_beamline import GlobusSite, audit, files_below, globus_site, reconcile
 from tests.conftest import RunCli
 from tests.fakes.transfer_api import FakeTransferAPI
 
@@ -23,102 +23,12 @@ MANIFEST = {
     f"{SCAN}/frame_1.h5": b"frame one" * 100,
     f"{SCAN}/sub/frame_2.h5": b"frame two" * 100,
 }
-ACQUIRED = 1_700_000_000
-
-CONFIG = """\
-[beamline]
-name = "9.3.1"
-
-[state]
-path = "{state}"
-
-[inventory]
-endpoint = "dtn"
-scan = "directory"
-depth = 1
-quiet_seconds = 0
-checksum = "md5"
-
-[endpoints.dtn]
-kind = "globus"
-collection = "{dtn}"
-root = "/raw"
-path = "{dtn_path}"
-
-[endpoints.cfs]
-kind = "globus"
-collection = "{cfs}"
-root = "/raw"
-
-[endpoints.hpss]
-kind = "globus"
-collection = "{hpss}"
-root = "/raw"
-tape = true
-
-[[copy]]
-from = "dtn"
-to = "cfs"
-
-[[copy]]
-from = "cfs"
-to = "hpss"
-
-[retention.dtn]
-keep_days = 0
-delete_requires = ["cfs"]
-
-[retention.cfs]
-keep_days = 0
-delete_requires = ["hpss"]
-
-[approval]
-required_for = ["delete"]
-
-[catalog]
-kind = "none"
-"""
-
-
-@dataclass
-class GlobusSite:
-    fake: FakeTransferAPI
-    config_path: Path
-    state_path: Path
-    roots: dict[str, Path]  # endpoint -> the directory behind its root "/raw"
 
 
 @pytest.fixture
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GlobusSite]:
-    with FakeTransferAPI() as fake:
-        ids = {name: fake.add_collection(tmp_path / name) for name in ("dtn", "cfs", "hpss")}
-        roots = {name: tmp_path / name / "raw" for name in ids}
-        for root in roots.values():
-            root.mkdir(parents=True)
-        state = tmp_path / "state" / "state.sqlite"
-        state.parent.mkdir()
-        config_path = tmp_path / "bl931.toml"
-        config_path.write_text(CONFIG.format(state=state, dtn_path=roots["dtn"], **ids), "utf-8")
-        for name, value in fake.environ.items():  # the child CLI talks to the fake
-            monkeypatch.setenv(name, value)
-        yield GlobusSite(fake, config_path, state, roots)
-
-
-def reconcile(run_cli: RunCli, site: GlobusSite) -> None:
-    done = run_cli("--reconcile", "--once", config=site.config_path)
-    assert done.returncode in (0, 1), done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
-
-
-def audit(run_cli: RunCli, site: GlobusSite) -> dict[str, Any]:
-    done = run_cli("--dry-run", "--json", config=site.config_path)
-    assert done.returncode in (0, 1, 2), done.stderr
-    doc: dict[str, Any] = json.loads(done.stdout)
-    return doc
-
-
-def files_below(root: Path) -> set[str]:
-    return {p.relative_to(root).as_posix() for p in root.rglob("*") if not p.is_dir()}
+    with globus_site(tmp_path, monkeypatch, cfs_keep_days=0, approval=("delete",)) as built:
+        yield built
 
 
 def delete_tasks(fake: FakeTransferAPI) -> list[dict[str, Any]]:
@@ -128,11 +38,7 @@ def delete_tasks(fake: FakeTransferAPI) -> list[dict[str, Any]]:
 def test_globus_prunes_submit_the_manifest_files_and_leave_the_rest(
     site: GlobusSite, run_cli: RunCli
 ) -> None:
-    for relpath, data in MANIFEST.items():
-        path = site.roots["dtn"] / relpath
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        os.utime(path, (ACQUIRED, ACQUIRED))
+    site.write_scan(MANIFEST)
     (site.roots["dtn"] / SCAN / ".operator notes.txt").write_bytes(b"operator's own")
 
     user_file = site.roots["cfs"] / SCAN / "analysis_result.h5"
@@ -179,14 +85,6 @@ def test_globus_prunes_submit_the_manifest_files_and_leave_the_rest(
         store.close()
 
 
-def write_manifest(site: GlobusSite) -> None:
-    for relpath, data in MANIFEST.items():
-        path = site.roots["dtn"] / relpath
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        os.utime(path, (ACQUIRED, ACQUIRED))
-
-
 def approve_dtn_prune(run_cli: RunCli, site: GlobusSite) -> None:
     for _ in range(6):
         deletes = [a["id"] for a in audit(run_cli, site)["actions"] if a["kind"] == "delete"]
@@ -217,7 +115,7 @@ def crash_submitting_the_delete(
 def test_a_globus_delete_that_never_reached_transfer_passes_the_last_look_again(
     site: GlobusSite, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_manifest(site)
+    site.write_scan(MANIFEST)
     approve_dtn_prune(run_cli, site)
     crash_submitting_the_delete(run_cli, site, monkeypatch, "before")
     assert delete_tasks(site.fake) == []
@@ -255,7 +153,7 @@ def test_a_globus_delete_that_never_reached_transfer_passes_the_last_look_again(
 def test_a_globus_delete_transfer_accepted_before_the_crash_is_adopted_not_resubmitted(
     site: GlobusSite, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_manifest(site)
+    site.write_scan(MANIFEST)
     approve_dtn_prune(run_cli, site)
     crash_submitting_the_delete(run_cli, site, monkeypatch, "after")
     (accepted,) = [t for t in site.fake.tasks.values() if t.kind == "DELETE"]
