@@ -15,7 +15,6 @@ reach the flight itself:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,14 +23,8 @@ import pytest
 
 from engine.model import Level
 from engine.state import StateStore
-from tests.cli.test_prune_globus import (
-    ACQUIRED,
-    MANIFEST,
-    SCAN,
-    GlobusSite,
-    audit,
-    reconcile,
-)
+from tests.cli.globus_beamline import GlobusSite, audit, reconcile
+from tests.cli.test_prune_globus import MANIFEST, SCAN
 from tests.conftest import RunCli
 from tests.fakes.transfer_api import FakeTransferAPI
 
@@ -86,12 +79,9 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GlobusSite
         config_path.write_text(CONFIG.format(state=state, dtn_path=roots["dtn"], **ids), "utf-8")
         for name, value in fake.environ.items():  # the child CLI talks to the fake
             monkeypatch.setenv(name, value)
-        for relpath, data in MANIFEST.items():
-            path = roots["dtn"] / relpath
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-            os.utime(path, (ACQUIRED, ACQUIRED))
-        yield GlobusSite(fake, config_path, state, roots)
+        built = GlobusSite(fake, config_path, state, roots, ids)
+        built.write_scan(MANIFEST)
+        yield built
 
 
 def copy_in_flight(run_cli: RunCli, site: GlobusSite) -> str:

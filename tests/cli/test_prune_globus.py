@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 from engine.state import StateStore
-from tests.cli.globus_beamline import GlobusSite, audit, files_below, globus_site, reconcile
+from tests.cli.globus_beamline import (  # noqa: F401 (ACQUIRED: for the tests that import it here)
+    ACQUIRED,
+    GlobusSite,
+    audit,
+    files_below,
+    globus_site,
+    reconcile,
+)
 from tests.conftest import RunCli
 from tests.fakes.transfer_api import FakeTransferAPI
 
@@ -29,6 +36,10 @@ MANIFEST = {
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GlobusSite]:
     with globus_site(tmp_path, monkeypatch, cfs_keep_days=0, approval=("delete",)) as built:
         yield built
+
+
+def write_manifest(site: GlobusSite) -> None:
+    site.write_scan(MANIFEST)
 
 
 def delete_tasks(fake: FakeTransferAPI) -> list[dict[str, Any]]:
@@ -115,7 +126,7 @@ def crash_submitting_the_delete(
 def test_a_globus_delete_that_never_reached_transfer_passes_the_last_look_again(
     site: GlobusSite, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    site.write_scan(MANIFEST)
+    write_manifest(site)
     approve_dtn_prune(run_cli, site)
     crash_submitting_the_delete(run_cli, site, monkeypatch, "before")
     assert delete_tasks(site.fake) == []
@@ -153,7 +164,7 @@ def test_a_globus_delete_that_never_reached_transfer_passes_the_last_look_again(
 def test_a_globus_delete_transfer_accepted_before_the_crash_is_adopted_not_resubmitted(
     site: GlobusSite, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    site.write_scan(MANIFEST)
+    write_manifest(site)
     approve_dtn_prune(run_cli, site)
     crash_submitting_the_delete(run_cli, site, monkeypatch, "after")
     (accepted,) = [t for t in site.fake.tasks.values() if t.kind == "DELETE"]
