@@ -37,6 +37,7 @@ from engine.pass_report import PassReport, report_pass
 from engine.policy import Policy
 from engine.retry_holds import keep_holds_in
 from engine.store import StateStore
+from engine.temp_sweep import TempSweep
 
 __all__ = ["Observation", "PassReport", "Reconciler", "os_user"]
 
@@ -74,7 +75,7 @@ class Reconciler:
         self.planner = PassPlanner(config, store, self.policy, self.executor)
         keep_pids_in(backends.catalog, store)
         keep_holds_in(backends, store)  # Retry-After waits outlive this process
-        self._swept = False
+        self.sweep = TempSweep(config, store, backends)  # only roots that are their storage
         self.modes = PassModes(
             config, store, backends, self.policy, self.layout, self.observer, self.planner,
             self.executor,
@@ -133,9 +134,7 @@ class Reconciler:
         self.store.beat(
             started, pid=os.getpid(), host=socket.gethostname(), pass_started_at=started
         )
-        if not self._swept:
-            self.backends.sweep_temp_files(self.clock.now())
-            self._swept = True
+        self.sweep.run(self.clock.now())
         self.store.consume_retries(started)
         outcome = self.executor.poll_tasks(started)
         seen, the_plan, levels = self.modes.observe_and_plan(
