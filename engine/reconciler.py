@@ -36,6 +36,7 @@ from engine.pass_plan import PassPlanner
 from engine.pass_report import PassReport, report_pass
 from engine.policy import Policy
 from engine.retry_holds import keep_holds_in
+from engine.storage.tape_identity import forget_tape_checks
 from engine.store import StateStore
 from engine.temp_sweep import TempSweep
 
@@ -134,6 +135,7 @@ class Reconciler:
         self.store.beat(
             started, pid=os.getpid(), host=socket.gethostname(), pass_started_at=started
         )
+        forget_tape_checks(self.backends)  # an earlier pass's marker check proves nothing now
         self.sweep.run(self.clock.now())
         self.store.consume_retries(started)
         outcome = self.executor.poll_tasks(started)

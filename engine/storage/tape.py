@@ -102,6 +102,11 @@ class TapeStorage:
     def attach(self, store: StoreBase) -> None:
         self.endpoint.attach(store)
 
+    def forget_identity(self) -> None:
+        """A new pass: the marker seen by an earlier pass proves nothing now (the directory may
+        have been unmounted since); the next check looks again (engine/storage/tape_identity.py)."""
+        self._identity_ok = False
+
     def check_identity(
         self, *, may_initialise: bool, user: str, now: datetime, fresh: bool = False
     ) -> None:

@@ -214,3 +214,16 @@ def tape_identity_checks(backends: object) -> dict[str, Callable[..., None]]:
         if kinds.get(name) == "tape" and check is not None:
             out[name] = check
     return out
+
+
+def forget_tape_checks(backends: object) -> None:
+    """At the start of each pass of a long-running process: forget every tape endpoint's marker
+    check of the previous pass, so that what the pass does before it observes (re-sending a
+    bundle kept back, settling an interrupted one) checks the marker afresh. Without this, a
+    bundle whose hand-over failed transiently was sent by the next pass onto an HPSS directory
+    unmounted in between (`tests/adversary/test_tape_unmounted_service.py`)."""
+    storages: Mapping[str, object] = getattr(backends, "storages", {})
+    for storage in storages.values():
+        forget = getattr(storage, "forget_identity", None)
+        if forget is not None:
+            forget()
