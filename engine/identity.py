@@ -28,7 +28,6 @@ from pathlib import Path
 
 from engine.config import Config
 from engine.errors import EndpointUnavailable, NeedsHumanError
-from engine.layout import ENGINE_TEMP_PREFIX
 from engine.model import ErrorClass
 from engine.state import StateStore, iso, parse_time
 from engine.storage.root_pin import MARKER_NAME

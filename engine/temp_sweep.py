@@ -42,10 +42,18 @@ class TempSweep:
                 # A store with no identities yet accepts any root; never another endpoint's.
                 marker = read_marker(root) if root is not None else None
             except (Bl931Error, OSError, ValueError) as exc:
-                log.info("%s: temporary files not swept while it is not provably its storage: %s", name, exc)
+                log.info(
+                    "%s: temporary files not swept while it is not provably its storage: %s",
+                    name,
+                    exc,
+                )
                 continue
             if marker is not None and marker.get("endpoint") != name:
-                log.info("%s: temporary files not swept: %s carries another endpoint's marker", name, root)
+                log.info(
+                    "%s: temporary files not swept: %s carries another endpoint's marker",
+                    name,
+                    root,
+                )
                 continue
             proven.append(name)
         self.backends.sweep_temp_files(now, only=proven)

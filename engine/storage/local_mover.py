@@ -237,7 +237,9 @@ class LocalMover:
         except Cancelled:
             return _failed(item, "cancelled before this scan finished", ErrorClass.TRANSIENT)
         except RootSwapped as exc:  # planned again at once, behind the next identity check
-            return ItemResult(item.action_id, ok=False, error=f"scan {item.scan!r}: {exc}", retry_now=True)
+            return ItemResult(
+                item.action_id, ok=False, error=f"scan {item.scan!r}: {exc}", retry_now=True
+            )
         except Bl931Error as exc:
             return _failed(item, f"scan {item.scan!r}: {exc}", exc.error_class)
         except OSError as exc:

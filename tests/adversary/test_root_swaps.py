@@ -31,7 +31,9 @@ DATA = {f"2026/11/s{i}.h5": os.urandom(2000 + i) for i in range(3)}
 
 
 def with_inject(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(INJECT), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(INJECT), os.environ.get("PYTHONPATH", "")])
+    )
     for key, value in env.items():
         monkeypatch.setenv(key, value)
 
