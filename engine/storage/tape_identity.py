@@ -107,6 +107,12 @@ class TapeIdentity:
 
     def __init__(self, endpoint: TapeEndpoint) -> None:
         self.endpoint = endpoint
+        self.seen = False  # the marker was seen this pass (each last look reuses it)
+
+    def forget(self) -> None:
+        """A new pass: the marker seen by an earlier pass proves nothing now (the directory may
+        have been unmounted since); the next check looks again."""
+        self.seen = False
 
     def holds(self, store: StoreBase, entries: Mapping[str, int]) -> None:
         """Raise unless a listing of the root (recursive or not) shows the recorded marker, or
@@ -224,6 +230,6 @@ def forget_tape_checks(backends: object) -> None:
     unmounted in between (`tests/adversary/test_tape_unmounted_service.py`)."""
     storages: Mapping[str, object] = getattr(backends, "storages", {})
     for storage in storages.values():
-        forget = getattr(storage, "forget_identity", None)
-        if forget is not None:
-            forget()
+        identity = getattr(storage, "identity", None)
+        if isinstance(identity, TapeIdentity):
+            identity.forget()
