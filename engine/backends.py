@@ -8,7 +8,7 @@ two endpoints runs on Globus as soon as either side is a Globus collection.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -52,9 +52,12 @@ class Backends:
             if attach is not None:
                 attach(store)
 
-    def sweep_temp_files(self, now: datetime) -> None:
-        """Remove the temporary files interrupted copies left in every local endpoint."""
+    def sweep_temp_files(self, now: datetime, *, only: Collection[str] | None = None) -> None:
+        """Remove the temporary files interrupted copies left in every local endpoint (or in
+        those of `only`: engine/temp_sweep.py sweeps only roots whose identity holds)."""
         for name, root in self.local_roots.items():
+            if only is not None and name not in only:
+                continue
             if self.kinds.get(name) != "local" or not root.is_dir():
                 continue
             try:

@@ -28,12 +28,13 @@ from pathlib import Path
 
 from engine.config import Config
 from engine.errors import EndpointUnavailable, NeedsHumanError
-from engine.layout import ENGINE_TEMP_PREFIX
 from engine.model import ErrorClass
 from engine.state import StateStore, iso, parse_time
+from engine.storage.root_pin import MARKER_NAME
 from engine.store.events import write_events
 
-MARKER_NAME = f"{ENGINE_TEMP_PREFIX}endpoint.json"  # the layout never lists engine files
+# The marker file (`.bl931-endpoint.json`; the layout never lists engine files), also read back
+# by the local mover while a task runs (engine/storage/root_pin.py).
 
 
 @dataclass(frozen=True, slots=True)

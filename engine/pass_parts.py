@@ -29,6 +29,7 @@ from engine.pass_plan import PassPlanner
 from engine.policy import Policy
 from engine.retry_holds import keep_holds_in
 from engine.store import StateStore
+from engine.temp_sweep import TempSweep
 
 __all__ = ["PassParts"]
 
@@ -59,6 +60,7 @@ class PassParts:
         self.planner = PassPlanner(config, store, self.policy, self.executor)
         keep_pids_in(backends.catalog, store)
         keep_holds_in(backends, store)  # Retry-After waits outlive this process
+        self.sweep = TempSweep(config, store, backends)  # only roots that are their storage
         self.modes = PassModes(
             config, store, backends, self.policy, self.layout, self.observer, self.planner,
             self.executor,

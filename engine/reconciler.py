@@ -24,6 +24,7 @@ from engine.observe.observation import Observation
 from engine.operators import operator_name
 from engine.pass_parts import PassParts
 from engine.pass_report import PassReport, report_pass
+from engine.storage.tape_identity import forget_tape_checks
 
 __all__ = ["Observation", "PassReport", "Reconciler", "os_user"]
 
@@ -38,8 +39,6 @@ def os_user() -> str:
 class Reconciler(PassParts):
     """Owns one pass at a time over one state store and a set of backends (built as
     `Reconciler(config, store, backends, clock=…, user=…)`: see `PassParts`)."""
-
-    _swept = False  # leftover temp files are swept once, by the process's first pass
 
     def observe(
         self, now: datetime, *, circuit_breaker: bool = False, write: bool = False
@@ -66,9 +65,8 @@ class Reconciler(PassParts):
         self.store.beat(
             started, pid=os.getpid(), host=socket.gethostname(), pass_started_at=started
         )
-        if not self._swept:
-            self.backends.sweep_temp_files(self.clock.now())
-            self._swept = True
+        forget_tape_checks(self.backends)  # an earlier pass's marker check proves nothing now
+        self.sweep.run(self.clock.now())
         self.store.consume_retries(started)
         outcome = self.executor.poll_tasks(started)
         # observe, record, plan (or reuse the settled pass's: engine/pass_modes.py)

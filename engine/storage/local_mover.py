@@ -32,6 +32,7 @@ from engine.storage.base import (
 from engine.storage.local_delete import remove_manifest
 from engine.storage.local_task import Cancelled, LocalTask
 from engine.storage.localfs import place_file, safe_path
+from engine.storage.root_pin import RootPin, RootSwapped
 
 if TYPE_CHECKING:
     from engine.retry_holds import HoldBook
@@ -97,6 +98,7 @@ class LocalMover:
                 else 0,
                 files_total=sum(len(i.files) for i in request.items),
                 monotonic=self._clock.monotonic,
+                pins=self._pin_roots(request),
             )
             self._tasks[task.task_id] = task
             self._task_of_submission[request.submission_id] = task.task_id
@@ -182,8 +184,15 @@ class LocalMover:
                     f"(known: {', '.join(sorted(self._roots)) or 'none'})"
                 )
 
-    def _mounted_root(self, endpoint: str) -> Path:
-        """The endpoint's root, if it is there: never copy into or "delete" from an unmounted one.
+    def _pin_roots(self, request: TaskRequest) -> dict[str, RootPin]:
+        """The task's roots as they are when it is handed over (its identities just held)."""
+        names = {e for e in (request.source, request.target) if e is not None}
+        pins = {name: RootPin.take(name, self._roots[name]) for name in sorted(names)}
+        return {name: pin for name, pin in pins.items() if pin is not None}
+
+    def _mounted_root(self, task: LocalTask, endpoint: str) -> Path:
+        """The endpoint's root, if it is there and still the one the task was handed: never
+        copy into or "delete" from an unmounted or swapped one (engine/storage/root_pin.py).
 
         Copying would create the tree on the disk below the mount point, and a delete would find
         nothing and report success while the scan is still on the unmounted filesystem.
@@ -191,6 +200,9 @@ class LocalMover:
         root = self._roots[endpoint]
         if not root.is_dir():
             raise TransientError(f"{endpoint}: root {root} is missing (unmounted?)")
+        pin = task.pins.get(endpoint)
+        if pin is not None:
+            pin.check()
         return root
 
     def _run(self, task: LocalTask) -> None:
@@ -224,6 +236,10 @@ class LocalMover:
             return self._delete_item(task, item)
         except Cancelled:
             return _failed(item, "cancelled before this scan finished", ErrorClass.TRANSIENT)
+        except RootSwapped as exc:  # planned again at once, behind the next identity check
+            return ItemResult(
+                item.action_id, ok=False, error=f"scan {item.scan!r}: {exc}", retry_now=True
+            )
         except Bl931Error as exc:
             return _failed(item, f"scan {item.scan!r}: {exc}", exc.error_class)
         except OSError as exc:
@@ -244,14 +260,17 @@ class LocalMover:
     def _copy_item(self, task: LocalTask, item: TransferItem) -> ItemResult:
         request = task.request
         assert request.source is not None
-        source_root = self._mounted_root(request.source)
-        target_root = self._mounted_root(request.target)
+        source_root = self._mounted_root(task, request.source)
+        target_root = self._mounted_root(task, request.target)
+        target_pin = task.pins.get(request.target)
         scan_checksum = item.whole_checksum()
         if scan_checksum is None:
             raise TerminalError(f"a file scan needs exactly one file, got {len(item.files)}")
         placed: list[FileStat] = []
         for expected in item.files:
             task.check_stop()
+            if target_pin is not None:  # unmounted or swapped since the last file?
+                target_pin.check(marker=False)
             _check_belongs(item, expected.path)
             # A versioned object on tape: the same files under another name (the evidence
             # still fingerprints the scan's own paths: engine/tape_versions.py).
@@ -289,7 +308,7 @@ class LocalMover:
 
     def _delete_item(self, task: LocalTask, item: TransferItem) -> ItemResult:
         """Remove exactly the scan's manifest files (and its folders once empty)."""
-        root = self._mounted_root(task.request.target)
+        root = self._mounted_root(task, task.request.target)
         for scan_file in item.files:
             _check_belongs(item, scan_file.path)
         done = remove_manifest(root, item.scan, item.files, directory=item.recursive)

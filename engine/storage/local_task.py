@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from engine.model import ErrorClass
 from engine.storage.base import ItemProgress, ItemResult, TaskRequest, TaskState, TaskStatus
+from engine.storage.root_pin import RootPin
 
 
 class Cancelled(Exception):
@@ -36,6 +37,8 @@ class LocalTask:
     future: Future[None] | None = None
     current: str | None = None  # the action id of the scan being worked on
     per_item: dict[str, list[int]] = field(default_factory=dict)  # action id → [files, bytes]
+    # endpoint → its root as the task was handed it (engine/storage/root_pin.py)
+    pins: dict[str, RootPin] = field(default_factory=dict)
 
     def start_item(self, action_id: str) -> None:
         with self.lock:

@@ -93,7 +93,6 @@ class TapeStorage:
         self.name = endpoint.name
         self._looked: dict[str, bool] = {}  # bundle → intact, this pass
         self.identity = TapeIdentity(endpoint)
-        self._identity_ok = False  # the marker was seen this pass
         # Bundles found intact by this pass's listing, and whether any vanished: then a bundle
         # written later in the same pass is never what a last look relies on.
         self._listed: set[str] = set()
@@ -107,12 +106,12 @@ class TapeStorage:
     ) -> None:
         """The endpoint's marker (engine/storage/tape_identity.py): checked afresh with `fresh`
         (each pass's observation), else once per pass (each last look reuses it)."""
-        if self._identity_ok and not fresh:
+        if self.identity.seen and not fresh:
             return
-        self._identity_ok = False
+        self.identity.seen = False
         store = self.endpoint.need_store()
         self.identity.check(store, may_initialise=may_initialise, user=user, now=now)
-        self._identity_ok = True
+        self.identity.seen = True
 
     def _ls(self, path: str, recursive: bool = False, fresh_ok: bool = False) -> dict[str, int]:
         flags = "-l -R" if recursive else "-l"
@@ -133,10 +132,10 @@ class TapeStorage:
         self._looked = {}
         held = tape_store.held_scans(store, self.name)
         on_hpss = self._ls(self.endpoint.base, recursive=True, fresh_ok=not held)  # new: empty
-        self._identity_ok = False
+        self.identity.seen = False
         self._listed, self._vanished = set(), False
         self.identity.holds(store, on_hpss)  # an emptied root is unknown, never "all missing"
-        self._identity_ok = True
+        self.identity.seen = True
         out: dict[str, ScanListing] = {}
         broken: set[str] = set()
         for scan_key, entries in held.items():
@@ -162,9 +161,9 @@ class TapeStorage:
     def stat_scan(self, layout: ScanLayout, scan: str) -> ScanListing | None:
         """The last look: the scan's newest bundle still listed, its index matching the manifest."""
         store = self.endpoint.need_store()
-        if not self._identity_ok:
+        if not self.identity.seen:
             self.identity.holds(store, list_root(self.endpoint))
-            self._identity_ok = True
+            self.identity.seen = True
         entries = tape_store.held_scans(store, self.name).get(scan, [])
         for bundle, _checksum, detail in reversed(entries):
             if self._vanished and bundle.bundle not in self._listed:

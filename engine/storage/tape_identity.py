@@ -107,6 +107,12 @@ class TapeIdentity:
 
     def __init__(self, endpoint: TapeEndpoint) -> None:
         self.endpoint = endpoint
+        self.seen = False  # the marker was seen this pass (each last look reuses it)
+
+    def forget(self) -> None:
+        """A new pass: the marker seen by an earlier pass proves nothing now (the directory may
+        have been unmounted since); the next check looks again."""
+        self.seen = False
 
     def holds(self, store: StoreBase, entries: Mapping[str, int]) -> None:
         """Raise unless a listing of the root (recursive or not) shows the recorded marker, or
@@ -214,3 +220,16 @@ def tape_identity_checks(backends: object) -> dict[str, Callable[..., None]]:
         if kinds.get(name) == "tape" and check is not None:
             out[name] = check
     return out
+
+
+def forget_tape_checks(backends: object) -> None:
+    """At the start of each pass of a long-running process: forget every tape endpoint's marker
+    check of the previous pass, so that what the pass does before it observes (re-sending a
+    bundle kept back, settling an interrupted one) checks the marker afresh. Without this, a
+    bundle whose hand-over failed transiently was sent by the next pass onto an HPSS directory
+    unmounted in between (`tests/adversary/test_tape_unmounted_service.py`)."""
+    storages: Mapping[str, object] = getattr(backends, "storages", {})
+    for storage in storages.values():
+        identity = getattr(storage, "identity", None)
+        if isinstance(identity, TapeIdentity):
+            identity.forget()
