@@ -36,6 +36,7 @@ def scans_at(root: Path) -> list[str]:
 def audit(run_cli, ws: LocalWorkspace) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
     done = run_cli("--dry-run", "--json", config=ws.config_path)
     assert done.returncode in (0, 1, 2), done.stderr
+    assert done.stdout.strip(), f"exit {done.returncode}, no JSON; stderr:\n{done.stderr}"
     return done.returncode, json.loads(done.stdout)
 
 
