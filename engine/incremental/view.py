@@ -67,6 +67,8 @@ class IncrementalView:
         """After a pass: its plan says which scans are not settled (listed again next pass)."""
         if plan is not None:
             self.remote.end(plan)
+        for cache in self.caches.values():
+            cache.fresh = set()  # this pass's alone (a full walk's: every scan, 3 × 4 MB at 100k)
         if self.gc is not None:
             self.gc.after_pass(full=self.full)
 

@@ -221,3 +221,25 @@ def test_a_scan_rewritten_in_place_on_the_dtn_is_a_new_version_at_the_full_walk(
     assert beamline.view.full
     assert report.new_scans == 1
     assert beamline.store.get_scan(scan).size == len(b"a new version")
+
+
+def test_a_verdict_the_caller_replaced_is_assessed_afresh_next_pass(beamline: Beamline) -> None:
+    """The assessment cache hands its own dict to the observer (no copy of 100k entries per
+    endpoint); an entry the observer replaced (a re-hash found the bytes differ) must not be
+    reused as if the cache had made it."""
+    from dataclasses import replace
+
+    from engine.observe.assessments import AssessmentCache
+
+    cache = beamline.reconciler.observer.assessments
+    assert isinstance(cache, AssessmentCache)
+    seen = beamline.reconciler.observe(beamline.clock.now())
+    verdicts = seen.assessed["cfs"]
+    scan = SCANS[2]
+    made = verdicts[scan]
+    assert made.files is not None  # made by the cache: reusable
+    verdicts[scan] = replace(made, replica=replace(made.replica, differs=True), files=None)
+    again = beamline.reconciler.observe(beamline.clock.now()).assessed["cfs"]
+    assert not again[scan].replica.differs
+    assert again[scan] == made and again[scan] is not verdicts[scan]
+    assert all(again[s] is verdicts[s] for s in SCANS if s != scan)  # the rest reused
