@@ -68,7 +68,10 @@ class Rehasher:
                     continue  # this endpoint cannot hash, or the files moved meanwhile
                 self._verdicts[key] = same
             if not same:
-                assessed[scan_id] = replace(verdict, replica=replace(replica, differs=True))
+                # files=None: never reused by the assessment cache (it holds this dict).
+                assessed[scan_id] = replace(
+                    verdict, replica=replace(replica, differs=True), files=None
+                )
             elif replica.level is Level.SIZE or (
                 # verified on other storage, or found without any evidence: `present` here
                 # until its bytes are re-hashed
@@ -95,6 +98,7 @@ class Rehasher:
                         storage_changed=None,
                         found_unverified=False,
                     ),
+                    files=None,
                 )
         return found
 

@@ -55,6 +55,9 @@ class DirectoryCache:
     def __init__(self, settle_seconds: float = SETTLE_SECONDS) -> None:
         self.settle_seconds = settle_seconds
         self._folders: dict[str, _Folder] = {}
+        # What `clear` dropped: never reused as a folder, only as a template whose listings a
+        # re-read folder hands back when a file's stat is equal (see `_read`).
+        self._templates: dict[str, _Folder] = {}
         self.read = 0  # folders read (scandir + stat of every file) by the last listing
         self.reused = 0  # folders reused by the last listing
         # Scan ids listed from folders the last listing read (not reused): the only entries
@@ -62,6 +65,9 @@ class DirectoryCache:
         self.fresh: set[str] = set()
 
     def clear(self) -> None:
+        """Read every folder again at the next listing (the periodic full walk)."""
+        if self._folders:
+            self._templates = self._folders
         self._folders = {}
 
     def list_scans(self, storage: LocalStorage, layout: ScanLayout) -> dict[str, ScanListing]:
@@ -83,7 +89,8 @@ class DirectoryCache:
                 continue  # removed while we walk (the root was checked: not an unmount)
             folder = self._folders.get(reldir)
             if folder is None or folder.stamp is None or folder.stamp != stamp:
-                folder = self._read(storage, layout, reldir, stamp, now, escaping)
+                before = folder if folder is not None else self._templates.get(reldir)
+                folder = self._read(storage, layout, reldir, stamp, now, escaping, before)
                 self.read += 1
                 self._note_fresh(layout, folder)
             else:
@@ -98,6 +105,7 @@ class DirectoryCache:
                     if scan is not None:
                         grouped.setdefault(scan, []).append(file)
         self._folders = seen
+        self._templates = {}
         if escaping:
             log.warning(
                 "%s: left out %d symlink(s) pointing outside the root, e.g. %r",
@@ -163,8 +171,14 @@ class DirectoryCache:
         stamp: tuple[int, int, int, int],
         now: float,
         escaping: list[str],
+        before: _Folder | None = None,
     ) -> _Folder:
-        """One folder read the way `LocalStorage._iter_files` reads it."""
+        """One folder read the way `LocalStorage._iter_files` reads it.
+
+        A one-file scan whose file has the very stat it had when `before` (this folder's last
+        read) was made gets `before`'s `ScanListing` back, equal in every field: the periodic
+        full walk and a folder read again for one new scan then leave one listing object per
+        replica, not a second generation held by whatever kept the first (the verdicts)."""
         prefix = f"{reldir}/" if reldir else ""
         files: list[FileStat] = []
         subdirs: list[str] = []
@@ -186,11 +200,19 @@ class DirectoryCache:
                 storage._note_symlink(entry, relpath, escaping)
         scans: tuple[ScanListing, ...] | None = None
         if layout.unit == "file":
+            old = {listing.scan: listing for listing in before.scans or ()} if before else {}
             scans = tuple(
-                ScanListing(f.path, (f,))
+                _same_or_new(old.get(f.path), f)
                 for f in files
                 if layout.scan_of(f.path, folders_checked=True) is not None
             )
         # One-file scans keep their files only in `scans` (no second copy held).
         kept = () if scans is not None else tuple(files)
         return _Folder(stamp if settled else None, kept, tuple(subdirs), scans)
+
+
+def _same_or_new(old: ScanListing | None, file: FileStat) -> ScanListing:
+    """`old` if it lists exactly `file` (all five fields equal), else a new listing of it."""
+    if old is not None and old.files[0] == file:
+        return old
+    return ScanListing(file.path, (file,))

@@ -66,7 +66,7 @@ def walk_inventory(
     done_marker: str | None = None,
     declared_complete: Mapping[str, str] | None = None,
     remnants: RemnantIndex | None = None,
-    steady: dict[str, tuple[ScanListing, Scan]] | None = None,
+    steady: SteadyMemo | None = None,
 ) -> InventoryResult:
     """List the inventory endpoint and describe every complete scan.
 
@@ -88,8 +88,9 @@ def walk_inventory(
         remnants: partial delete receipts at this endpoint. A listing that is a known version
             minus files one of them says were removed keeps that version (`engine/remnants.py`):
             the rest of a half-deleted scan is not a new version of it.
-        steady: scan id → (listing, scan) the last walk found complete and unchanged, filled
-            in by this walk for the next (the service's incremental passes). A scan listed by
+        steady: the listings of the scans the last walk found complete and unchanged, and
+            the scans that walk returned, filled in by this walk for the next (the service's
+            incremental passes). A scan listed by
             the very same listing object (a folder the listing reused) whose known scan is the
             very same object is taken as it was without a second look: every check below
             depends only on those two (and on time, which only ever completes a scan).
@@ -106,16 +107,14 @@ def walk_inventory(
     incomplete: list[str] = []
     problems: list[Problem] = []
     hashed = 0
-    last_steady = steady.copy() if steady is not None else {}
-    if steady is not None:
-        steady.clear()
+    last_listings, last_scans = (steady.listings, steady.scans) if steady else ({}, {})
+    kept: dict[str, ScanListing] = {}
     for scan_id in sorted(listings):
         listing = listings[scan_id]
         previous = known.get(scan_id)
-        seen = last_steady.get(scan_id)
-        if seen is not None and seen[0] is listing and seen[1] is previous:
-            scans[scan_id] = seen[1]
-            steady[scan_id] = seen  # type: ignore[index]  # `seen` exists only with `steady`
+        if last_listings.get(scan_id) is listing and last_scans.get(scan_id) is previous:
+            scans[scan_id] = previous  # type: ignore[assignment]  # `last_scans` holds no None
+            kept[scan_id] = listing
             continue
         if not _is_utf8(scan_id):
             # The state store, the catalog and Globus all need text; reject clearly, never crash.
@@ -145,8 +144,7 @@ def walk_inventory(
             continue
         if previous is not None and _unchanged(previous, listing, algorithm):
             scans[scan_id] = previous  # the steady state: nothing to read, nothing to rebuild
-            if steady is not None:
-                steady[scan_id] = (listing, previous)
+            kept[scan_id] = listing
             continue
         if (
             previous is not None
@@ -167,7 +165,30 @@ def walk_inventory(
         log.warning(
             "%s: %d scan(s) skipped this pass: %s", storage.name, len(problems), problems[0]
         )
+    if steady is not None:
+        steady.listings, steady.scans = kept, scans
     return InventoryResult(scans, tuple(incomplete), tuple(problems), hashed)
+
+
+class SteadyMemo:
+    """What one walk found complete and unchanged, for the next (`walk_inventory(steady=…)`):
+    the very listing of each such scan, and the scans that walk returned. A scan listed next
+    time by the very same listing object, whose known scan is the very object that walk
+    returned, is taken as it was. Two dicts over all scans, not a (listing, scan) tuple per
+    scan (72 bytes each; issue 15's memory target). Nothing changes the returned scans dict
+    after the walk (the observer copies what it adds)."""
+
+    __slots__ = ("listings", "scans")
+
+    def __init__(self) -> None:
+        self.listings: dict[str, ScanListing] = {}
+        self.scans: Mapping[str, Scan] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.listings)
+
+    def clear(self) -> None:
+        self.listings, self.scans = {}, {}
 
 
 def _is_utf8(name: str) -> bool:

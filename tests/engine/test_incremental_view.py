@@ -129,6 +129,30 @@ def test_a_copy_rewritten_in_place_is_caught_by_the_full_walk(beamline: Beamline
     assert beamline.level("cfs", scan) < Level.CHECKSUM
 
 
+def listed(beamline: Beamline, endpoint: str) -> dict[str, Any]:
+    """scan → the listing object the endpoint's folder cache holds for it."""
+    folders = beamline.view.caches[endpoint]._folders.values()
+    return {listing.scan: listing for folder in folders for listing in folder.scans or ()}
+
+
+def test_the_full_walk_keeps_one_listing_object_per_unchanged_replica(beamline: Beamline) -> None:
+    """Memory (issue 15): a full walk that finds a file as it was hands back the listing object
+    it had, so the verdicts that kept the old one do not hold a second generation; a file
+    rewritten in place with its size and mtime put back (only its ctime moves) gets a new one
+    (what the last look's re-hash then reads afresh)."""
+    scan = SCANS[0]
+    before = listed(beamline, "cfs")
+    assert set(before) == set(SCANS)
+    rewrite_in_place(beamline.ws.cfs / scan, os.urandom(4096), keep_mtime=True)
+    beamline.clock.advance(seconds=FULL_WALK)
+    beamline.pass_()
+    assert beamline.view.full
+    after = listed(beamline, "cfs")
+    assert all(after[s] is before[s] for s in SCANS[1:])
+    assert after[scan] is not before[scan]
+    assert after[scan].files[0].ctime_ns != before[scan].files[0].ctime_ns
+
+
 def test_an_audit_observes_everything_whatever_the_view_holds(beamline: Beamline) -> None:
     scan = SCANS[1]
     rewrite_in_place(beamline.ws.cfs / scan, b"other bytes", keep_mtime=False)
@@ -197,3 +221,25 @@ def test_a_scan_rewritten_in_place_on_the_dtn_is_a_new_version_at_the_full_walk(
     assert beamline.view.full
     assert report.new_scans == 1
     assert beamline.store.get_scan(scan).size == len(b"a new version")
+
+
+def test_a_verdict_the_caller_replaced_is_assessed_afresh_next_pass(beamline: Beamline) -> None:
+    """The assessment cache hands its own dict to the observer (no copy of 100k entries per
+    endpoint); an entry the observer replaced (a re-hash found the bytes differ) must not be
+    reused as if the cache had made it."""
+    from dataclasses import replace
+
+    from engine.observe.assessments import AssessmentCache
+
+    cache = beamline.reconciler.observer.assessments
+    assert isinstance(cache, AssessmentCache)
+    seen = beamline.reconciler.observe(beamline.clock.now())
+    verdicts = seen.assessed["cfs"]
+    scan = SCANS[2]
+    made = verdicts[scan]
+    assert made.files is not None  # made by the cache: reusable
+    verdicts[scan] = replace(made, replica=replace(made.replica, differs=True), files=None)
+    again = beamline.reconciler.observe(beamline.clock.now()).assessed["cfs"]
+    assert not again[scan].replica.differs
+    assert again[scan] == made and again[scan] is not verdicts[scan]
+    assert all(again[s] is verdicts[s] for s in SCANS if s != scan)  # the rest reused

@@ -346,3 +346,38 @@ def test_a_file_rewritten_while_checksummed_with_its_mtime_put_back_is_not_recor
     result = walk(dtn)
     assert result.scans == {}
     assert result.problems == ("scan 'scan.h5': 'scan.h5' changed while it was being checksummed",)
+
+
+def test_the_steady_memo_takes_a_scan_only_with_its_very_listing_and_known_scan(
+    dtn: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`steady=`: a scan listed by the very listing object the last walk saw, whose known scan
+    is the very object that walk returned, is taken without a second look; a known scan
+    replaced meanwhile (a new object, e.g. a version recorded by another pass) is looked at."""
+    from engine.inventory.walk import SteadyMemo
+
+    for name in ("a.h5", "b.h5"):
+        put(dtn.root, f"2026/{name}", name.encode())
+    listings = dtn.list_scans(FILES)
+    monkeypatch.setattr(dtn, "list_scans", lambda layout, wanted=None: listings)
+    memo = SteadyMemo()
+    first = walk_inventory(dtn, FILES, algorithm="md5", quiet_seconds=60, now=NOW, known={})
+    known = dict(first.scans)
+    walk_inventory(dtn, FILES, algorithm="md5", quiet_seconds=60, now=NOW, known=known, steady=memo)
+    assert set(memo.listings) == {"2026/a.h5", "2026/b.h5"}
+    looked: list[str] = []
+    real = walk_module._unchanged
+
+    def counting(previous: Scan, listing: Any, algorithm: str) -> bool:
+        looked.append(previous.id)
+        return real(previous, listing, algorithm)
+
+    monkeypatch.setattr(walk_module, "_unchanged", counting)
+    known["2026/b.h5"] = dataclasses.replace(known["2026/b.h5"])  # equal, another object
+    again = walk_inventory(
+        dtn, FILES, algorithm="md5", quiet_seconds=60, now=NOW, known=known, steady=memo
+    )
+    assert looked == ["2026/b.h5"]
+    assert again.scans["2026/a.h5"] is known["2026/a.h5"]
+    assert again.scans["2026/b.h5"] is known["2026/b.h5"]
+    assert set(memo.listings) == {"2026/a.h5", "2026/b.h5"}
