@@ -61,9 +61,8 @@ class RootPaths:
         None if the root cannot be stat'ed (the caller takes the slow path)."""
         try:
             now = _ident(os.stat(self.root))
-            if self._real is not None and self._ident == now:
-                if _ident(os.lstat(self._real)) == now:
-                    return self._real
+            if self._real is not None and self._ident == now == _ident(os.lstat(self._real)):
+                return self._real
             real = os.path.realpath(self.root)
             if _ident(os.lstat(real)) != now:
                 return None  # it moved while resolved: no shortcut this time
