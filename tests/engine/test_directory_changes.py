@@ -89,7 +89,7 @@ def test_changes_applied_to_the_listing_before_give_the_listing_now(
         assert all(now[scan] == listing for scan, listing in changes.listed.items())
         different = {s for s, listing in now.items() if before.get(s) != listing}
         assert different <= changes.listed.keys()
-        applied = {s: l for s, l in before.items() if s not in changes.gone}
+        applied = {s: entry for s, entry in before.items() if s not in changes.gone}
         applied.update(changes.listed)
         assert applied == now
         before = now
