@@ -14,7 +14,7 @@ from datetime import datetime
 from engine.backends import Backends
 from engine.config import Config
 from engine.executor import Executor
-from engine.incremental.delta import Delta, merge_plans, observe_delta
+from engine.incremental.delta import Delta, merge_plans, observe_delta, record_delta
 from engine.incremental.quiet import QuietPasses, Settled, record_quiet
 from engine.incremental.view import IncrementalView
 from engine.layout import ScanLayout
@@ -74,7 +74,7 @@ class PassModes:
         if base is not None and delta is not None:
             seen = delta.seen
             self._act_on(seen)
-            record_observation(self.store, self.policy, self.observer, seen, started)
+            record_delta(self.store, self.policy, self.observer, seen, started)
             new_plan = planner.make_plan(delta.new, started)
             the_plan = merge_plans(base.plan, new_plan, started)
             the_plan = planner.with_findings(the_plan, seen, started, write=True)

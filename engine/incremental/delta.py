@@ -29,19 +29,22 @@ from engine.catalog.base import Catalog
 from engine.config import Config
 from engine.errors import Bl931Error
 from engine.foreign import foreign_paths, without_foreign
+from engine.incremental.overlay import Overlay
 from engine.incremental.quiet import Settled
 from engine.inventory.walk import walk_inventory
 from engine.layout import ScanLayout
 from engine.model import EndpointObservation, Plan
 from engine.observe.assess import Assessed, assess
 from engine.observe.observation import Observation
+from engine.observe.observer import Observer
+from engine.observe.record import record_new_scans
 from engine.pass_report import count_levels
 from engine.policy import Policy
 from engine.remnants import remnant_index
 from engine.scan_hints import declared_complete
 from engine.storage.base import ScanListing
 from engine.storage.local import LocalStorage
-from engine.store import StateStore
+from engine.store import ReplicaRow, StateStore
 
 
 @dataclass
@@ -69,30 +72,33 @@ def observe_delta(
     """The delta observation, or None if the change is not only new scans (full pass)."""
     inventory = policy.inventory_endpoint
     foreign = foreign_paths(store.foreign_files())
-    listings: dict[str, dict[str, ScanListing]] = {}
+    listings: dict[str, Mapping[str, ScanListing]] = {}
     new_ids: set[str] = set()
     roots: dict[str, Path] = {}
     for name in policy.endpoints:
         storage = storages.get(name)
         if not isinstance(storage, LocalStorage) or storage.directory_cache is None:
             return None
+        before = base.seen.listings.get(name)
+        if before is None:
+            return None  # the endpoint was not listed
         roots[name] = Path(storage.root)
-        cache = storage.directory_cache
         try:
-            raw = cache.list_scans(storage, layout)
+            changes = storage.directory_cache.changes(storage, layout)
         except Bl931Error:
             return None
+        if changes is None or changes.gone:
+            return None  # a scan vanished here (or there was no listing before)
+        if changes.everything is not None and not before.keys() <= changes.everything.keys():
+            return None  # scans are folders: the whole listing compared (see `changes`)
         if name == inventory:
-            listing = without_foreign(raw, foreign.get(name))
+            fresh = without_foreign(changes.listed, foreign.get(name))
         else:
-            listing = without_foreign(raw, foreign.get(name), base.seen.scans)
-        before = base.seen.listings.get(name)
-        if before is None or not before.keys() <= listing.keys():
-            return None  # a scan vanished here (or the endpoint was not listed)
-        for scan_id in cache.fresh:
-            now_listed, was = listing.get(scan_id), before.get(scan_id)
-            if now_listed is None:
-                continue
+            fresh = without_foreign(changes.listed, foreign.get(name), base.seen.scans)
+        if len(fresh) != len(changes.listed):
+            return None  # foreign paths left a scan of a folder read again empty
+        for scan_id, now_listed in fresh.items():
+            was = before.get(scan_id)
             if was is not None:
                 if was.files != now_listed.files:
                     return None  # a replica changed: the full pass judges it
@@ -100,12 +106,12 @@ def observe_delta(
                 return None  # new files elsewhere, or a known name back on the inventory
             else:
                 new_ids.add(scan_id)
-        listings[name] = listing
+        listings[name] = Overlay(before, {s: fresh[s] for s in fresh if s not in before})
     # A new scan already listed on another endpoint (bytes placed there before bl931 knew the
     # scan: a full pass re-hashes and may adopt them, or plans a replace that needs approval),
     # or already in the catalog (another writer registered it): the full pass judges it.
     for name, listing in listings.items():
-        if name != inventory and not new_ids.isdisjoint(listing):
+        if name != inventory and any(scan_id in listing for scan_id in new_ids):
             return None
     if new_ids and catalog is not None:
         try:
@@ -139,12 +145,10 @@ def observe_delta(
     observations = {
         name: _with(obs, assessed.get(name, {})) for name, obs in base.seen.observations.items()
     }
-    scans = dict(base.seen.scans)
-    scans.update(found)
     seen = Observation(
-        scans,
+        Overlay(base.seen.scans, found),  # type: ignore[arg-type]  # read only, as a dict is
         observations,
-        listings,
+        listings,  # type: ignore[arg-type]
         assessed,
         base.seen.catalog,
         inventory=walked,
@@ -153,9 +157,21 @@ def observe_delta(
         identity=base.seen.identity,
         storages=base.seen.storages,
     )
+    # The new scans are planned with the new replicas alone: a scan's plan reads only its own
+    # replicas, and the endpoint-wide facts are the settled pass's — every endpoint known, no
+    # replica missing (every scan listed before still is, and the settled pass raised no
+    # missing-fraction alert), so no endpoint's missing fraction can be over the limit now.
     new = replace(
         seen,
         scans=dict(sorted(found.items())),
+        observations={
+            name: replace(
+                obs,
+                replicas={s: a.replica for s, a in assessed.get(name, {}).items()},
+                previously_present=frozenset(),
+            )
+            for name, obs in base.seen.observations.items()
+        },
         listings={inventory: {s: sub[s] for s in found}},
         new_scans=[],
     )
@@ -163,6 +179,22 @@ def observe_delta(
         (name, (v.replica for v in verdicts.values())) for name, verdicts in assessed.items()
     )
     return Delta(seen, new, count_levels(replicas, base.levels))
+
+
+def record_delta(
+    store: StateStore, policy: Policy, observer: Observer, seen: Observation, now: datetime
+) -> None:
+    """What a delta pass writes: `record_observation` without its missing-fraction check (no
+    endpoint can be over the limit: see `observe_delta`), which would count every stored
+    replica of every endpoint."""
+    record_new_scans(store, observer, seen, now)
+    for name, assessed in seen.assessed.items():
+        store.endpoint_ok(name, now)
+        changed = {
+            scan_id: ReplicaRow(a.replica.level, a.replica.size, a.replica.files, a.signature, now)
+            for scan_id, a in assessed.items()
+        }
+        store.replace_replicas(name, changed, [])
 
 
 def merge_plans(settled: Plan, new: Plan, now: datetime) -> Plan:
@@ -179,9 +211,7 @@ def merge_plans(settled: Plan, new: Plan, now: datetime) -> Plan:
 def _with(obs: EndpointObservation, assessed: Mapping[str, Assessed]) -> EndpointObservation:
     if not assessed:
         return obs
-    replicas = dict(obs.replicas)
-    replicas.update((scan_id, a.replica) for scan_id, a in assessed.items())
-    return replace(obs, replicas=replicas)
+    return replace(obs, replicas=Overlay(obs.replicas, {s: a.replica for s, a in assessed.items()}))
 
 
 class _Listed(LocalStorage):
@@ -197,4 +227,4 @@ class _Listed(LocalStorage):
         return self._listing
 
 
-__all__ = ["Delta", "merge_plans", "observe_delta"]
+__all__ = ["Delta", "merge_plans", "observe_delta", "record_delta"]

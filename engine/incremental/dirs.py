@@ -49,6 +49,17 @@ class _Folder:
     scans: tuple[ScanListing, ...] | None
 
 
+@dataclass(frozen=True, slots=True)
+class ListingChanges:
+    """How an endpoint's listing differs from the one before (`DirectoryCache.changes`)."""
+
+    listed: dict[str, ScanListing]  # every scan of the folders read again, as listed now
+    gone: frozenset[str]  # scans listed before that are listed no more
+    # The whole listing, when the changes could not be told apart from it (unit "directory"):
+    # `gone` is then not filled in; the caller compares the listings.
+    everything: dict[str, ScanListing] | None = None
+
+
 class DirectoryCache:
     """What each folder of one local tree held when last read, keyed by its relative path."""
 
@@ -72,12 +83,56 @@ class DirectoryCache:
 
     def list_scans(self, storage: LocalStorage, layout: ScanLayout) -> dict[str, ScanListing]:
         """`storage.list_scans(layout)`, reading only folders whose stat changed."""
+        seen, _before = self._walk(storage, layout)
+        out: dict[str, ScanListing] = {}
+        grouped: dict[str, list[FileStat]] = {}
+        for folder in seen.values():
+            if folder.scans is not None:
+                out.update([(listing.scan, listing) for listing in folder.scans])
+            else:
+                for file in folder.files:
+                    scan = layout.scan_of(file.path, folders_checked=True)
+                    if scan is not None:
+                        grouped.setdefault(scan, []).append(file)
+        for scan, files in grouped.items():
+            if len(files) > 1:
+                files.sort(key=lambda f: f.path)
+            out[scan] = ScanListing(scan, tuple(files))
+        return out
+
+    def changes(self, storage: LocalStorage, layout: ScanLayout) -> ListingChanges | None:
+        """What `list_scans` would list differently from the listing before it, at the cost of
+        the folders read (a delta pass, engine/incremental/delta.py): the scans of every folder
+        read again (`listed`) and the scans no longer listed (`gone`). None for scans that are
+        folders (unit "directory": a scan's files may span folders read and reused), the whole
+        listing is built as `list_scans` builds it and handed back in `everything` (the caller
+        compares it whole). None when there was no listing before."""
+        if not self._folders:
+            return None
+        if layout.unit != "file":
+            everything = self.list_scans(storage, layout)
+            return ListingChanges(
+                {s: everything[s] for s in self.fresh if s in everything}, frozenset(), everything
+            )
+        seen, before = self._walk(storage, layout)
+        listed: dict[str, ScanListing] = {}
+        was: set[str] = set()
+        for reldir, old in before.items():
+            if seen.get(reldir) is not old and old.scans is not None:
+                was.update(listing.scan for listing in old.scans)
+        for reldir, folder in seen.items():
+            if before.get(reldir) is not folder and folder.scans is not None:
+                listed.update((listing.scan, listing) for listing in folder.scans)
+        return ListingChanges(listed, frozenset(was.difference(listed)))
+
+    def _walk(
+        self, storage: LocalStorage, layout: ScanLayout
+    ) -> tuple[dict[str, _Folder], dict[str, _Folder]]:
+        """Stat every folder, read those whose stat changed; (the folders now, before)."""
         storage._check_root()
         root = os.fspath(storage.root)
         now = filesystem_now()
         seen: dict[str, _Folder] = {}
-        out: dict[str, ScanListing] = {}
-        grouped: dict[str, list[FileStat]] = {}
         escaping: list[str] = []
         self.read = self.reused = 0
         self.fresh = set()
@@ -89,22 +144,15 @@ class DirectoryCache:
                 continue  # removed while we walk (the root was checked: not an unmount)
             folder = self._folders.get(reldir)
             if folder is None or folder.stamp is None or folder.stamp != stamp:
-                before = folder if folder is not None else self._templates.get(reldir)
-                folder = self._read(storage, layout, reldir, stamp, now, escaping, before)
+                last = folder if folder is not None else self._templates.get(reldir)
+                folder = self._read(storage, layout, reldir, stamp, now, escaping, last)
                 self.read += 1
                 self._note_fresh(layout, folder)
             else:
                 self.reused += 1
             seen[reldir] = folder
             pending.extend(folder.subdirs)
-            if folder.scans is not None:
-                out.update([(listing.scan, listing) for listing in folder.scans])
-            else:
-                for file in folder.files:
-                    scan = layout.scan_of(file.path, folders_checked=True)
-                    if scan is not None:
-                        grouped.setdefault(scan, []).append(file)
-        self._folders = seen
+        before, self._folders = self._folders, seen
         self._templates = {}
         if escaping:
             log.warning(
@@ -113,11 +161,7 @@ class DirectoryCache:
                 len(escaping),
                 escaping[0],
             )
-        for scan, files in grouped.items():
-            if len(files) > 1:
-                files.sort(key=lambda f: f.path)
-            out[scan] = ScanListing(scan, tuple(files))
-        return out
+        return seen, before
 
     def _note_fresh(self, layout: ScanLayout, folder: _Folder) -> None:
         if folder.scans is not None:

@@ -71,6 +71,7 @@ class Observer:
         self.breaker = CircuitBreaker(config.safety)
         self._rehasher = Rehasher()
         self._scans: dict[str, Scan] | None = None
+        self._unsorted = False  # `remember` added scans out of id order
         self._slice: RemoteSlice | None = None  # a service pass's Globus listing slice
 
     @property
@@ -86,6 +87,10 @@ class Observer:
         """The stored scans (a copy the caller may extend), from memory when still current."""
         if self._scans is None or len(self._scans) != self.store.count_scans():
             self._scans = self.store.load_scans()
+            self._unsorted = False
+        if self._unsorted:  # same order as a fresh read of the store (by id)
+            self._scans = dict(sorted(self._scans.items()))
+            self._unsorted = False
         return dict(self._scans)
 
     def remember(self, upserted: Iterable[Scan]) -> None:
@@ -95,8 +100,8 @@ class Observer:
         scans = list(upserted)
         added = any(scan.id not in self._scans for scan in scans)
         self._scans.update((scan.id, scan) for scan in scans)
-        if added:  # same order as a fresh read of the store (by id)
-            self._scans = dict(sorted(self._scans.items()))
+        # Sorted when next read (`stored_scans`), not here: a delta pass does not read them.
+        self._unsorted = self._unsorted or added
 
     # ---- one observation ---------------------------------------------------------------
     def observe(

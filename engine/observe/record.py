@@ -26,24 +26,7 @@ def record_observation(
     store: StateStore, policy: Policy, observer: Observer, seen: Observation, now: datetime
 ) -> None:
     """Persist new scans and what each endpoint showed (keeping the baseline on alerts)."""
-    if seen.new_scans:
-        store.upsert_scans(seen.new_scans, now)
-        observer.remember(seen.new_scans)
-        store.add_events(
-            (
-                now,
-                "info",
-                "scan.inventoried",
-                scan.id,
-                None,
-                f"inventoried version {scan.version}, {scan.file_count} files, {scan.size} bytes",
-                None,
-            )
-            for scan in seen.new_scans
-        )
-    if seen.inventory is not None:
-        for problem in seen.inventory.problems:
-            log.warning("inventory: %s", problem)
+    record_new_scans(store, observer, seen, now)
     if seen.catalog.enabled and not seen.catalog.ok:
         log.error(
             "catalog: %s",
@@ -76,6 +59,32 @@ def record_observation(
         if baseline and len(obs.missing()) / baseline > policy.max_missing_fraction:
             continue  # keep the last good baseline so the alert stays until resolved
         _record_replicas(store, seen, name, now, obs.listed)
+
+
+def record_new_scans(
+    store: StateStore, observer: Observer, seen: Observation, now: datetime
+) -> None:
+    """The new scans and their events, in one transaction; the inventory's problems logged."""
+    if seen.new_scans:
+        with store.transaction():
+            store.upsert_scans(seen.new_scans, now)
+            store.add_events(
+                (
+                    now,
+                    "info",
+                    "scan.inventoried",
+                    scan.id,
+                    None,
+                    f"inventoried version {scan.version}, {scan.file_count} files, "
+                    f"{scan.size} bytes",
+                    None,
+                )
+                for scan in seen.new_scans
+            )
+        observer.remember(seen.new_scans)
+    if seen.inventory is not None:
+        for problem in seen.inventory.problems:
+            log.warning("inventory: %s", problem)
 
 
 def _record_replicas(

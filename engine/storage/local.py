@@ -28,6 +28,7 @@ from engine.model import FileStat
 from engine.storage.base import ScanListing
 from engine.storage.local_mover import LocalMover
 from engine.storage.localfs import is_within, safe_path, sweep_temp_files
+from engine.storage.root_paths import RootPaths
 
 if TYPE_CHECKING:
     from engine.incremental.dirs import DirectoryCache
@@ -54,8 +55,12 @@ class LocalStorage:
         return f"LocalStorage({self.name!r}, {str(self.root)!r})"
 
     def resolve(self, relpath: str) -> Path:
-        """The local path of a scan or file, checked by `safe_path`."""
-        return safe_path(self.root, relpath)
+        """The local path of a scan or file, checked as `safe_path` checks it (the root
+        resolved once while it names the same folder: `engine.storage.root_paths`)."""
+        paths = self.__dict__.get("_paths")
+        if paths is None or paths.root != self.root:
+            paths = self.__dict__["_paths"] = RootPaths(self.root)
+        return paths.path(relpath)
 
     def list_scans(
         self, layout: ScanLayout, wanted: Collection[str] | None = None

@@ -55,12 +55,7 @@ def safe_path(root: Path, relpath: str) -> Path:
     Raises:
         UnsafePath: the path is malformed, resolves outside the root or passes a symlink.
     """
-    if not relpath or "\0" in relpath:
-        raise UnsafePath(f"{relpath!r} is not a usable relative path")
-    if relpath.startswith("/"):
-        raise UnsafePath(f"{relpath!r} is absolute; paths must be relative to the endpoint root")
-    if any(part in ("", ".", "..") for part in relpath.split("/")):
-        raise UnsafePath(f"{relpath!r} has an empty, '.' or '..' component")
+    check_relpath(relpath)
     candidate = root / relpath
     real_root = os.path.realpath(root)
     real = os.path.realpath(candidate)
@@ -71,6 +66,20 @@ def safe_path(root: Path, relpath: str) -> Path:
             f"{real_root!r}; symlinks are never followed"
         )
     return candidate
+
+
+def check_relpath(relpath: str) -> None:
+    """Refuse a path that is not relative and made of plain components (`safe_path`).
+
+    Raises:
+        UnsafePath: empty, with NUL, absolute, or with an empty, '.' or '..' component.
+    """
+    if not relpath or "\0" in relpath:
+        raise UnsafePath(f"{relpath!r} is not a usable relative path")
+    if relpath.startswith("/"):
+        raise UnsafePath(f"{relpath!r} is absolute; paths must be relative to the endpoint root")
+    if any(part in ("", ".", "..") for part in relpath.split("/")):
+        raise UnsafePath(f"{relpath!r} has an empty, '.' or '..' component")
 
 
 def is_within(path: str, root: str) -> bool:

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,7 +34,14 @@ log = logging.getLogger("engine.state")
 
 
 def iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat()
+    return None if moment is None else _iso(moment)
+
+
+@lru_cache(maxsize=256)
+def _iso(moment: datetime) -> str:
+    # A pass writes its own `now` into thousands of rows: formatted once, not per row. Equal
+    # instants in other zones hash and compare equal, and format the same in UTC.
+    return moment.astimezone(UTC).isoformat()
 
 
 def parse_time(text: str | None) -> datetime | None:
