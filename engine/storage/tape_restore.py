@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from engine.errors import NeedsHumanError
 from engine.model import ErrorClass, Evidence, FileStat, Level
 from engine.storage.base import ItemResult, TaskRequest, listing_signature
+from engine.storage.restore_target import sweep_unplaced
 from engine.storage.tape_groups import job_name
 from engine.storage.tape_script import Member, marked, restore_script
 from engine.store import tape as tape_store
@@ -86,6 +87,14 @@ def judge_restore(mover: TapeMover, row: tape_store.BundleRow, status: Any) -> l
     scans = sorted(row.manifest["scans"])
     output = status.output or ""
     stage = _stage(mover, row)
+    target = row.manifest["target"]
+    unproven = mover.target_check and mover.target_check(store, target, now)
+    if unproven:  # unmounted or swapped since the hand-over: place and remove nothing there
+        error = (
+            f"recall job {row.job_id} not placed: {target} is not provably its storage ({unproven})"
+        )
+        tape_store.update_bundle(store, ep.name, row.bundle, state="failed", error=error)
+        return [ItemResult(s, False, error, ErrorClass.TRANSIENT) for s in scans]
     if not status.ok or not marked(output, "SUMS OK"):
         error = (
             f"recall job {row.job_id} ended {status.state} with exit {status.exit_code}; "
@@ -94,7 +103,8 @@ def judge_restore(mover: TapeMover, row: tape_store.BundleRow, status: Any) -> l
         tape_store.update_bundle(store, ep.name, row.bundle, state="failed", error=error)
         shutil.rmtree(stage, ignore_errors=True)
         return [ItemResult(s, False, error, ErrorClass.TRANSIENT) for s in scans]
-    root = mover.stage_roots[row.manifest["target"]]
+    root = mover.stage_roots[target]
+    sweep_unplaced(lambda r: _stage(mover, r), tape_store.bundles(store, ep.name), target)
     results = []
     for scan in scans:
         files = []

@@ -1,0 +1,62 @@
+"""Is a recall's target still its storage when the recall is placed?
+
+A restore from tape runs as a job that extracts into a staging folder on the target
+(`engine/storage/tape_restore.py`) and is judged later — by the next pass, or by the next
+process after a crash. The target was proven when the job was handed over, but it may have been
+unmounted since (a bare mount point: moving the staged files into place would create the scan's
+folders on the disk below it) or another filesystem mounted there (the files would be placed on
+it, and recorded as a verified copy at the endpoint). So the target's identity is checked again
+right before anything is placed or removed there: a target that is not provably its storage gets
+nothing, the job's scans fail as transient (planned again behind the next pass's identity check),
+and the staging folder is left where it is (on the real filesystem, out of reach).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from engine.errors import Bl931Error
+from engine.store import tape as tape_store
+
+if TYPE_CHECKING:
+    from engine.config import Config
+    from engine.store.connection import StoreBase
+
+# (store, endpoint, now) -> why the endpoint is not provably its storage, or None.
+TargetCheck = Callable[["StoreBase", str, datetime], "str | None"]
+
+
+def identity_check(config: Config) -> TargetCheck:
+    """The check of a local endpoint's marker (and mount) against the state store."""
+
+    def check(store: StoreBase, endpoint: str, now: datetime) -> str | None:
+        from engine.identity import IdentityCheck
+        from engine.state import StateStore
+
+        try:
+            IdentityCheck(config, cast(StateStore, store), may_initialise=False).check(
+                endpoint, user="bl931", now=now
+            )
+        except Bl931Error as exc:
+            return f"endpoint_identity: {exc}"
+        return None
+
+    return check
+
+
+def sweep_unplaced(
+    stage_of: Callable[[tape_store.BundleRow], Path], rows: list[tape_store.BundleRow], target: str
+) -> None:
+    """Remove the staging folders that earlier recalls into `target` left because the target was
+    not provably its storage when they were judged; called once the target is proven again."""
+    for row in rows:
+        if (
+            row.purpose == "restore"
+            and row.state == "failed"
+            and row.manifest.get("target") == target
+        ):
+            shutil.rmtree(stage_of(row), ignore_errors=True)
