@@ -13,6 +13,8 @@ and the staging folder is left where it is (on the real filesystem, out of reach
 
 from __future__ import annotations
 
+import json
+import shlex
 import shutil
 from collections.abc import Callable
 from datetime import datetime
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from engine.errors import Bl931Error
+from engine.storage.root_pin import MARKER_NAME
 from engine.store import tape as tape_store
 
 if TYPE_CHECKING:
@@ -60,3 +63,21 @@ def sweep_unplaced(
             and row.manifest.get("target") == target
         ):
             shutil.rmtree(stage_of(row), ignore_errors=True)
+
+
+def marker_guard(store: StoreBase, target: str, root: Path) -> str:
+    """The first line of a recall job into `root`: exit 65 unless the target's identity marker
+    (with the id the state store recorded) is there. A job that runs elsewhere and later (the
+    `sfapi` runner) thus creates nothing below a mount point left bare since its hand-over. A
+    target without a recorded marker (a Globus endpoint's mount) gets no line."""
+    from engine.identity import load_identities
+    from engine.state import StateStore
+
+    known = load_identities(cast(StateStore, store)).get(target)
+    if known is None:
+        return ""
+    marker, wanted = shlex.quote(str(root / MARKER_NAME)), shlex.quote(json.dumps(known.marker_id))
+    return (
+        f"grep -qF -- {wanted} {marker} 2>/dev/null "
+        '|| { echo "BL931 TARGET UNPROVEN"; exit 65; }\n'
+    )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from engine.errors import NeedsHumanError
 from engine.model import ErrorClass, Evidence, FileStat, Level
 from engine.storage.base import ItemResult, TaskRequest, listing_signature
-from engine.storage.restore_target import sweep_unplaced
+from engine.storage.restore_target import marker_guard, sweep_unplaced
 from engine.storage.tape_groups import job_name
 from engine.storage.tape_script import Member, marked, restore_script
 from engine.store import tape as tape_store
@@ -75,9 +75,12 @@ def _stage(mover: TapeMover, row: tape_store.BundleRow) -> Path:
 
 
 def restore_job(mover: TapeMover, row: tape_store.BundleRow, members: list[Member]) -> str:
-    return restore_script(
+    script = restore_script(
         str(_stage(mover, row)), row.manifest["archive"], row.manifest["algorithm"], members
     )
+    target = row.manifest["target"]
+    guard = marker_guard(mover.endpoint.need_store(), target, mover.stage_roots[target])
+    return script.replace("\n", "\n" + guard, 1)  # before the staging folder is made
 
 
 def judge_restore(mover: TapeMover, row: tape_store.BundleRow, status: Any) -> list[ItemResult]:

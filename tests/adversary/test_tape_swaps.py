@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from engine.identity import MARKER_NAME
+from engine.state import StateStore
+from engine.storage.restore_target import marker_guard
 from tests.adversary.tape_world import (
     TapeWorld,
     approve_all,
@@ -134,3 +137,31 @@ def test_a_bundle_judged_after_a_crash_is_not_relied_on_while_hpss_is_swapped(
     churn(run_cli, w, 3)
     assert D0 in bundled_bytes(w)[S0] and on_disk(w, "dtn", S0) == D0
     assert on_disk(w, "cfs", S0) is None, "the prune never ran once hpss was back"
+
+
+@pytest.mark.parametrize("how", ["bare mount point", "another filesystem"])
+def test_a_recall_job_run_after_its_target_was_unmounted_creates_nothing_there(
+    run_cli: RunCli, tmp_path: Path, how: str
+) -> None:
+    """A job the `sfapi` runner starts later, at NERSC, after cfs was unmounted: its first line
+    (the marker guard) stops it before it makes its staging folder below the mount point."""
+    w = make_tape_world(tmp_path)
+    w.write(S0, D0)
+    passes(run_cli, w)
+    cfs = w.folder("cfs")
+    store = StateStore(w.state_path, readonly=True)
+    try:
+        guard = marker_guard(store, "cfs", cfs)
+    finally:
+        store.close()
+    stage = cfs / ".bl931-staging" / "bl931-restore-x"
+    job = guard + f"mkdir -p -- '{stage}' && echo made\n"
+    ran = subprocess.run(["bash", "-c", job], capture_output=True, text=True, check=False)
+    assert ran.returncode == 0 and stage.is_dir(), ran.stderr  # the real cfs: the job runs
+    shutil.rmtree(stage.parent)
+
+    unmount(cfs, how, w.folder("dtn"))
+    before = census(cfs)
+    ran = subprocess.run(["bash", "-c", job], capture_output=True, text=True, check=False)
+    assert ran.returncode == 65 and "BL931 TARGET UNPROVEN" in ran.stdout, ran
+    assert census(cfs) == before and not stage.parent.exists(), f"created on cfs's {how}"
