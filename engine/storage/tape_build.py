@@ -73,7 +73,6 @@ def build_tape(
             clock=clock,
         )
         backends.storages[name] = TapeStorage(endpoint)  # type: ignore[attr-defined]
-        backends.movers[f"tape:{name}"] = TapeMover(
-            endpoint, sources, stages, identity_check(config)
-        )  # type: ignore[attr-defined]
+        mover = TapeMover(endpoint, sources, stages, identity_check(config))
+        backends.movers[f"tape:{name}"] = mover  # type: ignore[attr-defined]
         backends.closers.append(runner.close)  # type: ignore[attr-defined]
