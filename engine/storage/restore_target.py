@@ -9,11 +9,17 @@ it, and recorded as a verified copy at the endpoint). So the target's identity i
 right before anything is placed or removed there: a target that is not provably its storage gets
 nothing, the job's scans fail as transient (planned again behind the next pass's identity check),
 and the staging folder is left where it is (on the real filesystem, out of reach).
+
+A Globus endpoint with a local `path` carries no marker: its mount is proven by the staged files
+themselves, which the collection must list as the mount shows them (`mount_check`); if it does
+not, the staging folder (the job's own, below the bare mount point or on the other filesystem)
+is removed and nothing is placed.
 """
 
 from __future__ import annotations
 
 import json
+import posixpath
 import shlex
 import shutil
 from collections.abc import Callable
@@ -81,3 +87,42 @@ def marker_guard(store: StoreBase, target: str, root: Path) -> str:
         f"grep -qF -- {wanted} {marker} 2>/dev/null "
         '|| { echo "BL931 TARGET UNPROVEN"; exit 65; }\n'
     )
+
+
+# (target, staging folder, member paths) -> why the staged files are not on the target's storage.
+StagingCheck = Callable[[str, Path, list[str]], "str | None"]
+
+
+def mount_check(config: Config, backends: object) -> StagingCheck:
+    """For a Globus endpoint with a local `path` (no marker proves its mount): the collection must
+    list every staged file, as the mount shows it (size, whole-second mtime), at the staging
+    folder's place below its root. The staging folder's name is unique to the job, so a bare
+    mount point or another filesystem at the mount cannot pass. Other targets pass."""
+
+    def check(target: str, stage: Path, paths: list[str]) -> str | None:
+        from engine.storage.globus_listing import GlobusStorage
+
+        spec = config.endpoints.get(target)
+        if spec is None or spec.kind != "globus" or spec.path is None:
+            return None
+        storage = backends.storages.get(target)  # type: ignore[attr-defined]
+        if not isinstance(storage, GlobusStorage):
+            return f"{target}: no Globus listing to check its mount {spec.path} against"
+        rel = stage.relative_to(spec.path).as_posix()
+        try:
+            listed: dict[str, tuple[int, int]] = {}
+            for folder in sorted({posixpath.dirname(f"{rel}/{p}") for p in paths}):
+                for f in storage.folder_files(folder):
+                    listed[f.path] = (f.size, int(f.mtime))
+            for p in paths:
+                st = (stage / p).stat()
+                if listed.get(f"{rel}/{p}") != (st.st_size, int(st.st_mtime)):
+                    return (
+                        f"{target}: the collection does not list {p!r} as staged at {stage}: "
+                        f"is it mounted at {spec.path}?"
+                    )
+        except (Bl931Error, OSError) as exc:
+            return f"{target}: the staged files cannot be checked on the collection: {exc}"
+        return None
+
+    return check

@@ -29,7 +29,7 @@ from engine.layout import ScanLayout
 from engine.model import FileStat, Scan
 from engine.storage.base import ItemResult, ScanListing, TaskRequest, TaskStatus
 from engine.storage.mover_defaults import StoredTasks
-from engine.storage.restore_target import TargetCheck
+from engine.storage.restore_target import StagingCheck, TargetCheck
 from engine.storage.tape_groups import bundle_name, cut_parts, group_of, job_name
 from engine.storage.tape_identity import TapeIdentity, list_root
 from engine.storage.tape_items import _item_scan, _items_by_scan, _renamed, _with_action
@@ -235,10 +235,12 @@ class TapeMover(RunnerHolds, StoredTasks):
         source_roots: Mapping[str, str],
         stage_roots: Mapping[str, Path],
         target_check: TargetCheck | None = None,
+        staging_check: StagingCheck | None = None,
     ) -> None:
         self.endpoint = endpoint
         # A recall's target is proven again before anything is placed there (restore_target.py).
         self.target_check = target_check
+        self.staging_check = staging_check
         self.name = f"tape:{endpoint.name}"
         self.finishes_locally = endpoint.runner.name == "local"
         self.source_roots = dict(source_roots)

@@ -8,6 +8,7 @@ against the manifest's acquisition checksums, and only then are the files moved 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -105,6 +106,15 @@ def judge_restore(mover: TapeMover, row: tape_store.BundleRow, status: Any) -> l
         )
         tape_store.update_bundle(store, ep.name, row.bundle, state="failed", error=error)
         shutil.rmtree(stage, ignore_errors=True)
+        return [ItemResult(s, False, error, ErrorClass.TRANSIENT) for s in scans]
+    paths = [m["path"] for m in row.manifest["members"]]
+    unseen = mover.staging_check and mover.staging_check(target, stage, paths)
+    if unseen:  # a Globus mount that does not show the collection: our staging goes, nothing else
+        error = f"recall job {row.job_id} not placed: {unseen}"
+        tape_store.update_bundle(store, ep.name, row.bundle, state="failed", error=error)
+        shutil.rmtree(stage, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            stage.parent.rmdir()  # `.bl931-staging`, if the job made it there and it is empty
         return [ItemResult(s, False, error, ErrorClass.TRANSIENT) for s in scans]
     root = mover.stage_roots[target]
     sweep_unplaced(lambda r: _stage(mover, r), tape_store.bundles(store, ep.name), target)
