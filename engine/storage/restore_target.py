@@ -126,3 +126,13 @@ def mount_check(config: Config, backends: object) -> StagingCheck:
         return None
 
     return check
+
+
+def missing_staged(stage: Path, paths: list[str]) -> str | None:
+    """Why the staged files cannot all be placed (one is gone), or None: checked before any is
+    moved, so a recall is placed whole or not at all (and judging it never raises, which would
+    leave `--reconcile --once` waiting on the task)."""
+    gone = [p for p in paths if not (stage / p).is_file()]
+    if gone:
+        return f"{len(gone)} staged file(s) missing at {stage} (e.g. {gone[0]!r})"
+    return None

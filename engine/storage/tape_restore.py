@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from engine.errors import NeedsHumanError
 from engine.model import ErrorClass, Evidence, FileStat, Level
 from engine.storage.base import ItemResult, TaskRequest, listing_signature
-from engine.storage.restore_target import marker_guard, sweep_unplaced
+from engine.storage.restore_target import marker_guard, missing_staged, sweep_unplaced
 from engine.storage.tape_groups import job_name
 from engine.storage.tape_script import Member, marked, restore_script
 from engine.store import tape as tape_store
@@ -108,7 +108,9 @@ def judge_restore(mover: TapeMover, row: tape_store.BundleRow, status: Any) -> l
         shutil.rmtree(stage, ignore_errors=True)
         return [ItemResult(s, False, error, ErrorClass.TRANSIENT) for s in scans]
     paths = [m["path"] for m in row.manifest["members"]]
-    unseen = mover.staging_check and mover.staging_check(target, stage, paths)
+    unseen = missing_staged(stage, paths) or (
+        mover.staging_check and mover.staging_check(target, stage, paths)
+    )
     if unseen:  # a Globus mount that does not show the collection: our staging goes, nothing else
         error = f"recall job {row.job_id} not placed: {unseen}"
         tape_store.update_bundle(store, ep.name, row.bundle, state="failed", error=error)

@@ -80,10 +80,11 @@ def evidence_scans(w: TapeWorld, endpoint: str) -> set[str]:
     return {s for (s,) in sql(w, "SELECT scan FROM evidence WHERE endpoint = ?", endpoint)}
 
 
-@pytest.mark.parametrize("how", ["bare mount point", "another filesystem"])
-def test_a_restore_judged_after_a_crash_places_nothing_on_a_swapped_target(
-    run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
-) -> None:
+def restore_cut_before_its_judgement(
+    run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> TapeWorld:
+    """s0 pruned from cfs (on tape only), its restore to cfs approved, the recall job run, then
+    the process killed before the job was judged (the members staged, nothing placed)."""
     w = make_tape_world(tmp_path)
     w.write(S0, D0)
     passes(run_cli, w, 2)
@@ -97,7 +98,16 @@ def test_a_restore_judged_after_a_crash_places_nothing_on_a_swapped_target(
     approve_all(run_cli, w)
     crash_at(run_cli, w, monkeypatch, "restore_ran")
     assert S0 not in evidence_scans(w, "cfs")
+    assert list(cfs.glob(".bl931-staging/*/2026/*")), "setup: nothing was staged"
+    return w
 
+
+@pytest.mark.parametrize("how", ["bare mount point", "another filesystem"])
+def test_a_restore_judged_after_a_crash_places_nothing_on_a_swapped_target(
+    run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    w = restore_cut_before_its_judgement(run_cli, tmp_path, monkeypatch)
+    cfs = w.folder("cfs")
     away = unmount(cfs, how, w.folder("dtn"))
     before = census(cfs)
     for _ in range(2):
@@ -110,6 +120,23 @@ def test_a_restore_judged_after_a_crash_places_nothing_on_a_swapped_target(
     churn(run_cli, w, 3)
     assert D0 in bundled_bytes(w)[S0] and on_disk(w, "dtn", S0) == D0
     assert not list(cfs.rglob(".bl931-staging/*/*")), "the recall's staging was left behind"
+
+
+def test_a_restore_whose_staging_vanished_is_not_placed_and_the_pass_ends(
+    run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone cleaned `.bl931-staging` between the crash and the restart: judging the job
+    finds a staged file gone. Nothing is placed, `--once` ends (it used to wait on the task for
+    an hour: the judgement raised at each poll), and the recall runs again."""
+    w = restore_cut_before_its_judgement(run_cli, tmp_path, monkeypatch)
+    cfs = w.folder("cfs")
+    (staged,) = cfs.glob(".bl931-staging/*/2026/*")
+    staged.unlink()
+    done = run_ok(run_cli, w, "--reconcile", "--once")
+    assert done.returncode in (0, 1), done.stderr
+    assert on_disk(w, "cfs", S0) is None
+    churn(run_cli, w, 2)
+    assert not sql(w, "SELECT scan FROM tape_restores"), "the recall never ran again"
 
 
 @pytest.mark.parametrize("how", ["bare mount point", "another filesystem"])
