@@ -24,11 +24,14 @@ from engine.storage.restore_target import marker_guard
 from tests.adversary.tape_world import (
     TapeWorld,
     approve_all,
+    audit,
+    blocked,
     bundled_bytes,
     churn,
     make_tape_world,
     on_disk,
     passes,
+    planned,
     run_ok,
     sql,
 )
@@ -139,15 +142,16 @@ def test_a_restore_whose_staging_vanished_is_not_placed_and_the_pass_ends(
     assert not sql(w, "SELECT scan FROM tape_restores"), "the recall never ran again"
 
 
+@pytest.mark.parametrize("step", ["archive_ran", "archive_running"])
 @pytest.mark.parametrize("how", ["bare mount point", "another filesystem"])
 def test_a_bundle_judged_after_a_crash_is_not_relied_on_while_hpss_is_swapped(
-    run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+    run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, step: str
 ) -> None:
     w = make_tape_world(tmp_path)
     w.write(S0, D0)
     passes(run_cli, w)
     assert on_disk(w, "cfs", S0) == D0
-    crash_at(run_cli, w, monkeypatch, "archive_ran")
+    crash_at(run_cli, w, monkeypatch, step)
     hpss = w.folder("hpss")
     assert w.bundles(), "setup: the bundle job did not write its bundle"
 
@@ -163,7 +167,13 @@ def test_a_bundle_judged_after_a_crash_is_not_relied_on_while_hpss_is_swapped(
     remount(hpss, away)
     churn(run_cli, w, 3)
     assert D0 in bundled_bytes(w)[S0] and on_disk(w, "dtn", S0) == D0
-    assert on_disk(w, "cfs", S0) is None, "the prune never ran once hpss was back"
+    if step == "archive_ran":
+        assert on_disk(w, "cfs", S0) is None, "the prune never ran once hpss was back"
+    else:  # the job read as failed: bundled again after the retry back-off (wall-clock seconds)
+        _, doc = audit(run_cli, w)
+        reasons = {(b["kind"], b["reason_code"]) for b in blocked(doc, S0)}
+        assert ("copy", "backing_off") in reasons or planned(doc, S0, "copy"), doc
+        assert on_disk(w, "cfs", S0) == D0
 
 
 @pytest.mark.parametrize("how", ["bare mount point", "another filesystem"])
