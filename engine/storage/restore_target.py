@@ -23,6 +23,7 @@ import posixpath
 import shlex
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -37,6 +38,16 @@ if TYPE_CHECKING:
 
 # (store, endpoint, now) -> why the endpoint is not provably its storage, or None.
 TargetCheck = Callable[["StoreBase", str, datetime], "str | None"]
+# (target, staging folder, member paths) -> why the staged files are not on the target's storage.
+StagingCheck = Callable[[str, Path, list[str]], "str | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class RecallChecks:
+    """What a tape mover asks before it places a recall (none: a mover built without a config)."""
+
+    target: TargetCheck | None = None
+    staging: StagingCheck | None = None
 
 
 def identity_check(config: Config) -> TargetCheck:
@@ -87,10 +98,6 @@ def marker_guard(store: StoreBase, target: str, root: Path) -> str:
         f"grep -qF -- {wanted} {marker} 2>/dev/null "
         '|| { echo "BL931 TARGET UNPROVEN"; exit 65; }\n'
     )
-
-
-# (target, staging folder, member paths) -> why the staged files are not on the target's storage.
-StagingCheck = Callable[[str, Path, list[str]], "str | None"]
 
 
 def mount_check(config: Config, backends: object) -> StagingCheck:

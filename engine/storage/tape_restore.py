@@ -92,7 +92,8 @@ def judge_restore(mover: TapeMover, row: tape_store.BundleRow, status: Any) -> l
     output = status.output or ""
     stage = _stage(mover, row)
     target = row.manifest["target"]
-    unproven = mover.target_check and mover.target_check(store, target, now)
+    checks = mover.recall_checks
+    unproven = checks.target and checks.target(store, target, now)
     if unproven:  # unmounted or swapped since the hand-over: place and remove nothing there
         error = (
             f"recall job {row.job_id} not placed: {target} is not provably its storage ({unproven})"
@@ -109,7 +110,7 @@ def judge_restore(mover: TapeMover, row: tape_store.BundleRow, status: Any) -> l
         return [ItemResult(s, False, error, ErrorClass.TRANSIENT) for s in scans]
     paths = [m["path"] for m in row.manifest["members"]]
     unseen = missing_staged(stage, paths) or (
-        mover.staging_check and mover.staging_check(target, stage, paths)
+        checks.staging and checks.staging(target, stage, paths)
     )
     if unseen:  # a Globus mount that does not show the collection: our staging goes, nothing else
         error = f"recall job {row.job_id} not placed: {unseen}"
