@@ -179,6 +179,15 @@ class GlobusStorage:
         listing = _group(layout, files).get(scan)
         return listing
 
+    def folder_files(self, reldir: str) -> list[FileStat]:
+        """A fresh, uncached listing of the files directly in one folder (paths relative to the
+        root; none if the folder is missing). Used to prove a mount shows this collection."""
+        return [
+            _stat(posixpath.join(reldir, e["name"]), e)
+            for e in self._ls_or_absent(reldir, cached=False)
+            if e.get("type") == "file"
+        ]
+
     def checksum_files(self, listing: ScanListing, algorithm: str) -> dict[str, str] | None:
         """Checksums through the local mount, if the endpoint has one (`globus_mount`).
 

@@ -29,6 +29,7 @@ from engine.layout import ScanLayout
 from engine.model import FileStat, Scan
 from engine.storage.base import ItemResult, ScanListing, TaskRequest, TaskStatus
 from engine.storage.mover_defaults import StoredTasks
+from engine.storage.restore_target import RecallChecks
 from engine.storage.tape_groups import bundle_name, cut_parts, group_of, job_name
 from engine.storage.tape_identity import TapeIdentity, list_root
 from engine.storage.tape_items import _item_scan, _items_by_scan, _renamed, _with_action
@@ -227,6 +228,7 @@ class TapeMover(RunnerHolds, StoredTasks):
     endpoint: TapeEndpoint
     max_items_per_task = 100_000
     max_active_tasks = 1
+    recall_checks = RecallChecks()  # a recall's target proven again before placing (set by build)
 
     def __init__(
         self,
@@ -246,7 +248,6 @@ class TapeMover(RunnerHolds, StoredTasks):
     def new_submission_id(self) -> str:
         return str(uuid.uuid4())
 
-    # ---- submit ------------------------------------------------------------------------
     def submit(self, request: TaskRequest) -> str:
         store = self.endpoint.need_store()
         rows = tape_store.bundles(store, self.endpoint.name, submission_id=request.submission_id)

@@ -12,6 +12,7 @@ from pathlib import Path
 from engine.clock import Clock
 from engine.config import Config
 from engine.errors import ConfigError
+from engine.storage.restore_target import RecallChecks, identity_check, mount_check
 from engine.storage.tape import TapeEndpoint, TapeMover, TapeStorage
 from engine.storage.tape_local import LocalTapeRunner
 from engine.storage.tape_runner import TapeRunner
@@ -72,5 +73,7 @@ def build_tape(
             clock=clock,
         )
         backends.storages[name] = TapeStorage(endpoint)  # type: ignore[attr-defined]
-        backends.movers[f"tape:{name}"] = TapeMover(endpoint, sources, stages)  # type: ignore[attr-defined]
+        mover = TapeMover(endpoint, sources, stages)
+        mover.recall_checks = RecallChecks(identity_check(config), mount_check(config, backends))
+        backends.movers[f"tape:{name}"] = mover  # type: ignore[attr-defined]
         backends.closers.append(runner.close)  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ against the manifest's acquisition checksums, and only then are the files moved 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from engine.errors import NeedsHumanError
 from engine.model import ErrorClass, Evidence, FileStat, Level
 from engine.storage.base import ItemResult, TaskRequest, listing_signature
+from engine.storage.restore_target import marker_guard, missing_staged, sweep_unplaced
 from engine.storage.tape_groups import job_name
 from engine.storage.tape_script import Member, marked, restore_script
 from engine.store import tape as tape_store
@@ -74,9 +76,12 @@ def _stage(mover: TapeMover, row: tape_store.BundleRow) -> Path:
 
 
 def restore_job(mover: TapeMover, row: tape_store.BundleRow, members: list[Member]) -> str:
-    return restore_script(
+    script = restore_script(
         str(_stage(mover, row)), row.manifest["archive"], row.manifest["algorithm"], members
     )
+    target = row.manifest["target"]
+    guard = marker_guard(mover.endpoint.need_store(), target, mover.stage_roots[target])
+    return script.replace("\n", "\n" + guard, 1)  # before the staging folder is made
 
 
 def judge_restore(mover: TapeMover, row: tape_store.BundleRow, status: Any) -> list[ItemResult]:
@@ -86,6 +91,15 @@ def judge_restore(mover: TapeMover, row: tape_store.BundleRow, status: Any) -> l
     scans = sorted(row.manifest["scans"])
     output = status.output or ""
     stage = _stage(mover, row)
+    target = row.manifest["target"]
+    checks = mover.recall_checks
+    unproven = checks.target and checks.target(store, target, now)
+    if unproven:  # unmounted or swapped since the hand-over: place and remove nothing there
+        error = (
+            f"recall job {row.job_id} not placed: {target} is not provably its storage ({unproven})"
+        )
+        tape_store.update_bundle(store, ep.name, row.bundle, state="failed", error=error)
+        return [ItemResult(s, False, error, ErrorClass.TRANSIENT) for s in scans]
     if not status.ok or not marked(output, "SUMS OK"):
         error = (
             f"recall job {row.job_id} ended {status.state} with exit {status.exit_code}; "
@@ -94,7 +108,19 @@ def judge_restore(mover: TapeMover, row: tape_store.BundleRow, status: Any) -> l
         tape_store.update_bundle(store, ep.name, row.bundle, state="failed", error=error)
         shutil.rmtree(stage, ignore_errors=True)
         return [ItemResult(s, False, error, ErrorClass.TRANSIENT) for s in scans]
-    root = mover.stage_roots[row.manifest["target"]]
+    paths = [m["path"] for m in row.manifest["members"]]
+    unseen = missing_staged(stage, paths) or (
+        checks.staging and checks.staging(target, stage, paths)
+    )
+    if unseen:  # a Globus mount that does not show the collection: our staging goes, nothing else
+        error = f"recall job {row.job_id} not placed: {unseen}"
+        tape_store.update_bundle(store, ep.name, row.bundle, state="failed", error=error)
+        shutil.rmtree(stage, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            stage.parent.rmdir()  # `.bl931-staging`, if the job made it there and it is empty
+        return [ItemResult(s, False, error, ErrorClass.TRANSIENT) for s in scans]
+    root = mover.stage_roots[target]
+    sweep_unplaced(lambda r: _stage(mover, r), tape_store.bundles(store, ep.name), target)
     results = []
     for scan in scans:
         files = []
