@@ -42,6 +42,9 @@ class TaskPolling:
         self._executor = executor
         self.store = executor.store
         self.export_flights = ExportFlights(executor)
+        # Tasks whose poll raised since the drain began: it stops waiting for them (the next
+        # pass polls them again) instead of polling an error until its timeout.
+        self.unpollable: set[str] = set()
 
     def poll_tasks(self, now: datetime, *, local_only: bool = False) -> Outcome:
         """Resubmit copies whose submission was interrupted, settle such deletes (they are
@@ -96,6 +99,7 @@ class TaskPolling:
                 log.warning(
                     "polling task %s failed (%s): %s", task.task_id, classify(exc).value, exc
                 )
+                self.unpollable.add(task.submission_id)
                 continue
             status = ex.task_watch.check(task, status, mover, now)
             self.store.update_task(
@@ -118,6 +122,7 @@ class TaskPolling:
         outcome = Outcome()
         clock = ex.clock
         deadline = clock.monotonic() + timeout_seconds
+        self.unpollable = set()
         while clock.monotonic() < deadline:
             open_local = [
                 t
@@ -133,6 +138,7 @@ class TaskPolling:
                 )
                 and t.submission_id not in ex.finished_deletes.unsettled  # settled later
                 and t.submission_id not in ex.submission.unsent  # waits for its endpoint
+                and t.submission_id not in self.unpollable  # polled again by the next pass
             ]
             if not open_local:
                 break
