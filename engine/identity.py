@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 
 from engine.config import Config
-from engine.errors import EndpointUnavailable, NeedsHumanError
+from engine.errors import Bl931Error, EndpointUnavailable, NeedsHumanError
 from engine.model import ErrorClass
 from engine.state import StateStore, iso, parse_time
 from engine.storage.root_pin import MARKER_NAME
@@ -127,6 +127,14 @@ class IdentityCheck:
             self.tape[endpoint](may_initialise=self.may_initialise, user=user, now=now, fresh=True)
             return
         self.check(endpoint, user=user, now=now)
+
+    def unproven(self, endpoint: str, *, now: datetime, user: str = "bl931") -> str | None:
+        """`check` as a reason: why `endpoint` is not provably its storage now, or None."""
+        try:
+            self.check(endpoint, user=user, now=now)
+        except Bl931Error as exc:
+            return f"endpoint_identity: {exc}"
+        return None
 
     def check(self, endpoint: str, *, user: str, now: datetime) -> None:
         """Raise `EndpointUnavailable` (needs-human) unless `endpoint` is provably its storage.

@@ -24,7 +24,7 @@ from engine import submitted
 from engine.approvals import record_licences
 from engine.decisions import DecisionLog, Refused
 from engine.delete_look import record_skipped
-from engine.errors import Bl931Error, classify
+from engine.errors import classify
 from engine.identity import IdentityCheck
 from engine.model import Action, ActionKind, ErrorClass, Scan
 from engine.outcome import Outcome
@@ -308,10 +308,8 @@ class Submission:
             check = IdentityCheck(ex.config, self.store, may_initialise=False)
             check.tape = tape_identity_checks(ex.backends)
         for endpoint in sorted({e for e in (request.target, request.source) if e is not None}):
-            try:
-                check.check(endpoint, user="bl931", now=now)
-            except Bl931Error as exc:
-                return f"endpoint_identity: {exc}"
+            if (why := check.unproven(endpoint, now=now)) is not None:
+                return why
         return None
 
     def rebuild_request(self, task: TaskRow) -> TaskRequest | None:

@@ -57,13 +57,8 @@ def identity_check(config: Config) -> TargetCheck:
         from engine.identity import IdentityCheck
         from engine.state import StateStore
 
-        try:
-            IdentityCheck(config, cast(StateStore, store), may_initialise=False).check(
-                endpoint, user="bl931", now=now
-            )
-        except Bl931Error as exc:
-            return f"endpoint_identity: {exc}"
-        return None
+        check = IdentityCheck(config, cast(StateStore, store), may_initialise=False)
+        return check.unproven(endpoint, now=now)
 
     return check
 
