@@ -15,6 +15,7 @@ from engine.backends import Backends
 from engine.config import Config
 from engine.executor import Executor
 from engine.incremental.delta import Delta, merge_plans, observe_delta, record_delta
+from engine.incremental.heap import release_free_heap
 from engine.incremental.quiet import QuietPasses, Settled, record_quiet
 from engine.incremental.view import IncrementalView
 from engine.layout import ScanLayout
@@ -106,6 +107,8 @@ class PassModes:
                 levels=report.replica_levels,
             )
         self.quiet.end_pass(self.store)
+        if not self._is_quiet:
+            release_free_heap()  # the observation this pass replaced is freed by now
 
     def _act_on(self, seen: Observation) -> None:
         """The executor acts on the identities the reused observation proved."""

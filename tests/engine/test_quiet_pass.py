@@ -142,3 +142,30 @@ def test_audits_and_single_passes_are_never_quiet(line: Line) -> None:
         once.reconcile_once(drain=True)
     finally:
         backends.close()
+
+
+def test_the_heap_is_released_after_passes_that_replace_the_observation(
+    line: Line, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass that observed everything frees the observation it replaced; its pages go back to
+    the OS (`engine/incremental/heap.py`). A quiet pass allocates next to nothing: no trim."""
+    import engine.pass_modes
+
+    trims: list[int] = []
+    monkeypatch.setattr(engine.pass_modes, "release_free_heap", lambda: trims.append(1) or True)
+    quiet = line.quiet
+    line.pass_()
+    assert line.quiet == quiet + 1 and trims == []
+    line.view.last_full = None  # the periodic full walk
+    line.pass_()
+    assert line.quiet == quiet + 1 and trims == [1]
+
+
+def test_releasing_the_heap_works_on_this_c_library() -> None:
+    """glibc has `malloc_trim` (the service's platform); elsewhere the release is a no-op."""
+    import platform
+
+    from engine.incremental.heap import release_free_heap
+
+    released = release_free_heap()
+    assert released is (platform.libc_ver()[0] == "glibc")
