@@ -39,6 +39,7 @@ from engine.observe.assessments import AssessmentCache
 from engine.observe.identities import unproven_endpoints
 from engine.observe.inventory import InventoryReader
 from engine.observe.observation import Observation
+from engine.observe.replica_view import ReplicaView
 from engine.policy import Policy
 from engine.rehash import Rehasher
 from engine.storage.base import ScanListing
@@ -239,7 +240,7 @@ class Observer:
             seen.observations[name] = EndpointObservation(
                 name,
                 ok=True,
-                replicas={scan_id: a.replica for scan_id, a in assessed.items()},
+                replicas=ReplicaView(assessed),
                 previously_present=previously,
                 expected_absent=expected_absent,
                 listed=scope.listed if scope is not None else None,
@@ -279,7 +280,7 @@ class Observer:
             if write:
                 for scan_id, proof in adopted.items():
                     self.store.record_evidence(scan_id, name, storages.stamp(name, proof))
-            moved = storages.alert(name, {s: a.replica for s, a in assessed.items()})
+            moved = storages.alert(name, ReplicaView(assessed))
             if moved is not None:
                 seen.alerts.append(moved)
         return assessed
