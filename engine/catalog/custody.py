@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from engine.alert_log import AlertLog
+from engine.catalog.attempts import Attempts, adoptable
 from engine.catalog.base import Catalog
 from engine.catalog.local import LocalCatalog
 from engine.errors import Bl931Error
@@ -145,6 +146,8 @@ class Registrations:
     def __init__(self, store: StateStore) -> None:
         self.store = store
         self._known: dict[str, frozenset[str]] = {}
+        # What bl931 asked the catalog to register and has not recorded (adopted when found).
+        self.attempts = Attempts(store)
 
     def record(
         self, catalog: str, registered: Iterable[tuple[str, str | None]], now: datetime
@@ -158,7 +161,45 @@ class Registrations:
             conn.executemany(
                 "INSERT OR REPLACE INTO catalog_registrations VALUES (?, ?, ?, ?)", rows
             )
+            self.attempts.drop(conn, catalog, [scan for _, scan, _, _ in rows])
         self._known.pop(catalog, None)
+
+    def adopt(
+        self,
+        catalog: str,
+        found: Iterable[tuple[str, str | None]],
+        now: datetime,
+        *,
+        settled: Collection[str] = (),
+    ) -> None:
+        """Documents the catalog holds for registrations bl931 asked for but never recorded
+        (the process died after the write, or a failed write was made later): registered
+        (`engine.catalog.attempts`). `settled`: attempts whose registration is kept already."""
+        if settled:
+            with self.store.transaction() as conn:
+                self.attempts.drop(conn, catalog, settled)
+        chosen = sorted(found)
+        if not chosen:
+            return
+        self.record(catalog, chosen, now)
+        with self.store.transaction() as conn:
+            write_events(
+                conn,
+                [
+                    (
+                        now,
+                        "info",
+                        "catalog.adopted",
+                        scan,
+                        None,
+                        f"the {catalog} catalog holds the document of a registration bl931 "
+                        "asked for and had not recorded (interrupted or failed): now kept "
+                        "among its registrations",
+                        {"pid": pid},
+                    )
+                    for scan, pid in chosen
+                ],
+            )
 
     def known(self, catalog: str) -> frozenset[str]:
         """Scans registered in this catalog kind (and, from before the table, in any)."""
@@ -211,6 +252,7 @@ class Registrations:
                 "DELETE FROM catalog_registrations WHERE catalog IN (?, '') AND scan = ?",
                 [(catalog, scan) for scan in chosen],
             )
+            self.attempts.drop(conn, catalog, chosen)
             write_events(
                 conn,
                 [
@@ -261,6 +303,11 @@ def observe_catalog(
         ), []
     if write:
         registrations.claim(catalog.name)
+        registrations.attempts.claim(catalog.name)
+        settled, found = adoptable(
+            catalog, registrations.attempts.pending(catalog.name), view, expected
+        )
+        registrations.adopt(catalog.name, found, now, settled=settled)
     lost = expected.difference(view.locations)
     if not lost:
         return view, []
