@@ -14,7 +14,9 @@ Two facts are kept in the state store, beside the catalog itself:
   catalog): a `catalog_lost_documents` alert makes the catalog unknown for every action — no
   registration, no location update, no delete anywhere — until the documents are back or an
   operator acknowledges the loss (the scans are then registered anew where a verified copy
-  allows).
+  allows). A registration bl931 asked for and never recorded (the process died after the
+  catalog's write, or a failed write was made later) is adopted when a pass finds its document
+  (`engine.catalog.attempts`).
 
 Both kinds of catalog (local and SciCat) reach the planner the same way: an unreadable catalog is
 a `CatalogView` with `ok=False` (reason code `catalog_unavailable` for everything that needs it).
@@ -295,6 +297,11 @@ def observe_catalog(
     store = registrations.store
     try:
         bind_catalog(catalog, store, may_initialise=write, user=user, now=now)
+        if write and isinstance(catalog, LocalCatalog) and catalog.has_pending():
+            # Changes an earlier pass could not write (the file had vanished): written before
+            # this pass reads the catalog, so nothing it plans relies on a document held only
+            # in memory, and a registration among them is adopted now (engine/catalog/attempts).
+            catalog.flush()
         expected = registrations.known(catalog.name)
         view = catalog.observe(expected.union(scans) if expected else scans)
     except Bl931Error as exc:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine.backends import Backends
+from engine.catalog.attempts import adoptable
 from engine.catalog.base import Location
 from engine.catalog.custody import Registrations, recorded_identity
 from engine.catalog.local import LocalCatalog
@@ -129,12 +130,9 @@ def test_a_registration_whose_write_failed_and_was_made_later_is_kept(
     assert engine.catalog.has_pending(), "setup: the change waits in memory"
 
     os.rename(away, path)  # back: this process writes the pending document at its next flush
-    engine.run_pass()
+    engine.run_pass()  # written before the pass reads the catalog; asked for by bl931: adopted
     assert engine.catalog.document("2026/a.h5") is not None
     assert not engine.catalog.has_pending()
-    # Seen at that pass's observation only in memory (maybe never written): not adopted then.
-    assert Registrations(engine.store).known("local") == frozenset()
-    engine.run_pass()  # the document is on disk and was asked for by bl931: adopted
     assert Registrations(engine.store).known("local") == {"2026/a.h5"}
     kinds = [e["kind"] for e in engine.store.events(scan="2026/a.h5")]
     assert "catalog.adopted" in kinds and "catalog.register" not in kinds
@@ -244,3 +242,22 @@ def test_an_upgraded_store_takes_its_failed_registrations_as_attempts(tmp_path: 
         assert attempts.pending("local") == {"a"} and attempts.pending("scicat") == frozenset()
     finally:
         store.close()
+
+
+def test_a_document_held_only_in_memory_is_not_adopted(engine: Engine) -> None:
+    """What a local catalog shows of a change not yet written may never reach the file."""
+    engine.ws.write_scan("2026/a.h5", os.urandom(64), mtime=ACQUIRED)
+    engine.run_pass()
+    scan = engine.store.get_scan("2026/a.h5")
+    assert scan is not None
+    engine.catalog.register(scan, [Location("cfs", str(engine.ws.cfs / scan.id), Level.CHECKSUM)])
+    view = engine.catalog.observe([scan.id])
+    assert scan.id in view.locations and engine.catalog.has_pending()
+    attempted = frozenset([scan.id])
+    assert adoptable(engine.catalog, attempted, view, frozenset()) == (frozenset(), [])
+    engine.catalog.flush()
+    assert adoptable(engine.catalog, attempted, view, frozenset()) == (
+        frozenset(),
+        [(scan.id, engine.catalog.document(scan.id)["pid"])],  # type: ignore[index]
+    )
+    assert adoptable(engine.catalog, attempted, view, attempted) == (attempted, [])
