@@ -79,6 +79,10 @@ class CatalogActions:
             return Outcome()
         outcome = Outcome()
         done: list[tuple[Action, str, str | None]] = []
+        # Before the catalog is called: a document it writes is kept even if this process dies
+        # (or its write fails) before recording it (engine/catalog/attempts.py).
+        asked = [a.scan for a in actions if a.kind is ActionKind.REGISTER]
+        ex.registrations.attempts.add(catalog.name, asked, now)
         for action in actions:
             scan = seen.scans[action.scan]
             locations = self.locations(scan, seen)

@@ -14,7 +14,9 @@ Two facts are kept in the state store, beside the catalog itself:
   catalog): a `catalog_lost_documents` alert makes the catalog unknown for every action — no
   registration, no location update, no delete anywhere — until the documents are back or an
   operator acknowledges the loss (the scans are then registered anew where a verified copy
-  allows).
+  allows). A registration bl931 asked for and never recorded (the process died after the
+  catalog's write, or a failed write was made later) is adopted when a pass finds its document
+  (`engine.catalog.attempts`).
 
 Both kinds of catalog (local and SciCat) reach the planner the same way: an unreadable catalog is
 a `CatalogView` with `ok=False` (reason code `catalog_unavailable` for everything that needs it).
@@ -28,6 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from engine.alert_log import AlertLog
+from engine.catalog.attempts import Attempts, adoptable
 from engine.catalog.base import Catalog
 from engine.catalog.local import LocalCatalog
 from engine.errors import Bl931Error
@@ -145,6 +148,8 @@ class Registrations:
     def __init__(self, store: StateStore) -> None:
         self.store = store
         self._known: dict[str, frozenset[str]] = {}
+        # What bl931 asked the catalog to register and has not recorded (adopted when found).
+        self.attempts = Attempts(store)
 
     def record(
         self, catalog: str, registered: Iterable[tuple[str, str | None]], now: datetime
@@ -158,7 +163,45 @@ class Registrations:
             conn.executemany(
                 "INSERT OR REPLACE INTO catalog_registrations VALUES (?, ?, ?, ?)", rows
             )
+            self.attempts.drop(conn, catalog, [scan for _, scan, _, _ in rows])
         self._known.pop(catalog, None)
+
+    def adopt(
+        self,
+        catalog: str,
+        found: Iterable[tuple[str, str | None]],
+        now: datetime,
+        *,
+        settled: Collection[str] = (),
+    ) -> None:
+        """Documents the catalog holds for registrations bl931 asked for but never recorded
+        (the process died after the write, or a failed write was made later): registered
+        (`engine.catalog.attempts`). `settled`: attempts whose registration is kept already."""
+        if settled:
+            with self.store.transaction() as conn:
+                self.attempts.drop(conn, catalog, settled)
+        chosen = sorted(found)
+        if not chosen:
+            return
+        self.record(catalog, chosen, now)
+        with self.store.transaction() as conn:
+            write_events(
+                conn,
+                [
+                    (
+                        now,
+                        "info",
+                        "catalog.adopted",
+                        scan,
+                        None,
+                        f"the {catalog} catalog holds the document of a registration bl931 "
+                        "asked for and had not recorded (interrupted or failed): now kept "
+                        "among its registrations",
+                        {"pid": pid},
+                    )
+                    for scan, pid in chosen
+                ],
+            )
 
     def known(self, catalog: str) -> frozenset[str]:
         """Scans registered in this catalog kind (and, from before the table, in any)."""
@@ -211,6 +254,7 @@ class Registrations:
                 "DELETE FROM catalog_registrations WHERE catalog IN (?, '') AND scan = ?",
                 [(catalog, scan) for scan in chosen],
             )
+            self.attempts.drop(conn, catalog, chosen)
             write_events(
                 conn,
                 [
@@ -253,6 +297,11 @@ def observe_catalog(
     store = registrations.store
     try:
         bind_catalog(catalog, store, may_initialise=write, user=user, now=now)
+        if write and isinstance(catalog, LocalCatalog) and catalog.has_pending():
+            # Changes an earlier pass could not write (the file had vanished): written before
+            # this pass reads the catalog, so nothing it plans relies on a document held only
+            # in memory, and a registration among them is adopted now (engine/catalog/attempts).
+            catalog.flush()
         expected = registrations.known(catalog.name)
         view = catalog.observe(expected.union(scans) if expected else scans)
     except Bl931Error as exc:
@@ -261,6 +310,11 @@ def observe_catalog(
         ), []
     if write:
         registrations.claim(catalog.name)
+        registrations.attempts.claim(catalog.name)
+        settled, found = adoptable(
+            catalog, registrations.attempts.pending(catalog.name), view, expected
+        )
+        registrations.adopt(catalog.name, found, now, settled=settled)
     lost = expected.difference(view.locations)
     if not lost:
         return view, []

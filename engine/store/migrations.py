@@ -539,6 +539,23 @@ MIGRATIONS: tuple[str, ...] = (
     # other, by trigger, so no writer can forget it; the epoch tells one store from another
     # (a backup copy gets its own); registrations indexed by when they succeeded
     _CHANGE_MARKS,
+    # 17: the registrations bl931 asked a catalog for, written before the catalog is called
+    # (engine/catalog/custody.py): a document the catalog holds for one of them is adopted into
+    # catalog_registrations, also when the process died (or the write failed) before recording
+    # it; filled in from the register actions that failed (for the catalog configured at the
+    # first pass after the upgrade, as migration 6's registrations)
+    """
+    CREATE TABLE catalog_attempts(
+        catalog TEXT NOT NULL,
+        scan TEXT NOT NULL,
+        attempted_at TEXT NOT NULL,
+        PRIMARY KEY(catalog, scan)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO catalog_attempts(catalog, scan, attempted_at)
+        SELECT '', scan, MIN(updated_at) FROM actions
+        WHERE kind = 'register' AND status = 'failed'
+        GROUP BY scan;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

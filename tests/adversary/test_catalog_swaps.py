@@ -75,6 +75,7 @@ def test_catalog_locations_never_follow_an_unproven_endpoint(
     remount(ws.cfs, away)
     passes(run_cli, ws, 3)
     assert locations(ws) == {SCAN: ["cfs", "dtn", "hpss"]}
-    # Known gap (docs/safety.md): a registration written but not recorded before the crash is
-    # adopted from the catalog at the next pass, not added to the registrations bl931 keeps.
+    # A registration written but not recorded before the crash is adopted from the catalog at
+    # the next pass into the registrations bl931 keeps (tests/adversary/test_catalog_adoption.py).
     assert event_kinds(ws, SCAN).count("catalog.register") == (crash == "no crash")
+    assert event_kinds(ws, SCAN).count("catalog.adopted") == (crash != "no crash")
