@@ -54,7 +54,7 @@ def settled_signature(
     if evidence.how != "transfer" or task.created_at is None:
         return evidence
     scan = executor.store.get_scan(scan_id)
-    before = executor.store.load_replicas().get(target, {}).get(scan_id)
+    before = executor.store.replica_row(target, scan_id)
     storage = executor.backends.storages.get(target)
     if scan is None or before is None or storage is None:
         return evidence

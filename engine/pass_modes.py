@@ -86,6 +86,7 @@ class PassModes:
         the_plan = planner.make_plan(seen, started)
         the_plan = planner.with_findings(the_plan, seen, started, write=True)
         planner.record(the_plan, seen, started)
+        seen.release_stored_rows()
         return seen, the_plan, None
 
     def finish(self, seen: Observation, the_plan: Plan, report: PassReport) -> None:

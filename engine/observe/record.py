@@ -59,6 +59,8 @@ def record_observation(
         if baseline and len(obs.missing()) / baseline > policy.max_missing_fraction:
             continue  # keep the last good baseline so the alert stays until resolved
         _record_replicas(store, seen, name, now, obs.listed)
+        if obs.listed is None:
+            seen.recorded.add(name)
 
 
 def record_new_scans(

@@ -28,7 +28,6 @@ from engine.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from engine.model import Evidence
-    from engine.store.replicas import ReplicaRow
 
 log = logging.getLogger("engine.state")
 
@@ -58,11 +57,10 @@ class StoreBase:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        # The writable store is the one writer of replicas and evidence (the owner lock), so it
-        # keeps what it last read and drops it on its own writes: a steady pass over 100k scans
-        # then parses nothing. A read-only store (the TUI, an audit) always reads afresh.
+        # The writable store is the one writer of evidence (the owner lock), so it keeps what it
+        # last read and drops it on its own writes (`engine.store.replicas`). A read-only store
+        # (the TUI, an audit) always reads afresh.
         self._cache_lock = threading.Lock()
-        self._replicas_cache: dict[str, dict[str, ReplicaRow]] | None = None
         self._evidence_cache: dict[str, dict[str, Evidence]] | None = None
         self._generation = 0  # bumped by every write: a read that raced one is not kept
         if readonly:
@@ -173,11 +171,9 @@ class StoreBase:
         rows = self._conn().execute(f"PRAGMA table_info({table})").fetchall()
         return any(row[1] == column for row in rows)
 
-    def _forget(self, *, replicas: bool = False, evidence: bool = False) -> None:
-        """Drop the cached replicas/evidence (`engine.store.replicas`) around a write to them."""
+    def _forget(self, *, evidence: bool = False) -> None:
+        """Drop the cached evidence (`engine.store.replicas`) around a write to it."""
         with self._cache_lock:
             self._generation += 1
-            if replicas:
-                self._replicas_cache = None
             if evidence:
                 self._evidence_cache = None
