@@ -239,6 +239,7 @@ def adopt_legacy(
         tape_store.add_members(store, endpoint, bundle, [(key, new.value, detail)])
         store.record_evidence(key, endpoint, new)
     store.evidence_rewritten()
+    store._forget(replicas=True)
     with store.transaction() as conn:
         if rearchive:
             # The operator chose not to count the per-file objects: they are not copies that

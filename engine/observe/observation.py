@@ -11,7 +11,6 @@ from engine.inventory.walk import InventoryResult
 from engine.model import Alert, CatalogView, EndpointError, EndpointObservation, Scan
 from engine.observe.assess import Assessed
 from engine.storage.base import ScanListing
-from engine.store import ReplicaRow
 
 
 @dataclass
@@ -28,9 +27,9 @@ class Observation:
     new_scans: list[Scan] = field(default_factory=list)
     # Endpoints not listed this pass because their circuit breaker is open (not a new failure).
     backed_off: set[str] = field(default_factory=set)
-    # The replicas the store held before this pass (read once, used again when recording;
-    # dropped once the pass planned: `release_stored_rows`).
-    stored_replicas: dict[str, Mapping[str, ReplicaRow]] = field(default_factory=dict)
+    # The replicas the store held before this pass, as marks (`engine.store.replicas`; read
+    # once, used again when recording; let go once the pass planned: `release_stored_rows`).
+    stored_replicas: dict[str, Mapping[str, int]] = field(default_factory=dict)
     # Endpoints whose every listed replica the pass recorded (the store now holds exactly
     # their replicas; `engine.observe.record`).
     recorded: set[str] = field(default_factory=set)
@@ -44,11 +43,12 @@ class Observation:
     storages: StorageIdentities | None = None
 
     def release_stored_rows(self) -> None:
-        """After the pass planned: let go of the replica rows read for it. Each observation's
-        `previously_present` is a view of those rows, and the service keeps its settled pass's
-        observation until the next full pass (~35 MB of rows at 100k scans). An endpoint whose
-        listing the pass recorded whole now has exactly its replicas stored, so that is what
-        the store saw there before the next pass; any other keeps its view (and its rows)."""
+        """After the pass planned: let go of the stored replicas' marks read for it. Each
+        observation's `previously_present` is a view of them, and the service keeps its settled
+        pass's observation until the next full pass, while the store replaced every map this
+        pass wrote to (an endpoint's marks, 100k ints, twice). An endpoint whose listing the
+        pass recorded whole now has exactly its replicas stored, so that is what the store saw
+        there before the next pass; any other keeps its view."""
         self.stored_replicas = {}
         for name in self.recorded:
             obs = self.observations[name]

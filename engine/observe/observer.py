@@ -152,7 +152,7 @@ class Observer:
                 if old is None or old.checksum != scan.checksum or old.files != scan.files:
                     seen.new_scans.append(scan)
                     scans[scan.id] = scan
-        seen.stored_replicas = self.store.load_replicas()
+        seen.stored_replicas = self.store.load_replica_marks()
         self._slice = begin_slice(
             self.inventory.incremental, now, scans, seen.new_scans, self.config, self.policy,
             service=circuit_breaker,

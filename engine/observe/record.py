@@ -17,6 +17,7 @@ from engine.observe.observation import Observation
 from engine.observe.observer import Observer
 from engine.policy import Policy
 from engine.store import ReplicaRow, StateStore
+from engine.store.replicas import replica_mark
 
 # Logged under the reconciler's name, as before the observer had a package of its own.
 log = logging.getLogger("engine.reconciler")
@@ -101,13 +102,8 @@ def _record_replicas(
     # Only rows that changed are written: a steady pass writes nothing here.
     changed: dict[str, ReplicaRow] = {}
     for scan_id, assessed in current.items():
-        replica, old = assessed.replica, before.get(scan_id)
-        if (
-            old is None
-            or old.level != replica.level
-            or old.signature != assessed.signature
-            or old.size != replica.size
-        ):
+        replica = assessed.replica
+        if before.get(scan_id) != replica_mark(replica.level, replica.size, assessed.signature):
             changed[scan_id] = ReplicaRow(
                 replica.level, replica.size, replica.files, assessed.signature, now
             )

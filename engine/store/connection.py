@@ -57,10 +57,11 @@ class StoreBase:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        # The writable store is the one writer of evidence (the owner lock), so it keeps what it
-        # last read and drops it on its own writes (`engine.store.replicas`). A read-only store
-        # (the TUI, an audit) always reads afresh.
+        # The writable store is the one writer of replicas and evidence (the owner lock), so it
+        # keeps what a pass needs of them and updates or drops it on its own writes
+        # (`engine.store.replicas`). A read-only store (the TUI, an audit) always reads afresh.
         self._cache_lock = threading.Lock()
+        self._marks_cache: dict[str, dict[str, int]] | None = None
         self._evidence_cache: dict[str, dict[str, Evidence]] | None = None
         self._generation = 0  # bumped by every write: a read that raced one is not kept
         if readonly:
@@ -171,9 +172,12 @@ class StoreBase:
         rows = self._conn().execute(f"PRAGMA table_info({table})").fetchall()
         return any(row[1] == column for row in rows)
 
-    def _forget(self, *, evidence: bool = False) -> None:
-        """Drop the cached evidence (`engine.store.replicas`) around a write to it."""
+    def _forget(self, *, replicas: bool = False, evidence: bool = False) -> None:
+        """Drop the cached replica marks / evidence (`engine.store.replicas`) around a write to
+        them that is not `replace_replicas` (which updates the marks itself)."""
         with self._cache_lock:
             self._generation += 1
+            if replicas:
+                self._marks_cache = None
             if evidence:
                 self._evidence_cache = None

@@ -146,7 +146,7 @@ class EventStore(StoreBase):
         written once; what a later look at the same submission learns (the rest of a scan an
         interrupted delete had cut part-way) completes that row instead of adding another.
         """
-        self._forget(evidence=True)
+        self._forget(replicas=True, evidence=True)
         body = json.dumps(receipt)
         with self.transaction() as conn:
             updated = 0
@@ -165,7 +165,7 @@ class EventStore(StoreBase):
             conn.execute("DELETE FROM replicas WHERE scan = ? AND endpoint = ?", (scan, endpoint))
             conn.execute("DELETE FROM evidence WHERE scan = ? AND endpoint = ?", (scan, endpoint))
         # And again after: a reader may have cached in between.
-        self._forget(evidence=True)
+        self._forget(replicas=True, evidence=True)
 
     def foreign_files(self) -> list[ForeignFiles]:
         """Every recorded set of foreign files, oldest first (from the receipts' `left_behind`).

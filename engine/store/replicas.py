@@ -1,12 +1,13 @@
 """Replicas (what the last observation of each endpoint found) and evidence (why a replica is
 believed verified).
 
-The writable store is the one writer of both (the owner lock), so it keeps the evidence it last
-read and drops it on its own writes (`StoreBase._forget`): the verdicts a pass reuses are keyed
-by those very evidence objects. Replica rows are not kept: only a pass that observes everything
-reads them (to know what was seen before and which rows changed), and holding 100k rows per
-endpoint between such passes cost ~35 MB at 100k scans for a read of ~0.3 s a full pass.
-A read-only store (the TUI, an audit) always reads afresh.
+The writable store is the one writer of both (the owner lock), so it keeps what a pass needs of
+them between passes. Evidence: the objects last read, dropped on its own writes
+(`StoreBase._forget`); the verdicts a pass reuses are keyed by those very objects. Replicas: not
+the rows but one *mark* per row (`replica_mark`: a fingerprint of the level, size and signature
+a pass compares to decide whether a row changed), kept up to date by the store's own writes
+instead of read again after each (reading 300k rows costs ~1 s; one mark is an int, a row
+object ~110 bytes). A read-only store (the TUI, an audit) always reads afresh.
 """
 
 from __future__ import annotations
@@ -32,14 +33,47 @@ class ReplicaRow:
     observed_at: datetime
 
 
+def replica_mark(level: Level, size: int, signature: str) -> int:
+    """What a pass compares of a stored replica row (`load_replica_marks`): equal marks, equal
+    level, size and signature (a 64-bit hash; the marks live in this process only)."""
+    return hash((int(level), size, signature))
+
+
 class ReplicaStore(StoreBase):
     """The replicas and evidence tables."""
 
     def load_replicas(self) -> dict[str, Mapping[str, ReplicaRow]]:
-        """endpoint → scan → last observed replica, read now (not kept: see the module)."""
+        """endpoint → scan → last observed replica, read now."""
         return {
             endpoint: MappingProxyType(rows) for endpoint, rows in self._read_replicas().items()
         }
+
+    def load_replica_marks(self) -> dict[str, Mapping[str, int]]:
+        """endpoint → scan → `replica_mark` of its stored row: what a pass needs to know which
+        scans were seen at an endpoint before and which rows it changes. A snapshot: the
+        store's own writes replace an endpoint's map (copy on write), never change it."""
+        with self._cache_lock:
+            cached, generation = self._marks_cache, self._generation
+        if cached is None:
+            cached = self._read_marks()
+            if not self.readonly:
+                with self._cache_lock:
+                    if generation == self._generation:
+                        self._marks_cache = cached
+        return {endpoint: MappingProxyType(marks) for endpoint, marks in cached.items()}
+
+    def _read_marks(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        levels = _LEVELS
+        cursor = self._conn().cursor()
+        cursor.row_factory = None
+        cursor.execute("SELECT endpoint, scan, level, size, signature FROM replicas")
+        for endpoint, scan, level, size, signature in cursor:
+            marks = out.get(endpoint)
+            if marks is None:
+                marks = out[shared(endpoint)] = {}
+            marks[shared(scan)] = replica_mark(levels[level], size, signature)
+        return out
 
     def replica_row(self, endpoint: str, scan: str) -> ReplicaRow | None:
         """One endpoint's last observed replica of one scan (None: none recorded)."""
@@ -86,6 +120,8 @@ class ReplicaStore(StoreBase):
         removed = list(removed)
         if not upserts and not removed:
             return
+        with self._cache_lock:
+            self._generation += 1  # a read racing this write is not kept
         with self.transaction() as conn:
             conn.executemany(
                 """INSERT INTO replicas VALUES (?,?,?,?,?,?,?)
@@ -101,6 +137,19 @@ class ReplicaStore(StoreBase):
                 "DELETE FROM replicas WHERE scan = ? AND endpoint = ?",
                 [(scan, endpoint) for scan in removed],
             )
+        with self._cache_lock:
+            self._generation += 1
+            cached = self._marks_cache
+            if cached is not None:
+                # Copy on write: a pass still reading the map it was handed sees no change.
+                marks = dict(cached.get(endpoint, {}))
+                for scan in removed:
+                    marks.pop(scan, None)
+                for scan, r in upserts.items():
+                    marks[shared(scan)] = replica_mark(r.level, r.size, r.signature)
+                others = {e: m for e, m in cached.items() if e != endpoint}
+                # As a fresh read: an endpoint with no row has no map.
+                self._marks_cache = {**others, shared(endpoint): marks} if marks else others
 
     def load_evidence(self) -> dict[str, Mapping[str, Evidence]]:
         """endpoint → scan → evidence: a read-only view of what was read (a snapshot, as

@@ -16,6 +16,7 @@ import pytest
 from engine.model import EndpointObservation, Evidence, Level, Scan, ScanFile
 from engine.pass_findings import read_catalog_locations
 from engine.store import ReplicaRow, StateStore
+from engine.store.replicas import replica_mark
 from tests.tui.world import World
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -88,6 +89,38 @@ def test_cached_rows_are_lent_read_only_and_stay_a_snapshot(tmp_path: Path) -> N
         assert scan.id in replicas and scan.id in evidence
         assert scan.id not in store.load_replicas().get("cfs", {})
         assert scan.id not in store.load_evidence().get("cfs", {})
+    finally:
+        store.close()
+
+
+def test_replica_marks_follow_every_write_and_stay_a_snapshot(tmp_path: Path) -> None:
+    """The marks a pass compares (one int per stored row, kept between passes) equal a fresh
+    read after each kind of write: a changed row, a removed row, a delete's receipt (which
+    drops the row in its own SQL); a map handed out before a write does not change."""
+    store, scan = _store_with_one_scan(tmp_path)
+    try:
+        fresh = StateStore(tmp_path / "state.db", readonly=True)  # always reads afresh
+
+        def same_as_a_fresh_read() -> dict[str, dict[str, int]]:
+            marks = {e: dict(m) for e, m in store.load_replica_marks().items()}
+            assert marks == {e: dict(m) for e, m in fresh.load_replica_marks().items()}
+            return marks
+
+        before = store.load_replica_marks()["cfs"]
+        first = same_as_a_fresh_read()
+        assert first["cfs"][scan.id] == replica_mark(Level.CHECKSUM, 10, "cd" * 16)
+        # A level change with the same size and signature is a change (present → checksum).
+        store.replace_replicas(
+            "cfs", {scan.id: ReplicaRow(Level.PRESENT, 10, 1, "cd" * 16, NOW)}, ()
+        )
+        assert same_as_a_fresh_read()["cfs"][scan.id] != first["cfs"][scan.id]
+        assert before[scan.id] == first["cfs"][scan.id]  # lent before the write: unchanged
+        store.replace_replicas("cfs", {}, [scan.id])
+        assert scan.id not in same_as_a_fresh_read().get("cfs", {})
+        assert scan.id in before
+        store.record_deletion(scan.id, "hpss", "a-1", "t-1", NOW, {"files": []})
+        assert scan.id not in same_as_a_fresh_read().get("hpss", {})
+        fresh.close()
     finally:
         store.close()
 

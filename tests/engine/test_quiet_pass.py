@@ -172,9 +172,9 @@ def test_releasing_the_heap_works_on_this_c_library() -> None:
 
 
 def test_no_replica_row_outlives_the_pass_that_read_it(line: Line) -> None:
-    """The rows a full pass reads to know what was seen before are not kept: neither by the
-    store nor through the settled observation's `previously_present` (~35 MB at 100k scans),
-    and the next full pass still finds what vanished (the missing count reads the store)."""
+    """No replica row object is kept between passes (the store keeps one int mark per row, the
+    settled observation's `previously_present` views the replicas it recorded), and the next
+    full pass still finds what vanished."""
     import gc
 
     from engine.store import ReplicaRow
