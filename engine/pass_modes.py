@@ -53,6 +53,8 @@ class PassModes:
     def start(self, now: datetime, view: IncrementalView | None) -> None:
         """Before the pass reads or writes anything: what it may build on (`QuietPasses`)."""
         self._base, self._is_quiet = None, False
+        if view is not None:
+            view.new_pass()
         if self.quiet is None:
             return
         self.quiet.begin(self.store, self.backends, self.policy, self._hints())

@@ -36,6 +36,12 @@ class IncrementalView:
         # The inventory walk's unchanged scans (`walk_inventory(steady=…)`).
         self.walk_memo = SteadyMemo()
 
+    def new_pass(self) -> None:
+        """Before any pass: not a full walk unless its observation decides so (`begin_pass`).
+        A quiet or delta pass never observes, and must not carry the last full walk's flag
+        into the GC policy (a full collection of every object after each such pass)."""
+        self.full = False
+
     def begin_pass(self, now: datetime, storages: Mapping[str, object]) -> bool:
         """Decide whether this pass is a full walk and hand each local endpoint its cache.
         Returns whether it is a full walk."""

@@ -196,3 +196,24 @@ def test_no_replica_row_outlives_the_pass_that_read_it(line: Line) -> None:
     assert (ActionKind.COPY, "cfs", "endpoint_unknown") in blocked
     assert not [a for a in report.plan.actions if a.kind is ActionKind.DELETE]
     same_plan(report, line.audit())
+
+
+def test_passes_after_the_full_walk_do_not_collect_as_a_full_walk(
+    line: Line, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quiet or delta pass does not observe, so it never decides whether it is a full walk:
+    it must not inherit the full walk's flag, which makes the GC policy unfreeze and collect
+    every object (0.8 s at 100k scans) after each such pass until the next full observation."""
+    from engine.incremental.gc_policy import GcPolicy
+
+    collected: list[bool] = []
+    line.view.gc = GcPolicy()
+    monkeypatch.setattr(GcPolicy, "after_pass", lambda self, *, full: collected.append(full))
+    line.view.last_full = None
+    line.pass_()  # the periodic full walk
+    quiet = line.quiet
+    for _ in range(3):
+        line.pass_()
+    assert line.quiet > quiet  # quiet passes came after the full walk
+    assert collected == [True, False, False, False]
+    assert not line.view.full
