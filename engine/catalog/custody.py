@@ -31,6 +31,7 @@ from datetime import datetime
 
 from engine.alert_log import AlertLog
 from engine.catalog.attempts import Attempts, adoptable
+from engine.catalog import lost_named
 from engine.catalog.base import Catalog
 from engine.catalog.local import LocalCatalog
 from engine.errors import Bl931Error
@@ -316,11 +317,16 @@ def observe_catalog(
         )
         registrations.adopt(catalog.name, found, now, settled=settled)
     lost = expected.difference(view.locations)
-    if not lost:
-        return view, []
-    if AlertLog(store).acknowledged(LOST_DOCUMENTS, CATALOG):
+    if lost and AlertLog(store).acknowledged(LOST_DOCUMENTS, CATALOG):
+        # The operator accepted the losses the alert named, not those since (lost_named).
+        accepted = lost_named.accepted(store, catalog.name, lost)
         if write:
-            registrations.forget(catalog.name, lost, now)
+            registrations.forget(catalog.name, accepted, now)
+            lost_named.close_acknowledged(store, catalog.name, LOST_DOCUMENTS, CATALOG, now)
+        lost = lost.difference(accepted)
+    if write:
+        lost_named.name(store, catalog.name, lost)
+    if not lost:
         return view, []
     shown = ", ".join(repr(scan) for scan in sorted(lost)[:5])
     more = f" and {len(lost) - 5} more" if len(lost) > 5 else ""

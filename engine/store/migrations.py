@@ -556,6 +556,15 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE kind = 'register' AND status = 'failed'
         GROUP BY scan;
     """,
+    # 18: the scans a standing `catalog_lost_documents` alert names (engine/catalog/lost_named.py):
+    # an operator's acknowledgement accepts the loss of those, never of documents lost since
+    """
+    CREATE TABLE catalog_lost_named(
+        catalog TEXT NOT NULL,
+        scan TEXT NOT NULL,
+        PRIMARY KEY(catalog, scan)
+    ) WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -175,6 +175,15 @@ def test_an_acknowledgement_never_accepts_a_loss_it_did_not_name(
     drop_document(path, S1)
     assert_loss_stops_deletes(run_cli, ws, S1)
     assert event_kinds(ws, S1).count("catalog.loss_accepted") == 0, event_kinds(ws, S1)
+    assert event_kinds(ws, S0).count("catalog.loss_accepted") == 1, "the named loss was accepted"
+    assert S0 not in kept(ws) and S1 in kept(ws)
+
+    # Acknowledged in turn, that loss is accepted too; both scans are registered again.
+    acknowledge_loss(run_cli, ws, S1)
+    passes(run_cli, ws, 2)
+    assert catalogued(path) == {S0, S1, S2}
+    code, doc = audit(run_cli, ws)
+    assert code == 2 and doc["alert_details"] == [] and dtn_prunes(doc) == [S0, S1, S2], doc
 
 
 @pytest.mark.parametrize("back", ["before the next pass", "after the next pass"])
