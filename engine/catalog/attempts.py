@@ -62,6 +62,17 @@ class Attempts:
                 [(catalog, scan) for scan in sorted(scans)],
             )
 
+    def keep(
+        self, conn: sqlite3.Connection, catalog: str, scans: Collection[str], now: datetime
+    ) -> None:
+        """Asked for once (a registration whose loss an operator accepted), in the caller's
+        transaction: should the catalog hold the document again, it is adopted again."""
+        if scans and self.store.has_table(TABLE):
+            conn.executemany(
+                f"INSERT OR IGNORE INTO {TABLE} VALUES (?, ?, ?)",
+                [(catalog, scan, iso(now)) for scan in sorted(scans)],
+            )
+
     def claim(self, catalog: str) -> None:
         """Attempts taken over from failed actions (migration 17) belong to this catalog."""
         if not self.store.has_table(TABLE):

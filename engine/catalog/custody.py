@@ -255,7 +255,8 @@ class Registrations:
                 "DELETE FROM catalog_registrations WHERE catalog IN (?, '') AND scan = ?",
                 [(catalog, scan) for scan in chosen],
             )
-            self.attempts.drop(conn, catalog, chosen)
+            # Still asked for: a document that comes back (a newer backup) is adopted again.
+            self.attempts.keep(conn, catalog, chosen, now)
             write_events(
                 conn,
                 [

@@ -6,8 +6,8 @@ PYTHONPATH by `tests/adversary/test_catalog_custody_cli.py`. `BL931_CATALOG_CUT`
 - `after_record`: the catalog wrote the registration and the state store recorded it, and the
   process dies right after that record (before the rest of the pass);
 - `vanish_at_write`: no death: right before the catalog writes its changes, the file is moved
-  to `BL931_CATALOG_AWAY` (an unmounted volume, a deleted file), so the write fails and the
-  registration stays in memory until the process ends.
+  to `BL931_CATALOG_AWAY` (an unmounted volume, a deleted file), once, so the write fails and
+  the registration stays in memory (until the process ends, or a later pass writes it).
 
 Each death is `os._exit(137)`, as under SIGKILL. Production code is not touched.
 """
@@ -46,8 +46,11 @@ if _CUT:
         _flush = local.LocalCatalog.flush
         _away = os.environ["BL931_CATALOG_AWAY"]
 
+        _fired: list[bool] = []
+
         def _vanish_then_flush(self: Any) -> None:
-            if self.has_pending() and self.path.exists():
+            if not _fired and self.has_pending() and self.path.exists():
+                _fired.append(True)  # once: the file may come back afterwards
                 os.replace(self.path, _away)
             _flush(self)
 
