@@ -28,7 +28,10 @@ from tests.adversary.test_root_swaps import event_kinds
 from tests.adversary.test_tape_swaps import census
 from tests.adversary.versions_cli import audit, passes
 from tests.cli.test_catalog_identity import catalogued, drop_document
+from tests.cli.test_scicat_cli import SECRET, switch_to_scicat
+from tests.cli.test_scicat_cli import cli as scicat_cli
 from tests.conftest import RunCli
+from tests.fakes.scicat_api import FakeScicat
 from tests.service.helpers import ServiceProcess, wait_for
 
 KILL = Path(__file__).parent / "catalog_kill"
@@ -180,6 +183,9 @@ def test_an_acknowledgement_never_accepts_a_loss_it_did_not_name(
     acknowledge_loss(run_cli, ws, S0)
     # Before the pass that acts on the acknowledgement, a second document is lost.
     drop_document(path, S1)
+    code, doc = audit(run_cli, ws)  # no prune relies on the catalog (S2's neither)
+    assert code == 1 and dtn_prunes(doc) == [], doc
+    assert [S1 in a["message"] for a in lost_alerts(doc)] == [True], doc["alert_details"]
     assert_loss_stops_deletes(run_cli, ws, S1)
     assert event_kinds(ws, S1).count("catalog.loss_accepted") == 0, event_kinds(ws, S1)
     assert event_kinds(ws, S0).count("catalog.loss_accepted") == 1, "the named loss was accepted"
@@ -387,3 +393,48 @@ def test_a_service_whose_catalog_vanished_mid_write_keeps_the_registration_made_
 
     drop_document(path, S0)
     assert_loss_stops_deletes(run_cli, ws, S0)
+
+
+# ---- the same promise with SciCat -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cut", ["scicat_before_write", "scicat_after_write"])
+def test_a_kill_around_a_scicat_registration_never_loses_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cut: str
+) -> None:
+    ws = create_workspace(tmp_path / "ws", dtn_keep_days=0, cfs_keep_days=1000)
+    switch_to_scicat(ws.config_path)
+    ws.write_scan(S0, os.urandom(2048))
+    with FakeScicat() as fake:
+        fake.users["ingestor"] = SECRET
+        env = {"SCICAT_URL": fake.base_url, "SCICAT_USERNAME": "ingestor", "SCICAT_PASSWORD": SECRET}
+        assert scicat_cli(ws, env, "--reconcile", "--once").returncode == 0  # copied to cfs
+        assert fake.datasets == {}
+        inject = {
+            "PYTHONPATH": os.pathsep.join([str(KILL), os.environ.get("PYTHONPATH", "")]),
+            "BL931_CATALOG_CUT": cut,
+        }
+        done = scicat_cli(ws, {**env, **inject}, "--reconcile", "--once")
+        assert done.returncode == 137, done.stderr
+        assert len(fake.datasets) == (cut == "scicat_after_write"), fake.datasets
+        assert kept(ws) == set()
+
+        for _ in range(2):
+            done = scicat_cli(ws, env, "--reconcile", "--once")
+            assert done.returncode == 0, done.stderr
+        assert len(fake.datasets) == 1 and kept(ws) == {S0}
+        doc = json.loads(scicat_cli(ws, env, "--dry-run", "--json").stdout)
+        assert dtn_prunes(doc) == [S0] and doc["alert_details"] == [], doc
+        assert scicat_cli(ws, env, "--approve-all", "--yes").returncode == 0
+
+        fake.datasets.clear()  # someone deleted the dataset in SciCat
+        dtn_before = census(ws.dtn)
+        for _ in range(2):
+            done = scicat_cli(ws, env, "--reconcile", "--once")
+            assert done.returncode == 1, f"the loss went unnoticed: {done.stderr}"
+        audit_run = scicat_cli(ws, env, "--dry-run", "--json")
+        doc = json.loads(audit_run.stdout)
+        assert audit_run.returncode == 1
+        assert [a["code"] for a in doc["alert_details"]] == ["catalog_lost_documents"], doc
+        assert dtn_prunes(doc) == [] and census(ws.dtn) == dtn_before
+        assert fake.datasets == {}, "the lost dataset was registered again unasked"

@@ -5,6 +5,9 @@ PYTHONPATH by `tests/adversary/test_catalog_custody_cli.py`. `BL931_CATALOG_CUT`
   calls the catalog (nothing is written to the file);
 - `after_record`: the catalog wrote the registration and the state store recorded it, and the
   process dies right after that record (before the rest of the pass);
+- `scicat_before_write`, `scicat_after_write`: the same for SciCat: the process dies as it
+  asks SciCat to register a scan, or right after SciCat answered that it holds the dataset
+  (with its datablock and lifecycle), before the state store recorded it;
 - `vanish_at_write`: no death: right before the catalog writes its changes, the file is moved
   to `BL931_CATALOG_AWAY` (an unmounted volume, a deleted file), once, so the write fails and
   the registration stays in memory (until the process ends, or a later pass writes it).
@@ -41,6 +44,20 @@ if _CUT:
                 os._exit(137)
 
         custody.Registrations.record = _record_then_die  # type: ignore[method-assign]
+
+    elif _CUT in ("scicat_before_write", "scicat_after_write"):
+        from engine.catalog import scicat
+
+        _register = scicat.ScicatCatalog.register
+
+        def _cut_register(self: Any, scan: Any, locations: Any) -> str:
+            if _CUT == "scicat_before_write":
+                os._exit(137)
+            pid = _register(self, scan, locations)
+            os._exit(137)
+            return pid  # never reached
+
+        scicat.ScicatCatalog.register = _cut_register  # type: ignore[method-assign]
 
     elif _CUT == "vanish_at_write":
         _flush = local.LocalCatalog.flush
