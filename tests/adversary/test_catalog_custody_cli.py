@@ -438,3 +438,57 @@ def test_a_kill_around_a_scicat_registration_never_loses_it(
         assert [a["code"] for a in doc["alert_details"]] == ["catalog_lost_documents"], doc
         assert dtn_prunes(doc) == [] and census(ws.dtn) == dtn_before
         assert fake.datasets == {}, "the lost dataset was registered again unasked"
+
+
+# ---- the long-running service's quiet passes ---------------------------------------------------
+
+
+def standing_lost_alerts(ws: LocalWorkspace) -> list[str]:
+    with sqlite3.connect(f"file:{ws.state_path}?mode=ro", uri=True) as conn:
+        rows = conn.execute(
+            "SELECT message FROM alerts WHERE code = 'catalog_lost_documents' "
+            "AND cleared_at IS NULL"
+        )
+        return [r[0] for r in rows]
+
+
+def test_a_settled_service_notices_a_lost_document_and_then_deletes_nothing(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """A settled service runs quiet passes (nothing re-read while nothing changed): a document
+    dropped from the catalog file still ends them, raises the alert, and prunes approved after
+    it never run."""
+    ws = workspace(tmp_path, S0, S1)
+    registered = {S0, S1}
+    passes(run_cli, ws, 3)
+    path = catalog_path(ws)
+    assert catalogued(path) == registered
+    code, doc = audit(run_cli, ws)
+    prune_ids = [a["id"] for a in doc["actions"] if a["kind"] == "delete"]
+    assert code == 2 and len(prune_ids) == 2, doc
+    dtn_before = census(ws.dtn)
+    service = ServiceProcess(ws.config_path, "--interval", "0.2", log_path=tmp_path / "svc.log")
+    try:
+        service.wait_log(r"pass done in", count=3)
+        drop_document(path, S0)
+        wait_for(
+            lambda: any(S0 in m for m in standing_lost_alerts(ws)),
+            timeout=60,
+            what="the lost-documents alert",
+        )
+        # An operator tries to approve the prunes the last audit showed: they are no longer
+        # planned (the catalog is unknown), so there is nothing to approve.
+        done = run_cli("--approve", *prune_ids, config=ws.config_path)
+        assert done.returncode == 64 and "not awaiting approval" in done.stderr, done.stderr
+        assert "Traceback" not in run_cli("--approve-all", "--yes", config=ws.config_path).stderr
+        seen = service.passes()
+        service.wait_log(r"pass done in", count=seen + 3)
+        assert census(ws.dtn) == dtn_before, "pruned while the catalog lost a document"
+        assert catalogued(path) == {S1}, "the lost document was written again unasked"
+        assert standing_lost_alerts(ws), "the alert cleared by itself"
+        service.signal(signal.SIGTERM)
+        assert service.wait(60) == 0
+    finally:
+        service.close()
+    code, doc = audit(run_cli, ws)
+    assert code == 1 and dtn_prunes(doc) == [], doc
