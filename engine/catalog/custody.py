@@ -30,8 +30,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from engine.alert_log import AlertLog
-from engine.catalog.attempts import Attempts, adoptable
 from engine.catalog import lost_named
+from engine.catalog.attempts import Attempts, adoptable
 from engine.catalog.base import Catalog
 from engine.catalog.local import LocalCatalog
 from engine.errors import Bl931Error

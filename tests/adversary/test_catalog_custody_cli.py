@@ -214,7 +214,7 @@ def test_a_document_back_after_its_loss_was_acknowledged_is_kept(
     path.write_bytes(good)  # the newer file turns up after all, and is put back
     passes(run_cli, ws, 2)
     code, doc = audit(run_cli, ws)
-    assert doc["alert_details"] == [] and dtn_prunes(doc) == [S0, S1, S2], doc
+    assert code == 2 and doc["alert_details"] == [] and dtn_prunes(doc) == [S0, S1, S2], doc
     assert catalogued(path) == {S0, S1, S2}
 
     # bl931 asked for that document: losing it again is raised again.
@@ -407,7 +407,11 @@ def test_a_kill_around_a_scicat_registration_never_loses_it(
     ws.write_scan(S0, os.urandom(2048))
     with FakeScicat() as fake:
         fake.users["ingestor"] = SECRET
-        env = {"SCICAT_URL": fake.base_url, "SCICAT_USERNAME": "ingestor", "SCICAT_PASSWORD": SECRET}
+        env = {
+            "SCICAT_URL": fake.base_url,
+            "SCICAT_USERNAME": "ingestor",
+            "SCICAT_PASSWORD": SECRET,
+        }
         assert scicat_cli(ws, env, "--reconcile", "--once").returncode == 0  # copied to cfs
         assert fake.datasets == {}
         inject = {
