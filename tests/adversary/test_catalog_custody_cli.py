@@ -496,3 +496,48 @@ def test_a_settled_service_notices_a_lost_document_and_then_deletes_nothing(
         service.close()
     code, doc = audit(run_cli, ws)
     assert code == 1 and dtn_prunes(doc) == [], doc
+
+
+def test_a_registration_held_in_memory_never_lands_in_another_catalog(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """The service's catalog vanished at the write of a registration; another catalog file (its
+    own identity: another deployment's, a wrong volume) appears at the path. The registration
+    held in memory is not written into it, nothing is planned from it, and once the right file
+    is back the registration is written there and kept."""
+    ws = workspace(tmp_path, S0, retry_base_seconds=0.001)
+    path = catalog_path(ws)
+    away = tmp_path / "catalog.away"
+    passes(run_cli, ws, 1)
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(KILL), os.environ.get("PYTHONPATH", "")]),
+        "BL931_CATALOG_CUT": "vanish_at_write",
+        "BL931_CATALOG_AWAY": str(away),
+    }
+    service = ServiceProcess(
+        ws.config_path, "--interval", "0.2", log_path=tmp_path / "service.log", env=env
+    )
+    try:
+        wait_for(away.exists, timeout=60, what="the catalog file vanishing at the write")
+        other = json.loads(away.read_text("utf-8"))
+        (row,) = other["bl931_catalog"].values()
+        row["id"] = "another-deployment"
+        path.write_text(json.dumps(other), "utf-8")
+        foreign = path.read_bytes()
+        seen = service.passes()
+        service.wait_log(r"pass done in", count=seen + 3)
+        assert path.read_bytes() == foreign, "bl931 wrote into another catalog"
+        assert kept(ws) == set()
+        code, doc = audit(run_cli, ws)
+        assert code == 1 and dtn_prunes(doc) == [], doc
+        assert [e["class"] for e in doc["errors"] if e["endpoint"] == "catalog"] == ["needs_human"]
+
+        os.replace(away, path)  # the right catalog is back
+        wait_for(lambda: S0 in kept(ws), timeout=90, what="the registration kept")
+        assert catalogued(path) == {S0}
+        service.signal(signal.SIGTERM)
+        assert service.wait(60) == 0
+    finally:
+        service.close()
+    drop_document(path, S0)
+    assert_loss_stops_deletes(run_cli, ws, S0)
