@@ -541,3 +541,27 @@ def test_a_registration_held_in_memory_never_lands_in_another_catalog(
         service.close()
     drop_document(path, S0)
     assert_loss_stops_deletes(run_cli, ws, S0)
+
+
+def test_a_kill_in_the_pass_that_accepts_a_loss_neither_loses_nor_widens_it(
+    run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = workspace(tmp_path, S0, S1, S2)
+    registered_three(run_cli, ws)
+    path = catalog_path(ws)
+    drop_document(path, S0)
+    assert run_cli("--reconcile", "--once", config=ws.config_path).returncode == 1
+    acknowledge_loss(run_cli, ws, S0)
+    done = cut_pass(run_cli, ws, monkeypatch, "after_forget")
+    assert done.returncode == 137, done.stderr
+    assert kept(ws) == {S1, S2}
+    drop_document(path, S1)  # lost after the acknowledgement, while the service was down
+    assert_loss_stops_deletes(run_cli, ws, S1)
+
+    drop_document(path, S2)  # lost before S1's loss is acknowledged: not covered by it
+    acknowledge_loss(run_cli, ws, S1)
+    done = run_cli("--reconcile", "--once", config=ws.config_path)
+    assert done.returncode == 1, done.stderr
+    (alert,) = lost_alerts(audit(run_cli, ws)[1])
+    assert S2 in alert["message"] and S1 not in alert["message"], alert
+    assert census(ws.dtn).keys() == {S0, S1, S2}

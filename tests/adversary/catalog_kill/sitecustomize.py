@@ -5,6 +5,8 @@ PYTHONPATH by `tests/adversary/test_catalog_custody_cli.py`. `BL931_CATALOG_CUT`
   calls the catalog (nothing is written to the file);
 - `after_record`: the catalog wrote the registration and the state store recorded it, and the
   process dies right after that record (before the rest of the pass);
+- `after_forget`: the pass that acts on an acknowledged loss forgot the registrations, and the
+  process dies right after (before it closed the alert or registered anything again);
 - `scicat_before_write`, `scicat_after_write`: the same for SciCat: the process dies as it
   asks SciCat to register a scan, or right after SciCat answered that it holds the dataset
   (with its datablock and lifecycle), before the state store recorded it;
@@ -44,6 +46,19 @@ if _CUT:
                 os._exit(137)
 
         custody.Registrations.record = _record_then_die  # type: ignore[method-assign]
+
+    elif _CUT == "after_forget":
+        from engine.catalog import custody
+
+        _forget = custody.Registrations.forget
+
+        def _forget_then_die(self: Any, catalog: str, scans: Any, now: Any) -> None:
+            scans = list(scans)
+            _forget(self, catalog, scans, now)
+            if scans:
+                os._exit(137)
+
+        custody.Registrations.forget = _forget_then_die  # type: ignore[method-assign]
 
     elif _CUT in ("scicat_before_write", "scicat_after_write"):
         from engine.catalog import scicat
