@@ -565,3 +565,47 @@ def test_a_kill_in_the_pass_that_accepts_a_loss_neither_loses_nor_widens_it(
     (alert,) = lost_alerts(audit(run_cli, ws)[1])
     assert S2 in alert["message"] and S1 not in alert["message"], alert
     assert census(ws.dtn).keys() == {S0, S1, S2}
+
+
+def test_an_acknowledgement_accepts_every_loss_it_named_not_only_the_five_shown(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    scans = [f"2026/11/m{i}.h5" for i in range(7)]
+    ws = workspace(tmp_path, *scans)
+    passes(run_cli, ws, 3)
+    path = catalog_path(ws)
+    assert catalogued(path) == set(scans)
+    for scan in scans[:6]:
+        drop_document(path, scan)
+    assert run_cli("--reconcile", "--once", config=ws.config_path).returncode == 1
+    (alert,) = lost_alerts(audit(run_cli, ws)[1])
+    assert "6 document(s)" in alert["message"] and "and 1 more" in alert["message"], alert
+    done = run_cli("--acknowledge", alert["id"], "--why", "all six gone", config=ws.config_path)
+    assert done.returncode == 0, done.stderr
+    passes(run_cli, ws, 2)
+    for scan in scans[:6]:
+        assert event_kinds(ws, scan).count("catalog.loss_accepted") == 1, scan
+    assert catalogued(path) == set(scans), "the accepted scans were not registered again"
+    code, doc = audit(run_cli, ws)
+    assert code == 2 and doc["alert_details"] == [] and dtn_prunes(doc) == sorted(scans), doc
+
+
+def test_an_acknowledgement_without_a_record_of_what_it_named_accepts_nothing(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """A store upgraded while an acknowledged alert stood has no list of the scans it named:
+    nothing is forgotten, and the loss is raised again for a person to acknowledge."""
+    ws = workspace(tmp_path, S0, S1, S2)
+    registered_three(run_cli, ws)
+    path = catalog_path(ws)
+    drop_document(path, S0)
+    assert run_cli("--reconcile", "--once", config=ws.config_path).returncode == 1
+    acknowledge_loss(run_cli, ws, S0)
+    with sqlite3.connect(ws.state_path) as conn:
+        conn.execute("DELETE FROM catalog_lost_named")
+    assert_loss_stops_deletes(run_cli, ws, S0)
+    assert event_kinds(ws, S0).count("catalog.loss_accepted") == 0
+    acknowledge_loss(run_cli, ws, S0)  # acknowledged again: now it is accepted
+    passes(run_cli, ws, 2)
+    assert event_kinds(ws, S0).count("catalog.loss_accepted") == 1
+    assert catalogued(path) == {S0, S1, S2}
