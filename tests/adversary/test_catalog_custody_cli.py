@@ -609,3 +609,33 @@ def test_an_acknowledgement_without_a_record_of_what_it_named_accepts_nothing(
     passes(run_cli, ws, 2)
     assert event_kinds(ws, S0).count("catalog.loss_accepted") == 1
     assert catalogued(path) == {S0, S1, S2}
+
+
+def test_a_document_lost_before_the_pass_that_would_adopt_it_is_never_relied_on(
+    run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The documented window: a registration written just before a kill is counted from the
+    pass after the restart. Lost before that pass, it raises no alert — but nothing relies on
+    it either: a prune an operator approved from an audit that saw the document never runs."""
+    ws = workspace(tmp_path, S0)
+    path = catalog_path(ws)
+    passes(run_cli, ws, 1)
+    done = cut_pass(run_cli, ws, monkeypatch, "after_write")
+    assert done.returncode == 137, done.stderr
+    code, doc = audit(run_cli, ws)
+    assert code == 2 and dtn_prunes(doc) == [S0], doc  # the audit reads the durable document
+    assert run_cli("--approve-all", "--yes", config=ws.config_path).returncode == 0
+    dtn_before = census(ws.dtn)
+
+    drop_document(path, S0)  # lost before any pass adopted it
+    done = run_cli("--reconcile", "--once", config=ws.config_path)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert census(ws.dtn) == dtn_before, "pruned on the strength of a lost document"
+    assert "delete.submitted" not in event_kinds(ws, S0)
+    passes(run_cli, ws, 1)
+    assert catalogued(path) == {S0} and kept(ws) == {S0}, "not registered again"
+    drop_document(path, S0)  # (the approved prune may have run meanwhile, on the new document)
+    done = run_cli("--reconcile", "--once", config=ws.config_path)
+    assert done.returncode == 1, done.stderr
+    code, doc = audit(run_cli, ws)
+    assert code == 1 and [S0 in a["message"] for a in lost_alerts(doc)] == [True], doc
