@@ -639,3 +639,57 @@ def test_a_document_lost_before_the_pass_that_would_adopt_it_is_never_relied_on(
     assert done.returncode == 1, done.stderr
     code, doc = audit(run_cli, ws)
     assert code == 1 and [S0 in a["message"] for a in lost_alerts(doc)] == [True], doc
+
+
+def test_a_catalog_that_comes_back_as_an_older_backup_under_a_pending_write(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """The service's catalog vanished at the write of S1's registration, and what comes back is
+    an older backup (the same catalog, before S0 was registered). The registration held in
+    memory is merged into it, and kept; S0's document, missing from the backup, is raised as
+    lost, and nothing is pruned."""
+    ws = workspace(tmp_path, S0, retry_base_seconds=0.001)
+    path = catalog_path(ws)
+    away = tmp_path / "catalog.away"
+    passes(run_cli, ws, 1)
+    backup = path.read_bytes()  # the catalog before S0 was registered
+    passes(run_cli, ws, 2)
+    assert catalogued(path) == {S0} and kept(ws) == {S0}
+    ws.write_scan(S1, os.urandom(2048))
+    passes(run_cli, ws, 1)  # S1 copied to cfs; registered at the next pass
+    assert kept(ws) == {S0}
+    dtn_before = census(ws.dtn)
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(KILL), os.environ.get("PYTHONPATH", "")]),
+        "BL931_CATALOG_CUT": "vanish_at_write",
+        "BL931_CATALOG_AWAY": str(away),
+    }
+    service = ServiceProcess(
+        ws.config_path, "--interval", "0.2", log_path=tmp_path / "service.log", env=env
+    )
+    try:
+        wait_for(away.exists, timeout=60, what="the catalog file vanishing at the write")
+        path.write_bytes(backup)  # an older backup is put back
+        wait_for(
+            lambda: any(S0 in m for m in standing_lost_alerts(ws)),
+            timeout=60,
+            what="the lost-documents alert for S0",
+        )
+        wait_for(lambda: S1 in kept(ws), timeout=60, what="S1's registration kept")
+        seen = service.passes()
+        service.wait_log(r"pass done in", count=seen + 2)
+        assert catalogued(path) == {S1}, "the backup was not merged into, or S0 written again"
+        (message,) = standing_lost_alerts(ws)
+        assert S1 not in message, message
+        service.signal(signal.SIGTERM)
+        assert service.wait(60) == 0
+    finally:
+        service.close()
+    assert census(ws.dtn) == dtn_before
+    code, doc = audit(run_cli, ws)
+    assert code == 1 and dtn_prunes(doc) == [], doc
+    drop_document(path, S1)  # and S1's document, written from memory, is tracked like S0's
+    done = run_cli("--reconcile", "--once", config=ws.config_path)
+    assert done.returncode == 1, done.stderr
+    (alert,) = lost_alerts(audit(run_cli, ws)[1])
+    assert S0 in alert["message"] and S1 in alert["message"], alert
