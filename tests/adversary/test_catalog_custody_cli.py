@@ -358,6 +358,19 @@ def test_a_registration_whose_write_failed_is_never_relied_on_nor_forgotten_once
     assert_loss_stops_deletes(run_cli, ws, S0)
 
 
+def vanishing_service(ws: LocalWorkspace, tmp_path: Path, away: Path) -> ServiceProcess:
+    """The service, its catalog file moved to `away` at its first catalog write (the file
+    vanishing during a pass)."""
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(KILL), os.environ.get("PYTHONPATH", "")]),
+        "BL931_CATALOG_CUT": "vanish_at_write",
+        "BL931_CATALOG_AWAY": str(away),
+    }
+    return ServiceProcess(
+        ws.config_path, "--interval", "0.2", log_path=tmp_path / "service.log", env=env
+    )
+
+
 def test_a_service_whose_catalog_vanished_mid_write_keeps_the_registration_made_later(
     run_cli: RunCli, tmp_path: Path
 ) -> None:
@@ -367,14 +380,7 @@ def test_a_service_whose_catalog_vanished_mid_write_keeps_the_registration_made_
     path = catalog_path(ws)
     away = tmp_path / "catalog.away"
     passes(run_cli, ws, 1)
-    env = {
-        "PYTHONPATH": os.pathsep.join([str(KILL), os.environ.get("PYTHONPATH", "")]),
-        "BL931_CATALOG_CUT": "vanish_at_write",
-        "BL931_CATALOG_AWAY": str(away),
-    }
-    service = ServiceProcess(
-        ws.config_path, "--interval", "0.2", log_path=tmp_path / "service.log", env=env
-    )
+    service = vanishing_service(ws, tmp_path, away)
     try:
         wait_for(away.exists, timeout=60, what="the catalog file vanishing at the write")
         seen = service.passes()
@@ -509,14 +515,7 @@ def test_a_registration_held_in_memory_never_lands_in_another_catalog(
     path = catalog_path(ws)
     away = tmp_path / "catalog.away"
     passes(run_cli, ws, 1)
-    env = {
-        "PYTHONPATH": os.pathsep.join([str(KILL), os.environ.get("PYTHONPATH", "")]),
-        "BL931_CATALOG_CUT": "vanish_at_write",
-        "BL931_CATALOG_AWAY": str(away),
-    }
-    service = ServiceProcess(
-        ws.config_path, "--interval", "0.2", log_path=tmp_path / "service.log", env=env
-    )
+    service = vanishing_service(ws, tmp_path, away)
     try:
         wait_for(away.exists, timeout=60, what="the catalog file vanishing at the write")
         other = json.loads(away.read_text("utf-8"))
@@ -659,14 +658,7 @@ def test_a_catalog_that_comes_back_as_an_older_backup_under_a_pending_write(
     passes(run_cli, ws, 1)  # S1 copied to cfs; registered at the next pass
     assert kept(ws) == {S0}
     dtn_before = census(ws.dtn)
-    env = {
-        "PYTHONPATH": os.pathsep.join([str(KILL), os.environ.get("PYTHONPATH", "")]),
-        "BL931_CATALOG_CUT": "vanish_at_write",
-        "BL931_CATALOG_AWAY": str(away),
-    }
-    service = ServiceProcess(
-        ws.config_path, "--interval", "0.2", log_path=tmp_path / "service.log", env=env
-    )
+    service = vanishing_service(ws, tmp_path, away)
     try:
         wait_for(away.exists, timeout=60, what="the catalog file vanishing at the write")
         path.write_bytes(backup)  # an older backup is put back
