@@ -371,6 +371,16 @@ def vanishing_service(ws: LocalWorkspace, tmp_path: Path, away: Path) -> Service
     )
 
 
+def back_then_stop(service: ServiceProcess, ws: LocalWorkspace, away: Path, path: Path) -> None:
+    """The right catalog file put back: the registration the service held in memory is written
+    there and kept; then the service stops cleanly."""
+    os.replace(away, path)
+    wait_for(lambda: S0 in kept(ws), timeout=90, what="the registration kept")
+    assert catalogued(path) == {S0}
+    service.signal(signal.SIGTERM)
+    assert service.wait(60) == 0
+
+
 def test_a_service_whose_catalog_vanished_mid_write_keeps_the_registration_made_later(
     run_cli: RunCli, tmp_path: Path
 ) -> None:
@@ -389,11 +399,7 @@ def test_a_service_whose_catalog_vanished_mid_write_keeps_the_registration_made_
         code, doc = audit(run_cli, ws)
         assert code == 1 and dtn_prunes(doc) == [], "a delete planned on a document in memory"
 
-        os.replace(away, path)
-        wait_for(lambda: S0 in kept(ws), timeout=90, what="the registration kept")
-        assert catalogued(path) == {S0}
-        service.signal(signal.SIGTERM)
-        assert service.wait(60) == 0
+        back_then_stop(service, ws, away, path)
     finally:
         service.close()
 
@@ -531,11 +537,7 @@ def test_a_registration_held_in_memory_never_lands_in_another_catalog(
         assert code == 1 and dtn_prunes(doc) == [], doc
         assert [e["class"] for e in doc["errors"] if e["endpoint"] == "catalog"] == ["needs_human"]
 
-        os.replace(away, path)  # the right catalog is back
-        wait_for(lambda: S0 in kept(ws), timeout=90, what="the registration kept")
-        assert catalogued(path) == {S0}
-        service.signal(signal.SIGTERM)
-        assert service.wait(60) == 0
+        back_then_stop(service, ws, away, path)
     finally:
         service.close()
     drop_document(path, S0)
