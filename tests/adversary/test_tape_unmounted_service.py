@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +43,13 @@ def test_a_bundle_kept_back_is_not_sent_onto_hpss_unmounted_between_passes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ws = create_workspace(tmp_path / "ws", hpss_kind="tape", close_after_days=0)
+    start = datetime(2026, 11, 28, 12, tzinfo=UTC)
     for rel, data in DATA.items():
-        ws.write_scan(rel, data)
+        # Acquired before the fake clock starts, whatever the real date: a scan stamped after
+        # it (by the real clock) would not be due for its bundle, and nothing would be kept back.
+        ws.write_scan(rel, data, mtime=start - timedelta(hours=1))
     config = load_config(ws.config_path)
-    clock = FakeClock(datetime(2026, 11, 28, 12, tzinfo=UTC))
+    clock = FakeClock(start)
     store = StateStore(config.state.path)
     backends = build_backends(config, clock=clock)
     rec = Reconciler(config, store, backends, clock=clock)  # one service process
