@@ -39,10 +39,10 @@ class Attempts:
 
     def add(self, catalog: str, scans: Iterable[str], now: datetime) -> None:
         """Before the catalog is asked to register these scans."""
-        rows = [(catalog, scan, iso(now)) for scan in scans]
-        if rows and self.store.has_table(TABLE):
+        asked = list(scans)
+        if asked and self.store.has_table(TABLE):
             with self.store.transaction() as conn:
-                conn.executemany(f"INSERT OR IGNORE INTO {TABLE} VALUES (?, ?, ?)", rows)
+                self.keep(conn, catalog, asked, now)
 
     def pending(self, catalog: str) -> frozenset[str]:
         """Scans asked of this catalog kind (or, from failed actions before the table, of any)
@@ -65,8 +65,8 @@ class Attempts:
     def keep(
         self, conn: sqlite3.Connection, catalog: str, scans: Collection[str], now: datetime
     ) -> None:
-        """Asked for once (a registration whose loss an operator accepted), in the caller's
-        transaction: should the catalog hold the document again, it is adopted again."""
+        """Noted as asked for, in the caller's transaction (`add`; a registration whose loss
+        an operator accepted: should the catalog hold the document again, it is adopted again)."""
         if scans and self.store.has_table(TABLE):
             conn.executemany(
                 f"INSERT OR IGNORE INTO {TABLE} VALUES (?, ?, ?)",
