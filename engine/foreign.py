@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 
 from engine.layout import ScanLayout
+from engine.listing import listing_of
 from engine.model import Scan
 from engine.state import ForeignFiles
 from engine.storage.base import ScanListing, Storage
@@ -64,7 +65,7 @@ def without_foreign(
         if len(kept) == len(listing.files):
             continue
         if kept:
-            out[scan_id] = ScanListing(scan_id, kept)
+            out[scan_id] = listing_of(scan_id, kept)
         else:
             del out[scan_id]
     return out

@@ -46,12 +46,13 @@ from engine.decisions import DecisionLog
 from engine.evidence_identity import StorageIdentities
 from engine.identity import IdentityCheck
 from engine.inventory.checksum import checksums_equal
+from engine.listing import listing_of
 from engine.model import Action, ActionKind, Level, Plan
 from engine.outcome import Outcome
 from engine.receipted_versions import REHASH_HOW, rehash_submitted
 from engine.replace_look import UNVERIFIED, passes_last_look, version_files
 from engine.state import PLANNED, SUBMITTED, ActionRow, TaskRow, TaskRowStatus, iso
-from engine.storage.base import Mover, ScanListing, TaskKind, TaskRequest
+from engine.storage.base import Mover, TaskKind, TaskRequest
 from engine.submitted import replaced_version, submitted_scan
 from engine.version_sums import version_checksum
 
@@ -116,7 +117,7 @@ class InterruptedReplaces:
             intact = files is not None
             if files is not None:
                 algorithm = proof.algorithm or scan.checksum_algorithm
-                sums = storage.checksum_files(ScanListing(scan.id, files), algorithm)
+                sums = storage.checksum_files(listing_of(scan.id, files), algorithm)
                 if sums is not None:
                     found = version_checksum(files, sums, algorithm, directory=scan.is_directory)
                     intact = found is not None and checksums_equal(found, old)

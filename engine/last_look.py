@@ -31,8 +31,9 @@ from pathlib import Path
 from engine.errors import Bl931Error, UnsafePath
 from engine.inventory.checksum import checksums_equal, file_checksum
 from engine.layout import ScanLayout
+from engine.listing import listing_of
 from engine.model import Scan
-from engine.storage.base import ScanListing, Storage
+from engine.storage.base import Storage
 from engine.storage.localfs import safe_path
 
 SAME_STORAGE = "same_storage"
@@ -150,7 +151,7 @@ def check_mounted_target(
         if listing is None:
             return None  # nothing of it left there
         manifest = {f.path for f in scan.files}
-        own = ScanListing(scan.id, tuple(f for f in listing.files if f.path in manifest))
+        own = listing_of(scan.id, tuple(f for f in listing.files if f.path in manifest))
         sums = storage.checksum_files(own, scan.checksum_algorithm)
     except (Bl931Error, OSError) as exc:
         return Refusal(UNCHECKABLE, f"cannot re-hash the {target} copy: {exc}")

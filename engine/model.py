@@ -16,6 +16,8 @@ from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Any, NamedTuple
 
+from engine.listing import FileStat as FileStat  # re-exported: a listed file is a shared value
+
 
 class Level(IntEnum):
     """How well a replica is known to match the acquisition (the verification ladder)."""
@@ -51,22 +53,6 @@ class ErrorClass(StrEnum):
     TRANSIENT = "transient"
     NEEDS_HUMAN = "needs_human"
     TERMINAL = "terminal"
-
-
-@dataclass(frozen=True, slots=True)
-class FileStat:
-    """One file as an endpoint lists it. `path` is relative to the endpoint root.
-
-    `inode` and `ctime_ns` are set by listings that can see them (a local tree): together they
-    change whenever the file's bytes do, even when its size and mtime are put back (`cp -p`,
-    `rsync -t`), which is what lets the inventory trust a checksum it computed earlier.
-    """
-
-    path: str
-    size: int
-    mtime: float
-    inode: int | None = None
-    ctime_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.evidence_identity import StorageIdentities
 from engine.inventory.checksum import checksums_equal
+from engine.listing import listing_of
 from engine.model import Action, Evidence, FileStat, Level, Scan
 from engine.state import StateStore
 from engine.storage.base import ScanListing, Storage, listing_signature
@@ -61,7 +62,7 @@ def rehashed_as(storage: Storage, listing: ScanListing, scan: Scan) -> tuple[Fil
     own = _own_files(listing, scan)
     if own is None or not scan.checksum:
         return None
-    sums = storage.checksum_files(ScanListing(scan.id, own), scan.checksum_algorithm)
+    sums = storage.checksum_files(listing_of(scan.id, own), scan.checksum_algorithm)
     if sums is None:
         return None  # not readable here (e.g. Globus without a local path)
     found = version_checksum(own, sums, scan.checksum_algorithm, directory=scan.is_directory)
@@ -192,7 +193,7 @@ def receipted_version_at_risk(executor: Executor, action: Action, now: datetime)
             own = None if listing is None else _own_files(listing, version)
             if listing is None or own is None:
                 return None  # that version's files are not there (absent, other sizes)
-            sums = storage.checksum_files(ScanListing(version.id, own), version.checksum_algorithm)
+            sums = storage.checksum_files(listing_of(version.id, own), version.checksum_algorithm)
         except Exception as exc:
             return f"{target} could not be re-read to see which version it holds: {exc}"
         if sums is not None:

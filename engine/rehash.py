@@ -68,9 +68,9 @@ class Rehasher:
                     continue  # this endpoint cannot hash, or the files moved meanwhile
                 self._verdicts[key] = same
             if not same:
-                # files=None: never reused by the assessment cache (it holds this dict).
+                # listing=None: never reused by the assessment cache (it holds this dict).
                 assessed[scan_id] = replace(
-                    verdict, replica=replace(replica, differs=True), files=None
+                    verdict, replica=replace(replica, differs=True), listing=None
                 )
             elif replica.level is Level.SIZE or (
                 # verified on other storage, or found without any evidence: `present` here
@@ -98,7 +98,7 @@ class Rehasher:
                         storage_changed=None,
                         found_unverified=False,
                     ),
-                    files=None,
+                    listing=None,
                 )
         return found
 

@@ -40,6 +40,7 @@ from engine.errors import Bl931Error
 from engine.evidence_identity import StorageIdentities
 from engine.inventory.checksum import checksums_equal
 from engine.last_look import check_distinct_copies
+from engine.listing import listing_of
 from engine.model import Action, ErrorClass, FileStat, Level, Scan
 from engine.storage.base import ScanListing, listing_signature
 from engine.version_sums import version_checksum
@@ -159,7 +160,7 @@ def _check_holder(
         )
     algorithm = proof.algorithm or scan.checksum_algorithm
     try:
-        sums = storage.checksum_files(ScanListing(scan.id, files), algorithm)
+        sums = storage.checksum_files(listing_of(scan.id, files), algorithm)
     except Exception as exc:
         return _Failure("endpoint_unknown", f"re-hashing the {holder} copy failed: {exc}")
     if sums is None:

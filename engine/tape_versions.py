@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from engine.layout import ScanLayout
+from engine.listing import listing_of
 from engine.model import Evidence, FileStat, Level, Scan
 from engine.observe import Assessed, assess
 from engine.storage.base import ScanListing, Storage
@@ -62,7 +63,7 @@ def as_scan_listing(listing: ScanListing, scan_id: str, name: str) -> ScanListin
         FileStat(rename(f.path, name, scan_id), f.size, f.mtime, f.inode, f.ctime_ns)
         for f in listing.files
     )
-    return ScanListing(scan_id, files)
+    return listing_of(scan_id, files)
 
 
 def as_object_listing(listing: ScanListing, scan_id: str, name: str) -> ScanListing:
@@ -73,7 +74,7 @@ def as_object_listing(listing: ScanListing, scan_id: str, name: str) -> ScanList
         FileStat(rename(f.path, scan_id, name), f.size, f.mtime, f.inode, f.ctime_ns)
         for f in listing.files
     )
-    return ScanListing(name, files)
+    return listing_of(name, files)
 
 
 def name_at(evidence: Mapping[str, Evidence], scan: Scan) -> str:

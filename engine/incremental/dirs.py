@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from engine.clock import filesystem_now
 from engine.errors import EndpointUnavailable
 from engine.layout import ScanLayout
+from engine.listing import listing_of
 from engine.model import FileStat
 from engine.storage.base import ScanListing
 
@@ -97,7 +98,7 @@ class DirectoryCache:
         for scan, files in grouped.items():
             if len(files) > 1:
                 files.sort(key=lambda f: f.path)
-            out[scan] = ScanListing(scan, tuple(files))
+            out[scan] = listing_of(scan, tuple(files))
         return out
 
     def changes(self, storage: LocalStorage, layout: ScanLayout) -> ListingChanges | None:
@@ -259,4 +260,4 @@ def _same_or_new(old: ScanListing | None, file: FileStat) -> ScanListing:
     """`old` if it lists exactly `file` (all five fields equal), else a new listing of it."""
     if old is not None and old.files[0] == file:
         return old
-    return ScanListing(file.path, (file,))
+    return listing_of(file.path, (file,))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from engine.model import Evidence, FileStat, Level, Replica, Scan
+from engine.model import Evidence, Level, Replica, Scan
 from engine.storage.base import ScanListing, listing_signature
 
 
@@ -21,9 +21,10 @@ class Assessed:
     replica: Replica
     signature: str
     # What the verdict was made from, kept by `AssessmentCache` to reuse it next pass (one
-    # object per replica instead of a verdict plus a tuple of its inputs): the listed files,
-    # the scan and the evidence key. None: made elsewhere, never reused.
-    files: tuple[FileStat, ...] | None = field(default=None, compare=False, repr=False)
+    # object per replica instead of a verdict plus a tuple of its inputs): the listing (not its
+    # `files`, a fresh tuple per read of a one-file listing), the scan and the evidence key.
+    # None: made elsewhere, never reused.
+    listing: ScanListing | None = field(default=None, compare=False, repr=False)
     scan: Scan | None = field(default=None, compare=False, repr=False)
     key: object = field(default=None, compare=False, repr=False)
 

@@ -51,10 +51,10 @@ class AssessmentCache:
                 verdict is None
                 or verdict.scan is not scan
                 or verdict.key is not key
-                or verdict.files != listed.files
+                or (verdict.listing is not listed and verdict.listing != listed)
             ):
                 made = assess(scan, name, listed, proof, is_inventory=is_inventory, elsewhere=moved)
-                verdict = Assessed(made.replica, made.signature, listed.files, scan, key)
+                verdict = Assessed(made.replica, made.signature, listed, scan, key)
             current[scan_id] = verdict
         # Handed to the caller uncopied (one dict per endpoint, not two: ~5 MB each at 100k
         # scans). The caller may change it (tape versions, re-hashed copies, carried verdicts of

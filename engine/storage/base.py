@@ -16,49 +16,18 @@ service asked for are kept in the store's book (`keep_holds_in`).
 
 from __future__ import annotations
 
-import hashlib
-import sys
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from engine.layout import ScanLayout
-from engine.model import ErrorClass, Evidence, FileStat, ScanFile, scan_digest
+from engine.listing import ScanListing as ScanListing  # re-exported: the storage protocol's type
+from engine.listing import listing_signature as listing_signature  # re-exported
+from engine.model import ErrorClass, Evidence, ScanFile, scan_digest
 
 if TYPE_CHECKING:
     from engine.retry_holds import HoldBook
-
-
-def listing_signature(files: Sequence[FileStat] | Sequence[ScanFile]) -> str:
-    """Fingerprint of a replica's listing: relative paths, sizes and whole-second mtimes."""
-    digest = hashlib.sha256()
-    # One-file scans are the common case (100,000s per pass): nothing to sort.
-    ordered: Sequence[FileStat | ScanFile] = (
-        files if len(files) < 2 else sorted(files, key=lambda f: f.path)
-    )
-    for f in ordered:
-        digest.update(f"{f.path}\0{f.size}\0{int(f.mtime)}\n".encode("utf-8", "surrogateescape"))
-    # Shared with the replica rows and evidence that store the same signature (engine.compact).
-    return sys.intern(digest.hexdigest()[:32])
-
-
-@dataclass(frozen=True, slots=True)
-class ScanListing:
-    """The files of one scan as one endpoint lists them (paths relative to the endpoint root)."""
-
-    scan: str
-    files: tuple[FileStat, ...]
-
-    @property
-    def size(self) -> int:
-        files = self.files
-        # A one-file scan's size is its file's (the same int object, not a new one per replica).
-        return files[0].size if len(files) == 1 else sum(f.size for f in files)
-
-    @property
-    def signature(self) -> str:
-        return listing_signature(self.files)
 
 
 @runtime_checkable

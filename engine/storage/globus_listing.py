@@ -26,6 +26,7 @@ from globus_sdk import MISSING
 
 from engine.errors import Bl931Error, EndpointUnavailable
 from engine.layout import ScanLayout
+from engine.listing import listing_of
 from engine.model import ErrorClass, FileStat
 from engine.storage.base import ScanListing
 from engine.storage.globus_auth import GlobusSession, translate_error
@@ -374,6 +375,6 @@ def _group(layout: ScanLayout, files: list[FileStat]) -> dict[str, ScanListing]:
         if scan is not None:
             by_scan.setdefault(scan, []).append(stat)
     return {
-        scan: ScanListing(scan, tuple(sorted(stats, key=lambda f: f.path)))
+        scan: listing_of(scan, tuple(sorted(stats, key=lambda f: f.path)))
         for scan, stats in by_scan.items()
     }

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from engine.errors import EndpointUnavailable
 from engine.inventory.checksum import file_checksum
 from engine.layout import ScanLayout
+from engine.listing import listing_of
 from engine.model import FileStat
 from engine.storage.base import ScanListing
 from engine.storage.local_mover import LocalMover
@@ -79,7 +80,7 @@ class LocalStorage:
         files = self._iter_files(layout, "")
         if layout.unit == "file":  # the common case, kept lean: one file, one scan
             return {
-                f.path: ScanListing(f.path, (f,))
+                f.path: listing_of(f.path, (f,))
                 for f in files
                 if layout.scan_of(f.path, folders_checked=True) is not None
             }
@@ -106,7 +107,7 @@ class LocalStorage:
         if layout.unit == "file":
             if not stat.S_ISREG(entry.st_mode) or layout.scan_of(scan) != scan:
                 return None
-            return ScanListing(scan, (_file_stat(scan, entry),))
+            return listing_of(scan, (_file_stat(scan, entry),))
         if not stat.S_ISDIR(entry.st_mode) or layout.walk_prunes(scan):
             return None
         files = [
@@ -234,4 +235,4 @@ def _file_stat(relpath: str, entry: os.stat_result) -> FileStat:
 def _listing(scan: str, files: list[FileStat]) -> ScanListing:
     if len(files) > 1:
         files.sort(key=lambda f: f.path)
-    return ScanListing(scan, tuple(files))
+    return listing_of(scan, tuple(files))

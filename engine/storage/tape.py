@@ -26,6 +26,7 @@ from typing import Any
 from engine.clock import Clock
 from engine.errors import EndpointUnavailable
 from engine.layout import ScanLayout
+from engine.listing import listing_of
 from engine.model import FileStat, Scan
 from engine.storage.base import ItemResult, ScanListing, TaskRequest, TaskStatus
 from engine.storage.mover_defaults import StoredTasks
@@ -219,7 +220,7 @@ def _present(
 
 def _listing(scan_key: str, detail: Mapping[str, Any]) -> ScanListing:
     files = tuple(FileStat(m["listed_as"], m["size"], m["mtime"]) for m in members_of(detail))
-    return ScanListing(scan_key, files)
+    return listing_of(scan_key, files)
 
 
 class TapeMover(RunnerHolds, StoredTasks):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from engine.foreign import foreign_paths, without_foreign
+from engine.listing import listing_of
 from engine.model import FileStat, Scan, ScanFile
 from engine.state import ForeignFiles
 from engine.storage.base import ScanListing
@@ -13,7 +14,7 @@ WHEN = datetime(2026, 11, 25, tzinfo=UTC)
 
 
 def listing(scan: str, *paths: str) -> ScanListing:
-    return ScanListing(scan, tuple(FileStat(p, 1, 0.0) for p in paths))
+    return listing_of(scan, tuple(FileStat(p, 1, 0.0) for p in paths))
 
 
 def test_records_of_one_scan_at_one_endpoint_add_up() -> None:

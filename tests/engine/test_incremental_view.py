@@ -237,8 +237,8 @@ def test_a_verdict_the_caller_replaced_is_assessed_afresh_next_pass(beamline: Be
     verdicts = seen.assessed["cfs"]
     scan = SCANS[2]
     made = verdicts[scan]
-    assert made.files is not None  # made by the cache: reusable
-    verdicts[scan] = replace(made, replica=replace(made.replica, differs=True), files=None)
+    assert made.listing is not None  # made by the cache: reusable
+    verdicts[scan] = replace(made, replica=replace(made.replica, differs=True), listing=None)
     again = beamline.reconciler.observe(beamline.clock.now()).assessed["cfs"]
     assert not again[scan].replica.differs
     assert again[scan] == made and again[scan] is not verdicts[scan]

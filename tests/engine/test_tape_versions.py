@@ -7,9 +7,10 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 
+from engine.listing import listing_of
 from engine.model import ActionKind, FileStat, Level, Replica, Scan, ScanFile
 from engine.planner import plan
-from engine.storage.base import ScanListing, TransferItem
+from engine.storage.base import TransferItem
 from engine.tape_versions import as_object_listing, as_scan_listing, name_at, versioned_name
 from tests.engine.test_planner import NOW, inp, scan
 
@@ -29,7 +30,7 @@ def test_a_versioned_name_ties_the_version_number_to_its_bytes() -> None:
 
 def test_a_versioned_listing_reads_as_the_scan_and_back() -> None:
     name = versioned_name(directory_scan())
-    listing = ScanListing(
+    listing = listing_of(
         name, (FileStat(f"{name}/f0.h5", 10, 1.0), FileStat(f"{name}/f1.h5", 5, 1.0))
     )
     as_scan = as_scan_listing(listing, "2026/scan 7", name)

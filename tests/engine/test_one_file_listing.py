@@ -1,0 +1,97 @@
+"""A one-file scan's listing is its `FileStat` (engine/listing.py, issue 15's memory target):
+one object per replica at each endpoint instead of a listing, a 1-tuple and the file, while
+every producer (plain listing, folder cache, foreign-file filter) still lists the same scan the
+same way, and the verdicts a service pass keeps hold the listing itself, not a tuple made for
+them."""
+
+from __future__ import annotations
+
+import gc
+import os
+from pathlib import Path
+
+from engine.incremental.dirs import DirectoryCache
+from engine.layout import ScanLayout
+from engine.listing import FilesListing, listing_of
+from engine.model import FileStat
+from engine.storage.local import LocalStorage
+from engine.workspace import create_workspace
+from tests.engine.test_incremental_view import OLD, SCANS, Beamline, settle_folders
+
+FILES = ScanLayout(exclude=("**/.*",))
+FOLDERS = ScanLayout(unit="directory", exclude=("**/.*",))
+
+
+def test_a_file_named_as_its_scan_is_its_own_listing() -> None:
+    f = FileStat("2026/11/scan_1.h5", 80, 1.5, 7, 9)
+    listing = listing_of(f.path, (f,))
+    assert listing is f
+    assert (listing.scan, listing.files, listing.size) == (f.path, (f,), 80)
+    assert listing.signature == FilesListing(f.path, (f,)).signature
+    # Anything else keeps its id and files: a folder scan of one file, or of several.
+    inside = FileStat("2026/11/scan_2/a.h5", 10, 1.0)
+    other = FileStat("2026/11/scan_2/b.h5", 20, 1.0)
+    one = listing_of("2026/11/scan_2", (inside,))
+    assert isinstance(one, FilesListing) and one.files == (inside,) and one.size == 10
+    two = listing_of("2026/11/scan_2", [inside, other])
+    assert two.files == (inside, other) and two.size == 30 and two.scan == "2026/11/scan_2"
+
+
+def _tree(root: Path) -> None:
+    for rel in ("2026/a/s1.h5", "2026/a/s2.h5", "2026/b/s3.h5", "2026/c/scan/x.h5"):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rel.encode())
+    for folder, _dirs, _files in os.walk(root):
+        os.utime(folder, (1_700_000_000, 1_700_000_000))
+
+
+def test_every_producer_lists_a_scan_the_same_way(tmp_path: Path) -> None:
+    _tree(tmp_path)
+    storage = LocalStorage("dtn", tmp_path)
+    cache = DirectoryCache(settle_seconds=0.0)
+    for layout in (FILES, FOLDERS):
+        plain = storage.list_scans(layout)
+        cached = DirectoryCache(settle_seconds=0.0).list_scans(storage, layout)
+        assert plain == cached and plain
+        for scan_id, listing in plain.items():
+            assert listing.scan == scan_id
+            # A one-file scan is listed as its file by both.
+            assert isinstance(listing, FileStat) is (layout is FILES), (layout.unit, scan_id)
+            assert type(cached[scan_id]) is type(listing)
+    # A folder read again hands back the very objects whose stat did not change.
+    first = cache.list_scans(storage, FILES)
+    cache.clear()
+    again = cache.list_scans(storage, FILES)
+    assert all(again[s] is first[s] for s in first)
+
+
+def test_a_service_pass_keeps_one_object_per_listed_replica(tmp_path: Path) -> None:
+    ws = create_workspace(tmp_path / "ws", dtn_keep_days=1000, cfs_keep_days=1000)
+    for scan in SCANS:
+        ws.write_scan(scan, os.urandom(4096), mtime=OLD)
+    settle_folders(ws)
+    line = Beamline(ws)
+    try:
+        for _ in range(4):  # copies made and verified
+            line.pass_()
+        settle_folders(ws)
+        line.view.last_full = None  # the periodic full walk: every folder read again
+        line.pass_()
+        settled = line.reconciler.modes.quiet.settled  # what the service keeps between passes
+        assert settled is not None, line.reconciler.modes.quiet.why_not
+        seen = settled.seen
+        for endpoint in ("dtn", "cfs", "hpss"):
+            cache = line.view.caches[endpoint]
+            kept = {x.scan: x for f in cache._folders.values() for x in f.scans or ()}
+            for scan in SCANS:
+                held = seen.listings[endpoint][scan]
+                assert isinstance(held, FileStat) and held.path == scan
+                # One object per replica: the folder cache's, the observation's and the one
+                # the verdict was made from are the same, and no tuple is made to hold it.
+                assert kept[scan] is held
+                assert seen.assessed[endpoint][scan].listing is held
+                assert not any(isinstance(r, tuple) and len(r) == 1 for r in gc.get_referrers(held))
+    finally:
+        line.store.close()
+        line.backends.close()
