@@ -21,6 +21,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
 from prometheus_client import Counter as PromCounter
 
+from engine.blocked_entries import scans_of
 from engine.model import ActionKind
 from engine.pass_report import PassReport
 
@@ -223,8 +224,8 @@ def scan_states(report: PassReport) -> dict[str, int]:
             action.scan,
             "awaiting_approval" if action.requires_approval and not action.approved else "pending",
         )
-    for blocked in plan.blocked:
-        mark(blocked.scan, "blocked")
+    for scan in scans_of(plan.blocked):  # without making 100,000s of `Blocked` (a view)
+        mark(scan, "blocked")
     counts = Counter(_STATE_ORDER[i] for i in state_of.values())
     out = {state: counts.get(state, 0) for state in _STATE_ORDER}
     out["in_sync"] = max(0, report.scans - len(state_of))

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Set
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Any, NamedTuple
 
 from engine.listing import FileStat as FileStat  # re-exported: a listed file is a shared value
+from engine.replica import Replica as Replica  # re-exported: the planner's input per replica
 
 
 class Level(IntEnum):
@@ -124,41 +125,6 @@ class Evidence:
     signature: str
     how: str = ""  # "transfer", "copy", "rehash", "inventory"
     identity: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Replica:
-    """A scan as observed at one endpoint in this pass."""
-
-    scan: str
-    endpoint: str
-    level: Level
-    size: int
-    files: int
-    evidence: Evidence | None = None
-    note: str = ""
-    # The checksum of an older version of the scan this replica still holds, verified when it
-    # was copied and unchanged since (None: it holds no verified older version). Overwriting
-    # it is a destructive action (a *replace*), never a plain copy.
-    older_version: str | None = None
-    # Files of the scan listed here were re-hashed and hold other bytes than this version (an
-    # older version whose evidence was lost, rot, a user's file): a copy over them is a replace.
-    differs: bool = False
-    # True when the copy only *may* still hold `older_version`: its listing changed since that
-    # version was verified into it (an even older version's leftovers, a replace cut short, a
-    # change by hand). It is protected like a copy that does, but never relied on as a
-    # verified copy of that version.
-    older_unproven: bool = False
-    # The storage identity this copy was verified on, when the endpoint's storage has changed
-    # since (a migration, a repointed config): the copy counts as `present` until re-verified.
-    storage_changed: str | None = None
-    # Listed with the right sizes, but bl931 holds no evidence for it (a copy a person made
-    # before bl931 was installed, or whose record was lost): `present` until its bytes are
-    # re-hashed or copied again with checksum verification, whatever a rule's `verify` says.
-    found_unverified: bool = False
-    # Where this copy of the current version is kept when not at the scan's own path: its
-    # versioned name on write-once tape (engine/tape_versions.py), beside an older version.
-    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,7 +416,8 @@ class Plan:
 
     as_of: datetime
     actions: tuple[Action, ...]
-    blocked: tuple[Blocked, ...]
+    # A tuple, or the planner's compact `engine.blocked_entries.BlockedEntries` (equal to it).
+    blocked: Sequence[Blocked]
     errors: tuple[EndpointError, ...] = ()
     in_flight: tuple[InFlight, ...] = ()
     alerts: tuple[str, ...] = ()

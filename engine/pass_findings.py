@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -63,7 +63,7 @@ class PassFindings:
         self._blocked: dict[BlockedKey, str] | None = None
         # The locations last written per scan (None: nothing written by this process yet); a
         # scan whose set is equal is not re-encoded (a steady pass encodes nothing; issue 15).
-        self._catalog_sets: dict[str, frozenset[str]] | None = None
+        self._catalog_sets: Mapping[str, frozenset[str]] | None = None
 
     def record(self, plan: Plan, catalog: CatalogView, now: datetime) -> None:
         """Keep this pass's blocked entries and the catalog's answer (if there is a catalog)."""
@@ -151,7 +151,9 @@ class PassFindings:
                 changed,
             )
             _catalog_ok(conn, stamp)
-        self._catalog_sets = dict(now_at)
+        # The view's own dict when it is one (a catalog answers each pass with a new dict and
+        # nothing changes it after: one dict over every scan, not two; issue 15).
+        self._catalog_sets = now_at if isinstance(now_at, dict) else dict(now_at)
 
     def record_added(self, blocked: Iterable[Blocked], now: datetime) -> None:
         """A delta pass: the new scans' blocked entries, added to those recorded (which stand

@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 from itertools import chain
 
+from engine.blocked_entries import BlockedEntries
 from engine.model import (
     Action,
     ActionKind,
@@ -72,7 +73,7 @@ class _Planner:
         self.facts = PassFacts(inp)
         # actions by `PassFacts.order` slot, each in scan order (see `run`)
         self.actions: dict[tuple[int, int], list[Action]] = defaultdict(list)
-        self.blocked: list[Blocked] = []
+        self.blocked = BlockedEntries()
         self.alert_details = list(self.facts.alert_details)
         self.alerts = [alert.message for alert in self.alert_details]
         self.flight_by_scan: dict[str, list[InFlight]] = defaultdict(list)
@@ -162,7 +163,7 @@ class _Planner:
         return Plan(
             as_of=inp.now,
             actions=actions,
-            blocked=tuple(self.blocked),
+            blocked=self.blocked.done(),
             errors=tuple(errors),
             in_flight=tuple(sorted(inp.in_flight, key=lambda f: (f.scan, f.action_id))),
             alerts=tuple(self.alerts),
@@ -221,7 +222,7 @@ class _Planner:
             if reason is None:
                 assert endpoint is not None
                 reason = self._kept_until(endpoint, scan.acquired_at + self.facts.keep[endpoint])
-            blocked.append(Blocked(sid, kind, endpoint, code, reason))
+            blocked.add(sid, (kind, endpoint, code, reason))  # one tuple kept per distinct reason
         size = scan.size if shape.copies else 0
         if shape.suspect is not None:
             alert = suspect_alert(self.inp.policy.inventory_endpoint, scan, shape.suspect)

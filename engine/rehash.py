@@ -70,7 +70,7 @@ class Rehasher:
             if not same:
                 # listing=None: never reused by the assessment cache (it holds this dict).
                 assessed[scan_id] = replace(
-                    verdict, replica=replace(replica, differs=True), listing=None
+                    verdict, replica=replica.but(differs=True), listing=None
                 )
             elif replica.level is Level.SIZE or (
                 # verified on other storage, or found without any evidence: `present` here
@@ -90,8 +90,7 @@ class Rehasher:
                 found[scan_id] = evidence
                 assessed[scan_id] = replace(
                     verdict,
-                    replica=replace(
-                        replica,
+                    replica=replica.but(
                         level=Level.CHECKSUM,
                         evidence=evidence,
                         note="",

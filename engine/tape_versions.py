@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import replace
 
 from engine.layout import ScanLayout
 from engine.listing import listing_of
@@ -150,8 +149,7 @@ def upgrade(
         if verdict.replica.level < Level.CHECKSUM:
             continue
         plain = assessed.get(scan.id)
-        replica = replace(
-            verdict.replica,
+        replica = verdict.replica.but(
             note=f"kept as {key}",
             name=key,
             older_version=plain.replica.older_version if plain else None,

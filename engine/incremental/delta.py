@@ -25,6 +25,7 @@ from datetime import datetime
 from operator import attrgetter
 from pathlib import Path
 
+from engine.blocked_entries import joined
 from engine.catalog.base import Catalog
 from engine.config import Config
 from engine.errors import Bl931Error
@@ -201,9 +202,9 @@ def merge_plans(settled: Plan, new: Plan, now: datetime) -> Plan:
     """The settled plan (no actions) with the new scans' plan added, in the order a full plan
     lists them: by scan id (a settled plan's blocked entries are all per scan, in id order —
     the per-pass cap blocks only beside admitted deletes, which a settled plan has none of)."""
-    blocked = settled.blocked + new.blocked
+    blocked = joined(settled.blocked, new.blocked)
     if settled.blocked and new.blocked and new.blocked[0].scan < settled.blocked[-1].scan:
-        blocked = tuple(sorted(blocked, key=attrgetter("scan")))  # stable: per-scan order kept
+        blocked = joined(sorted(blocked, key=attrgetter("scan")))  # stable: per-scan order kept
     flagged = settled.export_controlled + new.export_controlled
     return replace(new, as_of=now, blocked=blocked, export_controlled=tuple(sorted(flagged)))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
+from engine.blocked_entries import joined
 from engine.model import ActionKind, Blocked, EndpointObservation, Plan
 from engine.policy import Policy
 
@@ -24,7 +25,7 @@ def block_unlisted_deletes(
     if not carried:
         return plan
     actions = []
-    blocked = list(plan.blocked)
+    blocked: list[Blocked] = []  # added to the plan's own
     for action in plan.actions:
         target = action.target
         relied: tuple[str, ...] = ()
@@ -49,4 +50,8 @@ def block_unlisted_deletes(
                 "it is listed at the next pass",
             )
         )
-    return replace(plan, actions=tuple(actions), blocked=tuple(blocked))
+    return replace(
+        plan,
+        actions=tuple(actions),
+        blocked=joined(plan.blocked, blocked) if blocked else plan.blocked,
+    )

@@ -77,7 +77,9 @@ def walk_inventory(
         quiet_seconds: a scan whose newest file is at least this old is complete.
         now: the current time (aware); passed in so that tests and audits are reproducible.
         known: the scans recorded by earlier walks; their checksums are reused for unchanged
-            files and their versions carried on.
+            files and their versions carried on. Never changed afterwards by the caller: the
+            walk may return it as its scans, and keep it in `steady` (the observer records a
+            new scan in a new dict).
         done_marker: a glob matched against a directory scan's file paths relative to the scan
             folder (e.g. `"*.done"`); a scan holding a matching file is complete at once. It must
             name a file the layout includes, or the walk never sees it.
@@ -165,6 +167,11 @@ def walk_inventory(
         log.warning(
             "%s: %d scan(s) skipped this pass: %s", storage.name, len(problems), problems[0]
         )
+    if isinstance(known, dict) and len(kept) == len(scans) == len(known) == len(listings):
+        # The steady state of an inventory that holds every known scan: every listing kept
+        # and every scan the known one, so both dicts equal the ones given. Keep those (one
+        # dict over every scan, not two each; issue 15). Neither is changed after a walk.
+        kept, scans = listings, known
     if steady is not None:
         steady.listings, steady.scans = kept, scans
     return InventoryResult(scans, tuple(incomplete), tuple(problems), hashed)

@@ -10,7 +10,7 @@ drops to `present` (`engine.evidence_identity`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from engine.model import Evidence, Level, Replica, Scan
 from engine.storage.base import ScanListing, listing_signature
@@ -139,8 +139,7 @@ def _moved(scan: Scan, endpoint: str, listing: ScanListing, elsewhere: Evidence)
         and elsewhere.value != scan.checksum
     ):
         older, unproven = elsewhere.value, True
-    replica = replace(
-        verdict.replica,
+    replica = verdict.replica.but(
         level=min(verdict.replica.level, Level.PRESENT),
         note=f"verified on other storage ({elsewhere.identity or 'unrecorded'}); not re-verified",
         older_version=older,

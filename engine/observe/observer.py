@@ -85,22 +85,27 @@ class Observer:
 
     # ---- the stored scans --------------------------------------------------------------
     def stored_scans(self) -> dict[str, Scan]:
-        """The stored scans (a copy the caller may extend), from memory when still current."""
+        """The stored scans, from memory when still current: the observer's own dict, which the
+        caller must not change (an observation copies it before adding a new scan; in a steady
+        pass it keeps this very dict: one dict over every scan, not two, issue 15)."""
         if self._scans is None or len(self._scans) != self.store.count_scans():
             self._scans = self.store.load_scans()
             self._unsorted = False
         if self._unsorted:  # same order as a fresh read of the store (by id)
             self._scans = dict(sorted(self._scans.items()))
             self._unsorted = False
-        return dict(self._scans)
+        return self._scans
 
     def remember(self, upserted: Iterable[Scan]) -> None:
         """Keep the stored scans in step with scans just written to the store."""
         if self._scans is None:
             return
         scans = list(upserted)
+        if not scans:
+            return
         added = any(scan.id not in self._scans for scan in scans)
-        self._scans.update((scan.id, scan) for scan in scans)
+        # A new dict, never changed in place: an earlier observation may hold this one.
+        self._scans = {**self._scans, **{scan.id: scan for scan in scans}}
         # Sorted when next read (`stored_scans`), not here: a delta pass does not read them.
         self._unsorted = self._unsorted or added
 
@@ -151,7 +156,9 @@ class Observer:
                 old = scans.get(scan.id)
                 if old is None or old.checksum != scan.checksum or old.files != scan.files:
                     seen.new_scans.append(scan)
-                    scans[scan.id] = scan
+            if seen.new_scans:
+                scans = seen.scans = dict(scans)  # not the observer's own (`stored_scans`)
+                scans.update((scan.id, scan) for scan in seen.new_scans)
         seen.stored_replicas = self.store.load_replica_marks()
         self._slice = begin_slice(
             self.inventory.incremental, now, scans, seen.new_scans, self.config, self.policy,

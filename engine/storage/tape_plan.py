@@ -23,6 +23,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from engine.blocked_entries import joined
 from engine.config import Config
 from engine.export_control import ExportControl, copy_blocker
 from engine.model import Action, ActionKind, Blocked, Level, Plan, action_id
@@ -52,15 +53,17 @@ def shape_plan(
     if not tapes:
         return plan
     actions = list(plan.actions)
-    blocked = list(plan.blocked)
+    added: list[Blocked] = []  # to the plan's own blocked entries
     for name in tapes:
         actions, waiting = _hold_open_groups(name, config, store, seen, actions, now)
-        blocked += waiting
+        added += waiting
     restores, refused = _restores(tapes, store, seen, decisions, actions, export)
     actions += restores
-    known = {(b.scan, b.kind, b.endpoint) for b in blocked}
-    blocked += [b for b in refused if (b.scan, b.kind, b.endpoint) not in known]
-    return replace(plan, actions=tuple(actions), blocked=tuple(blocked))
+    if refused:
+        known = {(b.scan, b.kind, b.endpoint) for b in (*plan.blocked, *added)}
+        added += [b for b in refused if (b.scan, b.kind, b.endpoint) not in known]
+    blocked = joined(plan.blocked, added) if added else plan.blocked
+    return replace(plan, actions=tuple(actions), blocked=blocked)
 
 
 def _hold_open_groups(

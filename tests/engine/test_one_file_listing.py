@@ -95,3 +95,41 @@ def test_a_service_pass_keeps_one_object_per_listed_replica(tmp_path: Path) -> N
     finally:
         line.store.close()
         line.backends.close()
+
+
+def test_a_steady_full_pass_keeps_one_dict_over_every_scan_per_fact(tmp_path: Path) -> None:
+    """The stored scans, the inventory walk's result and memo, and the catalog locations the
+    findings last wrote: each one dict over every scan, shared, not a copy per holder (each
+    ~4 MB at 100k scans). A scan recorded later goes into a new dict: what an earlier pass
+    holds never changes under it."""
+    ws = create_workspace(tmp_path / "ws", dtn_keep_days=1000, cfs_keep_days=1000)
+    for scan in SCANS:
+        ws.write_scan(scan, os.urandom(4096), mtime=OLD)
+    settle_folders(ws)
+    line = Beamline(ws)
+    try:
+        for _ in range(4):
+            line.pass_()
+        settle_folders(ws)
+        line.view.last_full = None
+        line.pass_()
+        quiet = line.reconciler.modes.quiet
+        assert quiet.settled is not None, quiet.why_not
+        seen = quiet.settled.seen
+        observer = line.reconciler.observer
+        assert seen.scans is observer.stored_scans()
+        assert seen.inventory is not None and seen.inventory.scans is seen.scans
+        memo = line.view.walk_memo
+        assert memo.scans is seen.scans and memo.listings is seen.listings["dtn"]
+        findings = line.reconciler.planner.findings
+        assert findings._catalog_sets is seen.catalog.locations
+        # A new scan: a new dict for the observer; the settled pass's stays as it was.
+        before = dict(seen.scans)
+        ws.write_scan("2026/11/scan_new.h5", b"new", mtime=OLD)
+        line.view.last_full = None
+        line.pass_()
+        assert "2026/11/scan_new.h5" in observer.stored_scans()
+        assert seen.scans == before
+    finally:
+        line.store.close()
+        line.backends.close()

@@ -373,7 +373,9 @@ def test_the_steady_memo_takes_a_scan_only_with_its_very_listing_and_known_scan(
         return real(previous, listing, algorithm)
 
     monkeypatch.setattr(walk_module, "_unchanged", counting)
-    known["2026/b.h5"] = dataclasses.replace(known["2026/b.h5"])  # equal, another object
+    # Equal, another object; in a new dict, as the observer records it (a dict given as
+    # `known` is never changed afterwards: the memo may keep it).
+    known = {**known, "2026/b.h5": dataclasses.replace(known["2026/b.h5"])}
     again = walk_inventory(
         dtn, FILES, algorithm="md5", quiet_seconds=60, now=NOW, known=known, steady=memo
     )
@@ -381,3 +383,6 @@ def test_the_steady_memo_takes_a_scan_only_with_its_very_listing_and_known_scan(
     assert again.scans["2026/a.h5"] is known["2026/a.h5"]
     assert again.scans["2026/b.h5"] is known["2026/b.h5"]
     assert set(memo.listings) == {"2026/a.h5", "2026/b.h5"}
+    # Every listing kept and every scan the known one: the memo and the result keep the dicts
+    # given (one dict over every scan, not two each).
+    assert again.scans is known and memo.scans is known and memo.listings is listings

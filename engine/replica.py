@@ -1,0 +1,167 @@
+"""`Replica`: a scan as observed at one endpoint in this pass.
+
+A service holds one per replica at every endpoint (300k at 100k scans on three endpoints).
+Most carry only what was listed and verified; the seven facts about older versions, other bytes,
+moved storage, unverified copies and versioned names are rare, so they live together in one
+`ReplicaDetails` (None when all are their defaults): 88 bytes a replica instead of 136 (issue
+15's memory target). Each still reads, compares, prints and `dataclasses.replace`s as a field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.model import Evidence, Level
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaDetails:
+    """A replica's rare facts (see `Replica`'s properties for each)."""
+
+    note: str = ""
+    older_version: str | None = None
+    differs: bool = False
+    older_unproven: bool = False
+    storage_changed: str | None = None
+    found_unverified: bool = False
+    name: str | None = None
+
+
+_PLAIN = ReplicaDetails()
+_DETAILS: tuple[str, ...] = ReplicaDetails.__slots__  # the detail fields' names, in order
+_KEEP: Any = object()  # a detail not given to `Replica(...)`
+
+
+@dataclass(frozen=True, slots=True, init=False, repr=False)
+class Replica:
+    """A scan as observed at one endpoint in this pass."""
+
+    scan: str
+    endpoint: str
+    level: Level
+    size: int
+    files: int
+    evidence: Evidence | None = None
+    # The rare facts, None when all are their defaults (so equal replicas compare equal).
+    details: ReplicaDetails | None = field(default=None)
+
+    def __init__(
+        self,
+        scan: str,
+        endpoint: str,
+        level: Level,
+        size: int,
+        files: int,
+        evidence: Evidence | None = None,
+        note: str = _KEEP,
+        older_version: str | None = _KEEP,
+        differs: bool = _KEEP,
+        older_unproven: bool = _KEEP,
+        storage_changed: str | None = _KEEP,
+        found_unverified: bool = _KEEP,
+        name: str | None = _KEEP,
+        *,
+        details: ReplicaDetails | None = None,
+    ) -> None:
+        setter = object.__setattr__
+        setter(self, "scan", scan)
+        setter(self, "endpoint", endpoint)
+        setter(self, "level", level)
+        setter(self, "size", size)
+        setter(self, "files", files)
+        setter(self, "evidence", evidence)
+        # A fact not given is kept from `details` (what `dataclasses.replace` passes), else
+        # its default.
+        was = details or _PLAIN
+        given = (note, older_version, differs, older_unproven, storage_changed, found_unverified)
+        if name is not _KEEP or any(value is not _KEEP for value in given):
+            facts: list[Any] = [
+                getattr(was, key) if value is _KEEP else value
+                for key, value in zip(_DETAILS, (*given, name), strict=True)
+            ]
+            was = ReplicaDetails(*facts)
+        setter(self, "details", None if was == _PLAIN else was)
+
+    def but(
+        self,
+        *,
+        level: Level | None = None,
+        evidence: Evidence | None = _KEEP,
+        note: str = _KEEP,
+        older_version: str | None = _KEEP,
+        differs: bool = _KEEP,
+        older_unproven: bool = _KEEP,
+        storage_changed: str | None = _KEEP,
+        found_unverified: bool = _KEEP,
+        name: str | None = _KEEP,
+    ) -> Replica:
+        """This replica with the facts given changed (`dataclasses.replace`, as typed)."""
+        return Replica(
+            self.scan,
+            self.endpoint,
+            self.level if level is None else level,
+            self.size,
+            self.files,
+            self.evidence if evidence is _KEEP else evidence,
+            note,
+            older_version,
+            differs,
+            older_unproven,
+            storage_changed,
+            found_unverified,
+            name,
+            details=self.details,
+        )
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={getattr(self, k)!r}" for k in (*_HEAD, *_DETAILS))
+        return f"Replica({shown})"
+
+    # The checksum of an older version of the scan this replica still holds, verified when it
+    # was copied and unchanged since (None: it holds no verified older version). Overwriting
+    # it is a destructive action (a *replace*), never a plain copy.
+    @property
+    def older_version(self) -> str | None:
+        return (self.details or _PLAIN).older_version
+
+    @property
+    def note(self) -> str:
+        return (self.details or _PLAIN).note
+
+    # Files of the scan listed here were re-hashed and hold other bytes than this version (an
+    # older version whose evidence was lost, rot, a user's file): a copy over them is a replace.
+    @property
+    def differs(self) -> bool:
+        return (self.details or _PLAIN).differs
+
+    # True when the copy only *may* still hold `older_version`: its listing changed since that
+    # version was verified into it (an even older version's leftovers, a replace cut short, a
+    # change by hand). It is protected like a copy that does, but never relied on as a
+    # verified copy of that version.
+    @property
+    def older_unproven(self) -> bool:
+        return (self.details or _PLAIN).older_unproven
+
+    # The storage identity this copy was verified on, when the endpoint's storage has changed
+    # since (a migration, a repointed config): the copy counts as `present` until re-verified.
+    @property
+    def storage_changed(self) -> str | None:
+        return (self.details or _PLAIN).storage_changed
+
+    # Listed with the right sizes, but bl931 holds no evidence for it (a copy a person made
+    # before bl931 was installed, or whose record was lost): `present` until its bytes are
+    # re-hashed or copied again with checksum verification, whatever a rule's `verify` says.
+    @property
+    def found_unverified(self) -> bool:
+        return (self.details or _PLAIN).found_unverified
+
+    # Where this copy of the current version is kept when not at the scan's own path: its
+    # versioned name on write-once tape (engine/tape_versions.py), beside an older version.
+    @property
+    def name(self) -> str | None:
+        return (self.details or _PLAIN).name
+
+
+_HEAD = ("scan", "endpoint", "level", "size", "files", "evidence")
