@@ -45,8 +45,12 @@ class BlockedEntries(Sequence[Blocked]):
 
     def extend(self, entries: Iterable[Blocked]) -> None:
         if isinstance(entries, BlockedEntries):
-            for scan, why in zip(entries._scans, entries._whys, strict=True):
-                self.add(scan, why)
+            if self._shared is None:
+                raise TypeError("these blocked entries are done: a plan's are read-only")
+            # Their reasons are shared already: the columns as they are (a delta pass joins
+            # the settled plan's 100,000s of entries with the new scans').
+            self._scans.extend(entries._scans)
+            self._whys.extend(entries._whys)
         else:
             for entry in entries:
                 self.append(entry)

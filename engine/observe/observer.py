@@ -73,6 +73,7 @@ class Observer:
         self._rehasher = Rehasher()
         self._scans: dict[str, Scan] | None = None
         self._unsorted = False  # `remember` added scans out of id order
+        self._lent: dict[str, Scan] | None = None  # the dict `stored_scans` last handed out
         self._slice: RemoteSlice | None = None  # a service pass's Globus listing slice
 
     @property
@@ -94,6 +95,7 @@ class Observer:
         if self._unsorted:  # same order as a fresh read of the store (by id)
             self._scans = dict(sorted(self._scans.items()))
             self._unsorted = False
+        self._lent = self._scans
         return self._scans
 
     def remember(self, upserted: Iterable[Scan]) -> None:
@@ -104,8 +106,9 @@ class Observer:
         if not scans:
             return
         added = any(scan.id not in self._scans for scan in scans)
-        # A new dict, never changed in place: an earlier observation may hold this one.
-        self._scans = {**self._scans, **{scan.id: scan for scan in scans}}
+        if self._scans is self._lent:  # an observation holds it: changed in a copy
+            self._scans = dict(self._scans)
+        self._scans.update((scan.id, scan) for scan in scans)
         # Sorted when next read (`stored_scans`), not here: a delta pass does not read them.
         self._unsorted = self._unsorted or added
 
