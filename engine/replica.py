@@ -10,7 +10,7 @@ moved storage, unverified copies and versioned names are rare, so they live toge
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 if TYPE_CHECKING:
     from engine.model import Evidence, Level
@@ -30,6 +30,27 @@ class ReplicaDetails:
 
 
 _PLAIN = ReplicaDetails()
+T = TypeVar("T")
+
+
+class _Detail(Generic[T]):
+    """A replica's rare fact, read from its details (the default when it has none)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, replica: None, owner: type) -> _Detail[T]: ...
+
+    @overload
+    def __get__(self, replica: Replica, owner: type) -> T: ...
+
+    def __get__(self, replica: Replica | None, owner: type) -> T | _Detail[T]:
+        if replica is None:
+            return self
+        return getattr(replica.details or _PLAIN, self.name)
+
+
 _DETAILS: tuple[str, ...] = ReplicaDetails.__slots__  # the detail fields' names, in order
 _KEEP: Any = object()  # a detail not given to `Replica(...)`
 
@@ -122,46 +143,26 @@ class Replica:
     # The checksum of an older version of the scan this replica still holds, verified when it
     # was copied and unchanged since (None: it holds no verified older version). Overwriting
     # it is a destructive action (a *replace*), never a plain copy.
-    @property
-    def older_version(self) -> str | None:
-        return (self.details or _PLAIN).older_version
-
-    @property
-    def note(self) -> str:
-        return (self.details or _PLAIN).note
-
+    older_version: ClassVar[_Detail[str | None]] = _Detail()
+    note: ClassVar[_Detail[str]] = _Detail()
     # Files of the scan listed here were re-hashed and hold other bytes than this version (an
     # older version whose evidence was lost, rot, a user's file): a copy over them is a replace.
-    @property
-    def differs(self) -> bool:
-        return (self.details or _PLAIN).differs
-
+    differs: ClassVar[_Detail[bool]] = _Detail()
     # True when the copy only *may* still hold `older_version`: its listing changed since that
     # version was verified into it (an even older version's leftovers, a replace cut short, a
     # change by hand). It is protected like a copy that does, but never relied on as a
     # verified copy of that version.
-    @property
-    def older_unproven(self) -> bool:
-        return (self.details or _PLAIN).older_unproven
-
+    older_unproven: ClassVar[_Detail[bool]] = _Detail()
     # The storage identity this copy was verified on, when the endpoint's storage has changed
     # since (a migration, a repointed config): the copy counts as `present` until re-verified.
-    @property
-    def storage_changed(self) -> str | None:
-        return (self.details or _PLAIN).storage_changed
-
+    storage_changed: ClassVar[_Detail[str | None]] = _Detail()
     # Listed with the right sizes, but bl931 holds no evidence for it (a copy a person made
     # before bl931 was installed, or whose record was lost): `present` until its bytes are
     # re-hashed or copied again with checksum verification, whatever a rule's `verify` says.
-    @property
-    def found_unverified(self) -> bool:
-        return (self.details or _PLAIN).found_unverified
-
+    found_unverified: ClassVar[_Detail[bool]] = _Detail()
     # Where this copy of the current version is kept when not at the scan's own path: its
     # versioned name on write-once tape (engine/tape_versions.py), beside an older version.
-    @property
-    def name(self) -> str | None:
-        return (self.details or _PLAIN).name
+    name: ClassVar[_Detail[str | None]] = _Detail()
 
 
 _HEAD = ("scan", "endpoint", "level", "size", "files", "evidence")

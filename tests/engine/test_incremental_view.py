@@ -81,17 +81,23 @@ def rewrite_in_place(path: Path, data: bytes, *, keep_mtime: bool) -> None:
     assert (after.st_mtime_ns, after.st_ctime_ns) == (folder.st_mtime_ns, folder.st_ctime_ns)
 
 
-@pytest.fixture
-def beamline(tmp_path: Path) -> Iterator[Beamline]:
-    ws = create_workspace(tmp_path / "ws", dtn_keep_days=0, cfs_keep_days=1000)
+def copied_line(tmp_path: Path, *, dtn_keep_days: float) -> Beamline:
+    """SCANS written long ago, copied and verified everywhere, their folders settled."""
+    ws = create_workspace(tmp_path / "ws", dtn_keep_days=dtn_keep_days, cfs_keep_days=1000)
     for scan in SCANS:
         ws.write_scan(scan, os.urandom(4096), mtime=OLD)
     settle_folders(ws)
     line = Beamline(ws)
+    for _ in range(4):  # copies made and verified
+        line.pass_()
+    settle_folders(ws)
+    return line
+
+
+@pytest.fixture
+def beamline(tmp_path: Path) -> Iterator[Beamline]:
+    line = copied_line(tmp_path, dtn_keep_days=0)
     try:
-        for _ in range(4):  # copies made and verified
-            line.pass_()
-        settle_folders(ws)
         line.pass_()  # the view reads the settled folders once more and keeps them
         yield line
     finally:

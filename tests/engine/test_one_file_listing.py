@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from engine.incremental.dirs import DirectoryCache
 from engine.layout import ScanLayout
 from engine.listing import FilesListing, listing_of
 from engine.model import FileStat
+from engine.observe.observation import Observation
 from engine.storage.local import LocalStorage
-from engine.workspace import create_workspace
-from tests.engine.test_incremental_view import OLD, SCANS, Beamline, settle_folders
+from tests.engine.test_incremental_view import OLD, SCANS, Beamline, copied_line
 
 FILES = ScanLayout(exclude=("**/.*",))
 FOLDERS = ScanLayout(unit="directory", exclude=("**/.*",))
@@ -66,70 +69,59 @@ def test_every_producer_lists_a_scan_the_same_way(tmp_path: Path) -> None:
     assert all(again[s] is first[s] for s in first)
 
 
-def test_a_service_pass_keeps_one_object_per_listed_replica(tmp_path: Path) -> None:
-    ws = create_workspace(tmp_path / "ws", dtn_keep_days=1000, cfs_keep_days=1000)
-    for scan in SCANS:
-        ws.write_scan(scan, os.urandom(4096), mtime=OLD)
-    settle_folders(ws)
-    line = Beamline(ws)
+@pytest.fixture
+def settled(tmp_path: Path) -> Iterator[Beamline]:
+    """A settled service (long retention: nothing to do) right after a periodic full walk, the
+    pass whose observation it keeps until the next one."""
+    line = copied_line(tmp_path, dtn_keep_days=1000)
     try:
-        for _ in range(4):  # copies made and verified
-            line.pass_()
-        settle_folders(ws)
         line.view.last_full = None  # the periodic full walk: every folder read again
         line.pass_()
-        settled = line.reconciler.modes.quiet.settled  # what the service keeps between passes
-        assert settled is not None, line.reconciler.modes.quiet.why_not
-        seen = settled.seen
-        for endpoint in ("dtn", "cfs", "hpss"):
-            cache = line.view.caches[endpoint]
-            kept = {x.scan: x for f in cache._folders.values() for x in f.scans or ()}
-            for scan in SCANS:
-                held = seen.listings[endpoint][scan]
-                assert isinstance(held, FileStat) and held.path == scan
-                # One object per replica: the folder cache's, the observation's and the one
-                # the verdict was made from are the same, and no tuple is made to hold it.
-                assert kept[scan] is held
-                assert seen.assessed[endpoint][scan].listing is held
-                assert not any(isinstance(r, tuple) and len(r) == 1 for r in gc.get_referrers(held))
+        assert line.reconciler.modes.quiet.settled is not None, line.reconciler.modes.quiet.why_not
+        yield line
     finally:
         line.store.close()
         line.backends.close()
 
 
-def test_a_steady_full_pass_keeps_one_dict_over_every_scan_per_fact(tmp_path: Path) -> None:
+def _kept(line: Beamline) -> Observation:
+    settled = line.reconciler.modes.quiet.settled  # what the service keeps between passes
+    assert settled is not None
+    return settled.seen
+
+
+def test_a_service_pass_keeps_one_object_per_listed_replica(settled: Beamline) -> None:
+    seen = _kept(settled)
+    for endpoint in ("dtn", "cfs", "hpss"):
+        cache = settled.view.caches[endpoint]
+        kept = {x.scan: x for f in cache._folders.values() for x in f.scans or ()}
+        for scan in SCANS:
+            held = seen.listings[endpoint][scan]
+            assert isinstance(held, FileStat) and held.path == scan
+            # One object per replica: the folder cache's, the observation's and the one the
+            # verdict was made from are the same, and no tuple is made to hold it.
+            assert kept[scan] is held
+            assert seen.assessed[endpoint][scan].listing is held
+            assert not any(isinstance(r, tuple) and len(r) == 1 for r in gc.get_referrers(held))
+
+
+def test_a_steady_full_pass_keeps_one_dict_over_every_scan_per_fact(settled: Beamline) -> None:
     """The stored scans, the inventory walk's result and memo, and the catalog locations the
     findings last wrote: each one dict over every scan, shared, not a copy per holder (each
     ~4 MB at 100k scans). A scan recorded later goes into a new dict: what an earlier pass
     holds never changes under it."""
-    ws = create_workspace(tmp_path / "ws", dtn_keep_days=1000, cfs_keep_days=1000)
-    for scan in SCANS:
-        ws.write_scan(scan, os.urandom(4096), mtime=OLD)
-    settle_folders(ws)
-    line = Beamline(ws)
-    try:
-        for _ in range(4):
-            line.pass_()
-        settle_folders(ws)
-        line.view.last_full = None
-        line.pass_()
-        quiet = line.reconciler.modes.quiet
-        assert quiet.settled is not None, quiet.why_not
-        seen = quiet.settled.seen
-        observer = line.reconciler.observer
-        assert seen.scans is observer.stored_scans()
-        assert seen.inventory is not None and seen.inventory.scans is seen.scans
-        memo = line.view.walk_memo
-        assert memo.scans is seen.scans and memo.listings is seen.listings["dtn"]
-        findings = line.reconciler.planner.findings
-        assert findings._catalog_sets is seen.catalog.locations
-        # A new scan: a new dict for the observer; the settled pass's stays as it was.
-        before = dict(seen.scans)
-        ws.write_scan("2026/11/scan_new.h5", b"new", mtime=OLD)
-        line.view.last_full = None
-        line.pass_()
-        assert "2026/11/scan_new.h5" in observer.stored_scans()
-        assert seen.scans == before
-    finally:
-        line.store.close()
-        line.backends.close()
+    seen = _kept(settled)
+    observer = settled.reconciler.observer
+    assert seen.scans is observer.stored_scans()
+    assert seen.inventory is not None and seen.inventory.scans is seen.scans
+    memo = settled.view.walk_memo
+    assert memo.scans is seen.scans and memo.listings is seen.listings["dtn"]
+    findings = settled.reconciler.planner.findings
+    assert findings._catalog_sets is seen.catalog.locations
+    # A new scan: a new dict for the observer; the settled pass's stays as it was.
+    before = dict(seen.scans)
+    settled.ws.write_scan("2026/11/scan_new.h5", b"new", mtime=OLD)
+    settled.view.last_full = None
+    settled.pass_()
+    assert "2026/11/scan_new.h5" in observer.stored_scans()
+    assert seen.scans == before
