@@ -86,9 +86,11 @@ class BlockedEntries(Sequence[Blocked]):
         return _make(self._scans[index], self._whys[index])
 
     def __eq__(self, other: object) -> bool:
+        # Equal to the same entries as blocked entries or as a tuple (what `Plan.blocked` was),
+        # and, as a tuple, to nothing else (not to a list).
         if isinstance(other, BlockedEntries):
             return self._scans == other._scans and self._whys == other._whys
-        if isinstance(other, Sequence) and not isinstance(other, str):
+        if isinstance(other, tuple):
             return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
         return NotImplemented
 
@@ -97,6 +99,12 @@ class BlockedEntries(Sequence[Blocked]):
 
     def __add__(self, other: Iterable[Blocked]) -> BlockedEntries:
         return joined(self, other)
+
+    def __radd__(self, other: Iterable[Blocked]) -> BlockedEntries:
+        return joined(other, self)
+
+    def __reduce__(self) -> tuple[object, tuple[tuple[Blocked, ...]]]:
+        return joined, (tuple(self),)  # pickled and copied as its entries, with any protocol
 
     def __repr__(self) -> str:
         return f"BlockedEntries({list(self)!r})"

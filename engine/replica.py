@@ -9,7 +9,7 @@ moved storage, unverified copies and versioned names are rare, so they live toge
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 if TYPE_CHECKING:
@@ -166,3 +166,13 @@ class Replica:
 
 
 _HEAD = ("scan", "endpoint", "level", "size", "files", "evidence")
+
+
+def _frozen(replica: Replica, name: str, value: object = None) -> None:
+    raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+# Any assignment fails as a frozen dataclass's field assignment does (its own `__setattr__`
+# fails with a TypeError for names that are not fields, such as the details read above).
+Replica.__setattr__ = _frozen  # type: ignore[method-assign,assignment]
+Replica.__delattr__ = _frozen  # type: ignore[method-assign,assignment]

@@ -4,7 +4,9 @@ the planner keeps one tuple per distinct reason, not a `Blocked` per scan, and e
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 from datetime import timedelta
 
 import pytest
@@ -22,15 +24,20 @@ D = Blocked("2026/b.h5", ActionKind.COPY, "hpss", "waiting_for_source", "cfs fir
 def test_the_entries_read_as_the_tuple_of_the_same_blocked() -> None:
     plain = (A, B, D)
     entries = joined(plain)
-    assert entries == plain and plain == entries and entries == list(plain)
+    assert entries == plain and plain == entries
     assert entries != (A, B) and entries != (A, D, B) and entries != "abc"
     assert len(entries) == 3 and list(entries) == list(plain)
     assert entries[0] == A and entries[-1] == D and entries[1:] == (B, D)
     assert isinstance(entries[0], Blocked) and entries[0].reason_code == A.reason_code
     assert list(entries.reason_codes()) == [b.reason_code for b in plain]
     assert entries + (A,) == (*plain, A)  # noqa: RUF005 (the `+` is what is tested)
+    assert (A,) + entries == (A, *plain)  # noqa: RUF005
+    assert entries != list(plain)  # as the tuple was: not equal to a list
     assert joined(entries, entries) == plain + plain
     assert hash(entries) == hash(plain)
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        assert pickle.loads(pickle.dumps(entries, protocol)) == plain
+    assert copy.deepcopy(entries) == plain
     assert [b.to_json() for b in entries] == [b.to_json() for b in plain]
     with pytest.raises(IndexError):
         entries[3]

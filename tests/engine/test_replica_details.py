@@ -67,9 +67,10 @@ def test_a_plain_replica_is_smaller_and_prints_every_fact() -> None:
     shown = repr(_replica({"differs": True}))
     assert shown.startswith("Replica(scan='2026/a.h5', endpoint='cfs', level=")
     assert "differs=True" in shown and "older_version=None" in shown and "details" not in shown
-    try:
-        r.level = Level.ABSENT  # type: ignore[misc]
-    except dataclasses.FrozenInstanceError:
-        pass
-    else:
-        raise AssertionError("a replica is frozen")
+    for name, value in (("level", Level.ABSENT), ("differs", True), ("note", "x")):
+        try:
+            setattr(r, name, value)
+        except dataclasses.FrozenInstanceError:
+            pass
+        else:
+            raise AssertionError(f"a replica is frozen: {name} was set")
