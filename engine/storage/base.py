@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from engine.layout import ScanLayout
 from engine.listing import ScanListing as ScanListing  # re-exported: the storage protocol's type
+from engine.listing import listing_of as listing_of  # re-exported
 from engine.listing import listing_signature as listing_signature  # re-exported
 from engine.model import ErrorClass, Evidence, ScanFile, scan_digest
 

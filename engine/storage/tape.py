@@ -26,9 +26,8 @@ from typing import Any
 from engine.clock import Clock
 from engine.errors import EndpointUnavailable
 from engine.layout import ScanLayout
-from engine.listing import listing_of
 from engine.model import FileStat, Scan
-from engine.storage.base import ItemResult, ScanListing, TaskRequest, TaskStatus
+from engine.storage.base import ItemResult, ScanListing, TaskRequest, TaskStatus, listing_of
 from engine.storage.mover_defaults import StoredTasks
 from engine.storage.restore_target import RecallChecks
 from engine.storage.tape_groups import bundle_name, cut_parts, group_of, job_name
