@@ -34,19 +34,16 @@ class BlockedEntries(Sequence[Blocked]):
         self.extend(entries)
 
     def add(self, scan: str, why: Why) -> None:
-        shared = self._shared
-        if shared is None:
-            raise TypeError("these blocked entries are done: a plan's are read-only")
+        shared = self._open().setdefault(why, why)
         self._scans.append(scan)
-        self._whys.append(shared.setdefault(why, why))
+        self._whys.append(shared)
 
     def append(self, entry: Blocked) -> None:
         self.add(entry.scan, (entry.kind, entry.endpoint, entry.reason_code, entry.reason))
 
     def extend(self, entries: Iterable[Blocked]) -> None:
         if isinstance(entries, BlockedEntries):
-            if self._shared is None:
-                raise TypeError("these blocked entries are done: a plan's are read-only")
+            self._open()
             # Their reasons are shared already: the columns as they are (a delta pass joins
             # the settled plan's 100,000s of entries with the new scans').
             self._scans.extend(entries._scans)
@@ -54,6 +51,12 @@ class BlockedEntries(Sequence[Blocked]):
         else:
             for entry in entries:
                 self.append(entry)
+
+    def _open(self) -> dict[Why, Why]:
+        """The sharing table, while entries may still be added."""
+        if self._shared is None:
+            raise TypeError("these blocked entries are done: a plan's are read-only")
+        return self._shared
 
     def done(self) -> BlockedEntries:
         """No more entries: let go of the sharing table (the plan keeps only the columns)."""

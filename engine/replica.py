@@ -96,11 +96,19 @@ class Replica:
         # A fact not given is kept from `details` (what `dataclasses.replace` passes), else
         # its default.
         was = details or _PLAIN
-        given = (note, older_version, differs, older_unproven, storage_changed, found_unverified)
-        if name is not _KEEP or any(value is not _KEEP for value in given):
+        given = (
+            note,
+            older_version,
+            differs,
+            older_unproven,
+            storage_changed,
+            found_unverified,
+            name,
+        )
+        if any(value is not _KEEP for value in given):
             facts: list[Any] = [
                 getattr(was, key) if value is _KEEP else value
-                for key, value in zip(_DETAILS, (*given, name), strict=True)
+                for key, value in zip(_DETAILS, given, strict=True)
             ]
             was = ReplicaDetails(*facts)
         setter(self, "details", None if was == _PLAIN else was)

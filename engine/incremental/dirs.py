@@ -257,7 +257,8 @@ class DirectoryCache:
 
 
 def _same_or_new(old: ScanListing | None, file: FileStat) -> ScanListing:
-    """`old` if it lists exactly `file` (all five fields equal), else a new listing of it."""
-    if old is not None and old.files[0] == file:
+    """`old` if it lists exactly `file` (all five fields equal), else a new listing of it (a
+    one-file scan's listing is its file: compared as it is, no tuple made per file read)."""
+    if old is not None and old == file:
         return old
     return listing_of(file.path, (file,))
