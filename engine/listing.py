@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from engine.file_identity import KEEP, Identity, ctime_of, given, inode_of
+
 if TYPE_CHECKING:
     from engine.model import ScanFile
 
@@ -47,13 +49,14 @@ class ScanListing:
         return listing_signature(self.files)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class FileStat(ScanListing):
     """One file as an endpoint lists it. `path` is relative to the endpoint root.
 
     `inode` and `ctime_ns` are set by listings that can see them (a local tree): together they
     change whenever the file's bytes do, even when its size and mtime are put back (`cp -p`,
-    `rsync -t`), which is what lets the inventory trust a checksum it computed earlier.
+    `rsync -t`), which is what lets the inventory trust a checksum it computed earlier. They
+    are kept packed as one `identity` (`engine.file_identity`) and read as before.
 
     A file is also the listing of the one-file scan whose id is its path (`listing_of`).
     """
@@ -61,8 +64,36 @@ class FileStat(ScanListing):
     path: str
     size: int
     mtime: float
-    inode: int | None = None
-    ctime_ns: int | None = None
+    identity: Identity = None
+
+    def __init__(
+        self,
+        path: str,
+        size: int,
+        mtime: float,
+        inode: int | None = KEEP,
+        ctime_ns: int | None = KEEP,
+        identity: Identity = None,
+    ) -> None:
+        setter = object.__setattr__
+        setter(self, "path", path)
+        setter(self, "size", size)
+        setter(self, "mtime", mtime)
+        setter(self, "identity", given(identity, inode, ctime_ns))
+
+    @property
+    def inode(self) -> int | None:
+        return inode_of(self.identity)
+
+    @property
+    def ctime_ns(self) -> int | None:
+        return ctime_of(self.identity)
+
+    def __repr__(self) -> str:
+        return (
+            f"FileStat(path={self.path!r}, size={self.size!r}, mtime={self.mtime!r}, "
+            f"inode={self.inode!r}, ctime_ns={self.ctime_ns!r})"
+        )
 
     @property
     def scan(self) -> str:

@@ -16,6 +16,7 @@ from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Any, NamedTuple
 
+from engine.file_identity import KEEP, Identity, ctime_of, given, inode_of
 from engine.listing import FileStat as FileStat  # re-exported: a listed file is a shared value
 from engine.replica import Replica as Replica  # re-exported: the planner's input per replica
 
@@ -56,18 +57,51 @@ class ErrorClass(StrEnum):
     TERMINAL = "terminal"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class ScanFile:
-    """One file of a scan as the inventory recorded it (path relative to the endpoint root)."""
+    """One file of a scan as the inventory recorded it (path relative to the endpoint root).
+
+    `inode` and `ctime_ns` are the file's identity when `checksum` was computed (see
+    `FileStat`); None in records made before it was kept, or where it cannot be seen. A checksum
+    is reused only while both match. Kept packed as one `identity` (`engine.file_identity`).
+    """
 
     path: str
     size: int
     mtime: float
     checksum: str
-    # The file's identity when `checksum` was computed (see `FileStat`); None in records made
-    # before it was kept, or where it cannot be seen. A checksum is reused only while both match.
-    inode: int | None = None
-    ctime_ns: int | None = None
+    identity: Identity = None
+
+    def __init__(
+        self,
+        path: str,
+        size: int,
+        mtime: float,
+        checksum: str,
+        inode: int | None = KEEP,
+        ctime_ns: int | None = KEEP,
+        identity: Identity = None,
+    ) -> None:
+        setter = object.__setattr__
+        setter(self, "path", path)
+        setter(self, "size", size)
+        setter(self, "mtime", mtime)
+        setter(self, "checksum", checksum)
+        setter(self, "identity", given(identity, inode, ctime_ns))
+
+    @property
+    def inode(self) -> int | None:
+        return inode_of(self.identity)
+
+    @property
+    def ctime_ns(self) -> int | None:
+        return ctime_of(self.identity)
+
+    def __repr__(self) -> str:
+        return (
+            f"ScanFile(path={self.path!r}, size={self.size!r}, mtime={self.mtime!r}, "
+            f"checksum={self.checksum!r}, inode={self.inode!r}, ctime_ns={self.ctime_ns!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,9 +32,10 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO
 
 from engine.catalog.dataset import recorded_endpoints, scan_id_of
+from engine.catalog.doc_index import DocEntry, DocIndex
 from engine.catalog.json_stream import read_tables
 
 TABLE = "datasets"
@@ -63,14 +64,6 @@ class FileStamp:
     @classmethod
     def of(cls, st: os.stat_result) -> FileStamp:
         return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-class DocEntry(NamedTuple):
-    """Where one scan's document is in the file, and the endpoints it records."""
-
-    start: int
-    end: int
-    endpoints: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,10 +227,9 @@ def _write(
     changed: Collection[str],
     merge: Callable[[str, dict[str, Any] | None], dict[str, Any]],
     identity: Mapping[str, Any],
-) -> dict[str, DocEntry]:
+) -> DocIndex:
     """Stream the catalog into `out`; returns the index of what was written."""
-    written: dict[str, DocEntry] = {}
-    shared: dict[frozenset[str], frozenset[str]] = {}
+    written = DocIndex()
     # The layout json.dumps(sort_keys=True) gives: the identity table, then the documents.
     head = b"{" + _dumps(IDENTITY_TABLE) + b': {"1": ' + _dumps(dict(identity)) + b"}, "
     position = out.write(head + _dumps(TABLE) + b": {")
@@ -258,30 +250,27 @@ def _write(
             endpoints = entry.endpoints
         key = (b", " if number > 1 else b"") + _dumps(str(number)) + b": "
         position += out.write(key)
-        written[scan_id] = DocEntry(
-            position, position + len(raw), shared.setdefault(endpoints, endpoints)
-        )
+        written.add(scan_id, position, position + len(raw), endpoints)
         position += out.write(raw)
     out.write(b"}}")
     return written
 
 
 def _index(handle: BinaryIO, stamp: FileStamp) -> CatalogSnapshot:
-    entries: dict[str, DocEntry] = {}
-    shared: dict[frozenset[str], frozenset[str]] = {}
+    entries = DocIndex()
     identity: dict[str, Any] = {}
     try:
         for table, doc_id, value, start, end in read_tables(handle, streamed=TABLE):
             if table == IDENTITY_TABLE:
                 identity = _identity_row(value)
             elif doc_id is None and table == TABLE:
-                entries = {}  # the table starts (a second one replaces the first)
+                entries = DocIndex()  # the table starts (a second one replaces the first)
             elif doc_id is not None:
                 scan_id = scan_id_of(value) if isinstance(value, dict) else None
                 if scan_id is None:
                     raise CatalogCorrupt(f"document {doc_id} has no scientificMetadata.scan_id")
                 endpoints = recorded_endpoints(value)
-                entries[scan_id] = DocEntry(start, end, shared.setdefault(endpoints, endpoints))
+                entries.add(scan_id, start, end, endpoints)
     except UnicodeDecodeError as exc:
         raise CatalogCorrupt(f"not valid JSON: {exc}") from None
     except CatalogCorrupt:
