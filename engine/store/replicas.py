@@ -20,6 +20,7 @@ from types import MappingProxyType
 from engine.compact import Moments, shared, shared_or_none
 from engine.model import Evidence, Level
 from engine.store.connection import StoreBase, iso
+from engine.store.mark_table import ABSENT, MarkTable
 
 _LEVELS = tuple(Level)  # index = stored integer; cheaper than calling the enum per row
 
@@ -36,7 +37,8 @@ class ReplicaRow:
 def replica_mark(level: Level, size: int, signature: str) -> int:
     """What a pass compares of a stored replica row (`load_replica_marks`): equal marks, equal
     level, size and signature (a 64-bit hash; the marks live in this process only)."""
-    return hash((int(level), size, signature))
+    mark = hash((int(level), size, signature))
+    return mark if mark != ABSENT else ABSENT + 1  # ABSENT: no row (engine.store.mark_table)
 
 
 class ReplicaStore(StoreBase):
@@ -51,7 +53,7 @@ class ReplicaStore(StoreBase):
     def load_replica_marks(self) -> dict[str, Mapping[str, int]]:
         """endpoint → scan → `replica_mark` of its stored row: what a pass needs to know which
         scans were seen at an endpoint before and which rows it changes. A snapshot: the
-        store's own writes replace an endpoint's map (copy on write), never change it."""
+        store's own writes replace the table (`MarkTable.with_changes`), never change it."""
         with self._cache_lock:
             cached, generation = self._marks_cache, self._generation
         if cached is None:
@@ -60,20 +62,17 @@ class ReplicaStore(StoreBase):
                 with self._cache_lock:
                     if generation == self._generation:
                         self._marks_cache = cached
-        return {endpoint: MappingProxyType(marks) for endpoint, marks in cached.items()}
+        return cached.views()
 
-    def _read_marks(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
+    def _read_marks(self) -> MarkTable:
         levels = _LEVELS
         cursor = self._conn().cursor()
         cursor.row_factory = None
         cursor.execute("SELECT endpoint, scan, level, size, signature FROM replicas")
-        for endpoint, scan, level, size, signature in cursor:
-            marks = out.get(endpoint)
-            if marks is None:
-                marks = out[shared(endpoint)] = {}
-            marks[shared(scan)] = replica_mark(levels[level], size, signature)
-        return out
+        return MarkTable.read(
+            (endpoint, scan, replica_mark(levels[level], size, signature))
+            for endpoint, scan, level, size, signature in cursor
+        )
 
     def replica_row(self, endpoint: str, scan: str) -> ReplicaRow | None:
         """One endpoint's last observed replica of one scan (None: none recorded)."""
@@ -142,14 +141,14 @@ class ReplicaStore(StoreBase):
             cached = self._marks_cache
             if cached is not None:
                 # Copy on write: a pass still reading the map it was handed sees no change.
-                marks = dict(cached.get(endpoint, {}))
-                for scan in removed:
-                    marks.pop(scan, None)
-                for scan, r in upserts.items():
-                    marks[shared(scan)] = replica_mark(r.level, r.size, r.signature)
-                others = {e: m for e, m in cached.items() if e != endpoint}
-                # As a fresh read: an endpoint with no row has no map.
-                self._marks_cache = {**others, shared(endpoint): marks} if marks else others
+                self._marks_cache = cached.with_changes(
+                    endpoint,
+                    {
+                        scan: replica_mark(r.level, r.size, r.signature)
+                        for scan, r in upserts.items()
+                    },
+                    removed,
+                )
 
     def load_evidence(self) -> dict[str, Mapping[str, Evidence]]:
         """endpoint → scan → evidence: a read-only view of what was read (a snapshot, as
