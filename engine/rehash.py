@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime
 
 from engine.model import Evidence, Level, Scan
@@ -68,10 +67,8 @@ class Rehasher:
                     continue  # this endpoint cannot hash, or the files moved meanwhile
                 self._verdicts[key] = same
             if not same:
-                # listing=None: never reused by the assessment cache (it holds this dict).
-                assessed[scan_id] = replace(
-                    verdict, replica=replica.but(differs=True), listing=None
-                )
+                # Made elsewhere: never reused by the assessment cache (it holds this dict).
+                assessed[scan_id] = Assessed.of(replica.but(differs=True), verdict.signature)
             elif replica.level is Level.SIZE or (
                 # verified on other storage, or found without any evidence: `present` here
                 # until its bytes are re-hashed
@@ -88,16 +85,15 @@ class Rehasher:
                     how="rehash",
                 )
                 found[scan_id] = evidence
-                assessed[scan_id] = replace(
-                    verdict,
-                    replica=replica.but(
+                assessed[scan_id] = Assessed.of(
+                    replica.but(
                         level=Level.CHECKSUM,
                         evidence=evidence,
                         note="",
                         storage_changed=None,
                         found_unverified=False,
                     ),
-                    listing=None,
+                    verdict.signature,
                 )
         return found
 

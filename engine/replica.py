@@ -55,9 +55,13 @@ _DETAILS: tuple[str, ...] = ReplicaDetails.__slots__  # the detail fields' names
 _KEEP: Any = object()  # a detail not given to `Replica(...)`
 
 
-@dataclass(frozen=True, slots=True, init=False, repr=False)
+@dataclass(frozen=True, slots=True, init=False, repr=False, eq=False)
 class Replica:
-    """A scan as observed at one endpoint in this pass."""
+    """A scan as observed at one endpoint in this pass.
+
+    Equal to any replica (of any subclass: `engine.observe.assess.Assessed`) with the same
+    fields; what a subclass adds is never compared.
+    """
 
     scan: str
     endpoint: str
@@ -143,6 +147,25 @@ class Replica:
             name,
             details=self.details,
         )
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.scan,
+            self.endpoint,
+            self.level,
+            self.size,
+            self.files,
+            self.evidence,
+            self.details,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Replica):
+            return NotImplemented
+        return self is other or self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={getattr(self, k)!r}" for k in (*_HEAD, *_DETAILS))

@@ -156,4 +156,4 @@ def upgrade(
             older_unproven=plain.replica.older_unproven if plain else False,
             differs=plain.replica.differs if plain else False,
         )
-        assessed[scan.id] = Assessed(replica, verdict.signature)
+        assessed[scan.id] = Assessed.of(replica, verdict.signature)

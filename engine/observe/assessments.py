@@ -49,12 +49,14 @@ class AssessmentCache:
             verdict = previous.get(scan_id)
             if (
                 verdict is None
-                or verdict.scan is not scan
+                or verdict.made_for is not scan
                 or verdict.key is not key
                 or (verdict.listing is not listed and verdict.listing != listed)
             ):
-                made = assess(scan, name, listed, proof, is_inventory=is_inventory, elsewhere=moved)
-                verdict = Assessed(made.replica, made.signature, listed, scan, key)
+                verdict = assess(
+                    scan, name, listed, proof, is_inventory=is_inventory, elsewhere=moved
+                )
+                verdict.remember(listed, scan, key)
             current[scan_id] = verdict
         # Handed to the caller uncopied (one dict per endpoint, not two: ~5 MB each at 100k
         # scans). The caller may change it (tape versions, re-hashed copies, carried verdicts of

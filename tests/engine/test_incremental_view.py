@@ -235,6 +235,7 @@ def test_a_verdict_the_caller_replaced_is_assessed_afresh_next_pass(beamline: Be
     reused as if the cache had made it."""
     from dataclasses import replace
 
+    from engine.observe.assess import Assessed
     from engine.observe.assessments import AssessmentCache
 
     cache = beamline.reconciler.observer.assessments
@@ -244,8 +245,14 @@ def test_a_verdict_the_caller_replaced_is_assessed_afresh_next_pass(beamline: Be
     scan = SCANS[2]
     made = verdicts[scan]
     assert made.listing is not None  # made by the cache: reusable
-    verdicts[scan] = replace(made, replica=replace(made.replica, differs=True), listing=None)
+    verdicts[scan] = Assessed.of(made.but(differs=True), made.signature)
     again = beamline.reconciler.observe(beamline.clock.now()).assessed["cfs"]
     assert not again[scan].replica.differs
     assert again[scan] == made and again[scan] is not verdicts[scan]
     assert all(again[s] is verdicts[s] for s in SCANS if s != scan)  # the rest reused
+    # The same for a verdict changed with `dataclasses.replace` (it keeps what it is, an
+    # `Assessed`, but not what the cache made it from).
+    again[scan] = replace(again[scan], differs=True)
+    assert again[scan].listing is None and again[scan].differs
+    third = beamline.reconciler.observe(beamline.clock.now()).assessed["cfs"]
+    assert not third[scan].differs and third[scan] == made
