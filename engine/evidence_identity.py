@@ -31,7 +31,6 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Collection, Mapping
-from dataclasses import replace
 from datetime import datetime
 
 from engine.config import Config, EndpointConfig
@@ -136,7 +135,7 @@ class StorageIdentities:
     def stamp(self, endpoint: str, evidence: Evidence, identity: str | None = None) -> Evidence:
         """`evidence` as taken on `identity` (default: the endpoint's current storage)."""
         identity = identity or self.current.get(endpoint)
-        return evidence if evidence.identity == identity else replace(evidence, identity=identity)
+        return evidence if evidence.identity == identity else evidence.but(identity=identity)
 
     # ---- recording -------------------------------------------------------------------------
     def record(self, now: datetime, *, unproven: Collection[str] = ()) -> None:

@@ -16,6 +16,7 @@ from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Any, NamedTuple
 
+from engine.evidence import Evidence as Evidence  # re-exported: a shared value
 from engine.file_identity import KEEP, Identity, ctime_of, given, inode_of
 from engine.listing import FileStat as FileStat  # re-exported: a listed file is a shared value
 from engine.replica import Replica as Replica  # re-exported: the planner's input per replica
@@ -139,26 +140,6 @@ def scan_digest(algorithm: str, files: tuple[ScanFile, ...] | list[ScanFile]) ->
         digest.update(f.checksum.encode())
         digest.update(b"\n")
     return digest.hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """Why a replica is believed to hold the acquisition's bytes.
-
-    `signature` fingerprints the replica's listing (paths, sizes, whole-second mtimes) when the
-    evidence was taken; evidence only counts while the listing still has that signature, and
-    only at the storage it was taken on: `identity` is the endpoint's storage identity then
-    (`engine.evidence_identity`; None for evidence from before identities were recorded).
-    """
-
-    level: Level
-    algorithm: str | None
-    value: str | None
-    task_id: str | None
-    verified_at: datetime
-    signature: str
-    how: str = ""  # "transfer", "copy", "rehash", "inventory"
-    identity: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

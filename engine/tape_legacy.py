@@ -27,7 +27,7 @@ operator's choice, not copies that vanished — and every scan is bundled afresh
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -204,7 +204,7 @@ def adopt_legacy(
                     for m in members
                 ]
             )
-            new = replace(proof, identity=current, signature=signature, how=LEGACY)
+            new = proof.but(identity=current, signature=signature, how=LEGACY)
             adopted.append((key, new, detail, members))
     for key, new, detail, members in adopted:
         bundle = detail["bundle"]

@@ -18,6 +18,7 @@ from datetime import datetime
 from types import MappingProxyType
 
 from engine.compact import Moments, shared, shared_or_none
+from engine.evidence import EvidenceSource
 from engine.model import Evidence, Level
 from engine.store.connection import StoreBase, iso
 from engine.store.mark_table import ABSENT, MarkTable
@@ -175,20 +176,26 @@ class ReplicaStore(StoreBase):
             f"""SELECT endpoint, scan, level, algorithm, value, task_id, verified_at, signature,
                       how, {identity} FROM evidence"""
         )
+        # What a batch of evidence shares (`EvidenceSource`), made once per distinct row part.
+        sources: dict[tuple[object, ...], EvidenceSource] = {}
         for row in cursor:
             endpoint, scan, level, algorithm, value, task_id, verified, signature, how, ident = row
             rows = out.get(endpoint)
             if rows is None:
                 rows = out[shared(endpoint)] = {}
+            common = (level, algorithm, task_id, verified, how, ident)
+            source = sources.get(common)
+            if source is None:
+                source = sources[common] = EvidenceSource(
+                    levels[level],
+                    shared_or_none(algorithm),
+                    shared_or_none(task_id),
+                    parse(verified),
+                    shared(how),
+                    shared_or_none(ident),
+                )
             rows[shared(scan)] = Evidence(
-                level=levels[level],
-                algorithm=shared_or_none(algorithm),
-                value=shared_or_none(value),
-                task_id=shared_or_none(task_id),
-                verified_at=parse(verified),
-                signature=shared(signature),
-                how=shared(how),
-                identity=shared_or_none(ident),
+                value=shared_or_none(value), signature=shared(signature), source=source
             )
         return out
 
