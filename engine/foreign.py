@@ -43,7 +43,7 @@ def without_foreign(
     listings: Mapping[str, ScanListing],
     foreign: Mapping[str, frozenset[str]] | None,
     scans: Mapping[str, Scan] | None = None,
-) -> dict[str, ScanListing]:
+) -> Mapping[str, ScanListing]:
     """The listings with the recorded foreign paths left out; a scan left empty is absent.
 
     Args:
@@ -53,7 +53,7 @@ def without_foreign(
             version is kept (None: leave out exactly the recorded paths, as the walk does).
     """
     if not foreign:
-        return listings if isinstance(listings, dict) else dict(listings)
+        return listings
     out = dict(listings)
     for scan_id, paths in foreign.items():
         listing = out.get(scan_id)
@@ -81,7 +81,7 @@ class WithoutForeign:
 
     def list_scans(
         self, layout: ScanLayout, wanted: Collection[str] | None = None
-    ) -> dict[str, ScanListing]:
+    ) -> Mapping[str, ScanListing]:
         return without_foreign(self._inner.list_scans(layout, wanted), self._foreign)
 
     def stat_scan(self, layout: ScanLayout, scan: str) -> ScanListing | None:

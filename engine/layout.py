@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 # Temporary names the engine writes while copying; never part of any scan.
 ENGINE_TEMP_PREFIX = ".bl931-"
 
-# Paths whose include/exclude verdict is remembered (a few bytes each; ~2x a large beamline).
-_MEMO_LIMIT = 2_000_000
+# Paths whose include/exclude verdict is remembered: the names a burst of new scans asks about
+# on every endpoint. Folders read again ask only about names they did not list before
+# (engine/incremental/dirs.py), so the memo need not hold every scan (3.8 MB at 100k, issue 15).
+_MEMO_LIMIT = 1 << 14
 
 
 # The glob dialect of include/exclude patterns and done markers, translated by wcmatch:

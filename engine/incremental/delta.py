@@ -149,7 +149,7 @@ def observe_delta(
     seen = Observation(
         Overlay(base.seen.scans, found),  # type: ignore[arg-type]  # read only, as a dict is
         observations,
-        listings,  # type: ignore[arg-type]
+        listings,
         assessed,
         base.seen.catalog,
         inventory=walked,

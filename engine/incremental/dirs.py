@@ -21,11 +21,13 @@ import logging
 import os
 import stat
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine.clock import filesystem_now
 from engine.errors import EndpointUnavailable
+from engine.incremental.folder_listings import FolderListings, scan_of
 from engine.layout import ScanLayout
 from engine.listing import listing_of
 from engine.model import FileStat
@@ -45,8 +47,8 @@ class _Folder:
     stamp: tuple[int, int, int, int] | None  # None: never reused (it was still settling)
     files: tuple[FileStat, ...]
     subdirs: tuple[str, ...]
-    # One-file scans in this folder (unit "file"): a tuple, not a dict (8 bytes a scan, not
-    # ~40), since the endpoint's listing is one dict built from every folder anyway.
+    # One-file scans in this folder (unit "file"), sorted by scan id: a tuple, not a dict (8
+    # bytes a scan, not ~40); the endpoint's listing is a view over them (`FolderListings`).
     scans: tuple[ScanListing, ...] | None
 
 
@@ -58,7 +60,7 @@ class ListingChanges:
     gone: frozenset[str]  # scans listed before that are listed no more
     # The whole listing, when the changes could not be told apart from it (unit "directory"):
     # `gone` is then not filled in; the caller compares the listings.
-    everything: dict[str, ScanListing] | None = None
+    everything: Mapping[str, ScanListing] | None = None
 
 
 class DirectoryCache:
@@ -82,9 +84,12 @@ class DirectoryCache:
             self._templates = self._folders
         self._folders = {}
 
-    def list_scans(self, storage: LocalStorage, layout: ScanLayout) -> dict[str, ScanListing]:
-        """`storage.list_scans(layout)`, reading only folders whose stat changed."""
+    def list_scans(self, storage: LocalStorage, layout: ScanLayout) -> Mapping[str, ScanListing]:
+        """`storage.list_scans(layout)`, reading only folders whose stat changed. One-file
+        scans are listed as a view over the folders (`FolderListings`), not a dict."""
         seen, _before = self._walk(storage, layout)
+        if layout.unit == "file":
+            return FolderListings(seen)
         out: dict[str, ScanListing] = {}
         grouped: dict[str, list[FileStat]] = {}
         for folder in seen.values():
@@ -246,10 +251,20 @@ class DirectoryCache:
         scans: tuple[ScanListing, ...] | None = None
         if layout.unit == "file":
             old = {listing.scan: listing for listing in before.scans or ()} if before else {}
+            # A file this folder listed as a scan before is one still (the layout is fixed):
+            # only new names ask the layout (whose memo then stays small, issue 15).
+            # Sorted by scan id: the endpoint's listing finds a scan in its folder by a binary
+            # search (engine/incremental/folder_listings.py).
             scans = tuple(
-                _same_or_new(old.get(f.path), f)
-                for f in files
-                if layout.scan_of(f.path, folders_checked=True) is not None
+                sorted(
+                    (
+                        _same_or_new(was, f)
+                        for f in files
+                        if (was := old.get(f.path)) is not None
+                        or layout.scan_of(f.path, folders_checked=True) is not None
+                    ),
+                    key=scan_of,
+                )
             )
         # One-file scans keep their files only in `scans` (no second copy held).
         kept = () if scans is not None else tuple(files)

@@ -22,6 +22,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 
 from engine.errors import UnsafePath
 from engine.inventory.checksum import file_checksum
@@ -111,8 +112,7 @@ def walk_inventory(
     hashed = 0
     last_listings, last_scans = (steady.listings, steady.scans) if steady else ({}, {})
     kept: dict[str, ScanListing] = {}
-    for scan_id in sorted(listings):
-        listing = listings[scan_id]
+    for scan_id, listing in sorted(listings.items(), key=itemgetter(0)):
         previous = known.get(scan_id)
         if last_listings.get(scan_id) is listing and last_scans.get(scan_id) is previous:
             scans[scan_id] = previous  # type: ignore[assignment]  # `last_scans` holds no None
@@ -171,9 +171,12 @@ def walk_inventory(
         # The steady state of an inventory that holds every known scan: every listing kept
         # and every scan the known one, so both dicts equal the ones given. Keep those (one
         # dict over every scan, not two each; issue 15). Neither is changed after a walk.
-        kept, scans = listings, known
+        kept_listings: Mapping[str, ScanListing] = listings
+        scans = known
+    else:
+        kept_listings = kept
     if steady is not None:
-        steady.listings, steady.scans = kept, scans
+        steady.listings, steady.scans = kept_listings, scans
     return InventoryResult(scans, tuple(incomplete), tuple(problems), hashed)
 
 
@@ -188,7 +191,7 @@ class SteadyMemo:
     __slots__ = ("listings", "scans")
 
     def __init__(self) -> None:
-        self.listings: dict[str, ScanListing] = {}
+        self.listings: Mapping[str, ScanListing] = {}
         self.scans: Mapping[str, Scan] = {}
 
     def __bool__(self) -> bool:

@@ -44,7 +44,7 @@ class InventoryReader:
         # default, `--once`, `--dry-run`): every pass observes everything.
         self.incremental: IncrementalView | None = None
         # The last walk's listing of a local inventory endpoint (None: list it as any other).
-        self.listing: dict[str, ScanListing] | None = None
+        self.listing: Mapping[str, ScanListing] | None = None
 
     def read(
         self, now: datetime, known: Mapping[str, Scan], foreign: ForeignPaths
@@ -95,12 +95,12 @@ class _ListedOnce(LocalStorage):
 
     def __init__(self, name: str, root: Path, foreign: Mapping[str, frozenset[str]]) -> None:
         super().__init__(name, root)
-        self.listing: dict[str, ScanListing] | None = None
+        self.listing: Mapping[str, ScanListing] | None = None
         self._foreign = foreign
 
     def list_scans(
         self, layout: ScanLayout, wanted: Collection[str] | None = None
-    ) -> dict[str, ScanListing]:
+    ) -> Mapping[str, ScanListing]:
         if self.listing is None:
             self.listing = without_foreign(super().list_scans(layout, wanted), self._foreign)
         return self.listing

@@ -19,7 +19,7 @@ class Observation:
 
     scans: dict[str, Scan]
     observations: dict[str, EndpointObservation]
-    listings: dict[str, dict[str, ScanListing]]
+    listings: dict[str, Mapping[str, ScanListing]]
     assessed: dict[str, dict[str, Assessed]]
     catalog: CatalogView
     errors: list[EndpointError] = field(default_factory=list)

@@ -261,7 +261,7 @@ class Observer:
         self,
         seen: Observation,
         name: str,
-        listing: dict[str, ScanListing],
+        listing: Mapping[str, ScanListing],
         evidence: Mapping[str, Evidence],
         now: datetime,
         write: bool,

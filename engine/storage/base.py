@@ -16,7 +16,7 @@ service asked for are kept in the store's book (`keep_holds_in`).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
@@ -39,7 +39,7 @@ class Storage(Protocol):
 
     def list_scans(
         self, layout: ScanLayout, wanted: Collection[str] | None = None
-    ) -> dict[str, ScanListing]:
+    ) -> Mapping[str, ScanListing]:
         """List the scans present. `wanted` (if given) are the scan ids the caller cares about;
         a backend may list only what is needed to answer for them, and may return more.
 

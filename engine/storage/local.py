@@ -17,7 +17,7 @@ import logging
 import os
 import stat
 import sys
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,7 +65,7 @@ class LocalStorage:
 
     def list_scans(
         self, layout: ScanLayout, wanted: Collection[str] | None = None
-    ) -> dict[str, ScanListing]:
+    ) -> Mapping[str, ScanListing]:
         """Walk the whole tree and group its files into scans.
 
         A local walk is cheap enough that `wanted` is ignored: the full answer is always
