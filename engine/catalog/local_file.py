@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from engine.catalog.dataset import recorded_endpoints, scan_id_of
-from engine.catalog.doc_index import DocEntry, DocIndex
+from engine.catalog.doc_index import DocEntry, DocIndex, DocIndexBuilder
 from engine.catalog.json_stream import read_tables
 
 TABLE = "datasets"
@@ -229,7 +229,7 @@ def _write(
     identity: Mapping[str, Any],
 ) -> DocIndex:
     """Stream the catalog into `out`; returns the index of what was written."""
-    written = DocIndex()
+    written = DocIndexBuilder()
     # The layout json.dumps(sort_keys=True) gives: the identity table, then the documents.
     head = b"{" + _dumps(IDENTITY_TABLE) + b': {"1": ' + _dumps(dict(identity)) + b"}, "
     position = out.write(head + _dumps(TABLE) + b": {")
@@ -253,18 +253,18 @@ def _write(
         written.add(scan_id, position, position + len(raw), endpoints)
         position += out.write(raw)
     out.write(b"}}")
-    return written
+    return written.done()
 
 
 def _index(handle: BinaryIO, stamp: FileStamp) -> CatalogSnapshot:
-    entries = DocIndex()
+    entries = DocIndexBuilder()
     identity: dict[str, Any] = {}
     try:
         for table, doc_id, value, start, end in read_tables(handle, streamed=TABLE):
             if table == IDENTITY_TABLE:
                 identity = _identity_row(value)
             elif doc_id is None and table == TABLE:
-                entries = DocIndex()  # the table starts (a second one replaces the first)
+                entries = DocIndexBuilder()  # the table starts (a second one replaces the first)
             elif doc_id is not None:
                 scan_id = scan_id_of(value) if isinstance(value, dict) else None
                 if scan_id is None:
@@ -283,7 +283,7 @@ def _index(handle: BinaryIO, stamp: FileStamp) -> CatalogSnapshot:
     generation = identity.get("generation", 0)
     if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
         raise CatalogCorrupt(f"the {IDENTITY_TABLE} generation is not a count")
-    return CatalogSnapshot(entries, catalog_id, generation, stamp, identity)
+    return CatalogSnapshot(entries.done(), catalog_id, generation, stamp, identity)
 
 
 def _identity_row(table: object) -> dict[str, Any]:
