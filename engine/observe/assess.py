@@ -26,19 +26,19 @@ class Assessed(Replica):
     less per replica (issue 15's memory target).
     """
 
-    __slots__ = ("key", "listing", "made_for", "signature")
+    __slots__ = ("listing", "made_from", "signature")
     signature: str
     listing: ScanListing | None
-    made_for: Scan | None
-    key: object
+    # The scan it was made for, and the evidence key when that is not the replica's own
+    # evidence (a `(scan, key)` pair then): one slot for both, the pair only in rare cases.
+    made_from: Scan | tuple[Scan, object] | None
 
     def __init__(self, *args: Any, signature: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         setter = object.__setattr__
         setter(self, "signature", signature)
         setter(self, "listing", None)
-        setter(self, "made_for", None)
-        setter(self, "key", None)
+        setter(self, "made_from", None)
 
     @classmethod
     def of(cls, replica: Replica, signature: str) -> Assessed:
@@ -63,8 +63,26 @@ class Assessed(Replica):
         else holds it (`AssessmentCache`)."""
         setter = object.__setattr__
         setter(self, "listing", listing)
-        setter(self, "made_for", made_for)
-        setter(self, "key", key)
+        setter(self, "made_from", made_for if key is self.evidence else (made_for, key))
+
+    def made_from_same(self, scan: Scan, key: object) -> bool:
+        """Whether it was made for this very scan object with this very evidence key."""
+        made = self.made_from
+        if type(made) is tuple:
+            return made[0] is scan and made[1] is key
+        return made is scan and key is self.evidence
+
+    @property
+    def made_for(self) -> Scan | None:
+        made = self.made_from
+        return made[0] if type(made) is tuple else made  # type: ignore[return-value]
+
+    @property
+    def key(self) -> object:
+        made = self.made_from
+        if type(made) is tuple:
+            return made[1]
+        return None if made is None else self.evidence
 
 
 def size_level(scan: Scan, listing: ScanListing) -> Level:

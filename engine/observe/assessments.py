@@ -49,8 +49,7 @@ class AssessmentCache:
             verdict = previous.get(scan_id)
             if (
                 verdict is None
-                or verdict.made_for is not scan
-                or verdict.key is not key
+                or not verdict.made_from_same(scan, key)
                 or (verdict.listing is not listed and verdict.listing != listed)
             ):
                 verdict = assess(

@@ -28,6 +28,7 @@ from engine.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from engine.model import Evidence
+    from engine.scan_rows import RowMap
     from engine.store.mark_table import MarkTable
 
 log = logging.getLogger("engine.state")
@@ -63,7 +64,7 @@ class StoreBase:
         # (`engine.store.replicas`). A read-only store (the TUI, an audit) always reads afresh.
         self._cache_lock = threading.Lock()
         self._marks_cache: MarkTable | None = None
-        self._evidence_cache: dict[str, dict[str, Evidence]] | None = None
+        self._evidence_cache: dict[str, RowMap[Evidence]] | None = None
         self._generation = 0  # bumped by every write: a read that raced one is not kept
         if readonly:
             if not self.path.exists():

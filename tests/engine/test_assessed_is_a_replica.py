@@ -58,3 +58,21 @@ def test_a_verdict_refuses_assignment():
         except dataclasses.FrozenInstanceError:
             continue
         raise AssertionError(f"{name} was assigned")
+
+
+def test_reused_only_for_the_very_scan_and_evidence_it_was_made_from():
+    verdict = _verdict()  # its evidence is the key: one slot holds the scan alone
+    assert verdict.made_from is SCAN and verdict.key is verdict.evidence
+    assert verdict.made_from_same(SCAN, verdict.evidence)
+    other = Evidence(Level.CHECKSUM, "md5", "c" * 32, "t-1", SCAN.acquired_at, LISTED.signature)
+    assert other == verdict.evidence and not verdict.made_from_same(SCAN, other)  # not the same
+    copy = dataclasses.replace(SCAN)
+    assert not verdict.made_from_same(copy, verdict.evidence)
+    # Evidence of an older version: not the replica's evidence, kept beside the scan.
+    older = Evidence(Level.CHECKSUM, "md5", "0" * 32, "t-0", SCAN.acquired_at, "x" * 32)
+    made = assess(SCAN, "cfs", LISTED, older, is_inventory=False)
+    made.remember(LISTED, SCAN, older)
+    assert made.evidence is None and made.key is older and made.made_for is SCAN
+    assert made.made_from_same(SCAN, older) and not made.made_from_same(SCAN, None)
+    fresh = Assessed.of(made, made.signature)
+    assert not fresh.made_from_same(SCAN, older) and fresh.key is None
