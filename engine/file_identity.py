@@ -10,7 +10,7 @@ two identities are equal exactly when both their inodes and their ctimes are.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 _INODE_BITS = 64
 _INODE_MASK = (1 << _INODE_BITS) - 1
@@ -58,3 +58,23 @@ def given(identity: Identity, inode: int | None, ctime_ns: int | None) -> Identi
         inode_of(identity) if inode is KEEP else inode,
         ctime_of(identity) if ctime_ns is KEEP else ctime_ns,
     )
+
+
+class WithIdentity:
+    """`inode` and `ctime_ns`, read from the `identity` a `FileStat` or `ScanFile` keeps."""
+
+    __slots__ = ()
+    identity: Identity
+    _SHOWN: ClassVar[tuple[str, ...]] = ()  # the fields a repr names, in order, as the dataclass did
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._SHOWN)
+        return f"{type(self).__name__}({shown})"
+
+    @property
+    def inode(self) -> int | None:
+        return inode_of(self.identity)
+
+    @property
+    def ctime_ns(self) -> int | None:
+        return ctime_of(self.identity)

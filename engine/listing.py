@@ -19,9 +19,9 @@ import hashlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
-from engine.file_identity import KEEP, Identity, ctime_of, given, inode_of
+from engine.file_identity import KEEP, Identity, WithIdentity, given
 
 if TYPE_CHECKING:
     from engine.model import ScanFile
@@ -50,7 +50,7 @@ class ScanListing:
 
 
 @dataclass(frozen=True, slots=True, init=False, repr=False)
-class FileStat(ScanListing):
+class FileStat(ScanListing, WithIdentity):
     """One file as an endpoint lists it. `path` is relative to the endpoint root.
 
     `inode` and `ctime_ns` are set by listings that can see them (a local tree): together they
@@ -65,6 +65,7 @@ class FileStat(ScanListing):
     size: int
     mtime: float
     identity: Identity = None
+    _SHOWN: ClassVar[tuple[str, ...]] = ("path", "size", "mtime", "inode", "ctime_ns")
 
     def __init__(
         self,
@@ -80,20 +81,6 @@ class FileStat(ScanListing):
         setter(self, "size", size)
         setter(self, "mtime", mtime)
         setter(self, "identity", given(identity, inode, ctime_ns))
-
-    @property
-    def inode(self) -> int | None:
-        return inode_of(self.identity)
-
-    @property
-    def ctime_ns(self) -> int | None:
-        return ctime_of(self.identity)
-
-    def __repr__(self) -> str:
-        return (
-            f"FileStat(path={self.path!r}, size={self.size!r}, mtime={self.mtime!r}, "
-            f"inode={self.inode!r}, ctime_ns={self.ctime_ns!r})"
-        )
 
     @property
     def scan(self) -> str:

@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import IntEnum, StrEnum
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from engine.evidence import Evidence as Evidence  # re-exported: a shared value
-from engine.file_identity import KEEP, Identity, ctime_of, given, inode_of
+from engine.file_identity import KEEP, Identity, WithIdentity, given
 from engine.listing import FileStat as FileStat  # re-exported: a listed file is a shared value
 from engine.replica import Replica as Replica  # re-exported: the planner's input per replica
 
@@ -59,7 +59,7 @@ class ErrorClass(StrEnum):
 
 
 @dataclass(frozen=True, slots=True, init=False, repr=False)
-class ScanFile:
+class ScanFile(WithIdentity):
     """One file of a scan as the inventory recorded it (path relative to the endpoint root).
 
     `inode` and `ctime_ns` are the file's identity when `checksum` was computed (see
@@ -72,6 +72,7 @@ class ScanFile:
     mtime: float
     checksum: str
     identity: Identity = None
+    _SHOWN: ClassVar[tuple[str, ...]] = ("path", "size", "mtime", "checksum", "inode", "ctime_ns")
 
     def __init__(
         self,
@@ -89,20 +90,6 @@ class ScanFile:
         setter(self, "mtime", mtime)
         setter(self, "checksum", checksum)
         setter(self, "identity", given(identity, inode, ctime_ns))
-
-    @property
-    def inode(self) -> int | None:
-        return inode_of(self.identity)
-
-    @property
-    def ctime_ns(self) -> int | None:
-        return ctime_of(self.identity)
-
-    def __repr__(self) -> str:
-        return (
-            f"ScanFile(path={self.path!r}, size={self.size!r}, mtime={self.mtime!r}, "
-            f"checksum={self.checksum!r}, inode={self.inode!r}, ctime_ns={self.ctime_ns!r})"
-        )
 
 
 @dataclass(frozen=True, slots=True)

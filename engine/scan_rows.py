@@ -3,20 +3,25 @@
 At 100k scans a dict over every scan costs 3.8 MB and a boxed int per entry 3.2 MB more. The
 facts the service keeps for every scan between passes — the stored replicas' marks
 (`engine.store.mark_table`), where each document is in the local catalog file
-(`engine.catalog.doc_index`) — are kept instead as arrays indexed by the scan's row number
+(`engine.catalog.doc_index`), each endpoint's evidence (`RowMap`, read by
+`engine.store.replicas`) — are kept instead as arrays or lists indexed by the scan's row number
 here: one dict for all of them (issue 15's memory target).
 
-Numbers are handed out on first sight and never taken back or reused (a process sees at most
-the scans it lists, reads or is told about), so an array made earlier stays right for every
-row it covers; a row past its end is simply not in it. Safe to use from several threads.
+Numbers are handed out on first sight and never taken back or reused, so an array made earlier
+stays right for every row it covers; a row past its end is simply not in it. The table holds
+every scan id the process has met (the scans its store knows, the documents of its catalog):
+what the service holds anyway. A column spans the rows from its lowest to its highest scan.
+Safe to use from several threads.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
+from collections.abc import Iterable, Iterator
 from typing import TypeVar
+
+from engine.pairs_mapping import PairsMapping
 
 T = TypeVar("T")
 
@@ -64,7 +69,7 @@ class ScanRows:
 ROWS = ScanRows()
 
 
-class RowMap(Mapping[str, T]):
+class RowMap(PairsMapping[str, T]):
     """scan id → value, as a list indexed by row number from the lowest row it holds: 8 bytes
     a scan instead of a dict entry (~38). Read-only once made (`RowMap.of`)."""
 
@@ -106,34 +111,11 @@ class RowMap(Mapping[str, T]):
     def __contains__(self, scan: object) -> bool:
         return self.get(scan) is not None  # type: ignore[arg-type]
 
-    def __iter__(self) -> Iterator[str]:
-        return (scan for scan, _ in self._pairs())
-
     def __len__(self) -> int:
         return self._len
-
-    def items(self) -> ItemsView[str, T]:
-        return _Items(self)
-
-    def values(self) -> ValuesView[T]:
-        return _Values(self)
 
     def _pairs(self) -> Iterator[tuple[str, T]]:
         ids, base = ROWS._ids, self._base
         for row, value in enumerate(self._values):
             if value is not None:
                 yield ids[base + row], value
-
-
-class _Items(ItemsView[str, T]):
-    _mapping: RowMap[T]
-
-    def __iter__(self) -> Iterator[tuple[str, T]]:
-        return self._mapping._pairs()
-
-
-class _Values(ValuesView[T]):
-    _mapping: RowMap[T]
-
-    def __iter__(self) -> Iterator[T]:
-        return (value for _, value in self._mapping._pairs())

@@ -13,11 +13,12 @@ makes a new map of folders), so a view handed to a pass keeps listing what that 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import ItemsView, Iterator, Mapping, ValuesView
+from collections.abc import Iterator, Mapping
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from engine.listing import ScanListing
+from engine.pairs_mapping import PairsMapping
 
 if TYPE_CHECKING:
     from engine.incremental.dirs import _Folder
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 scan_of = attrgetter("scan")
 
 
-class FolderListings(Mapping[str, ScanListing]):
+class FolderListings(PairsMapping[str, ScanListing]):
     """scan id → listing over a walk's folders (see the module docstring)."""
 
     __slots__ = ("_folders", "_len")
@@ -66,36 +67,10 @@ class FolderListings(Mapping[str, ScanListing]):
     def __len__(self) -> int:
         return self._len
 
-    def items(self) -> ItemsView[str, ScanListing]:
-        return _Items(self)
-
-    def values(self) -> ValuesView[ScanListing]:
-        return _Values(self)
-
     def _pairs(self) -> Iterator[tuple[str, ScanListing]]:
         for scans in self._folders.values():
             for listing in scans:
                 yield listing.scan, listing
 
-    def _listings(self) -> Iterator[ScanListing]:
-        for scans in self._folders.values():
-            yield from scans
-
     def __repr__(self) -> str:
         return f"FolderListings({self._len} scans in {len(self._folders)} folders)"
-
-
-class _Items(ItemsView[str, ScanListing]):
-    """The pairs, read straight from the folders (no look-up per key)."""
-
-    _mapping: FolderListings
-
-    def __iter__(self) -> Iterator[tuple[str, ScanListing]]:
-        return self._mapping._pairs()
-
-
-class _Values(ValuesView[ScanListing]):
-    _mapping: FolderListings
-
-    def __iter__(self) -> Iterator[ScanListing]:
-        return self._mapping._listings()
