@@ -65,7 +65,9 @@ class WithIdentity:
 
     __slots__ = ()
     identity: Identity
-    _SHOWN: ClassVar[tuple[str, ...]] = ()  # the fields a repr names, in order, as the dataclass did
+    _SHOWN: ClassVar[
+        tuple[str, ...]
+    ] = ()  # the fields a repr names, in order, as the dataclass did
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._SHOWN)
