@@ -1,8 +1,10 @@
-"""A read-only mapping whose pairs are read straight from where it keeps them.
+"""A read-only mapping that finds one value (`_find`) and hands out its pairs directly.
 
-`collections.abc.Mapping` makes `items()` and `values()` look every key up again; the compact
-per-scan maps (`engine.scan_rows.RowMap`, `engine.incremental.folder_listings.FolderListings`)
-can hand their pairs out directly, which matters when a pass walks 100k of them.
+The compact per-scan maps (`engine.scan_rows.RowMap`, `engine.store.mark_table.EndpointMarks`,
+`engine.catalog.doc_index.DocIndex`, `engine.incremental.folder_listings.FolderListings`) each
+know how to find one value and how to walk their pairs; look-ups, membership, keys, items and
+values follow from those two. `collections.abc.Mapping` would look every key up again for
+`items()` and `values()`, which matters when a pass walks 100k of them.
 """
 
 from __future__ import annotations
@@ -15,12 +17,29 @@ V = TypeVar("V")
 
 
 class PairsMapping(Mapping[K, V]):
-    """A `Mapping` whose `_pairs()` yields every (key, value): keys, items and values use it."""
+    """A `Mapping` made of `_find(key)` (the value, None when absent: no value is None) and
+    `_pairs()` (every key and value)."""
 
     __slots__ = ()
 
+    def _find(self, key: object) -> V | None:
+        raise NotImplementedError
+
     def _pairs(self) -> Iterator[tuple[K, V]]:
         raise NotImplementedError
+
+    def get(self, key: K, default: V | None = None) -> V | None:  # type: ignore[override]
+        found = self._find(key)
+        return default if found is None else found
+
+    def __getitem__(self, key: K) -> V:
+        found = self._find(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def __contains__(self, key: object) -> bool:
+        return self._find(key) is not None
 
     def __iter__(self) -> Iterator[K]:
         return (key for key, _ in self._pairs())

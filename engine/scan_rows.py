@@ -92,24 +92,12 @@ class RowMap(PairsMapping[str, T]):
             values[row - base] = value
         return cls(base, values)
 
-    def get(self, scan: str, default: T | None = None) -> T | None:  # type: ignore[override]
+    def _find(self, scan: object) -> T | None:
         row = ROWS.find(scan)
         if row is None:
-            return default
+            return None
         row -= self._base
-        if not 0 <= row < len(self._values):
-            return default
-        value = self._values[row]
-        return default if value is None else value
-
-    def __getitem__(self, scan: str) -> T:
-        value = self.get(scan)
-        if value is None:
-            raise KeyError(scan)
-        return value
-
-    def __contains__(self, scan: object) -> bool:
-        return self.get(scan) is not None  # type: ignore[arg-type]
+        return self._values[row] if 0 <= row < len(self._values) else None
 
     def __len__(self) -> int:
         return self._len

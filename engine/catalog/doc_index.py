@@ -11,10 +11,11 @@ endpoint sets (`frozenset`s such as {cfs, hpss}) are kept once in a table. Reads
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from itertools import repeat
 from typing import NamedTuple
 
+from engine.pairs_mapping import PairsMapping
 from engine.scan_rows import ROWS
 
 _NONE = -1  # no document for this row
@@ -28,7 +29,7 @@ class DocEntry(NamedTuple):
     endpoints: frozenset[str]
 
 
-class DocIndex(Mapping[str, DocEntry]):
+class DocIndex(PairsMapping[str, DocEntry]):
     """scan id → `DocEntry` as columns (see the module docstring). Made by `DocIndexBuilder`,
     then only read. The columns cover the rows from the lowest to the highest of its scans
     (a catalog's scans are mostly numbered together: when first listed or read)."""
@@ -59,17 +60,23 @@ class DocIndex(Mapping[str, DocEntry]):
             return None
         return row
 
-    def __getitem__(self, scan_id: str) -> DocEntry:
-        row = self._row(scan_id)
-        if row is None:
-            raise KeyError(scan_id)
+    def _entry(self, row: int) -> DocEntry:
         start = self._starts[row]
         return DocEntry(start, start + self._lengths[row], self._sets[self._which[row]])
 
-    def __contains__(self, scan_id: object) -> bool:
+    def _find(self, scan_id: object) -> DocEntry | None:
+        row = self._row(scan_id)
+        return None if row is None else self._entry(row)
+
+    def _pairs(self) -> Iterator[tuple[str, DocEntry]]:
+        for row, number in enumerate(self._which):
+            if number != _NONE:
+                yield ROWS.scan(self._base + row), self._entry(row)
+
+    def __contains__(self, scan_id: object) -> bool:  # no entry made
         return self._row(scan_id) is not None
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[str]:  # the ids alone
         base = self._base
         return ROWS.scans(base + row for row, number in enumerate(self._which) if number != _NONE)
 
@@ -116,6 +123,3 @@ class DocIndexBuilder:
             lengths[row] = self._lengths[at]
             which[row] = self._which[at]
         return DocIndex(base, starts, lengths, which, self._sets)
-
-
-NO_ENTRIES: Mapping[str, DocEntry] = DocIndex()

@@ -46,19 +46,6 @@ class FolderListings(PairsMapping[str, ScanListing]):
             return scans[at]
         return None
 
-    def __getitem__(self, scan: str) -> ScanListing:
-        found = self._find(scan)
-        if found is None:
-            raise KeyError(scan)
-        return found
-
-    def get(self, scan: str, default: ScanListing | None = None) -> ScanListing | None:  # type: ignore[override]
-        found = self._find(scan)
-        return default if found is None else found
-
-    def __contains__(self, scan: object) -> bool:
-        return self._find(scan) is not None
-
     def __iter__(self) -> Iterator[str]:
         for scans in self._folders.values():
             for listing in scans:

@@ -18,12 +18,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from itertools import repeat
 
 from engine.compact import shared
+from engine.pairs_mapping import PairsMapping
 from engine.scan_rows import ROWS
 
 ABSENT = -(1 << 63)  # no row at this endpoint (`replica_mark` never gives it)
 
 
-class EndpointMarks(Mapping[str, int]):
+class EndpointMarks(PairsMapping[str, int]):
     """One endpoint's marks: scan → mark of its stored row (a read-only view)."""
 
     __slots__ = ("_len", "_marks")
@@ -32,22 +33,18 @@ class EndpointMarks(Mapping[str, int]):
         self._marks = marks
         self._len = len(marks) - marks.count(ABSENT)
 
-    def __getitem__(self, scan: str) -> int:
-        mark = self.get(scan)
-        if mark is None:
-            raise KeyError(scan)
-        return mark
-
-    def get(self, scan: str, default: int | None = None) -> int | None:  # type: ignore[override]
+    def _find(self, scan: object) -> int | None:
         row = ROWS.find(scan)
         marks = self._marks
         if row is None or row >= len(marks):
-            return default
+            return None
         mark = marks[row]
-        return default if mark == ABSENT else mark
+        return None if mark == ABSENT else mark
 
-    def __contains__(self, scan: object) -> bool:
-        return self.get(scan) is not None  # type: ignore[arg-type]
+    def _pairs(self) -> Iterator[tuple[str, int]]:
+        for row, mark in enumerate(self._marks):
+            if mark != ABSENT:
+                yield ROWS.scan(row), mark
 
     def __iter__(self) -> Iterator[str]:
         return ROWS.scans(row for row, mark in enumerate(self._marks) if mark != ABSENT)
